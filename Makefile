@@ -1,0 +1,122 @@
+# Image the deploy target runs.
+IMG ?= kinto-operator:dev
+
+# One Kubernetes minor for the client libraries (go.mod: k8s.io/* v0.36.x) and the binaries the
+# tests run (built from source by hack/build-kube-binaries.sh).
+KUBE_VERSION ?= v1.36.5
+CONTROLLER_TOOLS_VERSION ?= v0.21.0
+# The Kinto release the real-server tests install: the operator's default.
+KINTO_VERSION ?= $(shell sed -n 's/^const DefaultKintoVersion = "\(.*\)"/\1/p' api/v1alpha1/kintoinstance_types.go)
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+KUBE_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
+KUBECTL ?= $(KUBE_ASSETS)/kubectl
+
+# go test prints every test by name as it runs, so a CI log shows what ran.
+GOTEST ?= go test -v -count=1
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the deepcopy methods of the API types.
+	$(CONTROLLER_GEN) object paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: manifests generate vet ## Fail when generated files are stale or the code is not gofmt-clean.
+	@stale=$$(git status --porcelain -- api config); \
+	if [ -n "$$stale" ]; then \
+	  echo "generated files are stale (run 'make manifests generate' and commit):"; echo "$$stale"; \
+	  git --no-pager diff --stat -- api config; exit 1; fi
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-clean: $$unformatted"; exit 1; fi
+
+##@ Tests
+
+.PHONY: test
+test: verify test-unit test-envtest test-kinto ## Run every test suite: unit, API server and real Kinto.
+
+.PHONY: test-unit
+test-unit: ## Unit tests of the pure builders and renderers (no API server).
+	$(GOTEST) ./internal/...
+
+.PHONY: test-envtest
+test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (envtest).
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/...
+
+.PHONY: test-kinto
+test-kinto: kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
+	KINTO_BIN=$(LOCALBIN)/kinto-$(KINTO_VERSION)/bin/kinto $(GOTEST) -tags kinto ./test/kinto/...
+
+.PHONY: bench
+bench: ## Benchmarks of the builders and of a full reconcile against the real API server.
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) go test -run '^$$' -bench . -benchmem ./internal/... ./controllers/...
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator binary.
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager .
+
+.PHONY: run
+run: manifests generate ## Run the operator against the cluster of $KUBECONFIG.
+	go run . --leader-elect=false
+
+.PHONY: docker-build
+docker-build: ## Build the operator image (needs a container engine).
+	docker build -t $(IMG) .
+
+##@ Deployment (against the cluster of $KUBECONFIG)
+
+.PHONY: install
+install: manifests kube-binaries ## Install the CRDs.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: kube-binaries ## Remove the CRDs (and with them every KintoInstance).
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests kube-binaries ## Deploy the operator (image $(IMG)) with its RBAC.
+	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kube-binaries ## Remove the operator deployment.
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: demo
+demo: kube-binaries build ## Start a local control plane, run the operator on the samples, stop.
+	KUBE_ASSETS=$(KUBE_ASSETS) hack/demo.sh
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN)/tmp-controller-gen go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/tmp-controller-gen/controller-gen $@ && rmdir $(LOCALBIN)/tmp-controller-gen
+
+.PHONY: kube-binaries
+kube-binaries: ## Build kube-apiserver, etcd, kubectl, ... from source into bin/k8s/$(KUBE_VERSION).
+	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube-binaries.sh $(KUBE_ASSETS)
+
+.PHONY: kinto-server
+kinto-server: ## Install the real Kinto server into bin/kinto-$(KINTO_VERSION) (needs PostgreSQL too).
+	hack/install-kinto.sh $(KINTO_VERSION) $(LOCALBIN)/kinto-$(KINTO_VERSION)

@@ -1,0 +1,463 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultKintoVersion is the Kinto release an instance runs when spec.version is not set. It must
+// be published both on PyPI (package kinto) and as the kinto/kinto-server image tag.
+const DefaultKintoVersion = "26.5.0"
+
+// DefaultPostgreSQLVersion is the PostgreSQL major version of a managed database when none is
+// set. It is the one Debian stable packages, which the project's real-database tests run against.
+const DefaultPostgreSQLVersion = "15"
+
+// KintoInstanceSpec is the desired state of one Kinto server with its database.
+// +kubebuilder:validation:XValidation:rule="!has(self.auth) || !has(self.auth.accounts) || !(has(self.auth.accounts.registration) && self.auth.accounts.registration == 'AdminsOnly') || (has(self.auth.accounts.admins) && size(self.auth.accounts.admins) > 0)",message="auth.accounts.registration AdminsOnly needs at least one entry in auth.accounts.admins",fieldPath=".auth.accounts.admins"
+type KintoInstanceSpec struct {
+	// Version is the Kinto server release to run, such as "26.5.0". It selects the image tag
+	// kinto/kinto-server:<version> unless image is set. A change first runs the schema migration
+	// (`kinto migrate`) in a Job, then rolls the server to the new release.
+	// +kubebuilder:default="26.5.0"
+	// +kubebuilder:validation:Pattern=`^[0-9]+\.[0-9]+\.[0-9]+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// Image overrides the Kinto server image. It must hold the release named by version, run as a
+	// non-root user and have `kinto` on its PATH, as the official kinto/kinto-server image does.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Replicas is the number of Kinto server pods. They share the database and its cache table.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Resources of each Kinto server container and of the migration Job.
+	// +kubebuilder:default={requests:{cpu:"50m",memory:"128Mi"},limits:{memory:"512Mi"}}
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// NodeSelector constrains every pod of the instance to nodes with these labels.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of every pod of the instance.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Affinity of every pod of the instance.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// PriorityClassName of every pod of the instance.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// Database is where Kinto keeps its data: a PostgreSQL server the operator runs for this
+	// instance (managed), or one run elsewhere (external). Exactly one of the two is set; which one
+	// cannot change after creation.
+	// +kubebuilder:default={managed:{}}
+	// +optional
+	Database DatabaseSpec `json:"database,omitempty"`
+
+	// Auth chooses how users authenticate: Kinto accounts, OpenID Connect providers, or both.
+	// +kubebuilder:default={accounts:{enabled:true}}
+	// +optional
+	Auth AuthSpec `json:"auth,omitempty"`
+
+	// Plugins are the optional Kinto plugins to enable. The flush plugin, which lets one request
+	// wipe every bucket, is not offered.
+	// +kubebuilder:default={admin}
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=set
+	// +optional
+	Plugins []Plugin `json:"plugins,omitempty"`
+
+	// Settings are extra Kinto settings merged into the rendered [app:main] section, such as
+	// "kinto.paginate_by": "100". Keys the operator owns (backends, URLs, secrets, includes,
+	// authentication policies and account principals) are refused; values are single lines.
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 128 && k.matches('^[a-z][a-z0-9_]*(\\\\.[a-z][a-z0-9_]*)*$'))",message="setting names are dotted lower-case words of at most 128 characters, such as kinto.paginate_by"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['includes', 'pyramid.includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('kinto.') && k.substring(6) in ['includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('multiauth.') || k.startsWith('kinto.multiauth.')))",message="settings may not set keys the operator owns: backends, storage/permission/cache URLs, HMAC secrets, includes, http_host/http_scheme, account principals and multiauth.*"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kinto.') || !(k.substring(6) in self))",message="a setting may not be given both with and without the kinto. prefix"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))",message="setting values must be single lines"
+	// +optional
+	Settings map[string]SettingValue `json:"settings,omitempty"`
+
+	// Ingress exposes the instance outside the cluster under a host name.
+	// +optional
+	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// Backup schedules logical backups of the instance's database.
+	// +optional
+	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// DeletionPolicy says what happens to the data when the instance is deleted. Retain keeps the
+	// database volume and the credentials Secret that goes with it, so an instance re-created with
+	// the same name finds its data again; Delete removes them with the instance.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// SettingValue is the value of one extra Kinto setting, rendered verbatim (with `%` escaped).
+// +kubebuilder:validation:MaxLength=4096
+type SettingValue string
+
+// Plugin is an optional Kinto plugin.
+// +kubebuilder:validation:Enum=admin;history;prometheus;default_bucket
+type Plugin string
+
+const (
+	// PluginAdmin serves the Kinto web administration UI under /v1/admin/.
+	PluginAdmin Plugin = "admin"
+	// PluginHistory records every change in a per-bucket history.
+	PluginHistory Plugin = "history"
+	// PluginPrometheus serves metrics under /v1/__metrics__.
+	PluginPrometheus Plugin = "prometheus"
+	// PluginDefaultBucket gives every user a personal bucket under /v1/buckets/default.
+	PluginDefaultBucket Plugin = "default_bucket"
+)
+
+// DeletionPolicy is what happens to an instance's data when the instance is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain keeps the database volume and credentials after the instance is gone.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDelete removes the database volume and credentials with the instance.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// DatabaseSpec selects the PostgreSQL database of an instance.
+// +kubebuilder:validation:XValidation:rule="has(self.managed) != has(self.external)",message="exactly one of database.managed and database.external must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.managed) == has(oldSelf.managed)",message="database cannot switch between managed and external after creation; back up and restore into a new instance instead"
+type DatabaseSpec struct {
+	// Managed runs a PostgreSQL server for this instance in a StatefulSet with its own volume.
+	// +optional
+	Managed *ManagedDatabase `json:"managed,omitempty"`
+
+	// External points Kinto at a PostgreSQL database run elsewhere. The database must be UTF8 and
+	// must not be shared with another Kinto instance.
+	// +optional
+	External *ExternalDatabase `json:"external,omitempty"`
+}
+
+// ManagedDatabase is a PostgreSQL server the operator runs for one instance.
+// +kubebuilder:validation:XValidation:rule="self.?storageClassName == oldSelf.?storageClassName",message="storageClassName cannot change after creation",fieldPath=".storageClassName"
+type ManagedDatabase struct {
+	// Version is the PostgreSQL major version. It selects the image tag postgres:<version> unless
+	// image is set, and cannot change in place: a major upgrade goes through backup and restore.
+	// +kubebuilder:default="15"
+	// +kubebuilder:validation:Pattern=`^1[3-8]$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="PostgreSQL major version cannot change in place; restore a backup into a new instance instead"
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// Image overrides the PostgreSQL image. It must hold the major version named by version, with
+	// initdb and postgres on its PATH and a postgres user of uid 999, as the official image has.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// StorageSize is the size of the database volume. It may grow (where the storage class allows
+	// volume expansion) but never shrink.
+	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storageSize must be positive"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="storageSize cannot shrink"
+	// +optional
+	StorageSize resource.Quantity `json:"storageSize,omitempty"`
+
+	// StorageClassName of the database volume; the cluster's default class when unset. It cannot
+	// change after creation.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// Resources of the PostgreSQL container.
+	// +kubebuilder:default={requests:{cpu:"50m",memory:"128Mi"},limits:{memory:"1Gi"}}
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ExternalDatabase is a PostgreSQL database run outside the operator.
+type ExternalDatabase struct {
+	// URLSecret is the Secret key holding the connection URL, in the form
+	// postgresql://user:password@host:5432/database (the postgres:// scheme is refused by Kinto).
+	URLSecret SecretKeyRef `json:"urlSecret"`
+}
+
+// SecretKeyRef names one key of a Secret in the instance's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// AuthSpec chooses the authentication methods of an instance.
+// +kubebuilder:validation:XValidation:rule="(has(self.accounts) && self.accounts.enabled) || (has(self.openIDConnect) && size(self.openIDConnect) > 0)",message="enable auth.accounts or configure at least one auth.openIDConnect provider"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.openIDConnect) || oldSelf.openIDConnect.all(p, has(self.openIDConnect) && self.openIDConnect.exists(q, q.name == p.name))",message="OpenID Connect providers cannot be renamed or removed: a provider's name prefixes its users' ids",fieldPath=".openIDConnect"
+type AuthSpec struct {
+	// Accounts enables Kinto's own user accounts (user name and password).
+	// +optional
+	Accounts *AccountsSpec `json:"accounts,omitempty"`
+
+	// OpenIDConnect lists the OpenID Connect providers users may log in with. A provider's name
+	// prefixes its users' ids, so it can never be renamed.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	OpenIDConnect []OpenIDConnectProvider `json:"openIDConnect,omitempty"`
+}
+
+// AccountsSpec configures Kinto accounts.
+type AccountsSpec struct {
+	// Enabled turns Kinto accounts on.
+	// +kubebuilder:default=true
+	Enabled bool `json:"enabled"`
+
+	// Admins are the account ids that may read, change and delete every account.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9_.@+-]*$`
+	// +kubebuilder:validation:items:MaxLength=64
+	// +listType=set
+	// +optional
+	Admins []string `json:"admins,omitempty"`
+
+	// Registration says who may create accounts: anyone (Open), any authenticated user, e.g.
+	// through OpenID Connect (Authenticated), or only the admins (AdminsOnly).
+	// +kubebuilder:default=Open
+	// +optional
+	Registration AccountRegistration `json:"registration,omitempty"`
+}
+
+// AccountRegistration says who may create Kinto accounts.
+// +kubebuilder:validation:Enum=Open;Authenticated;AdminsOnly
+type AccountRegistration string
+
+const (
+	// RegistrationOpen lets anyone create an account.
+	RegistrationOpen AccountRegistration = "Open"
+	// RegistrationAuthenticated lets authenticated users create accounts.
+	RegistrationAuthenticated AccountRegistration = "Authenticated"
+	// RegistrationAdminsOnly lets only the admins create accounts.
+	RegistrationAdminsOnly AccountRegistration = "AdminsOnly"
+)
+
+// OpenIDConnectProvider is one OpenID Connect identity provider.
+type OpenIDConnectProvider struct {
+	// Name of the provider: it prefixes the ids of its users ("<name>:<subject>") and the login
+	// URL, and can never change.
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9]*$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="!(self in ['account', 'basicauth', 'system'])",message="name is reserved by Kinto"
+	Name string `json:"name"`
+
+	// Issuer is the provider's https URL; its discovery document is fetched when Kinto starts.
+	// +kubebuilder:validation:Pattern=`^https://[^\s]+$`
+	// +kubebuilder:validation:MaxLength=512
+	Issuer string `json:"issuer"`
+
+	// ClientID registered with the provider.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[^\s%]+$`
+	ClientID string `json:"clientID"`
+
+	// ClientSecret is the Secret key holding the client secret.
+	ClientSecret SecretKeyRef `json:"clientSecret"`
+
+	// Audience expected in the tokens; the client id when unset.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[^\s%]+$`
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// UserIDField is the claim that identifies a user.
+	// +kubebuilder:default=sub
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	UserIDField string `json:"userIDField,omitempty"`
+}
+
+// IngressSpec exposes an instance under a public host name.
+type IngressSpec struct {
+	// Host is the public DNS name of the instance, such as kinto.example.org.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Host string `json:"host"`
+
+	// ClassName is the IngressClass to use; the cluster's default class when unset.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClassName *string `json:"className,omitempty"`
+
+	// TLS serves the host over https. Without it the instance is served over plain http.
+	// +optional
+	TLS *IngressTLS `json:"tls,omitempty"`
+
+	// Annotations added to the Ingress, for example for the ingress controller.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// IngressTLS is where the certificate of an Ingress comes from: an existing Secret, or a
+// cert-manager issuer that creates one.
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) != has(self.issuer)",message="exactly one of ingress.tls.secretName and ingress.tls.issuer must be set"
+type IngressTLS struct {
+	// SecretName of an existing kubernetes.io/tls Secret holding the certificate.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// Issuer is the cert-manager Issuer or ClusterIssuer that obtains the certificate.
+	// +optional
+	Issuer *CertManagerIssuer `json:"issuer,omitempty"`
+}
+
+// CertManagerIssuer names a cert-manager issuer.
+type CertManagerIssuer struct {
+	// Name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Kind of the issuer: Issuer (in the instance's namespace) or ClusterIssuer.
+	// +kubebuilder:default=Issuer
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+}
+
+// BackupSpec schedules logical backups of an instance's database.
+type BackupSpec struct {
+	// Schedule in cron format ("minute hour day-of-month month day-of-week") or a descriptor such
+	// as @daily, in the controller's time zone (UTC).
+	// +kubebuilder:default="0 3 * * *"
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?,/-]+ +){4}[0-9A-Za-z*?,/-]+)$`
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// Retention says which backups are kept.
+	// +kubebuilder:default={count:7}
+	// +optional
+	Retention BackupRetention `json:"retention,omitempty"`
+}
+
+// BackupRetention says which backups are kept; a backup is pruned when either bound drops it.
+// +kubebuilder:validation:XValidation:rule="has(self.count) || has(self.maxAge)",message="backup.retention needs count, maxAge or both"
+type BackupRetention struct {
+	// Count of the newest backups to keep.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Count *int32 `json:"count,omitempty"`
+
+	// MaxAge of the backups to keep, in hours, days or weeks, such as "72h", "30d" or "8w".
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]{0,4}(h|d|w)$`
+	// +optional
+	MaxAge string `json:"maxAge,omitempty"`
+}
+
+// Condition types of a KintoInstance.
+const (
+	// ConditionReady is true when the instance serves requests with its data.
+	ConditionReady = "Ready"
+	// ConditionDatabaseReady is true when the database accepts connections.
+	ConditionDatabaseReady = "DatabaseReady"
+	// ConditionSchemaMigrated is true when the database schema matches the requested version.
+	ConditionSchemaMigrated = "SchemaMigrated"
+	// ConditionServerReady is true when every Kinto server pod of the current revision is ready.
+	ConditionServerReady = "ServerReady"
+)
+
+// KintoInstanceStatus is the observed state of a KintoInstance.
+type KintoInstanceStatus struct {
+	// ObservedGeneration is the generation of the spec that the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// URL where clients reach the Kinto API.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// Version is the Kinto release the database schema is migrated to and the server runs.
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// Replicas is the number of Kinto server pods (for the scale subresource).
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// ReadyReplicas is the number of Kinto server pods ready to serve.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// Selector of the Kinto server pods, in label-selector string form (for the scale subresource).
+	// +optional
+	Selector string `json:"selector,omitempty"`
+}
+
+// KintoInstance is one Kinto server, its database and everything it needs to serve users.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=kinto;ki,categories=kinto
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 63 characters starting with a letter: it names the instance's Services and labels its pods"
+type KintoInstance struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:default={}
+	// +optional
+	Spec   KintoInstanceSpec   `json:"spec,omitempty"`
+	Status KintoInstanceStatus `json:"status,omitempty"`
+}
+
+// KintoInstanceList is a list of KintoInstances.
+// +kubebuilder:object:root=true
+type KintoInstanceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KintoInstance `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&KintoInstance{}, &KintoInstanceList{})
+}

@@ -1,0 +1,304 @@
+package v1alpha1_test
+
+// These tests submit KintoInstances to a real kube-apiserver (envtest) with the generated CRD
+// installed: the API server, not the operator, enforces the API's defaults and validation.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run these tests with `make test-envtest`")
+		os.Exit(1)
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the API server:", err)
+		os.Exit(1)
+	}
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the API server:", err)
+	}
+	os.Exit(code)
+}
+
+// instance builds a KintoInstance from the YAML of its spec, so tests can send what a user
+// could send, wrong types included.
+func instance(t *testing.T, name, specYAML string) *unstructured.Unstructured {
+	t.Helper()
+	spec := map[string]any{}
+	if err := yaml.Unmarshal([]byte(specYAML), &spec); err != nil {
+		t.Fatalf("bad test YAML: %v", err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(),
+		"kind":       "KintoInstance",
+		"metadata":   map[string]any{"name": name, "namespace": "default"},
+		"spec":       spec,
+	}}
+	return u
+}
+
+func TestInvalidSpecsAreRejectedNamingTheField(t *testing.T) {
+	cases := []struct {
+		name string
+		spec string
+		want []string // substrings of the API server's message: the field and what is wrong
+	}{
+		{"replicas below one", `replicas: 0`, []string{"spec.replicas", "should be greater than or equal to 1"}},
+		{"replicas above the bound", `replicas: 21`, []string{"spec.replicas", "less than or equal to 20"}},
+		{"version not a release", `version: latest`, []string{"spec.version", "should match"}},
+		{"both databases", `database: {managed: {}, external: {urlSecret: {name: db, key: url}}}`, []string{"spec.database", "exactly one of database.managed and database.external"}},
+		{"no database", `database: {}`, []string{"spec.database", "exactly one of database.managed and database.external"}},
+		{"unsupported PostgreSQL", `database: {managed: {version: "9"}}`, []string{"spec.database.managed.version", "should match"}},
+		{"zero storage", `database: {managed: {storageSize: "0"}}`, []string{"spec.database.managed.storageSize", "storageSize must be positive"}},
+		{"not a quantity", `database: {managed: {storageSize: "lots"}}`, []string{"spec.database.managed.storageSize"}},
+		{"external secret without key", `database: {external: {urlSecret: {name: db}}}`, []string{"spec.database.external.urlSecret.key", "Required"}},
+		{"no authentication", `auth: {accounts: {enabled: false}}`, []string{"spec.auth", "enable auth.accounts or configure at least one auth.openIDConnect provider"}},
+		{"admins-only registration without admins", `auth: {accounts: {enabled: true, registration: AdminsOnly}}`, []string{"spec.auth.accounts.admins", "AdminsOnly needs at least one entry"}},
+		{"unknown registration", `auth: {accounts: {enabled: true, registration: Anyone}}`, []string{"spec.auth.accounts.registration", "Unsupported value"}},
+		{"bad admin id", `auth: {accounts: {enabled: true, admins: ["bob smith"]}}`, []string{"spec.auth.accounts.admins[0]", "should match"}},
+		{"OpenID issuer not https", `auth: {openIDConnect: [{name: google, issuer: "http://accounts.google.com", clientID: x, clientSecret: {name: s, key: k}}]}`, []string{"spec.auth.openIDConnect[0].issuer", "should match"}},
+		{"OpenID reserved name", `auth: {openIDConnect: [{name: account, issuer: "https://id.example.org", clientID: x, clientSecret: {name: s, key: k}}]}`, []string{"spec.auth.openIDConnect[0].name", "name is reserved by Kinto"}},
+		{"OpenID duplicate name", `auth: {openIDConnect: [{name: gh, issuer: "https://a.example.org", clientID: x, clientSecret: {name: s, key: k}}, {name: gh, issuer: "https://b.example.org", clientID: y, clientSecret: {name: s, key: k}}]}`, []string{"spec.auth.openIDConnect[1]", "Duplicate value"}},
+		{"flush plugin", `plugins: [admin, flush]`, []string{"spec.plugins[1]", "Unsupported value: \"flush\""}},
+		{"owned setting", `settings: {kinto.storage_url: "postgresql://x"}`, []string{"spec.settings", "keys the operator owns"}},
+		{"owned setting without prefix", `settings: {userid_hmac_secret: "x"}`, []string{"spec.settings", "keys the operator owns"}},
+		{"auth policy setting", `settings: {multiauth.policies: "basicauth"}`, []string{"spec.settings", "keys the operator owns"}},
+		{"setting name with a section header", `settings: {"[app:main]\nkinto.readonly": "true"}`, []string{"spec.settings", "setting names are dotted lower-case words"}},
+		{"multi-line setting value", `settings: {kinto.project_name: "a\n[app:main]\nkinto.storage_url = x"}`, []string{"spec.settings", "setting values must be single lines"}},
+		{"setting with and without prefix", `settings: {kinto.paginate_by: "10", paginate_by: "20"}`, []string{"spec.settings", "both with and without the kinto. prefix"}},
+		{"ingress host not a DNS name", `ingress: {host: "Kinto_Example.org"}`, []string{"spec.ingress.host", "should match"}},
+		{"ingress TLS from both sources", `ingress: {host: kinto.example.org, tls: {secretName: cert, issuer: {name: le}}}`, []string{"spec.ingress.tls", "exactly one of ingress.tls.secretName and ingress.tls.issuer"}},
+		{"ingress issuer kind", `ingress: {host: kinto.example.org, tls: {issuer: {name: le, kind: Vault}}}`, []string{"spec.ingress.tls.issuer.kind", "Unsupported value"}},
+		{"cron with four fields", `backup: {schedule: "0 3 * *"}`, []string{"spec.backup.schedule", "should match"}},
+		{"retention of zero backups", `backup: {retention: {count: 0}}`, []string{"spec.backup.retention.count", "greater than or equal to 1"}},
+		{"retention without bounds", `backup: {retention: {}}`, []string{"spec.backup.retention", "needs count, maxAge or both"}},
+		{"retention age unit", `backup: {retention: {maxAge: "30m"}}`, []string{"spec.backup.retention.maxAge", "should match"}},
+		{"deletion policy", `deletionPolicy: Forget`, []string{"spec.deletionPolicy", "Unsupported value"}},
+		{"negative resources", `resources: {requests: {memory: "-1Mi"}}`, []string{"spec.resources.requests"}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := k8s.Create(context.Background(), instance(t, fmt.Sprintf("invalid-%d", i), tc.spec))
+			assertInvalid(t, err, tc.want...)
+		})
+	}
+}
+
+func TestInstanceNameMustNameServices(t *testing.T) {
+	for _, name := range []string{"1password", strings.Repeat("a", 64)} {
+		err := k8s.Create(context.Background(), instance(t, name, `{}`))
+		assertInvalid(t, err, "metadata.name must be a DNS label")
+	}
+}
+
+// Every key the renderer owns is refused by the API, with and without the kinto. prefix: the
+// CEL rule in the CRD and kintoconfig.OwnedKeys list the same keys.
+func TestEveryOwnedSettingIsRefused(t *testing.T) {
+	for _, key := range kintoconfig.OwnedKeys {
+		for _, name := range []string{key, "kinto." + key} {
+			t.Run(name, func(t *testing.T) {
+				spec := fmt.Sprintf("settings: {%q: \"x\"}", name)
+				err := k8s.Create(context.Background(), instance(t, "owned", spec))
+				assertInvalid(t, err, "spec.settings", "keys the operator owns")
+			})
+		}
+	}
+}
+
+func TestDefaultsAreFilledByTheAPIServer(t *testing.T) {
+	ctx := context.Background()
+	u := instance(t, "defaults", `{}`)
+	if err := k8s.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
+
+	got := &v1alpha1.KintoInstance{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Spec
+	checks := []struct {
+		field     string
+		got, want any
+	}{
+		{"version", s.Version, v1alpha1.DefaultKintoVersion},
+		{"replicas", *s.Replicas, int32(1)},
+		{"database.managed.version", s.Database.Managed.Version, v1alpha1.DefaultPostgreSQLVersion},
+		{"database.managed.storageSize", s.Database.Managed.StorageSize.String(), "1Gi"},
+		{"auth.accounts.enabled", s.Auth.Accounts.Enabled, true},
+		{"auth.accounts.registration", s.Auth.Accounts.Registration, v1alpha1.RegistrationOpen},
+		{"plugins", fmt.Sprint(s.Plugins), "[admin]"},
+		{"deletionPolicy", s.DeletionPolicy, v1alpha1.DeletionPolicyRetain},
+		{"resources.requests.memory", s.Resources.Requests.Memory().String(), "128Mi"},
+	}
+	for _, c := range checks {
+		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
+			t.Errorf("default of spec.%s = %v, want %v", c.field, c.got, c.want)
+		}
+	}
+	if s.Database.External != nil || s.Ingress != nil || s.Backup != nil {
+		t.Errorf("optional sections were defaulted: %+v", s)
+	}
+}
+
+func TestBackupDefaults(t *testing.T) {
+	ctx := context.Background()
+	u := instance(t, "backup-defaults", `backup: {}`)
+	if err := k8s.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
+	got := &v1alpha1.KintoInstance{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
+		t.Fatal(err)
+	}
+	if b := got.Spec.Backup; b.Schedule != "0 3 * * *" || b.Retention.Count == nil || *b.Retention.Count != 7 {
+		t.Errorf("backup defaults = %+v", b)
+	}
+}
+
+// Fields that may not change after creation are refused on update, naming the field.
+func TestImmutableFieldsRefuseChanges(t *testing.T) {
+	cases := []struct {
+		name     string
+		initial  string
+		mutate   func(s *v1alpha1.KintoInstanceSpec)
+		wantPath string
+		wantMsg  string
+	}{
+		{
+			name:     "storage class",
+			initial:  `database: {managed: {storageClassName: fast}}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageClassName = ptrTo("slow") },
+			wantPath: "spec.database.managed.storageClassName",
+			wantMsg:  "storageClassName cannot change after creation",
+		},
+		{
+			name:     "storage class set later",
+			initial:  `{}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageClassName = ptrTo("slow") },
+			wantPath: "spec.database.managed.storageClassName",
+			wantMsg:  "storageClassName cannot change after creation",
+		},
+		{
+			name:     "PostgreSQL major version",
+			initial:  `{}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.Version = "16" },
+			wantPath: "spec.database.managed.version",
+			wantMsg:  "cannot change in place",
+		},
+		{
+			name:     "storage shrinks",
+			initial:  `database: {managed: {storageSize: 2Gi}}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageSize = resource.MustParse("1Gi") },
+			wantPath: "spec.database.managed.storageSize",
+			wantMsg:  "storageSize cannot shrink",
+		},
+		{
+			name:    "managed to external",
+			initial: `{}`,
+			mutate: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Database = v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{URLSecret: v1alpha1.SecretKeyRef{Name: "db", Key: "url"}}}
+			},
+			wantPath: "spec.database",
+			wantMsg:  "cannot switch between managed and external",
+		},
+		{
+			name:    "OpenID provider renamed",
+			initial: `auth: {openIDConnect: [{name: google, issuer: "https://accounts.google.com", clientID: x, clientSecret: {name: s, key: k}}]}`,
+			mutate: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Auth.OpenIDConnect[0].Name = "gmail"
+			},
+			wantPath: "spec.auth.openIDConnect",
+			wantMsg:  "cannot be renamed or removed",
+		},
+	}
+	ctx := context.Background()
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := instance(t, fmt.Sprintf("immutable-%d", i), tc.initial)
+			if err := k8s.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
+			inst := &v1alpha1.KintoInstance{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(&inst.Spec)
+			assertInvalid(t, k8s.Update(ctx, inst), tc.wantPath, tc.wantMsg)
+		})
+	}
+}
+
+// Growing the volume and adding an OpenID provider stay allowed.
+func TestAllowedChangesAreAccepted(t *testing.T) {
+	ctx := context.Background()
+	u := instance(t, "allowed-changes", `database: {managed: {storageSize: 1Gi, storageClassName: fast}}`)
+	if err := k8s.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
+	inst := &v1alpha1.KintoInstance{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
+		t.Fatal(err)
+	}
+	inst.Spec.Database.Managed.StorageSize = resource.MustParse("3Gi")
+	inst.Spec.Version = "26.6.0"
+	inst.Spec.Auth.OpenIDConnect = []v1alpha1.OpenIDConnectProvider{{
+		Name: "google", Issuer: "https://accounts.google.com", ClientID: "id",
+		ClientSecret: v1alpha1.SecretKeyRef{Name: "oidc", Key: "secret"},
+	}}
+	if err := k8s.Update(ctx, inst); err != nil {
+		t.Fatalf("allowed update refused: %v", err)
+	}
+}
+
+func assertInvalid(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted; want a rejection mentioning %q", want)
+	}
+	if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+		t.Fatalf("want an Invalid error, got %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("message %q does not mention %q", err.Error(), w)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+

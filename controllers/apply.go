@@ -1,0 +1,32 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// FieldOwner is the server-side apply field manager of everything the operator writes.
+const FieldOwner = client.FieldOwner("kinto-operator")
+
+// apply makes the cluster hold obj as the operator wants it, with server-side apply: the fields
+// in obj are set (taking them over from any other manager, so a hand edit is undone), fields the
+// operator applied before and no longer sets are removed, and fields others own are left alone.
+func apply(ctx context.Context, c client.Client, obj client.Object) error {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return fmt.Errorf("converting %T: %w", obj, err)
+	}
+	// A typed object converts with zero-valued fields the operator has no opinion on.
+	delete(u, "status")
+	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
+	ac := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
+	if err := c.Apply(ctx, ac, FieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+	}
+	return nil
+}

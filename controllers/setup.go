@@ -1,0 +1,42 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// Scheme holds every kind the operator reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// CacheByObject keeps only the operator's own children in the informer cache, not every Secret,
+// ConfigMap or Deployment of the cluster: a shared cluster holds far more of those than any
+// operator should keep in memory. Secrets the user references are read uncached.
+func CacheByObject() map[client.Object]cache.ByObject {
+	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagedBy})}
+	return map[client.Object]cache.ByObject{
+		&corev1.Secret{}:                owned,
+		&corev1.ConfigMap{}:             owned,
+		&corev1.Service{}:               owned,
+		&corev1.PersistentVolumeClaim{}: owned,
+		&appsv1.StatefulSet{}:           owned,
+		&appsv1.Deployment{}:            owned,
+		&batchv1.Job{}:                  owned,
+		&networkingv1.Ingress{}:         owned,
+	}
+}

@@ -1,0 +1,92 @@
+package controllers
+
+import (
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// readinessConditions make up Ready, in the order an instance comes up.
+var readinessConditions = []string{
+	v1alpha1.ConditionDatabaseReady,
+	v1alpha1.ConditionSchemaMigrated,
+	v1alpha1.ConditionServerReady,
+}
+
+// progressReasons are the reasons of a false condition that mean "coming up", not trouble.
+var progressReasons = map[string]bool{
+	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
+	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true,
+}
+
+func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&p.status.Conditions, metav1.Condition{
+		Type:               condType,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: p.inst.Generation,
+	})
+}
+
+// setReady sets Ready: false with the error of a failed pass, else false with the first
+// readiness condition that is not true, else true.
+func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
+	if failure != nil {
+		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, "ReconcileError", failure.Error())
+		return
+	}
+	for _, t := range readinessConditions {
+		c := meta.FindStatusCondition(p.status.Conditions, t)
+		if c == nil {
+			setCondition(p, v1alpha1.ConditionReady, metav1.ConditionUnknown, "Reconciling", t+" is not known yet")
+			return
+		}
+		if c.Status != metav1.ConditionTrue {
+			setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
+			return
+		}
+	}
+	setCondition(p, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready", "Kinto serves requests at "+p.status.URL)
+}
+
+// recordTransitions emits an event for every condition whose status or reason changed in this
+// pass: a Warning when it is not true, so `kubectl get events` tells what went wrong and when.
+func (r *KintoInstanceReconciler) recordTransitions(inst *v1alpha1.KintoInstance, next *v1alpha1.KintoInstanceStatus) {
+	for _, c := range next.Conditions {
+		old := meta.FindStatusCondition(inst.Status.Conditions, c.Type)
+		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		eventType := corev1.EventTypeNormal
+		if c.Status != metav1.ConditionTrue {
+			eventType = corev1.EventTypeWarning
+			if progressReasons[c.Reason] {
+				eventType = corev1.EventTypeNormal
+			}
+		}
+		r.Recorder.Eventf(inst, nil, eventType, c.Reason, c.Type, "%s", c.Message)
+	}
+}
+
+// compareVersions orders two Kinto releases "X.Y.Z" numerically: -1, 0 or 1. The API's pattern
+// guarantees the form.
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, _ := strconv.Atoi(as[i])
+		y, _ := strconv.Atoi(bs[i])
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,266 @@
+// Package kintoconfig renders the complete kinto.ini of an instance.
+//
+// Kinto reads environment variables only for settings that already exist (in the ini or in its
+// defaults), and never for authentication policies or logging, so the operator renders every
+// setting into one ini file. Secrets stay out of it: the ini leaves them empty and the pod sets
+// them through environment variables from Secrets, which Kinto reads over the ini values.
+package kintoconfig
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// Port is where the Kinto server listens inside its pod.
+const Port = 8888
+
+// Environment variables that carry the secrets of an instance into the Kinto process.
+const (
+	EnvStorageURL              = "KINTO_STORAGE_URL"
+	EnvPermissionURL           = "KINTO_PERMISSION_URL"
+	EnvCacheURL                = "KINTO_CACHE_URL"
+	EnvUserIDHMACSecret        = "KINTO_USERID_HMAC_SECRET"
+	EnvDefaultBucketHMACSecret = "KINTO_DEFAULT_BUCKET_HMAC_SECRET"
+)
+
+// OpenIDClientSecretEnv is the environment variable carrying the client secret of one OpenID
+// Connect provider; Kinto reads it over the empty value the ini holds.
+func OpenIDClientSecretEnv(provider string) string {
+	return "KINTO_MULTIAUTH_POLICY_" + strings.ToUpper(provider) + "_CLIENT_SECRET"
+}
+
+// OwnedKeys are the [app:main] settings the operator renders itself (without the "kinto."
+// prefix, which Kinto treats as optional). spec.settings may not set them; the CRD's CEL rule
+// carries the same list.
+var OwnedKeys = []string{
+	"includes", "storage_backend", "storage_url", "permission_backend", "permission_url",
+	"cache_backend", "cache_url", "userid_hmac_secret", "default_bucket_hmac_secret",
+	"http_host", "http_scheme", "account_create_principals", "account_write_principals",
+	"account_read_principals",
+}
+
+// ownedPrefixes are setting-name prefixes the operator owns in full.
+var ownedPrefixes = []string{"multiauth.", "kinto.multiauth.", "pyramid.includes"}
+
+var settingName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
+
+// pluginModules maps the optional plugins of the API to Kinto's modules.
+var pluginModules = map[v1alpha1.Plugin]string{
+	v1alpha1.PluginAdmin:         "kinto.plugins.admin",
+	v1alpha1.PluginHistory:       "kinto.plugins.history",
+	v1alpha1.PluginPrometheus:    "kinto.plugins.prometheus",
+	v1alpha1.PluginDefaultBucket: "kinto.plugins.default_bucket",
+}
+
+const (
+	postgresStorage    = "kinto.core.storage.postgresql"
+	postgresPermission = "kinto.core.permission.postgresql"
+	postgresCache      = "kinto.core.cache.postgresql"
+	accountsPolicy     = "kinto.plugins.accounts.AccountsPolicy"
+	openIDPolicy       = "kinto.plugins.openid.OpenIDConnectPolicy"
+)
+
+type setting struct{ key, value string }
+
+// Render returns the kinto.ini of an instance whose spec has been defaulted by the API server.
+// It fails on a setting the API should have refused, rather than render an ini that could be
+// read differently from what the user wrote.
+func Render(inst *v1alpha1.KintoInstance) (string, error) {
+	app, err := appSettings(inst)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Rendered by kinto-operator for KintoInstance %s/%s: edits are overwritten.\n", inst.Namespace, inst.Name)
+	b.WriteString("# Secrets and database URLs come from environment variables, not from this file.\n\n")
+	b.WriteString("[app:main]\n")
+	for _, s := range app {
+		fmt.Fprintf(&b, "%s = %s\n", s.key, escape(s.value))
+	}
+	// Listen on every address: Kinto's own default (127.0.0.1) is unreachable from outside the pod.
+	fmt.Fprintf(&b, "\n[server:main]\nuse = egg:waitress#main\nhost = 0.0.0.0\nport = %d\n", Port)
+	b.WriteString(loggingSections)
+	return b.String(), nil
+}
+
+// loggingSections log one JSON document per line to stderr, as cluster log collectors expect.
+const loggingSections = `
+[loggers]
+keys = root, kinto
+
+[handlers]
+keys = console
+
+[formatters]
+keys = json
+
+[logger_root]
+level = INFO
+handlers = console
+
+[logger_kinto]
+level = INFO
+handlers = console
+qualname = kinto
+propagate = 0
+
+[handler_console]
+class = kinto.core.StreamHandlerWithRequestID
+args = (sys.stderr,)
+level = NOTSET
+formatter = json
+
+[formatter_json]
+class = kinto.core.JsonLogFormatter
+`
+
+func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
+	spec := &inst.Spec
+	s := []setting{
+		{"use", "egg:kinto"},
+		{"kinto.project_name", inst.Name},
+		// Storage, permissions and cache share one PostgreSQL URL, so each process holds a
+		// single connection pool, and the cache is shared by every replica.
+		{"kinto.storage_backend", postgresStorage},
+		{"kinto.storage_url", ""},
+		{"kinto.permission_backend", postgresPermission},
+		{"kinto.permission_url", ""},
+		{"kinto.cache_backend", postgresCache},
+		{"kinto.cache_url", ""},
+		{"kinto.userid_hmac_secret", ""},
+		{"kinto.default_bucket_hmac_secret", ""},
+		{"kinto.includes", strings.Join(includes(spec), " ")},
+	}
+	if ing := spec.Ingress; ing != nil {
+		scheme := "http"
+		if ing.TLS != nil {
+			scheme = "https"
+		}
+		// Kinto ignores X-Forwarded-*: the URLs it returns follow these two settings.
+		s = append(s, setting{"kinto.http_scheme", scheme}, setting{"kinto.http_host", ing.Host})
+	}
+	s = append(s, authSettings(&spec.Auth)...)
+
+	user, err := userSettings(spec.Settings)
+	if err != nil {
+		return nil, err
+	}
+	return append(s, user...), nil
+}
+
+func includes(spec *v1alpha1.KintoInstanceSpec) []string {
+	var mods []string
+	if accountsEnabled(&spec.Auth) {
+		mods = append(mods, "kinto.plugins.accounts")
+	}
+	if len(spec.Auth.OpenIDConnect) > 0 {
+		mods = append(mods, "kinto.plugins.openid")
+	}
+	plugins := make([]string, 0, len(spec.Plugins))
+	for _, p := range spec.Plugins {
+		plugins = append(plugins, pluginModules[p])
+	}
+	sort.Strings(plugins)
+	return append(mods, plugins...)
+}
+
+func accountsEnabled(auth *v1alpha1.AuthSpec) bool {
+	return auth.Accounts != nil && auth.Accounts.Enabled
+}
+
+func authSettings(auth *v1alpha1.AuthSpec) []setting {
+	var policies []string
+	var s []setting
+	if accountsEnabled(auth) {
+		policies = append(policies, "account")
+		admins := make([]string, 0, len(auth.Accounts.Admins))
+		for _, a := range auth.Accounts.Admins {
+			admins = append(admins, "account:"+a)
+		}
+		create := "system.Everyone"
+		switch auth.Accounts.Registration {
+		case v1alpha1.RegistrationAuthenticated:
+			create = "system.Authenticated"
+		case v1alpha1.RegistrationAdminsOnly:
+			create = strings.Join(admins, " ")
+		}
+		s = append(s,
+			setting{"multiauth.policy.account.use", accountsPolicy},
+			setting{"kinto.account_create_principals", create},
+			setting{"kinto.account_write_principals", strings.Join(admins, " ")},
+			setting{"kinto.account_read_principals", strings.Join(admins, " ")},
+		)
+	}
+	for _, p := range auth.OpenIDConnect {
+		policies = append(policies, p.Name)
+		prefix := "multiauth.policy." + p.Name + "."
+		audience := p.Audience
+		if audience == "" {
+			audience = p.ClientID
+		}
+		s = append(s,
+			setting{prefix + "use", openIDPolicy},
+			setting{prefix + "issuer", p.Issuer},
+			setting{prefix + "client_id", p.ClientID},
+			setting{prefix + "client_secret", ""},
+			setting{prefix + "audience", audience},
+			setting{prefix + "userid_field", p.UserIDField},
+		)
+	}
+	return append([]setting{{"multiauth.policies", strings.Join(policies, " ")}}, s...)
+}
+
+// userSettings returns spec.settings sorted by name, refusing owned and conflicting keys.
+func userSettings(settings map[string]v1alpha1.SettingValue) ([]setting, error) {
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s := make([]setting, 0, len(keys))
+	for _, k := range keys {
+		v := string(settings[k])
+		if err := checkUserSetting(k, v); err != nil {
+			return nil, err
+		}
+		// Kinto refuses to start when a setting is given both with and without its prefix.
+		if bare, ok := strings.CutPrefix(k, "kinto."); ok {
+			if _, both := settings[bare]; both {
+				return nil, fmt.Errorf("setting %q is given both with and without the kinto. prefix", bare)
+			}
+		}
+		s = append(s, setting{k, v})
+	}
+	return s, nil
+}
+
+func checkUserSetting(key, value string) error {
+	if !settingName.MatchString(key) {
+		return fmt.Errorf("setting name %q is not a dotted lower-case name", key)
+	}
+	bare := strings.TrimPrefix(key, "kinto.")
+	for _, owned := range OwnedKeys {
+		if bare == owned {
+			return fmt.Errorf("setting %q is owned by the operator", key)
+		}
+	}
+	for _, p := range ownedPrefixes {
+		if strings.HasPrefix(key, p) {
+			return fmt.Errorf("setting %q is owned by the operator", key)
+		}
+	}
+	if strings.ContainsAny(value, "\r\n") {
+		return fmt.Errorf("setting %q: values must be single lines", key)
+	}
+	return nil
+}
+
+// escape protects a value from PasteDeploy's %-interpolation, which would otherwise expand
+// %(name)s references to other settings.
+func escape(v string) string {
+	return strings.ReplaceAll(v, "%", "%%")
+}

@@ -1,0 +1,33 @@
+package resources
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
+)
+
+// ConfigFileName is the key of the rendered ini in the ConfigMap, and its file name in the pod.
+const ConfigFileName = "kinto.ini"
+
+// ConfigDir is where the rendered configuration is mounted, the official image's KINTO_INI dir.
+const ConfigDir = "/etc/kinto"
+
+// ConfigMap returns the ConfigMap holding the rendered kinto.ini, and the hash of its content
+// that the server's pod template carries.
+func ConfigMap(inst *v1alpha1.KintoInstance) (*corev1.ConfigMap, string, error) {
+	ini, err := kintoconfig.Render(inst)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256([]byte(ini))
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: objectMeta(inst, ConfigMapName(inst), ComponentServer),
+		Data:       map[string]string{ConfigFileName: ini},
+	}, hex.EncodeToString(sum[:16]), nil
+}

@@ -1,0 +1,88 @@
+package resources
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"math/big"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// Keys of the credentials Secret.
+const (
+	SecretKeyDatabasePassword        = "database-password"
+	SecretKeyDatabaseURL             = "database-url"
+	SecretKeyUserIDHMACSecret        = "userid-hmac-secret"
+	SecretKeyDefaultBucketHMACSecret = "default-bucket-hmac-secret"
+)
+
+// Managed database identity: one role and one database per instance.
+const (
+	DatabaseUser = "kinto"
+	DatabaseDB   = "kinto"
+	DatabasePort = 5432
+)
+
+const (
+	tokenLength   = 48
+	tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	tokenLetters  = 52
+)
+
+// RandomSource is where generated secrets come from: crypto/rand in the operator, a fixed
+// stream in tests.
+var RandomSource io.Reader = rand.Reader
+
+// CredentialsSecret returns the Secret of the instance's generated credentials. Every value
+// already in existing is kept as it is: user ids derive from the HMAC secret, so regenerating it
+// would cut every user off their data. Missing values are drawn from random.
+func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte, random io.Reader) (*corev1.Secret, error) {
+	data := map[string][]byte{}
+	keys := []string{SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret}
+	if inst.Spec.Database.Managed != nil {
+		keys = append(keys, SecretKeyDatabasePassword)
+	}
+	for _, k := range keys {
+		if v, ok := existing[k]; ok && len(v) > 0 {
+			data[k] = v
+			continue
+		}
+		token, err := newToken(random)
+		if err != nil {
+			return nil, fmt.Errorf("generating %s: %w", k, err)
+		}
+		data[k] = []byte(token)
+	}
+	if inst.Spec.Database.Managed != nil {
+		data[SecretKeyDatabaseURL] = []byte(fmt.Sprintf("postgresql://%s:%s@%s:%d/%s",
+			DatabaseUser, data[SecretKeyDatabasePassword], DatabaseName(inst), DatabasePort, DatabaseDB))
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: dataObjectMeta(inst, CredentialsSecretName(inst), ComponentDatabase),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}, nil
+}
+
+// newToken returns a random token that starts with a letter. Kinto parses setting values from
+// the environment as JSON, so a secret must never read as a number (or true, false, null).
+func newToken(random io.Reader) (string, error) {
+	b := make([]byte, tokenLength)
+	for i := range b {
+		n := int64(len(tokenAlphabet))
+		if i == 0 {
+			n = tokenLetters
+		}
+		idx, err := rand.Int(random, big.NewInt(n))
+		if err != nil {
+			return "", err
+		}
+		b[i] = tokenAlphabet[idx.Int64()]
+	}
+	return string(b), nil
+}

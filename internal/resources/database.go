@@ -1,0 +1,177 @@
+package resources
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// postgresUID is the postgres user of the official postgres image (Debian variant).
+const postgresUID = 999
+
+const (
+	pgDataMount = "/var/lib/postgresql/data"
+	// PGDATA is a subdirectory of the volume: a volume's root may hold lost+found, which initdb
+	// refuses.
+	pgData = pgDataMount + "/pgdata"
+)
+
+// initDatabaseScript prepares the data directory before PostgreSQL starts, without relying on
+// the image's entrypoint: initdb on an empty volume, then the instance's role and database
+// created in single-user mode. On every start it sets the role's password from the credentials
+// Secret, so a password changed there reaches the database.
+const initDatabaseScript = `set -eu
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  initdb --pgdata="$PGDATA" --username=postgres --encoding=UTF8 --no-locale --auth-local=peer --auth-host=scram-sha-256
+  echo "host ${KINTO_DATABASE} ${KINTO_USER} all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  echo "CREATE ROLE \"${KINTO_USER}\" LOGIN" | postgres --single -D "$PGDATA" -j postgres >/dev/null
+  echo "CREATE DATABASE \"${KINTO_DATABASE}\" OWNER \"${KINTO_USER}\" ENCODING 'UTF8' TEMPLATE template0" | postgres --single -D "$PGDATA" -j postgres >/dev/null
+fi
+echo "ALTER ROLE \"${KINTO_USER}\" WITH LOGIN PASSWORD '${POSTGRES_PASSWORD}'" | postgres --single -D "$PGDATA" -j postgres >/dev/null
+`
+
+// DatabaseImage is the PostgreSQL image of a managed database.
+func DatabaseImage(db *v1alpha1.ManagedDatabase) string {
+	if db.Image != "" {
+		return db.Image
+	}
+	return "postgres:" + db.Version
+}
+
+// DataVolumeClaim returns the volume of a managed database. The operator makes it itself,
+// rather than through the StatefulSet's claim templates, so that it can grow it and keep it
+// when the instance is deleted.
+func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim {
+	db := inst.Spec.Database.Managed
+	return &corev1.PersistentVolumeClaim{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: dataObjectMeta(inst, DataVolumeClaimName(inst), ComponentDatabase),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: db.StorageClassName,
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: db.StorageSize},
+			},
+		},
+	}
+}
+
+// DatabaseStatefulSet returns the single-pod StatefulSet running the managed PostgreSQL server.
+func DatabaseStatefulSet(inst *v1alpha1.KintoInstance) *appsv1.StatefulSet {
+	db := inst.Spec.Database.Managed
+	image := DatabaseImage(db)
+	env := []corev1.EnvVar{
+		{Name: "PGDATA", Value: pgData},
+		{Name: "TZ", Value: "UTC"},
+		{Name: "KINTO_USER", Value: DatabaseUser},
+		{Name: "KINTO_DATABASE", Value: DatabaseDB},
+		secretEnv("POSTGRES_PASSWORD", CredentialsSecretName(inst), SecretKeyDatabasePassword),
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "data", MountPath: pgDataMount},
+		{Name: "run", MountPath: "/var/run/postgresql"},
+		{Name: "tmp", MountPath: "/tmp"},
+	}
+	ready := &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{
+			"pg_isready", "--host=127.0.0.1", fmt.Sprintf("--port=%d", DatabasePort),
+			"--username=" + DatabaseUser, "--dbname=" + DatabaseDB,
+		}}},
+		PeriodSeconds:    5,
+		TimeoutSeconds:   5,
+		FailureThreshold: 3,
+	}
+
+	pod := podSpecBase(inst, postgresUID)
+	pod.TerminationGracePeriodSeconds = ptr.To[int64](60)
+	pod.InitContainers = []corev1.Container{{
+		Name:            "init-database",
+		Image:           image,
+		Command:         []string{"sh", "-c", initDatabaseScript},
+		Env:             env,
+		VolumeMounts:    mounts,
+		Resources:       db.Resources,
+		SecurityContext: containerSecurityContext(),
+	}}
+	pod.Containers = []corev1.Container{{
+		Name:  "postgres",
+		Image: image,
+		Command: []string{"postgres", "-D", pgData,
+			"-c", "listen_addresses=*",
+			"-c", "max_connections=200",
+			"-c", "timezone=UTC",
+			"-c", "log_timezone=UTC",
+		},
+		Env:          env,
+		Ports:        []corev1.ContainerPort{{Name: "postgresql", ContainerPort: DatabasePort}},
+		VolumeMounts: mounts,
+		Resources:    db.Resources,
+		StartupProbe: &corev1.Probe{
+			ProbeHandler:     ready.ProbeHandler,
+			PeriodSeconds:    2,
+			TimeoutSeconds:   5,
+			FailureThreshold: 150,
+		},
+		ReadinessProbe: ready,
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("postgresql")}},
+			PeriodSeconds:    10,
+			TimeoutSeconds:   5,
+			FailureThreshold: 6,
+		},
+		SecurityContext: containerSecurityContext(),
+	}}
+	pod.Volumes = []corev1.Volume{
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: DataVolumeClaimName(inst)}}},
+		emptyDirVolume("run"),
+		emptyDirVolume("tmp"),
+	}
+
+	labels := Labels(inst, ComponentDatabase)
+	return &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
+		Spec: appsv1.StatefulSetSpec{
+			// One server on one volume: PostgreSQL has no shared-storage replication.
+			Replicas:    ptr.To[int32](1),
+			ServiceName: DatabaseHeadlessName(inst),
+			Selector:    &metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       pod,
+			},
+		},
+	}
+}
+
+// DatabaseServices returns the client Service Kinto connects to and the headless Service that
+// gives the StatefulSet's pod its stable DNS name.
+func DatabaseServices(inst *v1alpha1.KintoInstance) []*corev1.Service {
+	port := []corev1.ServicePort{{Name: "postgresql", Port: DatabasePort, TargetPort: intstr.FromString("postgresql")}}
+	client := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: SelectorLabels(inst, ComponentDatabase),
+			Ports:    port,
+		},
+	}
+	headless := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(inst, DatabaseHeadlessName(inst), ComponentDatabase),
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			PublishNotReadyAddresses: true,
+			Selector:                 SelectorLabels(inst, ComponentDatabase),
+			Ports:                    port,
+		},
+	}
+	return []*corev1.Service{client, headless}
+}

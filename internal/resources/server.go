@@ -1,0 +1,180 @@
+package resources
+
+import (
+	"fmt"
+	"path"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
+)
+
+// kintoUID is the user of the official kinto/kinto-server image.
+const kintoUID = 10001
+
+// ServicePort is the port of the Kinto server's Service.
+const ServicePort = 80
+
+// heartbeatTimeoutSeconds bounds each backend check of /v1/__heartbeat__ (Kinto's
+// heartbeat_timeout_seconds default); the readiness probe must wait longer than that.
+const heartbeatTimeoutSeconds = 10
+
+// ServerImage is the Kinto image running the given release.
+func ServerImage(inst *v1alpha1.KintoInstance, version string) string {
+	if inst.Spec.Image != "" {
+		return inst.Spec.Image
+	}
+	return "kinto/kinto-server:" + version
+}
+
+// ServerCommand starts the server without migrating: the official image's default command
+// migrates on every start, from every replica at once, which Kinto's migrator does not survive.
+func ServerCommand() []string {
+	return []string{"kinto", "start", "--ini", path.Join(ConfigDir, ConfigFileName), "--port", fmt.Sprint(kintoconfig.Port)}
+}
+
+// MigrateCommand creates or upgrades the storage, permission and cache schemas.
+func MigrateCommand() []string {
+	return []string{"kinto", "migrate", "--ini", path.Join(ConfigDir, ConfigFileName)}
+}
+
+// ServerEnv is the environment of every Kinto process of the instance: the configuration path and
+// the secrets the ini leaves empty, each from its Secret.
+func ServerEnv(inst *v1alpha1.KintoInstance) []corev1.EnvVar {
+	creds := CredentialsSecretName(inst)
+	urlSecret, urlKey := creds, SecretKeyDatabaseURL
+	if ext := inst.Spec.Database.External; ext != nil {
+		urlSecret, urlKey = ext.URLSecret.Name, ext.URLSecret.Key
+	}
+	env := []corev1.EnvVar{
+		{Name: "KINTO_INI", Value: path.Join(ConfigDir, ConfigFileName)},
+		secretEnv(kintoconfig.EnvStorageURL, urlSecret, urlKey),
+		secretEnv(kintoconfig.EnvPermissionURL, urlSecret, urlKey),
+		secretEnv(kintoconfig.EnvCacheURL, urlSecret, urlKey),
+		secretEnv(kintoconfig.EnvUserIDHMACSecret, creds, SecretKeyUserIDHMACSecret),
+		secretEnv(kintoconfig.EnvDefaultBucketHMACSecret, creds, SecretKeyDefaultBucketHMACSecret),
+	}
+	for _, p := range inst.Spec.Auth.OpenIDConnect {
+		env = append(env, secretEnv(kintoconfig.OpenIDClientSecretEnv(p.Name), p.ClientSecret.Name, p.ClientSecret.Key))
+	}
+	return env
+}
+
+// kintoPodSpec is the pod of every Kinto process (server and migration) at a release: the
+// rendered configuration mounted read-only, secrets from the environment, a writable /tmp.
+func kintoPodSpec(inst *v1alpha1.KintoInstance, version string, command []string) corev1.PodSpec {
+	pod := podSpecBase(inst, kintoUID)
+	pod.Containers = []corev1.Container{{
+		Name:            "kinto",
+		Image:           ServerImage(inst, version),
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         command,
+		Env:             ServerEnv(inst),
+		Resources:       inst.Spec.Resources,
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "config", MountPath: ConfigDir, ReadOnly: true},
+			{Name: "tmp", MountPath: "/tmp"},
+		},
+		SecurityContext: containerSecurityContext(),
+	}}
+	pod.Volumes = []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(inst)},
+		}}},
+		emptyDirVolume("tmp"),
+	}
+	return pod
+}
+
+// ServerDeployment returns the Deployment of the Kinto server at the given release (the one the
+// schema is migrated to, which may lag behind spec.version during an upgrade). configHash rolls
+// the pods when the rendered configuration changes.
+func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash string) *appsv1.Deployment {
+	pod := kintoPodSpec(inst, version, ServerCommand())
+	c := &pod.Containers[0]
+	c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: kintoconfig.Port}}
+	c.StartupProbe = &corev1.Probe{
+		ProbeHandler:     httpGet("/v1/__lbheartbeat__"),
+		PeriodSeconds:    2,
+		TimeoutSeconds:   5,
+		FailureThreshold: 60,
+	}
+	// __lbheartbeat__ checks nothing: a slow database must not get the server restarted.
+	c.LivenessProbe = &corev1.Probe{
+		ProbeHandler:     httpGet("/v1/__lbheartbeat__"),
+		PeriodSeconds:    10,
+		TimeoutSeconds:   5,
+		FailureThreshold: 6,
+	}
+	// __heartbeat__ checks (and writes to) the backends, each for up to heartbeatTimeoutSeconds.
+	c.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:     httpGet("/v1/__heartbeat__"),
+		PeriodSeconds:    10,
+		TimeoutSeconds:   heartbeatTimeoutSeconds + 5,
+		FailureThreshold: 3,
+	}
+	pod.TerminationGracePeriodSeconds = ptr.To[int64](30)
+
+	labels := Labels(inst, ComponentServer)
+	labels[VersionLabel] = version
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: objectMeta(inst, ServerName(inst), ComponentServer),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: inst.Spec.Replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentServer)},
+			Strategy: appsv1.DeploymentStrategy{
+				Type: appsv1.RollingUpdateDeploymentStrategyType,
+				// Keep every serving pod until its replacement is ready.
+				RollingUpdate: &appsv1.RollingUpdateDeployment{
+					MaxUnavailable: ptr.To(intstr.FromInt32(0)),
+					MaxSurge:       ptr.To(intstr.FromInt32(1)),
+				},
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      labels,
+					Annotations: map[string]string{ConfigHashAnnotation: configHash},
+				},
+				Spec: pod,
+			},
+		},
+	}
+}
+
+func httpGet(path string) corev1.ProbeHandler {
+	return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}}
+}
+
+// ServerService returns the Service in front of the Kinto server pods.
+func ServerService(inst *v1alpha1.KintoInstance) *corev1.Service {
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(inst, ServerName(inst), ComponentServer),
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: SelectorLabels(inst, ComponentServer),
+			Ports: []corev1.ServicePort{{
+				Name: "http", Port: ServicePort, TargetPort: intstr.FromString("http"),
+			}},
+		},
+	}
+}
+
+// URL is where clients reach the instance's API: its public host when it has an Ingress, its
+// Service inside the cluster otherwise.
+func URL(inst *v1alpha1.KintoInstance) string {
+	if ing := inst.Spec.Ingress; ing != nil {
+		scheme := "http"
+		if ing.TLS != nil {
+			scheme = "https"
+		}
+		return fmt.Sprintf("%s://%s/v1/", scheme, ing.Host)
+	}
+	return fmt.Sprintf("http://%s.%s.svc/v1/", ServerName(inst), inst.Namespace)
+}
