@@ -135,7 +135,7 @@ func (r *KintoInstanceReconciler) reconcileConfig(ctx context.Context, p *pass) 
 // reconcileDatabase runs the managed PostgreSQL server, or checks the external database's
 // Secret, and reports DatabaseReady.
 func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass) error {
-	if ext := p.inst.Spec.Database.External; ext != nil {
+	if ext := p.inst.Spec.ExternalDatabase(); ext != nil {
 		if msg := r.checkSecretKey(ctx, p.inst.Namespace, ext.URLSecret); msg != "" {
 			setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "SecretNotReady", msg)
 			return fmt.Errorf("%s", msg)

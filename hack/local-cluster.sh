@@ -38,34 +38,36 @@ ours() {
   [[ $args == *"$dir/"* ]]
 }
 
-live_pids() {
-  local f pid
-  for f in "$dir"/pids/*.pid; do
-    [ -e "$f" ] || continue
-    pid=$(<"$f")
-    if ours "$pid"; then echo "$pid"; fi
-  done
+# running NAME: true when the recorded process of component NAME is alive.
+running() {
+  [ -e "$dir/pids/$1.pid" ] && ours "$(<"$dir/pids/$1.pid")"
 }
 
-# wait_gone SECONDS: true when no recorded process is left within that time.
-wait_gone() {
-  local deadline=$((SECONDS + $1))
-  while [ -n "$(live_pids)" ]; do
-    ((SECONDS < deadline)) || return 1
+# stop NAME: SIGTERM, then SIGKILL if the component is still there after 15 s.
+stop() {
+  local pid deadline=$((SECONDS + 15))
+  running "$1" || return 0
+  pid=$(<"$dir/pids/$1.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  while running "$1"; do
+    if ((SECONDS >= deadline)); then
+      echo "local-cluster: $1 still running 15 s after SIGTERM, sending SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+      ! running "$1" || die "$1 (pid $pid) survived SIGKILL"
+      return 0
+    fi
     sleep 0.2
   done
 }
 
-stop_processes() {
-  local pids
-  mapfile -t pids < <(live_pids)
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  wait_gone 15 && return 0
-  mapfile -t pids < <(live_pids)
-  echo "local-cluster: still running 15 s after SIGTERM, sending SIGKILL to ${pids[*]}" >&2
-  kill -KILL "${pids[@]}" 2>/dev/null || true
-  wait_gone 5 || die "processes ${pids[*]} survived SIGKILL"
+# stop_all stops the components in the reverse order of their start: the API server shuts down
+# in about a second while etcd is there, but hangs until SIGKILL without it.
+stop_all() {
+  local i
+  for ((i = ${#components[@]} - 1; i >= 0; i--)); do
+    stop "${components[i]}"
+  done
 }
 
 down() {
@@ -75,7 +77,7 @@ down() {
   fi
   dir=$(cd "$dir" && pwd -P)
   [ -e "$dir/$marker" ] || die "$dir was not made by $0: not touching it"
-  stop_processes
+  stop_all
   rm -rf "$dir"
   echo "local-cluster: stopped, removed $dir"
 }
@@ -161,7 +163,7 @@ fail() {
 # abort_up, on any failure or interruption of `up`: stops what was started, keeps the logs.
 abort_up() {
   local rc=$?
-  stop_processes
+  stop_all
   echo "local-cluster: up failed; logs are kept in $dir/logs, remove them with: $0 down $dir" >&2
   exit "$rc"
 }
@@ -170,7 +172,7 @@ wait_ready() {
   local deadline=$((SECONDS + ready_timeout)) name waiting
   while :; do
     for name in "${components[@]}"; do
-      ours "$(<"$dir/pids/$name.pid")" || fail "$name" "$name exited during start-up"
+      running "$name" || fail "$name" "$name exited during start-up"
     done
     if ! kubectl get --raw /readyz >/dev/null 2>&1; then
       waiting=kube-apiserver
@@ -198,7 +200,9 @@ up() {
   if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
     dir=$(cd "$dir" && pwd -P)
     [ -e "$dir/$marker" ] || die "$dir exists and was not made by $0: choose another directory"
-    [ -z "$(live_pids)" ] || die "a cluster is already running in $dir: stop it with '$0 down $dir'"
+    for b in "${components[@]}"; do
+      ! running "$b" || die "a cluster is already running in $dir: stop it with '$0 down $dir'"
+    done
     # Left over by an `up` that failed, or by processes that were killed: start afresh.
     rm -rf "$dir"
   fi
@@ -206,7 +210,7 @@ up() {
   dir=$(cd "$dir" && pwd -P)
   touch "$dir/$marker"
   pki=$dir/pki
-  mkdir -p "$pki" "$dir/logs" "$dir/pids" "$dir/etcd" "$dir/flexvolume"
+  mkdir -p "$pki" "$dir/logs" "$dir/pids" "$dir/flexvolume"
   trap abort_up EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -214,17 +218,16 @@ up() {
   # Ask the kernel for free ports on 127.0.0.1, all held open together so that they differ.
   read -ra ports < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
-  [ ${#ports[@]} -eq 4 ] || die "could not pick free ports on 127.0.0.1"
-  etcd_port=${ports[0]} etcd_peer_port=${ports[1]} apiserver_port=${ports[2]} scheduler_port=${ports[3]}
+  [ ${#ports[@]} -eq 3 ] || die "could not pick free ports on 127.0.0.1"
+  etcd_port=${ports[0]} etcd_peer_port=${ports[1]} apiserver_port=${ports[2]}
   cat >"$dir/ports.env" <<EOF
 ETCD_CLIENT_PORT=$etcd_port
 ETCD_PEER_PORT=$etcd_peer_port
 APISERVER_PORT=$apiserver_port
-SCHEDULER_PORT=$scheduler_port
 APISERVER_URL=https://127.0.0.1:$apiserver_port
 EOF
 
@@ -234,12 +237,15 @@ EOF
   write_kubeconfig "$dir/kube-scheduler.kubeconfig" kube-scheduler
 
   # --unsafe-no-fsync: this data is thrown away, and fsync dominates etcd's latency on slow disks.
+  # etcd creates its --data-dir itself, with the 0700 mode it insists on.
   start etcd --name default --data-dir "$dir/etcd" --unsafe-no-fsync \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \
     --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster "default=http://127.0.0.1:$etcd_peer_port"
+  # --endpoint-reconciler-type none: the endpoints of the "kubernetes" Service would be the
+  # advertise address, and a loopback one is invalid there (an error every 10 s); no pod needs it.
   start kube-apiserver \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address 127.0.0.1 --secure-port "$apiserver_port" --advertise-address 127.0.0.1 \
@@ -251,9 +257,10 @@ EOF
     --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" \
     --allow-privileged=false \
-    --kubelet-preferred-address-types InternalIP,Hostname
-  # --secure-port=0: no metrics endpoint, which would otherwise bind a fixed port on every
-  # address; --flex-volume-plugin-dir keeps it from writing under /usr/libexec.
+    --kubelet-preferred-address-types InternalIP,Hostname \
+    --endpoint-reconciler-type none
+  # --secure-port=0 (here and for the scheduler): no metrics endpoint, which would otherwise bind
+  # a fixed port on every address; --flex-volume-plugin-dir keeps it from writing under /usr/libexec.
   start kube-controller-manager \
     --kubeconfig "$dir/kube-controller-manager.kubeconfig" \
     --secure-port=0 --leader-elect=false \
@@ -263,10 +270,7 @@ EOF
     --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
   start kube-scheduler \
-    --kubeconfig "$dir/kube-scheduler.kubeconfig" \
-    --authentication-kubeconfig "$dir/kube-scheduler.kubeconfig" \
-    --authorization-kubeconfig "$dir/kube-scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$scheduler_port" --leader-elect=false
+    --kubeconfig "$dir/kube-scheduler.kubeconfig" --secure-port=0 --leader-elect=false
 
   wait_ready
   trap - EXIT INT TERM

@@ -43,7 +43,7 @@ type KintoInstanceSpec struct {
 	// Resources of each Kinto server container and of the migration Job.
 	// +kubebuilder:default={requests:{cpu:"50m",memory:"128Mi"},limits:{memory:"512Mi"}}
 	// +optional
-	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// NodeSelector constrains every pod of the instance to nodes with these labels.
 	// +optional
@@ -69,12 +69,12 @@ type KintoInstanceSpec struct {
 	// cannot change after creation.
 	// +kubebuilder:default={managed:{}}
 	// +optional
-	Database DatabaseSpec `json:"database,omitempty"`
+	Database *DatabaseSpec `json:"database,omitempty"`
 
 	// Auth chooses how users authenticate: Kinto accounts, OpenID Connect providers, or both.
 	// +kubebuilder:default={accounts:{enabled:true}}
 	// +optional
-	Auth AuthSpec `json:"auth,omitempty"`
+	Auth *AuthSpec `json:"auth,omitempty"`
 
 	// Plugins are the optional Kinto plugins to enable. The flush plugin, which lets one request
 	// wipe every bucket, is not offered.
@@ -156,7 +156,7 @@ type DatabaseSpec struct {
 }
 
 // ManagedDatabase is a PostgreSQL server the operator runs for one instance.
-// +kubebuilder:validation:XValidation:rule="self.?storageClassName == oldSelf.?storageClassName",message="storageClassName cannot change after creation",fieldPath=".storageClassName"
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName cannot change after creation",fieldPath=".storageClassName"
 type ManagedDatabase struct {
 	// Version is the PostgreSQL major version. It selects the image tag postgres:<version> unless
 	// image is set, and cannot change in place: a major upgrade goes through backup and restore.
@@ -190,7 +190,7 @@ type ManagedDatabase struct {
 	// Resources of the PostgreSQL container.
 	// +kubebuilder:default={requests:{cpu:"50m",memory:"128Mi"},limits:{memory:"1Gi"}}
 	// +optional
-	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // ExternalDatabase is a PostgreSQL database run outside the operator.
@@ -367,7 +367,7 @@ type BackupSpec struct {
 	// Retention says which backups are kept.
 	// +kubebuilder:default={count:7}
 	// +optional
-	Retention BackupRetention `json:"retention,omitempty"`
+	Retention *BackupRetention `json:"retention,omitempty"`
 }
 
 // BackupRetention says which backups are kept; a backup is pruned when either bound drops it.
@@ -456,6 +456,35 @@ type KintoInstanceList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KintoInstance `json:"items"`
+}
+
+// ManagedDatabase is the spec of the managed database, or nil for an external one.
+func (s *KintoInstanceSpec) ManagedDatabase() *ManagedDatabase {
+	if s.Database == nil {
+		return nil
+	}
+	return s.Database.Managed
+}
+
+// ExternalDatabase is the spec of the external database, or nil for a managed one.
+func (s *KintoInstanceSpec) ExternalDatabase() *ExternalDatabase {
+	if s.Database == nil {
+		return nil
+	}
+	return s.Database.External
+}
+
+// AccountsEnabled says whether Kinto accounts are on.
+func (s *KintoInstanceSpec) AccountsEnabled() bool {
+	return s.Auth != nil && s.Auth.Accounts != nil && s.Auth.Accounts.Enabled
+}
+
+// OpenIDConnectProviders lists the instance's OpenID Connect providers.
+func (s *KintoInstanceSpec) OpenIDConnectProviders() []OpenIDConnectProvider {
+	if s.Auth == nil {
+		return nil
+	}
+	return s.Auth.OpenIDConnect
 }
 
 func init() {

@@ -104,7 +104,7 @@ func TestInvalidSpecsAreRejectedNamingTheField(t *testing.T) {
 		{"retention without bounds", `backup: {retention: {}}`, []string{"spec.backup.retention", "needs count, maxAge or both"}},
 		{"retention age unit", `backup: {retention: {maxAge: "30m"}}`, []string{"spec.backup.retention.maxAge", "should match"}},
 		{"deletion policy", `deletionPolicy: Forget`, []string{"spec.deletionPolicy", "Unsupported value"}},
-		{"negative resources", `resources: {requests: {memory: "-1Mi"}}`, []string{"spec.resources.requests"}},
+		{"resources not a quantity", `resources: {requests: {memory: "lots"}}`, []string{"spec.resources.requests.memory"}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 			name:    "managed to external",
 			initial: `{}`,
 			mutate: func(s *v1alpha1.KintoInstanceSpec) {
-				s.Database = v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{URLSecret: v1alpha1.SecretKeyRef{Name: "db", Key: "url"}}}
+				s.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{URLSecret: v1alpha1.SecretKeyRef{Name: "db", Key: "url"}}}
 			},
 			wantPath: "spec.database",
 			wantMsg:  "cannot switch between managed and external",

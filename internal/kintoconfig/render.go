@@ -143,7 +143,7 @@ func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
 		// Kinto ignores X-Forwarded-*: the URLs it returns follow these two settings.
 		s = append(s, setting{"kinto.http_scheme", scheme}, setting{"kinto.http_host", ing.Host})
 	}
-	s = append(s, authSettings(&spec.Auth)...)
+	s = append(s, authSettings(spec)...)
 
 	user, err := userSettings(spec.Settings)
 	if err != nil {
@@ -154,10 +154,10 @@ func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
 
 func includes(spec *v1alpha1.KintoInstanceSpec) []string {
 	var mods []string
-	if accountsEnabled(&spec.Auth) {
+	if spec.AccountsEnabled() {
 		mods = append(mods, "kinto.plugins.accounts")
 	}
-	if len(spec.Auth.OpenIDConnect) > 0 {
+	if len(spec.OpenIDConnectProviders()) > 0 {
 		mods = append(mods, "kinto.plugins.openid")
 	}
 	plugins := make([]string, 0, len(spec.Plugins))
@@ -168,21 +168,18 @@ func includes(spec *v1alpha1.KintoInstanceSpec) []string {
 	return append(mods, plugins...)
 }
 
-func accountsEnabled(auth *v1alpha1.AuthSpec) bool {
-	return auth.Accounts != nil && auth.Accounts.Enabled
-}
-
-func authSettings(auth *v1alpha1.AuthSpec) []setting {
+func authSettings(spec *v1alpha1.KintoInstanceSpec) []setting {
 	var policies []string
 	var s []setting
-	if accountsEnabled(auth) {
+	if spec.AccountsEnabled() {
+		accounts := spec.Auth.Accounts
 		policies = append(policies, "account")
-		admins := make([]string, 0, len(auth.Accounts.Admins))
-		for _, a := range auth.Accounts.Admins {
+		admins := make([]string, 0, len(accounts.Admins))
+		for _, a := range accounts.Admins {
 			admins = append(admins, "account:"+a)
 		}
 		create := "system.Everyone"
-		switch auth.Accounts.Registration {
+		switch accounts.Registration {
 		case v1alpha1.RegistrationAuthenticated:
 			create = "system.Authenticated"
 		case v1alpha1.RegistrationAdminsOnly:
@@ -195,7 +192,7 @@ func authSettings(auth *v1alpha1.AuthSpec) []setting {
 			setting{"kinto.account_read_principals", strings.Join(admins, " ")},
 		)
 	}
-	for _, p := range auth.OpenIDConnect {
+	for _, p := range spec.OpenIDConnectProviders() {
 		policies = append(policies, p.Name)
 		prefix := "multiauth.policy." + p.Name + "."
 		audience := p.Audience

@@ -43,7 +43,7 @@ var RandomSource io.Reader = rand.Reader
 func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte, random io.Reader) (*corev1.Secret, error) {
 	data := map[string][]byte{}
 	keys := []string{SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret}
-	if inst.Spec.Database.Managed != nil {
+	if inst.Spec.ManagedDatabase() != nil {
 		keys = append(keys, SecretKeyDatabasePassword)
 	}
 	for _, k := range keys {
@@ -57,7 +57,7 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 		}
 		data[k] = []byte(token)
 	}
-	if inst.Spec.Database.Managed != nil {
+	if inst.Spec.ManagedDatabase() != nil {
 		data[SecretKeyDatabaseURL] = []byte(fmt.Sprintf("postgresql://%s:%s@%s:%d/%s",
 			DatabaseUser, data[SecretKeyDatabasePassword], DatabaseName(inst), DatabasePort, DatabaseDB))
 	}

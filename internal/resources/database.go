@@ -48,7 +48,7 @@ func DatabaseImage(db *v1alpha1.ManagedDatabase) string {
 // rather than through the StatefulSet's claim templates, so that it can grow it and keep it
 // when the instance is deleted.
 func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim {
-	db := inst.Spec.Database.Managed
+	db := inst.Spec.ManagedDatabase()
 	return &corev1.PersistentVolumeClaim{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
 		ObjectMeta: dataObjectMeta(inst, DataVolumeClaimName(inst), ComponentDatabase),
@@ -64,7 +64,7 @@ func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim
 
 // DatabaseStatefulSet returns the single-pod StatefulSet running the managed PostgreSQL server.
 func DatabaseStatefulSet(inst *v1alpha1.KintoInstance) *appsv1.StatefulSet {
-	db := inst.Spec.Database.Managed
+	db := inst.Spec.ManagedDatabase()
 	image := DatabaseImage(db)
 	env := []corev1.EnvVar{
 		{Name: "PGDATA", Value: pgData},
@@ -96,7 +96,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance) *appsv1.StatefulSet {
 		Command:         []string{"sh", "-c", initDatabaseScript},
 		Env:             env,
 		VolumeMounts:    mounts,
-		Resources:       db.Resources,
+		Resources:       ptr.Deref(db.Resources, corev1.ResourceRequirements{}),
 		SecurityContext: containerSecurityContext(),
 	}}
 	pod.Containers = []corev1.Container{{
@@ -111,7 +111,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance) *appsv1.StatefulSet {
 		Env:          env,
 		Ports:        []corev1.ContainerPort{{Name: "postgresql", ContainerPort: DatabasePort}},
 		VolumeMounts: mounts,
-		Resources:    db.Resources,
+		Resources:    ptr.Deref(db.Resources, corev1.ResourceRequirements{}),
 		StartupProbe: &corev1.Probe{
 			ProbeHandler:     ready.ProbeHandler,
 			PeriodSeconds:    2,

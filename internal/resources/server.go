@@ -48,7 +48,7 @@ func MigrateCommand() []string {
 func ServerEnv(inst *v1alpha1.KintoInstance) []corev1.EnvVar {
 	creds := CredentialsSecretName(inst)
 	urlSecret, urlKey := creds, SecretKeyDatabaseURL
-	if ext := inst.Spec.Database.External; ext != nil {
+	if ext := inst.Spec.ExternalDatabase(); ext != nil {
 		urlSecret, urlKey = ext.URLSecret.Name, ext.URLSecret.Key
 	}
 	env := []corev1.EnvVar{
@@ -59,7 +59,7 @@ func ServerEnv(inst *v1alpha1.KintoInstance) []corev1.EnvVar {
 		secretEnv(kintoconfig.EnvUserIDHMACSecret, creds, SecretKeyUserIDHMACSecret),
 		secretEnv(kintoconfig.EnvDefaultBucketHMACSecret, creds, SecretKeyDefaultBucketHMACSecret),
 	}
-	for _, p := range inst.Spec.Auth.OpenIDConnect {
+	for _, p := range inst.Spec.OpenIDConnectProviders() {
 		env = append(env, secretEnv(kintoconfig.OpenIDClientSecretEnv(p.Name), p.ClientSecret.Name, p.ClientSecret.Key))
 	}
 	return env
@@ -75,7 +75,7 @@ func kintoPodSpec(inst *v1alpha1.KintoInstance, version string, command []string
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:         command,
 		Env:             ServerEnv(inst),
-		Resources:       inst.Spec.Resources,
+		Resources:       ptr.Deref(inst.Spec.Resources, corev1.ResourceRequirements{}),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "config", MountPath: ConfigDir, ReadOnly: true},
 			{Name: "tmp", MountPath: "/tmp"},

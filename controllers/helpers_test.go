@@ -1,0 +1,178 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// createInstance creates an instance with the defaults the API server fills in, changed by edit.
+func createInstance(t *testing.T, ns, name string, edit func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance {
+	t.Helper()
+	inst := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if edit != nil {
+		edit(inst)
+	}
+	if err := k8s.Create(context.Background(), inst); err != nil {
+		t.Fatalf("creating instance: %v", err)
+	}
+	return inst
+}
+
+func key(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
+
+// get reads obj by name, failing the test on any error.
+func get(t *testing.T, ns, name string, obj client.Object) {
+	t.Helper()
+	if err := k8s.Get(context.Background(), key(ns, name), obj); err != nil {
+		t.Fatalf("getting %T %s: %v", obj, name, err)
+	}
+}
+
+// updateInstance applies edit to the current instance and writes it back, retrying on conflict.
+func updateInstance(t *testing.T, inst *v1alpha1.KintoInstance, edit func(*v1alpha1.KintoInstance)) {
+	t.Helper()
+	eventually(t, "updating the instance", func() error {
+		cur := &v1alpha1.KintoInstance{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(inst), cur); err != nil {
+			return err
+		}
+		edit(cur)
+		return k8s.Update(context.Background(), cur)
+	})
+}
+
+// waitForCondition waits until the instance reports the condition with this status and reason
+// for its current generation, and returns the instance as read then.
+func waitForCondition(t *testing.T, inst *v1alpha1.KintoInstance, condType string, status metav1.ConditionStatus, reason string) *v1alpha1.KintoInstance {
+	t.Helper()
+	cur := &v1alpha1.KintoInstance{}
+	eventually(t, fmt.Sprintf("condition %s=%s (%s)", condType, status, reason), func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(inst), cur); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(cur.Status.Conditions, condType)
+		switch {
+		case cur.Status.ObservedGeneration != cur.Generation:
+			return fmt.Errorf("observedGeneration %d, generation %d", cur.Status.ObservedGeneration, cur.Generation)
+		case c == nil:
+			return fmt.Errorf("no %s condition in %+v", condType, cur.Status.Conditions)
+		case c.Status != status || c.Reason != reason:
+			return fmt.Errorf("%s is %s (%s: %s)", condType, c.Status, c.Reason, c.Message)
+		case c.ObservedGeneration != cur.Generation:
+			return fmt.Errorf("%s condition observed generation %d, want %d", condType, c.ObservedGeneration, cur.Generation)
+		}
+		return nil
+	})
+	return cur
+}
+
+// markDatabaseReady reports the managed database's pod ready, as the StatefulSet controller would.
+func markDatabaseReady(t *testing.T, inst *v1alpha1.KintoInstance) {
+	t.Helper()
+	eventually(t, "marking the database ready", func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.DatabaseName(inst)), sts); err != nil {
+			return err
+		}
+		sts.Status = appsv1.StatefulSetStatus{
+			ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, CurrentReplicas: 1,
+			UpdatedReplicas: 1, AvailableReplicas: 1,
+		}
+		return k8s.Status().Update(context.Background(), sts)
+	})
+}
+
+// finishJob reports a Job finished, as the Job controller would: the API server insists on the
+// same sequence of conditions the controller writes.
+func finishJob(t *testing.T, ns, name string, succeeded bool) {
+	t.Helper()
+	eventually(t, "finishing Job "+name, func() error {
+		job := &batchv1.Job{}
+		if err := k8s.Get(context.Background(), key(ns, name), job); err != nil {
+			return err
+		}
+		now := metav1.NewTime(time.Now())
+		start := metav1.NewTime(now.Add(-time.Second))
+		job.Status.StartTime = &start
+		if succeeded {
+			job.Status.Succeeded = 1
+			job.Status.CompletionTime = &now
+			job.Status.Conditions = []batchv1.JobCondition{
+				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
+				{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
+			}
+		} else {
+			job.Status.Failed = 1
+			job.Status.Conditions = []batchv1.JobCondition{
+				{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now, LastProbeTime: now},
+				{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now, LastProbeTime: now},
+			}
+		}
+		return k8s.Status().Update(context.Background(), job)
+	})
+}
+
+// markServerAvailable reports every server pod of the current revision available, as the
+// Deployment controller would.
+func markServerAvailable(t *testing.T, inst *v1alpha1.KintoInstance) {
+	t.Helper()
+	eventually(t, "marking the server available", func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.ServerName(inst)), d); err != nil {
+			return err
+		}
+		n := *d.Spec.Replicas
+		d.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+		}
+		return k8s.Status().Update(context.Background(), d)
+	})
+}
+
+// bringUp takes a new managed instance through database, migration and server to Ready.
+func bringUp(t *testing.T, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
+	t.Helper()
+	markDatabaseReady(t, inst)
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
+	finishJob(t, inst.Namespace, resources.MigrateJobName(inst, inst.Spec.Version), true)
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
+	markServerAvailable(t, inst)
+	return waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
+}
+
+// eventReasons lists the reasons of the events recorded about the instance.
+func eventReasons(t *testing.T, inst *v1alpha1.KintoInstance) map[string]eventsv1.Event {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(inst.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]eventsv1.Event{}
+	for _, e := range list.Items {
+		if e.Regarding.Name == inst.Name && e.Regarding.Kind == "KintoInstance" {
+			reasons[e.Reason] = e
+		}
+	}
+	return reasons
+}
+
+func isControlledBy(obj client.Object, inst *v1alpha1.KintoInstance) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == inst.UID && ref.Kind == "KintoInstance"
+}

@@ -1,0 +1,458 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+func TestInstanceComesUpWithEveryChildOwned(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "notes", nil)
+
+	// Before the database is ready: credentials, configuration and database exist, no server.
+	secret := &corev1.Secret{}
+	eventually(t, "credentials Secret", func() error {
+		return k8s.Get(context.Background(), key(ns, resources.CredentialsSecretName(inst)), secret)
+	})
+	for _, k := range []string{resources.SecretKeyDatabasePassword, resources.SecretKeyDatabaseURL, resources.SecretKeyUserIDHMACSecret, resources.SecretKeyDefaultBucketHMACSecret} {
+		if len(secret.Data[k]) == 0 {
+			t.Errorf("credentials Secret lacks %s", k)
+		}
+	}
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting")
+	if err := k8s.Get(context.Background(), key(ns, resources.ServerName(inst)), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("server Deployment exists before the schema is migrated: %v", err)
+	}
+
+	inst = bringUp(t, inst)
+	if inst.Status.Version != v1alpha1.DefaultKintoVersion {
+		t.Errorf("status.version = %q, want %q", inst.Status.Version, v1alpha1.DefaultKintoVersion)
+	}
+	if want := fmt.Sprintf("http://notes-server.%s.svc/v1/", ns); inst.Status.URL != want {
+		t.Errorf("status.url = %q, want %q", inst.Status.URL, want)
+	}
+	if inst.Status.Selector == "" || inst.Status.Replicas != 1 {
+		t.Errorf("scale status = replicas %d selector %q", inst.Status.Replicas, inst.Status.Selector)
+	}
+
+	controlled := map[string]client.Object{
+		resources.ConfigMapName(inst):                     &corev1.ConfigMap{},
+		resources.DatabaseName(inst) + "/sts":             &appsv1.StatefulSet{},
+		resources.DatabaseName(inst) + "/svc":             &corev1.Service{},
+		resources.DatabaseHeadlessName(inst):              &corev1.Service{},
+		resources.ServerName(inst) + "/deploy":            &appsv1.Deployment{},
+		resources.ServerName(inst) + "/svc":               &corev1.Service{},
+		resources.MigrateJobName(inst, inst.Spec.Version): &batchv1.Job{},
+	}
+	for name, obj := range controlled {
+		get(t, ns, strings.Split(name, "/")[0], obj)
+		if !isControlledBy(obj, inst) {
+			t.Errorf("%T %s is not controlled by the instance: %v", obj, name, obj.GetOwnerReferences())
+		}
+		if obj.GetLabels()[resources.ManagedByLabel] != resources.ManagedBy {
+			t.Errorf("%T %s lacks the managed-by label the cache selects on", obj, name)
+		}
+	}
+	// Under the default Retain policy the data and its credentials belong to no one.
+	for name, obj := range map[string]client.Object{
+		resources.CredentialsSecretName(inst): &corev1.Secret{},
+		resources.DataVolumeClaimName(inst):   &corev1.PersistentVolumeClaim{},
+	} {
+		get(t, ns, name, obj)
+		if len(obj.GetOwnerReferences()) != 0 {
+			t.Errorf("%T %s has owner references under Retain: %v", obj, name, obj.GetOwnerReferences())
+		}
+	}
+
+	// The server runs the migrated release with the rendered configuration's hash.
+	d := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), d)
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:"+v1alpha1.DefaultKintoVersion {
+		t.Errorf("server image = %q", img)
+	}
+	if d.Spec.Template.Annotations[resources.ConfigHashAnnotation] == "" {
+		t.Error("server pod template has no configuration hash")
+	}
+
+	reasons := eventReasons(t, inst)
+	for _, r := range []string{"PostgreSQLReady", "Migrated", "Available", "Ready"} {
+		if _, ok := reasons[r]; !ok {
+			t.Errorf("no %s event; events: %v", r, keys(reasons))
+		}
+	}
+}
+
+func TestSpecChangesReachTheChildren(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "changes", nil))
+
+	d := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), d)
+	oldHash := d.Spec.Template.Annotations[resources.ConfigHashAnnotation]
+
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Replicas = ptr.To[int32](3)
+		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.paginate_by": "100"}
+		i.Spec.Plugins = []v1alpha1.Plugin{v1alpha1.PluginAdmin, v1alpha1.PluginHistory}
+		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org", TLS: &v1alpha1.IngressTLS{SecretName: "notes-cert"}}
+	})
+	eventually(t, "the change reaches the ConfigMap and Deployment", func() error {
+		cm := &corev1.ConfigMap{}
+		if err := k8s.Get(context.Background(), key(ns, resources.ConfigMapName(inst)), cm); err != nil {
+			return err
+		}
+		ini := cm.Data[resources.ConfigFileName]
+		for _, want := range []string{"kinto.paginate_by = 100", "kinto.plugins.history", "kinto.http_host = notes.example.org", "kinto.http_scheme = https"} {
+			if !strings.Contains(ini, want) {
+				return fmt.Errorf("kinto.ini lacks %q", want)
+			}
+		}
+		if err := k8s.Get(context.Background(), key(ns, resources.ServerName(inst)), d); err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != 3 {
+			return fmt.Errorf("replicas = %d", *d.Spec.Replicas)
+		}
+		if d.Spec.Template.Annotations[resources.ConfigHashAnnotation] == oldHash {
+			return fmt.Errorf("configuration hash unchanged: the server would not roll")
+		}
+		return nil
+	})
+	ing := &networkingv1.Ingress{}
+	eventually(t, "the Ingress", func() error {
+		return k8s.Get(context.Background(), key(ns, resources.IngressName(inst)), ing)
+	})
+	if ing.Spec.TLS[0].SecretName != "notes-cert" || ing.Spec.Rules[0].Host != "notes.example.org" {
+		t.Errorf("ingress = %+v", ing.Spec)
+	}
+	// The rollout shows in ServerReady until the Deployment reports it done.
+	waitForCondition(t, inst, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "RollingOut")
+	markServerAvailable(t, inst)
+	cur := waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
+	if cur.Status.URL != "https://notes.example.org/v1/" {
+		t.Errorf("status.url = %q", cur.Status.URL)
+	}
+
+	// Removing spec.ingress removes the Ingress.
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Ingress = nil })
+	eventually(t, "the Ingress is removed", func() error {
+		err := k8s.Get(context.Background(), key(ns, resources.IngressName(inst)), &networkingv1.Ingress{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%v)", err)
+	})
+}
+
+func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "restore", nil))
+	ctx := context.Background()
+
+	// Deleted objects come back.
+	for _, obj := range []client.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ConfigMapName(inst)}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.DatabaseName(inst)}},
+	} {
+		old := obj.DeepCopyObject().(client.Object)
+		get(t, ns, obj.GetName(), old)
+		if err := k8s.Delete(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, fmt.Sprintf("%T %s restored", obj, obj.GetName()), func() error {
+			cur := obj.DeepCopyObject().(client.Object)
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+				return err
+			}
+			if cur.GetUID() == old.GetUID() {
+				return fmt.Errorf("not deleted yet")
+			}
+			return nil
+		})
+	}
+
+	// Edits are undone.
+	cm := &corev1.ConfigMap{}
+	get(t, ns, resources.ConfigMapName(inst), cm)
+	rendered := cm.Data[resources.ConfigFileName]
+	cm.Data[resources.ConfigFileName] = "[app:main]\nkinto.storage_backend = kinto.core.storage.memory\n"
+	if err := k8s.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	d := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), d)
+	d.Spec.Replicas = ptr.To[int32](5)
+	d.Spec.Template.Spec.Containers[0].Image = "evil/kinto:latest"
+	if err := k8s.Update(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hand edits undone", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm); err != nil {
+			return err
+		}
+		if cm.Data[resources.ConfigFileName] != rendered {
+			return fmt.Errorf("kinto.ini still edited")
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != 1 || d.Spec.Template.Spec.Containers[0].Image != "kinto/kinto-server:"+v1alpha1.DefaultKintoVersion {
+			return fmt.Errorf("deployment still edited: replicas %d image %s", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Image)
+		}
+		return nil
+	})
+}
+
+// The generated credentials are drawn once: later passes, and an instance re-created with the
+// same name under the Retain policy, keep them, since user ids derive from the HMAC secret.
+func TestRetainKeepsDataAndCredentialsForARecreatedInstance(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	inst := bringUp(t, createInstance(t, ns, "keep", nil))
+	secret := &corev1.Secret{}
+	get(t, ns, resources.CredentialsSecretName(inst), secret)
+	original := secret.DeepCopy()
+
+	// A change of spec re-renders everything but the credentials.
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.readonly": "false"}
+	})
+	waitForCondition(t, inst, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "RollingOut")
+	get(t, ns, resources.CredentialsSecretName(inst), secret)
+	assertSameData(t, original.Data, secret.Data)
+
+	if err := k8s.Delete(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	// The garbage collector removes the owned children; wait for it to reach the Deployment.
+	eventually(t, "owned children garbage-collected", func() error {
+		err := k8s.Get(ctx, key(ns, resources.ServerName(inst)), &appsv1.Deployment{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("server Deployment still there (%v)", err)
+	})
+	get(t, ns, resources.CredentialsSecretName(inst), &corev1.Secret{})
+	get(t, ns, resources.DataVolumeClaimName(inst), &corev1.PersistentVolumeClaim{})
+
+	again := createInstance(t, ns, "keep", nil)
+	bringUp(t, again)
+	get(t, ns, resources.CredentialsSecretName(again), secret)
+	assertSameData(t, original.Data, secret.Data)
+}
+
+func TestDeletePolicyRemovesDataWithTheInstance(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	inst := createInstance(t, ns, "ephemeral", func(i *v1alpha1.KintoInstance) {
+		i.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	})
+	inst = bringUp(t, inst)
+	for _, obj := range []client.Object{&corev1.Secret{}, &corev1.PersistentVolumeClaim{}} {
+		name := resources.CredentialsSecretName(inst)
+		if _, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+			name = resources.DataVolumeClaimName(inst)
+		}
+		get(t, ns, name, obj)
+		if !isControlledBy(obj, inst) {
+			t.Errorf("%T %s not owned under Delete", obj, name)
+		}
+	}
+	if err := k8s.Delete(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "credentials garbage-collected", func() error {
+		err := k8s.Get(ctx, key(ns, resources.CredentialsSecretName(inst)), &corev1.Secret{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("credentials Secret still there (%v)", err)
+	})
+	// The PVC carries the kubernetes.io/pvc-protection finalizer, so "deleted" means marked.
+	eventually(t, "volume claim deleted", func() error {
+		pvc := &corev1.PersistentVolumeClaim{}
+		err := k8s.Get(ctx, key(ns, resources.DataVolumeClaimName(inst)), pvc)
+		if apierrors.IsNotFound(err) || err == nil && !pvc.DeletionTimestamp.IsZero() {
+			return nil
+		}
+		return fmt.Errorf("volume claim not being deleted (%v)", err)
+	})
+}
+
+func TestUpgradeMigratesBeforeTheServerRolls(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "upgrade", func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.4.0" }))
+
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	cur := waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
+	d := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), d)
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.4.0" {
+		t.Fatalf("server rolled to %s before the migration finished", img)
+	}
+	if cur.Status.Version != "26.4.0" {
+		t.Fatalf("status.version = %s during the migration", cur.Status.Version)
+	}
+	job := &batchv1.Job{}
+	get(t, ns, resources.MigrateJobName(inst, "26.5.0"), job)
+	if img := job.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.5.0" {
+		t.Errorf("migration runs %s", img)
+	}
+
+	finishJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), true)
+	cur = waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
+	if cur.Status.Version != "26.5.0" {
+		t.Errorf("status.version = %s after the migration", cur.Status.Version)
+	}
+	eventually(t, "server rolls to the new release and the old Job goes", func() error {
+		if err := k8s.Get(context.Background(), key(ns, resources.ServerName(inst)), d); err != nil {
+			return err
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.5.0" {
+			return fmt.Errorf("server image %s", img)
+		}
+		old := &batchv1.Job{}
+		err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.4.0")), old)
+		if err == nil && old.DeletionTimestamp.IsZero() {
+			return fmt.Errorf("migration Job of 26.4.0 still there")
+		}
+		return client.IgnoreNotFound(err)
+	})
+}
+
+func TestFailedMigrationKeepsTheOldReleaseServing(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "failing", func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.4.0" }))
+
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
+	finishJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), false)
+	cur := waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "MigrationFailed")
+	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionFalse, "MigrationFailed")
+	if cur.Status.Version != "26.4.0" {
+		t.Errorf("status.version = %s", cur.Status.Version)
+	}
+	d := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), d)
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.4.0" {
+		t.Errorf("server image = %s after a failed migration", img)
+	}
+	eventually(t, "a warning event says why", func() error {
+		e, ok := eventReasons(t, inst)["MigrationFailed"]
+		if !ok || e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "26.5.0") {
+			return fmt.Errorf("no MigrationFailed warning: %+v", e)
+		}
+		return nil
+	})
+}
+
+func TestDowngradeIsRefused(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "downgrade", nil))
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "25.0.3" })
+	cur := waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "DowngradeRefused")
+	if cur.Status.Version != v1alpha1.DefaultKintoVersion {
+		t.Errorf("status.version = %s", cur.Status.Version)
+	}
+	if err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "25.0.3")), &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a migration Job was made for a downgrade: %v", err)
+	}
+}
+
+func TestExternalDatabaseWaitsForItsSecret(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "external", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{
+			URLSecret: v1alpha1.SecretKeyRef{Name: "db", Key: "url"},
+		}}
+	})
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "SecretNotReady")
+	if c := cur.Status.Conditions; !strings.Contains(fmt.Sprint(c), `Secret "db" not found`) {
+		t.Errorf("conditions do not name the missing Secret: %v", c)
+	}
+	eventually(t, "a warning event names the Secret", func() error {
+		if e, ok := eventReasons(t, inst)["SecretNotReady"]; !ok || e.Type != corev1.EventTypeWarning {
+			return fmt.Errorf("no SecretNotReady warning")
+		}
+		return nil
+	})
+
+	url := "postgresql://kinto:sw0rdf1sh@db.example.org:5432/kinto"
+	db := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"}, StringData: map[string]string{"url": url}}
+	if err := k8s.Create(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	// The reconciler retries with backoff and finds the Secret.
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "ExternalDatabase")
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
+	job := &batchv1.Job{}
+	get(t, ns, resources.MigrateJobName(inst, inst.Spec.Version), job)
+	env := job.Spec.Template.Spec.Containers[0].Env
+	if !hasSecretEnv(env, "KINTO_STORAGE_URL", "db", "url") {
+		t.Errorf("migration Job does not take the storage URL from the user's Secret: %+v", env)
+	}
+	// No managed database, and no database password among the credentials.
+	if err := k8s.Get(context.Background(), key(ns, resources.DatabaseName(inst)), &appsv1.StatefulSet{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a PostgreSQL StatefulSet exists for an external database: %v", err)
+	}
+	creds := &corev1.Secret{}
+	get(t, ns, resources.CredentialsSecretName(inst), creds)
+	if _, ok := creds.Data[resources.SecretKeyDatabasePassword]; ok {
+		t.Error("credentials hold a database password for an external database")
+	}
+
+	// The URL's password shows nowhere in the instance's status or events.
+	cur = &v1alpha1.KintoInstance{}
+	get(t, ns, inst.Name, cur)
+	status := fmt.Sprintf("%+v", cur.Status)
+	for _, e := range eventReasons(t, inst) {
+		status += e.Note
+	}
+	if strings.Contains(status, "sw0rdf1sh") {
+		t.Error("the database password leaked into status or events")
+	}
+}
+
+func hasSecretEnv(env []corev1.EnvVar, name, secret, key string) bool {
+	for _, e := range env {
+		if e.Name == name && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil &&
+			e.ValueFrom.SecretKeyRef.Name == secret && e.ValueFrom.SecretKeyRef.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+func assertSameData(t *testing.T, want, got map[string][]byte) {
+	t.Helper()
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Errorf("credential %s changed", k)
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
