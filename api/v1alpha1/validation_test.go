@@ -301,4 +301,3 @@ func assertInvalid(t *testing.T, err error, want ...string) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
-

@@ -1,0 +1,193 @@
+package kintoconfig
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+func instance(edit func(*v1alpha1.KintoInstanceSpec)) *v1alpha1.KintoInstance {
+	inst := &v1alpha1.KintoInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "notes", Namespace: "tenants"},
+		Spec: v1alpha1.KintoInstanceSpec{
+			Version:  v1alpha1.DefaultKintoVersion,
+			Database: &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{}},
+			Auth:     &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true, Registration: v1alpha1.RegistrationOpen}},
+			Plugins:  []v1alpha1.Plugin{v1alpha1.PluginAdmin},
+		},
+	}
+	if edit != nil {
+		edit(&inst.Spec)
+	}
+	return inst
+}
+
+// appMain returns the [app:main] settings of a rendered ini as a map, failing on a key rendered
+// twice (which Kinto would read as the last one).
+func appMain(t *testing.T, ini string) map[string]string {
+	t.Helper()
+	section := ""
+	settings := map[string]string{}
+	for _, line := range strings.Split(ini, "\n") {
+		switch {
+		case strings.HasPrefix(line, "["):
+			section = line
+		case section == "[app:main]" && strings.Contains(line, " = "):
+			k, v, _ := strings.Cut(line, " = ")
+			if _, dup := settings[k]; dup {
+				t.Fatalf("setting %s rendered twice", k)
+			}
+			settings[k] = v
+		case section == "[app:main]" && strings.HasSuffix(line, " ="):
+			settings[strings.TrimSuffix(line, " =")] = ""
+		}
+	}
+	return settings
+}
+
+func TestRender(t *testing.T) {
+	cases := []struct {
+		name   string
+		edit   func(*v1alpha1.KintoInstanceSpec)
+		want   map[string]string
+		absent []string
+	}{
+		{
+			name: "defaults: PostgreSQL everywhere, accounts open, admin UI",
+			want: map[string]string{
+				"kinto.storage_backend":           "kinto.core.storage.postgresql",
+				"kinto.permission_backend":        "kinto.core.permission.postgresql",
+				"kinto.cache_backend":             "kinto.core.cache.postgresql",
+				"kinto.storage_url":               "",
+				"kinto.userid_hmac_secret":        "",
+				"kinto.includes":                  "kinto.plugins.accounts kinto.plugins.admin",
+				"multiauth.policies":              "account",
+				"multiauth.policy.account.use":    "kinto.plugins.accounts.AccountsPolicy",
+				"kinto.account_create_principals": "system.Everyone",
+				"kinto.project_name":              "notes",
+			},
+			absent: []string{"kinto.http_host", "kinto.http_scheme"},
+		},
+		{
+			name: "admins only",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Auth.Accounts.Admins = []string{"alice", "bob"}
+				s.Auth.Accounts.Registration = v1alpha1.RegistrationAdminsOnly
+			},
+			want: map[string]string{
+				"kinto.account_create_principals": "account:alice account:bob",
+				"kinto.account_write_principals":  "account:alice account:bob",
+				"kinto.account_read_principals":   "account:alice account:bob",
+			},
+		},
+		{
+			name: "authenticated registration",
+			edit: func(s *v1alpha1.KintoInstanceSpec) { s.Auth.Accounts.Registration = v1alpha1.RegistrationAuthenticated },
+			want: map[string]string{"kinto.account_create_principals": "system.Authenticated"},
+		},
+		{
+			name: "OpenID Connect only",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Auth.Accounts = nil
+				s.Auth.OpenIDConnect = []v1alpha1.OpenIDConnectProvider{
+					{Name: "google", Issuer: "https://accounts.google.com", ClientID: "c1", UserIDField: "email"},
+					{Name: "coop", Issuer: "https://id.coop.example", ClientID: "c2", Audience: "kinto", UserIDField: "sub"},
+				}
+			},
+			want: map[string]string{
+				"kinto.includes":                        "kinto.plugins.openid kinto.plugins.admin",
+				"multiauth.policies":                    "google coop",
+				"multiauth.policy.google.use":           "kinto.plugins.openid.OpenIDConnectPolicy",
+				"multiauth.policy.google.issuer":        "https://accounts.google.com",
+				"multiauth.policy.google.client_secret": "",
+				"multiauth.policy.google.audience":      "c1",
+				"multiauth.policy.google.userid_field":  "email",
+				"multiauth.policy.coop.audience":        "kinto",
+			},
+			absent: []string{"multiauth.policy.account.use", "kinto.account_create_principals"},
+		},
+		{
+			name: "every plugin",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Plugins = []v1alpha1.Plugin{v1alpha1.PluginPrometheus, v1alpha1.PluginHistory, v1alpha1.PluginDefaultBucket, v1alpha1.PluginAdmin}
+			},
+			want: map[string]string{"kinto.includes": "kinto.plugins.accounts kinto.plugins.admin kinto.plugins.default_bucket kinto.plugins.history kinto.plugins.prometheus"},
+		},
+		{
+			name: "public URL from the ingress",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Ingress = &v1alpha1.IngressSpec{Host: "kinto.example.org", TLS: &v1alpha1.IngressTLS{SecretName: "c"}}
+			},
+			want: map[string]string{"kinto.http_host": "kinto.example.org", "kinto.http_scheme": "https"},
+		},
+		{
+			name: "extra settings, with % escaped against interpolation",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Settings = map[string]v1alpha1.SettingValue{
+					"kinto.paginate_by":        "100",
+					"kinto.project_docs":       "https://example.org/%(here)s/100%",
+					"bucket_create_principals": "account:alice",
+				}
+			},
+			want: map[string]string{
+				"kinto.paginate_by":        "100",
+				"kinto.project_docs":       "https://example.org/%%(here)s/100%%",
+				"bucket_create_principals": "account:alice",
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ini, err := Render(instance(tc.edit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := appMain(t, ini)
+			for k, v := range tc.want {
+				if gv, ok := got[k]; !ok || gv != v {
+					t.Errorf("%s = %q (present %v), want %q", k, gv, ok, v)
+				}
+			}
+			for _, k := range tc.absent {
+				if _, ok := got[k]; ok {
+					t.Errorf("%s rendered", k)
+				}
+			}
+			if !strings.Contains(ini, "[server:main]\nuse = egg:waitress#main\nhost = 0.0.0.0\nport = 8888\n") {
+				t.Errorf("server section does not listen on every address:\n%s", ini)
+			}
+		})
+	}
+}
+
+// Settings the API refuses are refused by the renderer too, should one ever get past the API.
+func TestRenderRefusesHostileSettings(t *testing.T) {
+	cases := map[string]map[string]v1alpha1.SettingValue{
+		"owned key":                    {"kinto.storage_url": "postgresql://evil"},
+		"owned key without prefix":     {"userid_hmac_secret": "x"},
+		"authentication policy":        {"multiauth.policies": "basicauth"},
+		"pyramid includes":             {"pyramid.includes": "kinto.plugins.flush"},
+		"newline in value":             {"kinto.project_name": "x\n[app:main]\nkinto.storage_backend = kinto.core.storage.memory"},
+		"carriage return in value":     {"kinto.project_name": "x\rkinto.readonly = true"},
+		"section header in name":       {"[server:main]": "x"},
+		"equals sign in name":          {"kinto.readonly = true\nx": "y"},
+		"both with and without prefix": {"kinto.paginate_by": "1", "paginate_by": "2"},
+	}
+	for name, settings := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Render(instance(func(s *v1alpha1.KintoInstanceSpec) { s.Settings = settings }))
+			if err == nil {
+				t.Fatal("rendered; want an error")
+			}
+		})
+	}
+}
+
+func TestOpenIDClientSecretEnv(t *testing.T) {
+	if got := OpenIDClientSecretEnv("google"); got != "KINTO_MULTIAUTH_POLICY_GOOGLE_CLIENT_SECRET" {
+		t.Errorf("got %s", got)
+	}
+}

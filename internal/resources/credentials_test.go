@@ -1,0 +1,113 @@
+package resources
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+func TestCredentialsSecret(t *testing.T) {
+	cases := []struct {
+		name       string
+		inst       *v1alpha1.KintoInstance
+		existing   map[string][]byte
+		wantKeys   []string
+		absentKeys []string
+		owned      bool
+	}{
+		{
+			name:     "managed database: password and URL",
+			inst:     newInstance(),
+			wantKeys: []string{SecretKeyDatabasePassword, SecretKeyDatabaseURL, SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret},
+		},
+		{
+			name:       "external database: no password",
+			inst:       newInstance(external),
+			wantKeys:   []string{SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret},
+			absentKeys: []string{SecretKeyDatabasePassword, SecretKeyDatabaseURL},
+		},
+		{
+			name:     "owned by the instance under Delete",
+			inst:     newInstance(deletePolicy),
+			wantKeys: []string{SecretKeyUserIDHMACSecret},
+			owned:    true,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := CredentialsSecret(tc.inst, tc.existing, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range tc.wantKeys {
+				if len(s.Data[k]) == 0 {
+					t.Errorf("missing %s", k)
+				}
+			}
+			for _, k := range tc.absentKeys {
+				if _, ok := s.Data[k]; ok {
+					t.Errorf("unexpected %s", k)
+				}
+			}
+			if got := len(s.OwnerReferences) == 1; got != tc.owned {
+				t.Errorf("owned = %v, want %v", got, tc.owned)
+			}
+		})
+	}
+}
+
+func TestCredentialsAreKeptOnceGenerated(t *testing.T) {
+	existing := map[string][]byte{
+		SecretKeyUserIDHMACSecret:        []byte("kept-hmac"),
+		SecretKeyDefaultBucketHMACSecret: []byte("kept-bucket"),
+		SecretKeyDatabasePassword:        []byte("keptPassword"),
+	}
+	s, err := CredentialsSecret(newInstance(), existing, failingReader{})
+	if err != nil {
+		t.Fatalf("no randomness should be needed when every value exists: %v", err)
+	}
+	for k, v := range existing {
+		if !bytes.Equal(s.Data[k], v) {
+			t.Errorf("%s = %q, want the existing %q", k, s.Data[k], v)
+		}
+	}
+	if url := string(s.Data[SecretKeyDatabaseURL]); url != "postgresql://kinto:keptPassword@notes-postgres:5432/kinto" {
+		t.Errorf("database URL = %q", url)
+	}
+}
+
+func TestCredentialsFailWithoutRandomness(t *testing.T) {
+	if _, err := CredentialsSecret(newInstance(), nil, failingReader{}); err == nil {
+		t.Fatal("want an error when the random source fails")
+	}
+}
+
+// Kinto parses environment values as JSON: a token must never read as a number or literal.
+func TestTokensAreNeverJSONScalars(t *testing.T) {
+	seen := map[string]bool{}
+	for range 200 {
+		tok, err := newToken(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tok) != tokenLength || !unicode.IsLetter(rune(tok[0])) {
+			t.Fatalf("token %q: want %d characters starting with a letter", tok, tokenLength)
+		}
+		if strings.Trim(tok, tokenAlphabet) != "" {
+			t.Fatalf("token %q has characters outside the URL-safe alphabet", tok)
+		}
+		if seen[tok] {
+			t.Fatalf("token repeated: %q", tok)
+		}
+		seen[tok] = true
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }

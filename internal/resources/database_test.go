@@ -1,0 +1,91 @@
+package resources
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+func TestDataVolumeClaim(t *testing.T) {
+	cases := []struct {
+		name      string
+		inst      *v1alpha1.KintoInstance
+		wantSize  string
+		wantClass *string
+		owned     bool
+	}{
+		{"default", newInstance(), "1Gi", nil, false},
+		{"size and class", newInstance(func(i *v1alpha1.KintoInstance) {
+			i.Spec.Database.Managed.StorageSize = resource.MustParse("20Gi")
+			i.Spec.Database.Managed.StorageClassName = ptr.To("fast")
+		}), "20Gi", ptr.To("fast"), false},
+		{"owned under Delete", newInstance(deletePolicy), "1Gi", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pvc := DataVolumeClaim(tc.inst)
+			if got := pvc.Spec.Resources.Requests.Storage().String(); got != tc.wantSize {
+				t.Errorf("size = %s, want %s", got, tc.wantSize)
+			}
+			if ptr.Deref(pvc.Spec.StorageClassName, "") != ptr.Deref(tc.wantClass, "") {
+				t.Errorf("class = %v", pvc.Spec.StorageClassName)
+			}
+			if got := len(pvc.OwnerReferences) == 1; got != tc.owned {
+				t.Errorf("owned = %v, want %v", got, tc.owned)
+			}
+		})
+	}
+}
+
+func TestDatabaseStatefulSet(t *testing.T) {
+	cases := []struct {
+		name      string
+		inst      *v1alpha1.KintoInstance
+		wantImage string
+	}{
+		{"official image of the major version", newInstance(), "postgres:15"},
+		{"image override", newInstance(func(i *v1alpha1.KintoInstance) { i.Spec.Database.Managed.Image = "registry.example/pg:15.8" }), "registry.example/pg:15.8"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sts := DatabaseStatefulSet(tc.inst)
+			pod := sts.Spec.Template.Spec
+			if pod.Containers[0].Image != tc.wantImage || pod.InitContainers[0].Image != tc.wantImage {
+				t.Errorf("images = %s, %s", pod.InitContainers[0].Image, pod.Containers[0].Image)
+			}
+			if *sts.Spec.Replicas != 1 || sts.Spec.ServiceName != DatabaseHeadlessName(tc.inst) {
+				t.Errorf("replicas %d service %s", *sts.Spec.Replicas, sts.Spec.ServiceName)
+			}
+			if len(sts.Spec.VolumeClaimTemplates) != 0 {
+				t.Error("the volume is made by the operator, not by claim templates")
+			}
+			claim := ""
+			for _, v := range pod.Volumes {
+				if v.PersistentVolumeClaim != nil {
+					claim = v.PersistentVolumeClaim.ClaimName
+				}
+			}
+			if claim != DataVolumeClaimName(tc.inst) {
+				t.Errorf("data volume claim = %q", claim)
+			}
+			for _, e := range pod.Containers[0].Env {
+				if e.Name == "POSTGRES_PASSWORD" && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != CredentialsSecretName(tc.inst)) {
+					t.Errorf("password must come from the credentials Secret: %+v", e)
+				}
+			}
+		})
+	}
+}
+
+func TestDatabaseServices(t *testing.T) {
+	svcs := DatabaseServices(newInstance())
+	if svcs[0].Name != "notes-postgres" || svcs[0].Spec.ClusterIP != "" {
+		t.Errorf("client service %s %q", svcs[0].Name, svcs[0].Spec.ClusterIP)
+	}
+	if svcs[1].Spec.ClusterIP != "None" || !svcs[1].Spec.PublishNotReadyAddresses {
+		t.Errorf("headless service %+v", svcs[1].Spec)
+	}
+}

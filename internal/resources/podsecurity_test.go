@@ -1,0 +1,55 @@
+package resources
+
+import (
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// podSpecs are every pod template the operator generates for an instance.
+func podSpecs(inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
+	pods := map[string]corev1.PodSpec{
+		"server":  ServerDeployment(inst, inst.Spec.Version, "h").Spec.Template.Spec,
+		"migrate": MigrateJob(inst, inst.Spec.Version).Spec.Template.Spec,
+	}
+	if inst.Spec.ManagedDatabase() != nil {
+		pods["database"] = DatabaseStatefulSet(inst).Spec.Template.Spec
+	}
+	return pods
+}
+
+// Every pod of every spec variant passes the Pod Security "restricted" profile, checked by the
+// same code the API server's admission plugin runs.
+func TestEveryPodMeetsTheRestrictedProfile(t *testing.T) {
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
+	variants := map[string]*v1alpha1.KintoInstance{
+		"default":  newInstance(),
+		"external": newInstance(external),
+		"openid":   newInstance(withOpenID),
+		"scheduling and delete policy": newInstance(deletePolicy, func(i *v1alpha1.KintoInstance) {
+			i.Spec.NodeSelector = map[string]string{"pool": "tenants"}
+			i.Spec.Tolerations = []corev1.Toleration{{Key: "tenants", Operator: corev1.TolerationOpExists}}
+		}),
+	}
+	for variant, inst := range variants {
+		for name, pod := range podSpecs(inst) {
+			t.Run(fmt.Sprintf("%s/%s", variant, name), func(t *testing.T) {
+				for _, r := range evaluator.EvaluatePod(level, &metav1.ObjectMeta{}, &pod) {
+					if !r.Allowed {
+						t.Errorf("%s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package resources
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+func TestServerDeployment(t *testing.T) {
+	cases := []struct {
+		name      string
+		inst      *v1alpha1.KintoInstance
+		version   string
+		wantImage string
+		wantEnv   map[string]string // env name -> "secret/key"
+		replicas  int32
+	}{
+		{
+			name: "default", inst: newInstance(), version: "26.5.0",
+			wantImage: "kinto/kinto-server:26.5.0",
+			wantEnv: map[string]string{
+				"KINTO_STORAGE_URL":        "notes-credentials/database-url",
+				"KINTO_PERMISSION_URL":     "notes-credentials/database-url",
+				"KINTO_CACHE_URL":          "notes-credentials/database-url",
+				"KINTO_USERID_HMAC_SECRET": "notes-credentials/userid-hmac-secret",
+			},
+			replicas: 1,
+		},
+		{
+			name: "runs the migrated release, not spec.version", inst: newInstance(), version: "26.4.0",
+			wantImage: "kinto/kinto-server:26.4.0", replicas: 1,
+		},
+		{
+			name: "image override", version: "26.5.0",
+			inst:      newInstance(func(i *v1alpha1.KintoInstance) { i.Spec.Image = "registry.coop.example/kinto:26.5.0-patched" }),
+			wantImage: "registry.coop.example/kinto:26.5.0-patched", replicas: 1,
+		},
+		{
+			name: "external database URL from the user's Secret", inst: newInstance(external), version: "26.5.0",
+			wantImage: "kinto/kinto-server:26.5.0",
+			wantEnv:   map[string]string{"KINTO_STORAGE_URL": "coop-db/url", "KINTO_CACHE_URL": "coop-db/url"},
+			replicas:  1,
+		},
+		{
+			name: "OpenID client secret from its Secret", inst: newInstance(withOpenID), version: "26.5.0",
+			wantImage: "kinto/kinto-server:26.5.0",
+			wantEnv:   map[string]string{"KINTO_MULTIAUTH_POLICY_GOOGLE_CLIENT_SECRET": "google-oidc/secret"},
+			replicas:  1,
+		},
+		{
+			name: "replicas", inst: newInstance(func(i *v1alpha1.KintoInstance) { i.Spec.Replicas = ptr.To[int32](3) }), version: "26.5.0",
+			wantImage: "kinto/kinto-server:26.5.0", replicas: 3,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := ServerDeployment(tc.inst, tc.version, "hash-1")
+			c := d.Spec.Template.Spec.Containers[0]
+			if c.Image != tc.wantImage {
+				t.Errorf("image = %q, want %q", c.Image, tc.wantImage)
+			}
+			if *d.Spec.Replicas != tc.replicas {
+				t.Errorf("replicas = %d, want %d", *d.Spec.Replicas, tc.replicas)
+			}
+			if slices.Contains(c.Command, "migrate") || c.Command[0] != "kinto" || c.Command[1] != "start" {
+				t.Errorf("command %q must start the server without migrating", c.Command)
+			}
+			env := map[string]string{}
+			for _, e := range c.Env {
+				if e.Value != "" && strings.Contains(strings.ToLower(e.Name), "secret") {
+					t.Errorf("secret %s is inlined in the pod spec", e.Name)
+				}
+				if ref := e.ValueFrom; ref != nil && ref.SecretKeyRef != nil {
+					env[e.Name] = ref.SecretKeyRef.Name + "/" + ref.SecretKeyRef.Key
+				}
+			}
+			for name, want := range tc.wantEnv {
+				if env[name] != want {
+					t.Errorf("env %s from %q, want %q", name, env[name], want)
+				}
+			}
+			if d.Spec.Template.Annotations[ConfigHashAnnotation] != "hash-1" {
+				t.Error("pod template lacks the configuration hash")
+			}
+			if d.Spec.Template.Labels[VersionLabel] != tc.version {
+				t.Errorf("version label = %q", d.Spec.Template.Labels[VersionLabel])
+			}
+			for k, v := range d.Spec.Selector.MatchLabels {
+				if d.Spec.Template.Labels[k] != v {
+					t.Errorf("selector %s=%s does not select the template", k, v)
+				}
+			}
+		})
+	}
+}
+
+func TestServerProbes(t *testing.T) {
+	c := ServerDeployment(newInstance(), "26.5.0", "h").Spec.Template.Spec.Containers[0]
+	if p := c.ReadinessProbe; p.HTTPGet.Path != "/v1/__heartbeat__" || p.TimeoutSeconds <= heartbeatTimeoutSeconds {
+		t.Errorf("readiness must check the backends with a timeout above Kinto's own: %+v", p)
+	}
+	if p := c.LivenessProbe; p.HTTPGet.Path != "/v1/__lbheartbeat__" {
+		t.Errorf("liveness must not depend on the database: %+v", p)
+	}
+}
+
+func TestPodsHaveNoAPITokenNorServiceLinks(t *testing.T) {
+	inst := newInstance()
+	for name, pod := range podSpecs(inst) {
+		if ptr.Deref(pod.EnableServiceLinks, true) {
+			t.Errorf("%s: Service links are on; Kinto would read KINTO_* Service variables as settings", name)
+		}
+		if ptr.Deref(pod.AutomountServiceAccountToken, true) {
+			t.Errorf("%s: mounts an API token", name)
+		}
+	}
+}
+
+func TestSchedulingReachesEveryPod(t *testing.T) {
+	inst := newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Spec.NodeSelector = map[string]string{"pool": "tenants"}
+		i.Spec.Tolerations = []corev1.Toleration{{Key: "tenants", Operator: corev1.TolerationOpExists}}
+		i.Spec.PriorityClassName = "tenant"
+	})
+	for name, pod := range podSpecs(inst) {
+		if pod.NodeSelector["pool"] != "tenants" || len(pod.Tolerations) != 1 || pod.PriorityClassName != "tenant" {
+			t.Errorf("%s: scheduling not applied: %+v", name, pod)
+		}
+	}
+}
+
+func TestMigrateJob(t *testing.T) {
+	job := MigrateJob(newInstance(), "26.5.0")
+	c := job.Spec.Template.Spec.Containers[0]
+	if strings.Join(c.Command, " ") != "kinto migrate --ini /etc/kinto/kinto.ini" {
+		t.Errorf("command = %q", c.Command)
+	}
+	if c.Image != "kinto/kinto-server:26.5.0" || job.Name != "notes-migrate-26-5-0" {
+		t.Errorf("job %s runs %s", job.Name, c.Image)
+	}
+	if *job.Spec.Parallelism != 1 || job.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Error("migrations must run one at a time, each attempt in a new pod")
+	}
+}
+
+func TestServerServiceAndURL(t *testing.T) {
+	svc := ServerService(newInstance())
+	if svc.Spec.Ports[0].Port != ServicePort || svc.Spec.Selector[ComponentLabel] != ComponentServer {
+		t.Errorf("service = %+v", svc.Spec)
+	}
+	cases := map[string]struct {
+		inst *v1alpha1.KintoInstance
+		want string
+	}{
+		"in cluster": {newInstance(), "http://notes-server.tenants.svc/v1/"},
+		"ingress without TLS": {newInstance(func(i *v1alpha1.KintoInstance) {
+			i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "kinto.example.org"}
+		}), "http://kinto.example.org/v1/"},
+		"ingress with TLS": {newInstance(func(i *v1alpha1.KintoInstance) {
+			i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "kinto.example.org", TLS: &v1alpha1.IngressTLS{SecretName: "c"}}
+		}), "https://kinto.example.org/v1/"},
+	}
+	for name, tc := range cases {
+		if got := URL(tc.inst); got != tc.want {
+			t.Errorf("%s: URL = %q, want %q", name, got, tc.want)
+		}
+	}
+}
