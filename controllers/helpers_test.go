@@ -20,7 +20,7 @@ import (
 )
 
 // createInstance creates an instance with the defaults the API server fills in, changed by edit.
-func createInstance(t *testing.T, ns, name string, edit func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance {
+func createInstance(t testing.TB, ns, name string, edit func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance {
 	t.Helper()
 	inst := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	if edit != nil {
@@ -37,7 +37,7 @@ func key(ns, name string) types.NamespacedName {
 }
 
 // get reads obj by name, failing the test on any error.
-func get(t *testing.T, ns, name string, obj client.Object) {
+func get(t testing.TB, ns, name string, obj client.Object) {
 	t.Helper()
 	if err := k8s.Get(context.Background(), key(ns, name), obj); err != nil {
 		t.Fatalf("getting %T %s: %v", obj, name, err)
@@ -45,7 +45,7 @@ func get(t *testing.T, ns, name string, obj client.Object) {
 }
 
 // updateInstance applies edit to the current instance and writes it back, retrying on conflict.
-func updateInstance(t *testing.T, inst *v1alpha1.KintoInstance, edit func(*v1alpha1.KintoInstance)) {
+func updateInstance(t testing.TB, inst *v1alpha1.KintoInstance, edit func(*v1alpha1.KintoInstance)) {
 	t.Helper()
 	eventually(t, "updating the instance", func() error {
 		cur := &v1alpha1.KintoInstance{}
@@ -59,7 +59,7 @@ func updateInstance(t *testing.T, inst *v1alpha1.KintoInstance, edit func(*v1alp
 
 // waitForCondition waits until the instance reports the condition with this status and reason
 // for its current generation, and returns the instance as read then.
-func waitForCondition(t *testing.T, inst *v1alpha1.KintoInstance, condType string, status metav1.ConditionStatus, reason string) *v1alpha1.KintoInstance {
+func waitForCondition(t testing.TB, inst *v1alpha1.KintoInstance, condType string, status metav1.ConditionStatus, reason string) *v1alpha1.KintoInstance {
 	t.Helper()
 	cur := &v1alpha1.KintoInstance{}
 	eventually(t, fmt.Sprintf("condition %s=%s (%s)", condType, status, reason), func() error {
@@ -83,7 +83,7 @@ func waitForCondition(t *testing.T, inst *v1alpha1.KintoInstance, condType strin
 }
 
 // markDatabaseReady reports the managed database's pod ready, as the StatefulSet controller would.
-func markDatabaseReady(t *testing.T, inst *v1alpha1.KintoInstance) {
+func markDatabaseReady(t testing.TB, inst *v1alpha1.KintoInstance) {
 	t.Helper()
 	eventually(t, "marking the database ready", func() error {
 		sts := &appsv1.StatefulSet{}
@@ -100,7 +100,7 @@ func markDatabaseReady(t *testing.T, inst *v1alpha1.KintoInstance) {
 
 // finishJob reports a Job finished, as the Job controller would: the API server insists on the
 // same sequence of conditions the controller writes.
-func finishJob(t *testing.T, ns, name string, succeeded bool) {
+func finishJob(t testing.TB, ns, name string, succeeded bool) {
 	t.Helper()
 	eventually(t, "finishing Job "+name, func() error {
 		job := &batchv1.Job{}
@@ -130,7 +130,7 @@ func finishJob(t *testing.T, ns, name string, succeeded bool) {
 
 // markServerAvailable reports every server pod of the current revision available, as the
 // Deployment controller would.
-func markServerAvailable(t *testing.T, inst *v1alpha1.KintoInstance) {
+func markServerAvailable(t testing.TB, inst *v1alpha1.KintoInstance) {
 	t.Helper()
 	eventually(t, "marking the server available", func() error {
 		d := &appsv1.Deployment{}
@@ -146,7 +146,7 @@ func markServerAvailable(t *testing.T, inst *v1alpha1.KintoInstance) {
 }
 
 // bringUp takes a new managed instance through database, migration and server to Ready.
-func bringUp(t *testing.T, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
+func bringUp(t testing.TB, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
 	t.Helper()
 	markDatabaseReady(t, inst)
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
@@ -157,7 +157,7 @@ func bringUp(t *testing.T, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance
 }
 
 // eventReasons lists the reasons of the events recorded about the instance.
-func eventReasons(t *testing.T, inst *v1alpha1.KintoInstance) map[string]eventsv1.Event {
+func eventReasons(t testing.TB, inst *v1alpha1.KintoInstance) map[string]eventsv1.Event {
 	t.Helper()
 	list := &eventsv1.EventList{}
 	if err := k8s.List(context.Background(), list, client.InNamespace(inst.Namespace)); err != nil {

@@ -137,7 +137,7 @@ func startGarbageCollector(ctx context.Context, env *envtest.Environment, binary
 }
 
 // newNamespace gives a test a namespace of its own.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
 	if err := k8s.Create(context.Background(), ns); err != nil {
@@ -148,7 +148,7 @@ func newNamespace(t *testing.T) string {
 
 // eventually retries check until it returns nil, failing the test with its last error after
 // timeout.
-func eventually(t *testing.T, what string, check func() error) {
+func eventually(t testing.TB, what string, check func() error) {
 	t.Helper()
 	const timeout = 30 * time.Second
 	deadline := time.Now().Add(timeout)
