@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
 )
@@ -68,7 +70,13 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	// The operator runs with exactly the permissions of its generated ClusterRole.
+	operatorCfg, err := operatorConfig(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "granting the operator its role:", err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
 		Scheme:  controllers.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache:   cache.Options{ByObject: controllers.CacheByObject()},
@@ -92,6 +100,40 @@ func run(m *testing.M) int {
 		}
 	}()
 	return m.Run()
+}
+
+// operatorUser is who the operator acts as in these tests.
+const operatorUser = "kinto-operator-under-test"
+
+// operatorConfig binds the ClusterRole `make manifests` generates from the RBAC markers to a user,
+// and returns a configuration that impersonates that user: a missing permission fails the tests
+// as it would fail in a cluster.
+func operatorConfig(ctx context.Context, admin *rest.Config) (*rest.Config, error) {
+	raw, err := os.ReadFile("../config/rbac/role.yaml")
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(raw, role); err != nil {
+		return nil, err
+	}
+	c, err := client.New(admin, client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "kinto-operator-under-test"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: operatorUser}},
+	}
+	for _, o := range []client.Object{role, binding} {
+		if err := c.Create(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	cfg := rest.CopyConfig(admin)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
+	return cfg, nil
 }
 
 // startGarbageCollector runs kube-controller-manager with only its garbage collector, against the

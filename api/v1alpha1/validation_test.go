@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -36,6 +37,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	scheme := runtime.NewScheme()
+	if err := autoscalingv1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
@@ -301,3 +305,38 @@ func assertInvalid(t *testing.T, err error, want ...string) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// The scale subresource lets `kubectl scale` and a HorizontalPodAutoscaler set spec.replicas,
+// within the same bounds.
+func TestScaleSubresource(t *testing.T) {
+	ctx := context.Background()
+	u := instance(t, "scaled", `{}`)
+	if err := k8s.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
+	inst := &v1alpha1.KintoInstance{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
+		t.Fatal(err)
+	}
+	scale := &autoscalingv1.Scale{}
+	if err := k8s.SubResource("scale").Get(ctx, inst, scale); err != nil {
+		t.Fatal(err)
+	}
+	if scale.Spec.Replicas != 1 {
+		t.Errorf("scale.spec.replicas = %d, want 1", scale.Spec.Replicas)
+	}
+	scale.Spec.Replicas = 3
+	if err := k8s.SubResource("scale").Update(ctx, inst, client.WithSubResourceBody(scale)); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
+		t.Fatal(err)
+	}
+	if *inst.Spec.Replicas != 3 {
+		t.Errorf("spec.replicas = %d after scaling to 3", *inst.Spec.Replicas)
+	}
+	scale.Spec.Replicas = 50
+	scale.ResourceVersion = ""
+	assertInvalid(t, k8s.SubResource("scale").Update(ctx, inst, client.WithSubResourceBody(scale)), "spec.replicas")
+}
