@@ -116,7 +116,17 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass) error {
 	existing := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.CredentialsSecretName(p.inst)}
-	if err := r.Get(ctx, key, existing); client.IgnoreNotFound(err) != nil {
+	err := r.Get(ctx, key, existing)
+	if apierrors.IsNotFound(err) {
+		if holds, err := r.holdsData(ctx, p); err != nil || holds {
+			if err == nil {
+				err = fmt.Errorf("Secret %s is missing while the instance already holds data: new HMAC secrets would change every user id, "+
+					"so the operator does not regenerate them; restore the Secret, or delete the instance's data to start afresh", key.Name)
+				setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing", err.Error())
+			}
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
 	secret, err := resources.CredentialsSecret(p.inst, existing.Data, resources.RandomSource)
@@ -124,6 +134,23 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 		return err
 	}
 	return apply(ctx, r.Client, secret)
+}
+
+// holdsData says whether the instance's database may already hold data: its schema was migrated,
+// or its managed volume exists.
+func (r *KintoInstanceReconciler) holdsData(ctx context.Context, p *pass) (bool, error) {
+	if p.status.Version != "" {
+		return true, nil
+	}
+	if p.inst.Spec.ManagedDatabase() == nil {
+		return false, nil
+	}
+	pvc := &corev1.PersistentVolumeClaim{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.DataVolumeClaimName(p.inst)}, pvc)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // reconcileConfig applies the rendered kinto.ini.

@@ -456,3 +456,26 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// Credentials deleted by hand are not regenerated once the instance holds data: new HMAC secrets
+// would silently give every user a new id.
+func TestMissingCredentialsAreNotRegeneratedOverData(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	inst := bringUp(t, createInstance(t, ns, "lost", nil))
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.CredentialsSecretName(inst)}}
+	if err := k8s.Delete(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing")
+	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionFalse, "ReconcileError")
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("credentials were regenerated over existing data: %v", err)
+	}
+	eventually(t, "a warning event says why", func() error {
+		if e, ok := eventReasons(t, inst)["CredentialsMissing"]; !ok || e.Type != corev1.EventTypeWarning {
+			return fmt.Errorf("no CredentialsMissing warning")
+		}
+		return nil
+	})
+}
