@@ -42,13 +42,8 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate vet ## Fail when generated files are stale or the code is not gofmt-clean.
-	@stale=$$(git status --porcelain -- api config); \
-	if [ -n "$$stale" ]; then \
-	  echo "generated files are stale (run 'make manifests generate' and commit):"; echo "$$stale"; \
-	  git --no-pager diff --stat -- api config; exit 1; fi
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
-	if [ -n "$$unformatted" ]; then echo "not gofmt-clean: $$unformatted"; exit 1; fi
+verify: $(CONTROLLER_GEN) vet ## Fail when generated files are stale or the code is not gofmt-clean.
+	hack/verify-generated.sh
 
 ##@ Tests
 
