@@ -18,6 +18,9 @@ var readinessConditions = []string{
 	v1alpha1.ConditionServerReady,
 }
 
+// reasonReconcileError is Ready's reason when a pass failed.
+const reasonReconcileError = "ReconcileError"
+
 // progressReasons are the reasons of a false condition that mean "coming up", not trouble.
 var progressReasons = map[string]bool{
 	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
@@ -38,7 +41,7 @@ func setCondition(p *pass, condType string, status metav1.ConditionStatus, reaso
 // readiness condition that is not true, else true.
 func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 	if failure != nil {
-		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, "ReconcileError", failure.Error())
+		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonReconcileError, failure.Error())
 		return
 	}
 	for _, t := range readinessConditions {
@@ -61,6 +64,10 @@ func (r *KintoInstanceReconciler) recordTransitions(inst *v1alpha1.KintoInstance
 	for _, c := range next.Conditions {
 		old := meta.FindStatusCondition(inst.Status.Conditions, c.Type)
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		// A false Ready repeats the condition that holds it back, which has its own event.
+		if c.Type == v1alpha1.ConditionReady && c.Status != metav1.ConditionTrue && c.Reason != reasonReconcileError {
 			continue
 		}
 		eventType := corev1.EventTypeNormal

@@ -7,18 +7,32 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# A relative KUBE_ASSETS is relative to where the script was started: made absolute before the cd.
+case ${KUBE_ASSETS:=$root/bin/k8s/v1.36.5} in
+/*) ;;
+*) KUBE_ASSETS=$PWD/$KUBE_ASSETS ;;
+esac
+export KUBE_ASSETS
 cd "$root"
-export KUBE_ASSETS=${KUBE_ASSETS:-$root/bin/k8s/v1.36.5}
 demo=$root/.demo
 cluster=$demo/cluster
 manager_log=$demo/manager.log
 reconcile_timeout=30
+# Byte order for the sample files, whatever the locale: the minimal sample comes first.
+LC_ALL=C
 
 manager_pid=
 cluster_up=
 
+# Headings in bold on a terminal only, so that a CI log stays free of escape codes.
+if [ -t 1 ]; then
+  bold=$'\e[1m' plain=$'\e[0m'
+else
+  bold='' plain=''
+fi
+
 step() {
-  printf '\n\033[1m==> %s\033[0m\n' "$*"
+  printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"
 }
 
 note() {
@@ -55,11 +69,11 @@ cleanup() {
   if [ -n "$cluster_up" ]; then
     hack/local-cluster.sh down "$cluster" || rc=1
   fi
-  if [ "$rc" -eq 0 ]; then
-    step "Demo finished"
-  else
-    step "Demo FAILED (exit code $rc)"
-  fi
+  case $rc in
+  0) step "Demo finished" ;;
+  130 | 143) step "Demo interrupted" ;;
+  *) step "Demo FAILED (exit code $rc)" ;;
+  esac
   exit "$rc"
 }
 trap cleanup EXIT
@@ -77,12 +91,17 @@ cluster_up=1
 
 step "Installing the KintoInstance CRD"
 kubectl apply --server-side -f config/crd/bases
-kubectl wait --for condition=Established --timeout=30s -f config/crd/bases
+# kubectl wait fails at once, rather than waiting, while the new CRD has no conditions yet.
+for _ in $(seq 60); do
+  kubectl wait --for condition=Established --timeout=30s -f config/crd/bases >/dev/null 2>&1 && break
+  sleep 0.5
+done
+kubectl wait --for condition=Established --timeout=1s -f config/crd/bases
 
 step "Starting the operator (log: ${manager_log#"$root"/})"
-# The operator finds the cluster through KUBECONFIG, like any controller-runtime manager; no
-# metrics endpoint, and the health probes on a free port of 127.0.0.1.
-KUBECONFIG=$cluster/kubeconfig bin/manager --leader-elect=false \
+# No metrics endpoint, and the health probes on a free port of 127.0.0.1: the defaults would
+# listen on fixed ports of every address.
+bin/manager --kubeconfig "$cluster/kubeconfig" --leader-elect=false \
   --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:0 >"$manager_log" 2>&1 &
 manager_pid=$!
 note "pid $manager_pid"
@@ -95,7 +114,10 @@ for f in config/samples/*.yaml; do
   [ "${f##*/}" = kustomization.yaml ] || files+=(-f "$f")
 done
 ((${#files[@]})) || die "no sample manifest in config/samples"
-kubectl apply "${files[@]}"
+applied=$(kubectl apply "${files[@]}" -o name)
+mapfile -t lines <<<"$applied"
+note "${lines[@]}"
+first=$(grep -m1 '^kintoinstance' <<<"$applied") || die "no KintoInstance in config/samples"
 
 step "Waiting up to $reconcile_timeout s for the operator to reconcile every instance"
 # An instance is reconciled when its status describes its current spec.
@@ -129,14 +151,14 @@ step "What the operator created (label app.kubernetes.io/managed-by=kinto-operat
 kubectl get statefulsets,deployments,services,configmaps,secrets,persistentvolumeclaims,jobs,ingresses,pods \
   -A -l app.kubernetes.io/managed-by=kinto-operator
 
-first=$(kubectl get kintoinstances -A -o jsonpath='{.items[0].metadata.namespace} {.items[0].metadata.name}')
-step "Conditions and events of one instance: ${first#* }"
-kubectl describe kintoinstance -n "${first% *}" "${first#* }"
+step "Conditions and events of the first sample, ${first#*/}"
+kubectl describe "$first"
 
 step "Why nothing becomes Ready here"
-note "This control plane has no kubelet, so no node: the scheduler cannot place any pod, and the" \
-  "pods above stay Pending. The database never accepts connections, so the schema migration" \
-  "Job never completes and Ready stays False: the operator reports this in the conditions." \
-  "The end-to-end test, on a cluster with a real node, runs Kinto for real."
+note "This control plane has no kubelet, hence no node: the scheduler cannot place any pod, so" \
+  "the pods above stay Pending, and with no storage provisioner the volume claims stay Pending" \
+  "too. No managed PostgreSQL starts, no schema migration Job completes, and the Kinto servers" \
+  "wait for them: Ready stays False, and the conditions above say which step each instance is at." \
+  "Seeing Kinto serve requests takes a cluster with a real node (the end-to-end tests)."
 
 [ -n "$reconciled" ] || exit 1

@@ -163,16 +163,26 @@ fail() {
 # abort_up, on any failure or interruption of `up`: stops what was started, keeps the logs.
 abort_up() {
   local rc=$?
+  # An interruption can land in a command whose stderr goes elsewhere (/dev/null, a log), and
+  # the trap then runs with that redirection: speak on the stderr `up` started with.
+  exec 2>&3
   stop_all
   echo "local-cluster: up failed; logs are kept in $dir/logs, remove them with: $0 down $dir" >&2
   exit "$rc"
 }
 
 wait_ready() {
-  local deadline=$((SECONDS + ready_timeout)) name waiting
+  local deadline=$((SECONDS + ready_timeout)) name status waiting
   while :; do
     for name in "${components[@]}"; do
-      running "$name" || fail "$name" "$name exited during start-up"
+      running "$name" && continue
+      # The components are children of this script: wait gives how they ended.
+      status=0
+      wait "$(<"$dir/pids/$name.pid")" || status=$?
+      if ((status > 128)); then
+        fail "$name" "$name was killed by SIG$(kill -l $((status - 128))) during start-up"
+      fi
+      fail "$name" "$name exited with status $status during start-up"
     done
     if ! kubectl get --raw /readyz >/dev/null 2>&1; then
       waiting=kube-apiserver
@@ -211,6 +221,7 @@ up() {
   touch "$dir/$marker"
   pki=$dir/pki
   mkdir -p "$pki" "$dir/logs" "$dir/pids" "$dir/flexvolume"
+  exec 3>&2
   trap abort_up EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
