@@ -177,20 +177,18 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 		return nil
 	}
 
+	sts := resources.DatabaseStatefulSet(p.inst)
 	objs := []client.Object{resources.DataVolumeClaim(p.inst)}
 	for _, svc := range resources.DatabaseServices(p.inst) {
 		objs = append(objs, svc)
 	}
-	objs = append(objs, resources.DatabaseStatefulSet(p.inst))
-	for _, o := range objs {
+	for _, o := range append(objs, sts) {
 		if err := apply(ctx, r.Client, o); err != nil {
 			return err
 		}
 	}
-
-	sts := &appsv1.StatefulSet{}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(objs[len(objs)-1]), sts); err != nil {
-		return client.IgnoreNotFound(err)
+	if err := r.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
+		return err
 	}
 	if sts.Status.ReadyReplicas > 0 && sts.Status.ObservedGeneration == sts.Generation {
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "PostgreSQLReady", "PostgreSQL accepts connections")
