@@ -48,11 +48,12 @@ func run(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"../config/crd/bases"}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
+	// Stop even after a failed start: a CRD the API server refuses leaves it running.
+	defer func() { _ = env.Stop() }()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the API server:", err)
 		return 1
 	}
-	defer func() { _ = env.Stop() }()
 	restConfig = cfg
 
 	ctx, cancel := context.WithCancel(context.Background())

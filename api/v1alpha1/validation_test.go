@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the API server:", err)
+		_ = env.Stop() // a CRD the API server refuses leaves it running
 		os.Exit(1)
 	}
 	scheme := runtime.NewScheme()
