@@ -86,10 +86,12 @@ type KintoInstanceSpec struct {
 
 	// Settings are extra Kinto settings merged into the rendered [app:main] section, such as
 	// "kinto.paginate_by": "100". Keys the operator owns (backends, URLs, secrets, includes,
-	// authentication policies and account principals) are refused; values are single lines.
+	// authentication policies and account principals) are refused; values are single lines, read
+	// as in any ini file (surrounding spaces dropped). kinto.project_name replaces the default, the
+	// instance's name.
 	// +kubebuilder:validation:MaxProperties=64
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 128 && k.matches('^[a-z][a-z0-9_]*(\\\\.[a-z][a-z0-9_]*)*$'))",message="setting names are dotted lower-case words of at most 128 characters, such as kinto.paginate_by"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['includes', 'pyramid.includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('kinto.') && k.substring(6) in ['includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('multiauth.') || k.startsWith('kinto.multiauth.')))",message="settings may not set keys the operator owns: backends, storage/permission/cache URLs, HMAC secrets, includes, http_host/http_scheme, account principals and multiauth.*"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['use', 'includes', 'pyramid.includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('kinto.') && k.substring(6) in ['use', 'includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('multiauth.') || k.startsWith('kinto.multiauth.')))",message="settings may not set keys the operator owns: use, backends, storage/permission/cache URLs, HMAC secrets, includes, http_host/http_scheme, account principals and multiauth.*"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kinto.') || !(k.substring(6) in self))",message="a setting may not be given both with and without the kinto. prefix"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))",message="setting values must be single lines"
 	// +optional
@@ -246,22 +248,20 @@ type AccountsSpec struct {
 	// +optional
 	Admins []string `json:"admins,omitempty"`
 
-	// Registration says who may create accounts: anyone (Open), any authenticated user, e.g.
-	// through OpenID Connect (Authenticated), or only the admins (AdminsOnly).
+	// Registration says who may create accounts: anyone (Open) or only the admins (AdminsOnly).
+	// Kinto lets no other principal create accounts without making it an admin of every account.
 	// +kubebuilder:default=Open
 	// +optional
 	Registration AccountRegistration `json:"registration,omitempty"`
 }
 
 // AccountRegistration says who may create Kinto accounts.
-// +kubebuilder:validation:Enum=Open;Authenticated;AdminsOnly
+// +kubebuilder:validation:Enum=Open;AdminsOnly
 type AccountRegistration string
 
 const (
 	// RegistrationOpen lets anyone create an account.
 	RegistrationOpen AccountRegistration = "Open"
-	// RegistrationAuthenticated lets authenticated users create accounts.
-	RegistrationAuthenticated AccountRegistration = "Authenticated"
 	// RegistrationAdminsOnly lets only the admins create accounts.
 	RegistrationAdminsOnly AccountRegistration = "AdminsOnly"
 )
@@ -289,7 +289,8 @@ type OpenIDConnectProvider struct {
 	// ClientSecret is the Secret key holding the client secret.
 	ClientSecret SecretKeyRef `json:"clientSecret"`
 
-	// Audience expected in the tokens; the client id when unset.
+	// Audience, when set, makes Kinto validate tokens as JWTs issued for it; unset, Kinto asks the
+	// provider's userinfo endpoint about each token.
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[^\s%]+$`
 	// +optional

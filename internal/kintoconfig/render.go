@@ -37,7 +37,7 @@ func OpenIDClientSecretEnv(provider string) string {
 // prefix, which Kinto treats as optional). spec.settings may not set them; the CRD's CEL rule
 // carries the same list.
 var OwnedKeys = []string{
-	"includes", "storage_backend", "storage_url", "permission_backend", "permission_url",
+	"use", "includes", "storage_backend", "storage_url", "permission_backend", "permission_url",
 	"cache_backend", "cache_url", "userid_hmac_secret", "default_bucket_hmac_secret",
 	"http_host", "http_scheme", "account_create_principals", "account_write_principals",
 	"account_read_principals",
@@ -120,9 +120,12 @@ class = kinto.core.JsonLogFormatter
 
 func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
 	spec := &inst.Spec
-	s := []setting{
-		{"use", "egg:kinto"},
-		{"kinto.project_name", inst.Name},
+	s := []setting{{"use", "egg:kinto"}}
+	// The only rendered setting spec.settings may replace: Kinto refuses a setting given twice.
+	if !userSets(spec.Settings, "project_name") {
+		s = append(s, setting{"kinto.project_name", inst.Name})
+	}
+	s = append(s, []setting{
 		// Storage, permissions and cache share one PostgreSQL URL, so each process holds a
 		// single connection pool, and the cache is shared by every replica.
 		{"kinto.storage_backend", postgresStorage},
@@ -134,7 +137,7 @@ func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
 		{"kinto.userid_hmac_secret", ""},
 		{"kinto.default_bucket_hmac_secret", ""},
 		{"kinto.includes", strings.Join(includes(spec), " ")},
-	}
+	}...)
 	if ing := spec.Ingress; ing != nil {
 		scheme := "http"
 		if ing.TLS != nil {
@@ -150,6 +153,13 @@ func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
 		return nil, err
 	}
 	return append(s, user...), nil
+}
+
+// userSets says whether spec.settings sets key, with or without the "kinto." prefix.
+func userSets(settings map[string]v1alpha1.SettingValue, key string) bool {
+	_, bare := settings[key]
+	_, prefixed := settings["kinto."+key]
+	return bare || prefixed
 }
 
 func includes(spec *v1alpha1.KintoInstanceSpec) []string {
@@ -178,11 +188,9 @@ func authSettings(spec *v1alpha1.KintoInstanceSpec) []setting {
 		for _, a := range accounts.Admins {
 			admins = append(admins, "account:"+a)
 		}
+		// Kinto refuses account creators that are not account admins, but for system.Everyone.
 		create := "system.Everyone"
-		switch accounts.Registration {
-		case v1alpha1.RegistrationAuthenticated:
-			create = "system.Authenticated"
-		case v1alpha1.RegistrationAdminsOnly:
+		if accounts.Registration == v1alpha1.RegistrationAdminsOnly {
 			create = strings.Join(admins, " ")
 		}
 		s = append(s,
@@ -195,18 +203,18 @@ func authSettings(spec *v1alpha1.KintoInstanceSpec) []setting {
 	for _, p := range spec.OpenIDConnectProviders() {
 		policies = append(policies, p.Name)
 		prefix := "multiauth.policy." + p.Name + "."
-		audience := p.Audience
-		if audience == "" {
-			audience = p.ClientID
-		}
 		s = append(s,
 			setting{prefix + "use", openIDPolicy},
 			setting{prefix + "issuer", p.Issuer},
 			setting{prefix + "client_id", p.ClientID},
 			setting{prefix + "client_secret", ""},
-			setting{prefix + "audience", audience},
 			setting{prefix + "userid_field", p.UserIDField},
 		)
+		// An audience switches Kinto to validating tokens as JWTs itself, which Kinto 26.5.0 fails
+		// to do with current PyJWT (it passes no algorithms): render it only when asked for.
+		if p.Audience != "" {
+			s = append(s, setting{prefix + "audience", p.Audience})
+		}
 	}
 	return append([]setting{{"multiauth.policies", strings.Join(policies, " ")}}, s...)
 }

@@ -84,11 +84,6 @@ func TestRender(t *testing.T) {
 			},
 		},
 		{
-			name: "authenticated registration",
-			edit: func(s *v1alpha1.KintoInstanceSpec) { s.Auth.Accounts.Registration = v1alpha1.RegistrationAuthenticated },
-			want: map[string]string{"kinto.account_create_principals": "system.Authenticated"},
-		},
-		{
 			name: "OpenID Connect only",
 			edit: func(s *v1alpha1.KintoInstanceSpec) {
 				s.Auth.Accounts = nil
@@ -103,11 +98,19 @@ func TestRender(t *testing.T) {
 				"multiauth.policy.google.use":           "kinto.plugins.openid.OpenIDConnectPolicy",
 				"multiauth.policy.google.issuer":        "https://accounts.google.com",
 				"multiauth.policy.google.client_secret": "",
-				"multiauth.policy.google.audience":      "c1",
 				"multiauth.policy.google.userid_field":  "email",
 				"multiauth.policy.coop.audience":        "kinto",
 			},
-			absent: []string{"multiauth.policy.account.use", "kinto.account_create_principals"},
+			// Without an audience Kinto checks tokens with the provider's userinfo endpoint.
+			absent: []string{"multiauth.policy.account.use", "kinto.account_create_principals", "multiauth.policy.google.audience"},
+		},
+		{
+			name: "project name from the settings replaces the default",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Settings = map[string]v1alpha1.SettingValue{"project_name": "Our notes"}
+			},
+			want:   map[string]string{"project_name": "Our notes"},
+			absent: []string{"kinto.project_name"},
 		},
 		{
 			name: "every plugin",
@@ -168,6 +171,7 @@ func TestRenderRefusesHostileSettings(t *testing.T) {
 	cases := map[string]map[string]v1alpha1.SettingValue{
 		"owned key":                    {"kinto.storage_url": "postgresql://evil"},
 		"owned key without prefix":     {"userid_hmac_secret": "x"},
+		"paste application":            {"use": "egg:evil"},
 		"authentication policy":        {"multiauth.policies": "basicauth"},
 		"pyramid includes":             {"pyramid.includes": "kinto.plugins.flush"},
 		"newline in value":             {"kinto.project_name": "x\n[app:main]\nkinto.storage_backend = kinto.core.storage.memory"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net/url"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,8 +59,14 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 		data[k] = []byte(token)
 	}
 	if inst.Spec.ManagedDatabase() != nil {
-		data[SecretKeyDatabaseURL] = []byte(fmt.Sprintf("postgresql://%s:%s@%s:%d/%s",
-			DatabaseUser, data[SecretKeyDatabasePassword], DatabaseName(inst), DatabasePort, DatabaseDB))
+		// The password is escaped: one changed by hand may hold characters that URLs reserve.
+		u := url.URL{
+			Scheme: "postgresql",
+			User:   url.UserPassword(DatabaseUser, string(data[SecretKeyDatabasePassword])),
+			Host:   fmt.Sprintf("%s:%d", DatabaseName(inst), DatabasePort),
+			Path:   "/" + DatabaseDB,
+		}
+		data[SecretKeyDatabaseURL] = []byte(u.String())
 	}
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},

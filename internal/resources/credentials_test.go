@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode"
@@ -111,3 +112,21 @@ func TestTokensAreNeverJSONScalars(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+// A password changed by hand may hold characters URLs reserve; the URL must still parse back to
+// the same host and password.
+func TestDatabaseURLEscapesThePassword(t *testing.T) {
+	const password = "p@ss/w:rd?#50%'"
+	s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(password)}, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(string(s.Data[SecretKeyDatabaseURL]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := u.User.Password()
+	if got != password || u.Host != "notes-postgres:5432" || u.Path != "/kinto" || u.User.Username() != "kinto" {
+		t.Errorf("URL %s parses to user %s password %q host %s path %s", u, u.User.Username(), got, u.Host, u.Path)
+	}
+}

@@ -25,15 +25,23 @@ const (
 // initDatabaseScript prepares the data directory before PostgreSQL starts, without relying on
 // the image's entrypoint: initdb on an empty volume, then the instance's role and database
 // created in single-user mode. On every start it sets the role's password from the credentials
-// Secret, so a password changed there reaches the database.
+// Secret, so a password changed there reaches the database. Single-user mode reports a failed
+// statement only in its output, so the script looks for it there; it never prints that output,
+// which may quote the password.
 const initDatabaseScript = `set -eu
+sql() {
+  out=$(postgres --single -D "$PGDATA" -j postgres 2>&1) || { echo "$1 failed: postgres exited $?" >&2; exit 1; }
+  case "$out" in *ERROR:*) echo "$1 failed: PostgreSQL reported an error (output withheld: it may quote the password)" >&2; exit 1;; esac
+}
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   initdb --pgdata="$PGDATA" --username=postgres --encoding=UTF8 --no-locale --auth-local=peer --auth-host=scram-sha-256
   echo "host ${KINTO_DATABASE} ${KINTO_USER} all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  echo "CREATE ROLE \"${KINTO_USER}\" LOGIN" | postgres --single -D "$PGDATA" -j postgres >/dev/null
-  echo "CREATE DATABASE \"${KINTO_DATABASE}\" OWNER \"${KINTO_USER}\" ENCODING 'UTF8' TEMPLATE template0" | postgres --single -D "$PGDATA" -j postgres >/dev/null
+  printf 'CREATE ROLE "%s" LOGIN;\n\n' "$KINTO_USER" | sql "creating the role"
+  printf 'CREATE DATABASE "%s" OWNER "%s" ENCODING %s TEMPLATE template0;\n\n' "$KINTO_DATABASE" "$KINTO_USER" "'UTF8'" | sql "creating the database"
 fi
-echo "ALTER ROLE \"${KINTO_USER}\" WITH LOGIN PASSWORD '${POSTGRES_PASSWORD}'" | postgres --single -D "$PGDATA" -j postgres >/dev/null
+# A quote in the password is doubled, so it stays inside the SQL string.
+password=$(printf '%s' "$POSTGRES_PASSWORD" | sed "s/'/''/g")
+printf "ALTER ROLE \"%s\" WITH LOGIN PASSWORD '%s';\n\n" "$KINTO_USER" "$password" | sql "setting the password"
 `
 
 // DatabaseImage is the PostgreSQL image of a managed database.

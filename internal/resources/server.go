@@ -34,8 +34,9 @@ func ServerImage(inst *v1alpha1.KintoInstance, version string) string {
 
 // ServerCommand starts the server without migrating: the official image's default command
 // migrates on every start, from every replica at once, which Kinto's migrator does not survive.
+// The listening address is the ini's [server:main]; `kinto start --port` would not change it.
 func ServerCommand() []string {
-	return []string{"kinto", "start", "--ini", path.Join(ConfigDir, ConfigFileName), "--port", fmt.Sprint(kintoconfig.Port)}
+	return []string{"kinto", "start", "--ini", path.Join(ConfigDir, ConfigFileName)}
 }
 
 // MigrateCommand creates or upgrades the storage, permission and cache schemas.

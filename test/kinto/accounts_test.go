@@ -1,0 +1,108 @@
+//go:build kinto
+
+package kinto_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// TestAccountsAdminsOnly runs accounts with an admin and AdminsOnly registration: nobody signs
+// up alone, the admin (made with `kinto create-user`, as an operator's user would in a pod) creates
+// accounts and reads and changes every account, an ordinary account sees only itself.
+func TestAccountsAdminsOnly(t *testing.T) {
+	t.Parallel()
+	inst := newInstance("admins-only", func(s *v1alpha1.KintoInstanceSpec) {
+		s.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{
+			Enabled: true, Admins: []string{"alice"}, Registration: v1alpha1.RegistrationAdminsOnly,
+		}}
+	})
+	d := deploy(t, inst)
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+
+	for _, user := range []string{"bob", "alice"} {
+		r := anon.call("PUT", "/accounts/"+user, map[string]any{"data": map[string]any{"password": "sign-me-up-1"}})
+		if r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
+			t.Errorf("anonymous sign-up of %s: status %d, want 401 or 403; body %s", user, r.status, r.body)
+		}
+	}
+
+	out, err := d.run("create-user", "--ini", d.podIniPath, "-u", "alice", "-p", "alice-secret-1")
+	if err != nil {
+		t.Fatalf("kinto create-user failed: %v\n%s", err, out)
+	}
+	t.Logf("kinto create-user: %s", lastLines(out, 1))
+	alice := anon.as("alice", "alice-secret-1")
+	if h := alice.hello(); h.User == nil || h.User.ID != "account:alice" {
+		t.Fatalf("admin made with create-user does not authenticate: user %+v", h.User)
+	}
+
+	alice.createAccount("bob", "bob-secret-1")
+	bob := anon.as("bob", "bob-secret-1")
+	if h := bob.hello(); h.User == nil || h.User.ID != "account:bob" {
+		t.Fatalf("account made by the admin does not authenticate: user %+v", h.User)
+	}
+	if r := bob.call("PUT", "/accounts/carol", map[string]any{"data": map[string]any{"password": "carol-secret-1"}}); r.status != http.StatusForbidden && r.status != http.StatusUnauthorized {
+		t.Errorf("bob (no admin) creating an account: status %d, want 401 or 403; body %s", r.status, r.body)
+	}
+
+	var l list
+	alice.must("GET", "/accounts", nil, &l, http.StatusOK)
+	if ids := ids(l); !slices.Equal(ids, []string{"alice", "bob"}) {
+		t.Errorf("admin lists accounts %v, want [alice bob]", ids)
+	}
+	bob.must("GET", "/accounts", nil, &l, http.StatusOK)
+	if ids := ids(l); !slices.Equal(ids, []string{"bob"}) {
+		t.Errorf("bob lists accounts %v, want only [bob]", ids)
+	}
+	alice.must("PUT", "/accounts/bob", map[string]any{"data": map[string]any{"password": "bob-secret-2"}}, nil, http.StatusOK)
+	if r := anon.as("bob", "bob-secret-2").call("GET", "/accounts/bob", nil); r.status != http.StatusOK {
+		t.Errorf("bob with the password the admin set: status %d, want 200", r.status)
+	}
+	if r := bob.call("GET", "/accounts/alice", nil); r.status == http.StatusOK {
+		t.Errorf("bob reads the admin's account: %s", r.body)
+	}
+}
+
+func ids(l list) []string {
+	var ids []string
+	for _, o := range l.Data {
+		id, _ := o["id"].(string)
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestEveryRegistrationModeStarts boots Kinto with each accounts registration mode the API offers.
+// The rendered settings must be ones Kinto accepts: a mode it refuses leaves the instance without
+// a server.
+func TestEveryRegistrationModeStarts(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []v1alpha1.AccountRegistration{
+		v1alpha1.RegistrationOpen, v1alpha1.RegistrationAdminsOnly,
+	} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			inst := newInstance("registration-"+strings.ToLower(string(mode)), func(s *v1alpha1.KintoInstanceSpec) {
+				s.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{
+					Enabled: true, Admins: []string{"alice"}, Registration: mode,
+				}}
+			})
+			d := deploy(t, inst)
+			if out, err := d.tryMigrate(); err != nil {
+				t.Fatalf("Kinto refuses the configuration rendered for registration %s: %v\n%s", mode, err, lastLines(out, 4))
+			}
+			s := d.startServer()
+			if _, ok := newAPI(t, s).hello().Capabilities["accounts"]; !ok {
+				t.Errorf("accounts capability missing")
+			}
+		})
+	}
+}

@@ -1,0 +1,287 @@
+//go:build kinto
+
+// Package kinto_test boots the real Kinto server on a real PostgreSQL from exactly what the
+// operator's pure builders render for an instance (kinto.ini, commands, environment, the database
+// init script and server arguments), then checks the server over HTTP. Nothing is mocked; each
+// adaptation needed to run outside a pod (paths, ports, 127.0.0.1) is made in one place and
+// logged.
+//
+// Run with `make test-kinto`, or:
+//
+//	make kinto-server
+//	KINTO_BIN=$PWD/bin/kinto-26.5.0/bin/kinto go test -v -count=1 -tags kinto ./test/kinto/...
+package kinto_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// Timeouts of the waits: generous for a loaded CI machine, yet bounded.
+const (
+	startTimeout    = 60 * time.Second
+	stopTimeout     = 30 * time.Second
+	eventualTimeout = 60 * time.Second
+	pollInterval    = 100 * time.Millisecond
+)
+
+// kintoBin is the kinto executable under test (KINTO_BIN), as an absolute path.
+func kintoBin(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("KINTO_BIN")
+	if bin == "" {
+		t.Fatalf("KINTO_BIN is not set: run `make test-kinto`, or `make kinto-server` then "+
+			"KINTO_BIN=$PWD/bin/kinto-%s/bin/kinto go test -tags kinto ./test/kinto/...", v1alpha1.DefaultKintoVersion)
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatalf("KINTO_BIN=%s: %v", bin, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		t.Fatalf("KINTO_BIN=%s is not an executable file (install it with `make kinto-server`): %v", bin, err)
+	}
+	return abs
+}
+
+// postgresBinDir is where the PostgreSQL binaries of a major version are: Debian's layout, or
+// PG_BINDIR when set.
+func postgresBinDir(t *testing.T, major string) string {
+	t.Helper()
+	dir := os.Getenv("PG_BINDIR")
+	if dir == "" {
+		dir = "/usr/lib/postgresql/" + major + "/bin"
+	}
+	for _, b := range []string{"initdb", "postgres", "pg_isready", "psql"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Fatalf("PostgreSQL %s binaries are missing (%v): install them (apt-get install postgresql-%s) "+
+				"or point PG_BINDIR at the directory holding initdb and postgres", major, err, major)
+		}
+	}
+	return dir
+}
+
+// postgresCredential is who PostgreSQL runs as: it refuses to run as root, so a root test runs
+// it as the unprivileged postgres user (PG_USER to choose another); others run it as themselves.
+func postgresCredential(t *testing.T) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	name := os.Getenv("PG_USER")
+	if name == "" {
+		name = "postgres"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatalf("running as root, PostgreSQL needs an unprivileged user %q (PG_USER): %v", name, err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// freePort returns a TCP port of 127.0.0.1 that nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// tempDir is a directory removed when the test ends, owned by cred (nil: the test's user) and
+// reachable by it, unlike t.TempDir whose parent only the test's user may enter.
+func tempDir(t *testing.T, prefix string, cred *syscall.Credential) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// eventually polls check until it reports done, failing the test after timeout with the last
+// state check described.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	for {
+		done, state := check()
+		if done {
+			t.Logf("%s after %s", what, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last state: %s", what, timeout, state)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// processGroup makes a command the leader of its own process group, so that stopping it stops
+// whatever it started too.
+func processGroup(cmd *exec.Cmd, cred *syscall.Credential) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+}
+
+// tail is the end of a log file, for failure messages.
+func tail(path string, max int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	if len(b) > max {
+		b = append([]byte("...\n"), b[len(b)-max:]...)
+	}
+	return strings.TrimRight(string(b), "\n")
+}
+
+// Instances. The API server applies the CRD's defaults; these tests build instances in Go, so
+// withDefaults fills the same defaults (see the +kubebuilder:default markers of the API types).
+
+// withDefaults returns the instance as the API server would store it.
+func withDefaults(inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
+	inst = inst.DeepCopy()
+	if inst.Namespace == "" {
+		inst.Namespace = "default"
+	}
+	if inst.UID == "" {
+		inst.UID = types.UID("test-uid-" + inst.Name)
+	}
+	s := &inst.Spec
+	if s.Version == "" {
+		s.Version = v1alpha1.DefaultKintoVersion
+	}
+	if s.Replicas == nil {
+		s.Replicas = ptr.To[int32](1)
+	}
+	if s.Resources == nil {
+		s.Resources = &corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+		}
+	}
+	if s.Database == nil {
+		s.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{}}
+	}
+	if db := s.Database.Managed; db != nil {
+		if db.Version == "" {
+			db.Version = v1alpha1.DefaultPostgreSQLVersion
+		}
+		if db.StorageSize.IsZero() {
+			db.StorageSize = resource.MustParse("1Gi")
+		}
+		if db.Resources == nil {
+			db.Resources = &corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+			}
+		}
+	}
+	if s.Auth == nil {
+		s.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true}}
+	}
+	if a := s.Auth.Accounts; a != nil && a.Registration == "" {
+		a.Registration = v1alpha1.RegistrationOpen
+	}
+	for i := range s.Auth.OpenIDConnect {
+		if s.Auth.OpenIDConnect[i].UserIDField == "" {
+			s.Auth.OpenIDConnect[i].UserIDField = "sub"
+		}
+	}
+	if s.Plugins == nil {
+		s.Plugins = []v1alpha1.Plugin{v1alpha1.PluginAdmin}
+	}
+	if ing := s.Ingress; ing != nil && ing.TLS != nil && ing.TLS.Issuer != nil && ing.TLS.Issuer.Kind == "" {
+		ing.TLS.Issuer.Kind = "Issuer"
+	}
+	if b := s.Backup; b != nil {
+		if b.Schedule == "" {
+			b.Schedule = "0 3 * * *"
+		}
+		if b.Retention == nil {
+			b.Retention = &v1alpha1.BackupRetention{Count: ptr.To[int32](7)}
+		}
+	}
+	if s.DeletionPolicy == "" {
+		s.DeletionPolicy = v1alpha1.DeletionPolicyRetain
+	}
+	return inst
+}
+
+// newInstance is a defaulted instance whose spec mutate adjusts before defaulting.
+func newInstance(name string, mutate func(*v1alpha1.KintoInstanceSpec)) *v1alpha1.KintoInstance {
+	inst := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kinto-test"}}
+	if mutate != nil {
+		mutate(&inst.Spec)
+	}
+	return withDefaults(inst)
+}
+
+// sampleObjects reads a sample manifest of config/samples: its KintoInstance, defaulted, and
+// its Secrets.
+func sampleObjects(t *testing.T, file string) (*v1alpha1.KintoInstance, []*corev1.Secret) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inst *v1alpha1.KintoInstance
+	var secrets []*corev1.Secret
+	for _, doc := range strings.Split(string(raw), "\n---") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		switch meta.Kind {
+		case "KintoInstance":
+			inst = &v1alpha1.KintoInstance{}
+			if err := yaml.UnmarshalStrict([]byte(doc), inst); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+		case "Secret":
+			s := &corev1.Secret{}
+			if err := yaml.UnmarshalStrict([]byte(doc), s); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			if s.Data == nil {
+				s.Data = map[string][]byte{}
+			}
+			for k, v := range s.StringData {
+				s.Data[k] = []byte(v)
+			}
+			secrets = append(secrets, s)
+		}
+	}
+	if inst == nil {
+		t.Fatalf("%s holds no KintoInstance", file)
+	}
+	return withDefaults(inst), secrets
+}

@@ -1,0 +1,129 @@
+//go:build kinto
+
+package kinto_test
+
+import (
+	"crypto/rand"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// TestCommunitySample runs config/samples/hosting_v1alpha1_kintoinstance_community.yaml: two
+// replicas, accounts created by the admin only, history (excluding /buckets/scratch), metrics,
+// and URLs under the ingress host over https.
+func TestCommunitySample(t *testing.T) {
+	t.Parallel()
+	inst, _ := sampleObjects(t, "hosting_v1alpha1_kintoinstance_community.yaml")
+	d := deploy(t, inst)
+	d.migrate()
+	servers := d.startServers()
+	if len(servers) != int(*inst.Spec.Replicas) {
+		t.Fatalf("started %d servers, want %d", len(servers), *inst.Spec.Replicas)
+	}
+	one, two := newAPI(t, servers[0]), newAPI(t, servers[1])
+
+	h := one.hello()
+	t.Logf("GET /v1/: url %s, capabilities %v", h.URL, h.capabilities())
+	if want := "https://" + inst.Spec.Ingress.Host + "/v1/"; h.URL != want {
+		t.Errorf("url = %q, want %q (kinto.http_scheme and kinto.http_host from the ingress)", h.URL, want)
+	}
+	for _, c := range []string{"accounts", "admin", "history", "prometheus"} {
+		if !slices.Contains(h.capabilities(), c) {
+			t.Errorf("capability %s missing: %v", c, h.capabilities())
+		}
+	}
+
+	if r := one.call("PUT", "/accounts/mallory", map[string]any{"data": map[string]any{"password": "x-password-1"}}); r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
+		t.Errorf("anonymous sign-up: status %d, want 401 or 403", r.status)
+	}
+	admin := inst.Spec.Auth.Accounts.Admins[0]
+	if out, err := d.run("create-user", "--ini", d.podIniPath, "-u", admin, "-p", "admin-secret-1"); err != nil {
+		t.Fatalf("kinto create-user: %v\n%s", err, out)
+	}
+	a1 := one.as(admin, "admin-secret-1")
+	a1.createAccount("bob", "bob-secret-1")
+	bob2 := two.as("bob", "bob-secret-1")
+	if h := bob2.hello(); h.User == nil || h.User.ID != "account:bob" {
+		t.Fatalf("bob, created on replica 1, does not authenticate on replica 2: %+v", h.User)
+	}
+
+	for _, b := range []string{"team", "scratch"} {
+		bob2.must("PUT", "/buckets/"+b, map[string]any{}, nil, http.StatusCreated)
+		bob2.must("PUT", "/buckets/"+b+"/collections/c", map[string]any{}, nil, http.StatusCreated)
+		bob2.must("POST", "/buckets/"+b+"/collections/c/records", map[string]any{"data": map[string]any{"x": 1}}, nil, http.StatusCreated)
+	}
+	var hist list
+	one.as("bob", "bob-secret-1").must("GET", "/buckets/team/history", nil, &hist, http.StatusOK)
+	if len(hist.Data) == 0 {
+		t.Errorf("history of /buckets/team is empty")
+	}
+	bob2.must("GET", "/buckets/scratch/history", nil, &hist, http.StatusOK)
+	if len(hist.Data) != 0 {
+		t.Errorf("history of /buckets/scratch has %d entries, want none (kinto.history.exclude_resources)", len(hist.Data))
+	}
+	r := one.must("GET", "/__metrics__", nil, nil, http.StatusOK)
+	if !strings.Contains(string(r.body), "lugshared_") {
+		t.Errorf("metrics have no lugshared_ prefix")
+	}
+}
+
+// TestExternalDatabaseSample runs config/samples/hosting_v1alpha1_kintoinstance_external.yaml:
+// the database URL comes from the user's Secret (here pointing at a throw-away PostgreSQL), the
+// generated Secret holds only the HMAC secrets, and the default_bucket plugin is on.
+func TestExternalDatabaseSample(t *testing.T) {
+	t.Parallel()
+	inst, secrets := sampleObjects(t, "hosting_v1alpha1_kintoinstance_external.yaml")
+	if len(secrets) != 1 {
+		t.Fatalf("sample has %d Secrets, want 1", len(secrets))
+	}
+	ext := inst.Spec.ExternalDatabase().URLSecret
+
+	// Some PostgreSQL with a UTF8 database and its owner: prepared here with the managed
+	// database's own builders, for a throw-away instance.
+	host := newInstance("external-host", nil)
+	hostCreds, err := resources.CredentialsSecret(host, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := startPostgres(t, host, hostCreds)
+	userSecret := secrets[0].DeepCopy()
+	if userSecret.Name != ext.Name {
+		t.Fatalf("sample Secret %s is not the one the instance refers to (%s)", userSecret.Name, ext.Name)
+	}
+	url := db.URL(t, string(hostCreds.Data[resources.SecretKeyDatabaseURL]))
+	userSecret.Data[ext.Key] = []byte(url)
+
+	d := deploy(t, inst, withSecret(userSecret))
+	if got := keys(d.creds.Data); len(got) != 2 || d.creds.Data[resources.SecretKeyDatabaseURL] != nil {
+		t.Errorf("credentials Secret of an external database holds %v, want only the two HMAC secrets", got)
+	}
+
+	// The API documents that Kinto refuses the postgres:// scheme.
+	bad := userSecret.DeepCopy()
+	bad.Data[ext.Key] = []byte(strings.Replace(url, "postgresql://", "postgres://", 1))
+	if out, err := d.runWithSecret(bad, d.migrateC.Command[1:]...); err == nil {
+		t.Errorf("migration with a postgres:// URL succeeded; the API says Kinto refuses it")
+	} else {
+		t.Logf("postgres:// URL refused: %s", lastLines(out, 1))
+	}
+
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+	h := anon.hello()
+	for _, c := range []string{"accounts", "admin", "default_bucket"} {
+		if !slices.Contains(h.capabilities(), c) {
+			t.Errorf("capability %s missing: %v", c, h.capabilities())
+		}
+	}
+	anon.createAccount("alice", "alice-secret-1")
+	alice := anon.as("alice", "alice-secret-1")
+	alice.must("PUT", "/buckets/default/collections/notes/records/n1", map[string]any{"data": map[string]any{"t": "x"}}, nil, http.StatusCreated)
+	if n := db.SQL(t, "kinto", "SELECT count(*) FROM objects WHERE resource_name = 'record'"); n != "1" {
+		t.Errorf("the external database holds %s records, want 1", n)
+	}
+}
