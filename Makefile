@@ -5,8 +5,10 @@ IMG ?= kinto-operator:dev
 # tests run (built from source by hack/build-kube-binaries.sh).
 KUBE_VERSION ?= v1.36.5
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
-# The Kinto release the real-server tests install: the operator's default.
+# The Kinto releases the real-server tests install: the operator's default, and the release
+# before it, from which the upgrade tests start.
 KINTO_VERSION ?= $(shell sed -n 's/^const DefaultKintoVersion = "\(.*\)"/\1/p' api/v1alpha1/kintoinstance_types.go)
+KINTO_PREVIOUS_VERSION ?= 26.4.0
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
@@ -60,7 +62,9 @@ test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (env
 
 .PHONY: test-kinto
 test-kinto: kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
-	KINTO_BIN=$(LOCALBIN)/kinto-$(KINTO_VERSION)/bin/kinto $(GOTEST) -tags kinto ./test/kinto/...
+	KINTO_BIN=$(LOCALBIN)/kinto-$(KINTO_VERSION)/bin/kinto \
+	KINTO_PREVIOUS_BIN=$(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)/bin/kinto \
+	$(GOTEST) -tags kinto ./test/kinto/...
 
 .PHONY: bench
 bench: ## Benchmarks of the builders and of a full reconcile against the real API server.
@@ -113,5 +117,6 @@ kube-binaries: ## Build kube-apiserver, etcd, kubectl, ... from source into bin/
 	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube-binaries.sh $(KUBE_ASSETS)
 
 .PHONY: kinto-server
-kinto-server: ## Install the real Kinto server into bin/kinto-$(KINTO_VERSION) (needs PostgreSQL too).
+kinto-server: ## Install the real Kinto server (default and previous release) into bin/kinto-<version>.
 	hack/install-kinto.sh $(KINTO_VERSION) $(LOCALBIN)/kinto-$(KINTO_VERSION)
+	hack/install-kinto.sh $(KINTO_PREVIOUS_VERSION) $(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)

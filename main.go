@@ -26,6 +26,7 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
 
+	ctx := ctrl.SetupSignalHandler()
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), managerOptions(metricsAddr, probeAddr, leaderElect))
 	if err != nil {
 		setupLog.Error(err, "creating the manager")
@@ -36,7 +37,7 @@ func main() {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("kinto-operator"),
 	}
-	if err := reconciler.SetupWithManager(mgr); err != nil {
+	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		setupLog.Error(err, "setting up the KintoInstance controller")
 		os.Exit(1)
 	}
@@ -49,7 +50,7 @@ func main() {
 		os.Exit(1)
 	}
 	setupLog.Info("starting the manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "running the manager")
 		os.Exit(1)
 	}

@@ -15,6 +15,7 @@ const FieldOwner = client.FieldOwner("kinto-operator")
 // apply makes the cluster hold obj as the operator wants it, with server-side apply: the fields
 // in obj are set (taking them over from any other manager, so a hand edit is undone), fields the
 // operator applied before and no longer sets are removed, and fields others own are left alone.
+// On success obj holds the object as the API server returned it, status included.
 func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
@@ -24,9 +25,10 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	delete(u, "status")
 	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
-	ac := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
-	if err := c.Apply(ctx, ac, FieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+	applied := &unstructured.Unstructured{Object: u}
+	kind := applied.GetKind()
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), FieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", kind, obj.GetName(), err)
 	}
-	return nil
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, obj)
 }

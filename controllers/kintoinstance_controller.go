@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -55,6 +56,9 @@ type pass struct {
 	status *v1alpha1.KintoInstanceStatus
 	// configHash identifies the rendered configuration the server pods must run.
 	configHash string
+	// credentialsRevision and secretsRevision identify the state of the Secrets the database and
+	// the server pods read.
+	credentialsRevision, secretsRevision string
 }
 
 // stage is one step of a reconcile. Stages run in order; one that fails ends the pass.
@@ -66,6 +70,7 @@ type stage struct {
 func (r *KintoInstanceReconciler) stages() []stage {
 	return []stage{
 		{"credentials", r.reconcileCredentials},
+		{"referenced secrets", r.reconcileReferencedSecrets},
 		{"config", r.reconcileConfig},
 		{"database", r.reconcileDatabase},
 		{"migration", r.reconcileMigration},
@@ -116,24 +121,76 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass) error {
 	existing := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.CredentialsSecretName(p.inst)}
-	err := r.Get(ctx, key, existing)
-	if apierrors.IsNotFound(err) {
-		if holds, err := r.holdsData(ctx, p); err != nil || holds {
-			if err == nil {
-				err = fmt.Errorf("Secret %s is missing while the instance already holds data: new HMAC secrets would change every user id, "+
-					"so the operator does not regenerate them; restore the Secret, or delete the instance's data to start afresh", key.Name)
-				setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing", err.Error())
-			}
-			return err
-		}
-	} else if err != nil {
+	if err := r.Get(ctx, key, existing); client.IgnoreNotFound(err) != nil {
 		return err
 	}
-	secret, err := resources.CredentialsSecret(p.inst, existing.Data, resources.RandomSource)
+	holdsData := false
+	if !resources.HasHMACSecrets(existing.Data) {
+		var err error
+		if holdsData, err = r.holdsData(ctx, p); err != nil {
+			return err
+		}
+	}
+	secret, err := resources.CredentialsSecret(p.inst, existing.Data, resources.RandomSource, holdsData)
+	if errors.Is(err, resources.ErrHMACSecretsLost) {
+		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing",
+			fmt.Sprintf("Secret %s: %v", key.Name, err))
+	}
 	if err != nil {
 		return err
 	}
-	return apply(ctx, r.Client, secret)
+	if err := apply(ctx, r.Client, secret); err != nil {
+		return err
+	}
+	p.credentialsRevision = resources.SecretsRevision(map[string]string{secret.Name: secret.ResourceVersion})
+	return nil
+}
+
+// reconcileReferencedSecrets checks the user's Secrets the instance reads, labels them so that
+// the operator watches them, and notes their revision: a change rolls the server.
+func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context, p *pass) error {
+	versions := map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsRevision}
+	for _, ref := range resources.ReferencedSecrets(p.inst) {
+		secret, problem, err := r.readSecretKey(ctx, p.inst.Namespace, ref.SecretKeyRef)
+		if err != nil {
+			return err
+		}
+		if problem != "" {
+			condType := v1alpha1.ConditionServerReady
+			if ref.ForDatabase {
+				condType = v1alpha1.ConditionDatabaseReady
+			}
+			setCondition(p, condType, metav1.ConditionFalse, "SecretNotReady", problem)
+			return errors.New(problem)
+		}
+		if secret.Labels[resources.WatchedLabel] != "true" {
+			// A merge patch of the label alone: it never creates the Secret, nor touches its data.
+			patch := client.MergeFrom(secret.DeepCopy())
+			metav1.SetMetaDataLabel(&secret.ObjectMeta, resources.WatchedLabel, "true")
+			if err := r.Patch(ctx, secret, patch); err != nil {
+				return err
+			}
+		}
+		versions[secret.Name] = secret.ResourceVersion
+	}
+	p.secretsRevision = resources.SecretsRevision(versions)
+	return nil
+}
+
+// readSecretKey reads a Secret the user referenced and says what is wrong with the key, or ""
+// when it holds a value. It never reveals the value.
+func (r *KintoInstanceReconciler) readSecretKey(ctx context.Context, namespace string, ref v1alpha1.SecretKeyRef) (*corev1.Secret, string, error) {
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Sprintf("Secret %q not found", ref.Name), nil
+	case err != nil:
+		return nil, "", err
+	case len(secret.Data[ref.Key]) == 0:
+		return nil, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key), nil
+	}
+	return secret, "", nil
 }
 
 // holdsData says whether the instance's database may already hold data: its schema was migrated,
@@ -167,17 +224,14 @@ func (r *KintoInstanceReconciler) reconcileConfig(ctx context.Context, p *pass) 
 // reconcileDatabase runs the managed PostgreSQL server, or checks the external database's
 // Secret, and reports DatabaseReady.
 func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass) error {
-	if ext := p.inst.Spec.ExternalDatabase(); ext != nil {
-		if msg := r.checkSecretKey(ctx, p.inst.Namespace, ext.URLSecret); msg != "" {
-			setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "SecretNotReady", msg)
-			return fmt.Errorf("%s", msg)
-		}
+	if p.inst.Spec.ExternalDatabase() != nil {
+		// The referenced-secrets stage has checked its URL Secret.
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "ExternalDatabase",
 			"the external database URL is set; the migration Job checks that it answers")
 		return nil
 	}
 
-	sts := resources.DatabaseStatefulSet(p.inst)
+	sts := resources.DatabaseStatefulSet(p.inst, p.credentialsRevision)
 	objs := []client.Object{resources.DataVolumeClaim(p.inst)}
 	for _, svc := range resources.DatabaseServices(p.inst) {
 		objs = append(objs, svc)
@@ -187,9 +241,6 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 			return err
 		}
 	}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
-		return err
-	}
 	if sts.Status.ReadyReplicas > 0 && sts.Status.ObservedGeneration == sts.Generation {
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "PostgreSQLReady", "PostgreSQL accepts connections")
 	} else {
@@ -198,34 +249,28 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 	return nil
 }
 
-// checkSecretKey says what is wrong with a Secret key the user referenced, or "" when it holds a
-// value. It never reveals the value.
-func (r *KintoInstanceReconciler) checkSecretKey(ctx context.Context, namespace string, ref v1alpha1.SecretKeyRef) string {
-	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
-	switch {
-	case apierrors.IsNotFound(err):
-		return fmt.Sprintf("Secret %q not found", ref.Name)
-	case err != nil:
-		return fmt.Sprintf("reading Secret %q: %v", ref.Name, err)
-	case len(secret.Data[ref.Key]) == 0:
-		return fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)
-	}
-	return ""
-}
-
 // reconcileMigration runs `kinto migrate` once for spec.version before any server pod runs it,
 // and moves status.version to it when the migration succeeded.
 func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pass) error {
 	target, current := p.inst.Spec.Version, p.status.Version
 	if target == current {
-		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated",
-			fmt.Sprintf("the database schema is at Kinto %s", current))
+		// A forced downgrade keeps its own reason while it lasts.
+		if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionSchemaMigrated); c == nil || c.Reason != "DowngradeForced" {
+			setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated",
+				fmt.Sprintf("the database schema is at Kinto %s", current))
+		}
 		return nil
 	}
 	if current != "" && compareVersions(target, current) < 0 {
+		if p.inst.Annotations[v1alpha1.ForceDowngradeAnnotation] == target {
+			p.status.Version = target
+			setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "DowngradeForced",
+				fmt.Sprintf("Kinto %s runs on a schema migrated for %s, as annotation %s asks", target, current, v1alpha1.ForceDowngradeAnnotation))
+			return nil
+		}
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "DowngradeRefused",
-			fmt.Sprintf("Kinto migrations only go forward: the schema is at %s, spec.version asks for %s; the server keeps running %s", current, target, current))
+			fmt.Sprintf("Kinto migrations only go forward: the schema is at %s, spec.version asks for %s; the server keeps running %s "+
+				"(to run %s anyway, annotate the instance with %s=%s)", current, target, current, target, v1alpha1.ForceDowngradeAnnotation, target))
 		return nil
 	}
 	if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionDatabaseReady) {
@@ -305,11 +350,8 @@ func (r *KintoInstanceReconciler) reconcileServer(ctx context.Context, p *pass) 
 			"the server starts once the database schema is migrated")
 		return nil
 	}
-	deploy := resources.ServerDeployment(p.inst, p.status.Version, p.configHash)
+	deploy := resources.ServerDeployment(p.inst, p.status.Version, p.configHash, p.secretsRevision)
 	if err := apply(ctx, r.Client, deploy); err != nil {
-		return err
-	}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(deploy), deploy); err != nil {
 		return err
 	}
 	selector, err := metav1.LabelSelectorAsSelector(deploy.Spec.Selector)
@@ -345,29 +387,57 @@ func (r *KintoInstanceReconciler) reconcileIngress(ctx context.Context, p *pass)
 	return client.IgnoreNotFound(r.Delete(ctx, stale))
 }
 
+// secretNameIndex indexes instances by the names of the user's Secrets they reference.
+const secretNameIndex = ".spec.referencedSecretNames"
+
 // SetupWithManager watches instances and everything they own: a child changed or deleted by hand
-// brings its instance back to a reconcile, which puts it back.
-func (r *KintoInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// brings its instance back to a reconcile, which puts it back. A change to a Secret an instance
+// references brings that instance back too, and rolls its pods.
+func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.KintoInstance{}, secretNameIndex, func(o client.Object) []string {
+		return resources.ReferencedSecretNames(o.(*v1alpha1.KintoInstance))
+	})
+	if err != nil {
+		return err
+	}
 	// Data-holding children outlive their instance under the Retain policy and then carry no
 	// owner reference: they map back to their instance by label.
-	byInstanceLabel := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+	instanceOf := func(o client.Object) []reconcile.Request {
 		name, ok := o.GetLabels()[resources.InstanceLabel]
 		if !ok || o.GetLabels()[resources.ManagedByLabel] != resources.ManagedBy {
 			return nil
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
-	})
+	}
+	referencing := func(ctx context.Context, secret client.Object) []reconcile.Request {
+		if own := instanceOf(secret); own != nil {
+			return own
+		}
+		list := &v1alpha1.KintoInstanceList{}
+		if err := mgr.GetClient().List(ctx, list, client.InNamespace(secret.GetNamespace()),
+			client.MatchingFields{secretNameIndex: secret.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the instances that reference a Secret", "secret", secret.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, inst := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&inst)})
+		}
+		return reqs
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		// Status writes change no generation: they need no new pass.
-		For(&v1alpha1.KintoInstance{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Status writes change neither generation nor annotations: they need no new pass.
+		For(&v1alpha1.KintoInstance{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Service{}).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
 		Owns(&networkingv1.Ingress{}).
-		Watches(&corev1.Secret{}, byInstanceLabel).
-		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(
+			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
 		Named("kintoinstance").
 		Complete(r)
 }

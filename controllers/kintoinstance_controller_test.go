@@ -374,6 +374,25 @@ func TestDowngradeIsRefused(t *testing.T) {
 	if err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "25.0.3")), &batchv1.Job{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a migration Job was made for a downgrade: %v", err)
 	}
+
+	// Forced, for exactly that release, the server rolls back without a migration.
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
+		i.Annotations = map[string]string{v1alpha1.ForceDowngradeAnnotation: "25.0.3"}
+	})
+	cur = waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "DowngradeForced")
+	if cur.Status.Version != "25.0.3" {
+		t.Errorf("status.version = %s after a forced downgrade", cur.Status.Version)
+	}
+	eventually(t, "the server runs the older release", func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), key(ns, resources.ServerName(inst)), d); err != nil {
+			return err
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:25.0.3" {
+			return fmt.Errorf("server image %s", img)
+		}
+		return nil
+	})
 }
 
 func TestExternalDatabaseWaitsForItsSecret(t *testing.T) {
@@ -478,4 +497,100 @@ func TestMissingCredentialsAreNotRegeneratedOverData(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A change to the Secret holding the external database URL rolls the server: the operator labels
+// the Secret so that it watches it, and the pod template follows the Secret's revision.
+func TestReferencedSecretChangeRollsTheServer(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	db := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+		StringData: map[string]string{"url": "postgresql://kinto:one@db.example.org:5432/kinto"}}
+	if err := k8s.Create(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	inst := createInstance(t, ns, "moving", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{
+			URLSecret: v1alpha1.SecretKeyRef{Name: "db", Key: "url"},
+		}}
+	})
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
+	finishJob(t, ns, resources.MigrateJobName(inst, inst.Spec.Version), true)
+	markServerAvailable(t, inst)
+	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
+
+	get(t, ns, "db", db)
+	if db.Labels[resources.WatchedLabel] != "true" {
+		t.Errorf("the referenced Secret is not labelled for watching: %v", db.Labels)
+	}
+	d := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), d)
+	before := d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation]
+
+	db.Data = map[string][]byte{"url": []byte("postgresql://kinto:two@db2.example.org:5432/kinto")}
+	if err := k8s.Update(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the server rolls for the new URL", func() error {
+		if err := k8s.Get(ctx, key(ns, resources.ServerName(inst)), d); err != nil {
+			return err
+		}
+		if d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation] == before {
+			return fmt.Errorf("secrets revision unchanged")
+		}
+		return nil
+	})
+	get(t, ns, "db", db)
+	if string(db.Data["url"]) != "postgresql://kinto:two@db2.example.org:5432/kinto" {
+		t.Error("the operator changed the user's Secret data")
+	}
+}
+
+// Removing the database password from the credentials Secret rotates it: a new one is drawn,
+// and both PostgreSQL (whose init container sets it) and the server roll; user ids stay.
+func TestDatabasePasswordRotation(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	inst := bringUp(t, createInstance(t, ns, "rotate", nil))
+	creds := &corev1.Secret{}
+	get(t, ns, resources.CredentialsSecretName(inst), creds)
+	old := creds.DeepCopy()
+	sts := &appsv1.StatefulSet{}
+	get(t, ns, resources.DatabaseName(inst), sts)
+	d := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), d)
+	dbRev, serverRev := sts.Spec.Template.Annotations[resources.SecretsRevisionAnnotation], d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation]
+
+	delete(creds.Data, resources.SecretKeyDatabasePassword)
+	if err := k8s.Update(ctx, creds); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a new password reaches the database and the server", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(creds), creds); err != nil {
+			return err
+		}
+		pw := creds.Data[resources.SecretKeyDatabasePassword]
+		if len(pw) == 0 || bytes.Equal(pw, old.Data[resources.SecretKeyDatabasePassword]) {
+			return fmt.Errorf("no new password yet")
+		}
+		if !bytes.Contains(creds.Data[resources.SecretKeyDatabaseURL], pw) {
+			return fmt.Errorf("database URL does not carry the new password")
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
+			return err
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
+			return err
+		}
+		if sts.Spec.Template.Annotations[resources.SecretsRevisionAnnotation] == dbRev ||
+			d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation] == serverRev {
+			return fmt.Errorf("pods not rolled")
+		}
+		return nil
+	})
+	for _, k := range []string{resources.SecretKeyUserIDHMACSecret, resources.SecretKeyDefaultBucketHMACSecret} {
+		if !bytes.Equal(creds.Data[k], old.Data[k]) {
+			t.Errorf("%s changed with the password", k)
+		}
+	}
 }

@@ -26,11 +26,13 @@ func Scheme() *runtime.Scheme {
 
 // CacheByObject keeps only the operator's own children in the informer cache, not every Secret,
 // ConfigMap or Deployment of the cluster: a shared cluster holds far more of those than any
-// operator should keep in memory. Secrets the user references are read uncached.
+// operator should keep in memory. Of Secrets it caches its own and those instances reference,
+// which it labels.
 func CacheByObject() map[client.Object]cache.ByObject {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagedBy})}
+	watched := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{resources.WatchedLabel: "true"})}
 	return map[client.Object]cache.ByObject{
-		&corev1.Secret{}:                owned,
+		&corev1.Secret{}:                watched,
 		&corev1.ConfigMap{}:             owned,
 		&corev1.Service{}:               owned,
 		&corev1.PersistentVolumeClaim{}: owned,

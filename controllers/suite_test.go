@@ -91,7 +91,7 @@ func run(m *testing.M) int {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("kinto-operator"),
 	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

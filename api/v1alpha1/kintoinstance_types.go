@@ -10,6 +10,11 @@ import (
 // be published both on PyPI (package kinto) and as the kinto/kinto-server image tag.
 const DefaultKintoVersion = "26.5.0"
 
+// ForceDowngradeAnnotation, set on an instance to the exact release spec.version names, lets the
+// server run a release older than the one its schema was migrated to. Kinto's migrations only go
+// forward, so the older release then runs on a newer schema: a last resort, at the user's risk.
+const ForceDowngradeAnnotation = "hosting.kinto-storage.org/force-downgrade"
+
 // DefaultPostgreSQLVersion is the PostgreSQL major version of a managed database when none is
 // set. It is the one Debian stable packages, which the project's real-database tests run against.
 const DefaultPostgreSQLVersion = "15"

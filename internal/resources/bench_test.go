@@ -15,13 +15,13 @@ func BenchmarkBuildAll(b *testing.B) {
 		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.paginate_by": "100", "kinto.readonly": "false"}
 		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "kinto.example.org", TLS: &v1alpha1.IngressTLS{SecretName: "c"}}
 	})
-	existing, err := CredentialsSecret(inst, nil, rand.Reader)
+	existing, err := CredentialsSecret(inst, nil, rand.Reader, false)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := CredentialsSecret(inst, existing.Data, rand.Reader); err != nil {
+		if _, err := CredentialsSecret(inst, existing.Data, rand.Reader, true); err != nil {
 			b.Fatal(err)
 		}
 		_, hash, err := ConfigMap(inst)
@@ -30,9 +30,9 @@ func BenchmarkBuildAll(b *testing.B) {
 		}
 		DataVolumeClaim(inst)
 		DatabaseServices(inst)
-		DatabaseStatefulSet(inst)
+		DatabaseStatefulSet(inst, "r")
 		ServerService(inst)
-		ServerDeployment(inst, inst.Spec.Version, hash)
+		ServerDeployment(inst, inst.Spec.Version, hash, "r")
 		Ingress(inst)
 	}
 }
@@ -42,7 +42,7 @@ func BenchmarkNewCredentials(b *testing.B) {
 	inst := newInstance()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := CredentialsSecret(inst, nil, rand.Reader); err != nil {
+		if _, err := CredentialsSecret(inst, nil, rand.Reader, false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,10 +2,12 @@ package resources
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net/url"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,14 +40,35 @@ const (
 // stream in tests.
 var RandomSource io.Reader = rand.Reader
 
+// ErrHMACSecretsLost is returned rather than new HMAC secrets for an instance that holds data.
+var ErrHMACSecretsLost = errors.New("the HMAC secrets are missing while the instance already holds data: " +
+	"new ones would give every user a new id, so the operator does not generate them; " +
+	"restore them into the credentials Secret, or delete the instance's data to start afresh")
+
+var hmacKeys = []string{SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret}
+
+// HasHMACSecrets says whether existing credentials hold both HMAC secrets.
+func HasHMACSecrets(existing map[string][]byte) bool {
+	for _, k := range hmacKeys {
+		if len(existing[k]) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // CredentialsSecret returns the Secret of the instance's generated credentials. Every value
-// already in existing is kept as it is: user ids derive from the HMAC secret, so regenerating it
-// would cut every user off their data. Missing values are drawn from random.
-func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte, random io.Reader) (*corev1.Secret, error) {
+// already in existing is kept as it is; missing values are drawn from random. A missing
+// database password is simply drawn anew (that is how it is rotated), but missing HMAC secrets
+// are an error once the instance holds data: user ids derive from them.
+func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte, random io.Reader, holdsData bool) (*corev1.Secret, error) {
+	if holdsData && !HasHMACSecrets(existing) {
+		return nil, ErrHMACSecretsLost
+	}
 	data := map[string][]byte{}
-	keys := []string{SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret}
+	keys := hmacKeys
 	if inst.Spec.ManagedDatabase() != nil {
-		keys = append(keys, SecretKeyDatabasePassword)
+		keys = append(slices.Clone(keys), SecretKeyDatabasePassword)
 	}
 	for _, k := range keys {
 		if v, ok := existing[k]; ok && len(v) > 0 {
@@ -68,9 +91,11 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 		}
 		data[SecretKeyDatabaseURL] = []byte(u.String())
 	}
+	meta := dataObjectMeta(inst, CredentialsSecretName(inst), ComponentDatabase)
+	meta.Labels[WatchedLabel] = "true"
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: dataObjectMeta(inst, CredentialsSecretName(inst), ComponentDatabase),
+		ObjectMeta: meta,
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
 	}, nil

@@ -41,7 +41,7 @@ func TestCredentialsSecret(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := CredentialsSecret(tc.inst, tc.existing, rand.Reader)
+			s, err := CredentialsSecret(tc.inst, tc.existing, rand.Reader, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +68,7 @@ func TestCredentialsAreKeptOnceGenerated(t *testing.T) {
 		SecretKeyDefaultBucketHMACSecret: []byte("kept-bucket"),
 		SecretKeyDatabasePassword:        []byte("keptPassword"),
 	}
-	s, err := CredentialsSecret(newInstance(), existing, failingReader{})
+	s, err := CredentialsSecret(newInstance(), existing, failingReader{}, true)
 	if err != nil {
 		t.Fatalf("no randomness should be needed when every value exists: %v", err)
 	}
@@ -83,7 +83,7 @@ func TestCredentialsAreKeptOnceGenerated(t *testing.T) {
 }
 
 func TestCredentialsFailWithoutRandomness(t *testing.T) {
-	if _, err := CredentialsSecret(newInstance(), nil, failingReader{}); err == nil {
+	if _, err := CredentialsSecret(newInstance(), nil, failingReader{}, false); err == nil {
 		t.Fatal("want an error when the random source fails")
 	}
 }
@@ -117,7 +117,7 @@ func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entrop
 // the same host and password.
 func TestDatabaseURLEscapesThePassword(t *testing.T) {
 	const password = "p@ss/w:rd?#50%'"
-	s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(password)}, rand.Reader)
+	s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(password)}, rand.Reader, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +128,32 @@ func TestDatabaseURLEscapesThePassword(t *testing.T) {
 	got, _ := u.User.Password()
 	if got != password || u.Host != "notes-postgres:5432" || u.Path != "/kinto" || u.User.Username() != "kinto" {
 		t.Errorf("URL %s parses to user %s password %q host %s path %s", u, u.User.Username(), got, u.Host, u.Path)
+	}
+}
+
+// Once the instance holds data, missing HMAC secrets are an error, but a missing database
+// password is drawn anew: that is how it is rotated.
+func TestCredentialsOverExistingData(t *testing.T) {
+	kept := map[string][]byte{
+		SecretKeyUserIDHMACSecret:        []byte("kept-hmac"),
+		SecretKeyDefaultBucketHMACSecret: []byte("kept-bucket"),
+	}
+	s, err := CredentialsSecret(newInstance(), kept, rand.Reader, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Data[SecretKeyDatabasePassword]) != tokenLength || !bytes.Equal(s.Data[SecretKeyUserIDHMACSecret], kept[SecretKeyUserIDHMACSecret]) {
+		t.Errorf("want a new password and the kept HMAC secret, got %v", s.Data)
+	}
+	for _, lost := range []string{SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret} {
+		partial := map[string][]byte{SecretKeyDatabasePassword: []byte("pw")}
+		for k, v := range kept {
+			if k != lost {
+				partial[k] = v
+			}
+		}
+		if _, err := CredentialsSecret(newInstance(), partial, rand.Reader, true); !errors.Is(err, ErrHMACSecretsLost) {
+			t.Errorf("without %s over existing data: err = %v, want ErrHMACSecretsLost", lost, err)
+		}
 	}
 }

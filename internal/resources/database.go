@@ -71,7 +71,9 @@ func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim
 }
 
 // DatabaseStatefulSet returns the single-pod StatefulSet running the managed PostgreSQL server.
-func DatabaseStatefulSet(inst *v1alpha1.KintoInstance) *appsv1.StatefulSet {
+// credentialsRevision restarts it when the credentials change, so that its init container sets
+// a new password.
+func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision string) *appsv1.StatefulSet {
 	db := inst.Spec.ManagedDatabase()
 	image := DatabaseImage(db)
 	env := []corev1.EnvVar{
@@ -151,8 +153,11 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance) *appsv1.StatefulSet {
 			ServiceName: DatabaseHeadlessName(inst),
 			Selector:    &metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       pod,
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      labels,
+					Annotations: map[string]string{SecretsRevisionAnnotation: credentialsRevision},
+				},
+				Spec: pod,
 			},
 		},
 	}

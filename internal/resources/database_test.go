@@ -51,7 +51,7 @@ func TestDatabaseStatefulSet(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sts := DatabaseStatefulSet(tc.inst)
+			sts := DatabaseStatefulSet(tc.inst, "r")
 			pod := sts.Spec.Template.Spec
 			if pod.Containers[0].Image != tc.wantImage || pod.InitContainers[0].Image != tc.wantImage {
 				t.Errorf("images = %s, %s", pod.InitContainers[0].Image, pod.Containers[0].Image)

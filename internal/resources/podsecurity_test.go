@@ -15,11 +15,11 @@ import (
 // podSpecs are every pod template the operator generates for an instance.
 func podSpecs(inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
 	pods := map[string]corev1.PodSpec{
-		"server":  ServerDeployment(inst, inst.Spec.Version, "h").Spec.Template.Spec,
+		"server":  ServerDeployment(inst, inst.Spec.Version, "h", "s").Spec.Template.Spec,
 		"migrate": MigrateJob(inst, inst.Spec.Version).Spec.Template.Spec,
 	}
 	if inst.Spec.ManagedDatabase() != nil {
-		pods["database"] = DatabaseStatefulSet(inst).Spec.Template.Spec
+		pods["database"] = DatabaseStatefulSet(inst, "r").Spec.Template.Spec
 	}
 	return pods
 }

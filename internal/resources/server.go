@@ -93,9 +93,9 @@ func kintoPodSpec(inst *v1alpha1.KintoInstance, version string, command []string
 }
 
 // ServerDeployment returns the Deployment of the Kinto server at the given release (the one the
-// schema is migrated to, which may lag behind spec.version during an upgrade). configHash rolls
-// the pods when the rendered configuration changes.
-func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash string) *appsv1.Deployment {
+// schema is migrated to, which may lag behind spec.version during an upgrade). configHash and
+// secretsRevision roll the pods when the rendered configuration, or a Secret they read, changes.
+func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash, secretsRevision string) *appsv1.Deployment {
 	pod := kintoPodSpec(inst, version, ServerCommand())
 	c := &pod.Containers[0]
 	c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: kintoconfig.Port}}
@@ -140,7 +140,10 @@ func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash string) 
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      labels,
-					Annotations: map[string]string{ConfigHashAnnotation: configHash},
+					Annotations: map[string]string{
+						ConfigHashAnnotation:      configHash,
+						SecretsRevisionAnnotation: secretsRevision,
+					},
 				},
 				Spec: pod,
 			},

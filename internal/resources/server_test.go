@@ -59,7 +59,7 @@ func TestServerDeployment(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := ServerDeployment(tc.inst, tc.version, "hash-1")
+			d := ServerDeployment(tc.inst, tc.version, "hash-1", "secrets-1")
 			c := d.Spec.Template.Spec.Containers[0]
 			if c.Image != tc.wantImage {
 				t.Errorf("image = %q, want %q", c.Image, tc.wantImage)
@@ -100,7 +100,7 @@ func TestServerDeployment(t *testing.T) {
 }
 
 func TestServerProbes(t *testing.T) {
-	c := ServerDeployment(newInstance(), "26.5.0", "h").Spec.Template.Spec.Containers[0]
+	c := ServerDeployment(newInstance(), "26.5.0", "h", "s").Spec.Template.Spec.Containers[0]
 	if p := c.ReadinessProbe; p.HTTPGet.Path != "/v1/__heartbeat__" || p.TimeoutSeconds <= heartbeatTimeoutSeconds {
 		t.Errorf("readiness must check the backends with a timeout above Kinto's own: %+v", p)
 	}

@@ -73,7 +73,7 @@ func deploy(t *testing.T, inst *v1alpha1.KintoInstance, opts ...deployOption) *d
 	d.ini = cm.Data[resources.ConfigFileName]
 	t.Logf("rendered kinto.ini of %s:\n%s", inst.Name, iniAppSection(d.ini))
 
-	d.creds, err = resources.CredentialsSecret(inst, nil, rand.Reader)
+	d.creds, err = resources.CredentialsSecret(inst, nil, rand.Reader, false)
 	if err != nil {
 		t.Fatalf("generating credentials: %v", err)
 	}
@@ -83,7 +83,7 @@ func deploy(t *testing.T, inst *v1alpha1.KintoInstance, opts ...deployOption) *d
 	}
 
 	version := inst.Spec.Version
-	dep := resources.ServerDeployment(inst, version, hash)
+	dep := resources.ServerDeployment(inst, version, hash, "")
 	if len(dep.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("server Deployment has %d containers, want 1", len(dep.Spec.Template.Spec.Containers))
 	}

@@ -85,7 +85,7 @@ func TestExternalDatabaseSample(t *testing.T) {
 	// Some PostgreSQL with a UTF8 database and its owner: prepared here with the managed
 	// database's own builders, for a throw-away instance.
 	host := newInstance("external-host", nil)
-	hostCreds, err := resources.CredentialsSecret(host, nil, rand.Reader)
+	hostCreds, err := resources.CredentialsSecret(host, nil, rand.Reader, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -244,7 +244,7 @@ func TestPasswordRotation(t *testing.T) {
 				existing[k] = v
 			}
 			existing[resources.SecretKeyDatabasePassword] = []byte(tc.password)
-			rotated, err := resources.CredentialsSecret(inst, existing, rand.Reader)
+			rotated, err := resources.CredentialsSecret(inst, existing, rand.Reader, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -305,7 +305,7 @@ func TestServerPortIsConsistent(t *testing.T) {
 			break
 		}
 	}
-	c := resources.ServerDeployment(inst, inst.Spec.Version, hash).Spec.Template.Spec.Containers[0]
+	c := resources.ServerDeployment(inst, inst.Spec.Version, hash, "").Spec.Template.Spec.Containers[0]
 	var flagPort string
 	for i, a := range c.Command {
 		if a == "--port" && i+1 < len(c.Command) {
