@@ -139,7 +139,7 @@ func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash, secrets
 			},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels:      labels,
+					Labels: labels,
 					Annotations: map[string]string{
 						ConfigHashAnnotation:      configHash,
 						SecretsRevisionAnnotation: secretsRevision,
