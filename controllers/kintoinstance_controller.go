@@ -109,12 +109,8 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{}, err
 		}
 	}
-	if failure != nil {
-		log.FromContext(ctx).Error(failure, "reconcile failed")
-		// Returning the error retries with exponential backoff.
-		return ctrl.Result{}, failure
-	}
-	return ctrl.Result{}, nil
+	// An error is logged by controller-runtime and retried with exponential backoff.
+	return ctrl.Result{}, failure
 }
 
 // reconcileCredentials applies the generated credentials, keeping every value already stored.
