@@ -301,6 +301,25 @@ type OpenIDConnectProvider struct {
 	// +optional
 	Audience string `json:"audience,omitempty"`
 
+	// TrustedCallbackURLs are the pages the login may send users back to with their tokens, with *
+	// as a wildcard in host, port and path, such as https://notes.example.org/*. Unset, Kinto
+	// trusts only pages on localhost or 127.0.0.1 and its own admin UI.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^https?://[^\s%]+$`
+	// +kubebuilder:validation:items:MaxLength=512
+	// +listType=set
+	// +optional
+	TrustedCallbackURLs []string `json:"trustedCallbackURLs,omitempty"`
+
+	// AllowedScopes are the scopes a login may ask for; Kinto's default is openid, email and
+	// profile.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9_:./-]+$`
+	// +kubebuilder:validation:items:MaxLength=128
+	// +listType=set
+	// +optional
+	AllowedScopes []string `json:"allowedScopes,omitempty"`
+
 	// UserIDField is the claim that identifies a user.
 	// +kubebuilder:default=sub
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`

@@ -215,6 +215,12 @@ func authSettings(spec *v1alpha1.KintoInstanceSpec) []setting {
 		if p.Audience != "" {
 			s = append(s, setting{prefix + "audience", p.Audience})
 		}
+		if len(p.TrustedCallbackURLs) > 0 {
+			s = append(s, setting{prefix + "trusted_callback_urls", strings.Join(p.TrustedCallbackURLs, " ")})
+		}
+		if len(p.AllowedScopes) > 0 {
+			s = append(s, setting{prefix + "allowed_scopes", strings.Join(p.AllowedScopes, " ")})
+		}
 	}
 	return append([]setting{{"multiauth.policies", strings.Join(policies, " ")}}, s...)
 }

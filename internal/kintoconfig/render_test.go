@@ -89,20 +89,25 @@ func TestRender(t *testing.T) {
 				s.Auth.Accounts = nil
 				s.Auth.OpenIDConnect = []v1alpha1.OpenIDConnectProvider{
 					{Name: "google", Issuer: "https://accounts.google.com", ClientID: "c1", UserIDField: "email"},
-					{Name: "coop", Issuer: "https://id.coop.example", ClientID: "c2", Audience: "kinto", UserIDField: "sub"},
+					{Name: "coop", Issuer: "https://id.coop.example", ClientID: "c2", Audience: "kinto", UserIDField: "sub",
+						TrustedCallbackURLs: []string{"https://notes.example.org/*", "https://app.example.org/login"},
+						AllowedScopes:       []string{"openid", "email"}},
 				}
 			},
 			want: map[string]string{
-				"kinto.includes":                        "kinto.plugins.openid kinto.plugins.admin",
-				"multiauth.policies":                    "google coop",
-				"multiauth.policy.google.use":           "kinto.plugins.openid.OpenIDConnectPolicy",
-				"multiauth.policy.google.issuer":        "https://accounts.google.com",
-				"multiauth.policy.google.client_secret": "",
-				"multiauth.policy.google.userid_field":  "email",
-				"multiauth.policy.coop.audience":        "kinto",
+				"kinto.includes":                              "kinto.plugins.openid kinto.plugins.admin",
+				"multiauth.policies":                          "google coop",
+				"multiauth.policy.google.use":                 "kinto.plugins.openid.OpenIDConnectPolicy",
+				"multiauth.policy.google.issuer":              "https://accounts.google.com",
+				"multiauth.policy.google.client_secret":       "",
+				"multiauth.policy.google.userid_field":        "email",
+				"multiauth.policy.coop.audience":              "kinto",
+				"multiauth.policy.coop.trusted_callback_urls": "https://notes.example.org/* https://app.example.org/login",
+				"multiauth.policy.coop.allowed_scopes":        "openid email",
 			},
 			// Without an audience Kinto checks tokens with the provider's userinfo endpoint.
-			absent: []string{"multiauth.policy.account.use", "kinto.account_create_principals", "multiauth.policy.google.audience"},
+			absent: []string{"multiauth.policy.account.use", "kinto.account_create_principals", "multiauth.policy.google.audience",
+				"multiauth.policy.google.trusted_callback_urls", "multiauth.policy.google.allowed_scopes"},
 		},
 		{
 			name: "project name from the settings replaces the default",

@@ -49,7 +49,8 @@ func TestOpenIDConnect(t *testing.T) {
 			Accounts: &v1alpha1.AccountsSpec{Enabled: true},
 			OpenIDConnect: []v1alpha1.OpenIDConnectProvider{{
 				Name: "idp", Issuer: p.issuer, ClientID: clientID,
-				ClientSecret: v1alpha1.SecretKeyRef{Name: secret.Name, Key: "client-secret"},
+				ClientSecret:        v1alpha1.SecretKeyRef{Name: secret.Name, Key: "client-secret"},
+				TrustedCallbackURLs: []string{"http://127.0.0.1:9/*"},
 			}},
 		}
 	})
@@ -79,6 +80,10 @@ func TestOpenIDConnect(t *testing.T) {
 	if len(provs) != 1 || provs[0]["name"] != "idp" || provs[0]["client_id"] != clientID || provs[0]["audience"] != audience || provs[0]["issuer"] != p.issuer {
 		t.Errorf("openid providers = %v, want idp with client_id %s, the rendered audience %q and issuer %s", provs, clientID, audience, p.issuer)
 	}
+
+	// Login sends tokens back only to the trusted callback pages.
+	untrusted := url.Values{"callback": {"https://attacker.example.org/cb#tokens="}, "scope": {"openid email"}}
+	anon.must("GET", "/openid/idp/login?"+untrusted.Encode(), nil, nil, http.StatusBadRequest)
 
 	// Login: Kinto sends the browser to the provider with a state.
 	callback := "http://127.0.0.1:9/cb#tokens="
