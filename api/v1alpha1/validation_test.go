@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
 	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 )
 
@@ -340,4 +342,39 @@ func TestScaleSubresource(t *testing.T) {
 	scale.Spec.Replicas = 50
 	scale.ResourceVersion = ""
 	assertInvalid(t, k8s.SubResource("scale").Update(ctx, inst, client.WithSubResourceBody(scale)), "spec.replicas")
+}
+
+// Tests without an API server default instances with internal/crddefaults; it must agree with
+// the API server on every kind of spec.
+func TestLocalDefaultingMatchesTheAPIServer(t *testing.T) {
+	specs := []string{
+		`{}`,
+		`backup: {}`,
+		`replicas: 3`,
+		`database: {external: {urlSecret: {name: db, key: url}}}`,
+		`database: {managed: {storageSize: 5Gi}}`,
+		`auth: {openIDConnect: [{name: g, issuer: "https://id.example.org", clientID: c, clientSecret: {name: s, key: k}}]}`,
+		`ingress: {host: kinto.example.org, tls: {issuer: {name: le}}}`,
+	}
+	ctx := context.Background()
+	for i, spec := range specs {
+		t.Run(spec, func(t *testing.T) {
+			u := instance(t, fmt.Sprintf("local-defaults-%d", i), spec)
+			local := &v1alpha1.KintoInstance{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.DeepCopy().Object, local); err != nil {
+				t.Fatal(err)
+			}
+			if err := k8s.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
+			stored := &v1alpha1.KintoInstance{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), stored); err != nil {
+				t.Fatal(err)
+			}
+			if got := crddefaults.MustDefault(local).Spec; !equality.Semantic.DeepEqual(got, stored.Spec) {
+				t.Errorf("local defaults differ from the API server's:\nlocal  %+v\nserver %+v", got, stored.Spec)
+			}
+		})
+	}
 }

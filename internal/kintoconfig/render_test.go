@@ -7,22 +7,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
 )
 
+// instance is a defaulted instance whose spec edit changes (defaulted again after the edit).
 func instance(edit func(*v1alpha1.KintoInstanceSpec)) *v1alpha1.KintoInstance {
-	inst := &v1alpha1.KintoInstance{
-		ObjectMeta: metav1.ObjectMeta{Name: "notes", Namespace: "tenants"},
-		Spec: v1alpha1.KintoInstanceSpec{
-			Version:  v1alpha1.DefaultKintoVersion,
-			Database: &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{}},
-			Auth:     &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true, Registration: v1alpha1.RegistrationOpen}},
-			Plugins:  []v1alpha1.Plugin{v1alpha1.PluginAdmin},
-		},
-	}
+	inst := crddefaults.MustDefault(&v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Name: "notes", Namespace: "tenants"}})
 	if edit != nil {
 		edit(&inst.Spec)
 	}
-	return inst
+	return crddefaults.MustDefault(inst)
 }
 
 // appMain returns the [app:main] settings of a rendered ini as a map, failing on a key rendered

@@ -26,13 +26,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
 )
 
 // Timeouts of the waits: generous for a loaded CI machine, yet bounded.
@@ -163,75 +162,17 @@ func tail(path string, max int) string {
 	return strings.TrimRight(string(b), "\n")
 }
 
-// Instances. The API server applies the CRD's defaults; these tests build instances in Go, so
-// withDefaults fills the same defaults (see the +kubebuilder:default markers of the API types).
+// Instances. The API server applies the CRD's defaults; these tests build instances in Go and
+// apply the same defaults with the API server's own code (internal/crddefaults).
 
 // withDefaults returns the instance as the API server would store it.
 func withDefaults(inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
-	inst = inst.DeepCopy()
+	inst = crddefaults.MustDefault(inst)
 	if inst.Namespace == "" {
 		inst.Namespace = "default"
 	}
 	if inst.UID == "" {
 		inst.UID = types.UID("test-uid-" + inst.Name)
-	}
-	s := &inst.Spec
-	if s.Version == "" {
-		s.Version = v1alpha1.DefaultKintoVersion
-	}
-	if s.Replicas == nil {
-		s.Replicas = ptr.To[int32](1)
-	}
-	if s.Resources == nil {
-		s.Resources = &corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
-		}
-	}
-	if s.Database == nil {
-		s.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{}}
-	}
-	if db := s.Database.Managed; db != nil {
-		if db.Version == "" {
-			db.Version = v1alpha1.DefaultPostgreSQLVersion
-		}
-		if db.StorageSize.IsZero() {
-			db.StorageSize = resource.MustParse("1Gi")
-		}
-		if db.Resources == nil {
-			db.Resources = &corev1.ResourceRequirements{
-				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
-				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
-			}
-		}
-	}
-	if s.Auth == nil {
-		s.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true}}
-	}
-	if a := s.Auth.Accounts; a != nil && a.Registration == "" {
-		a.Registration = v1alpha1.RegistrationOpen
-	}
-	for i := range s.Auth.OpenIDConnect {
-		if s.Auth.OpenIDConnect[i].UserIDField == "" {
-			s.Auth.OpenIDConnect[i].UserIDField = "sub"
-		}
-	}
-	if s.Plugins == nil {
-		s.Plugins = []v1alpha1.Plugin{v1alpha1.PluginAdmin}
-	}
-	if ing := s.Ingress; ing != nil && ing.TLS != nil && ing.TLS.Issuer != nil && ing.TLS.Issuer.Kind == "" {
-		ing.TLS.Issuer.Kind = "Issuer"
-	}
-	if b := s.Backup; b != nil {
-		if b.Schedule == "" {
-			b.Schedule = "0 3 * * *"
-		}
-		if b.Retention == nil {
-			b.Retention = &v1alpha1.BackupRetention{Count: ptr.To[int32](7)}
-		}
-	}
-	if s.DeletionPolicy == "" {
-		s.DeletionPolicy = v1alpha1.DeletionPolicyRetain
 	}
 	return inst
 }
