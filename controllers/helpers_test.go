@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -175,4 +176,17 @@ func eventReasons(t testing.TB, inst *v1alpha1.KintoInstance) map[string]eventsv
 func isControlledBy(obj client.Object, inst *v1alpha1.KintoInstance) bool {
 	ref := metav1.GetControllerOf(obj)
 	return ref != nil && ref.UID == inst.UID && ref.Kind == "KintoInstance"
+}
+
+// waitGone waits until the object named like obj is deleted, or marked for deletion when a
+// finalizer holds it (as kubernetes.io/pvc-protection holds a claim).
+func waitGone(t testing.TB, what string, obj client.Object) {
+	t.Helper()
+	eventually(t, what, func() error {
+		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
+		if apierrors.IsNotFound(err) || err == nil && !obj.GetDeletionTimestamp().IsZero() {
+			return nil
+		}
+		return fmt.Errorf("%T %s still there (%v)", obj, obj.GetName(), err)
+	})
 }

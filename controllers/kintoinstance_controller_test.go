@@ -150,13 +150,7 @@ func TestSpecChangesReachTheChildren(t *testing.T) {
 
 	// Removing spec.ingress removes the Ingress.
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Ingress = nil })
-	eventually(t, "the Ingress is removed", func() error {
-		err := k8s.Get(context.Background(), key(ns, resources.IngressName(inst)), &networkingv1.Ingress{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there (%v)", err)
-	})
+	waitGone(t, "the Ingress is removed", &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.IngressName(inst)}})
 }
 
 func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {
@@ -242,13 +236,7 @@ func TestRetainKeepsDataAndCredentialsForARecreatedInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The garbage collector removes the owned children; wait for it to reach the Deployment.
-	eventually(t, "owned children garbage-collected", func() error {
-		err := k8s.Get(ctx, key(ns, resources.ServerName(inst)), &appsv1.Deployment{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("server Deployment still there (%v)", err)
-	})
+	waitGone(t, "owned children garbage-collected", &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}})
 	get(t, ns, resources.CredentialsSecretName(inst), &corev1.Secret{})
 	get(t, ns, resources.DataVolumeClaimName(inst), &corev1.PersistentVolumeClaim{})
 
@@ -278,22 +266,8 @@ func TestDeletePolicyRemovesDataWithTheInstance(t *testing.T) {
 	if err := k8s.Delete(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "credentials garbage-collected", func() error {
-		err := k8s.Get(ctx, key(ns, resources.CredentialsSecretName(inst)), &corev1.Secret{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("credentials Secret still there (%v)", err)
-	})
-	// The PVC carries the kubernetes.io/pvc-protection finalizer, so "deleted" means marked.
-	eventually(t, "volume claim deleted", func() error {
-		pvc := &corev1.PersistentVolumeClaim{}
-		err := k8s.Get(ctx, key(ns, resources.DataVolumeClaimName(inst)), pvc)
-		if apierrors.IsNotFound(err) || err == nil && !pvc.DeletionTimestamp.IsZero() {
-			return nil
-		}
-		return fmt.Errorf("volume claim not being deleted (%v)", err)
-	})
+	waitGone(t, "credentials garbage-collected", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.CredentialsSecretName(inst)}})
+	waitGone(t, "volume claim deleted", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.DataVolumeClaimName(inst)}})
 }
 
 func TestUpgradeMigratesBeforeTheServerRolls(t *testing.T) {

@@ -74,6 +74,23 @@ func instance(t *testing.T, name, specYAML string) *unstructured.Unstructured {
 	return u
 }
 
+// created creates an instance from the YAML of its spec, deleted after the test, and returns it
+// as the API server stored it.
+func created(t *testing.T, name, specYAML string) *v1alpha1.KintoInstance {
+	t.Helper()
+	ctx := context.Background()
+	u := instance(t, name, specYAML)
+	if err := k8s.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
+	stored := &v1alpha1.KintoInstance{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), stored); err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
 func TestInvalidSpecsAreRejectedNamingTheField(t *testing.T) {
 	cases := []struct {
 		name string
@@ -143,17 +160,7 @@ func TestEveryOwnedSettingIsRefused(t *testing.T) {
 }
 
 func TestDefaultsAreFilledByTheAPIServer(t *testing.T) {
-	ctx := context.Background()
-	u := instance(t, "defaults", `{}`)
-	if err := k8s.Create(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
-
-	got := &v1alpha1.KintoInstance{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
-		t.Fatal(err)
-	}
+	got := created(t, "defaults", `{}`)
 	s := got.Spec
 	checks := []struct {
 		field     string
@@ -180,16 +187,7 @@ func TestDefaultsAreFilledByTheAPIServer(t *testing.T) {
 }
 
 func TestBackupDefaults(t *testing.T) {
-	ctx := context.Background()
-	u := instance(t, "backup-defaults", `backup: {}`)
-	if err := k8s.Create(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
-	got := &v1alpha1.KintoInstance{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
-		t.Fatal(err)
-	}
+	got := created(t, "backup-defaults", `backup: {}`)
 	if b := got.Spec.Backup; b.Schedule != "0 3 * * *" || b.Retention.Count == nil || *b.Retention.Count != 7 {
 		t.Errorf("backup defaults = %+v", b)
 	}
@@ -254,15 +252,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 	ctx := context.Background()
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			u := instance(t, fmt.Sprintf("immutable-%d", i), tc.initial)
-			if err := k8s.Create(ctx, u); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
-			inst := &v1alpha1.KintoInstance{}
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
-				t.Fatal(err)
-			}
+			inst := created(t, fmt.Sprintf("immutable-%d", i), tc.initial)
 			tc.mutate(&inst.Spec)
 			assertInvalid(t, k8s.Update(ctx, inst), tc.wantPath, tc.wantMsg)
 		})
@@ -272,15 +262,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 // Growing the volume and adding an OpenID provider stay allowed.
 func TestAllowedChangesAreAccepted(t *testing.T) {
 	ctx := context.Background()
-	u := instance(t, "allowed-changes", `database: {managed: {storageSize: 1Gi, storageClassName: fast}}`)
-	if err := k8s.Create(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
-	inst := &v1alpha1.KintoInstance{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
-		t.Fatal(err)
-	}
+	inst := created(t, "allowed-changes", `database: {managed: {storageSize: 1Gi, storageClassName: fast}}`)
 	inst.Spec.Database.Managed.StorageSize = resource.MustParse("3Gi")
 	inst.Spec.Version = "26.6.0"
 	inst.Spec.Auth.OpenIDConnect = []v1alpha1.OpenIDConnectProvider{{
@@ -313,15 +295,7 @@ func ptrTo[T any](v T) *T { return &v }
 // within the same bounds.
 func TestScaleSubresource(t *testing.T) {
 	ctx := context.Background()
-	u := instance(t, "scaled", `{}`)
-	if err := k8s.Create(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
-	inst := &v1alpha1.KintoInstance{}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
-		t.Fatal(err)
-	}
+	inst := created(t, "scaled", `{}`)
 	scale := &autoscalingv1.Scale{}
 	if err := k8s.SubResource("scale").Get(ctx, inst, scale); err != nil {
 		t.Fatal(err)
@@ -333,7 +307,7 @@ func TestScaleSubresource(t *testing.T) {
 	if err := k8s.SubResource("scale").Update(ctx, inst, client.WithSubResourceBody(scale)); err != nil {
 		t.Fatal(err)
 	}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), inst); err != nil {
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(inst), inst); err != nil {
 		t.Fatal(err)
 	}
 	if *inst.Spec.Replicas != 3 {
@@ -356,7 +330,6 @@ func TestLocalDefaultingMatchesTheAPIServer(t *testing.T) {
 		`auth: {openIDConnect: [{name: g, issuer: "https://id.example.org", clientID: c, clientSecret: {name: s, key: k}}]}`,
 		`ingress: {host: kinto.example.org, tls: {issuer: {name: le}}}`,
 	}
-	ctx := context.Background()
 	for i, spec := range specs {
 		t.Run(spec, func(t *testing.T) {
 			u := instance(t, fmt.Sprintf("local-defaults-%d", i), spec)
@@ -364,14 +337,7 @@ func TestLocalDefaultingMatchesTheAPIServer(t *testing.T) {
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.DeepCopy().Object, local); err != nil {
 				t.Fatal(err)
 			}
-			if err := k8s.Create(ctx, u); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = k8s.Delete(ctx, u) })
-			stored := &v1alpha1.KintoInstance{}
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(u), stored); err != nil {
-				t.Fatal(err)
-			}
+			stored := created(t, u.GetName(), spec)
 			if got := crddefaults.MustDefault(local).Spec; !equality.Semantic.DeepEqual(got, stored.Spec) {
 				t.Errorf("local defaults differ from the API server's:\nlocal  %+v\nserver %+v", got, stored.Spec)
 			}
