@@ -217,8 +217,7 @@ func (r *KintoInstanceReconciler) reconcileConfig(ctx context.Context, p *pass) 
 	return apply(ctx, r.Client, cm)
 }
 
-// reconcileDatabase runs the managed PostgreSQL server, or checks the external database's
-// Secret, and reports DatabaseReady.
+// reconcileDatabase runs the managed PostgreSQL server and reports DatabaseReady.
 func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass) error {
 	if p.inst.Spec.ExternalDatabase() != nil {
 		// The referenced-secrets stage has checked its URL Secret.
