@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -37,8 +38,8 @@ type KintoInstanceReconciler struct {
 }
 
 // RBAC, least privilege: children are written with server-side apply (create, patch) and
-// removed by the garbage collector, except migration Jobs and Ingresses, which the operator
-// deletes itself.
+// removed by the garbage collector, except migration Jobs, Ingresses and disruption budgets,
+// which the operator deletes itself.
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances,verbs=get;list;watch
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/status,verbs=get;patch
 // Owner references that block owner deletion need update on the owner's finalizers.
@@ -47,6 +48,8 @@ type KintoInstanceReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // pass is what one reconcile of one instance learns as its stages run.
@@ -72,6 +75,7 @@ func (r *KintoInstanceReconciler) stages() []stage {
 		{"credentials", r.reconcileCredentials},
 		{"referenced secrets", r.reconcileReferencedSecrets},
 		{"config", r.reconcileConfig},
+		{"service account", r.reconcileServiceAccount},
 		{"database", r.reconcileDatabase},
 		{"migration", r.reconcileMigration},
 		{"server", r.reconcileServer},
@@ -217,6 +221,11 @@ func (r *KintoInstanceReconciler) reconcileConfig(ctx context.Context, p *pass) 
 	return apply(ctx, r.Client, cm)
 }
 
+// reconcileServiceAccount applies the identity every pod of the instance runs as.
+func (r *KintoInstanceReconciler) reconcileServiceAccount(ctx context.Context, p *pass) error {
+	return apply(ctx, r.Client, resources.ServiceAccount(p.inst))
+}
+
 // reconcileDatabase runs the managed PostgreSQL server and reports DatabaseReady.
 func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass) error {
 	if p.inst.Spec.ExternalDatabase() != nil {
@@ -349,6 +358,16 @@ func (r *KintoInstanceReconciler) reconcileServer(ctx context.Context, p *pass) 
 	if err := apply(ctx, r.Client, deploy); err != nil {
 		return err
 	}
+	if pdb := resources.ServerDisruptionBudget(p.inst); pdb != nil {
+		if err := apply(ctx, r.Client, pdb); err != nil {
+			return err
+		}
+	} else {
+		stale := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.ServerName(p.inst)}}
+		if err := r.Delete(ctx, stale); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
 	selector, err := metav1.LabelSelectorAsSelector(deploy.Spec.Selector)
 	if err != nil {
 		return err
@@ -430,6 +449,8 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
 		Owns(&networkingv1.Ingress{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(
 			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).

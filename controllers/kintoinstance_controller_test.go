@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -58,6 +59,7 @@ func TestInstanceComesUpWithEveryChildOwned(t *testing.T) {
 		resources.ServerName(inst) + "/deploy":            &appsv1.Deployment{},
 		resources.ServerName(inst) + "/svc":               &corev1.Service{},
 		resources.MigrateJobName(inst, inst.Spec.Version): &batchv1.Job{},
+		resources.ServiceAccountName(inst):                &corev1.ServiceAccount{},
 	}
 	for name, obj := range controlled {
 		get(t, ns, strings.Split(name, "/")[0], obj)
@@ -133,6 +135,9 @@ func TestSpecChangesReachTheChildren(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, "a disruption budget for several replicas", func() error {
+		return k8s.Get(context.Background(), key(ns, resources.ServerName(inst)), &policyv1.PodDisruptionBudget{})
+	})
 	ing := &networkingv1.Ingress{}
 	eventually(t, "the Ingress", func() error {
 		return k8s.Get(context.Background(), key(ns, resources.IngressName(inst)), ing)
@@ -148,9 +153,13 @@ func TestSpecChangesReachTheChildren(t *testing.T) {
 		t.Errorf("status.url = %q", cur.Status.URL)
 	}
 
-	// Removing spec.ingress removes the Ingress.
-	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Ingress = nil })
+	// Removing spec.ingress removes the Ingress; back to one replica, the budget goes.
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Ingress = nil
+		i.Spec.Replicas = ptr.To[int32](1)
+	})
 	waitGone(t, "the Ingress is removed", &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.IngressName(inst)}})
+	waitGone(t, "the disruption budget is removed", &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}})
 }
 
 func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -40,5 +41,7 @@ func CacheByObject() map[client.Object]cache.ByObject {
 		&appsv1.Deployment{}:            owned,
 		&batchv1.Job{}:                  owned,
 		&networkingv1.Ingress{}:         owned,
+		&corev1.ServiceAccount{}:        owned,
+		&policyv1.PodDisruptionBudget{}: owned,
 	}
 }

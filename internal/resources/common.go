@@ -71,6 +71,7 @@ func containerSecurityContext() *corev1.SecurityContext {
 // which Kinto would read as settings (a Service named "kinto-..." yields KINTO_* variables).
 func podSpecBase(inst *v1alpha1.KintoInstance, uid int64) corev1.PodSpec {
 	return corev1.PodSpec{
+		ServiceAccountName:           ServiceAccountName(inst),
 		AutomountServiceAccountToken: ptr.To(false),
 		EnableServiceLinks:           ptr.To(false),
 		SecurityContext:              podSecurityContext(uid),

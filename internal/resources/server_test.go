@@ -171,3 +171,26 @@ func TestServerServiceAndURL(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceAccount(t *testing.T) {
+	inst := newInstance()
+	sa := ServiceAccount(inst)
+	if sa.Name != "notes-kinto" || ptr.Deref(sa.AutomountServiceAccountToken, true) {
+		t.Errorf("service account %s mounts a token: %v", sa.Name, sa.AutomountServiceAccountToken)
+	}
+	for name, pod := range podSpecs(inst) {
+		if pod.ServiceAccountName != sa.Name {
+			t.Errorf("%s runs as %q", name, pod.ServiceAccountName)
+		}
+	}
+}
+
+func TestServerDisruptionBudget(t *testing.T) {
+	if ServerDisruptionBudget(newInstance()) != nil {
+		t.Error("a budget for a single replica would block node drains")
+	}
+	pdb := ServerDisruptionBudget(newInstance(func(i *v1alpha1.KintoInstance) { i.Spec.Replicas = ptr.To[int32](3) }))
+	if pdb == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.Selector.MatchLabels[ComponentLabel] != ComponentServer {
+		t.Errorf("budget = %+v", pdb)
+	}
+}
