@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -12,6 +13,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 func main() {
@@ -20,11 +22,20 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", true, "Elect a leader, so that only one replica of the operator reconciles.")
+	var ingressNamespaces string
+	flag.StringVar(&ingressNamespaces, "ingress-namespace-selector", "kubernetes.io/metadata.name=ingress-nginx",
+		"Label selector of the namespaces of the ingress controller: the only pods the Kinto servers take traffic from.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
+
+	ingressSelector, err := metav1.ParseToLabelSelector(ingressNamespaces)
+	if err != nil {
+		setupLog.Error(err, "parsing --ingress-namespace-selector")
+		os.Exit(1)
+	}
 
 	ctx := ctrl.SetupSignalHandler()
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), managerOptions(metricsAddr, probeAddr, leaderElect))
@@ -36,6 +47,7 @@ func main() {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("kinto-operator"),
+		Network:   resources.NetworkOptions{IngressNamespaces: *ingressSelector},
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		setupLog.Error(err, "setting up the KintoInstance controller")

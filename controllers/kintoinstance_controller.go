@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -35,6 +37,8 @@ type KintoInstanceReconciler struct {
 	// APIReader reads objects the cache does not hold: Secrets the user references by name.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Network holds what the network policies need to know about the cluster.
+	Network resources.NetworkOptions
 }
 
 // RBAC, least privilege: children are written with server-side apply (create, patch) and
@@ -48,6 +52,7 @@ type KintoInstanceReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -62,6 +67,8 @@ type pass struct {
 	// credentialsRevision and secretsRevision identify the state of the Secrets the database and
 	// the server pods read.
 	credentialsRevision, secretsRevision string
+	// externalDatabasePort is the port of the external database's URL.
+	externalDatabasePort int32
 }
 
 // stage is one step of a reconcile. Stages run in order; one that fails ends the pass.
@@ -76,6 +83,7 @@ func (r *KintoInstanceReconciler) stages() []stage {
 		{"referenced secrets", r.reconcileReferencedSecrets},
 		{"config", r.reconcileConfig},
 		{"service account", r.reconcileServiceAccount},
+		{"network policies", r.reconcileNetworkPolicies},
 		{"database", r.reconcileDatabase},
 		{"migration", r.reconcileMigration},
 		{"server", r.reconcileServer},
@@ -155,6 +163,18 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 		if err != nil {
 			return err
 		}
+		// Watched as soon as it exists, so that fixing it brings the instance back at once.
+		if secret != nil && secret.Labels[resources.WatchedLabel] != "true" {
+			// A merge patch of the label alone: it never creates the Secret, nor touches its data.
+			patch := client.MergeFrom(secret.DeepCopy())
+			metav1.SetMetaDataLabel(&secret.ObjectMeta, resources.WatchedLabel, "true")
+			if err := r.Patch(ctx, secret, patch); err != nil {
+				return err
+			}
+		}
+		if problem == "" && ref.ForDatabase {
+			p.externalDatabasePort, problem = databasePort(secret.Data[ref.Key])
+		}
 		if problem != "" {
 			condType := v1alpha1.ConditionServerReady
 			if ref.ForDatabase {
@@ -163,22 +183,44 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 			setCondition(p, condType, metav1.ConditionFalse, "SecretNotReady", problem)
 			return errors.New(problem)
 		}
-		if secret.Labels[resources.WatchedLabel] != "true" {
-			// A merge patch of the label alone: it never creates the Secret, nor touches its data.
-			patch := client.MergeFrom(secret.DeepCopy())
-			metav1.SetMetaDataLabel(&secret.ObjectMeta, resources.WatchedLabel, "true")
-			if err := r.Patch(ctx, secret, patch); err != nil {
-				return err
-			}
-		}
 		versions[secret.Name] = secret.ResourceVersion
 	}
 	p.secretsRevision = resources.SecretsRevision(versions)
 	return nil
 }
 
-// readSecretKey reads a Secret the user referenced and says what is wrong with the key, or ""
-// when it holds a value. It never reveals the value.
+// databasePort is the port of a PostgreSQL URL, or what is wrong with the URL; it never quotes
+// the URL, which holds a password.
+func databasePort(raw []byte) (int32, string) {
+	u, err := url.Parse(string(raw))
+	if err != nil || u.Host == "" {
+		return 0, "the external database URL is not a URL of the form postgresql://user:password@host:port/database"
+	}
+	if u.Scheme != "postgresql" {
+		return 0, fmt.Sprintf("the external database URL uses the %q scheme; Kinto takes postgresql:// only", u.Scheme)
+	}
+	if u.Port() == "" {
+		return resources.DatabasePort, ""
+	}
+	port, err := strconv.ParseInt(u.Port(), 10, 32)
+	if err != nil || port < 1 || port > 65535 {
+		return 0, "the external database URL has an invalid port"
+	}
+	return int32(port), ""
+}
+
+// reconcileNetworkPolicies isolates the instance's pods.
+func (r *KintoInstanceReconciler) reconcileNetworkPolicies(ctx context.Context, p *pass) error {
+	for _, policy := range resources.NetworkPolicies(p.inst, r.Network, p.externalDatabasePort) {
+		if err := apply(ctx, r.Client, policy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readSecretKey reads a Secret the user referenced (nil when there is none) and says what is
+// wrong with the key, or "" when it holds a value. It never reveals the value.
 func (r *KintoInstanceReconciler) readSecretKey(ctx context.Context, namespace string, ref v1alpha1.SecretKeyRef) (*corev1.Secret, string, error) {
 	secret := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
@@ -188,7 +230,7 @@ func (r *KintoInstanceReconciler) readSecretKey(ctx context.Context, namespace s
 	case err != nil:
 		return nil, "", err
 	case len(secret.Data[ref.Key]) == 0:
-		return nil, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key), nil
+		return secret, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key), nil
 	}
 	return secret, "", nil
 }
@@ -449,6 +491,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
 		Owns(&networkingv1.Ingress{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).

@@ -60,6 +60,8 @@ func TestInstanceComesUpWithEveryChildOwned(t *testing.T) {
 		resources.ServerName(inst) + "/svc":               &corev1.Service{},
 		resources.MigrateJobName(inst, inst.Spec.Version): &batchv1.Job{},
 		resources.ServiceAccountName(inst):                &corev1.ServiceAccount{},
+		resources.KintoNetworkPolicyName(inst) + "/np":    &networkingv1.NetworkPolicy{},
+		resources.DatabaseName(inst) + "/np":              &networkingv1.NetworkPolicy{},
 	}
 	for name, obj := range controlled {
 		get(t, ns, strings.Split(name, "/")[0], obj)
@@ -575,5 +577,42 @@ func TestDatabasePasswordRotation(t *testing.T) {
 		if !bytes.Equal(creds.Data[k], old.Data[k]) {
 			t.Errorf("%s changed with the password", k)
 		}
+	}
+}
+
+// The external database's URL decides the port the Kinto pods may reach, and a URL Kinto would
+// refuse is reported before any pod tries it.
+func TestExternalDatabaseURLIsChecked(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	db := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+		StringData: map[string]string{"url": "postgres://kinto:s3cret@db.example.org:6432/kinto"}}
+	if err := k8s.Create(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	inst := createInstance(t, ns, "elsewhere", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{
+			URLSecret: v1alpha1.SecretKeyRef{Name: "db", Key: "url"},
+		}}
+	})
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "SecretNotReady")
+	if msg := fmt.Sprint(cur.Status.Conditions); !strings.Contains(msg, "postgresql:// only") || strings.Contains(msg, "s3cret") {
+		t.Errorf("conditions = %s, want the scheme named and no password", msg)
+	}
+
+	get(t, ns, "db", db)
+	db.Data["url"] = []byte("postgresql://kinto:s3cret@db.example.org:6432/kinto")
+	if err := k8s.Update(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "ExternalDatabase")
+	policy := &networkingv1.NetworkPolicy{}
+	get(t, ns, resources.KintoNetworkPolicyName(inst), policy)
+	ports := fmt.Sprint(policy.Spec.Egress)
+	if !strings.Contains(ports, "6432") {
+		t.Errorf("the Kinto pods may not reach the database's port 6432: %s", ports)
+	}
+	if err := k8s.Get(ctx, key(ns, resources.DatabaseName(inst)), &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a PostgreSQL policy for an external database: %v", err)
 	}
 }

@@ -41,6 +41,7 @@ func CacheByObject() map[client.Object]cache.ByObject {
 		&appsv1.Deployment{}:            owned,
 		&batchv1.Job{}:                  owned,
 		&networkingv1.Ingress{}:         owned,
+		&networkingv1.NetworkPolicy{}:   owned,
 		&corev1.ServiceAccount{}:        owned,
 		&policyv1.PodDisruptionBudget{}: owned,
 	}

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 var (
@@ -90,6 +91,7 @@ func run(m *testing.M) int {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("kinto-operator"),
+		Network:   testNetwork,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -102,6 +104,9 @@ func run(m *testing.M) int {
 	}()
 	return m.Run()
 }
+
+// testNetwork places the ingress controller in namespaces labelled ingress=true.
+var testNetwork = resources.NetworkOptions{IngressNamespaces: metav1.LabelSelector{MatchLabels: map[string]string{"ingress": "true"}}}
 
 // operatorUser is who the operator acts as in these tests.
 const operatorUser = "kinto-operator-under-test"

@@ -81,6 +81,11 @@ func DataVolumeClaimName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "pgdata", maxNameLength)
 }
 
+// KintoNetworkPolicyName names the policy of the Kinto pods; the database's is DatabaseName.
+func KintoNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "kinto", maxNameLength)
+}
+
 func IngressName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "ingress", maxNameLength)
 }

@@ -1,0 +1,95 @@
+package resources
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
+)
+
+// NetworkOptions are the facts about the cluster the network policies need, set on the operator.
+type NetworkOptions struct {
+	// IngressNamespaces selects the namespaces of the ingress controller: the only pods that may
+	// reach the Kinto server.
+	IngressNamespaces metav1.LabelSelector
+}
+
+// anywhere is every IPv4 and IPv6 address: the egress peer of a service outside the cluster,
+// whose addresses the operator cannot know (an external database, an OpenID provider).
+var anywhere = []networkingv1.NetworkPolicyPeer{
+	{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}},
+	{IPBlock: &networkingv1.IPBlock{CIDR: "::/0"}},
+}
+
+// NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
+// migration) take traffic only from the ingress controller and reach only DNS, their database
+// and the OpenID providers; PostgreSQL takes traffic only from its instance's Kinto pods and
+// reaches nothing. externalDatabasePort is the port of an external database's URL.
+func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, externalDatabasePort int32) []*networkingv1.NetworkPolicy {
+	kintoPods := metav1.LabelSelector{
+		MatchLabels: map[string]string{NameLabel: "kinto", InstanceLabel: inst.Name},
+		MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentServer, ComponentMigrate},
+		}},
+	}
+	databasePods := metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)}
+	tcp, udp := ptr.To(corev1.ProtocolTCP), ptr.To(corev1.ProtocolUDP)
+	port := func(p int32, proto *corev1.Protocol) networkingv1.NetworkPolicyPort {
+		return networkingv1.NetworkPolicyPort{Protocol: proto, Port: ptr.To(intstr.FromInt32(p))}
+	}
+
+	egress := []networkingv1.NetworkPolicyEgressRule{{
+		// DNS, wherever the cluster serves it.
+		To:    []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}},
+		Ports: []networkingv1.NetworkPolicyPort{port(53, udp), port(53, tcp)},
+	}}
+	if inst.Spec.ManagedDatabase() != nil {
+		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
+			To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &databasePods}},
+			Ports: []networkingv1.NetworkPolicyPort{port(DatabasePort, tcp)},
+		})
+	} else {
+		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
+			To: anywhere, Ports: []networkingv1.NetworkPolicyPort{port(externalDatabasePort, tcp)},
+		})
+	}
+	if len(inst.Spec.OpenIDConnectProviders()) > 0 {
+		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
+			To: anywhere, Ports: []networkingv1.NetworkPolicyPort{port(443, tcp)},
+		})
+	}
+	kinto := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: objectMeta(inst, KintoNetworkPolicyName(inst), ComponentServer),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: kintoPods,
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()}},
+				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
+			}},
+			Egress: egress,
+		},
+	}
+	if inst.Spec.ManagedDatabase() == nil {
+		return []*networkingv1.NetworkPolicy{kinto}
+	}
+	database := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: databasePods,
+			// Egress listed with no rule: PostgreSQL reaches nothing.
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: kintoPods.DeepCopy()}},
+				Ports: []networkingv1.NetworkPolicyPort{port(DatabasePort, tcp)},
+			}},
+		},
+	}
+	return []*networkingv1.NetworkPolicy{kinto, database}
+}
