@@ -287,9 +287,12 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 			return err
 		}
 	}
-	if sts.Status.ReadyReplicas > 0 && sts.Status.ObservedGeneration == sts.Generation {
+	switch {
+	case p.inst.Spec.Hibernate:
+		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, reasonHibernating, "PostgreSQL is scaled to zero; its volume is kept")
+	case sts.Status.ReadyReplicas > 0 && sts.Status.ObservedGeneration == sts.Generation:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "PostgreSQLReady", "PostgreSQL accepts connections")
-	} else {
+	default:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting", "waiting for the PostgreSQL pod to be ready")
 	}
 	return nil
@@ -421,6 +424,8 @@ func (r *KintoInstanceReconciler) reconcileServer(ctx context.Context, p *pass) 
 	want := *deploy.Spec.Replicas
 	s := deploy.Status
 	switch {
+	case p.inst.Spec.Hibernate:
+		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, reasonHibernating, "the server is scaled to zero")
 	case s.ObservedGeneration < deploy.Generation || s.UpdatedReplicas < want || s.Replicas > s.UpdatedReplicas:
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "RollingOut",
 			fmt.Sprintf("%d of %d server pods run the current revision", s.UpdatedReplicas, want))

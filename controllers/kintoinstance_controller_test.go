@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -614,5 +615,58 @@ func TestExternalDatabaseURLIsChecked(t *testing.T) {
 	}
 	if err := k8s.Get(ctx, key(ns, resources.DatabaseName(inst)), &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a PostgreSQL policy for an external database: %v", err)
+	}
+}
+
+// Hibernating scales the server and PostgreSQL to zero and keeps everything that holds data;
+// waking brings the same release back up without a new migration.
+func TestHibernateAndWake(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	inst := createInstance(t, ns, "sleepy", func(i *v1alpha1.KintoInstance) { i.Spec.Replicas = ptr.To[int32](2) })
+	inst = bringUp(t, inst)
+	creds := &corev1.Secret{}
+	get(t, ns, resources.CredentialsSecretName(inst), creds)
+
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Hibernate = true })
+	waitForCondition(t, inst, v1alpha1.ConditionHibernating, metav1.ConditionTrue, "Hibernating")
+	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionFalse, "Hibernating")
+	d, sts := &appsv1.Deployment{}, &appsv1.StatefulSet{}
+	get(t, ns, resources.ServerName(inst), d)
+	get(t, ns, resources.DatabaseName(inst), sts)
+	if *d.Spec.Replicas != 0 || *sts.Spec.Replicas != 0 {
+		t.Errorf("hibernating with %d server and %d database pods", *d.Spec.Replicas, *sts.Spec.Replicas)
+	}
+	waitGone(t, "no disruption budget for zero pods", &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}})
+	get(t, ns, resources.DataVolumeClaimName(inst), &corev1.PersistentVolumeClaim{})
+	kept := &corev1.Secret{}
+	get(t, ns, resources.CredentialsSecretName(inst), kept)
+	assertSameData(t, creds.Data, kept.Data)
+
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Hibernate = false })
+	eventually(t, "woken up", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
+			return err
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != 2 || *sts.Spec.Replicas != 1 {
+			return fmt.Errorf("%d server and %d database pods", *d.Spec.Replicas, *sts.Spec.Replicas)
+		}
+		return nil
+	})
+	markDatabaseReady(t, inst)
+	markServerAvailable(t, inst)
+	cur := waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
+	if meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionHibernating) != nil {
+		t.Errorf("Hibernating condition left after waking: %v", cur.Status.Conditions)
+	}
+	jobs := &batchv1.JobList{}
+	if err := k8s.List(ctx, jobs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.Items) != 1 {
+		t.Errorf("%d migration Jobs after waking, want the original one only", len(jobs.Items))
 	}
 }

@@ -18,13 +18,18 @@ var readinessConditions = []string{
 	v1alpha1.ConditionServerReady,
 }
 
-// reasonReconcileError is Ready's reason when a pass failed.
-const reasonReconcileError = "ReconcileError"
+// Reasons the reconciler shares between conditions.
+const (
+	// reasonReconcileError is Ready's reason when a pass failed.
+	reasonReconcileError = "ReconcileError"
+	// reasonHibernating is the reason of every condition that spec.hibernate turns false.
+	reasonHibernating = "Hibernating"
+)
 
 // progressReasons are the reasons of a false condition that mean "coming up", not trouble.
 var progressReasons = map[string]bool{
 	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
-	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true,
+	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true, reasonHibernating: true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {
@@ -37,11 +42,21 @@ func setCondition(p *pass, condType string, status metav1.ConditionStatus, reaso
 	})
 }
 
-// setReady sets Ready: false with the error of a failed pass, else false with the first
-// readiness condition that is not true, else true.
+// setReady sets Hibernating (present only while hibernating), then Ready: false with the error of a failed pass, or while
+// hibernating, else false with the first readiness condition that is not true, else true.
 func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
-	if failure != nil {
+	if p.inst.Spec.Hibernate {
+		setCondition(p, v1alpha1.ConditionHibernating, metav1.ConditionTrue, reasonHibernating,
+			"spec.hibernate keeps the instance at zero pods; its data, credentials and configuration are kept")
+	} else {
+		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionHibernating)
+	}
+	switch {
+	case failure != nil:
 		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonReconcileError, failure.Error())
+		return
+	case p.inst.Spec.Hibernate:
+		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonHibernating, "the instance is hibernating")
 		return
 	}
 	for _, t := range readinessConditions {

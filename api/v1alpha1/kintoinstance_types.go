@@ -110,6 +110,11 @@ type KintoInstanceSpec struct {
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
 
+	// Hibernate scales the server and the managed PostgreSQL to zero pods, keeping the volume,
+	// the credentials and the configuration; setting it back to false serves the same data again.
+	// +optional
+	Hibernate bool `json:"hibernate,omitempty"`
+
 	// DeletionPolicy says what happens to the data when the instance is deleted. Retain keeps the
 	// database volume and the credentials Secret that goes with it, so an instance re-created with
 	// the same name finds its data again; Delete removes them with the instance.
@@ -420,6 +425,9 @@ const (
 	ConditionSchemaMigrated = "SchemaMigrated"
 	// ConditionServerReady is true when every Kinto server pod of the current revision is ready.
 	ConditionServerReady = "ServerReady"
+	// ConditionHibernating is present, and true, while spec.hibernate keeps the instance at zero
+	// pods.
+	ConditionHibernating = "Hibernating"
 )
 
 // KintoInstanceStatus is the observed state of a KintoInstance.
@@ -428,7 +436,8 @@ type KintoInstanceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady.
+	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady, and Hibernating while the
+	// instance hibernates.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -148,8 +148,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision strin
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
 		Spec: appsv1.StatefulSetSpec{
-			// One server on one volume: PostgreSQL has no shared-storage replication.
-			Replicas:    ptr.To[int32](1),
+			Replicas:    databaseReplicas(inst),
 			ServiceName: DatabaseHeadlessName(inst),
 			Selector:    &metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)},
 			Template: corev1.PodTemplateSpec{
@@ -161,6 +160,15 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision strin
 			},
 		},
 	}
+}
+
+// databaseReplicas is one PostgreSQL server on its volume (PostgreSQL has no shared-storage
+// replication), or none while hibernating.
+func databaseReplicas(inst *v1alpha1.KintoInstance) *int32 {
+	if inst.Spec.Hibernate {
+		return ptr.To[int32](0)
+	}
+	return ptr.To[int32](1)
 }
 
 // DatabaseServices returns the client Service Kinto connects to and the headless Service that

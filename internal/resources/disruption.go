@@ -13,7 +13,7 @@ import (
 // (node drains, cluster upgrades) when there are several, or nil for a single replica, where a
 // budget would only block drains.
 func ServerDisruptionBudget(inst *v1alpha1.KintoInstance) *policyv1.PodDisruptionBudget {
-	if ptr.Deref(inst.Spec.Replicas, 1) <= 1 {
+	if ptr.Deref(ServerReplicas(inst), 1) <= 1 {
 		return nil
 	}
 	return &policyv1.PodDisruptionBudget{

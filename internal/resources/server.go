@@ -127,7 +127,7 @@ func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash, secrets
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: objectMeta(inst, ServerName(inst), ComponentServer),
 		Spec: appsv1.DeploymentSpec{
-			Replicas: inst.Spec.Replicas,
+			Replicas: ServerReplicas(inst),
 			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentServer)},
 			Strategy: appsv1.DeploymentStrategy{
 				Type: appsv1.RollingUpdateDeploymentStrategyType,
@@ -149,6 +149,14 @@ func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash, secrets
 			},
 		},
 	}
+}
+
+// ServerReplicas is the number of server pods: spec.replicas, or none while hibernating.
+func ServerReplicas(inst *v1alpha1.KintoInstance) *int32 {
+	if inst.Spec.Hibernate {
+		return ptr.To[int32](0)
+	}
+	return inst.Spec.Replicas
 }
 
 func httpGet(path string) corev1.ProbeHandler {

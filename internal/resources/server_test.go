@@ -194,3 +194,22 @@ func TestServerDisruptionBudget(t *testing.T) {
 		t.Errorf("budget = %+v", pdb)
 	}
 }
+
+func TestHibernationScalesEverythingToZero(t *testing.T) {
+	inst := newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Spec.Replicas = ptr.To[int32](3)
+		i.Spec.Hibernate = true
+	})
+	if r := *ServerDeployment(inst, "26.5.0", "h", "s").Spec.Replicas; r != 0 {
+		t.Errorf("server replicas = %d", r)
+	}
+	if r := *DatabaseStatefulSet(inst, "r").Spec.Replicas; r != 0 {
+		t.Errorf("database replicas = %d", r)
+	}
+	if ServerDisruptionBudget(inst) != nil {
+		t.Error("a disruption budget for zero pods")
+	}
+	if DataVolumeClaim(inst) == nil {
+		t.Error("the volume must stay")
+	}
+}
