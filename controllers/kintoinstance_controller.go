@@ -163,6 +163,9 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 		if err != nil {
 			return err
 		}
+		if owner := secretOwner(secret); owner != "" && owner != p.inst.Name {
+			secret, problem = nil, fmt.Sprintf("Secret %q belongs to KintoInstance %q: an instance may not read another instance's credentials", ref.Name, owner)
+		}
 		// Watched as soon as it exists, so that fixing it brings the instance back at once.
 		if secret != nil && secret.Labels[resources.WatchedLabel] != "true" {
 			// A merge patch of the label alone: it never creates the Secret, nor touches its data.
@@ -187,6 +190,14 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 	}
 	p.secretsRevision = resources.SecretsRevision(versions)
 	return nil
+}
+
+// secretOwner is the instance a Secret of the operator's belongs to, "" for the user's Secrets.
+func secretOwner(secret *corev1.Secret) string {
+	if secret == nil || secret.Labels[resources.ManagedByLabel] != resources.ManagedBy {
+		return ""
+	}
+	return secret.Labels[resources.InstanceLabel]
 }
 
 // databasePort is the port of a PostgreSQL URL, or what is wrong with the URL; it never quotes

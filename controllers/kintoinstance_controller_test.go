@@ -670,3 +670,27 @@ func TestHibernateAndWake(t *testing.T) {
 		t.Errorf("%d migration Jobs after waking, want the original one only", len(jobs.Items))
 	}
 }
+
+// Tenants sharing a namespace cannot read each other's credentials through a Secret reference.
+func TestAnotherInstancesCredentialsCannotBeReferenced(t *testing.T) {
+	ns := newNamespace(t)
+	victim := createInstance(t, ns, "victim", nil)
+	eventually(t, "the victim's credentials", func() error {
+		return k8s.Get(context.Background(), key(ns, resources.CredentialsSecretName(victim)), &corev1.Secret{})
+	})
+	thief := createInstance(t, ns, "thief", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{
+			URLSecret: v1alpha1.SecretKeyRef{Name: resources.CredentialsSecretName(victim), Key: resources.SecretKeyDatabaseURL},
+		}}
+	})
+	cur := waitForCondition(t, thief, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "SecretNotReady")
+	if msg := fmt.Sprint(cur.Status.Conditions); !strings.Contains(msg, `belongs to KintoInstance "victim"`) {
+		t.Errorf("conditions = %s, want the refusal named", msg)
+	}
+	if err := k8s.Get(context.Background(), key(ns, resources.ServerName(thief)), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a server was made with another instance's credentials: %v", err)
+	}
+	if err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(thief, thief.Spec.Version)), &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a migration Job was made with another instance's credentials: %v", err)
+	}
+}
