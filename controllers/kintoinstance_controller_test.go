@@ -694,3 +694,20 @@ func TestAnotherInstancesCredentialsCannotBeReferenced(t *testing.T) {
 		t.Errorf("a migration Job was made with another instance's credentials: %v", err)
 	}
 }
+
+// The longest instance name the API allows yields children whose names the API server accepts,
+// and two such names differing only at the end do not collide.
+func TestLongInstanceNames(t *testing.T) {
+	ns := newNamespace(t)
+	a := createInstance(t, ns, strings.Repeat("a", 62)+"x", nil)
+	b := createInstance(t, ns, strings.Repeat("a", 62)+"y", nil)
+	for _, inst := range []*v1alpha1.KintoInstance{a, b} {
+		up := bringUp(t, inst)
+		if up.Status.Version == "" {
+			t.Errorf("%s did not come up", inst.Name)
+		}
+	}
+	if resources.ServerName(a) == resources.ServerName(b) || resources.DatabaseName(a) == resources.DatabaseName(b) {
+		t.Error("children of two long names collide")
+	}
+}
