@@ -300,7 +300,8 @@ type OpenIDConnectProvider struct {
 	ClientSecret SecretKeyRef `json:"clientSecret"`
 
 	// Audience, when set, makes Kinto validate tokens as JWTs issued for it; unset, Kinto asks the
-	// provider's userinfo endpoint about each token.
+	// provider's userinfo endpoint about each token. Leave it unset with Kinto 26.5.0, which then
+	// rejects every token (it decodes JWTs without naming the algorithms, which PyJWT refuses).
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[^\s%]+$`
 	// +optional

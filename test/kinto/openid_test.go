@@ -51,6 +51,7 @@ func TestOpenIDConnect(t *testing.T) {
 				Name: "idp", Issuer: p.issuer, ClientID: clientID,
 				ClientSecret:        v1alpha1.SecretKeyRef{Name: secret.Name, Key: "client-secret"},
 				TrustedCallbackURLs: []string{"http://127.0.0.1:9/*"},
+				AllowedScopes:       []string{"openid", "email"},
 			}},
 		}
 	})
@@ -84,6 +85,9 @@ func TestOpenIDConnect(t *testing.T) {
 	// Login sends tokens back only to the trusted callback pages.
 	untrusted := url.Values{"callback": {"https://attacker.example.org/cb#tokens="}, "scope": {"openid email"}}
 	anon.must("GET", "/openid/idp/login?"+untrusted.Encode(), nil, nil, http.StatusBadRequest)
+	// ... and asks only for the allowed scopes.
+	greedy := url.Values{"callback": {"http://127.0.0.1:9/cb#tokens="}, "scope": {"openid email profile"}}
+	anon.must("GET", "/openid/idp/login?"+greedy.Encode(), nil, nil, http.StatusBadRequest)
 
 	// Login: Kinto sends the browser to the provider with a state.
 	callback := "http://127.0.0.1:9/cb#tokens="
