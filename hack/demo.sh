@@ -148,7 +148,7 @@ step "The instances"
 kubectl get kintoinstances -A -o wide
 
 step "What the operator created (label app.kubernetes.io/managed-by=kinto-operator)"
-kubectl get statefulsets,deployments,services,configmaps,secrets,persistentvolumeclaims,jobs,ingresses,pods \
+kubectl get statefulsets,deployments,services,configmaps,secrets,persistentvolumeclaims,jobs,ingresses,networkpolicies,serviceaccounts,poddisruptionbudgets,pods \
   -A -l app.kubernetes.io/managed-by=kinto-operator
 
 step "Conditions and events of the first sample, ${first#*/}"
