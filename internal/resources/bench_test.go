@@ -33,6 +33,9 @@ func BenchmarkBuildAll(b *testing.B) {
 		DatabaseStatefulSet(inst, "r")
 		ServerService(inst)
 		ServerDeployment(inst, inst.Spec.Version, hash, "r")
+		ServerDisruptionBudget(inst)
+		ServiceAccount(inst)
+		NetworkPolicies(inst, NetworkOptions{}, 0)
 		Ingress(inst)
 	}
 }
