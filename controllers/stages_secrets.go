@@ -1,0 +1,149 @@
+// The stages that deal with Secrets: the generated credentials and the user's Secrets an
+// instance references.
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// reconcileCredentials applies the generated credentials, keeping every value already stored.
+func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass) error {
+	existing := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.CredentialsSecretName(p.inst)}
+	if err := r.Get(ctx, key, existing); client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	holdsData := false
+	if !resources.HasHMACSecrets(existing.Data) {
+		var err error
+		if holdsData, err = r.holdsData(ctx, p); err != nil {
+			return err
+		}
+	}
+	secret, err := resources.CredentialsSecret(p.inst, existing.Data, resources.RandomSource, holdsData)
+	if errors.Is(err, resources.ErrHMACSecretsLost) {
+		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing",
+			fmt.Sprintf("Secret %s: %v", key.Name, err))
+	}
+	if err != nil {
+		return err
+	}
+	if err := apply(ctx, r.Client, secret); err != nil {
+		return err
+	}
+	p.credentialsRevision = resources.SecretsRevision(map[string]string{secret.Name: secret.ResourceVersion})
+	return nil
+}
+
+// reconcileReferencedSecrets checks the user's Secrets the instance reads, labels them so that
+// the operator watches them, and notes their revision: a change rolls the server.
+func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context, p *pass) error {
+	versions := map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsRevision}
+	for _, ref := range resources.ReferencedSecrets(p.inst) {
+		secret, problem, err := r.readSecretKey(ctx, p.inst.Namespace, ref.SecretKeyRef)
+		if err != nil {
+			return err
+		}
+		if owner := secretOwner(secret); owner != "" && owner != p.inst.Name {
+			secret, problem = nil, fmt.Sprintf("Secret %q belongs to KintoInstance %q: an instance may not read another instance's credentials", ref.Name, owner)
+		}
+		// Watched as soon as it exists, so that fixing it brings the instance back at once.
+		if secret != nil && secret.Labels[resources.WatchedLabel] != "true" {
+			// A merge patch of the label alone: it never creates the Secret, nor touches its data.
+			patch := client.MergeFrom(secret.DeepCopy())
+			metav1.SetMetaDataLabel(&secret.ObjectMeta, resources.WatchedLabel, "true")
+			if err := r.Patch(ctx, secret, patch); err != nil {
+				return err
+			}
+		}
+		if problem == "" && ref.ForDatabase {
+			p.externalDatabasePort, problem = databasePort(secret.Data[ref.Key])
+		}
+		if problem != "" {
+			condType := v1alpha1.ConditionServerReady
+			if ref.ForDatabase {
+				condType = v1alpha1.ConditionDatabaseReady
+			}
+			setCondition(p, condType, metav1.ConditionFalse, "SecretNotReady", problem)
+			return errors.New(problem)
+		}
+		versions[secret.Name] = secret.ResourceVersion
+	}
+	p.secretsRevision = resources.SecretsRevision(versions)
+	return nil
+}
+
+// secretOwner is the instance a Secret of the operator's belongs to, "" for the user's Secrets.
+func secretOwner(secret *corev1.Secret) string {
+	if secret == nil || secret.Labels[resources.ManagedByLabel] != resources.ManagedBy {
+		return ""
+	}
+	return secret.Labels[resources.InstanceLabel]
+}
+
+// databasePort is the port of a PostgreSQL URL, or what is wrong with the URL; it never quotes
+// the URL, which holds a password.
+func databasePort(raw []byte) (int32, string) {
+	u, err := url.Parse(string(raw))
+	if err != nil || u.Host == "" {
+		return 0, "the external database URL is not a URL of the form postgresql://user:password@host:port/database"
+	}
+	if u.Scheme != "postgresql" {
+		return 0, fmt.Sprintf("the external database URL uses the %q scheme; Kinto takes postgresql:// only", u.Scheme)
+	}
+	if u.Port() == "" {
+		return resources.DatabasePort, ""
+	}
+	port, err := strconv.ParseInt(u.Port(), 10, 32)
+	if err != nil || port < 1 || port > 65535 {
+		return 0, "the external database URL has an invalid port"
+	}
+	return int32(port), ""
+}
+
+// readSecretKey reads a Secret the user referenced (nil when there is none) and says what is
+// wrong with the key, or "" when it holds a value. It never reveals the value.
+func (r *KintoInstanceReconciler) readSecretKey(ctx context.Context, namespace string, ref v1alpha1.SecretKeyRef) (*corev1.Secret, string, error) {
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Sprintf("Secret %q not found", ref.Name), nil
+	case err != nil:
+		return nil, "", err
+	case len(secret.Data[ref.Key]) == 0:
+		return secret, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key), nil
+	}
+	return secret, "", nil
+}
+
+// holdsData says whether the instance's database may already hold data: its schema was migrated,
+// or its managed volume exists.
+func (r *KintoInstanceReconciler) holdsData(ctx context.Context, p *pass) (bool, error) {
+	if p.status.Version != "" {
+		return true, nil
+	}
+	if p.inst.Spec.ManagedDatabase() == nil {
+		return false, nil
+	}
+	pvc := &corev1.PersistentVolumeClaim{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.DataVolumeClaimName(p.inst)}, pvc)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
