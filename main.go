@@ -43,11 +43,18 @@ func main() {
 		setupLog.Error(err, "creating the manager")
 		os.Exit(1)
 	}
+	gatewayAPI, err := controllers.GatewayAPIInstalled(mgr.GetRESTMapper())
+	if err != nil {
+		setupLog.Error(err, "looking for the Gateway API")
+		os.Exit(1)
+	}
+	setupLog.Info("Gateway API", "installed", gatewayAPI)
 	reconciler := &controllers.KintoInstanceReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("kinto-operator"),
-		Network:   resources.NetworkOptions{IngressNamespaces: *ingressSelector},
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("kinto-operator"),
+		Network:    resources.NetworkOptions{IngressNamespaces: *ingressSelector},
+		GatewayAPI: gatewayAPI,
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		setupLog.Error(err, "setting up the KintoInstance controller")

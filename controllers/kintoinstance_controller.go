@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -33,11 +34,13 @@ type KintoInstanceReconciler struct {
 	Recorder  events.EventRecorder
 	// Network holds what the network policies need to know about the cluster.
 	Network resources.NetworkOptions
+	// GatewayAPI says whether the cluster serves HTTPRoutes (see GatewayAPIInstalled).
+	GatewayAPI bool
 }
 
 // RBAC, least privilege: children are written with server-side apply (create, patch) and
-// removed by the garbage collector, except migration Jobs, Ingresses and disruption budgets,
-// which the operator deletes itself.
+// removed by the garbage collector, except migration Jobs, Ingresses, HTTPRoutes and disruption
+// budgets, which the operator deletes itself.
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances,verbs=get;list;watch
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/status,verbs=get;patch
 // Owner references that block owner deletion need update on the owner's finalizers.
@@ -47,6 +50,7 @@ type KintoInstanceReconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -81,7 +85,7 @@ func (r *KintoInstanceReconciler) stages() []stage {
 		{"database", r.reconcileDatabase},
 		{"migration", r.reconcileMigration},
 		{"server", r.reconcileServer},
-		{"ingress", r.reconcileIngress},
+		{"exposure", r.reconcileExposure},
 	}
 }
 
@@ -157,7 +161,11 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		}
 		return reqs
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.GatewayAPI {
+		b = b.Owns(&gatewayv1.HTTPRoute{})
+	}
+	return b.
 		// Status writes change neither generation nor annotations: they need no new pass.
 		For(&v1alpha1.KintoInstance{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

@@ -5,6 +5,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -218,11 +220,28 @@ func (r *KintoInstanceReconciler) reconcileServer(ctx context.Context, p *pass) 
 	return nil
 }
 
-// reconcileIngress applies the Ingress, or removes it when spec.ingress is unset.
-func (r *KintoInstanceReconciler) reconcileIngress(ctx context.Context, p *pass) error {
+// reconcileExposure applies the Ingress or the HTTPRoute the spec asks for, and removes the
+// other. A route is refused, clearly, where the Gateway API is not installed.
+func (r *KintoInstanceReconciler) reconcileExposure(ctx context.Context, p *pass) error {
 	if ing := resources.Ingress(p.inst); ing != nil {
-		return apply(ctx, r.Client, ing)
+		if err := apply(ctx, r.Client, ing); err != nil {
+			return err
+		}
+	} else {
+		stale := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.IngressName(p.inst)}}
+		if err := r.Delete(ctx, stale); client.IgnoreNotFound(err) != nil {
+			return err
+		}
 	}
-	stale := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.IngressName(p.inst)}}
-	return client.IgnoreNotFound(r.Delete(ctx, stale))
+	route := resources.HTTPRoute(p.inst)
+	switch {
+	case route != nil && !r.GatewayAPI:
+		return errors.New("spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster")
+	case route != nil:
+		return apply(ctx, r.Client, route)
+	case r.GatewayAPI:
+		stale := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.HTTPRouteName(p.inst)}}
+		return client.IgnoreNotFound(r.Delete(ctx, stale))
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,7 +48,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"../config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	httpRoutes, err := gatewayAPICRD()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "finding the Gateway API's HTTPRoute CRD:", err)
+		return 1
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"../config/crd/bases", httpRoutes}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	// Stop even after a failed start: a CRD the API server refuses leaves it running.
 	defer func() { _ = env.Stop() }()
@@ -87,11 +93,17 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	gatewayAPI, err := controllers.GatewayAPIInstalled(mgr.GetRESTMapper())
+	if err != nil || !gatewayAPI {
+		fmt.Fprintln(os.Stderr, "the HTTPRoute CRD is not served:", err)
+		return 1
+	}
 	r := &controllers.KintoInstanceReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("kinto-operator"),
-		Network:   testNetwork,
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("kinto-operator"),
+		Network:    testNetwork,
+		GatewayAPI: gatewayAPI,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -140,6 +152,15 @@ func operatorConfig(ctx context.Context, admin *rest.Config) (*rest.Config, erro
 	cfg := rest.CopyConfig(admin)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
 	return cfg, nil
+}
+
+// gatewayAPICRD is the HTTPRoute CRD shipped in the Gateway API module the operator builds with.
+func gatewayAPICRD() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"), nil
 }
 
 // startGarbageCollector runs kube-controller-manager with only its garbage collector, against the

@@ -20,6 +20,7 @@ const ForceDowngradeAnnotation = "hosting.kinto-storage.org/force-downgrade"
 const DefaultPostgreSQLVersion = "15"
 
 // KintoInstanceSpec is the desired state of one Kinto server with its database.
+// +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="spec.ingress and spec.gateway are alternatives: set one of them"
 // +kubebuilder:validation:XValidation:rule="!has(self.auth) || !has(self.auth.accounts) || !(has(self.auth.accounts.registration) && self.auth.accounts.registration == 'AdminsOnly') || (has(self.auth.accounts.admins) && size(self.auth.accounts.admins) > 0)",message="auth.accounts.registration AdminsOnly needs at least one entry in auth.accounts.admins",fieldPath=".auth.accounts.admins"
 type KintoInstanceSpec struct {
 	// Version is the Kinto server release to run, such as "26.5.0". It selects the image tag
@@ -105,6 +106,11 @@ type KintoInstanceSpec struct {
 	// Ingress exposes the instance outside the cluster under a host name.
 	// +optional
 	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// Gateway exposes the instance through a Gateway API HTTPRoute attached to a Gateway, instead
+	// of an Ingress. It needs the Gateway API CRDs in the cluster.
+	// +optional
+	Gateway *GatewaySpec `json:"gateway,omitempty"`
 
 	// Backup schedules logical backups of the instance's database.
 	// +optional
@@ -356,6 +362,37 @@ type IngressSpec struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
+// GatewaySpec attaches an instance to a Gateway of the Gateway API under a public host name.
+type GatewaySpec struct {
+	// Host is the public DNS name of the instance, such as kinto.example.org.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Host string `json:"host"`
+
+	// Name of the Gateway.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the Gateway; the instance's when unset. The Gateway's listener must allow routes
+	// from the instance's namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// SectionName is the Gateway listener to attach to; every listener that accepts the route
+	// when unset.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
+
+	// Scheme the Gateway serves the host with, which Kinto uses in the URLs it returns.
+	// +kubebuilder:default=https
+	// +kubebuilder:validation:Enum=https;http
+	// +optional
+	Scheme string `json:"scheme,omitempty"`
+}
+
 // IngressTLS is where the certificate of an Ingress comes from: an existing Secret, or a
 // cert-manager issuer that creates one.
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) != has(self.issuer)",message="exactly one of ingress.tls.secretName and ingress.tls.issuer must be set"
@@ -491,6 +528,20 @@ type KintoInstanceList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KintoInstance `json:"items"`
+}
+
+// PublicEndpoint is the scheme and host clients reach the instance at through its Ingress or
+// Gateway, or empty strings when it is exposed by neither.
+func (s *KintoInstanceSpec) PublicEndpoint() (scheme, host string) {
+	switch {
+	case s.Ingress != nil && s.Ingress.TLS != nil:
+		return "https", s.Ingress.Host
+	case s.Ingress != nil:
+		return "http", s.Ingress.Host
+	case s.Gateway != nil:
+		return s.Gateway.Scheme, s.Gateway.Host
+	}
+	return "", ""
 }
 
 // ManagedDatabase is the spec of the managed database, or nil for an external one.

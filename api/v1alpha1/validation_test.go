@@ -6,6 +6,7 @@ package v1alpha1_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -16,16 +17,23 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
 	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 )
 
-var k8s client.Client
+var (
+	k8s        client.Client
+	restConfig *rest.Config
+	httpClient *http.Client
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -48,6 +56,10 @@ func TestMain(m *testing.M) {
 	}
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
+		panic(err)
+	}
+	restConfig = cfg
+	if httpClient, err = rest.HTTPClientFor(cfg); err != nil {
 		panic(err)
 	}
 	code := m.Run()
@@ -122,6 +134,9 @@ func TestInvalidSpecsAreRejectedNamingTheField(t *testing.T) {
 		{"setting with and without prefix", `settings: {kinto.paginate_by: "10", paginate_by: "20"}`, []string{"spec.settings", "both with and without the kinto. prefix"}},
 		{"ingress host not a DNS name", `ingress: {host: "Kinto_Example.org"}`, []string{"spec.ingress.host", "should match"}},
 		{"ingress TLS from both sources", `ingress: {host: kinto.example.org, tls: {secretName: cert, issuer: {name: le}}}`, []string{"spec.ingress.tls", "exactly one of ingress.tls.secretName and ingress.tls.issuer"}},
+		{"ingress and gateway", `ingress: {host: a.example.org}
+gateway: {host: a.example.org, name: public}`, []string{"spec", "spec.ingress and spec.gateway are alternatives"}},
+		{"gateway scheme", `gateway: {host: a.example.org, name: public, scheme: gopher}`, []string{"spec.gateway.scheme", "Unsupported value"}},
 		{"ingress issuer kind", `ingress: {host: kinto.example.org, tls: {issuer: {name: le, kind: Vault}}}`, []string{"spec.ingress.tls.issuer.kind", "Unsupported value"}},
 		{"cron with four fields", `backup: {schedule: "0 3 * *"}`, []string{"spec.backup.schedule", "should match"}},
 		{"retention of zero backups", `backup: {retention: {count: 0}}`, []string{"spec.backup.retention.count", "greater than or equal to 1"}},
@@ -342,5 +357,17 @@ func TestLocalDefaultingMatchesTheAPIServer(t *testing.T) {
 				t.Errorf("local defaults differ from the API server's:\nlocal  %+v\nserver %+v", got, stored.Spec)
 			}
 		})
+	}
+}
+
+// This API server has no Gateway API: the operator must see that, and not watch HTTPRoutes.
+func TestGatewayAPIDetection(t *testing.T) {
+	mapper, err := apiutil.NewDynamicRESTMapper(restConfig, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed, err := controllers.GatewayAPIInstalled(mapper)
+	if err != nil || installed {
+		t.Errorf("GatewayAPIInstalled = %v, %v on an API server without its CRDs", installed, err)
 	}
 }

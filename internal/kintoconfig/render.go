@@ -138,13 +138,9 @@ func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
 		{"kinto.default_bucket_hmac_secret", ""},
 		{"kinto.includes", strings.Join(includes(spec), " ")},
 	}...)
-	if ing := spec.Ingress; ing != nil {
-		scheme := "http"
-		if ing.TLS != nil {
-			scheme = "https"
-		}
+	if scheme, host := spec.PublicEndpoint(); host != "" {
 		// Kinto ignores X-Forwarded-*: the URLs it returns follow these two settings.
-		s = append(s, setting{"kinto.http_scheme", scheme}, setting{"kinto.http_host", ing.Host})
+		s = append(s, setting{"kinto.http_scheme", scheme}, setting{"kinto.http_host", host})
 	}
 	s = append(s, authSettings(spec)...)
 

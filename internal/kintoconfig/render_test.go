@@ -126,6 +126,13 @@ func TestRender(t *testing.T) {
 			want: map[string]string{"kinto.http_host": "kinto.example.org", "kinto.http_scheme": "https"},
 		},
 		{
+			name: "public URL from the gateway",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Gateway = &v1alpha1.GatewaySpec{Host: "kinto.example.org", Name: "public"}
+			},
+			want: map[string]string{"kinto.http_host": "kinto.example.org", "kinto.http_scheme": "https"},
+		},
+		{
 			name: "extra settings, with % escaped against interpolation",
 			edit: func(s *v1alpha1.KintoInstanceSpec) {
 				s.Settings = map[string]v1alpha1.SettingValue{

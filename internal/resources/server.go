@@ -178,15 +178,11 @@ func ServerService(inst *v1alpha1.KintoInstance) *corev1.Service {
 	}
 }
 
-// URL is where clients reach the instance's API: its public host when it has an Ingress, its
-// Service inside the cluster otherwise.
+// URL is where clients reach the instance's API: its public host when it has an Ingress or a
+// Gateway, its Service inside the cluster otherwise.
 func URL(inst *v1alpha1.KintoInstance) string {
-	if ing := inst.Spec.Ingress; ing != nil {
-		scheme := "http"
-		if ing.TLS != nil {
-			scheme = "https"
-		}
-		return fmt.Sprintf("%s://%s/v1/", scheme, ing.Host)
+	if scheme, host := inst.Spec.PublicEndpoint(); host != "" {
+		return fmt.Sprintf("%s://%s/v1/", scheme, host)
 	}
 	return fmt.Sprintf("http://%s.%s.svc/v1/", ServerName(inst), inst.Namespace)
 }
