@@ -234,12 +234,18 @@ type SecretKeyRef struct {
 }
 
 // AuthSpec chooses the authentication methods of an instance.
-// +kubebuilder:validation:XValidation:rule="(has(self.accounts) && self.accounts.enabled) || (has(self.openIDConnect) && size(self.openIDConnect) > 0)",message="enable auth.accounts or configure at least one auth.openIDConnect provider"
+// +kubebuilder:validation:XValidation:rule="(has(self.accounts) && self.accounts.enabled) || (has(self.openIDConnect) && size(self.openIDConnect) > 0) || (has(self.basicAuth) && self.basicAuth)",message="enable auth.accounts, auth.basicAuth or at least one auth.openIDConnect provider"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.openIDConnect) || oldSelf.openIDConnect.all(p, has(self.openIDConnect) && self.openIDConnect.exists(q, q.name == p.name))",message="OpenID Connect providers cannot be renamed or removed: a provider's name prefixes its users' ids",fieldPath=".openIDConnect"
 type AuthSpec struct {
 	// Accounts enables Kinto's own user accounts (user name and password).
 	// +optional
 	Accounts *AccountsSpec `json:"accounts,omitempty"`
+
+	// BasicAuth lets any user name and password pair authenticate, the pair itself being the
+	// identity (Kinto's basicauth policy): handy for scripts, but anyone who guesses a pair gets
+	// that user's data, so it is off unless asked for.
+	// +optional
+	BasicAuth bool `json:"basicAuth,omitempty"`
 
 	// OpenIDConnect lists the OpenID Connect providers users may log in with. A provider's name
 	// prefixes its users' ids, so it can never be renamed.

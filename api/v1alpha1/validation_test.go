@@ -118,7 +118,7 @@ func TestInvalidSpecsAreRejectedNamingTheField(t *testing.T) {
 		{"zero storage", `database: {managed: {storageSize: "0"}}`, []string{"spec.database.managed.storageSize", "storageSize must be positive"}},
 		{"not a quantity", `database: {managed: {storageSize: "lots"}}`, []string{"spec.database.managed.storageSize"}},
 		{"external secret without key", `database: {external: {urlSecret: {name: db}}}`, []string{"spec.database.external.urlSecret.key", "Required"}},
-		{"no authentication", `auth: {accounts: {enabled: false}}`, []string{"spec.auth", "enable auth.accounts or configure at least one auth.openIDConnect provider"}},
+		{"no authentication", `auth: {accounts: {enabled: false}}`, []string{"spec.auth", "enable auth.accounts, auth.basicAuth or at least one auth.openIDConnect provider"}},
 		{"admins-only registration without admins", `auth: {accounts: {enabled: true, registration: AdminsOnly}}`, []string{"spec.auth.accounts.admins", "AdminsOnly needs at least one entry"}},
 		{"unknown registration", `auth: {accounts: {enabled: true, registration: Anyone}}`, []string{"spec.auth.accounts.registration", "Unsupported value"}},
 		{"bad admin id", `auth: {accounts: {enabled: true, admins: ["bob smith"]}}`, []string{"spec.auth.accounts.admins[0]", "should match"}},

@@ -196,6 +196,10 @@ func authSettings(spec *v1alpha1.KintoInstanceSpec) []setting {
 			setting{"kinto.account_read_principals", strings.Join(admins, " ")},
 		)
 	}
+	// Kinto wants basicauth after account, which would otherwise never see a basic-auth request.
+	if spec.Auth != nil && spec.Auth.BasicAuth {
+		policies = append(policies, "basicauth")
+	}
 	for _, p := range spec.OpenIDConnectProviders() {
 		policies = append(policies, p.Name)
 		prefix := "multiauth.policy." + p.Name + "."

@@ -112,6 +112,11 @@ func TestRender(t *testing.T) {
 			absent: []string{"kinto.project_name"},
 		},
 		{
+			name: "basic auth, after accounts",
+			edit: func(s *v1alpha1.KintoInstanceSpec) { s.Auth.BasicAuth = true },
+			want: map[string]string{"multiauth.policies": "account basicauth"},
+		},
+		{
 			name: "every plugin",
 			edit: func(s *v1alpha1.KintoInstanceSpec) {
 				s.Plugins = []v1alpha1.Plugin{v1alpha1.PluginPrometheus, v1alpha1.PluginHistory, v1alpha1.PluginDefaultBucket, v1alpha1.PluginAdmin}

@@ -106,3 +106,32 @@ func TestEveryRegistrationModeStarts(t *testing.T) {
 		})
 	}
 }
+
+// TestBasicAuth turns auth.basicAuth on next to accounts: any user name and password pair then
+// authenticates as "basicauth:<hmac>", while a Kinto account still authenticates as itself.
+func TestBasicAuth(t *testing.T) {
+	t.Parallel()
+	inst := newInstance("basic", func(s *v1alpha1.KintoInstanceSpec) {
+		s.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true}, BasicAuth: true}
+	})
+	d := deploy(t, inst)
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+	anon.createAccount("alice", "wonderland")
+
+	if h := anon.as("alice", "wonderland").hello(); h.User == nil || h.User.ID != "account:alice" {
+		t.Errorf("the account logs in as %+v, want account:alice", h.User)
+	}
+	script := anon.as("backup-script", "any-password").hello()
+	if script.User == nil || !strings.HasPrefix(script.User.ID, "basicauth:") {
+		t.Fatalf("a basic-auth pair logs in as %+v, want basicauth:<hmac>", script.User)
+	}
+	// The pair is the identity: the same pair is the same user, another pair another one.
+	if again := anon.as("backup-script", "any-password").hello(); again.User.ID != script.User.ID {
+		t.Errorf("the same pair gave %s then %s", script.User.ID, again.User.ID)
+	}
+	if other := anon.as("backup-script", "other-password").hello(); other.User.ID == script.User.ID {
+		t.Error("another password gave the same user")
+	}
+}

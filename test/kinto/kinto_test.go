@@ -196,20 +196,17 @@ func (d *deployment) localIni(dir string, port int) string {
 	return p
 }
 
-// command is a container's command adapted to this machine: the kinto executable under test,
-// the local ini, and port for --port (0 keeps the argument).
-func (d *deployment) command(c corev1.Container, iniPath string, port int) []string {
+// command is a container's command adapted to this machine: the kinto executable under test and
+// the local ini. (The port is the ini's: see localIni.)
+func (d *deployment) command(c corev1.Container, iniPath string) []string {
 	d.t.Helper()
 	if len(c.Command) == 0 || c.Command[0] != "kinto" {
 		d.t.Fatalf("container %s command %q does not run kinto", c.Name, c.Command)
 	}
 	argv := []string{d.bin}
-	for i, a := range c.Command[1:] {
-		switch {
-		case a == d.podIniPath:
+	for _, a := range c.Command[1:] {
+		if a == d.podIniPath {
 			a = iniPath
-		case port != 0 && i > 0 && c.Command[i] == "--port":
-			a = fmt.Sprint(port)
 		}
 		argv = append(argv, a)
 	}
@@ -240,7 +237,7 @@ func (d *deployment) run(args ...string) (string, error) {
 	ini := d.localIni(dir, kintoconfig.Port)
 	c := d.migrateC
 	c.Command = append([]string{"kinto"}, args...)
-	argv := d.command(c, ini, 0)
+	argv := d.command(c, ini)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = d.env(c, ini, dir)
 	cmd.Dir = dir
@@ -313,7 +310,7 @@ func (d *deployment) launchServer(name, dir string, port int) (*kintoServer, boo
 	t := d.t
 	t.Helper()
 	ini := d.localIni(dir, port)
-	argv := d.command(d.serverC, ini, port)
+	argv := d.command(d.serverC, ini)
 	s := &kintoServer{
 		name:    name,
 		root:    fmt.Sprintf("http://127.0.0.1:%d", port),
@@ -374,8 +371,8 @@ func (d *deployment) launchServer(name, dir string, port int) (*kintoServer, boo
 			t.Logf("log of %s:\n%s", s.name, tail(s.logPath, 12000))
 		}
 	})
-	t.Logf("%s serving %s after %s (adapted: --ini, --port %d, ini host 127.0.0.1 and port %d)",
-		s.name, s.url, time.Since(start).Round(time.Millisecond), port, port)
+	t.Logf("%s serving %s after %s (adapted: --ini, ini host 127.0.0.1 and port %d)",
+		s.name, s.url, time.Since(start).Round(time.Millisecond), port)
 	return s, true
 }
 
