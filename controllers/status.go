@@ -42,8 +42,9 @@ func setCondition(p *pass, condType string, status metav1.ConditionStatus, reaso
 	})
 }
 
-// setReady sets Hibernating (present only while hibernating), then Ready: false with the error of a failed pass, or while
-// hibernating, else false with the first readiness condition that is not true, else true.
+// setReady sets Hibernating (present only while hibernating), then Ready: false with the error
+// of a failed pass, or while hibernating, else false with the first readiness condition that is
+// not true, else true.
 func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 	if p.inst.Spec.Hibernate {
 		setCondition(p, v1alpha1.ConditionHibernating, metav1.ConditionTrue, reasonHibernating,
