@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,13 +15,72 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
+
+// Options are the operator's settings, from its command line.
+type Options struct {
+	MetricsAddr, ProbeAddr string
+	LeaderElect            bool
+	Network                resources.NetworkOptions
+}
+
+// NewManager sets up the operator's manager with its KintoInstance controller, as main runs it:
+// the Gateway API's HTTPRoutes are cached and watched only where the cluster serves them, since
+// a manager asked to cache a kind the cluster lacks does not start.
+func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	gatewayAPI, err := GatewayAPIInstalled(mapper)
+	if err != nil {
+		return nil, fmt.Errorf("looking for the Gateway API: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Gateway API", "installed", gatewayAPI)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: opts.ProbeAddr,
+		LeaderElection:         opts.LeaderElect,
+		LeaderElectionID:       "kinto-operator.hosting.kinto-storage.org",
+		Cache:                  cache.Options{ByObject: CacheByObject(gatewayAPI)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &KintoInstanceReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("kinto-operator"),
+		Network:    opts.Network,
+		GatewayAPI: gatewayAPI,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
 
 // Scheme holds every kind the operator reads or writes.
 func Scheme() *runtime.Scheme {
@@ -33,10 +95,10 @@ func Scheme() *runtime.Scheme {
 // ConfigMap or Deployment of the cluster: a shared cluster holds far more of those than any
 // operator should keep in memory. Of Secrets it caches its own and those instances reference,
 // which it labels.
-func CacheByObject() map[client.Object]cache.ByObject {
+func CacheByObject(gatewayAPI bool) map[client.Object]cache.ByObject {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagedBy})}
 	watched := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{resources.WatchedLabel: "true"})}
-	return map[client.Object]cache.ByObject{
+	byObject := map[client.Object]cache.ByObject{
 		&corev1.Secret{}:                watched,
 		&corev1.ConfigMap{}:             owned,
 		&corev1.Service{}:               owned,
@@ -48,8 +110,11 @@ func CacheByObject() map[client.Object]cache.ByObject {
 		&networkingv1.NetworkPolicy{}:   owned,
 		&corev1.ServiceAccount{}:        owned,
 		&policyv1.PodDisruptionBudget{}: owned,
-		&gatewayv1.HTTPRoute{}:          owned,
 	}
+	if gatewayAPI {
+		byObject[&gatewayv1.HTTPRoute{}] = owned
+	}
+	return byObject
 }
 
 // GatewayAPIInstalled says whether the cluster serves the Gateway API's HTTPRoutes, which the

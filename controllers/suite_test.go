@@ -20,11 +20,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
@@ -84,29 +82,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "granting the operator its role:", err)
 		return 1
 	}
-	mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
-		Scheme:  controllers.Scheme(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: controllers.CacheByObject()},
-	})
+	// The manager main.go runs, with the HTTPRoute CRD installed.
+	mgr, err := controllers.NewManager(ctx, operatorCfg, controllers.Options{MetricsAddr: "0", ProbeAddr: "0", Network: testNetwork})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	gatewayAPI, err := controllers.GatewayAPIInstalled(mgr.GetRESTMapper())
-	if err != nil || !gatewayAPI {
+	if served, err := controllers.GatewayAPIInstalled(mgr.GetRESTMapper()); err != nil || !served {
 		fmt.Fprintln(os.Stderr, "the HTTPRoute CRD is not served:", err)
-		return 1
-	}
-	r := &controllers.KintoInstanceReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("kinto-operator"),
-		Network:    testNetwork,
-		GatewayAPI: gatewayAPI,
-	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	go func() {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -360,14 +361,36 @@ func TestLocalDefaultingMatchesTheAPIServer(t *testing.T) {
 	}
 }
 
-// This API server has no Gateway API: the operator must see that, and not watch HTTPRoutes.
-func TestGatewayAPIDetection(t *testing.T) {
+// This API server has no Gateway API: the operator must see that, and start all the same
+// (a manager asked to cache HTTPRoutes here would not).
+func TestOperatorStartsWithoutTheGatewayAPI(t *testing.T) {
 	mapper, err := apiutil.NewDynamicRESTMapper(restConfig, httpClient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	installed, err := controllers.GatewayAPIInstalled(mapper)
-	if err != nil || installed {
-		t.Errorf("GatewayAPIInstalled = %v, %v on an API server without its CRDs", installed, err)
+	if installed, err := controllers.GatewayAPIInstalled(mapper); err != nil || installed {
+		t.Fatalf("GatewayAPIInstalled = %v, %v on an API server without its CRDs", installed, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mgr, err := controllers.NewManager(ctx, restConfig, controllers.Options{MetricsAddr: "0", ProbeAddr: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- mgr.Start(ctx) }()
+	syncCtx, done := context.WithTimeout(ctx, 30*time.Second)
+	defer done()
+	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+		t.Fatal("the operator's caches did not sync")
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("the manager stopped: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-stopped; err != nil {
+		t.Errorf("the manager stopped with %v", err)
 	}
 }
