@@ -62,9 +62,9 @@ type pass struct {
 	status *v1alpha1.KintoInstanceStatus
 	// configHash identifies the rendered configuration the server pods must run.
 	configHash string
-	// credentialsRevision and secretsRevision identify the state of the Secrets the database and
-	// the server pods read.
-	credentialsRevision, secretsRevision string
+	// credentialsVersion is the resource version of the credentials Secret, which the database
+	// pod reads; secretsRevision identifies the state of every Secret the server pods read.
+	credentialsVersion, secretsRevision string
 	// externalDatabasePort is the port of the external database's URL.
 	externalDatabasePort int32
 }

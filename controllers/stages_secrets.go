@@ -45,14 +45,14 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 	if err := apply(ctx, r.Client, secret); err != nil {
 		return err
 	}
-	p.credentialsRevision = resources.SecretsRevision(map[string]string{secret.Name: secret.ResourceVersion})
+	p.credentialsVersion = secret.ResourceVersion
 	return nil
 }
 
 // reconcileReferencedSecrets checks the user's Secrets the instance reads, labels them so that
 // the operator watches them, and notes their revision: a change rolls the server.
 func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context, p *pass) error {
-	versions := map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsRevision}
+	versions := map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsVersion}
 	for _, ref := range resources.ReferencedSecrets(p.inst) {
 		secret, problem, err := r.readSecretKey(ctx, p.inst.Namespace, ref.SecretKeyRef)
 		if err != nil {
@@ -119,7 +119,13 @@ func databasePort(raw []byte) (int32, string) {
 // wrong with the key, or "" when it holds a value. It never reveals the value.
 func (r *KintoInstanceReconciler) readSecretKey(ctx context.Context, namespace string, ref v1alpha1.SecretKeyRef) (*corev1.Secret, string, error) {
 	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
+	key := types.NamespacedName{Namespace: namespace, Name: ref.Name}
+	// The cache holds the Secret once the operator has labelled it; only the first read, or one
+	// that races the label, goes to the API server.
+	err := r.Get(ctx, key, secret)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, secret)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Sprintf("Secret %q not found", ref.Name), nil

@@ -58,7 +58,8 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 		return nil
 	}
 
-	sts := resources.DatabaseStatefulSet(p.inst, p.credentialsRevision)
+	credentials := resources.SecretsRevision(map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsVersion})
+	sts := resources.DatabaseStatefulSet(p.inst, credentials)
 	objs := []client.Object{resources.DataVolumeClaim(p.inst)}
 	for _, svc := range resources.DatabaseServices(p.inst) {
 		objs = append(objs, svc)
