@@ -58,7 +58,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		HealthProbeBindAddress: opts.ProbeAddr,
 		LeaderElection:         opts.LeaderElect,
 		LeaderElectionID:       "kinto-operator.hosting.kinto-storage.org",
-		Cache:                  cache.Options{ByObject: CacheByObject(gatewayAPI)},
+		// The process exits once the manager stops, so the lease can be handed over at once: a new
+		// pod of a rolling update leads without waiting for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cache.Options{ByObject: CacheByObject(gatewayAPI)},
 	})
 	if err != nil {
 		return nil, err

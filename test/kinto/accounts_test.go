@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // TestAccountsAdminsOnly runs accounts with an admin and AdminsOnly registration: nobody signs
@@ -27,9 +28,9 @@ func TestAccountsAdminsOnly(t *testing.T) {
 	anon := newAPI(t, s)
 
 	for _, user := range []string{"bob", "alice"} {
-		r := anon.call("PUT", "/accounts/"+user, map[string]any{"data": map[string]any{"password": "sign-me-up-1"}})
-		if r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
-			t.Errorf("anonymous sign-up of %s: status %d, want 401 or 403; body %s", user, r.status, r.body)
+		r := anon.Call("PUT", "/accounts/"+user, map[string]any{"data": map[string]any{"password": "sign-me-up-1"}})
+		if r.Status != http.StatusUnauthorized && r.Status != http.StatusForbidden {
+			t.Errorf("anonymous sign-up of %s: status %d, want 401 or 403; body %s", user, r.Status, r.Body)
 		}
 	}
 
@@ -38,39 +39,39 @@ func TestAccountsAdminsOnly(t *testing.T) {
 		t.Fatalf("kinto create-user failed: %v\n%s", err, out)
 	}
 	t.Logf("kinto create-user: %s", lastLines(out, 1))
-	alice := anon.as("alice", "alice-secret-1")
-	if h := alice.hello(); h.User == nil || h.User.ID != "account:alice" {
+	alice := anon.As("alice", "alice-secret-1")
+	if h := alice.Hello(); h.User == nil || h.User.ID != "account:alice" {
 		t.Fatalf("admin made with create-user does not authenticate: user %+v", h.User)
 	}
 
-	alice.createAccount("bob", "bob-secret-1")
-	bob := anon.as("bob", "bob-secret-1")
-	if h := bob.hello(); h.User == nil || h.User.ID != "account:bob" {
+	alice.CreateAccount("bob", "bob-secret-1")
+	bob := anon.As("bob", "bob-secret-1")
+	if h := bob.Hello(); h.User == nil || h.User.ID != "account:bob" {
 		t.Fatalf("account made by the admin does not authenticate: user %+v", h.User)
 	}
-	if r := bob.call("PUT", "/accounts/carol", map[string]any{"data": map[string]any{"password": "carol-secret-1"}}); r.status != http.StatusForbidden && r.status != http.StatusUnauthorized {
-		t.Errorf("bob (no admin) creating an account: status %d, want 401 or 403; body %s", r.status, r.body)
+	if r := bob.Call("PUT", "/accounts/carol", map[string]any{"data": map[string]any{"password": "carol-secret-1"}}); r.Status != http.StatusForbidden && r.Status != http.StatusUnauthorized {
+		t.Errorf("bob (no admin) creating an account: status %d, want 401 or 403; body %s", r.Status, r.Body)
 	}
 
-	var l list
-	alice.must("GET", "/accounts", nil, &l, http.StatusOK)
+	var l kintotest.List
+	alice.Must("GET", "/accounts", nil, &l, http.StatusOK)
 	if ids := ids(l); !slices.Equal(ids, []string{"alice", "bob"}) {
 		t.Errorf("admin lists accounts %v, want [alice bob]", ids)
 	}
-	bob.must("GET", "/accounts", nil, &l, http.StatusOK)
+	bob.Must("GET", "/accounts", nil, &l, http.StatusOK)
 	if ids := ids(l); !slices.Equal(ids, []string{"bob"}) {
 		t.Errorf("bob lists accounts %v, want only [bob]", ids)
 	}
-	alice.must("PUT", "/accounts/bob", map[string]any{"data": map[string]any{"password": "bob-secret-2"}}, nil, http.StatusOK)
-	if r := anon.as("bob", "bob-secret-2").call("GET", "/accounts/bob", nil); r.status != http.StatusOK {
-		t.Errorf("bob with the password the admin set: status %d, want 200", r.status)
+	alice.Must("PUT", "/accounts/bob", map[string]any{"data": map[string]any{"password": "bob-secret-2"}}, nil, http.StatusOK)
+	if r := anon.As("bob", "bob-secret-2").Call("GET", "/accounts/bob", nil); r.Status != http.StatusOK {
+		t.Errorf("bob with the password the admin set: status %d, want 200", r.Status)
 	}
-	if r := bob.call("GET", "/accounts/alice", nil); r.status == http.StatusOK {
-		t.Errorf("bob reads the admin's account: %s", r.body)
+	if r := bob.Call("GET", "/accounts/alice", nil); r.Status == http.StatusOK {
+		t.Errorf("bob reads the admin's account: %s", r.Body)
 	}
 }
 
-func ids(l list) []string {
+func ids(l kintotest.List) []string {
 	var ids []string
 	for _, o := range l.Data {
 		id, _ := o["id"].(string)
@@ -100,7 +101,7 @@ func TestEveryRegistrationModeStarts(t *testing.T) {
 				t.Fatalf("Kinto refuses the configuration rendered for registration %s: %v\n%s", mode, err, lastLines(out, 4))
 			}
 			s := d.startServer()
-			if _, ok := newAPI(t, s).hello().Capabilities["accounts"]; !ok {
+			if _, ok := newAPI(t, s).Hello().Capabilities["accounts"]; !ok {
 				t.Errorf("accounts capability missing")
 			}
 		})
@@ -118,20 +119,20 @@ func TestBasicAuth(t *testing.T) {
 	d.migrate()
 	s := d.startServer()
 	anon := newAPI(t, s)
-	anon.createAccount("alice", "wonderland")
+	anon.CreateAccount("alice", "wonderland")
 
-	if h := anon.as("alice", "wonderland").hello(); h.User == nil || h.User.ID != "account:alice" {
+	if h := anon.As("alice", "wonderland").Hello(); h.User == nil || h.User.ID != "account:alice" {
 		t.Errorf("the account logs in as %+v, want account:alice", h.User)
 	}
-	script := anon.as("backup-script", "any-password").hello()
+	script := anon.As("backup-script", "any-password").Hello()
 	if script.User == nil || !strings.HasPrefix(script.User.ID, "basicauth:") {
 		t.Fatalf("a basic-auth pair logs in as %+v, want basicauth:<hmac>", script.User)
 	}
 	// The pair is the identity: the same pair is the same user, another pair another one.
-	if again := anon.as("backup-script", "any-password").hello(); again.User.ID != script.User.ID {
+	if again := anon.As("backup-script", "any-password").Hello(); again.User.ID != script.User.ID {
 		t.Errorf("the same pair gave %s then %s", script.User.ID, again.User.ID)
 	}
-	if other := anon.as("backup-script", "other-password").hello(); other.User.ID == script.User.ID {
+	if other := anon.As("backup-script", "other-password").Hello(); other.User.ID == script.User.ID {
 		t.Error("another password gave the same user")
 	}
 }

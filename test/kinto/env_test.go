@@ -125,25 +125,6 @@ func tempDir(t *testing.T, prefix string, cred *syscall.Credential) string {
 	return dir
 }
 
-// eventually polls check until it reports done, failing the test after timeout with the last
-// state check described.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	start := time.Now()
-	for {
-		done, state := check()
-		if done {
-			t.Logf("%s after %s", what, time.Since(start).Round(time.Millisecond))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last state: %s", what, timeout, state)
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
 // processGroup makes a command the leader of its own process group, so that stopping it stops
 // whatever it started too.
 func processGroup(cmd *exec.Cmd, cred *syscall.Credential) {

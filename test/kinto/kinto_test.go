@@ -20,6 +20,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // deployment is an instance as the operator runs it, on this machine: the rendered kinto.ini,
@@ -414,3 +415,6 @@ func hostOf(rawURL string) string {
 	}
 	return rawURL
 }
+
+// newAPI is an anonymous client of server s.
+func newAPI(t *testing.T, s *kintoServer) kintotest.Client { return kintotest.New(t, s.url) }

@@ -69,7 +69,7 @@ func TestOpenIDConnect(t *testing.T) {
 			} `json:"openid"`
 		} `json:"capabilities"`
 	}
-	anon.must("GET", "/", nil, &caps, http.StatusOK)
+	anon.Must("GET", "/", nil, &caps, http.StatusOK)
 	provs := caps.Capabilities.OpenID.Providers
 	t.Logf("openid providers: %v", provs)
 	// The spec sets no audience, so none is rendered: Kinto then checks tokens with the provider's
@@ -84,17 +84,17 @@ func TestOpenIDConnect(t *testing.T) {
 
 	// Login sends tokens back only to the trusted callback pages.
 	untrusted := url.Values{"callback": {"https://attacker.example.org/cb#tokens="}, "scope": {"openid email"}}
-	anon.must("GET", "/openid/idp/login?"+untrusted.Encode(), nil, nil, http.StatusBadRequest)
+	anon.Must("GET", "/openid/idp/login?"+untrusted.Encode(), nil, nil, http.StatusBadRequest)
 	// ... and asks only for the allowed scopes.
 	greedy := url.Values{"callback": {"http://127.0.0.1:9/cb#tokens="}, "scope": {"openid email profile"}}
-	anon.must("GET", "/openid/idp/login?"+greedy.Encode(), nil, nil, http.StatusBadRequest)
+	anon.Must("GET", "/openid/idp/login?"+greedy.Encode(), nil, nil, http.StatusBadRequest)
 
 	// Login: Kinto sends the browser to the provider with a state.
 	callback := "http://127.0.0.1:9/cb#tokens="
-	r := anon.must("GET", "/openid/idp/login?"+url.Values{"callback": {callback}, "scope": {"openid email"}}.Encode(), nil, nil, http.StatusTemporaryRedirect)
-	loc, err := url.Parse(r.header.Get("Location"))
+	r := anon.Must("GET", "/openid/idp/login?"+url.Values{"callback": {callback}, "scope": {"openid email"}}.Encode(), nil, nil, http.StatusTemporaryRedirect)
+	loc, err := url.Parse(r.Header.Get("Location"))
 	if err != nil || !strings.HasPrefix(loc.String(), p.issuer+"/authorize?") {
-		t.Fatalf("login redirects to %q, want the provider's authorization endpoint", r.header.Get("Location"))
+		t.Fatalf("login redirects to %q, want the provider's authorization endpoint", r.Header.Get("Location"))
 	}
 	q := loc.Query()
 	if q.Get("client_id") != clientID || q.Get("audience") != audience || q.Get("state") == "" {
@@ -103,30 +103,30 @@ func TestOpenIDConnect(t *testing.T) {
 
 	// The provider sends the browser back with a code: Kinto trades it for tokens with the
 	// client secret.
-	r = anon.must("GET", "/openid/idp/token?"+url.Values{"code": {"the-code"}, "state": {q.Get("state")}}.Encode(), nil, nil, http.StatusTemporaryRedirect)
+	r = anon.Must("GET", "/openid/idp/token?"+url.Values{"code": {"the-code"}, "state": {q.Get("state")}}.Encode(), nil, nil, http.StatusTemporaryRedirect)
 	got := p.clientSecrets()
 	t.Logf("the provider received client secret(s) %q", got)
 	if len(got) != 1 || got[0] != clientSecret {
 		t.Errorf("Kinto sent client secret %q to the provider, want the Secret's %q", got, clientSecret)
 	}
-	back := r.header.Get("Location")
+	back := r.Header.Get("Location")
 	tokens, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(back, callback))
 	if !strings.HasPrefix(back, callback) || !strings.Contains(string(tokens), p.accessToken) {
 		t.Errorf("token exchange redirects to %q, want the callback with the provider's tokens", back)
 	}
 
-	if r := anon.withBearer("not-a-token").call("PUT", "/buckets/other", map[string]any{}); r.status != http.StatusUnauthorized {
-		t.Errorf("PUT with a bogus token: status %d, want 401", r.status)
+	if r := anon.WithBearer("not-a-token").Call("PUT", "/buckets/other", map[string]any{}); r.Status != http.StatusUnauthorized {
+		t.Errorf("PUT with a bogus token: status %d, want 401", r.Status)
 	}
 
 	// The access token logs the user in: Kinto asks the provider's userinfo endpoint about it.
-	h := anon.withBearer(p.accessToken).hello()
+	h := anon.WithBearer(p.accessToken).Hello()
 	if h.User == nil || h.User.ID != "idp:user-1" {
 		p.mu.Lock()
 		t.Fatalf("GET /v1/ with a valid access token (RS256 JWT, aud %s): user %+v, want idp:user-1; the provider served %q "+
 			"(no /userinfo request: Kinto rejected the JWT itself; rendered audience %q)", clientID, h.User, p.requests, audience)
 	}
-	anon.withBearer(p.accessToken).must("PUT", "/buckets/oidc-bucket", map[string]any{}, nil, http.StatusCreated)
+	anon.WithBearer(p.accessToken).Must("PUT", "/buckets/oidc-bucket", map[string]any{}, nil, http.StatusCreated)
 }
 
 // identityProvider is a minimal OpenID Connect provider for one client and one user.

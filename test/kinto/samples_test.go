@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // TestCommunitySample runs config/samples/hosting_v1alpha1_kintoinstance_community.yaml: two
@@ -26,47 +27,47 @@ func TestCommunitySample(t *testing.T) {
 	}
 	one, two := newAPI(t, servers[0]), newAPI(t, servers[1])
 
-	h := one.hello()
-	t.Logf("GET /v1/: url %s, capabilities %v", h.URL, h.capabilities())
+	h := one.Hello()
+	t.Logf("GET /v1/: url %s, capabilities %v", h.URL, h.CapabilityNames())
 	if want := "https://" + inst.Spec.Ingress.Host + "/v1/"; h.URL != want {
 		t.Errorf("url = %q, want %q (kinto.http_scheme and kinto.http_host from the ingress)", h.URL, want)
 	}
 	for _, c := range []string{"accounts", "admin", "history", "prometheus"} {
-		if !slices.Contains(h.capabilities(), c) {
-			t.Errorf("capability %s missing: %v", c, h.capabilities())
+		if !slices.Contains(h.CapabilityNames(), c) {
+			t.Errorf("capability %s missing: %v", c, h.CapabilityNames())
 		}
 	}
 
-	if r := one.call("PUT", "/accounts/mallory", map[string]any{"data": map[string]any{"password": "x-password-1"}}); r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
-		t.Errorf("anonymous sign-up: status %d, want 401 or 403", r.status)
+	if r := one.Call("PUT", "/accounts/mallory", map[string]any{"data": map[string]any{"password": "x-password-1"}}); r.Status != http.StatusUnauthorized && r.Status != http.StatusForbidden {
+		t.Errorf("anonymous sign-up: status %d, want 401 or 403", r.Status)
 	}
 	admin := inst.Spec.Auth.Accounts.Admins[0]
 	if out, err := d.run("create-user", "--ini", d.podIniPath, "-u", admin, "-p", "admin-secret-1"); err != nil {
 		t.Fatalf("kinto create-user: %v\n%s", err, out)
 	}
-	a1 := one.as(admin, "admin-secret-1")
-	a1.createAccount("bob", "bob-secret-1")
-	bob2 := two.as("bob", "bob-secret-1")
-	if h := bob2.hello(); h.User == nil || h.User.ID != "account:bob" {
+	a1 := one.As(admin, "admin-secret-1")
+	a1.CreateAccount("bob", "bob-secret-1")
+	bob2 := two.As("bob", "bob-secret-1")
+	if h := bob2.Hello(); h.User == nil || h.User.ID != "account:bob" {
 		t.Fatalf("bob, created on replica 1, does not authenticate on replica 2: %+v", h.User)
 	}
 
 	for _, b := range []string{"team", "scratch"} {
-		bob2.must("PUT", "/buckets/"+b, map[string]any{}, nil, http.StatusCreated)
-		bob2.must("PUT", "/buckets/"+b+"/collections/c", map[string]any{}, nil, http.StatusCreated)
-		bob2.must("POST", "/buckets/"+b+"/collections/c/records", map[string]any{"data": map[string]any{"x": 1}}, nil, http.StatusCreated)
+		bob2.Must("PUT", "/buckets/"+b, map[string]any{}, nil, http.StatusCreated)
+		bob2.Must("PUT", "/buckets/"+b+"/collections/c", map[string]any{}, nil, http.StatusCreated)
+		bob2.Must("POST", "/buckets/"+b+"/collections/c/records", map[string]any{"data": map[string]any{"x": 1}}, nil, http.StatusCreated)
 	}
-	var hist list
-	one.as("bob", "bob-secret-1").must("GET", "/buckets/team/history", nil, &hist, http.StatusOK)
+	var hist kintotest.List
+	one.As("bob", "bob-secret-1").Must("GET", "/buckets/team/history", nil, &hist, http.StatusOK)
 	if len(hist.Data) == 0 {
 		t.Errorf("history of /buckets/team is empty")
 	}
-	bob2.must("GET", "/buckets/scratch/history", nil, &hist, http.StatusOK)
+	bob2.Must("GET", "/buckets/scratch/history", nil, &hist, http.StatusOK)
 	if len(hist.Data) != 0 {
 		t.Errorf("history of /buckets/scratch has %d entries, want none (kinto.history.exclude_resources)", len(hist.Data))
 	}
-	r := one.must("GET", "/__metrics__", nil, nil, http.StatusOK)
-	if !strings.Contains(string(r.body), "lugshared_") {
+	r := one.Must("GET", "/__metrics__", nil, nil, http.StatusOK)
+	if !strings.Contains(string(r.Body), "lugshared_") {
 		t.Errorf("metrics have no lugshared_ prefix")
 	}
 }
@@ -114,15 +115,15 @@ func TestExternalDatabaseSample(t *testing.T) {
 	d.migrate()
 	s := d.startServer()
 	anon := newAPI(t, s)
-	h := anon.hello()
+	h := anon.Hello()
 	for _, c := range []string{"accounts", "admin", "default_bucket"} {
-		if !slices.Contains(h.capabilities(), c) {
-			t.Errorf("capability %s missing: %v", c, h.capabilities())
+		if !slices.Contains(h.CapabilityNames(), c) {
+			t.Errorf("capability %s missing: %v", c, h.CapabilityNames())
 		}
 	}
-	anon.createAccount("alice", "alice-secret-1")
-	alice := anon.as("alice", "alice-secret-1")
-	alice.must("PUT", "/buckets/default/collections/notes/records/n1", map[string]any{"data": map[string]any{"t": "x"}}, nil, http.StatusCreated)
+	anon.CreateAccount("alice", "alice-secret-1")
+	alice := anon.As("alice", "alice-secret-1")
+	alice.Must("PUT", "/buckets/default/collections/notes/records/n1", map[string]any{"data": map[string]any{"t": "x"}}, nil, http.StatusCreated)
 	if n := db.SQL(t, "kinto", "SELECT count(*) FROM objects WHERE resource_name = 'record'"); n != "1" {
 		t.Errorf("the external database holds %s records, want 1", n)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // TestDefaultInstance runs the smallest sample (config/samples/hosting_v1alpha1_kintoinstance.yaml,
@@ -47,7 +48,7 @@ func TestDefaultInstance(t *testing.T) {
 	s := d.startServer()
 	anon := newAPI(t, s)
 
-	status, checks := anon.heartbeat()
+	status, checks := anon.Heartbeat()
 	if status != http.StatusOK {
 		t.Fatalf("heartbeat: status %d, checks %v", status, checks)
 	}
@@ -58,13 +59,13 @@ func TestDefaultInstance(t *testing.T) {
 	}
 	t.Logf("heartbeat: %v", checks)
 
-	h := anon.hello()
-	t.Logf("GET /v1/: project_name %q, capabilities %v, url %s", h.ProjectName, h.capabilities(), h.URL)
+	h := anon.Hello()
+	t.Logf("GET /v1/: project_name %q, capabilities %v, url %s", h.ProjectName, h.CapabilityNames(), h.URL)
 	if h.ProjectName != inst.Name {
 		t.Errorf("project_name = %q, want the instance name %q", h.ProjectName, inst.Name)
 	}
 	// accounts, the default admin plugin, and the permissions endpoint the admin plugin turns on.
-	if got, want := h.capabilities(), []string{"accounts", "admin", "permissions_endpoint"}; !slices.Equal(got, want) {
+	if got, want := h.CapabilityNames(), []string{"accounts", "admin", "permissions_endpoint"}; !slices.Equal(got, want) {
 		t.Errorf("capabilities = %v, want %v", got, want)
 	}
 	if want := s.url + "/"; h.URL != want {
@@ -72,13 +73,13 @@ func TestDefaultInstance(t *testing.T) {
 	}
 
 	// Registration is Open: anyone signs up.
-	anon.createAccount("alice", "alice-secret-1")
-	alice := anon.as("alice", "alice-secret-1")
-	if h := alice.hello(); h.User == nil || h.User.ID != "account:alice" {
+	anon.CreateAccount("alice", "alice-secret-1")
+	alice := anon.As("alice", "alice-secret-1")
+	if h := alice.Hello(); h.User == nil || h.User.ID != "account:alice" {
 		t.Fatalf("authenticated GET /v1/ user = %+v, want id account:alice", h.User)
 	}
-	if r := anon.as("alice", "wrong").call("GET", "/buckets", nil); r.status != http.StatusUnauthorized {
-		t.Errorf("wrong password: status %d, want 401", r.status)
+	if r := anon.As("alice", "wrong").Call("GET", "/buckets", nil); r.Status != http.StatusUnauthorized {
+		t.Errorf("wrong password: status %d, want 401", r.Status)
 	}
 
 	// The account's cache entry is keyed by an HMAC with userid_hmac_secret, which only the
@@ -92,41 +93,41 @@ func TestDefaultInstance(t *testing.T) {
 			d.db.SQL(t, "kinto", "SELECT string_agg(key, ' ') FROM cache"))
 	}
 
-	alice.must("PUT", "/buckets/notes", map[string]any{}, nil, http.StatusCreated)
-	alice.must("PUT", "/buckets/notes/collections/todo", map[string]any{}, nil, http.StatusCreated)
-	var rec object
-	alice.must("POST", "/buckets/notes/collections/todo/records", map[string]any{"data": map[string]any{"title": "buy milk", "done": false}}, &rec, http.StatusCreated)
+	alice.Must("PUT", "/buckets/notes", map[string]any{}, nil, http.StatusCreated)
+	alice.Must("PUT", "/buckets/notes/collections/todo", map[string]any{}, nil, http.StatusCreated)
+	var rec kintotest.Object
+	alice.Must("POST", "/buckets/notes/collections/todo/records", map[string]any{"data": map[string]any{"title": "buy milk", "done": false}}, &rec, http.StatusCreated)
 	id, _ := rec.Data["id"].(string)
-	alice.must("PUT", "/buckets/notes/collections/todo/records/second",
+	alice.Must("PUT", "/buckets/notes/collections/todo/records/second",
 		map[string]any{"data": map[string]any{"title": "walk"}, "permissions": map[string]any{"read": []string{"system.Everyone"}}}, nil, http.StatusCreated)
 
-	var got object
-	alice.must("GET", "/buckets/notes/collections/todo/records/"+id, nil, &got, http.StatusOK)
+	var got kintotest.Object
+	alice.Must("GET", "/buckets/notes/collections/todo/records/"+id, nil, &got, http.StatusOK)
 	if got.Data["title"] != "buy milk" || !slices.Contains(got.Permissions["write"], "account:alice") {
 		t.Errorf("record read back = %+v, want title \"buy milk\" and write permission for account:alice", got)
 	}
-	var l list
-	alice.must("GET", "/buckets/notes/collections/todo/records", nil, &l, http.StatusOK)
+	var l kintotest.List
+	alice.Must("GET", "/buckets/notes/collections/todo/records", nil, &l, http.StatusOK)
 	if len(l.Data) != 2 {
 		t.Errorf("alice lists %d records, want 2", len(l.Data))
 	}
-	var bucket object
-	alice.must("GET", "/buckets/notes", nil, &bucket, http.StatusOK)
+	var bucket kintotest.Object
+	alice.Must("GET", "/buckets/notes", nil, &bucket, http.StatusOK)
 	if !slices.Contains(bucket.Permissions["write"], "account:alice") {
 		t.Errorf("bucket permissions = %v, want write for account:alice", bucket.Permissions)
 	}
 
 	// Permissions hold: anonymous users read only the public record.
-	if r := anon.call("GET", "/buckets/notes/collections/todo/records/"+id, nil); r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
-		t.Errorf("anonymous read of a private record: status %d, want 401 or 403", r.status)
+	if r := anon.Call("GET", "/buckets/notes/collections/todo/records/"+id, nil); r.Status != http.StatusUnauthorized && r.Status != http.StatusForbidden {
+		t.Errorf("anonymous read of a private record: status %d, want 401 or 403", r.Status)
 	}
-	anon.must("GET", "/buckets/notes/collections/todo/records/second", nil, nil, http.StatusOK)
-	anon.createAccount("bob", "bob-secret-1")
-	if r := anon.as("bob", "bob-secret-1").call("PUT", "/buckets/notes/collections/todo/records/"+id, map[string]any{"data": map[string]any{"title": "x"}}); r.status != http.StatusForbidden {
-		t.Errorf("bob overwriting alice's record: status %d, want 403", r.status)
+	anon.Must("GET", "/buckets/notes/collections/todo/records/second", nil, nil, http.StatusOK)
+	anon.CreateAccount("bob", "bob-secret-1")
+	if r := anon.As("bob", "bob-secret-1").Call("PUT", "/buckets/notes/collections/todo/records/"+id, map[string]any{"data": map[string]any{"title": "x"}}); r.Status != http.StatusForbidden {
+		t.Errorf("bob overwriting alice's record: status %d, want 403", r.Status)
 	}
 	// The default_bucket plugin is not enabled by default.
-	if r := alice.call("GET", "/buckets/default", nil); r.status == http.StatusOK {
+	if r := alice.Call("GET", "/buckets/default", nil); r.Status == http.StatusOK {
 		t.Errorf("GET /buckets/default answers 200 though the default_bucket plugin is not enabled")
 	}
 }
@@ -155,31 +156,31 @@ func TestHeartbeatFollowsDatabase(t *testing.T) {
 	readiness := d.serverC.ReadinessProbe.HTTPGet.Path
 	liveness := d.serverC.LivenessProbe.HTTPGet.Path
 	t.Logf("probes of the server container: readiness %s, liveness %s", readiness, liveness)
-	if status, checks := anon.heartbeat(); status != http.StatusOK {
+	if status, checks := anon.Heartbeat(); status != http.StatusOK {
 		t.Fatalf("heartbeat with the database up: %d %v", status, checks)
 	}
 
 	d.db.Stop()
 	t.Log("PostgreSQL stopped")
-	eventually(t, eventualTimeout, "heartbeat answers 503 with the database down", func() (bool, string) {
-		r := anon.call("GET", s.root+readiness, nil)
-		return r.status == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", r.status, r.body)
+	kintotest.Eventually(t, eventualTimeout, pollInterval, "heartbeat answers 503 with the database down", func() (bool, string) {
+		r := anon.Call("GET", s.root+readiness, nil)
+		return r.Status == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", r.Status, r.Body)
 	})
-	status, checks := anon.heartbeat()
+	status, checks := anon.Heartbeat()
 	t.Logf("heartbeat with the database down: %d %v", status, checks)
 	if checks["storage"] != false {
 		t.Errorf("heartbeat check storage = %v with the database down, want false", checks["storage"])
 	}
-	if r := anon.call("GET", s.root+liveness, nil); r.status != http.StatusOK {
-		t.Errorf("liveness probe %s answers %d with the database down, want 200 (the pod must not be restarted)", liveness, r.status)
+	if r := anon.Call("GET", s.root+liveness, nil); r.Status != http.StatusOK {
+		t.Errorf("liveness probe %s answers %d with the database down, want 200 (the pod must not be restarted)", liveness, r.Status)
 	}
 
 	d.db.Start()
-	eventually(t, eventualTimeout, "heartbeat answers 200 with the database back", func() (bool, string) {
-		status, checks := anon.heartbeat()
+	kintotest.Eventually(t, eventualTimeout, pollInterval, "heartbeat answers 200 with the database back", func() (bool, string) {
+		status, checks := anon.Heartbeat()
 		return status == http.StatusOK, fmt.Sprintf("%d %v", status, checks)
 	})
-	anon.createAccount("after-restart", "a-password-1")
+	anon.CreateAccount("after-restart", "a-password-1")
 }
 
 // TestTwoReplicasShareDatabase runs the Deployment's two replicas as two server processes on one
@@ -195,27 +196,27 @@ func TestTwoReplicasShareDatabase(t *testing.T) {
 	}
 	one, two := newAPI(t, servers[0]), newAPI(t, servers[1])
 
-	one.createAccount("alice", "alice-secret-1")
-	a1, a2 := one.as("alice", "alice-secret-1"), two.as("alice", "alice-secret-1")
-	if h := a2.hello(); h.User == nil || h.User.ID != "account:alice" {
+	one.CreateAccount("alice", "alice-secret-1")
+	a1, a2 := one.As("alice", "alice-secret-1"), two.As("alice", "alice-secret-1")
+	if h := a2.Hello(); h.User == nil || h.User.ID != "account:alice" {
 		t.Fatalf("account created through replica 1 does not authenticate on replica 2: user %+v", h.User)
 	}
-	a1.must("PUT", "/buckets/shared", map[string]any{}, nil, http.StatusCreated)
-	a1.must("PUT", "/buckets/shared/collections/c", map[string]any{}, nil, http.StatusCreated)
-	a1.must("PUT", "/buckets/shared/collections/c/records/r1", map[string]any{"data": map[string]any{"n": 1}}, nil, http.StatusCreated)
+	a1.Must("PUT", "/buckets/shared", map[string]any{}, nil, http.StatusCreated)
+	a1.Must("PUT", "/buckets/shared/collections/c", map[string]any{}, nil, http.StatusCreated)
+	a1.Must("PUT", "/buckets/shared/collections/c/records/r1", map[string]any{"data": map[string]any{"n": 1}}, nil, http.StatusCreated)
 
-	var got object
-	a2.must("GET", "/buckets/shared/collections/c/records/r1", nil, &got, http.StatusOK)
+	var got kintotest.Object
+	a2.Must("GET", "/buckets/shared/collections/c/records/r1", nil, &got, http.StatusOK)
 	if got.Data["n"] != float64(1) {
 		t.Errorf("replica 2 reads %v, want n=1", got.Data)
 	}
-	a2.must("PATCH", "/buckets/shared/collections/c/records/r1", map[string]any{"data": map[string]any{"n": 2}}, nil, http.StatusOK)
-	a1.must("GET", "/buckets/shared/collections/c/records/r1", nil, &got, http.StatusOK)
+	a2.Must("PATCH", "/buckets/shared/collections/c/records/r1", map[string]any{"data": map[string]any{"n": 2}}, nil, http.StatusOK)
+	a1.Must("GET", "/buckets/shared/collections/c/records/r1", nil, &got, http.StatusOK)
 	if got.Data["n"] != float64(2) {
 		t.Errorf("replica 1 reads %v after replica 2 changed it, want n=2", got.Data)
 	}
-	a2.must("DELETE", "/buckets/shared/collections/c/records/r1", nil, nil, http.StatusOK)
-	a1.must("GET", "/buckets/shared/collections/c/records/r1", nil, nil, http.StatusNotFound)
+	a2.Must("DELETE", "/buckets/shared/collections/c/records/r1", nil, nil, http.StatusOK)
+	a1.Must("GET", "/buckets/shared/collections/c/records/r1", nil, nil, http.StatusNotFound)
 	t.Logf("writes through %s and %s are seen by each other", servers[0].url, servers[1].url)
 }
 
@@ -237,7 +238,7 @@ func TestPasswordRotation(t *testing.T) {
 			d := deploy(t, inst)
 			d.migrate()
 			s := d.startServer()
-			newAPI(t, s).createAccount("alice", "alice-secret-1")
+			newAPI(t, s).CreateAccount("alice", "alice-secret-1")
 
 			existing := map[string][]byte{}
 			for k, v := range d.creds.Data {
@@ -267,11 +268,11 @@ func TestPasswordRotation(t *testing.T) {
 				t.Fatalf("Kinto cannot use the database with the rotated password: %v\n%s", err, lastLines(out, 3))
 			}
 			s2 := d.startServer()
-			eventually(t, eventualTimeout, "server with the rotated password healthy", func() (bool, string) {
-				status, checks := newAPI(t, s2).heartbeat()
+			kintotest.Eventually(t, eventualTimeout, pollInterval, "server with the rotated password healthy", func() (bool, string) {
+				status, checks := newAPI(t, s2).Heartbeat()
 				return status == http.StatusOK, fmt.Sprintf("%d %v", status, checks)
 			})
-			if h := newAPI(t, s2).as("alice", "alice-secret-1").hello(); h.User == nil {
+			if h := newAPI(t, s2).As("alice", "alice-secret-1").Hello(); h.User == nil {
 				t.Errorf("alice's account is not found after the rotation")
 			}
 			if out, err := d.runWithSecret(d.oldCredentials, d.migrateC.Command[1:]...); err == nil {

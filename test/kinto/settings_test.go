@@ -9,6 +9,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // TestExtraSettingPaginateBy sets kinto.paginate_by through spec.settings: a list of 3 records
@@ -22,17 +23,17 @@ func TestExtraSettingPaginateBy(t *testing.T) {
 	d.migrate()
 	s := d.startServer()
 	anon := newAPI(t, s)
-	anon.createAccount("alice", "alice-secret-1")
-	alice := anon.as("alice", "alice-secret-1")
-	alice.must("PUT", "/buckets/b", map[string]any{}, nil, http.StatusCreated)
-	alice.must("PUT", "/buckets/b/collections/c", map[string]any{}, nil, http.StatusCreated)
+	anon.CreateAccount("alice", "alice-secret-1")
+	alice := anon.As("alice", "alice-secret-1")
+	alice.Must("PUT", "/buckets/b", map[string]any{}, nil, http.StatusCreated)
+	alice.Must("PUT", "/buckets/b/collections/c", map[string]any{}, nil, http.StatusCreated)
 	for _, id := range []string{"r1", "r2", "r3"} {
-		alice.must("PUT", "/buckets/b/collections/c/records/"+id, map[string]any{"data": map[string]any{}}, nil, http.StatusCreated)
+		alice.Must("PUT", "/buckets/b/collections/c/records/"+id, map[string]any{"data": map[string]any{}}, nil, http.StatusCreated)
 	}
 
-	var page list
-	r := alice.must("GET", "/buckets/b/collections/c/records", nil, &page, http.StatusOK)
-	next := r.header.Get("Next-Page")
+	var page kintotest.List
+	r := alice.Must("GET", "/buckets/b/collections/c/records", nil, &page, http.StatusOK)
+	next := r.Header.Get("Next-Page")
 	t.Logf("first page: %d records, Next-Page %s", len(page.Data), next)
 	if len(page.Data) != 2 || next == "" {
 		t.Fatalf("first page has %d records and Next-Page %q, want 2 and a link", len(page.Data), next)
@@ -40,9 +41,9 @@ func TestExtraSettingPaginateBy(t *testing.T) {
 	if !strings.HasPrefix(next, s.url+"/") {
 		t.Errorf("Next-Page %q is not under the server's URL %s", next, s.url)
 	}
-	r = alice.must("GET", next, nil, &page, http.StatusOK)
-	if len(page.Data) != 1 || r.header.Get("Next-Page") != "" {
-		t.Errorf("second page has %d records and Next-Page %q, want 1 and none", len(page.Data), r.header.Get("Next-Page"))
+	r = alice.Must("GET", next, nil, &page, http.StatusOK)
+	if len(page.Data) != 1 || r.Header.Get("Next-Page") != "" {
+		t.Errorf("second page has %d records and Next-Page %q, want 1 and none", len(page.Data), r.Header.Get("Next-Page"))
 	}
 }
 
@@ -58,7 +59,7 @@ func TestSettingValuesArriveVerbatim(t *testing.T) {
 	d := deploy(t, inst)
 	d.migrate()
 	s := d.startServer()
-	h := newAPI(t, s).hello()
+	h := newAPI(t, s).Hello()
 	t.Logf("project_docs read back: %v", h.ProjectDocs)
 	if h.ProjectDocs != hostile {
 		t.Errorf("project_docs = %q, want it verbatim: %q", h.ProjectDocs, hostile)

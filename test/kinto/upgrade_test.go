@@ -3,14 +3,10 @@
 package kinto_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
-	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +14,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // previousKintoVersion is the release before the operator's default, the one KINTO_PREVIOUS_BIN
@@ -73,20 +70,20 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 
 	oldServer := d.startServer()
 	oldAPI := newAPI(t, oldServer)
-	if v := releaseOf(oldAPI); v.ProjectVersion != previousKintoVersion {
+	if v := oldAPI.Hello(); v.ProjectVersion != previousKintoVersion {
 		t.Fatalf("KINTO_PREVIOUS_BIN server reports project_version %q, want %s", v.ProjectVersion, previousKintoVersion)
 	} else {
 		t.Logf("old server: project_version %s, http_api_version %s", v.ProjectVersion, v.HTTPAPIVersion)
 	}
-	recordIDs := populate(t, oldAPI)
+	recordIDs := kintotest.Populate(t, oldAPI)
 	users := map[string]string{}
 	for _, u := range []string{"alice", "bob"} {
-		users[u] = userID(t, oldAPI.as(u, u+"-secret-1"))
+		users[u] = oldAPI.As(u, u+"-secret-1").UserID()
 	}
 	t.Logf("user ids under %s: %v", previousKintoVersion, users)
-	checkTombstone(t, oldAPI.as("alice", "alice-secret-1"))
-	before := snapshot(t, oldAPI, recordIDs)
-	records := recordsOf(t, oldAPI.as("alice", "alice-secret-1"), recordIDs)
+	kintotest.CheckTombstone(t, oldAPI.As("alice", "alice-secret-1"))
+	before := kintotest.Snapshot(t, oldAPI, recordIDs)
+	records := kintotest.RecordsOf(t, oldAPI.As("alice", "alice-secret-1"), recordIDs)
 	for _, id := range recordIDs {
 		t.Logf("record %s: last_modified %.0f", id, records[id].Data["last_modified"])
 	}
@@ -124,16 +121,16 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 			t.Errorf("access_control_entries rows: %s before the migration, %s after migration %d", aces, got, i)
 		}
 		// The old pods serve on through the migration.
-		if status, checks := oldAPI.heartbeat(); status != http.StatusOK {
+		if status, checks := oldAPI.Heartbeat(); status != http.StatusOK {
 			t.Errorf("old server's heartbeat after migration %d: %d %v", i, status, checks)
 		}
-		compareSnapshots(t, fmt.Sprintf("the %s server after migration %d", previousKintoVersion, i), before, snapshot(t, oldAPI, recordIDs))
+		kintotest.CompareSnapshots(t, fmt.Sprintf("the %s server after migration %d", previousKintoVersion, i), before, kintotest.Snapshot(t, oldAPI, recordIDs))
 	}
 
 	// The new Deployment's pod starts beside the old one, which then stops.
 	newServer := d.startServer()
 	upgraded := newAPI(t, newServer)
-	if v := releaseOf(upgraded); v.ProjectVersion != newVersion {
+	if v := upgraded.Hello(); v.ProjectVersion != newVersion {
 		t.Fatalf("KINTO_BIN server reports project_version %q, want %s", v.ProjectVersion, newVersion)
 	} else {
 		t.Logf("new server: project_version %s, http_api_version %s", v.ProjectVersion, v.HTTPAPIVersion)
@@ -144,42 +141,42 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	// so that the logins below check the stored password hash with the new release.
 	d.db.SQL(t, "kinto", "DELETE FROM cache")
 
-	if status, checks := upgraded.heartbeat(); status != http.StatusOK {
+	if status, checks := upgraded.Heartbeat(); status != http.StatusOK {
 		t.Fatalf("new server's heartbeat: %d %v", status, checks)
 	}
 	for u, id := range users {
-		if got := userID(t, upgraded.as(u, u+"-secret-1")); got != id {
+		if got := upgraded.As(u, u+"-secret-1").UserID(); got != id {
 			t.Errorf("%s logs in as %q after the upgrade, was %q", u, got, id)
 		}
-		if r := upgraded.as(u, "wrong-password").call("GET", "/buckets", nil); r.status != http.StatusUnauthorized {
-			t.Errorf("%s with a wrong password after the upgrade: status %d, want 401", u, r.status)
+		if r := upgraded.As(u, "wrong-password").Call("GET", "/buckets", nil); r.Status != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong password after the upgrade: status %d, want 401", u, r.Status)
 		}
 	}
-	after := recordsOf(t, upgraded.as("alice", "alice-secret-1"), recordIDs)
+	after := kintotest.RecordsOf(t, upgraded.As("alice", "alice-secret-1"), recordIDs)
 	for _, id := range recordIDs {
 		b, a := records[id], after[id]
 		if !apiequality.Semantic.DeepEqual(b.Data, a.Data) {
 			t.Errorf("record %s: data %v before the upgrade, %v after", id, b.Data, a.Data)
 		}
-		if !apiequality.Semantic.DeepEqual(sortedPermissions(b.Permissions), sortedPermissions(a.Permissions)) {
+		if !apiequality.Semantic.DeepEqual(kintotest.SortedPermissions(b.Permissions), kintotest.SortedPermissions(a.Permissions)) {
 			t.Errorf("record %s: permissions %v before the upgrade, %v after", id, b.Permissions, a.Permissions)
 		}
 	}
-	compareSnapshots(t, "the "+newVersion+" server", before, snapshot(t, upgraded, recordIDs))
-	checkTombstone(t, upgraded.as("alice", "alice-secret-1"))
+	kintotest.CompareSnapshots(t, "the "+newVersion+" server", before, kintotest.Snapshot(t, upgraded, recordIDs))
+	kintotest.CheckTombstone(t, upgraded.As("alice", "alice-secret-1"))
 
 	// The upgraded storage takes writes, with the permissions granted under the old release.
-	alice, bob := upgraded.as("alice", "alice-secret-1"), upgraded.as("bob", "bob-secret-1")
-	var rec object
-	bob.must("PATCH", "/buckets/library/collections/books/records/shared-write", map[string]any{"data": map[string]any{"borrowed_by": "bob"}}, &rec, http.StatusOK)
+	alice, bob := upgraded.As("alice", "alice-secret-1"), upgraded.As("bob", "bob-secret-1")
+	var rec kintotest.Object
+	bob.Must("PATCH", "/buckets/library/collections/books/records/shared-write", map[string]any{"data": map[string]any{"borrowed_by": "bob"}}, &rec, http.StatusOK)
 	if lm, old := rec.Data["last_modified"].(float64), records["shared-write"].Data["last_modified"].(float64); lm <= old {
 		t.Errorf("record changed after the upgrade has last_modified %v, not after its old %v", lm, old)
 	}
-	if r := bob.call("PATCH", "/buckets/library/collections/books/records/private", map[string]any{"data": map[string]any{"x": 1}}); r.status != http.StatusForbidden {
-		t.Errorf("bob changing alice's private record after the upgrade: status %d, want 403", r.status)
+	if r := bob.Call("PATCH", "/buckets/library/collections/books/records/private", map[string]any{"data": map[string]any{"x": 1}}); r.Status != http.StatusForbidden {
+		t.Errorf("bob changing alice's private record after the upgrade: status %d, want 403", r.Status)
 	}
-	alice.must("PUT", "/buckets/library/collections/books/records/after-upgrade", map[string]any{"data": map[string]any{"title": "new"}}, nil, http.StatusCreated)
-	upgraded.createAccount("carol", "carol-secret-1")
+	alice.Must("PUT", "/buckets/library/collections/books/records/after-upgrade", map[string]any{"data": map[string]any{"title": "new"}}, nil, http.StatusCreated)
+	upgraded.CreateAccount("carol", "carol-secret-1")
 	t.Logf("%d records, 2 accounts, bucket and collection intact after the upgrade to %s; writes work", len(recordIDs), newVersion)
 }
 
@@ -218,208 +215,6 @@ func onlyImageDiffers(t *testing.T, oldInst, newInst *v1alpha1.KintoInstance) st
 		t.Logf("%s: image %s then %s, nothing else changes", pods.what, oi, ni)
 	}
 	return newHash
-}
-
-// releaseHello is what GET /v1/ says about the release.
-type releaseHello struct {
-	ProjectVersion string `json:"project_version"`
-	HTTPAPIVersion string `json:"http_api_version"`
-}
-
-func releaseOf(a api) releaseHello {
-	a.t.Helper()
-	var h releaseHello
-	a.must("GET", "/", nil, &h, http.StatusOK)
-	return h
-}
-
-// userID is the user id GET /v1/ reports for an authenticated user.
-func userID(t *testing.T, a api) string {
-	t.Helper()
-	h := a.hello()
-	if h.User == nil || h.User.ID == "" {
-		t.Fatalf("GET /v1/ as %s reports no user: the account does not log in", a.user)
-	}
-	return h.User.ID
-}
-
-// populate writes, as the old release, two accounts, a bucket and a collection with metadata and
-// permissions, and records: with a server-made id, with explicit ids, shared for reading with
-// another account or with everyone, shared for writing, changed, created by another account, and
-// one deleted (its tombstone remains). It returns the ids of the live records.
-func populate(t *testing.T, anon api) []string {
-	t.Helper()
-	anon.createAccount("alice", "alice-secret-1")
-	anon.createAccount("bob", "bob-secret-1")
-	alice, bob := anon.as("alice", "alice-secret-1"), anon.as("bob", "bob-secret-1")
-	const books = "/buckets/library/collections/books/records"
-
-	alice.must("PUT", "/buckets/library", map[string]any{
-		"data":        map[string]any{"title": "Library", "location": "Montréal"},
-		"permissions": map[string]any{"collection:create": []string{"account:bob"}},
-	}, nil, http.StatusCreated)
-	alice.must("PUT", "/buckets/library/collections/books", map[string]any{
-		"data":        map[string]any{"title": "Books", "tags": []string{"paper", "ebook"}},
-		"permissions": map[string]any{"record:create": []string{"system.Authenticated"}},
-	}, nil, http.StatusCreated)
-
-	var created object
-	alice.must("POST", books, map[string]any{
-		"data":        map[string]any{"title": "Dune", "year": 1965, "tags": []string{"sf", "classic"}},
-		"permissions": map[string]any{"read": []string{"account:bob"}},
-	}, &created, http.StatusCreated)
-	dune, _ := created.Data["id"].(string)
-	for _, r := range []struct {
-		id   string
-		data map[string]any
-		perm map[string]any
-	}{
-		{"neuromancer", map[string]any{"title": "Neuromancer", "year": 1984, "isbn": map[string]any{"13": "978-0441569595"}}, map[string]any{"read": []string{"system.Everyone"}}},
-		{"private", map[string]any{"title": "Diary", "text": "é 漢字 🙂", "pages": 3.5, "draft": true, "empty": nil}, nil},
-		{"shared-write", map[string]any{"title": "Shared notes"}, map[string]any{"write": []string{"account:bob"}}},
-		{"changed", map[string]any{"title": "First title"}, map[string]any{"read": []string{"account:bob", "system.Authenticated"}}},
-		{"deleted", map[string]any{"title": "Gone"}, nil},
-	} {
-		body := map[string]any{"data": r.data}
-		if r.perm != nil {
-			body["permissions"] = r.perm
-		}
-		alice.must("PUT", books+"/"+r.id, body, nil, http.StatusCreated)
-	}
-	alice.must("PATCH", books+"/changed", map[string]any{"data": map[string]any{"title": "Second title"}}, nil, http.StatusOK)
-	alice.must("DELETE", books+"/deleted", nil, nil, http.StatusOK)
-	bob.must("PUT", books+"/by-bob", map[string]any{"data": map[string]any{"title": "Bob's pick"}}, nil, http.StatusCreated)
-
-	// What the permissions mean, under the old release.
-	bob.must("GET", books+"/"+dune, nil, nil, http.StatusOK)
-	if r := bob.call("GET", books+"/private", nil); r.status != http.StatusForbidden {
-		t.Fatalf("bob reads alice's private record: status %d, want 403", r.status)
-	}
-	anon.must("GET", books+"/neuromancer", nil, nil, http.StatusOK)
-	return []string{dune, "neuromancer", "private", "shared-write", "changed", "by-bob"}
-}
-
-// recordsOf reads every record, with its permissions, as a user who may read them all.
-func recordsOf(t *testing.T, a api, ids []string) map[string]object {
-	t.Helper()
-	out := map[string]object{}
-	for _, id := range ids {
-		var o object
-		a.must("GET", "/buckets/library/collections/books/records/"+id, nil, &o, http.StatusOK)
-		if o.Data["id"] != id || o.Data["last_modified"] == nil {
-			t.Fatalf("record %s reads as %v", id, o.Data)
-		}
-		out[id] = o
-	}
-	return out
-}
-
-// checkTombstone checks that the deleted record left its tombstone, which syncing clients read
-// with _since.
-func checkTombstone(t *testing.T, a api) {
-	t.Helper()
-	var l list
-	a.must("GET", "/buckets/library/collections/books/records?_since=0", nil, &l, http.StatusOK)
-	for _, o := range l.Data {
-		if o["id"] == "deleted" {
-			if o["deleted"] != true || o["last_modified"] == nil {
-				t.Errorf("tombstone of the deleted record reads %v", o)
-			}
-			return
-		}
-	}
-	t.Errorf("no tombstone of the deleted record in %d changes since 0", len(l.Data))
-}
-
-// snapshot is what each user (alice, bob, anonymous) gets for every read of the data: status,
-// ETag and body with permission lists sorted, by request.
-func snapshot(t *testing.T, anon api, ids []string) map[string]string {
-	t.Helper()
-	paths := []string{
-		"/buckets", "/buckets/library", "/buckets/library/collections", "/buckets/library/collections/books",
-		"/buckets/library/collections/books/records",
-		"/buckets/library/collections/books/records?_since=0&_sort=last_modified", // with the tombstone
-		"/accounts/alice", "/accounts/bob",
-	}
-	for _, id := range ids {
-		paths = append(paths, "/buckets/library/collections/books/records/"+id)
-	}
-	snap := map[string]string{}
-	for _, who := range []api{anon, anon.as("alice", "alice-secret-1"), anon.as("bob", "bob-secret-1")} {
-		name := who.user
-		if name == "" {
-			name = "anonymous"
-		}
-		for _, p := range paths {
-			r := who.call("GET", p, nil)
-			snap[name+" GET "+p] = fmt.Sprintf("%d ETag=%s %s", r.status, r.header.Get("ETag"), canonicalJSON(t, r.body))
-		}
-	}
-	return snap
-}
-
-// compareSnapshots reports every read that answers differently.
-func compareSnapshots(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	var reqs []string
-	for k := range before {
-		reqs = append(reqs, k)
-	}
-	sort.Strings(reqs)
-	same := 0
-	for _, k := range reqs {
-		if before[k] != after[k] {
-			t.Errorf("%s answers %s differently:\nbefore: %s\nafter:  %s", what, k, before[k], after[k])
-		} else {
-			same++
-		}
-	}
-	t.Logf("%s answers %d reads (as alice, bob and anonymously) exactly as before", what, same)
-}
-
-// canonicalJSON re-encodes a JSON body with permission lists sorted (Kinto stores them as sets).
-func canonicalJSON(t *testing.T, body []byte) string {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		return strings.TrimSpace(string(body))
-	}
-	var sortPerms func(v any)
-	sortPerms = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				if k == "permissions" {
-					if perms, ok := e.(map[string]any); ok {
-						for _, p := range perms {
-							if l, ok := p.([]any); ok {
-								slices.SortFunc(l, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
-							}
-						}
-					}
-				}
-				sortPerms(e)
-			}
-		case []any:
-			for _, e := range x {
-				sortPerms(e)
-			}
-		}
-	}
-	sortPerms(v)
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func sortedPermissions(p map[string][]string) map[string][]string {
-	out := map[string][]string{}
-	for k, v := range p {
-		out[k] = slices.Sorted(slices.Values(v))
-	}
-	return out
 }
 
 // schemaMetadata is Kinto's record of its schema versions (the metadata table), such as
