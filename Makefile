@@ -14,6 +14,8 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 KUBECTL ?= $(KUBE_ASSETS)/kubectl
+# The local single-node cluster of `make demo`, `make cluster-up` and the end-to-end tests.
+LOCAL_CLUSTER ?= $(CURDIR)/.local-cluster
 
 # go test prints every test by name as it runs, so a CI log shows what ran.
 GOTEST ?= go test -v -count=1
@@ -40,8 +42,9 @@ fmt: ## Format the Go code.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## Run go vet.
-	go vet ./...
+vet: ## Run go vet (the operator's module and hack/imagepack's).
+	go vet -tags kinto,e2e ./...
+	cd hack/imagepack && go vet ./...
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) vet ## Fail when generated files are stale or the code is not gofmt-clean.
@@ -50,11 +53,12 @@ verify: $(CONTROLLER_GEN) vet ## Fail when generated files are stale or the code
 ##@ Tests
 
 .PHONY: test
-test: verify test-unit test-envtest test-kinto ## Run every test suite: unit, API server and real Kinto.
+test: verify test-unit test-envtest test-kinto test-e2e ## Run every test suite: unit, API server, real Kinto, end to end.
 
 .PHONY: test-unit
-test-unit: ## Unit tests of the pure builders and renderers (no API server).
+test-unit: ## Unit tests of the pure builders and renderers (no API server), and of hack/imagepack.
 	$(GOTEST) ./internal/...
+	cd hack/imagepack && $(GOTEST) ./...
 
 .PHONY: test-envtest
 test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (envtest).
@@ -65,6 +69,10 @@ test-kinto: kinto-server ## Tests that boot the real Kinto server on a real Post
 	KINTO_BIN=$(LOCALBIN)/kinto-$(KINTO_VERSION)/bin/kinto \
 	KINTO_PREVIOUS_BIN=$(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)/bin/kinto \
 	$(GOTEST) -tags kinto ./test/kinto/...
+
+.PHONY: test-e2e
+test-e2e: kube-binaries build images ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
+	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) hack/e2e.sh
 
 .PHONY: bench
 bench: kube-binaries ## Benchmarks of the builders and of a full reconcile against the real API server.
@@ -96,16 +104,24 @@ uninstall: kube-binaries ## Remove the CRDs (and with them every KintoInstance).
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests kube-binaries ## Deploy the operator (image $(IMG)) with its RBAC.
-	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
+deploy: manifests kube-binaries ## Deploy the operator (image $(IMG)) with its CRD and RBAC, and wait until it runs.
+	KUBECTL=$(KUBECTL) hack/deploy-operator.sh $(IMG)
 
 .PHONY: undeploy
 undeploy: kube-binaries ## Remove the operator deployment.
 	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: demo
-demo: kube-binaries build ## Start a local control plane, run the operator on the samples, stop.
-	KUBE_ASSETS=$(KUBE_ASSETS) hack/demo.sh
+demo: kube-binaries build images ## Start the local cluster, deploy the operator, run a Kinto instance and talk to it.
+	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) hack/demo.sh
+
+.PHONY: cluster-up
+cluster-up: kube-binaries images ## Start the local single-node cluster (root; KUBECONFIG=.local-cluster/kubeconfig).
+	KUBE_ASSETS=$(KUBE_ASSETS) hack/local-cluster.sh up $(LOCAL_CLUSTER)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and remove everything it made (volumes included).
+	KUBE_ASSETS=$(KUBE_ASSETS) hack/local-cluster.sh down $(LOCAL_CLUSTER)
 
 ##@ Tools
 
@@ -113,8 +129,16 @@ $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN)/tmp-controller-gen go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/tmp-controller-gen/controller-gen $@ && rmdir $(LOCALBIN)/tmp-controller-gen
 
+.PHONY: host-packages
+host-packages: ## Install the Debian packages the tests and the local cluster need (root).
+	hack/install-host-packages.sh
+
+.PHONY: images
+images: build ## Build the images the local cluster runs (Kinto, PostgreSQL, the operator, ...) into bin/images.
+	KINTO_VERSIONS="$(KINTO_VERSION) $(KINTO_PREVIOUS_VERSION)" hack/build-images.sh $(LOCALBIN)/images
+
 .PHONY: kube-binaries
-kube-binaries: ## Build kube-apiserver, etcd, kubectl, ... from source into bin/k8s/$(KUBE_VERSION).
+kube-binaries: ## Build kube-apiserver, kubelet, etcd, kubectl, ... from source into bin/k8s/$(KUBE_VERSION).
 	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube-binaries.sh $(KUBE_ASSETS)
 
 .PHONY: kinto-server

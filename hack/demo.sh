@@ -1,28 +1,25 @@
 #!/usr/bin/env bash
-# The `make demo` walk-through: starts a throwaway local control plane, installs the CRDs, runs
-# the operator (bin/manager) on config/samples, shows what it created, then stops everything.
+# The `make demo` walk-through: brings up the local single-node cluster (hack/local-cluster.sh),
+# deploys the operator in it as users do, applies the smallest sample, waits until Kinto answers,
+# and makes real requests to it. The cluster is left running to play with; the end of the output
+# says how to reach the instance and how to tear everything down.
 #
-# Usage: hack/demo.sh   (after `make kube-binaries build`)
-# Env:   KUBE_ASSETS (default bin/k8s/v1.36.5 of the repository)
+# Usage: hack/demo.sh   (after `make kube-binaries build images`)
+# Env:   USE_EXISTING_CLUSTER=true  use the cluster of $KUBECONFIG (e.g. kind) instead; its nodes
+#                                   need the operator's image (see the README)
+#        LOCAL_CLUSTER, KUBE_ASSETS, IMG (default kinto-operator:dev)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# A relative KUBE_ASSETS is relative to where the script was started: made absolute before the cd.
-case ${KUBE_ASSETS:=$root/bin/k8s/v1.36.5} in
-/*) ;;
-*) KUBE_ASSETS=$PWD/$KUBE_ASSETS ;;
-esac
-export KUBE_ASSETS
 cd "$root"
-demo=$root/.demo
-cluster=$demo/cluster
-manager_log=$demo/manager.log
-reconcile_timeout=30
-# Byte order for the sample files, whatever the locale: the minimal sample comes first.
-LC_ALL=C
-
-manager_pid=
-cluster_up=
+export KUBE_ASSETS=${KUBE_ASSETS:-$root/bin/k8s/v1.36.5}
+export KUBECTL=$KUBE_ASSETS/kubectl
+cluster=${LOCAL_CLUSTER:-$root/.local-cluster}
+image=${IMG:-kinto-operator:dev}
+namespace=kinto-demo
+sample=config/samples/hosting_v1alpha1_kintoinstance.yaml
+ready_timeout=300s
+forward_pid=
 
 # Headings in bold on a terminal only, so that a CI log stays free of escape codes.
 if [ -t 1 ]; then
@@ -30,135 +27,99 @@ if [ -t 1 ]; then
 else
   bold='' plain=''
 fi
-
-step() {
-  printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"
-}
-
-note() {
-  printf '    %s\n' "$@"
-}
-
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
+note() { printf '    %s\n' "$@"; }
 die() {
   echo "demo: $*" >&2
   exit 1
 }
+kubectl() { "$KUBECTL" "$@"; }
 
-kubectl() {
-  "$KUBE_ASSETS/kubectl" --kubeconfig "$cluster/kubeconfig" "$@"
-}
-
-# Stops the operator, then the cluster, whatever way the script ends.
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  step "Stopping"
-  if [ -n "$manager_pid" ] && kill -0 "$manager_pid" 2>/dev/null; then
-    kill -TERM "$manager_pid"
-    for _ in {1..50}; do
-      kill -0 "$manager_pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    if kill -0 "$manager_pid" 2>/dev/null; then
-      echo "demo: the operator ignored SIGTERM for 10 s, killing it" >&2
-      kill -KILL "$manager_pid" 2>/dev/null || true
-    fi
-    wait "$manager_pid" 2>/dev/null || true
-    echo "operator stopped (its log: ${manager_log#"$root"/})"
+  [ -z "$forward_pid" ] || kill "$forward_pid" 2>/dev/null || true
+  if [ "$rc" != 0 ]; then
+    step "Demo FAILED (exit code $rc)"
+    [ -z "${KUBECONFIG:-}" ] || note "The cluster is left as it is, to look at: export KUBECONFIG=$KUBECONFIG"
   fi
-  if [ -n "$cluster_up" ]; then
-    hack/local-cluster.sh down "$cluster" || rc=1
-  fi
-  case $rc in
-  0) step "Demo finished" ;;
-  130 | 143) step "Demo interrupted" ;;
-  *) step "Demo FAILED (exit code $rc)" ;;
-  esac
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+start=$SECONDS
 
-[ -x bin/manager ] || die "bin/manager is missing: build the operator with 'make build'"
-mkdir -p "$demo"
-
-step "Starting a local control plane in ${cluster#"$root"/}"
-note "etcd, kube-apiserver, kube-controller-manager and kube-scheduler on 127.0.0.1; no node."
-# A failed `up` stops what it started itself (and a running cluster there is never ours to stop).
-hack/local-cluster.sh up "$cluster"
-cluster_up=1
-
-step "Installing the KintoInstance CRD"
-kubectl apply --server-side -f config/crd/bases
-# kubectl wait fails at once, rather than waiting, while the new CRD has no conditions yet.
-for _ in $(seq 60); do
-  kubectl wait --for condition=Established --timeout=30s -f config/crd/bases >/dev/null 2>&1 && break
-  sleep 0.5
-done
-kubectl wait --for condition=Established --timeout=1s -f config/crd/bases
-
-step "Starting the operator (log: ${manager_log#"$root"/})"
-# No metrics endpoint, and the health probes on a free port of 127.0.0.1: the defaults would
-# listen on fixed ports of every address.
-bin/manager --kubeconfig "$cluster/kubeconfig" --leader-elect=false \
-  --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:0 >"$manager_log" 2>&1 &
-manager_pid=$!
-note "pid $manager_pid"
-
-step "Applying the samples of config/samples"
-# Every manifest but a kustomization.yaml, which is not a Kubernetes object.
-shopt -s nullglob
-files=()
-for f in config/samples/*.yaml; do
-  [ "${f##*/}" = kustomization.yaml ] || files+=(-f "$f")
-done
-((${#files[@]})) || die "no sample manifest in config/samples"
-applied=$(kubectl apply "${files[@]}" -o name)
-mapfile -t lines <<<"$applied"
-note "${lines[@]}"
-first=$(grep -m1 '^kintoinstance' <<<"$applied") || die "no KintoInstance in config/samples"
-
-step "Waiting up to $reconcile_timeout s for the operator to reconcile every instance"
-# An instance is reconciled when its status describes its current spec.
-reconciled=
-started=$SECONDS
-deadline=$((started + reconcile_timeout))
-while ((SECONDS < deadline)); do
-  kill -0 "$manager_pid" 2>/dev/null || {
-    tail -n 30 "$manager_log" >&2
-    die "the operator exited; the end of its log is above"
-  }
-  generations=$(kubectl get kintoinstances -A \
-    -o jsonpath='{range .items[*]}{.metadata.generation}={.status.observedGeneration}{"\n"}{end}')
-  if [ -n "$generations" ] && ! grep -qvE '^([0-9]+)=\1$' <<<"$generations"; then
-    reconciled=1
-    break
-  fi
-  sleep 1
-done
-if [ -n "$reconciled" ]; then
-  note "done in $((SECONDS - started)) s"
+if [ "${USE_EXISTING_CLUSTER:-}" = true ]; then
+  [ -n "${KUBECONFIG:-}" ] || die "USE_EXISTING_CLUSTER=true needs KUBECONFIG"
+  step "Using the cluster of KUBECONFIG=$KUBECONFIG"
+elif hack/local-cluster.sh status "$cluster" >/dev/null 2>&1; then
+  step "Using the local cluster already running in ${cluster#"$root"/}"
+  hack/local-cluster.sh images "$cluster"
+  export KUBECONFIG=$cluster/kubeconfig
 else
-  echo "demo: not every instance was reconciled within $reconcile_timeout s; the end of the operator's log:" >&2
-  tail -n 30 "$manager_log" >&2
+  step "Starting a local single-node cluster in ${cluster#"$root"/}"
+  note "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet and" \
+    "kube-proxy on this machine, CoreDNS and a local volume provisioner in it."
+  hack/local-cluster.sh up "$cluster"
+  export KUBECONFIG=$cluster/kubeconfig
 fi
+kubectl get nodes -o wide
 
-step "The instances"
+step "Deploying the operator ($image) with its CRD and RBAC, as \`make deploy\` does"
+hack/deploy-operator.sh "$image"
+
+step "Applying $sample in namespace $namespace"
+kubectl create namespace "$namespace" --dry-run=client -o yaml |
+  kubectl label --local -f - -o yaml pod-security.kubernetes.io/enforce=restricted |
+  kubectl apply -f -
+sed -n '/^apiVersion/,$p' "$sample"
+kubectl apply -n "$namespace" -f "$sample"
+name=$(kubectl create --dry-run=client -o jsonpath='{.metadata.name}' -f "$sample")
+service=service/$name-server
+
+step "Waiting (up to $ready_timeout) until the instance is Ready"
+note "The operator generates credentials, starts PostgreSQL on a new volume, runs the schema" \
+  "migration Job, then the Kinto server."
+if ! kubectl -n "$namespace" wait --for condition=Ready --timeout "$ready_timeout" "kintoinstance/$name"; then
+  kubectl -n "$namespace" describe "kintoinstance/$name" >&2
+  die "the instance did not become Ready; its conditions and events are above"
+fi
 kubectl get kintoinstances -A -o wide
+kubectl -n "$namespace" get statefulsets,deployments,jobs,pods,services,persistentvolumeclaims,networkpolicies
 
-step "What the operator created (label app.kubernetes.io/managed-by=kinto-operator)"
-kubectl get statefulsets,deployments,services,configmaps,secrets,persistentvolumeclaims,jobs,ingresses,networkpolicies,serviceaccounts,poddisruptionbudgets,pods \
-  -A -l app.kubernetes.io/managed-by=kinto-operator
+step "Talking to Kinto through its Service"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+kubectl -n "$namespace" port-forward "$service" "$port:80" >/dev/null 2>&1 &
+forward_pid=$!
+base=http://127.0.0.1:$port/v1
+for _ in $(seq 50); do
+  curl -fsS "$base/__heartbeat__" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+show() {
+  printf '\n$ curl %s\n' "$*"
+  curl -sS "$@"
+  echo
+}
+show "$base/"
+show "$base/__heartbeat__"
+show -X PUT -H 'Content-Type: application/json' -d '{"data": {"password": "s3cret-demo-password"}}' "$base/accounts/demo"
+show -u demo:s3cret-demo-password -X PUT -H 'Content-Type: application/json' -d '{"data": {"title": "Notes"}}' "$base/buckets/notes"
+show -u demo:s3cret-demo-password -X POST -H 'Content-Type: application/json' -d '{"data": {"text": "Hello from the demo"}}' "$base/buckets/notes/collections/todo/records"
+show -u demo:s3cret-demo-password "$base/buckets/notes/collections/todo/records"
+kill "$forward_pid" 2>/dev/null || true
+forward_pid=
 
-step "Conditions and events of the first sample, ${first#*/}"
-kubectl describe "$first"
-
-step "Why nothing becomes Ready here"
-note "This control plane has no kubelet, hence no node: the scheduler cannot place any pod, so" \
-  "the pods above stay Pending, and with no storage provisioner the volume claims stay Pending" \
-  "too. No managed PostgreSQL starts, no schema migration Job completes, and the Kinto servers" \
-  "wait for them: Ready stays False, and the conditions above say which step each instance is at." \
-  "Seeing Kinto serve requests takes a cluster with a real node (the end-to-end tests)."
-
-[ -n "$reconciled" ] || exit 1
+step "Demo finished in $((SECONDS - start)) s: Kinto answers, its data in PostgreSQL"
+note "The cluster keeps running. To use it:" \
+  "  export KUBECONFIG=$KUBECONFIG" \
+  "  $KUBECTL -n $namespace port-forward $service 8888:80   # then http://127.0.0.1:8888/v1/" \
+  "  $KUBECTL -n $namespace describe kintoinstance $name"
+if [ "${USE_EXISTING_CLUSTER:-}" = true ]; then
+  note "To remove the demo: kubectl delete namespace $namespace && make undeploy"
+else
+  note "On this machine the Service is also reachable directly:" \
+    "  curl http://$(kubectl -n "$namespace" get "$service" -o jsonpath='{.spec.clusterIP}')/v1/" \
+    "To tear everything down (the cluster, its volumes and every process): make cluster-down"
+fi

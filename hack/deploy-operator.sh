@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Deploys the operator as users do (`make deploy`): the CRDs, then config/default (RBAC, the
+# operator's Deployment in kinto-operator-system) with the given image, and waits until the
+# operator runs. A Deployment already there is restarted, so that an image rebuilt under the same
+# tag is the one that runs.
+#
+# Usage: hack/deploy-operator.sh IMAGE   (against the cluster of $KUBECONFIG)
+# Env:   KUBECTL (default kubectl on PATH)
+set -euo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 IMAGE" >&2; exit 2; }
+image=$1
+root=$(cd "$(dirname "$0")/.." && pwd)
+kubectl=${KUBECTL:-kubectl}
+namespace=kinto-operator-system
+deployment=deployment/kinto-operator-controller-manager
+
+existed=
+"$kubectl" -n "$namespace" get "$deployment" >/dev/null 2>&1 && existed=1
+
+"$kubectl" kustomize "$root/config/default" |
+  sed "s|image: controller:latest|image: $image|" |
+  "$kubectl" apply --server-side --force-conflicts -f -
+if [ -n "$existed" ]; then
+  "$kubectl" -n "$namespace" rollout restart "$deployment"
+fi
+"$kubectl" wait --for condition=Established --timeout=60s crd/kintoinstances.hosting.kinto-storage.org
+if ! "$kubectl" -n "$namespace" rollout status "$deployment" --timeout=180s; then
+  echo "deploy-operator: the operator did not become ready; its pods and log:" >&2
+  "$kubectl" -n "$namespace" get pods -o wide >&2 || true
+  "$kubectl" -n "$namespace" logs "$deployment" --tail=30 >&2 || true
+  exit 1
+fi

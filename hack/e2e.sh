@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs the end-to-end tests (test/e2e) on a real cluster, with the operator deployed in-cluster
+# from its image and RBAC as users deploy it. By default the cluster is the local one of
+# hack/local-cluster.sh: started here and stopped at the end, or reused, and left running, when
+# `make demo` or `make cluster-up` already started it.
+#
+# Usage: hack/e2e.sh [go test flags...]   (after `make kube-binaries build images`)
+# Env:   USE_EXISTING_CLUSTER=true  use the cluster of $KUBECONFIG instead (its nodes must have
+#                                   the images, and this host must reach its Service IPs)
+#        LOCAL_CLUSTER   the local cluster's folder (default .local-cluster of the repository)
+#        KUBE_ASSETS, IMG (default kinto-operator:dev), E2E_ARTIFACTS (default .e2e-artifacts)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export KUBE_ASSETS=${KUBE_ASSETS:-$root/bin/k8s/v1.36.5}
+export KUBECTL=$KUBE_ASSETS/kubectl
+cluster=${LOCAL_CLUSTER:-$root/.local-cluster}
+image=${IMG:-kinto-operator:dev}
+export E2E_ARTIFACTS=${E2E_ARTIFACTS:-$root/.e2e-artifacts}
+started=
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ "$rc" != 0 ] && [ -n "${KUBECONFIG:-}" ]; then
+    echo "e2e: FAILED; the operator's pods and the end of its log:" >&2
+    "$KUBECTL" -n kinto-operator-system get pods -o wide >&2 || true
+    "$KUBECTL" -n kinto-operator-system logs deployment/kinto-operator-controller-manager --tail=40 >&2 || true
+    echo "e2e: what the failed tests left is in ${E2E_ARTIFACTS}" >&2
+  fi
+  if [ -n "$started" ]; then
+    hack/local-cluster.sh down "$cluster" || rc=1
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ "${USE_EXISTING_CLUSTER:-}" = true ]; then
+  [ -n "${KUBECONFIG:-}" ] || { echo "e2e: USE_EXISTING_CLUSTER=true needs KUBECONFIG" >&2; exit 1; }
+  echo "e2e: on the cluster of KUBECONFIG=$KUBECONFIG"
+elif hack/local-cluster.sh status "$cluster" >/dev/null 2>&1; then
+  echo "e2e: reusing the local cluster running in $cluster (left running)"
+  hack/local-cluster.sh images "$cluster"
+  export KUBECONFIG=$cluster/kubeconfig
+else
+  started=1
+  hack/local-cluster.sh up "$cluster"
+  export KUBECONFIG=$cluster/kubeconfig
+fi
+
+rm -rf "$E2E_ARTIFACTS"
+mkdir -p "$E2E_ARTIFACTS"
+hack/deploy-operator.sh "$image"
+go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/... "$@"
+
+# A reconcile error must become a condition and an event, never a crash: the operator must not
+# have restarted during the tests.
+restarts=$("$KUBECTL" -n kinto-operator-system get pods -l app.kubernetes.io/name=kinto-operator \
+  -o jsonpath='{range .items[*]}{range .status.containerStatuses[*]}{.restartCount}{"\n"}{end}{end}')
+if grep -qv '^0$' <<<"$restarts"; then
+  echo "e2e: the operator restarted during the tests (restart counts: $(tr "\n" " " <<<"$restarts"))" >&2
+  exit 1
+fi
+echo "e2e: the operator ran without a restart"
