@@ -97,19 +97,27 @@ for _ in $(seq 50); do
   curl -fsS "$base/__heartbeat__" >/dev/null 2>&1 && break
   sleep 0.2
 done
+# show ARGS...: prints the curl command, then Kinto's answer; an error status ends the demo.
 show() {
-  printf '\n$ curl %s\n' "$*"
-  curl -sS "$@"
+  printf '\n$ curl'
+  printf ' %q' "$@"
+  printf '\n'
+  curl -sS --fail-with-body "$@" || die "Kinto answered with an error"
   echo
 }
 show "$base/"
 show "$base/__heartbeat__"
 show -X PUT -H 'Content-Type: application/json' -d '{"data": {"password": "s3cret-demo-password"}}' "$base/accounts/demo"
 show -u demo:s3cret-demo-password -X PUT -H 'Content-Type: application/json' -d '{"data": {"title": "Notes"}}' "$base/buckets/notes"
+show -u demo:s3cret-demo-password -X PUT -H 'Content-Type: application/json' -d '{"data": {}}' "$base/buckets/notes/collections/todo"
 show -u demo:s3cret-demo-password -X POST -H 'Content-Type: application/json' -d '{"data": {"text": "Hello from the demo"}}' "$base/buckets/notes/collections/todo/records"
 show -u demo:s3cret-demo-password "$base/buckets/notes/collections/todo/records"
 kill "$forward_pid" 2>/dev/null || true
 forward_pid=
+
+step "The record, in the instance's PostgreSQL"
+kubectl -n "$namespace" exec "statefulset/$name-postgres" -c postgres -- \
+  psql -X -d kinto -c "SELECT parent_id, id, data FROM objects WHERE resource_name = 'record'"
 
 step "Demo finished in $((SECONDS - start)) s: Kinto answers, its data in PostgreSQL"
 note "The cluster keeps running. To use it:" \
