@@ -9,11 +9,15 @@ CONTROLLER_TOOLS_VERSION ?= v0.21.0
 # before it, from which the upgrade tests start.
 KINTO_VERSION ?= $(shell sed -n 's/^const DefaultKintoVersion = "\(.*\)"/\1/p' api/v1alpha1/kintoinstance_types.go)
 KINTO_PREVIOUS_VERSION ?= 26.4.0
+# The S3-compatible server the object-storage tests start (Versity Gateway, Apache-2.0; built from
+# source by hack/build-s3-server.sh).
+VERSITYGW_VERSION ?= v1.8.0
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 KUBECTL ?= $(KUBE_ASSETS)/kubectl
+VERSITYGW ?= $(LOCALBIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
 # The local single-node cluster of `make demo`, `make cluster-up` and the end-to-end tests.
 LOCAL_CLUSTER ?= $(CURDIR)/.local-cluster
 
@@ -43,7 +47,7 @@ fmt: ## Format the Go code.
 
 .PHONY: vet
 vet: ## Run go vet (the operator's module and hack/imagepack's).
-	go vet -tags kinto,e2e ./...
+	go vet -tags kinto,e2e,s3 ./...
 	cd hack/imagepack && go vet ./...
 
 .PHONY: verify
@@ -53,7 +57,7 @@ verify: $(CONTROLLER_GEN) vet ## Fail when generated files are stale or the code
 ##@ Tests
 
 .PHONY: test
-test: verify test-unit test-envtest test-kinto test-e2e ## Run every test suite: unit, API server, real Kinto, end to end.
+test: verify test-unit test-envtest test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, real Kinto, S3, end to end.
 
 .PHONY: test-unit
 test-unit: ## Unit tests of the pure builders and renderers (no API server), and of hack/imagepack.
@@ -70,14 +74,19 @@ test-kinto: kinto-server ## Tests that boot the real Kinto server on a real Post
 	KINTO_PREVIOUS_BIN=$(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)/bin/kinto \
 	$(GOTEST) -tags kinto ./test/kinto/...
 
+.PHONY: test-s3
+test-s3: s3-server ## Backup object storage against a real S3-compatible server (versitygw) the tests start.
+	VERSITYGW_BIN=$(VERSITYGW) $(GOTEST) -tags s3 ./internal/objectstore/... ./internal/backuptool/...
+
 .PHONY: test-e2e
 test-e2e: kube-binaries build images ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
 	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) hack/e2e.sh
 
 .PHONY: bench
-bench: kube-binaries ## Benchmarks of the builders and of a full reconcile against the real API server.
+bench: kube-binaries s3-server ## Benchmarks of the builders and of a full reconcile against the real API server.
 	go test -run '^$$' -bench . -benchmem ./internal/...
 	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) go test -run '^$$' -bench . -benchmem -benchtime 50x ./controllers/...
+	VERSITYGW_BIN=$(VERSITYGW) go test -tags s3 -run '^$$' -bench . -benchmem ./internal/objectstore/...
 
 ##@ Build
 
@@ -145,3 +154,7 @@ kube-binaries: ## Build kube-apiserver, kubelet, etcd, kubectl, ... from source 
 kinto-server: ## Install the real Kinto server (default and previous release) into bin/kinto-<version>.
 	hack/install-kinto.sh $(KINTO_VERSION) $(LOCALBIN)/kinto-$(KINTO_VERSION)
 	hack/install-kinto.sh $(KINTO_PREVIOUS_VERSION) $(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)
+
+.PHONY: s3-server
+s3-server: ## Build versitygw, the S3-compatible server of test-s3, from source into bin/versitygw-<version>.
+	VERSITYGW_VERSION=$(VERSITYGW_VERSION) hack/build-s3-server.sh $(dir $(VERSITYGW))

@@ -1,4 +1,5 @@
-// Command manager runs the kinto-operator controllers.
+// Command manager runs the kinto-operator controllers; `manager backup ...` is the object-storage
+// step of the backup and restore Jobs, run from the operator's own image.
 package main
 
 import (
@@ -10,9 +11,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/internal/backuptool"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "backup" {
+		os.Exit(backuptool.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var opts controllers.Options
 	var ingressNamespaces string
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
