@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what the tests need on the machine itself and a bare machine
-# lacks: PostgreSQL (the real-Kinto tests), and the node of the local cluster (containerd, runc,
-# the CNI plugins, iptables, conntrack) with debootstrap, which builds the images' Debian root
-# filesystems. Packages already installed are left alone. Needs root.
+# lacks: PostgreSQL (the real-Kinto tests), the node of the local cluster (containerd, runc, the
+# CNI plugins, iptables, conntrack, and nftables to clean up after the NetworkPolicy enforcer),
+# and debootstrap, which builds the images' Debian root file systems. Packages already installed
+# are left alone. Needs root.
 #
 # Usage: hack/install-host-packages.sh
 set -euo pipefail
@@ -15,6 +16,7 @@ declare -A wanted=(
   [containernetworking-plugins]=/usr/lib/cni/bridge
   [iptables]=/usr/sbin/iptables
   [conntrack]=/usr/sbin/conntrack
+  [nftables]=/usr/sbin/nft
   [debootstrap]=/usr/sbin/debootstrap
 )
 missing=()

@@ -15,7 +15,8 @@
 #                  points to, so pods reach the API server; nothing listens on eth0
 #   10.244.0.0/16  pods (this node: 10.244.0.0/24 on the kinto-cni0 bridge); the rest unreachable
 #   10.0.0.0/24    Services (kube-dns 10.0.0.10), routed to kinto-lc0 where kube-proxy's DNAT did
-#                  not apply, and rejected there: no packet for these ranges leaves the machine
+#                  not apply, and rejected there: no packet for these ranges leaves the machine,
+#                  and pods' packets for anywhere else are refused, not forwarded
 #
 # Usage: hack/local-cluster.sh up DIR       start; DIR holds all state and DIR/kubeconfig (admin)
 #        hack/local-cluster.sh down DIR     stop everything `up` started, undo what it changed on
@@ -274,6 +275,11 @@ teardown() {
     fi
   fi
   ! recorded iptables || iptables_clean
+  # Killed rather than stopped, the NetworkPolicy enforcer leaves its table, whose queue would drop
+  # the next cluster's connections at the same pod addresses.
+  if recorded iptables && command -v nft >/dev/null; then
+    nft delete table inet kube-network-policies 2>/dev/null || true
+  fi
   while read -r value; do
     # shellcheck disable=SC2086 # a route is several words
     [ -z "$value" ] || ip route del $value 2>/dev/null || true
@@ -335,6 +341,9 @@ leftovers() {
           sed "s/^/$name -t $pid: /" || true
       done
     done
+  fi
+  if recorded iptables && command -v nft >/dev/null; then
+    ! nft list table inet kube-network-policies >/dev/null 2>&1 || echo "nftables table inet kube-network-policies"
   fi
   while read -r name; do
     # shellcheck disable=SC2086 # a route is several words
@@ -616,7 +625,8 @@ start() {
   containerd) bin=containerd ;;
   *) bin=$assets/$name ;;
   esac
-  setsid "$bin" "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
+  # 3>&-: not the stderr `up` keeps on fd 3, or a pipe reading up's output would wait for them.
+  setsid "$bin" "$@" </dev/null >"$dir/logs/$name.log" 2>&1 3>&- &
   echo $! >"$dir/pids/$name.pid"
 }
 
@@ -817,6 +827,29 @@ wait_dns() {
   done
 }
 
+# network_policies: the NetworkPolicy enforcer of hack/local-cluster/network-policies.yaml,
+# applied once every image is in (its image is not among the addons' first ones), and waited for
+# until it has bound netfilter queue 98 (the manifest's --nfqueue-id), which it does once its
+# caches are synced and its nftables rules written: from then on policies hold.
+network_policies() {
+  local deadline=$((SECONDS + addons_timeout))
+  kubectl apply -f "$root/hack/local-cluster/network-policies.yaml" >>"$dir/logs/addons.log" 2>&1 ||
+    die "applying network-policies.yaml failed: $(tail -n 5 "$dir/logs/addons.log")"
+  until awk '$1 == 98 {found = 1} END {exit !found}' /proc/net/netfilter/nfnetlink_queue 2>/dev/null; do
+    check_alive
+    if ((SECONDS >= deadline)); then
+      {
+        echo "local-cluster: the NetworkPolicy enforcer did not bind netfilter queue 98 in $addons_timeout s"
+        echo "--- its pod and the end of its log:"
+        kubectl -n kube-system get pods -l k8s-app=kube-network-policies -o wide 2>&1 || true
+        kubectl -n kube-system logs ds/kube-network-policies --tail 15 2>&1 || true
+      } >&2
+      exit 1
+    fi
+    sleep 0.25
+  done
+}
+
 # host_checks: what `up` needs on the host, and what another cluster (or a failed teardown)
 # would be holding.
 host_checks() {
@@ -824,9 +857,11 @@ host_checks() {
   for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     [ -x "$assets/$b" ] || die "missing $assets/$b: build it with 'make kube-binaries'"
   done
-  for b in openssl python3 setsid containerd containerd-shim-runc-v2 runc ctr ip iptables sysctl; do
-    command -v "$b" >/dev/null || die "$b is required (Debian: apt-get install containerd runc iptables)"
+  for b in openssl python3 setsid containerd containerd-shim-runc-v2 runc ctr ip iptables nft sysctl; do
+    command -v "$b" >/dev/null || die "$b is required (hack/install-host-packages.sh installs it)"
   done
+  ! nft list table inet kube-network-policies >/dev/null 2>&1 ||
+    die "nftables table inet kube-network-policies exists: a NetworkPolicy enforcer runs, or a teardown did not finish"
   for b in bridge host-local portmap loopback; do
     [ -x "/usr/lib/cni/$b" ] || die "missing /usr/lib/cni/$b: apt-get install containernetworking-plugins"
   done
@@ -885,6 +920,11 @@ host_setup() {
     iptables -w -A "$name" -o "$node_link" -d "$service_cidr" -m comment --comment kinto-local-cluster \
       -j REJECT --reject-with icmp-host-unreachable
   done
+  # Pods talk to this machine only: what they send to be forwarded anywhere but another pod (off
+  # the machine, through the default route) is refused here rather than masqueraded out. First
+  # in FORWARD, ahead of the CNI's and kube-proxy's accepting rules.
+  iptables -w -I FORWARD 1 -s "$pod_cidr" ! -o "$cni_bridge" -m comment --comment kinto-local-cluster \
+    -j REJECT --reject-with icmp-net-unreachable
 
   # Routing for the pods, and iptables on bridged traffic (a pod reaching a Service backed by a
   # pod on the same bridge).
@@ -1051,6 +1091,7 @@ EOF
   esac
   addons_ready=$(elapsed)
   wait_import all
+  network_policies
   trap - EXIT INT TERM
   printf 'local-cluster: node %s Ready in %s s, %s in %s s, %d images imported (%s) in %s s\n' "$node_name" \
     "$node_ready" "$([[ " $addons " == *" coredns "* ]] && echo "CoreDNS answering" || echo "controllers running")" \

@@ -185,6 +185,9 @@ while read -r file ref; do
       ;;
     */local-path-provisioner:*)
       expect "local-path-provisioner from PATH" "$(run "$ref" -- local-path-provisioner --help)" 'local-path-provisioner' ;;
+    */kube-network-policies:*)
+      # Enforcing needs a cluster and the node's network: here, only that the binary runs.
+      expect "kube-network-policies runs" "$(run "$ref" -- /bin/netpol --help)" 'nfqueue-id' ;;
     */debian:*)
       expect "debian: the provisioner's helper commands" \
         "$(run "$ref" -- sh -c 'mkdir -m 0777 -p /tmp/x/y && chmod 700 /tmp/x && rm -rf /tmp/x && echo ok')" '^ok$' ;;
