@@ -25,6 +25,8 @@ func main() {
 	flag.BoolVar(&opts.LeaderElect, "leader-elect", true, "Elect a leader, so that only one replica of the operator reconciles.")
 	flag.StringVar(&ingressNamespaces, "ingress-namespace-selector", "kubernetes.io/metadata.name=ingress-nginx",
 		"Label selector of the namespaces of the ingress controller: the only pods the Kinto servers take traffic from.")
+	flag.IntVar(&opts.MaxConcurrentRollouts, "max-concurrent-rollouts", 5,
+		"How many instances may roll their running pods at once (new release, configuration or Secret); the others wait their turn. 0: no cap.")
 	logOpts := zap.Options{}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

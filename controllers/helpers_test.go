@@ -21,6 +21,8 @@ import (
 )
 
 // createInstance creates an instance with the defaults the API server fills in, changed by edit.
+// The instance is deleted when the test ends: one left mid-rollout would hold one of the
+// operator's rollout slots through the following tests.
 func createInstance(t testing.TB, ns, name string, edit func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance {
 	t.Helper()
 	inst := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
@@ -30,6 +32,12 @@ func createInstance(t testing.TB, ns, name string, edit func(*v1alpha1.KintoInst
 	if err := k8s.Create(context.Background(), inst); err != nil {
 		t.Fatalf("creating instance: %v", err)
 	}
+	t.Cleanup(func() {
+		gone := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		if err := k8s.Delete(context.Background(), gone); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting instance %s: %v", name, err)
+		}
+	})
 	return inst
 }
 

@@ -3,7 +3,9 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/internal/rollout"
 )
 
 // KintoInstanceReconciler turns each KintoInstance into the objects that run it.
@@ -36,6 +39,12 @@ type KintoInstanceReconciler struct {
 	Network resources.NetworkOptions
 	// GatewayAPI says whether the cluster serves HTTPRoutes (see GatewayAPIInstalled).
 	GatewayAPI bool
+	// MaxConcurrentRollouts caps how many instances roll their running pods at once; 0 means no
+	// cap. RolloutSlots counts them (its zero value is ready); RolloutRetryInterval is how often a
+	// waiting instance looks for a free slot again.
+	MaxConcurrentRollouts int
+	RolloutSlots          rollout.Slots
+	RolloutRetryInterval  time.Duration
 }
 
 // RBAC, least privilege: children are written with server-side apply (create, patch) and
@@ -79,6 +88,7 @@ func (r *KintoInstanceReconciler) stages() []stage {
 	return []stage{
 		{"credentials", r.reconcileCredentials},
 		{"referenced secrets", r.reconcileReferencedSecrets},
+		{"rollout slot", r.reconcileRolloutSlot},
 		{"config", r.reconcileConfig},
 		{"service account", r.reconcileServiceAccount},
 		{"network policies", r.reconcileNetworkPolicies},
@@ -102,13 +112,20 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	p := &pass{inst: inst, status: inst.Status.DeepCopy()}
 	var failure error
+	waiting := false
 	for _, s := range r.stages() {
-		if err := s.run(ctx, p); err != nil {
+		err := s.run(ctx, p)
+		if errors.Is(err, errWaitingForRolloutSlot) {
+			waiting = true
+			break
+		}
+		if err != nil {
 			failure = fmt.Errorf("%s: %w", s.name, err)
 			break
 		}
 	}
 	r.setReady(p, failure)
+	r.releaseRolloutSlot(p)
 	p.status.ObservedGeneration = inst.Generation
 	r.recordTransitions(inst, p.status)
 
@@ -118,6 +135,9 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if err := r.Status().Patch(ctx, inst, patch); err != nil {
 			return ctrl.Result{}, err
 		}
+	}
+	if waiting && failure == nil {
+		return ctrl.Result{RequeueAfter: r.RolloutRetryInterval}, nil
 	}
 	// An error is logged by controller-runtime and retried with exponential backoff.
 	return ctrl.Result{}, failure

@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -33,7 +35,19 @@ type Options struct {
 	MetricsAddr, ProbeAddr string
 	LeaderElect            bool
 	Network                resources.NetworkOptions
+	// MaxConcurrentRollouts caps how many instances roll their running pods at once (a new
+	// release, configuration or Secret); 0 means no cap. The controller runs one reconcile at a
+	// time (controller-runtime's default MaxConcurrentReconciles), and the slot count is guarded
+	// by a mutex besides, so it stays right if that ever changes.
+	MaxConcurrentRollouts int
+	// RolloutRetryInterval is how often an instance waiting for a rollout slot tries again;
+	// DefaultRolloutRetryInterval when zero.
+	RolloutRetryInterval time.Duration
 }
+
+// DefaultRolloutRetryInterval is how often, by default, an instance waiting for a rollout slot
+// tries again: slots free up as rollouts finish, which takes a minute or more.
+const DefaultRolloutRetryInterval = 15 * time.Second
 
 // NewManager sets up the operator's manager with its KintoInstance controller, as main runs it:
 // the Gateway API's HTTPRoutes are cached and watched only where the cluster serves them, since
@@ -72,6 +86,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		Recorder:   mgr.GetEventRecorder("kinto-operator"),
 		Network:    opts.Network,
 		GatewayAPI: gatewayAPI,
+
+		MaxConcurrentRollouts: opts.MaxConcurrentRollouts,
+		RolloutRetryInterval:  cmp.Or(opts.RolloutRetryInterval, DefaultRolloutRetryInterval),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err

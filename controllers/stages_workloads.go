@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -58,8 +59,7 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 		return nil
 	}
 
-	credentials := resources.SecretsRevision(map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsVersion})
-	sts := resources.DatabaseStatefulSet(p.inst, credentials)
+	sts := databaseStatefulSet(p)
 	objs := []client.Object{resources.DataVolumeClaim(p.inst)}
 	for _, svc := range resources.DatabaseServices(p.inst) {
 		objs = append(objs, svc)
@@ -78,6 +78,18 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting", "waiting for the PostgreSQL pod to be ready")
 	}
 	return nil
+}
+
+// databaseStatefulSet is the managed PostgreSQL server, restarted when its credentials change.
+func databaseStatefulSet(p *pass) *appsv1.StatefulSet {
+	credentials := resources.SecretsRevision(map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsVersion})
+	return resources.DatabaseStatefulSet(p.inst, credentials)
+}
+
+// serverDeployment is the Kinto server at the release the schema is migrated to, with the given
+// configuration.
+func serverDeployment(p *pass, configHash string) *appsv1.Deployment {
+	return resources.ServerDeployment(p.inst, p.status.Version, configHash, p.secretsRevision)
 }
 
 // reconcileMigration runs `kinto migrate` once for spec.version before any server pod runs it,
@@ -181,7 +193,7 @@ func (r *KintoInstanceReconciler) reconcileServer(ctx context.Context, p *pass) 
 			"the server starts once the database schema is migrated")
 		return nil
 	}
-	deploy := resources.ServerDeployment(p.inst, p.status.Version, p.configHash, p.secretsRevision)
+	deploy := serverDeployment(p, p.configHash)
 	if err := apply(ctx, r.Client, deploy); err != nil {
 		return err
 	}

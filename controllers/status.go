@@ -30,6 +30,7 @@ const (
 var progressReasons = map[string]bool{
 	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
 	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true, reasonHibernating: true,
+	reasonWaitingForRolloutSlot: true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {

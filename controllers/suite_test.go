@@ -83,7 +83,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// The manager main.go runs, with the HTTPRoute CRD installed.
-	mgr, err := controllers.NewManager(ctx, operatorCfg, controllers.Options{MetricsAddr: "0", ProbeAddr: "0", Network: testNetwork})
+	// Every test runs under a rollout cap of 2; each test's instances go when it ends (see
+	// createInstance), so that none holds a slot into the next test.
+	mgr, err := controllers.NewManager(ctx, operatorCfg, controllers.Options{
+		MetricsAddr: "0", ProbeAddr: "0", Network: testNetwork,
+		MaxConcurrentRollouts: testMaxConcurrentRollouts, RolloutRetryInterval: 200 * time.Millisecond,
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -99,6 +104,9 @@ func run(m *testing.M) int {
 	}()
 	return m.Run()
 }
+
+// testMaxConcurrentRollouts is the operator's rollout cap in these tests.
+const testMaxConcurrentRollouts = 2
 
 // testNetwork places the ingress controller in namespaces labelled ingress=true.
 var testNetwork = resources.NetworkOptions{IngressNamespaces: metav1.LabelSelector{MatchLabels: map[string]string{"ingress": "true"}}}

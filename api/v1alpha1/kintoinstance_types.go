@@ -472,6 +472,10 @@ const (
 	// ConditionHibernating is present, and true, while spec.hibernate keeps the instance at zero
 	// pods.
 	ConditionHibernating = "Hibernating"
+	// ConditionRollingOut is present while a change rolls the instance's running pods: true while
+	// the instance holds one of the operator's rollout slots (--max-concurrent-rollouts), false
+	// while it waits for one, its pods running as they were.
+	ConditionRollingOut = "RollingOut"
 )
 
 // KintoInstanceStatus is the observed state of a KintoInstance.
@@ -480,8 +484,8 @@ type KintoInstanceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady, and Hibernating while the
-	// instance hibernates.
+	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady; Hibernating while the
+	// instance hibernates; RollingOut while a change rolls its running pods, or waits to.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -144,7 +144,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision strin
 	}
 
 	labels := Labels(inst, ComponentDatabase)
-	return &appsv1.StatefulSet{
+	sts := &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
 		Spec: appsv1.StatefulSetSpec{
@@ -160,6 +160,8 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision strin
 			},
 		},
 	}
+	sts.Annotations = map[string]string{TemplateHashAnnotation: TemplateHash(sts.Spec.Template)}
+	return sts
 }
 
 // databaseReplicas is one PostgreSQL server on its volume (PostgreSQL has no shared-storage

@@ -123,7 +123,7 @@ func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash, secrets
 
 	labels := Labels(inst, ComponentServer)
 	labels[VersionLabel] = version
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: objectMeta(inst, ServerName(inst), ComponentServer),
 		Spec: appsv1.DeploymentSpec{
@@ -149,6 +149,8 @@ func ServerDeployment(inst *v1alpha1.KintoInstance, version, configHash, secrets
 			},
 		},
 	}
+	d.Annotations = map[string]string{TemplateHashAnnotation: TemplateHash(d.Spec.Template)}
+	return d
 }
 
 // ServerReplicas is the number of server pods: spec.replicas, or none while hibernating.
