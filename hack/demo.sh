@@ -10,12 +10,9 @@
 #        LOCAL_CLUSTER, KUBE_ASSETS, IMG (default kinto-operator:dev)
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/cluster-lib.sh
+. "$(dirname "$0")/cluster-lib.sh"
 cd "$root"
-export KUBE_ASSETS=${KUBE_ASSETS:-$root/bin/k8s/v1.36.5}
-export KUBECTL=$KUBE_ASSETS/kubectl
-cluster=${LOCAL_CLUSTER:-$root/.local-cluster}
-image=${IMG:-kinto-operator:dev}
 namespace=kinto-demo
 sample=config/samples/hosting_v1alpha1_kintoinstance.yaml
 ready_timeout=300s
@@ -50,20 +47,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 start=$SECONDS
 
-if [ "${USE_EXISTING_CLUSTER:-}" = true ]; then
-  [ -n "${KUBECONFIG:-}" ] || die "USE_EXISTING_CLUSTER=true needs KUBECONFIG"
-  step "Using the cluster of KUBECONFIG=$KUBECONFIG"
-elif hack/local-cluster.sh status "$cluster" >/dev/null 2>&1; then
-  step "Using the local cluster already running in ${cluster#"$root"/}"
-  hack/local-cluster.sh images "$cluster"
-  export KUBECONFIG=$cluster/kubeconfig
-else
-  step "Starting a local single-node cluster in ${cluster#"$root"/}"
-  note "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet and" \
-    "kube-proxy on this machine, CoreDNS and a local volume provisioner in it."
-  hack/local-cluster.sh up "$cluster"
-  export KUBECONFIG=$cluster/kubeconfig
-fi
+use_cluster step
 kubectl get nodes -o wide
 
 step "Deploying the operator ($image) with its CRD and RBAC, as \`make deploy\` does"

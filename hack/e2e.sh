@@ -11,14 +11,10 @@
 #        KUBE_ASSETS, IMG (default kinto-operator:dev), E2E_ARTIFACTS (default .e2e-artifacts)
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/cluster-lib.sh
+. "$(dirname "$0")/cluster-lib.sh"
 cd "$root"
-export KUBE_ASSETS=${KUBE_ASSETS:-$root/bin/k8s/v1.36.5}
-export KUBECTL=$KUBE_ASSETS/kubectl
-cluster=${LOCAL_CLUSTER:-$root/.local-cluster}
-image=${IMG:-kinto-operator:dev}
 export E2E_ARTIFACTS=${E2E_ARTIFACTS:-$root/.e2e-artifacts}
-started=
 
 cleanup() {
   local rc=$?
@@ -29,7 +25,7 @@ cleanup() {
     "$KUBECTL" -n kinto-operator-system logs deployment/kinto-operator-controller-manager --tail=40 >&2 || true
     echo "e2e: what the failed tests left is in ${E2E_ARTIFACTS}" >&2
   fi
-  if [ -n "$started" ]; then
+  if [ -n "$started_cluster" ]; then
     hack/local-cluster.sh down "$cluster" || rc=1
   fi
   exit "$rc"
@@ -38,18 +34,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [ "${USE_EXISTING_CLUSTER:-}" = true ]; then
-  [ -n "${KUBECONFIG:-}" ] || { echo "e2e: USE_EXISTING_CLUSTER=true needs KUBECONFIG" >&2; exit 1; }
-  echo "e2e: on the cluster of KUBECONFIG=$KUBECONFIG"
-elif hack/local-cluster.sh status "$cluster" >/dev/null 2>&1; then
-  echo "e2e: reusing the local cluster running in $cluster (left running)"
-  hack/local-cluster.sh images "$cluster"
-  export KUBECONFIG=$cluster/kubeconfig
-else
-  started=1
-  hack/local-cluster.sh up "$cluster"
-  export KUBECONFIG=$cluster/kubeconfig
-fi
+say() { echo "e2e: $*"; }
+use_cluster say
 
 rm -rf "$E2E_ARTIFACTS"
 mkdir -p "$E2E_ARTIFACTS"
