@@ -99,6 +99,10 @@ func markDatabaseReady(t testing.TB, inst *v1alpha1.KintoInstance) {
 		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.DatabaseName(inst)), sts); err != nil {
 			return err
 		}
+		// Not one of an earlier instance of the same name, on its way out.
+		if !isControlledBy(sts, inst) {
+			return fmt.Errorf("StatefulSet %s is not controlled by instance %s (uid %s)", sts.Name, inst.Name, inst.UID)
+		}
 		sts.Status = appsv1.StatefulSetStatus{
 			ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, CurrentReplicas: 1,
 			UpdatedReplicas: 1, AvailableReplicas: 1,
@@ -145,6 +149,9 @@ func markServerAvailable(t testing.TB, inst *v1alpha1.KintoInstance) {
 		d := &appsv1.Deployment{}
 		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.ServerName(inst)), d); err != nil {
 			return err
+		}
+		if !isControlledBy(d, inst) {
+			return fmt.Errorf("Deployment %s is not controlled by instance %s (uid %s)", d.Name, inst.Name, inst.UID)
 		}
 		n := *d.Spec.Replicas
 		d.Status = appsv1.DeploymentStatus{

@@ -250,8 +250,10 @@ func TestRetainKeepsDataAndCredentialsForARecreatedInstance(t *testing.T) {
 	if err := k8s.Delete(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
-	// The garbage collector removes the owned children; wait for it to reach the Deployment.
-	waitGone(t, "owned children garbage-collected", &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}})
+	// The garbage collector removes the owned children; wait for it to reach the workloads, or the
+	// re-created instance would find the old StatefulSet on its way out.
+	waitGone(t, "owned Deployment garbage-collected", &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}})
+	waitGone(t, "owned StatefulSet garbage-collected", &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.DatabaseName(inst)}})
 	get(t, ns, resources.CredentialsSecretName(inst), &corev1.Secret{})
 	get(t, ns, resources.DataVolumeClaimName(inst), &corev1.PersistentVolumeClaim{})
 
