@@ -40,6 +40,7 @@ func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *p
 	self := rolloutInstance(p.inst)
 	if r.MaxConcurrentRollouts <= 0 || p.inst.Spec.Hibernate || r.RolloutSlots.Holds(self) {
 		// No cap; or no pod runs, so nothing rolls; or the rollout goes on (see releaseRolloutSlot).
+		stopWaiting(p)
 		return nil
 	}
 	live, err := r.liveRevisions(ctx, p)
@@ -52,6 +53,7 @@ func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *p
 		return nil
 	}
 	if !rollout.NeedsSlot(live, desired) {
+		stopWaiting(p)
 		return nil
 	}
 	list := &v1alpha1.KintoInstanceList{}
@@ -89,6 +91,15 @@ func (r *KintoInstanceReconciler) releaseRolloutSlot(p *pass) {
 	}
 	r.RolloutSlots.Release(self.UID)
 	meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionRollingOut)
+}
+
+// stopWaiting removes the RollingOut=False a waiting pass left, once a pass goes on without
+// taking a slot: what it waited to roll was reverted, or a pass that saw its workloads through a
+// stale cache waited for nothing.
+func stopWaiting(p *pass) {
+	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut); c != nil && c.Status == metav1.ConditionFalse {
+		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionRollingOut)
+	}
 }
 
 func rolloutInstance(inst *v1alpha1.KintoInstance) rollout.Instance {
