@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -77,41 +76,19 @@ func newNamespace(t *testing.T) string {
 // KintoInstance and the Secrets it references. mutate, if not nil, adjusts the instance first.
 func applySample(t *testing.T, ns, file string, mutate func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
-	if err != nil {
-		t.Fatal(err)
+	inst, secrets := kintotest.Sample(t, file)
+	if mutate != nil {
+		mutate(inst)
 	}
-	var inst *v1alpha1.KintoInstance
-	for _, doc := range strings.Split(string(raw), "\n---") {
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		var obj client.Object
-		switch meta.Kind {
-		case "KintoInstance":
-			inst = &v1alpha1.KintoInstance{}
-			obj = inst
-		case "Secret":
-			obj = &corev1.Secret{}
-		case "":
-			continue
-		default:
-			t.Fatalf("%s: unexpected kind %s", file, meta.Kind)
-		}
-		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
+	objs := []client.Object{inst}
+	for _, s := range secrets {
+		objs = append(objs, s)
+	}
+	for _, obj := range objs {
 		obj.SetNamespace(ns)
-		if obj == client.Object(inst) && mutate != nil {
-			mutate(inst)
-		}
 		if err := k8s.Create(context.Background(), obj); err != nil {
-			t.Fatalf("creating %s %s from %s: %v", meta.Kind, obj.GetName(), file, err)
+			t.Fatalf("creating %T %s from %s: %v", obj, obj.GetName(), file, err)
 		}
-	}
-	if inst == nil {
-		t.Fatalf("%s has no KintoInstance", file)
 	}
 	return inst
 }

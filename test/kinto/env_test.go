@@ -28,10 +28,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // Timeouts of the waits: generous for a loaded CI machine, yet bounded.
@@ -168,42 +168,17 @@ func newInstance(name string, mutate func(*v1alpha1.KintoInstanceSpec)) *v1alpha
 }
 
 // sampleObjects reads a sample manifest of config/samples: its KintoInstance, defaulted, and
-// its Secrets.
+// its Secrets, with stringData folded into data as the API server stores it.
 func sampleObjects(t *testing.T, file string) (*v1alpha1.KintoInstance, []*corev1.Secret) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var inst *v1alpha1.KintoInstance
-	var secrets []*corev1.Secret
-	for _, doc := range strings.Split(string(raw), "\n---") {
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatalf("%s: %v", file, err)
+	inst, secrets := kintotest.Sample(t, file)
+	for _, s := range secrets {
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
 		}
-		switch meta.Kind {
-		case "KintoInstance":
-			inst = &v1alpha1.KintoInstance{}
-			if err := yaml.UnmarshalStrict([]byte(doc), inst); err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-		case "Secret":
-			s := &corev1.Secret{}
-			if err := yaml.UnmarshalStrict([]byte(doc), s); err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			if s.Data == nil {
-				s.Data = map[string][]byte{}
-			}
-			for k, v := range s.StringData {
-				s.Data[k] = []byte(v)
-			}
-			secrets = append(secrets, s)
+		for k, v := range s.StringData {
+			s.Data[k] = []byte(v)
 		}
-	}
-	if inst == nil {
-		t.Fatalf("%s holds no KintoInstance", file)
 	}
 	return withDefaults(inst), secrets
 }
