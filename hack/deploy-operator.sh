@@ -19,12 +19,12 @@ existed=
 "$kubectl" -n "$namespace" get "$deployment" >/dev/null 2>&1 && existed=1
 
 "$kubectl" kustomize "$root/config/default" |
-  sed "s|image: controller:latest|image: $image|" |
+  sed "s|controller:latest|$image|g" |
   "$kubectl" apply --server-side --force-conflicts -f -
 if [ -n "$existed" ]; then
   "$kubectl" -n "$namespace" rollout restart "$deployment"
 fi
-"$kubectl" wait --for condition=Established --timeout=60s crd/kintoinstances.hosting.kinto-storage.org
+"$kubectl" wait --for condition=Established --timeout=60s crd/kintoinstances.hosting.kinto-storage.org crd/kintobackups.hosting.kinto-storage.org
 if ! "$kubectl" -n "$namespace" rollout status "$deployment" --timeout=180s; then
   echo "deploy-operator: the operator did not become ready; its pods and log:" >&2
   "$kubectl" -n "$namespace" get pods -o wide >&2 || true

@@ -20,6 +20,9 @@ const ForceDowngradeAnnotation = "hosting.kinto-storage.org/force-downgrade"
 const DefaultPostgreSQLVersion = "15"
 
 // KintoInstanceSpec is the desired state of one Kinto server with its database.
+// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || self.bootstrap == oldSelf.bootstrap)",message="spec.bootstrap is set when the instance is created and cannot change: restore into a new instance instead",fieldPath=".bootstrap"
+// +kubebuilder:validation:XValidation:rule="!has(self.bootstrap) || !has(self.database) || has(self.database.managed)",message="spec.bootstrap restores into a managed database: restore into an external database with pg_restore yourself",fieldPath=".bootstrap"
+// +kubebuilder:validation:XValidation:rule="!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot' || (has(self.backup) && (!has(self.database) || has(self.database.managed)))",message="deletionPolicy Snapshot needs spec.backup, which says where the final backup goes, and a managed database",fieldPath=".deletionPolicy"
 // +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="spec.ingress and spec.gateway are alternatives: set one of them"
 // +kubebuilder:validation:XValidation:rule="!has(self.auth) || !has(self.auth.accounts) || !(has(self.auth.accounts.registration) && self.auth.accounts.registration == 'AdminsOnly') || (has(self.auth.accounts.admins) && size(self.auth.accounts.admins) > 0)",message="auth.accounts.registration AdminsOnly needs at least one entry in auth.accounts.admins",fieldPath=".auth.accounts.admins"
 type KintoInstanceSpec struct {
@@ -112,9 +115,15 @@ type KintoInstanceSpec struct {
 	// +optional
 	Gateway *GatewaySpec `json:"gateway,omitempty"`
 
-	// Backup schedules logical backups of the instance's database.
+	// Backup schedules logical backups of the instance's database and says where backups go,
+	// scheduled or on demand (KintoBackup).
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// Bootstrap fills a new instance's database from a backup before the server first starts.
+	// It is set when the instance is created and never changes.
+	// +optional
+	Bootstrap *BootstrapSpec `json:"bootstrap,omitempty"`
 
 	// Hibernate scales the server and the managed PostgreSQL to zero pods, keeping the volume,
 	// the credentials and the configuration; setting it back to false serves the same data again.
@@ -122,8 +131,11 @@ type KintoInstanceSpec struct {
 	Hibernate bool `json:"hibernate,omitempty"`
 
 	// DeletionPolicy says what happens to the data when the instance is deleted. Retain keeps the
-	// database volume and the credentials Secret that goes with it, so an instance re-created with
-	// the same name finds its data again; Delete removes them with the instance.
+	// database volume, the backup volume and the credentials Secret that goes with them, so an
+	// instance re-created with the same name finds its data again. Snapshot takes a final backup
+	// (a KintoBackup named <instance>-final-...) and deletes the database volume only once it
+	// succeeded, keeping the backups and the credentials. Delete removes the volumes and the
+	// credentials with the instance. Backups taken as KintoBackups stay under every policy.
 	// +kubebuilder:default=Retain
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
@@ -149,12 +161,14 @@ const (
 )
 
 // DeletionPolicy is what happens to an instance's data when the instance is deleted.
-// +kubebuilder:validation:Enum=Retain;Delete
+// +kubebuilder:validation:Enum=Retain;Snapshot;Delete
 type DeletionPolicy string
 
 const (
 	// DeletionPolicyRetain keeps the database volume and credentials after the instance is gone.
 	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicySnapshot takes a final backup, then deletes the database volume.
+	DeletionPolicySnapshot DeletionPolicy = "Snapshot"
 	// DeletionPolicyDelete removes the database volume and credentials with the instance.
 	DeletionPolicyDelete DeletionPolicy = "Delete"
 )
@@ -438,10 +452,142 @@ type BackupSpec struct {
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
 
-	// Retention says which backups are kept.
+	// Retention says which backups are kept. Each scheduled run prunes what it drops from the
+	// destination, on-demand backups included, and the operator removes their KintoBackups.
 	// +kubebuilder:default={count:7}
 	// +optional
 	Retention *BackupRetention `json:"retention,omitempty"`
+
+	// Destination is where backups are written: a volume of the instance's (the default) or
+	// S3-compatible object storage.
+	// +kubebuilder:default={volume:{}}
+	// +optional
+	Destination *BackupDestination `json:"destination,omitempty"`
+}
+
+// BackupDestination is where an instance's backups are written; exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="has(self.volume) != has(self.s3)",message="exactly one of backup.destination.volume and backup.destination.s3 must be set"
+type BackupDestination struct {
+	// Volume keeps backups on a PersistentVolumeClaim of the instance, <instance>-backups.
+	// +optional
+	Volume *BackupVolume `json:"volume,omitempty"`
+
+	// S3 writes backups to a bucket of S3-compatible object storage, under
+	// <prefix>/<instance>/<UTC time>.dump.
+	// +optional
+	S3 *S3Destination `json:"s3,omitempty"`
+}
+
+// BackupVolume is the volume that holds an instance's backups.
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName cannot change after creation",fieldPath=".storageClassName"
+type BackupVolume struct {
+	// Size of the backup volume. It may grow (where the storage class allows volume expansion)
+	// but never shrink.
+	// +kubebuilder:default="5Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="size must be positive"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="size cannot shrink"
+	// +optional
+	Size resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName of the backup volume; the cluster's default class when unset.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// S3Connection is how to reach a bucket of S3-compatible object storage.
+type S3Connection struct {
+	// Endpoint of the object storage, host[:port] or https://host[:port], such as
+	// s3.eu-west-1.amazonaws.com or https://minio.example.org:9000. TLS is used unless insecure
+	// is set.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$`
+	Endpoint string `json:"endpoint"`
+
+	// Bucket, which must exist.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`
+	Bucket string `json:"bucket"`
+
+	// Region of the bucket; asked of the endpoint when unset.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]*$`
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// Credentials are the access key pair, read from Secrets of the instance's namespace.
+	Credentials S3Credentials `json:"credentials"`
+
+	// Insecure talks plain http to the endpoint: only for object storage inside the cluster or on
+	// a trusted network.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// CABundle is a Secret key holding PEM certificates to trust besides the system's, for
+	// object storage with a private certificate authority.
+	// +optional
+	CABundle *SecretKeyRef `json:"caBundle,omitempty"`
+}
+
+// S3Credentials are an access key pair of S3-compatible object storage.
+type S3Credentials struct {
+	// AccessKeyID is the Secret key holding the access key id.
+	AccessKeyID SecretKeyRef `json:"accessKeyID"`
+	// SecretAccessKey is the Secret key holding the secret access key.
+	SecretAccessKey SecretKeyRef `json:"secretAccessKey"`
+}
+
+// S3Destination is a folder of a bucket that backups are written to.
+type S3Destination struct {
+	S3Connection `json:",inline"`
+
+	// Prefix is the folder of the bucket the backups go in; each instance has its own folder
+	// under it, named after the instance.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*[A-Za-z0-9!_.*'()-]*$`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// BootstrapSpec says what a new instance's database starts with.
+type BootstrapSpec struct {
+	// FromBackup restores a backup into the new database, then runs `kinto migrate`, so that a
+	// backup of an older Kinto release comes up on the instance's release.
+	FromBackup BackupSource `json:"fromBackup"`
+}
+
+// BackupSource is the backup an instance starts from: a KintoBackup of the namespace, or a dump
+// in object storage (such as one written on another host).
+// +kubebuilder:validation:XValidation:rule="has(self.backupName) != has(self.s3)",message="exactly one of fromBackup.backupName and fromBackup.s3 must be set"
+type BackupSource struct {
+	// BackupName is a completed KintoBackup in the instance's namespace.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	BackupName string `json:"backupName,omitempty"`
+
+	// S3 is a dump in S3-compatible object storage.
+	// +optional
+	S3 *S3Source `json:"s3,omitempty"`
+}
+
+// S3Source is one dump in a bucket.
+type S3Source struct {
+	S3Connection `json:",inline"`
+
+	// Key of the dump in the bucket, such as backups/notes/20261126T030000Z.dump.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*[0-9]{8}T[0-9]{6}Z\.dump$`
+	Key string `json:"key"`
+
+	// SHA256 the dump must have, hexadecimal, as its KintoBackup reported. Unset, the checksum
+	// stored with the object when it was uploaded is checked.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // BackupRetention says which backups are kept; a backup is pruned when either bound drops it.
@@ -472,6 +618,12 @@ const (
 	// ConditionHibernating is present, and true, while spec.hibernate keeps the instance at zero
 	// pods.
 	ConditionHibernating = "Hibernating"
+	// ConditionRestored is present on an instance that starts from a backup (spec.bootstrap):
+	// true once the backup is restored into its database.
+	ConditionRestored = "Restored"
+	// ConditionBackupHealthy is present on an instance with spec.backup: false when the last
+	// backup failed, or when the newest good one is older than twice the schedule's interval.
+	ConditionBackupHealthy = "BackupHealthy"
 	// ConditionRollingOut is present while a change rolls the instance's running pods: true while
 	// the instance holds one of the operator's rollout slots (--max-concurrent-rollouts), false
 	// while it waits for one, its pods running as they were.
@@ -484,8 +636,9 @@ type KintoInstanceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady; Hibernating while the
-	// instance hibernates; RollingOut while a change rolls its running pods, or waits to.
+	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady; Restored for an instance
+	// that starts from a backup; BackupHealthy with spec.backup; Hibernating while the instance
+	// hibernates; RollingOut while a change rolls its running pods, or waits to.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -510,6 +663,23 @@ type KintoInstanceStatus struct {
 	// Selector of the Kinto server pods, in label-selector string form (for the scale subresource).
 	// +optional
 	Selector string `json:"selector,omitempty"`
+
+	// LastBackup is the newest backup of the instance that succeeded.
+	// +optional
+	LastBackup *LastBackup `json:"lastBackup,omitempty"`
+}
+
+// LastBackup describes an instance's newest good backup.
+type LastBackup struct {
+	// Name of its KintoBackup.
+	Name string `json:"name"`
+	// CompletedAt is when it was written.
+	CompletedAt metav1.Time `json:"completedAt"`
+	// Location of the dump, such as s3://bucket/prefix/notes/20261126T030000Z.dump or
+	// pvc://notes-backups/20261126T030000Z.dump.
+	Location string `json:"location"`
+	// Size of the dump in bytes.
+	Size int64 `json:"size"`
 }
 
 // KintoInstance is one Kinto server, its database and everything it needs to serve users.

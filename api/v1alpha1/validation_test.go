@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -144,6 +145,18 @@ gateway: {host: a.example.org, name: public}`, []string{"spec", "spec.ingress an
 		{"retention without bounds", `backup: {retention: {}}`, []string{"spec.backup.retention", "needs count, maxAge or both"}},
 		{"retention age unit", `backup: {retention: {maxAge: "30m"}}`, []string{"spec.backup.retention.maxAge", "should match"}},
 		{"deletion policy", `deletionPolicy: Forget`, []string{"spec.deletionPolicy", "Unsupported value"}},
+		{"snapshot without backups", `deletionPolicy: Snapshot`, []string{"spec.deletionPolicy", "Snapshot needs spec.backup"}},
+		{"snapshot of an external database", `{deletionPolicy: Snapshot, backup: {}, database: {external: {urlSecret: {name: db, key: url}}}}`, []string{"spec.deletionPolicy", "and a managed database"}},
+		{"two backup destinations", `backup: {destination: {volume: {}, s3: {endpoint: s3.example.org, bucket: kb, credentials: {accessKeyID: {name: s3, key: id}, secretAccessKey: {name: s3, key: secret}}}}}`, []string{"spec.backup.destination", "exactly one of backup.destination.volume and backup.destination.s3"}},
+		{"backup volume of zero bytes", `backup: {destination: {volume: {size: "0"}}}`, []string{"spec.backup.destination.volume.size", "size must be positive"}},
+		{"S3 without credentials", `backup: {destination: {s3: {endpoint: s3.example.org, bucket: kb}}}`, []string{"spec.backup.destination.s3.credentials", "Required"}},
+		{"S3 endpoint with a path", `backup: {destination: {s3: {endpoint: "https://s3.example.org/kinto", bucket: kb, credentials: {accessKeyID: {name: s3, key: id}, secretAccessKey: {name: s3, key: secret}}}}}`, []string{"spec.backup.destination.s3.endpoint", "should match"}},
+		{"S3 bucket name", `backup: {destination: {s3: {endpoint: s3.example.org, bucket: My_Bucket, credentials: {accessKeyID: {name: s3, key: id}, secretAccessKey: {name: s3, key: secret}}}}}`, []string{"spec.backup.destination.s3.bucket", "should match"}},
+		{"S3 prefix leaving the bucket", `backup: {destination: {s3: {endpoint: s3.example.org, bucket: kb, prefix: "/x y", credentials: {accessKeyID: {name: s3, key: id}, secretAccessKey: {name: s3, key: secret}}}}}`, []string{"spec.backup.destination.s3.prefix", "should match"}},
+		{"bootstrap from two sources", `bootstrap: {fromBackup: {backupName: b, s3: {endpoint: s3.example.org, bucket: kb, key: a/20261126T030000Z.dump, credentials: {accessKeyID: {name: s3, key: id}, secretAccessKey: {name: s3, key: secret}}}}}`, []string{"spec.bootstrap.fromBackup", "exactly one of fromBackup.backupName and fromBackup.s3"}},
+		{"bootstrap from nothing", `bootstrap: {fromBackup: {}}`, []string{"spec.bootstrap.fromBackup", "exactly one of fromBackup.backupName and fromBackup.s3"}},
+		{"bootstrap key not a dump", `bootstrap: {fromBackup: {s3: {endpoint: s3.example.org, bucket: kb, key: a/latest.sql, credentials: {accessKeyID: {name: s3, key: id}, secretAccessKey: {name: s3, key: secret}}}}}`, []string{"spec.bootstrap.fromBackup.s3.key", "should match"}},
+		{"bootstrap into an external database", `{bootstrap: {fromBackup: {backupName: b}}, database: {external: {urlSecret: {name: db, key: url}}}}`, []string{"spec.bootstrap", "restores into a managed database"}},
 		{"resources not a quantity", `resources: {requests: {memory: "lots"}}`, []string{"spec.resources.requests.memory"}},
 	}
 	for i, tc := range cases {
@@ -207,6 +220,9 @@ func TestBackupDefaults(t *testing.T) {
 	if b := got.Spec.Backup; b.Schedule != "0 3 * * *" || b.Retention.Count == nil || *b.Retention.Count != 7 {
 		t.Errorf("backup defaults = %+v", b)
 	}
+	if d := got.Spec.Backup.Destination; d == nil || d.Volume == nil || d.Volume.Size.String() != "5Gi" || d.S3 != nil {
+		t.Errorf("backup destination default = %+v, want a 5Gi volume", d)
+	}
 }
 
 // Fields that may not change after creation are refused on update, naming the field.
@@ -254,6 +270,34 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 			},
 			wantPath: "spec.database",
 			wantMsg:  "cannot switch between managed and external",
+		},
+		{
+			name:     "bootstrap added",
+			initial:  `{}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "b"}} },
+			wantPath: "spec.bootstrap",
+			wantMsg:  "set when the instance is created and cannot change",
+		},
+		{
+			name:     "bootstrap changed",
+			initial:  `bootstrap: {fromBackup: {backupName: a}}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Bootstrap.FromBackup.BackupName = "b" },
+			wantPath: "spec.bootstrap",
+			wantMsg:  "set when the instance is created and cannot change",
+		},
+		{
+			name:     "bootstrap removed",
+			initial:  `bootstrap: {fromBackup: {backupName: a}}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Bootstrap = nil },
+			wantPath: "spec.bootstrap",
+			wantMsg:  "set when the instance is created and cannot change",
+		},
+		{
+			name:     "backup volume shrinks",
+			initial:  `backup: {destination: {volume: {size: 2Gi}}}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Backup.Destination.Volume.Size = resource.MustParse("1Gi") },
+			wantPath: "spec.backup.destination.volume.size",
+			wantMsg:  "size cannot shrink",
 		},
 		{
 			name:    "OpenID provider renamed",
@@ -393,4 +437,29 @@ func TestOperatorStartsWithoutTheGatewayAPI(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Errorf("the manager stopped with %v", err)
 	}
+}
+
+// A KintoBackup names its instance and records one backup: its spec never changes.
+func TestKintoBackupValidation(t *testing.T) {
+	ctx := context.Background()
+	backup := func(name, instance string, policy v1alpha1.BackupDeletionPolicy) *v1alpha1.KintoBackup {
+		return &v1alpha1.KintoBackup{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec:       v1alpha1.KintoBackupSpec{Instance: instance, DeletionPolicy: policy},
+		}
+	}
+	assertInvalid(t, k8s.Create(ctx, backup("no-instance", "", "")), "spec.instance")
+	assertInvalid(t, k8s.Create(ctx, backup("bad-instance", "Notes_1", "")), "spec.instance", "should match")
+	assertInvalid(t, k8s.Create(ctx, backup("bad-policy", "notes", "Forget")), "spec.deletionPolicy", "Unsupported value")
+
+	kb := backup("good", "notes", "")
+	if err := k8s.Create(ctx, kb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, kb) })
+	if kb.Spec.DeletionPolicy != v1alpha1.BackupDeletionPolicyRetain {
+		t.Errorf("default deletionPolicy = %q, want Retain", kb.Spec.DeletionPolicy)
+	}
+	kb.Spec.Instance = "other"
+	assertInvalid(t, k8s.Update(ctx, kb), "spec", "a KintoBackup's spec cannot change")
 }

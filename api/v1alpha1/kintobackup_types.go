@@ -1,0 +1,147 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ScheduledBackupLabel marks the backups (Jobs and KintoBackups) the instance's schedule took,
+// as opposed to those asked for on demand.
+const ScheduledBackupLabel = "hosting.kinto-storage.org/scheduled"
+
+// KintoBackupSpec says which instance to back up, and what becomes of the dump when the
+// KintoBackup is deleted. It cannot change: a KintoBackup records one backup.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a KintoBackup's spec cannot change: create another KintoBackup"
+type KintoBackupSpec struct {
+	// Instance is the name of the KintoInstance, in the same namespace, to back up. The backup
+	// goes to the instance's spec.backup.destination.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Instance string `json:"instance"`
+
+	// DeletionPolicy says what happens to the stored dump when this KintoBackup is deleted:
+	// Retain keeps it, Delete removes it from the volume or the bucket.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy BackupDeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// BackupDeletionPolicy is what happens to a dump when its KintoBackup is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type BackupDeletionPolicy string
+
+const (
+	// BackupDeletionPolicyRetain keeps the dump when the KintoBackup is deleted.
+	BackupDeletionPolicyRetain BackupDeletionPolicy = "Retain"
+	// BackupDeletionPolicyDelete deletes the dump with its KintoBackup.
+	BackupDeletionPolicyDelete BackupDeletionPolicy = "Delete"
+)
+
+// BackupPhase is where a backup is in its life.
+// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed
+type BackupPhase string
+
+const (
+	// BackupPending: the backup has not started; status.error says why when something holds it.
+	BackupPending BackupPhase = "Pending"
+	// BackupRunning: the backup Job runs.
+	BackupRunning BackupPhase = "Running"
+	// BackupCompleted: the dump is written and verified; it can be restored.
+	BackupCompleted BackupPhase = "Completed"
+	// BackupFailed: the backup failed; status.error says why. It is not retried: create another.
+	BackupFailed BackupPhase = "Failed"
+)
+
+// KintoBackupStatus is what is known of one backup.
+type KintoBackupStatus struct {
+	// Phase: Pending, Running, Completed or Failed.
+	// +optional
+	Phase BackupPhase `json:"phase,omitempty"`
+
+	// JobName is the Job that takes the backup.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+
+	// StartedAt is when the backup Job started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+
+	// CompletedAt is when the backup completed or failed.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+
+	// Destination is where the dump was written: the instance's destination when the backup
+	// started, kept so that the dump can be found (restored, deleted) whatever becomes of the
+	// instance.
+	// +optional
+	Destination *BackupDestination `json:"destination,omitempty"`
+
+	// VolumeClaimName is the backup volume holding the dump, for a volume destination.
+	// +optional
+	VolumeClaimName string `json:"volumeClaimName,omitempty"`
+
+	// File is the dump's name, <UTC time>.dump.
+	// +optional
+	File string `json:"file,omitempty"`
+
+	// Key of the dump in the bucket, for an S3 destination.
+	// +optional
+	Key string `json:"key,omitempty"`
+
+	// Location of the dump, such as s3://bucket/prefix/notes/20261126T030000Z.dump or
+	// pvc://notes-backups/20261126T030000Z.dump.
+	// +optional
+	Location string `json:"location,omitempty"`
+
+	// Size of the dump in bytes.
+	// +optional
+	Size int64 `json:"size,omitempty"`
+
+	// SHA256 of the dump, hexadecimal; a restore refuses a dump that does not match it.
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+
+	// KintoVersion is the Kinto release whose schema the dump holds.
+	// +optional
+	KintoVersion string `json:"kintoVersion,omitempty"`
+
+	// Error says why the backup failed, or what holds it back.
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// KintoBackup is one logical backup of a KintoInstance's database: created by a user it takes a
+// backup at once; the instance's schedule creates one for each run it takes.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=kb,categories=kinto
+// +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.spec.instance`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Location",type=string,JSONPath=`.status.location`,priority=1
+// +kubebuilder:printcolumn:name="Completed",type=date,JSONPath=`.status.completedAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type KintoBackup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   KintoBackupSpec   `json:"spec"`
+	Status KintoBackupStatus `json:"status,omitempty"`
+}
+
+// KintoBackupList is a list of KintoBackups.
+// +kubebuilder:object:root=true
+type KintoBackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KintoBackup `json:"items"`
+}
+
+// Done says whether the backup has finished, well or not.
+func (b *KintoBackup) Done() bool {
+	return b.Status.Phase == BackupCompleted || b.Status.Phase == BackupFailed
+}
+
+func init() {
+	SchemeBuilder.Register(&KintoBackup{}, &KintoBackupList{})
+}
