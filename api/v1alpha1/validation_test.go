@@ -272,9 +272,11 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 			wantMsg:  "cannot switch between managed and external",
 		},
 		{
-			name:     "bootstrap added",
-			initial:  `{}`,
-			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "b"}} },
+			name:    "bootstrap added",
+			initial: `{}`,
+			mutate: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "b"}}
+			},
 			wantPath: "spec.bootstrap",
 			wantMsg:  "set when the instance is created and cannot change",
 		},
