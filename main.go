@@ -1,4 +1,4 @@
-// Command manager runs the kinto-operator controllers; `manager backup ...` is the object-storage
+// Command manager runs the kinto-operator controllers; `manager backup ...` is the storage
 // step of the backup and restore Jobs, run from the operator's own image.
 package main
 

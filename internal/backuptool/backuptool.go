@@ -1,7 +1,8 @@
-// Package backuptool is the object-storage step of a backup Job: the operator's binary runs it
-// as `manager backup <command>` after pg_dump, to upload the dump, and to prune what retention
-// drops; a restore runs it to download a dump. It is a thin command line over
-// internal/objectstore.
+// Package backuptool is the storage step of a backup Job: the operator's binary runs it as
+// `manager backup <command>` after pg_dump, to upload the dump to object storage, and to prune
+// what retention drops, in the bucket or on a backup volume; a restore runs it to download a
+// dump, and the operator to delete one. It is a thin command line over internal/objectstore and
+// internal/dumps.
 //
 // The destination comes from flags, or from the environment when a flag is absent (so that the
 // Job's containers can share one env block); the credentials come only from the environment,
@@ -34,14 +35,15 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"upload":   {"upload a dump and print {key,size,sha256}", runUpload},
-	"download": {"download a dump, verifying its checksum", runDownload},
+	"upload":   {"upload the dump of a dump directory and print its result {file,size,sha256,key}", runUpload},
+	"download": {"download a dump, verifying its checksum, and write its result beside it", runDownload},
 	"list":     {"list the objects under the prefix (or one instance's dumps)", runList},
-	"prune":    {"delete the dumps of an instance that retention drops", runPrune},
+	"prune":    {"delete the dumps that retention drops, of an instance in the bucket or of a directory", runPrune},
+	"delete":   {"delete one dump, from the bucket or from a directory", runDelete},
 }
 
 // commandOrder is the order of the commands in the usage text.
-var commandOrder = []string{"upload", "download", "list", "prune"}
+var commandOrder = []string{"upload", "download", "list", "prune", "delete"}
 
 // usageError is a mistake on the command line: Main prints it with the usage and exits 2.
 type usageError struct{ msg string }
@@ -98,4 +100,5 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nThe S3 destination is given by flags or, for a flag not given, by %s.\n", destinationEnvSummary())
 	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", envAccessKeyID, envSecretAccessKey)
+	fmt.Fprintln(w, "prune --dir and delete --dir work on a directory (a backup volume) and need no S3 destination.")
 }

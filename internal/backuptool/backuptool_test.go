@@ -2,9 +2,19 @@ package backuptool
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
 )
 
 // run calls Main as the operator's binary would, returning the exit code and both outputs.
@@ -28,19 +38,31 @@ func TestCommandLineMistakes(t *testing.T) {
 	}{
 		{"no command", nil, "usage: manager backup <command>"},
 		{"unknown command", []string{"backup"}, `unknown command "backup"`},
-		{"upload without file", []string{"upload", "--key", "k"}, "--file is required"},
-		{"upload without key", []string{"upload", "--file", "f"}, "exactly one of --key and --key-from-time"},
-		{"upload with both keys", []string{"upload", "--file", "f", "--key", "k", "--key-from-time", "--instance", "lug"}, "exactly one of --key and --key-from-time"},
-		{"key from time without instance", []string{"upload", "--file", "f", "--key-from-time"}, "--key-from-time needs --instance"},
-		{"instance with a slash", []string{"upload", "--file", "f", "--key-from-time", "--instance", "a/b"}, "without slashes"},
+		{"upload of nothing", []string{"upload"}, "give exactly one of --dump-dir and --file"},
+		{"upload of a dump directory and a file", []string{"upload", "--dump-dir", "d", "--instance", "lug", "--file", "f"}, "give exactly one of --dump-dir and --file"},
+		{"dump directory without instance", []string{"upload", "--dump-dir", "d"}, "--dump-dir needs --instance"},
+		{"instance with a slash", []string{"upload", "--dump-dir", "d", "--instance", "a/b"}, "without slashes"},
+		{"dump directory with a key", []string{"upload", "--dump-dir", "d", "--instance", "lug", "--key", "k"}, "--key goes with --file"},
+		{"file without key", []string{"upload", "--file", "f"}, "--file needs --key"},
+		{"file with instance", []string{"upload", "--file", "f", "--key", "k", "--instance", "lug"}, "--instance goes with --dump-dir"},
 		{"unknown flag", []string{"download", "--bucket-name", "b"}, "flag provided but not defined: -bucket-name"},
 		{"stray argument", []string{"download", "--key", "k", "--file", "f", "extra"}, `unexpected argument "extra"`},
 		{"download without file", []string{"download", "--key", "k"}, "--key and --file are required"},
 		{"prune without bounds", []string{"prune", "--instance", "lug"}, "give --keep-last, --max-age or both"},
-		{"prune without instance", []string{"prune", "--keep-last", "3"}, "--instance is required"},
+		{"prune of nothing", []string{"prune", "--keep-last", "3"}, "give exactly one of --instance (its dumps in the bucket) and --dir"},
+		{"prune of a bucket and a directory", []string{"prune", "--instance", "lug", "--dir", "d", "--keep-last", "3"}, "give exactly one of --instance"},
+		{"prune of an instance with a slash", []string{"prune", "--instance", "a/b", "--keep-last", "3"}, "--instance must be a name without slashes"},
 		{"prune with a negative count", []string{"prune", "--instance", "lug", "--keep-last", "-1"}, "--keep-last must be 0 or more"},
 		{"prune with a bad age", []string{"prune", "--instance", "lug", "--max-age", "30 days"}, `--max-age "30 days": want a positive age`},
 		{"no bucket", []string{"list", "--bucket", ""}, "the endpoint and the bucket are required"},
+		{"delete of nothing", []string{"delete"}, "give exactly one of --key (a dump in the bucket) and --dir"},
+		{"delete from a bucket and a directory", []string{"delete", "--key", "kinto/lug/20261126T030000Z.dump", "--dir", "d", "--file", "20261126T030000Z.dump"}, "give exactly one of --key"},
+		{"delete of a key that is no dump's", []string{"delete", "--key", "kinto/lug/notes.txt"}, `--key "kinto/lug/notes.txt" is not the key of a dump`},
+		{"delete of a key with a file", []string{"delete", "--key", "kinto/lug/20261126T030000Z.dump", "--file", "20261126T030000Z.dump"}, "--file goes with --dir"},
+		{"delete from a directory without a file", []string{"delete", "--dir", "d"}, `--file "" is not the name of a dump`},
+		{"delete of a path", []string{"delete", "--dir", "d", "--file", "../20261126T030000Z.dump"}, "is not the name of a dump"},
+		{"delete of a result file", []string{"delete", "--dir", "d", "--file", "20261126T030000Z.dump.json"}, "is not the name of a dump"},
+		{"delete of a temporary file", []string{"delete", "--dir", "d", "--file", ".20261126T030000Z.dump.partial"}, "is not the name of a dump"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -127,5 +149,206 @@ func TestIsDumpIn(t *testing.T) {
 		if got := isDumpIn(c.key, c.folder); got != c.want {
 			t.Errorf("isDumpIn(%q, %q) = %t, want %t", c.key, c.folder, got, c.want)
 		}
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// writeDump writes into dir what the dump script leaves there for a dump started at at: the dump
+// (here a stand-in) and its result file. It returns the result.
+func writeDump(t *testing.T, dir string, at time.Time, content string) dumps.Result {
+	t.Helper()
+	r := dumps.Result{File: dumps.FileName(at), Size: int64(len(content)), SHA256: sha256Hex(content)}
+	if err := os.WriteFile(filepath.Join(dir, r.File), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := dumps.WriteResultFile(filepath.Join(dir, r.File+dumps.ResultSuffix), r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// writeFiles writes small files of the given names into dir.
+func writeFiles(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dirNames lists dir, hidden files included, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestUploadFindsOneVerifiedDump covers the refusals of upload --dump-dir that come before
+// anything is sent: each exits 1 with a message saying what is wrong with the directory, and
+// writes no termination log. (The endpoint does not answer: reaching it would fail otherwise.)
+func TestUploadFindsOneVerifiedDump(t *testing.T) {
+	t.Setenv(envAccessKeyID, "AKID")
+	t.Setenv(envSecretAccessKey, "secret")
+	t.Setenv(envEndpoint, "127.0.0.1:1")
+	t.Setenv(envBucket, "backups")
+	t.Setenv(envInsecure, "true")
+	at := time.Date(2026, 11, 26, 8, 15, 0, 0, time.UTC)
+	name := dumps.FileName(at)
+	cases := []struct {
+		name  string
+		setUp func(t *testing.T, dir string)
+		want  string
+	}{
+		{"empty directory", func(t *testing.T, dir string) {}, "holds no dump"},
+		{"only a temporary file and others", func(t *testing.T, dir string) {
+			writeFiles(t, dir, "."+name+".partial", "notes.txt", name+".txt")
+		}, "holds no dump"},
+		{"a dump without its result file", func(t *testing.T, dir string) {
+			writeFiles(t, dir, name)
+		}, name + " has no result file beside it"},
+		{"two dumps", func(t *testing.T, dir string) {
+			writeDump(t, dir, at, "PGDMP one")
+			writeDump(t, dir, at.Add(time.Hour), "PGDMP two")
+		}, "holds 2 dumps with a result file (20261126T081500Z.dump, 20261126T091500Z.dump), not one"},
+		{"a dump changed since its result", func(t *testing.T, dir string) {
+			writeDump(t, dir, at, "PGDMP as dumped")
+			writeFiles(t, dir, name) // one byte now
+		}, "has 1 bytes and sha256 " + sha256Hex("x") + ", not the 15 bytes and sha256 " + sha256Hex("PGDMP as dumped") + " recorded when it was written"},
+		{"a dump of the recorded size, another checksum", func(t *testing.T, dir string) {
+			writeDump(t, dir, at, "PGDMP as dumped")
+			if err := os.WriteFile(filepath.Join(dir, name), []byte("PGDMP as damaged"[:15]), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "recorded when it was written: it is damaged or not the file recorded; nothing was uploaded"},
+		{"a result file describing another dump", func(t *testing.T, dir string) {
+			r := writeDump(t, dir, at, "PGDMP")
+			r.File = dumps.FileName(at.Add(-time.Hour))
+			if err := dumps.WriteResultFile(filepath.Join(dir, name+dumps.ResultSuffix), r); err != nil {
+				t.Fatal(err)
+			}
+		}, "describes 20261126T071500Z.dump, another dump"},
+		{"a result file that is not one", func(t *testing.T, dir string) {
+			writeDump(t, dir, at, "PGDMP")
+			writeFiles(t, dir, name+dumps.ResultSuffix)
+		}, "is not JSON"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c.setUp(t, dir)
+			terminationLog := filepath.Join(t.TempDir(), "termination-log")
+			code, stdout, stderr := run("upload", "--dump-dir", dir, "--instance", "lug", "--termination-log", terminationLog)
+			if code != exitFailure || !strings.Contains(stderr, c.want) || stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message saying %q", code, stdout, stderr, exitFailure, c.want)
+			}
+			if _, err := os.Stat(terminationLog); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a failed upload wrote the termination log (%v)", err)
+			}
+		})
+	}
+	code, _, stderr := run("upload", "--dump-dir", filepath.Join(t.TempDir(), "missing"), "--instance", "lug")
+	if code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
+		t.Errorf("upload from a missing directory: exit %d, stderr %q; want %d saying so", code, stderr, exitFailure)
+	}
+}
+
+// TestPruneDirectory prunes a backup volume holding, besides the dumps, what a user or an
+// interrupted backup may leave: only the dumps, named as the dump script names them, are
+// counted and deleted, each with its result file.
+func TestPruneDirectory(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	day := 24 * time.Hour
+	var results []dumps.Result
+	for _, age := range []time.Duration{45 * day, 20 * day, 3 * day, 2 * day, time.Hour} {
+		results = append(results, writeDump(t, dir, now.Add(-age), "PGDMP"))
+	}
+	// A dump that lost its result file (a backup killed between its two renames) is a dump.
+	orphan := dumps.FileName(now.Add(-50 * day))
+	// Never touched: a temporary file, a user's files, a directory named as a dump.
+	hidden := "." + dumps.FileName(now.Add(-60*day)) + ".partial"
+	writeFiles(t, dir, orphan, hidden, "notes.txt", dumps.FileName(now.Add(-70*day))+".bak")
+	if err := os.Mkdir(filepath.Join(dir, dumps.FileName(now.Add(-80*day))), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range results {
+		names = append(names, r.File)
+	}
+	wantDeleted := []string{orphan, names[0], names[1]}
+	prune := func(args ...string) pruneResult {
+		t.Helper()
+		code, stdout, stderr := run(append([]string{"prune", "--dir", dir, "--keep-last", "3", "--max-age", "30d"}, args...)...)
+		var result pruneResult
+		if err := json.Unmarshal([]byte(stdout), &result); code != exitOK || err != nil {
+			t.Fatalf("prune: exit %d (%v), stdout %q, stderr %q", code, err, stdout, stderr)
+		}
+		return result
+	}
+
+	before := dirNames(t, dir)
+	if got := prune("--dry-run"); !got.DryRun || !slices.Equal(got.Deleted, wantDeleted) || !slices.Equal(got.Kept, names[2:]) {
+		t.Errorf("dry run result %+v, want %q to be deleted and %q kept", got, wantDeleted, names[2:])
+	}
+	if after := dirNames(t, dir); !slices.Equal(after, before) {
+		t.Errorf("the dry run changed the directory: %q, then %q", before, after)
+	}
+
+	if got := prune(); got.DryRun || !slices.Equal(got.Deleted, wantDeleted) || !slices.Equal(got.Kept, names[2:]) {
+		t.Errorf("prune result %+v, want %q deleted and %q kept", got, wantDeleted, names[2:])
+	}
+	want := []string{hidden, dumps.FileName(now.Add(-80 * day)), dumps.FileName(now.Add(-70*day)) + ".bak", "notes.txt"}
+	for _, name := range names[2:] {
+		want = append(want, name, name+dumps.ResultSuffix)
+	}
+	slices.Sort(want)
+	if left := dirNames(t, dir); !slices.Equal(left, want) {
+		t.Errorf("left in the directory: %q, want %q", left, want)
+	}
+
+	if got := prune(); len(got.Deleted) != 0 || !slices.Equal(got.Kept, names[2:]) {
+		t.Errorf("pruning again: %+v, want nothing deleted", got)
+	}
+	if code, _, stderr := run("prune", "--dir", filepath.Join(dir, "missing"), "--keep-last", "1"); code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
+		t.Errorf("prune of a missing directory: exit %d, stderr %q; want %d saying so", code, stderr, exitFailure)
+	}
+}
+
+// TestDeleteFromDirectory deletes a dump and its result file, and again: a dump already gone is
+// deleted, as the operator retrying a deletion expects.
+func TestDeleteFromDirectory(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 11, 26, 8, 15, 0, 0, time.UTC)
+	deleted := writeDump(t, dir, at, "PGDMP old").File
+	kept := writeDump(t, dir, at.Add(time.Hour), "PGDMP new").File
+	// A dump whose result file is already gone (an interrupted deletion).
+	halfDeleted := writeDump(t, dir, at.Add(-time.Hour), "PGDMP older").File
+	if err := os.Remove(filepath.Join(dir, halfDeleted+dumps.ResultSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{deleted, deleted, halfDeleted} {
+		code, stdout, stderr := run("delete", "--dir", dir, "--file", name)
+		if want := `{"deleted":"` + name + `"}` + "\n"; code != exitOK || stdout != want {
+			t.Errorf("delete %s: exit %d, stdout %q, stderr %q; want %d and %q", name, code, stdout, stderr, exitOK, want)
+		}
+	}
+	if left, want := dirNames(t, dir), []string{kept, kept + dumps.ResultSuffix}; !slices.Equal(left, want) {
+		t.Errorf("left in the directory: %q, want %q", left, want)
+	}
+	code, _, stderr := run("delete", "--dir", filepath.Join(dir, "missing"), "--file", kept)
+	if code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
+		t.Errorf("delete from a missing directory: exit %d, stderr %q; want %d saying so (a wrong --dir is no dump already gone)", code, stderr, exitFailure)
 	}
 }

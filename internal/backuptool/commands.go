@@ -8,19 +8,13 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 )
-
-// dumpResult is what upload and download print: one JSON line, also the termination message of
-// the upload container, from which the operator learns the key, size and checksum of a backup.
-type dumpResult struct {
-	Key    string `json:"key"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
 
 // listEntry is a line of list's output.
 type listEntry struct {
@@ -30,11 +24,16 @@ type listEntry struct {
 }
 
 // pruneResult is prune's output line: the dumps kept and those deleted (or that would be, with
-// --dry-run), oldest first.
+// --dry-run), oldest first: keys in the bucket, names in a directory.
 type pruneResult struct {
 	Kept    []string `json:"kept"`
 	Deleted []string `json:"deleted"`
 	DryRun  bool     `json:"dryRun"`
+}
+
+// deleteResult is delete's output line: the key or the name of the dump deleted, or already gone.
+type deleteResult struct {
+	Deleted string `json:"deleted"`
 }
 
 // newFlagSet is a flag set that reports errors instead of exiting, and prints its help to stderr.
@@ -62,34 +61,40 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("upload", stderr)
 	dest := bindDestination(fs)
-	file := fs.String("file", "", "the dump to upload (required)")
-	key := fs.String("key", "", "the object's full key in the bucket")
-	keyFromTime := fs.Bool("key-from-time", false, "use the key <prefix>/<instance>/<UTC time>.dump, which sorts by time")
-	instance := fs.String("instance", "", "the instance whose dump this is (with --key-from-time)")
+	dumpDir := fs.String("dump-dir", "", "the directory the dump script wrote into: its dump, checked against its result file, goes to <prefix>/<instance>/<the dump's name>")
+	instance := fs.String("instance", "", "the instance whose dump this is (with --dump-dir)")
+	file := fs.String("file", "", "a file to upload as it is, instead of a dump directory (with --key)")
+	key := fs.String("key", "", "the file's full key in the bucket (with --file)")
 	terminationLog := fs.String("termination-log", "", "also write the result line to this file (the container's /dev/termination-log)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *file == "" {
-		return usageErrorf("--file is required")
-	}
 	switch {
-	case *keyFromTime == (*key != ""):
-		return usageErrorf("give exactly one of --key and --key-from-time")
-	case *keyFromTime && !validInstance(*instance):
-		return usageErrorf("--key-from-time needs --instance, a name without slashes")
-	case *keyFromTime:
-		*key = objectstore.KeyFor(dest.prefix, *instance, time.Now())
+	case (*dumpDir == "") == (*file == ""):
+		return usageErrorf("give exactly one of --dump-dir and --file")
+	case *dumpDir != "" && *key != "":
+		return usageErrorf("--key goes with --file: a dump's key is <prefix>/<instance>/<the dump's name>")
+	case *dumpDir != "" && !validInstance(*instance):
+		return usageErrorf("--dump-dir needs --instance, a name without slashes")
+	case *file != "" && *key == "":
+		return usageErrorf("--file needs --key")
+	case *file != "" && *instance != "":
+		return usageErrorf("--instance goes with --dump-dir: with --file, --key is the whole key")
 	}
 	cfg, err := dest.config()
 	if err != nil {
 		return err
 	}
-	uploaded, err := objectstore.Upload(ctx, cfg, *key, *file)
+	var result dumps.Result
+	if *dumpDir != "" {
+		result, err = uploadDump(ctx, cfg, *dumpDir, *instance)
+	} else {
+		result, err = uploadFile(ctx, cfg, *file, *key)
+	}
 	if err != nil {
 		return err
 	}
-	line, err := jsonLine(dumpResult{Key: uploaded.Key, Size: uploaded.Size, SHA256: uploaded.SHA256})
+	line, err := jsonLine(result)
 	if err != nil {
 		return err
 	}
@@ -98,17 +103,50 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *terminationLog != "" {
 		if err := os.WriteFile(*terminationLog, line, 0o644); err != nil {
-			return fmt.Errorf("the dump was uploaded as %q, but writing the termination log failed: %w", uploaded.Key, err)
+			return fmt.Errorf("the dump was uploaded as %q, but writing the termination log failed: %w", result.Key, err)
 		}
 	}
 	return nil
+}
+
+// uploadDump uploads the dump the dump script wrote into dir under its own name in the folder of
+// instance, so that the key carries the time the dump started. The dump must still be as its
+// result file describes it.
+func uploadDump(ctx context.Context, cfg objectstore.Config, dir, instance string) (dumps.Result, error) {
+	name, err := findDump(dir)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	path := filepath.Join(dir, name)
+	recorded, err := dumps.ReadResultFile(path + dumps.ResultSuffix)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	if recorded.File != name {
+		return dumps.Result{}, fmt.Errorf("the result file of %s describes %s, another dump", path, recorded.File)
+	}
+	key := objectstore.InstancePrefix(cfg.Prefix, instance) + name
+	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, path, recorded.Size, recorded.SHA256)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	return dumps.Result{File: name, Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+}
+
+// uploadFile uploads any file under key.
+func uploadFile(ctx context.Context, cfg objectstore.Config, file, key string) (dumps.Result, error) {
+	uploaded, err := objectstore.Upload(ctx, cfg, key, file)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	return dumps.Result{File: filepath.Base(file), Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
 }
 
 func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("download", stderr)
 	dest := bindDestination(fs)
 	key := fs.String("key", "", "the object's full key in the bucket (required)")
-	file := fs.String("file", "", "where to write the dump (required); written only once verified")
+	file := fs.String("file", "", "where to write the dump (required); written only once verified, then its result beside it as <file>"+dumps.ResultSuffix)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -123,7 +161,12 @@ func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	return writeJSONLine(stdout, dumpResult{Key: downloaded.Key, Size: downloaded.Size, SHA256: downloaded.SHA256})
+	// The result file is what the restore script verifies the dump against.
+	result := dumps.Result{File: filepath.Base(*file), Size: downloaded.Size, SHA256: downloaded.SHA256, Key: downloaded.Key}
+	if err := dumps.WriteResultFile(*file+dumps.ResultSuffix, result); err != nil {
+		return fmt.Errorf("the dump was downloaded to %s, but writing its result file failed: %w", *file, err)
+	}
+	return writeJSONLine(stdout, result)
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -161,7 +204,8 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("prune", stderr)
 	dest := bindDestination(fs)
-	instance := fs.String("instance", "", "the instance whose dumps are pruned (required)")
+	instance := fs.String("instance", "", "the instance whose dumps in the bucket are pruned")
+	dir := fs.String("dir", "", "the directory whose dumps are pruned (a backup volume), instead of an instance's in the bucket")
 	keepLast := fs.Int("keep-last", 0, "keep the newest N dumps (0: no count limit)")
 	maxAgeText := fs.String("max-age", "", "delete the dumps older than this, such as 72h, 30d or 8w (empty: no age limit)")
 	dryRun := fs.Bool("dry-run", false, "print what would be deleted, delete nothing")
@@ -172,30 +216,82 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch {
 	case err != nil:
 		return usageErrorf("--max-age %q: %v", *maxAgeText, err)
-	case !validInstance(*instance):
-		return usageErrorf("--instance is required, a name without slashes")
+	case (*instance == "") == (*dir == ""):
+		return usageErrorf("give exactly one of --instance (its dumps in the bucket) and --dir (the dumps of a volume)")
+	case *instance != "" && !validInstance(*instance):
+		return usageErrorf("--instance must be a name without slashes")
 	case *keepLast < 0:
 		return usageErrorf("--keep-last must be 0 or more")
 	case *keepLast == 0 && maxAge == 0:
 		return usageErrorf("give --keep-last, --max-age or both: without a bound nothing would be pruned")
 	}
-	cfg, err := dest.config()
+	found, remove, err := pruneTarget(ctx, dest, *instance, *dir)
 	if err != nil {
 		return err
 	}
-	cfg.Prefix = objectstore.InstancePrefix(cfg.Prefix, *instance)
-	dumps, err := listDumps(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	expired := objectstore.Expired(dumps, *keepLast, maxAge, time.Now())
-	result := pruneResult{Kept: keysNotIn(dumps, expired), Deleted: keys(expired), DryRun: *dryRun}
+	expired := objectstore.Expired(found, *keepLast, maxAge, time.Now())
+	result := pruneResult{Kept: keysNotIn(found, expired), Deleted: keys(expired), DryRun: *dryRun}
 	if !*dryRun {
-		if err := objectstore.Delete(ctx, cfg, result.Deleted...); err != nil {
+		if err := remove(result.Deleted...); err != nil {
 			return err
 		}
 	}
 	return writeJSONLine(stdout, result)
+}
+
+// pruneTarget lists the dumps prune works on, those of instance in the bucket or those in dir,
+// and returns how to delete some of them: by key in the bucket, by name in dir.
+func pruneTarget(ctx context.Context, dest *destination, instance, dir string) ([]objectstore.Object, func(...string) error, error) {
+	if dir != "" {
+		found, err := dirDumps(dir)
+		return found, func(names ...string) error { return deleteDirDumps(dir, names...) }, err
+	}
+	cfg, err := dest.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Prefix = objectstore.InstancePrefix(cfg.Prefix, instance)
+	found, err := listDumps(ctx, cfg)
+	return found, func(keys ...string) error { return objectstore.Delete(ctx, cfg, keys...) }, err
+}
+
+func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("delete", stderr)
+	dest := bindDestination(fs)
+	key := fs.String("key", "", "the key of the dump to delete from the bucket")
+	dir := fs.String("dir", "", "the directory of the dump to delete (a backup volume), instead of the bucket (with --file)")
+	file := fs.String("file", "", "the name of the dump to delete from --dir; its result file goes too")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case (*key == "") == (*dir == ""):
+		return usageErrorf("give exactly one of --key (a dump in the bucket) and --dir (a volume, with --file)")
+	case *key != "" && *file != "":
+		return usageErrorf("--file goes with --dir")
+	case *key != "":
+		if _, ok := objectstore.ParseKeyTime(*key); !ok {
+			return usageErrorf("--key %q is not the key of a dump (<prefix>/<instance>/<UTC time>.dump)", *key)
+		}
+	default:
+		if _, ok := dumps.ParseFileName(*file); !ok {
+			return usageErrorf("--file %q is not the name of a dump (<UTC time>.dump, without a directory)", *file)
+		}
+	}
+	if *dir != "" {
+		if err := deleteDirDumps(*dir, *file); err != nil {
+			return err
+		}
+		return writeJSONLine(stdout, deleteResult{Deleted: *file})
+	}
+	cfg, err := dest.config()
+	if err != nil {
+		return err
+	}
+	if err := objectstore.Delete(ctx, cfg, *key); err != nil {
+		return err
+	}
+	return writeJSONLine(stdout, deleteResult{Deleted: *key})
 }
 
 // listDumps lists the dumps directly in the folder cfg.Prefix, leaving out anything else a user

@@ -15,8 +15,10 @@ import (
 //
 // The newest backup is never dropped, whatever the bounds say: when backups have failed for
 // longer than maxAge, the last good one is all the user has left. Every object given counts as a
-// successful backup (an S3 object exists only once its upload completed), so callers pass the
-// dumps of one instance and nothing else (see ParseKeyTime).
+// successful backup (an S3 object exists only once its upload completed, a dump on a volume gets
+// its name only once written and read back), so callers pass the dumps of one instance and
+// nothing else (see ParseKeyTime). The dumps of a volume are passed as Objects keyed by their
+// names.
 //
 // A backup's time is the one its key carries (KeyFor), which survives copying the objects to
 // another bucket, unlike LastModified; LastModified serves only for keys without one.

@@ -294,6 +294,36 @@ func TestUploadRefusesADirectory(t *testing.T) {
 	}
 }
 
+// TestUploadRecorded sends a file only when it still has the size and checksum recorded when it
+// was written.
+func TestUploadRecorded(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	ctx := context.Background()
+	cfg := s.Config(bucket)
+	local, sum := writeRandomFile(t, 1000)
+	if uploaded, err := objectstore.UploadRecorded(ctx, cfg, "kinto/lug/good.dump", local, 1000, sum); err != nil || uploaded.SHA256 != sum {
+		t.Errorf("UploadRecorded of a file as recorded = %+v, %v; want it stored with sha256 %s", uploaded, err, sum)
+	}
+	otherSum := strings.Repeat("0", 64)
+	for name, recorded := range map[string]struct {
+		size int64
+		sum  string
+	}{
+		"another size":     {999, sum},
+		"another checksum": {1000, otherSum},
+	} {
+		key := "kinto/lug/" + strings.ReplaceAll(name, " ", "-") + ".dump"
+		_, err := objectstore.UploadRecorded(ctx, cfg, key, local, recorded.size, recorded.sum)
+		if !errors.Is(err, objectstore.ErrChecksumMismatch) || !strings.Contains(err.Error(), "recorded when it was written") {
+			t.Errorf("%s: error %v, want ErrChecksumMismatch saying the file is not as recorded", name, err)
+		}
+		if _, err := objectstore.Stat(ctx, cfg, key); !errors.Is(err, objectstore.ErrNoSuchKey) {
+			t.Errorf("%s: a file not as recorded was stored (Stat: %v)", name, err)
+		}
+	}
+}
+
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	s := s3testserver.Start(t, s3testserver.Options{TLS: true})

@@ -31,6 +31,23 @@ const hashBufferSize = 1 << 20
 // object is deleted. Finally the stored size and checksum are read back, so a server that dropped
 // the metadata fails the upload rather than every later restore.
 func Upload(ctx context.Context, cfg Config, key, localPath string) (Object, error) {
+	return upload(ctx, cfg, key, localPath, nil)
+}
+
+// UploadRecorded is Upload of a file whose size and SHA-256 were recorded when it was written
+// (a dump's result file): a file that no longer matches them fails with ErrChecksumMismatch
+// before anything is sent, so that a dump damaged where it waited never passes for a good one.
+func UploadRecorded(ctx context.Context, cfg Config, key, localPath string, size int64, sum string) (Object, error) {
+	return upload(ctx, cfg, key, localPath, &recording{size: size, sha256: sum})
+}
+
+// recording is the size and checksum a file had when it was written.
+type recording struct {
+	size   int64
+	sha256 string
+}
+
+func upload(ctx context.Context, cfg Config, key, localPath string, recorded *recording) (Object, error) {
 	what := fmt.Sprintf("upload of %q", key)
 	client, err := newClient(cfg)
 	if err != nil {
@@ -51,6 +68,11 @@ func Upload(ctx context.Context, cfg Config, key, localPath string) (Object, err
 	}
 	if size != before.Size() {
 		return Object{}, fmt.Errorf("s3 %s: %s changed while it was read (%d bytes, then %d)", what, localPath, before.Size(), size)
+	}
+	if recorded != nil && (size != recorded.size || sum != recorded.sha256) {
+		return Object{}, newError(cfg, ErrChecksumMismatch, nil,
+			"s3 %s: %s has %d bytes and sha256 %s, not the %d bytes and sha256 %s recorded when it was written: it is damaged or not the file recorded; nothing was uploaded",
+			what, localPath, size, sum, recorded.size, recorded.sha256)
 	}
 
 	// A SectionReader starts at offset 0 whatever the file's offset after hashing, and keeps

@@ -1,11 +1,7 @@
 package resources
 
 import (
-	"encoding/json"
-	"fmt"
-	"regexp"
 	"strconv"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -41,10 +37,10 @@ const (
 const KintoCacheTable = "cache"
 
 // DumpScript takes a backup. pg_dump reads the whole database in one transaction snapshot, so
-// the dump is consistent while Kinto keeps serving. It writes <UTC time>.dump (names sort by
-// time, see DumpFileName) under a hidden temporary name and renames it into place once
-// pg_dump succeeded and pg_restore can read it back, then writes its result, the one-line JSON
-// {"file","size","sha256"} (DumpResult), beside it as <file>.json, to the termination log so
+// the dump is consistent while Kinto keeps serving. It writes <UTC time>.dump (dumps.FileName:
+// names sort by time) under a hidden temporary name and renames it into place once pg_dump
+// succeeded and pg_restore can read it back, then writes its result, the one-line JSON
+// {"file","size","sha256"} (dumps.Result), beside it as <file>.json, to the termination log so
 // that Kubernetes reports it in the pod's status, and to its output.
 //
 // Any failure exits non-zero with a message and leaves neither file behind (nor the temporary
@@ -104,8 +100,8 @@ echo "backup written: $result"
 // RestoreScript restores a dump made by DumpScript into a fresh database, before Kinto runs on
 // it; `kinto migrate` comes next, so that a dump of an older release comes up on the instance's.
 //
-// It verifies the dump's SHA-256 first (DUMP_SHA256, else the result file beside the dump) and
-// refuses a dump it cannot verify. It refuses a database that holds any table: restoring over an
+// It verifies the dump's SHA-256 first (DUMP_SHA256, else the result file beside the dump, as
+// DumpScript or `manager backup download` writes it) and refuses a dump it cannot verify. It refuses a database that holds any table: restoring over an
 // existing instance in place is refused by design (restore into a new instance, then switch to
 // it), and it could only mix two instances' rows. pg_restore runs in one transaction and stops
 // at the first error, so a failed restore leaves the database as empty as it found it: running
@@ -156,50 +152,6 @@ func DumpCommand() []string { return []string{"sh", "-c", DumpScript} }
 
 // RestoreCommand is the restore container's command.
 func RestoreCommand() []string { return []string{"sh", "-c", RestoreScript} }
-
-// dumpTimeLayout is the UTC time of a dump's name: the basic ISO 8601 form, fixed width, so
-// that names sort as the times do. It matches `date -u +%Y%m%dT%H%M%SZ` in DumpScript, and the
-// object keys of internal/objectstore (KeyFor, ParseKeyTime), so that a dump keeps its name, and
-// the time it carries, in a bucket: <prefix>/<instance>/<name>.
-const dumpTimeLayout = "20060102T150405Z"
-
-// DumpFileName is the name DumpScript gives a dump started at t.
-func DumpFileName(t time.Time) string {
-	return t.UTC().Format(dumpTimeLayout) + ".dump"
-}
-
-// dumpFileNameRE matches the names DumpFileName makes: no directory, no hidden temporary file.
-var dumpFileNameRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z\.dump$`)
-
-// DumpResultSuffix names a dump's result file: <dump>.json, beside it.
-const DumpResultSuffix = ".json"
-
-// DumpResult is what DumpScript reports of a dump, in its result file and termination message.
-type DumpResult struct {
-	File   string `json:"file"`   // the dump's name, in DUMP_DIR
-	Size   int64  `json:"size"`   // in bytes
-	SHA256 string `json:"sha256"` // hexadecimal
-}
-
-var sha256HexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-// ParseDumpResult reads a result of DumpScript, such as a backup pod's termination message,
-// and checks it describes a dump.
-func ParseDumpResult(b []byte) (DumpResult, error) {
-	var r DumpResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		return DumpResult{}, fmt.Errorf("backup result %q is not JSON: %w", b, err)
-	}
-	switch {
-	case !dumpFileNameRE.MatchString(r.File):
-		return DumpResult{}, fmt.Errorf("backup result names %q, not a dump", r.File)
-	case r.Size <= 0:
-		return DumpResult{}, fmt.Errorf("backup result gives size %d for %s", r.Size, r.File)
-	case !sha256HexRE.MatchString(r.SHA256):
-		return DumpResult{}, fmt.Errorf("backup result gives SHA-256 %q for %s", r.SHA256, r.File)
-	}
-	return r, nil
-}
 
 // pgConnectTimeoutSeconds bounds each connection attempt of the client tools: libpq waits
 // forever by default, and a database that does not answer should fail the step, not hold it

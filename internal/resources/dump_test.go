@@ -1,80 +1,16 @@
 package resources
 
 import (
+	"os"
 	"os/exec"
-	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
 )
-
-// A dump's name is the time it started, as objectstore keys carry it: uploaded under
-// <prefix>/<instance>/<name>, it keeps the time retention reads (objectstore.ParseKeyTime), and
-// names sort by time as keys do (objectstore's TestKeyForSortsByTime).
-func TestDumpFileName(t *testing.T) {
-	paris := time.FixedZone("CET", 3600)
-	cases := []struct {
-		name string
-		at   time.Time
-		want string
-	}{
-		{"UTC", time.Date(2026, 11, 26, 8, 15, 0, 0, time.UTC), "20261126T081500Z.dump"},
-		{"another zone is written in UTC", time.Date(2026, 1, 1, 0, 30, 59, 0, paris), "20251231T233059Z.dump"},
-		{"fractions of a second dropped", time.Date(2026, 3, 4, 5, 6, 7, 999_000_000, time.UTC), "20260304T050607Z.dump"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := DumpFileName(tc.at)
-			if got != tc.want {
-				t.Fatalf("DumpFileName = %s, want %s", got, tc.want)
-			}
-			if key := objectstore.KeyFor("backups", "notes", tc.at); path.Base(key) != got {
-				t.Errorf("object key %s does not end with the dump's name %s", key, got)
-			}
-			back, ok := objectstore.ParseKeyTime("backups/notes/" + got)
-			if !ok || !back.Equal(tc.at.Truncate(time.Second)) {
-				t.Errorf("ParseKeyTime(.../%s) = %s, %v; want %s", got, back, ok, tc.at.UTC().Truncate(time.Second))
-			}
-		})
-	}
-}
-
-func TestParseDumpResult(t *testing.T) {
-	sum := strings.Repeat("0123456789abcdef", 4)
-	cases := []struct {
-		name    string
-		in      string
-		want    DumpResult
-		wantErr string
-	}{
-		{"as the script writes it", `{"file":"20261126T081500Z.dump","size":14753,"sha256":"` + sum + `"}` + "\n",
-			DumpResult{File: "20261126T081500Z.dump", Size: 14753, SHA256: sum}, ""},
-		{"not JSON", "pg_dump: error: connection failed", DumpResult{}, "not JSON"},
-		{"empty", "", DumpResult{}, "not JSON"},
-		{"a temporary file", `{"file":".20261126T081500Z.dump.partial","size":1,"sha256":"` + sum + `"}`, DumpResult{}, "not a dump"},
-		{"a path", `{"file":"../20261126T081500Z.dump","size":1,"sha256":"` + sum + `"}`, DumpResult{}, "not a dump"},
-		{"empty dump", `{"file":"20261126T081500Z.dump","size":0,"sha256":"` + sum + `"}`, DumpResult{}, "size 0"},
-		{"short checksum", `{"file":"20261126T081500Z.dump","size":1,"sha256":"` + sum[:40] + `"}`, DumpResult{}, "SHA-256"},
-		{"upper-case checksum", `{"file":"20261126T081500Z.dump","size":1,"sha256":"` + strings.ToUpper(sum) + `"}`, DumpResult{}, "SHA-256"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseDumpResult([]byte(tc.in))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Errorf("ParseDumpResult = %+v, %v; want %+v", got, err, tc.want)
-			}
-		})
-	}
-}
 
 func TestDatabaseClientEnv(t *testing.T) {
 	env := DatabaseClientEnv(newInstance())
@@ -115,7 +51,7 @@ func TestScripts(t *testing.T) {
 			`${` + EnvTerminationLog + `:-/dev/termination-log}`,
 			"pg_dump --format=custom",
 			"--exclude-table-data=" + KintoCacheTable + " ",
-			`"$final` + DumpResultSuffix + `"`,
+			`"$final` + dumps.ResultSuffix + `"`,
 			"trap cleanup EXIT",
 			"INT TERM",
 		}},
@@ -123,7 +59,7 @@ func TestScripts(t *testing.T) {
 			"set -eu",
 			`"${` + EnvDumpFile + `:-}"`,
 			`${` + EnvDumpSHA256 + `:-}`,
-			`"$DUMP_FILE` + DumpResultSuffix + `"`,
+			`"$DUMP_FILE` + dumps.ResultSuffix + `"`,
 			"sha256sum",
 			"already holds tables",
 			"refused by design",
@@ -155,8 +91,8 @@ func TestScripts(t *testing.T) {
 	}
 }
 
-// The dump script names its file with `date`: the name must be DumpFileName's, whose time
-// objectstore.ParseKeyTime reads.
+// The dump script names its file with `date`: the name must be dumps.FileName's, whose time
+// dumps.ParseFileName reads.
 func TestDumpScriptNameParses(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^name=(.*)$`).FindStringSubmatch(DumpScript)
 	if m == nil {
@@ -167,8 +103,30 @@ func TestDumpScriptNameParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, ok := objectstore.ParseKeyTime(string(out))
-	if !ok || string(out) != DumpFileName(at) || at.Before(before) || at.After(time.Now()) {
+	at, ok := dumps.ParseFileName(string(out))
+	if !ok || string(out) != dumps.FileName(at) || at.Before(before) || at.After(time.Now()) {
 		t.Errorf("the dump script names a dump %q, which reads as %s, %v (now %s)", out, at, ok, before)
+	}
+}
+
+// The restore script reads the expected checksum from the result file with sed: it must find it
+// in the line dumps.WriteResultFile writes for a downloaded dump, whose object key comes after it
+// (and may hold any text, which JSON escapes).
+func TestRestoreScriptReadsTheResultFile(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^\s*expected=(\$\(sed .*\))$`).FindStringSubmatch(RestoreScript)
+	if m == nil {
+		t.Fatal("the restore script reads no checksum with sed")
+	}
+	dump := filepath.Join(t.TempDir(), "20261126T081500Z.dump")
+	sum := strings.Repeat("0123456789abcdef", 4)
+	result := dumps.Result{File: "20261126T081500Z.dump", Size: 14753, SHA256: sum, Key: `kinto/"sha256":"x"/20261126T081500Z.dump`}
+	if err := dumps.WriteResultFile(dump+dumps.ResultSuffix, result); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", "expected="+m[1]+`; printf %s "$expected"`)
+	cmd.Env = append(os.Environ(), EnvDumpFile+"="+dump)
+	out, err := cmd.Output()
+	if err != nil || string(out) != sum {
+		t.Errorf("the restore script reads %q (%v) from %+v, want %s", out, err, result, sum)
 	}
 }

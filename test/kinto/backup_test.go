@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
@@ -123,7 +123,7 @@ func (d *deployment) dumpEnv(dumpDir, terminationLog string) []string {
 }
 
 // backup runs the backup container's command into dir and checks its result (checkBackup).
-func (d *deployment) backup(dir string) (resources.DumpResult, scriptRun) {
+func (d *deployment) backup(dir string) (dumps.Result, scriptRun) {
 	d.t.Helper()
 	termLog := filepath.Join(d.backupDir(), "termination-log")
 	started := time.Now()
@@ -134,7 +134,7 @@ func (d *deployment) backup(dir string) (resources.DumpResult, scriptRun) {
 // checkBackup checks a backup that ran into dir: it succeeded, its termination message and the
 // result file say the same, and describe the dump written, whose name gives the time it started.
 // Nothing else is left in dir but the names of extra.
-func (d *deployment) checkBackup(dir, termLog string, started time.Time, run scriptRun, extra ...string) resources.DumpResult {
+func (d *deployment) checkBackup(dir, termLog string, started time.Time, run scriptRun, extra ...string) dumps.Result {
 	t := d.t
 	t.Helper()
 	if run.err != nil {
@@ -145,14 +145,14 @@ func (d *deployment) checkBackup(dir, termLog string, started time.Time, run scr
 	if err != nil {
 		t.Fatalf("backup wrote no termination message: %v", err)
 	}
-	res, err := resources.ParseDumpResult(msg)
+	res, err := dumps.ParseResult(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if taken, _ := objectstore.ParseKeyTime(res.File); taken.Before(started.Truncate(time.Second)) || taken.After(time.Now()) {
+	if taken, _ := dumps.ParseFileName(res.File); taken.Before(started.Truncate(time.Second)) || taken.After(time.Now()) {
 		t.Errorf("dump %s is named for %s, not the time it started (%s)", res.File, taken, started.UTC())
 	}
-	if side, err := os.ReadFile(filepath.Join(dir, res.File+resources.DumpResultSuffix)); err != nil || !bytes.Equal(side, msg) {
+	if side, err := os.ReadFile(filepath.Join(dir, res.File+dumps.ResultSuffix)); err != nil || !bytes.Equal(side, msg) {
 		t.Errorf("result file beside the dump reads %q (%v), the termination message %q", side, err, msg)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, res.File))
@@ -162,7 +162,7 @@ func (d *deployment) checkBackup(dir, termLog string, started time.Time, run scr
 	if sum := sha256.Sum256(b); int64(len(b)) != res.Size || hex.EncodeToString(sum[:]) != res.SHA256 {
 		t.Errorf("dump %s has %d bytes and SHA-256 %x; the backup reports %d and %s", res.File, len(b), sum, res.Size, res.SHA256)
 	}
-	want := append([]string{res.File, res.File + resources.DumpResultSuffix}, extra...)
+	want := append([]string{res.File, res.File + dumps.ResultSuffix}, extra...)
 	slices.Sort(want)
 	if got := dirNames(t, dir); !slices.Equal(got, want) {
 		t.Errorf("backup directory holds %v, want %v", got, want)
@@ -355,11 +355,11 @@ func TestBackupRestore(t *testing.T) {
 	}
 	b[len(b)/2] ^= 0x01
 	writeFileAs(t, dst, damaged, b)
-	side, err := os.ReadFile(dump + resources.DumpResultSuffix)
+	side, err := os.ReadFile(dump + dumps.ResultSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFileAs(t, dst, damaged+resources.DumpResultSuffix, side)
+	writeFileAs(t, dst, damaged+dumps.ResultSuffix, side)
 	for _, tc := range []struct {
 		what, file string
 		env        []string
