@@ -96,7 +96,7 @@ build: ## Build the operator binary.
 
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of $KUBECONFIG.
-	go run . --leader-elect=false
+	go run . --leader-elect=false --operator-image=$(IMG)
 
 .PHONY: docker-build
 docker-build: ## Build the operator image (needs a container engine).

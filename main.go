@@ -27,6 +27,8 @@ func main() {
 		"Label selector of the namespaces of the ingress controller: the only pods the Kinto servers take traffic from.")
 	flag.IntVar(&opts.MaxConcurrentRollouts, "max-concurrent-rollouts", 5,
 		"How many instances may roll their running pods at once (new release, configuration or Secret); the others wait their turn. 0: no cap.")
+	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
+		"The operator's own image, which backup and restore Jobs run for their object-storage steps (default $OPERATOR_IMAGE).")
 	logOpts := zap.Options{}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -39,6 +41,10 @@ func main() {
 		os.Exit(1)
 	}
 	opts.Network.IngressNamespaces = *ingressSelector
+	if opts.OperatorImage == "" {
+		setupLog.Error(nil, "set --operator-image or OPERATOR_IMAGE to the operator's image: backup and restore Jobs run it")
+		os.Exit(1)
+	}
 
 	ctx := ctrl.SetupSignalHandler()
 	mgr, err := controllers.NewManager(ctx, ctrl.GetConfigOrDie(), opts)

@@ -45,16 +45,31 @@ type KintoInstanceReconciler struct {
 	MaxConcurrentRollouts int
 	RolloutSlots          rollout.Slots
 	RolloutRetryInterval  time.Duration
+	// OperatorImage runs the object-storage steps of backup and restore Jobs (`manager backup`).
+	OperatorImage string
+	// Now is the clock backup health is judged by; time.Now when nil.
+	Now func() time.Time
+}
+
+func (r *KintoInstanceReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
 
 // RBAC, least privilege: children are written with server-side apply (create, patch) and
 // removed by the garbage collector, except migration Jobs, Ingresses, HTTPRoutes and disruption
 // budgets, which the operator deletes itself.
-// +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances,verbs=get;list;watch
+// The operator patches instances' finalizers (deletionPolicy Snapshot) and deletes the database
+// volume once the final backup is taken, and a backup CronJob when spec.backup goes.
+// +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/status,verbs=get;patch
 // Owner references that block owner deletion need update on the owner's finalizers.
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services;persistentvolumeclaims,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
@@ -76,6 +91,17 @@ type pass struct {
 	credentialsVersion, secretsRevision string
 	// externalDatabasePort is the port of the external database's URL.
 	externalDatabasePort int32
+	// restoreSource is the dump spec.bootstrap names, while it waits to be restored.
+	restoreSource *resources.RestoreSource
+	// recheckAt, when set, is when the instance must be looked at again though nothing changes.
+	recheckAt time.Time
+}
+
+// requeueAt asks for a pass at t, or earlier if another stage asked for earlier.
+func (p *pass) requeueAt(t time.Time) {
+	if p.recheckAt.IsZero() || t.Before(p.recheckAt) {
+		p.recheckAt = t
+	}
 }
 
 // stage is one step of a reconcile. Stages run in order; one that fails ends the pass.
@@ -91,11 +117,14 @@ func (r *KintoInstanceReconciler) stages() []stage {
 		{"rollout slot", r.reconcileRolloutSlot},
 		{"config", r.reconcileConfig},
 		{"service account", r.reconcileServiceAccount},
+		{"restore source", r.reconcileRestoreSource},
 		{"network policies", r.reconcileNetworkPolicies},
 		{"database", r.reconcileDatabase},
+		{"restore", r.reconcileRestore},
 		{"migration", r.reconcileMigration},
 		{"server", r.reconcileServer},
 		{"exposure", r.reconcileExposure},
+		{"backups", r.reconcileBackups},
 	}
 }
 
@@ -106,8 +135,12 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !inst.DeletionTimestamp.IsZero() {
-		// Children go with the garbage collector; data-holding ones stay unless owned.
-		return ctrl.Result{}, nil
+		// Children go with the garbage collector; data-holding ones stay unless owned. Under
+		// the Snapshot policy a final backup comes first.
+		return r.finalizeDeletion(ctx, inst)
+	}
+	if err := r.reconcileFinalizer(ctx, inst); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	p := &pass{inst: inst, status: inst.Status.DeepCopy()}
@@ -136,11 +169,20 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{}, err
 		}
 	}
-	if waiting && failure == nil {
-		return ctrl.Result{RequeueAfter: r.RolloutRetryInterval}, nil
+	if failure != nil {
+		// An error is logged by controller-runtime and retried with exponential backoff.
+		return ctrl.Result{}, failure
 	}
-	// An error is logged by controller-runtime and retried with exponential backoff.
-	return ctrl.Result{}, failure
+	result := ctrl.Result{}
+	if waiting {
+		result.RequeueAfter = r.RolloutRetryInterval
+	}
+	if !p.recheckAt.IsZero() {
+		if after := p.recheckAt.Sub(r.now()) + time.Second; result.RequeueAfter == 0 || after < result.RequeueAfter {
+			result.RequeueAfter = max(after, time.Second)
+		}
+	}
+	return result, nil
 }
 
 // secretNameIndex indexes instances by the names of the user's Secrets they reference.
@@ -194,6 +236,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
+		Owns(&batchv1.CronJob{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&corev1.ServiceAccount{}).
@@ -201,6 +244,12 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(
 			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
+		// A backup's progress is the instance's BackupHealthy, and its final backup's, the
+		// instance's way out.
+		Watches(&v1alpha1.KintoBackup{}, handler.EnqueueRequestsFromMapFunc(
+			func(_ context.Context, o client.Object) []reconcile.Request {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*v1alpha1.KintoBackup).Spec.Instance}}}
+			})).
 		Named("kintoinstance").
 		Complete(r)
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// RolloutRetryInterval is how often an instance waiting for a rollout slot tries again;
 	// DefaultRolloutRetryInterval when zero.
 	RolloutRetryInterval time.Duration
+	// OperatorImage is the operator's own image, which backup, restore and dump-deletion Jobs
+	// run for their object-storage steps (`manager backup`).
+	OperatorImage string
 }
 
 // DefaultRolloutRetryInterval is how often, by default, an instance waiting for a rollout slot
@@ -80,17 +83,29 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	if err != nil {
 		return nil, err
 	}
+	err = mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.KintoBackup{}, backupInstanceIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.KintoBackup).Spec.Instance}
+	})
+	if err != nil {
+		return nil, err
+	}
+	recorder := mgr.GetEventRecorder("kinto-operator")
 	r := &KintoInstanceReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("kinto-operator"),
-		Network:    opts.Network,
-		GatewayAPI: gatewayAPI,
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      recorder,
+		Network:       opts.Network,
+		GatewayAPI:    gatewayAPI,
+		OperatorImage: opts.OperatorImage,
 
 		MaxConcurrentRollouts: opts.MaxConcurrentRollouts,
 		RolloutRetryInterval:  cmp.Or(opts.RolloutRetryInterval, DefaultRolloutRetryInterval),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	backups := &KintoBackupReconciler{Client: mgr.GetClient(), Recorder: recorder, OperatorImage: opts.OperatorImage}
+	if err := backups.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -126,6 +141,8 @@ func CacheByObject(gatewayAPI bool) map[client.Object]cache.ByObject {
 		&appsv1.StatefulSet{}:           owned,
 		&appsv1.Deployment{}:            owned,
 		&batchv1.Job{}:                  owned,
+		&batchv1.CronJob{}:              owned,
+		&corev1.Pod{}:                   owned,
 		&networkingv1.Ingress{}:         owned,
 		&networkingv1.NetworkPolicy{}:   owned,
 		&corev1.ServiceAccount{}:        owned,

@@ -42,12 +42,25 @@ func (r *KintoInstanceReconciler) reconcileServiceAccount(ctx context.Context, p
 
 // reconcileNetworkPolicies isolates the instance's pods.
 func (r *KintoInstanceReconciler) reconcileNetworkPolicies(ctx context.Context, p *pass) error {
-	for _, policy := range resources.NetworkPolicies(p.inst, r.Network, p.externalDatabasePort) {
+	for _, policy := range resources.NetworkPolicies(p.inst, r.Network, p.externalDatabasePort, objectStoragePorts(p)) {
 		if err := apply(ctx, r.Client, policy); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// objectStoragePorts are the ports of the object storage the instance's backup and restore pods
+// reach: its backup destination's, and that of the backup it starts from until it is restored.
+func objectStoragePorts(p *pass) []int32 {
+	var ports []int32
+	if b := p.inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil {
+		ports = append(ports, resources.ObjectStoragePort(&b.Destination.S3.S3Connection))
+	}
+	if src := p.restoreSource; src != nil && src.S3 != nil {
+		ports = append(ports, resources.ObjectStoragePort(src.S3))
+	}
+	return ports
 }
 
 // reconcileDatabase runs the managed PostgreSQL server and reports DatabaseReady.
@@ -121,6 +134,11 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 			fmt.Sprintf("the migration to Kinto %s starts when the database is ready", target))
 		return nil
 	}
+	if restorePending(p) {
+		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "WaitingForRestore",
+			fmt.Sprintf("the migration to Kinto %s starts once the backup is restored", target))
+		return nil
+	}
 
 	job := &batchv1.Job{}
 	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.MigrateJobName(p.inst, target)}
@@ -149,16 +167,6 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 			fmt.Sprintf("Job %s is migrating the schema to Kinto %s", job.Name, target))
 	}
 	return nil
-}
-
-// jobState is JobComplete or JobFailed once the Job has finished, "" while it runs.
-func jobState(job *batchv1.Job) batchv1.JobConditionType {
-	for _, c := range job.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return c.Type
-		}
-	}
-	return ""
 }
 
 // deleteOtherMigrateJobs removes the migration Jobs of other releases once one has succeeded.

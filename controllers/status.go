@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,13 +25,21 @@ const (
 	reasonReconcileError = "ReconcileError"
 	// reasonHibernating is the reason of every condition that spec.hibernate turns false.
 	reasonHibernating = "Hibernating"
+	// Ready's reasons while an instance deleted under the Snapshot policy waits for its final
+	// backup.
+	reasonTakingFinalBackup = "TakingFinalBackup"
+	reasonFinalBackupFailed = "FinalBackupFailed"
 )
+
+// readyOwnReasons are the reasons of a false Ready that no other condition reports, so Ready's
+// own event carries them.
+var readyOwnReasons = map[string]bool{reasonReconcileError: true, reasonTakingFinalBackup: true, reasonFinalBackupFailed: true}
 
 // progressReasons are the reasons of a false condition that mean "coming up", not trouble.
 var progressReasons = map[string]bool{
 	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
 	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true, reasonHibernating: true,
-	reasonWaitingForRolloutSlot: true,
+	reasonWaitingForRolloutSlot: true, "Restoring": true, "WaitingForRestore": true, reasonTakingFinalBackup: true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {
@@ -61,7 +70,12 @@ func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonHibernating, "the instance is hibernating")
 		return
 	}
-	for _, t := range readinessConditions {
+	required := readinessConditions
+	if p.inst.Spec.Bootstrap != nil {
+		// The database first, then the restore into it.
+		required = slices.Insert(slices.Clone(readinessConditions), 1, v1alpha1.ConditionRestored)
+	}
+	for _, t := range required {
 		c := meta.FindStatusCondition(p.status.Conditions, t)
 		if c == nil {
 			setCondition(p, v1alpha1.ConditionReady, metav1.ConditionUnknown, "Reconciling", t+" is not known yet")
@@ -84,7 +98,7 @@ func (r *KintoInstanceReconciler) recordTransitions(inst *v1alpha1.KintoInstance
 			continue
 		}
 		// A false Ready repeats the condition that holds it back, which has its own event.
-		if c.Type == v1alpha1.ConditionReady && c.Status != metav1.ConditionTrue && c.Reason != reasonReconcileError {
+		if c.Type == v1alpha1.ConditionReady && c.Status != metav1.ConditionTrue && !readyOwnReasons[c.Reason] {
 			continue
 		}
 		eventType := corev1.EventTypeNormal

@@ -88,6 +88,7 @@ func run(m *testing.M) int {
 	mgr, err := controllers.NewManager(ctx, operatorCfg, controllers.Options{
 		MetricsAddr: "0", ProbeAddr: "0", Network: testNetwork,
 		MaxConcurrentRollouts: testMaxConcurrentRollouts, RolloutRetryInterval: 200 * time.Millisecond,
+		OperatorImage: testOperatorImage,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -104,6 +105,9 @@ func run(m *testing.M) int {
 	}()
 	return m.Run()
 }
+
+// testOperatorImage is the operator's image in these tests, which backup Jobs run.
+const testOperatorImage = "kinto-operator:test"
 
 // testMaxConcurrentRollouts is the operator's rollout cap in these tests.
 const testMaxConcurrentRollouts = 2

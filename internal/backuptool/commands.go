@@ -212,7 +212,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	maxAge, err := parseMaxAge(*maxAgeText)
+	maxAge, err := dumps.ParseMaxAge(*maxAgeText)
 	switch {
 	case err != nil:
 		return usageErrorf("--max-age %q: %v", *maxAgeText, err)

@@ -1,0 +1,98 @@
+// What happens when an instance is deleted: under the Snapshot policy, a final backup before
+// the database volume goes.
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// FinalBackupFinalizer keeps an instance under the Snapshot policy until its final backup
+// succeeded: its database runs until then.
+const FinalBackupFinalizer = "hosting.kinto-storage.org/final-backup"
+
+// reconcileFinalizer puts the finalizer on an instance under the Snapshot policy, and takes it
+// off one whose policy changed.
+func (r *KintoInstanceReconciler) reconcileFinalizer(ctx context.Context, inst *v1alpha1.KintoInstance) error {
+	want := inst.Spec.DeletionPolicy == v1alpha1.DeletionPolicySnapshot
+	if controllerutil.ContainsFinalizer(inst, FinalBackupFinalizer) == want {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if want {
+		controllerutil.AddFinalizer(inst, FinalBackupFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(inst, FinalBackupFinalizer)
+	}
+	return r.Patch(ctx, inst, patch)
+}
+
+// finalizeDeletion takes the final backup of an instance deleted under the Snapshot policy,
+// then deletes its database volume and lets the instance go. A failed backup holds the
+// instance, saying so in Ready and in an event.
+func (r *KintoInstanceReconciler) finalizeDeletion(ctx context.Context, inst *v1alpha1.KintoInstance) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(inst, FinalBackupFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if inst.Spec.DeletionPolicy != v1alpha1.DeletionPolicySnapshot {
+		return ctrl.Result{}, r.removeFinalBackupFinalizer(ctx, inst)
+	}
+	backup := &v1alpha1.KintoBackup{}
+	name := resources.FinalBackupName(inst)
+	err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: name}, backup)
+	if apierrors.IsNotFound(err) {
+		backup = resources.FinalBackup(inst)
+		err = r.Create(ctx, backup)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	p := &pass{inst: inst, status: inst.Status.DeepCopy()}
+	switch backup.Status.Phase {
+	case v1alpha1.BackupCompleted:
+		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: resources.DataVolumeClaimName(inst)}}
+		if err := r.deleteIfExists(ctx, pvc); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.Recorder.Eventf(inst, nil, corev1.EventTypeNormal, "FinalBackupTaken", "Delete",
+			"the final backup, KintoBackup %s, is at %s; the database volume is deleted", backup.Name, backup.Status.Location)
+		return ctrl.Result{}, r.removeFinalBackupFinalizer(ctx, inst)
+	case v1alpha1.BackupFailed:
+		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonFinalBackupFailed, fmt.Sprintf(
+			"the instance is deleted under the Snapshot policy, but its final backup, KintoBackup %s, failed: %s. "+
+				"Delete that KintoBackup to try again, or set spec.deletionPolicy to Retain to let the instance go without it",
+			backup.Name, backup.Status.Error))
+	default:
+		message := fmt.Sprintf("the instance is deleted under the Snapshot policy: KintoBackup %s takes its final backup first", backup.Name)
+		if backup.Status.Error != "" {
+			message += " (" + backup.Status.Error + ")"
+		}
+		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonTakingFinalBackup, message)
+	}
+	r.recordTransitions(inst, p.status)
+	if equality.Semantic.DeepEqual(inst.Status, *p.status) {
+		return ctrl.Result{}, nil
+	}
+	patch := client.MergeFrom(inst.DeepCopy())
+	inst.Status = *p.status
+	return ctrl.Result{}, r.Status().Patch(ctx, inst, patch)
+}
+
+func (r *KintoInstanceReconciler) removeFinalBackupFinalizer(ctx context.Context, inst *v1alpha1.KintoInstance) error {
+	patch := client.MergeFromWithOptions(inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(inst, FinalBackupFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, inst, patch))
+}

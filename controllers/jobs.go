@@ -1,0 +1,100 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// jobState is JobComplete or JobFailed once the Job has finished, "" while it runs.
+func jobState(job *batchv1.Job) batchv1.JobConditionType {
+	for _, c := range job.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return c.Type
+		}
+	}
+	return ""
+}
+
+// jobPods lists the pods of a Job, newest first.
+func jobPods(ctx context.Context, c client.Reader, job *batchv1.Job) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+		return nil, err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)
+	})
+	return pods.Items, nil
+}
+
+// terminated is the state a container of pod ended in, nil while it has not.
+func terminated(pod *corev1.Pod, container string) *corev1.ContainerStateTerminated {
+	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, s := range statuses {
+			if s.Name == container {
+				return s.State.Terminated
+			}
+		}
+	}
+	return nil
+}
+
+// jobResult is the termination message a container of a completed Job's successful pod left,
+// and false when no such pod (yet) shows one: the Job's status can run ahead of the cache's pods.
+func jobResult(ctx context.Context, c client.Reader, job *batchv1.Job, container string) (string, bool, error) {
+	pods, err := jobPods(ctx, c, job)
+	if err != nil {
+		return "", false, err
+	}
+	for i := range pods {
+		if pods[i].Status.Phase != corev1.PodSucceeded {
+			continue
+		}
+		if t := terminated(&pods[i], container); t != nil && t.ExitCode == 0 && t.Message != "" {
+			return strings.TrimSpace(t.Message), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// maxFailureMessage bounds what a failure quotes of a container's message (its log's tail with
+// FallbackToLogsOnError), to keep statuses and events readable.
+const maxFailureMessage = 1024
+
+// jobFailure says why a failed Job failed: the message of the container that failed in its
+// newest failed pod, or the Job's own reason (such as its deadline) when no container failed.
+func jobFailure(ctx context.Context, c client.Reader, job *batchv1.Job) (string, error) {
+	pods, err := jobPods(ctx, c, job)
+	if err != nil {
+		return "", err
+	}
+	for i := range pods {
+		pod := &pods[i]
+		for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+			for _, s := range statuses {
+				if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
+					msg := strings.TrimSpace(t.Message)
+					if len(msg) > maxFailureMessage {
+						msg = "…" + msg[len(msg)-maxFailureMessage:]
+					}
+					if msg == "" {
+						msg = t.Reason
+					}
+					return fmt.Sprintf("container %s exited with status %d: %s", s.Name, t.ExitCode, msg), nil
+				}
+			}
+		}
+	}
+	for _, cond := range job.Status.Conditions {
+		if cond.Type == batchv1.JobFailed && cond.Status == corev1.ConditionTrue {
+			return fmt.Sprintf("%s: %s", cond.Reason, cond.Message), nil
+		}
+	}
+	return "the Job failed", nil
+}

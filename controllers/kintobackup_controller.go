@@ -1,0 +1,367 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// KintoBackupReconciler takes the backups users ask for, records the runs of each instance's
+// schedule as KintoBackups, and deletes a dump with its KintoBackup when its policy says so.
+type KintoBackupReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	// OperatorImage runs the object-storage steps of the Jobs (`manager backup`).
+	OperatorImage string
+}
+
+// DumpDeletionFinalizer keeps a KintoBackup whose policy is Delete until its dump is deleted.
+const DumpDeletionFinalizer = "hosting.kinto-storage.org/delete-dump"
+
+// resultPollInterval is how soon a completed Job whose pod's result the cache does not show yet
+// is looked at again.
+const resultPollInterval = 2 * time.Second
+
+// +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintobackups,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintobackups/status,verbs=get;patch
+// +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintobackups/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+
+// Reconcile follows one KintoBackup through its Job, or records a scheduled run that has none.
+func (r *KintoBackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	backup := &v1alpha1.KintoBackup{}
+	err := r.Get(ctx, req.NamespacedName, backup)
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, r.recordScheduledRun(ctx, req.NamespacedName)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !backup.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, backup)
+	}
+	if wantFinalizer := backup.Spec.DeletionPolicy == v1alpha1.BackupDeletionPolicyDelete; controllerutil.ContainsFinalizer(backup, DumpDeletionFinalizer) != wantFinalizer {
+		patch := client.MergeFromWithOptions(backup.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		if wantFinalizer {
+			controllerutil.AddFinalizer(backup, DumpDeletionFinalizer)
+		} else {
+			controllerutil.RemoveFinalizer(backup, DumpDeletionFinalizer)
+		}
+		if err := r.Patch(ctx, backup, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if backup.Done() {
+		return ctrl.Result{}, nil
+	}
+
+	status := backup.Status.DeepCopy()
+	result, err := r.follow(ctx, backup, status)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if equality.Semantic.DeepEqual(backup.Status, *status) {
+		return result, nil
+	}
+	patch := client.MergeFrom(backup.DeepCopy())
+	backup.Status = *status
+	if err := r.Status().Patch(ctx, backup, patch); err != nil {
+		return ctrl.Result{}, err
+	}
+	switch status.Phase {
+	case v1alpha1.BackupCompleted:
+		r.Recorder.Eventf(backup, nil, corev1.EventTypeNormal, "BackupCompleted", "Backup",
+			"%d bytes written to %s (SHA-256 %s)", status.Size, status.Location, status.SHA256)
+		if backup.Labels[v1alpha1.ScheduledBackupLabel] == "true" {
+			return result, r.applyRetention(ctx, backup)
+		}
+	case v1alpha1.BackupFailed:
+		r.Recorder.Eventf(backup, nil, corev1.EventTypeWarning, "BackupFailed", "Backup", "%s", status.Error)
+	}
+	return result, nil
+}
+
+// follow moves status along: it starts the Job of a backup asked for on demand once its
+// instance can be backed up, then reports the Job's progress and result.
+func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.KintoBackup, status *v1alpha1.KintoBackupStatus) (ctrl.Result, error) {
+	inst := &v1alpha1.KintoInstance{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: backup.Spec.Instance}, inst)
+	if apierrors.IsNotFound(err) {
+		inst = nil
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	job := &batchv1.Job{}
+	err = r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: backup.Name}, job)
+	switch {
+	case apierrors.IsNotFound(err) && (status.Phase == v1alpha1.BackupRunning || backup.Labels[v1alpha1.ScheduledBackupLabel] == "true"):
+		fail(status, fmt.Sprintf("its Job %s was deleted before the backup finished", backup.Name))
+		return ctrl.Result{}, nil
+	case apierrors.IsNotFound(err):
+		if problem := backupBlocker(backup, inst); problem != "" {
+			status.Phase, status.Error = v1alpha1.BackupPending, problem
+			if inst != nil && inst.Spec.ManagedDatabase() == nil {
+				fail(status, problem)
+			}
+			return ctrl.Result{}, nil
+		}
+		job = resources.BackupJob(inst, backup, r.OperatorImage)
+		if err := apply(ctx, r.Client, job); err != nil {
+			return ctrl.Result{}, err
+		}
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	if job.Labels[resources.ComponentLabel] != resources.ComponentBackup || job.Labels[resources.InstanceLabel] != backup.Spec.Instance {
+		fail(status, fmt.Sprintf("Job %s exists and is not a backup of instance %s: name the KintoBackup otherwise", job.Name, backup.Spec.Instance))
+		return ctrl.Result{}, nil
+	}
+	if err := r.ownScheduledJob(ctx, backup, job); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if status.Destination == nil {
+		if inst == nil || inst.Spec.Backup == nil {
+			fail(status, fmt.Sprintf("instance %s, or its spec.backup, is gone: the backup's destination is unknown", backup.Spec.Instance))
+			return ctrl.Result{}, nil
+		}
+		status.Destination = inst.Spec.Backup.Destination.DeepCopy()
+		if status.Destination.Volume != nil {
+			status.VolumeClaimName = resources.BackupVolumeClaimName(inst)
+		}
+		status.KintoVersion = inst.Status.Version
+	}
+	status.Phase, status.Error, status.JobName = v1alpha1.BackupRunning, "", job.Name
+	if status.StartedAt == nil {
+		status.StartedAt = ptr.To(job.CreationTimestamp)
+		if job.Status.StartTime != nil {
+			status.StartedAt = job.Status.StartTime
+		}
+	}
+
+	switch jobState(job) {
+	case batchv1.JobComplete:
+		message, found, err := jobResult(ctx, r.Client, job, resources.BackupResultContainer(status.Destination))
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if !found {
+			return ctrl.Result{RequeueAfter: resultPollInterval}, nil
+		}
+		result, err := dumps.ParseResult([]byte(message))
+		if err != nil {
+			fail(status, fmt.Sprintf("Job %s completed, but its result cannot be read: %v", job.Name, err))
+			return ctrl.Result{}, nil
+		}
+		status.Phase = v1alpha1.BackupCompleted
+		status.File, status.Key, status.Size, status.SHA256 = result.File, result.Key, result.Size, result.SHA256
+		status.Location = resources.DumpLocation(status.Destination, status.VolumeClaimName, result.File, result.Key)
+		status.CompletedAt = job.Status.CompletionTime
+		if status.CompletedAt == nil {
+			status.CompletedAt = ptr.To(metav1.Now())
+		}
+	case batchv1.JobFailed:
+		cause, err := jobFailure(ctx, r.Client, job)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		fail(status, fmt.Sprintf("Job %s failed: %s", job.Name, cause))
+	}
+	return ctrl.Result{}, nil
+}
+
+// fail marks a backup failed for good.
+func fail(status *v1alpha1.KintoBackupStatus, why string) {
+	status.Phase, status.Error = v1alpha1.BackupFailed, why
+	if status.CompletedAt == nil {
+		status.CompletedAt = ptr.To(metav1.Now())
+	}
+}
+
+// backupBlocker says what keeps an on-demand backup from starting now, "" when nothing does.
+func backupBlocker(backup *v1alpha1.KintoBackup, inst *v1alpha1.KintoInstance) string {
+	switch {
+	case inst == nil:
+		return fmt.Sprintf("KintoInstance %q not found in namespace %s", backup.Spec.Instance, backup.Namespace)
+	case inst.Spec.ManagedDatabase() == nil:
+		return "the operator backs up managed databases only: back the external database up where it runs"
+	case inst.Spec.Backup == nil:
+		return fmt.Sprintf("instance %s has no spec.backup, which says where its backups go", inst.Name)
+	case inst.Spec.Hibernate:
+		return fmt.Sprintf("instance %s hibernates: its database is stopped", inst.Name)
+	case !meta.IsStatusConditionTrue(inst.Status.Conditions, v1alpha1.ConditionDatabaseReady):
+		return fmt.Sprintf("waiting for the database of instance %s to be ready", inst.Name)
+	}
+	if c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionBackupHealthy); c != nil && c.Reason == "DestinationNotReady" {
+		return c.Message
+	}
+	return ""
+}
+
+// recordScheduledRun creates the KintoBackup of a Job the backup CronJob started, named as it.
+// A Job that already belongs to a KintoBackup gets none: that KintoBackup was deleted, and the
+// Job goes with it.
+func (r *KintoBackupReconciler) recordScheduledRun(ctx context.Context, key client.ObjectKey) error {
+	job := &batchv1.Job{}
+	if err := r.Get(ctx, key, job); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	instance := job.Labels[resources.InstanceLabel]
+	if job.Labels[v1alpha1.ScheduledBackupLabel] != "true" || job.Labels[resources.ComponentLabel] != resources.ComponentBackup ||
+		instance == "" || !job.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	for _, ref := range job.OwnerReferences {
+		if ref.Kind == "KintoBackup" {
+			return nil
+		}
+	}
+	err := r.Create(ctx, resources.ScheduledBackup(job.ObjectMeta, instance))
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// ownScheduledJob makes a scheduled run's Job a dependent of its KintoBackup (the CronJob stays
+// its controller), so that deleting the KintoBackup deletes the Job rather than recording it
+// again.
+func (r *KintoBackupReconciler) ownScheduledJob(ctx context.Context, backup *v1alpha1.KintoBackup, job *batchv1.Job) error {
+	if backup.Labels[v1alpha1.ScheduledBackupLabel] != "true" {
+		return nil
+	}
+	for _, ref := range job.OwnerReferences {
+		if ref.UID == backup.UID {
+			return nil
+		}
+	}
+	patch := client.MergeFromWithOptions(job.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	job.OwnerReferences = append(job.OwnerReferences, metav1.OwnerReference{
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "KintoBackup", Name: backup.Name, UID: backup.UID,
+	})
+	return r.Patch(ctx, job, patch)
+}
+
+// applyRetention removes the KintoBackups of the dumps the instance's retention drops, which
+// the scheduled run that just completed pruned from the destination: the same rule on the same
+// times (those in the dumps' names).
+func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alpha1.KintoBackup) error {
+	inst := &v1alpha1.KintoInstance{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: done.Namespace, Name: done.Spec.Instance}, inst); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if inst.Spec.Backup == nil || inst.Spec.Backup.Retention == nil {
+		return nil
+	}
+	list := &v1alpha1.KintoBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(inst.Namespace), client.MatchingFields{backupInstanceIndex: inst.Name}); err != nil {
+		return err
+	}
+	for _, expired := range expiredBackups(list.Items, done.Status.Destination, inst.Spec.Backup.Retention, done.Status.CompletedAt.Time) {
+		log.FromContext(ctx).Info("retention drops a backup", "kintobackup", expired.Name, "location", expired.Status.Location)
+		if err := r.Delete(ctx, &expired); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finalize deletes the dump of a KintoBackup whose policy is Delete, with a Job, before letting
+// the KintoBackup go. A failed deletion keeps it, saying why.
+func (r *KintoBackupReconciler) finalize(ctx context.Context, backup *v1alpha1.KintoBackup) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(backup, DumpDeletionFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	release := func() error {
+		patch := client.MergeFromWithOptions(backup.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.RemoveFinalizer(backup, DumpDeletionFinalizer)
+		return client.IgnoreNotFound(r.Patch(ctx, backup, patch))
+	}
+	if backup.Spec.DeletionPolicy != v1alpha1.BackupDeletionPolicyDelete || backup.Status.Phase != v1alpha1.BackupCompleted {
+		// Nothing was written, or the dump is to stay.
+		return ctrl.Result{}, release()
+	}
+	job := &batchv1.Job{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: resources.DumpDeletionJobName(backup)}, job)
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, apply(ctx, r.Client, resources.DumpDeletionJob(backup, r.OperatorImage))
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	switch jobState(job) {
+	case batchv1.JobComplete:
+		r.Recorder.Eventf(backup, nil, corev1.EventTypeNormal, "DumpDeleted", "Delete", "%s is deleted", backup.Status.Location)
+		return ctrl.Result{}, release()
+	case batchv1.JobFailed:
+		cause, err := jobFailure(ctx, r.Client, job)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		why := fmt.Sprintf("deleting %s failed (Job %s: %s). Delete that Job to try again, or remove the finalizer %s to keep the dump",
+			backup.Status.Location, job.Name, cause, DumpDeletionFinalizer)
+		if backup.Status.Error != why {
+			patch := client.MergeFrom(backup.DeepCopy())
+			backup.Status.Error = why
+			if err := r.Status().Patch(ctx, backup, patch); err != nil {
+				return ctrl.Result{}, err
+			}
+			r.Recorder.Eventf(backup, nil, corev1.EventTypeWarning, "DumpDeletionFailed", "Delete", "%s", why)
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager follows KintoBackups, their Jobs (the backup CronJob's too) and the instances
+// that pending backups wait for.
+func (r *KintoBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	backupOfJob := func(_ context.Context, o client.Object) []reconcile.Request {
+		if owner := metav1.GetControllerOf(o); owner != nil && owner.Kind == "KintoBackup" {
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: owner.Name}}}
+		}
+		if o.GetLabels()[v1alpha1.ScheduledBackupLabel] == "true" {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+		}
+		return nil
+	}
+	pendingBackupsOf := func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &v1alpha1.KintoBackupList{}
+		if err := mgr.GetClient().List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{backupInstanceIndex: o.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the backups of an instance", "instance", o.GetName())
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			if !list.Items[i].Done() {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+		return reqs
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.KintoBackup{}).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(backupOfJob)).
+		Watches(&v1alpha1.KintoInstance{}, handler.EnqueueRequestsFromMapFunc(pendingBackupsOf)).
+		Named("kintobackup").
+		Complete(r)
+}

@@ -1,0 +1,311 @@
+// The stages that deal with backups: the restore a new instance starts from, and the scheduled
+// backups with their health.
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// backupInstanceIndex indexes KintoBackups by the instance they back up.
+const backupInstanceIndex = ".spec.instance"
+
+// restorePending says whether the instance still waits for its bootstrap restore: the schema
+// migration and the server wait for it.
+func restorePending(p *pass) bool {
+	return p.inst.Spec.Bootstrap != nil && !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionRestored)
+}
+
+// reconcileRestoreSource resolves spec.bootstrap.fromBackup into the dump to restore, before
+// the network policies (which open the way to its bucket) and the restore itself.
+func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p *pass) error {
+	if !restorePending(p) {
+		return nil
+	}
+	src, problem, err := r.restoreSource(ctx, p.inst)
+	if err != nil {
+		return err
+	}
+	if problem != "" {
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady", problem)
+		return nil
+	}
+	p.restoreSource = src
+	return nil
+}
+
+// restoreSource is the dump spec.bootstrap.fromBackup names, or what keeps it from being
+// restored.
+func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alpha1.KintoInstance) (*resources.RestoreSource, string, error) {
+	from := inst.Spec.Bootstrap.FromBackup
+	var src resources.RestoreSource
+	if from.S3 != nil {
+		src = resources.RestoreSource{S3: &from.S3.S3Connection, Key: from.S3.Key, SHA256: from.S3.SHA256}
+	} else {
+		backup := &v1alpha1.KintoBackup{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: from.BackupName}, backup)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, fmt.Sprintf("KintoBackup %q not found in namespace %s", from.BackupName, inst.Namespace), nil
+		case err != nil:
+			return nil, "", err
+		case backup.Status.Phase != v1alpha1.BackupCompleted:
+			return nil, fmt.Sprintf("KintoBackup %q is %s, not Completed: only a completed backup is restored", from.BackupName, phaseOrPending(backup)), nil
+		}
+		st := backup.Status
+		src = resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256}
+		if st.Destination != nil && st.Destination.S3 != nil {
+			src.S3 = &st.Destination.S3.S3Connection
+		}
+	}
+	if src.S3 != nil {
+		if problem, err := r.checkS3Credentials(ctx, inst, src.S3); problem != "" || err != nil {
+			return nil, problem, err
+		}
+	}
+	return &src, "", nil
+}
+
+func phaseOrPending(b *v1alpha1.KintoBackup) v1alpha1.BackupPhase {
+	if b.Status.Phase == "" {
+		return v1alpha1.BackupPending
+	}
+	return b.Status.Phase
+}
+
+// checkS3Credentials says what is wrong with the Secrets of an S3 connection, "" when both keys
+// (and the CA bundle, if any) hold a value. A Job started without them would wait for them
+// until its deadline.
+func (r *KintoInstanceReconciler) checkS3Credentials(ctx context.Context, inst *v1alpha1.KintoInstance, conn *v1alpha1.S3Connection) (string, error) {
+	refs := []v1alpha1.SecretKeyRef{conn.Credentials.AccessKeyID, conn.Credentials.SecretAccessKey}
+	if conn.CABundle != nil {
+		refs = append(refs, *conn.CABundle)
+	}
+	for _, ref := range refs {
+		secret, problem, err := r.readSecretKey(ctx, inst.Namespace, ref)
+		if err != nil {
+			return "", err
+		}
+		if owner := secretOwner(secret); owner != "" && owner != inst.Name {
+			problem = fmt.Sprintf("Secret %q belongs to KintoInstance %q: an instance may not read another instance's credentials", ref.Name, owner)
+		}
+		if problem != "" {
+			return "object storage credentials: " + problem, nil
+		}
+	}
+	return "", nil
+}
+
+// reconcileRestore restores the backup a new instance starts from into its fresh database, once,
+// before the schema is migrated and the server starts.
+func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass) error {
+	if !restorePending(p) || p.restoreSource == nil {
+		return nil
+	}
+	if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionDatabaseReady) {
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "WaitingForDatabase",
+			"the restore starts when the database is ready")
+		return nil
+	}
+	job := &batchv1.Job{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.RestoreJobName(p.inst)}, job)
+	if apierrors.IsNotFound(err) {
+		job = resources.RestoreJob(p.inst, *p.restoreSource, r.OperatorImage)
+		if err := apply(ctx, r.Client, job); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	what := describeSource(p.restoreSource)
+	switch jobState(job) {
+	case batchv1.JobComplete:
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionTrue, "Restored",
+			fmt.Sprintf("%s was restored into the database", what))
+	case batchv1.JobFailed:
+		cause, err := jobFailure(ctx, r.Client, job)
+		if err != nil {
+			return err
+		}
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "RestoreFailed",
+			fmt.Sprintf("Job %s failed to restore %s: %s. Delete the instance and its volume, fix the cause, and create it again", job.Name, what, cause))
+	default:
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "Restoring",
+			fmt.Sprintf("Job %s is restoring %s", job.Name, what))
+	}
+	return nil
+}
+
+func describeSource(src *resources.RestoreSource) string {
+	if src.S3 != nil {
+		return fmt.Sprintf("s3://%s/%s", src.S3.Bucket, src.Key)
+	}
+	return fmt.Sprintf("pvc://%s/%s", src.VolumeClaimName, src.File)
+}
+
+// reconcileBackups runs the scheduled backups and reports their health.
+func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass) error {
+	backups, err := r.backupsOf(ctx, p.inst)
+	if err != nil {
+		return err
+	}
+	p.status.LastBackup = lastBackup(backups)
+	spec := p.inst.Spec.Backup
+	if spec == nil {
+		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionBackupHealthy)
+		return r.deleteIfExists(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.BackupCronJobName(p.inst)}})
+	}
+	if p.inst.Spec.ManagedDatabase() == nil {
+		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "ExternalDatabase",
+			"the operator backs up managed databases only: back the external database up where it runs")
+		return nil
+	}
+	schedule, err := cron.ParseStandard(spec.Schedule)
+	if err != nil {
+		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "InvalidSchedule",
+			fmt.Sprintf("spec.backup.schedule %q: %v", spec.Schedule, err))
+		return nil
+	}
+	if s3 := spec.Destination.S3; s3 != nil {
+		problem, err := r.checkS3Credentials(ctx, p.inst, &s3.S3Connection)
+		if err != nil {
+			return err
+		}
+		if problem != "" {
+			setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "DestinationNotReady", problem)
+			return nil
+		}
+	}
+	if pvc := resources.BackupVolumeClaim(p.inst); pvc != nil {
+		if err := apply(ctx, r.Client, pvc); err != nil {
+			return err
+		}
+	}
+	if err := apply(ctx, r.Client, resources.BackupCronJob(p.inst, r.OperatorImage)); err != nil {
+		return err
+	}
+	health := backupHealth(backups, schedule, p.inst.CreationTimestamp.Time, r.now())
+	setCondition(p, v1alpha1.ConditionBackupHealthy, health.status, health.reason, health.message)
+	if !health.recheckAt.IsZero() {
+		p.requeueAt(health.recheckAt)
+	}
+	return nil
+}
+
+// backupsOf lists the KintoBackups of an instance.
+func (r *KintoInstanceReconciler) backupsOf(ctx context.Context, inst *v1alpha1.KintoInstance) ([]v1alpha1.KintoBackup, error) {
+	list := &v1alpha1.KintoBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(inst.Namespace), client.MatchingFields{backupInstanceIndex: inst.Name}); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// lastBackup describes the newest completed backup, nil when there is none.
+func lastBackup(backups []v1alpha1.KintoBackup) *v1alpha1.LastBackup {
+	var newest *v1alpha1.KintoBackup
+	for i := range backups {
+		b := &backups[i]
+		if b.Status.Phase == v1alpha1.BackupCompleted && b.Status.CompletedAt != nil &&
+			(newest == nil || newest.Status.CompletedAt.Before(b.Status.CompletedAt)) {
+			newest = b
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	return &v1alpha1.LastBackup{Name: newest.Name, CompletedAt: *newest.Status.CompletedAt, Location: newest.Status.Location, Size: newest.Status.Size}
+}
+
+// backupHealthState is what BackupHealthy should say, and when to look again (zero: at the next
+// change), since a backup that does not happen changes nothing the operator watches.
+type backupHealthState struct {
+	status          metav1.ConditionStatus
+	reason, message string
+	recheckAt       time.Time
+}
+
+// backupHealth judges an instance's backups: unhealthy when the latest finished backup failed,
+// or when the newest good one (or, without one, the instance itself) is older than two
+// intervals of the schedule.
+func backupHealth(backups []v1alpha1.KintoBackup, schedule cron.Schedule, created, now time.Time) backupHealthState {
+	finished := make([]v1alpha1.KintoBackup, 0, len(backups))
+	for _, b := range backups {
+		if b.Done() && b.Status.CompletedAt != nil {
+			finished = append(finished, b)
+		}
+	}
+	sort.Slice(finished, func(i, j int) bool { return finished[i].Status.CompletedAt.Before(finished[j].Status.CompletedAt) })
+	if n := len(finished); n > 0 && finished[n-1].Status.Phase == v1alpha1.BackupFailed {
+		last := finished[n-1]
+		return backupHealthState{status: metav1.ConditionFalse, reason: "BackupFailed",
+			message: fmt.Sprintf("the latest backup, %s, failed: %s", last.Name, last.Status.Error)}
+	}
+	// Twice the interval between the two runs after now: "0 3 * * *" allows two days.
+	next := schedule.Next(now)
+	allowed := 2 * schedule.Next(next).Sub(next)
+	since, what := created, "the instance was created"
+	if last := lastBackup(finished); last != nil {
+		since, what = last.CompletedAt.Time, "the last good backup, "+last.Name+", was taken"
+	}
+	deadline := since.Add(allowed)
+	if now.After(deadline) {
+		return backupHealthState{status: metav1.ConditionFalse, reason: "BackupOverdue",
+			message: fmt.Sprintf("no backup succeeded since %s at %s, more than twice the schedule's interval (%s) ago", what, since.UTC().Format(time.RFC3339), allowed)}
+	}
+	if len(finished) == 0 {
+		return backupHealthState{status: metav1.ConditionTrue, reason: "Scheduled", recheckAt: deadline,
+			message: fmt.Sprintf("no backup yet; the first scheduled one starts at %s", next.UTC().Format(time.RFC3339))}
+	}
+	return backupHealthState{status: metav1.ConditionTrue, reason: "BackedUp", recheckAt: deadline,
+		message: fmt.Sprintf("%s at %s", what, since.UTC().Format(time.RFC3339))}
+}
+
+// deleteIfExists deletes obj, which may well not exist.
+func (r *KintoInstanceReconciler) deleteIfExists(ctx context.Context, obj client.Object) error {
+	return client.IgnoreNotFound(r.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+}
+
+// expiredBackups are the completed KintoBackups in dest whose dumps the retention rule drops at
+// now: objectstore.Expired, the rule the backup Job's prune step applies, on the dumps' names.
+func expiredBackups(backups []v1alpha1.KintoBackup, dest *v1alpha1.BackupDestination, retention *v1alpha1.BackupRetention, now time.Time) []v1alpha1.KintoBackup {
+	maxAge, err := dumps.ParseMaxAge(retention.MaxAge)
+	if err != nil {
+		// The API's pattern admits only ages ParseMaxAge reads; keep everything otherwise.
+		return nil
+	}
+	byFile := map[string]v1alpha1.KintoBackup{}
+	var stored []objectstore.Object
+	for _, b := range backups {
+		if b.Status.Phase != v1alpha1.BackupCompleted || !equality.Semantic.DeepEqual(b.Status.Destination, dest) {
+			continue
+		}
+		if _, ok := dumps.ParseFileName(b.Status.File); ok {
+			byFile[b.Status.File] = b
+			stored = append(stored, objectstore.Object{Key: b.Status.File})
+		}
+	}
+	var expired []v1alpha1.KintoBackup
+	for _, o := range objectstore.Expired(stored, int(ptr.Deref(retention.Count, 0)), maxAge, now) {
+		expired = append(expired, byFile[o.Key])
+	}
+	return expired
+}

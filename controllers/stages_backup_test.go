@@ -1,0 +1,106 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
+)
+
+func TestBackupHealth(t *testing.T) {
+	daily, err := cron.ParseStandard("0 3 * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	backup := func(name string, phase v1alpha1.BackupPhase, hoursAgo int) v1alpha1.KintoBackup {
+		b := v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		b.Status.Phase = phase
+		if phase == v1alpha1.BackupCompleted || phase == v1alpha1.BackupFailed {
+			b.Status.CompletedAt = &metav1.Time{Time: now.Add(-time.Duration(hoursAgo) * time.Hour)}
+			b.Status.Error = "pg_dump exited with status 1"
+		}
+		return b
+	}
+	cases := []struct {
+		name       string
+		backups    []v1alpha1.KintoBackup
+		createdAgo time.Duration
+		want       metav1.ConditionStatus
+		reason     string
+		inMessage  string
+		recheck    time.Time
+	}{
+		{"new instance", nil, time.Hour, metav1.ConditionTrue, "Scheduled", "2026-11-27T03:00:00Z", now.Add(47 * time.Hour)},
+		{"never backed up for two days", nil, 49 * time.Hour, metav1.ConditionFalse, "BackupOverdue", "the instance was created", time.Time{}},
+		{"backed up this morning", []v1alpha1.KintoBackup{backup("a", v1alpha1.BackupCompleted, 9)}, 30 * 24 * time.Hour,
+			metav1.ConditionTrue, "BackedUp", "the last good backup, a,", now.Add(39 * time.Hour)},
+		{"the latest run failed", []v1alpha1.KintoBackup{backup("a", v1alpha1.BackupCompleted, 33), backup("b", v1alpha1.BackupFailed, 9)}, 30 * 24 * time.Hour,
+			metav1.ConditionFalse, "BackupFailed", "the latest backup, b, failed: pg_dump exited", time.Time{}},
+		{"a failure then a success", []v1alpha1.KintoBackup{backup("a", v1alpha1.BackupFailed, 33), backup("b", v1alpha1.BackupCompleted, 9)}, 30 * 24 * time.Hour,
+			metav1.ConditionTrue, "BackedUp", "the last good backup, b,", now.Add(39 * time.Hour)},
+		{"the last good backup is three days old", []v1alpha1.KintoBackup{backup("a", v1alpha1.BackupCompleted, 72)}, 30 * 24 * time.Hour,
+			metav1.ConditionFalse, "BackupOverdue", "the last good backup, a,", time.Time{}},
+		{"a running backup does not count", []v1alpha1.KintoBackup{backup("a", v1alpha1.BackupCompleted, 9), backup("b", v1alpha1.BackupRunning, 0)}, 30 * 24 * time.Hour,
+			metav1.ConditionTrue, "BackedUp", "the last good backup, a,", now.Add(39 * time.Hour)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := backupHealth(tc.backups, daily, now.Add(-tc.createdAgo), now)
+			if got.status != tc.want || got.reason != tc.reason || !strings.Contains(got.message, tc.inMessage) || !got.recheckAt.Equal(tc.recheck) {
+				t.Errorf("backupHealth = %+v; want %s %s mentioning %q, recheck at %s", got, tc.want, tc.reason, tc.inMessage, tc.recheck)
+			}
+		})
+	}
+}
+
+// The KintoBackups retention removes are those of the dumps the prune step deletes: completed
+// ones in the instance's destination, by the time in their names, never the newest.
+func TestExpiredBackups(t *testing.T) {
+	volume := &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}}
+	bucket := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: v1alpha1.S3Connection{Bucket: "kb"}}}
+	day := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	backup := func(name string, dest *v1alpha1.BackupDestination, phase v1alpha1.BackupPhase, daysIn int) v1alpha1.KintoBackup {
+		b := v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		b.Status.Phase, b.Status.Destination = phase, dest
+		b.Status.File = dumps.FileName(day.AddDate(0, 0, daysIn))
+		return b
+	}
+	backups := []v1alpha1.KintoBackup{
+		backup("d1", volume, v1alpha1.BackupCompleted, 1),
+		backup("d2", volume, v1alpha1.BackupCompleted, 2),
+		backup("d3-failed", volume, v1alpha1.BackupFailed, 3),
+		backup("d4-elsewhere", bucket, v1alpha1.BackupCompleted, 4),
+		backup("d5", volume, v1alpha1.BackupCompleted, 5),
+		backup("d6", volume, v1alpha1.BackupCompleted, 6),
+	}
+	now := day.AddDate(0, 0, 7)
+	cases := []struct {
+		name      string
+		retention v1alpha1.BackupRetention
+		want      []string
+	}{
+		{"keep 2", v1alpha1.BackupRetention{Count: ptr.To[int32](2)}, []string{"d1", "d2"}},
+		{"keep 10", v1alpha1.BackupRetention{Count: ptr.To[int32](10)}, nil},
+		{"three days", v1alpha1.BackupRetention{MaxAge: "3d"}, []string{"d1", "d2"}},
+		{"a day, but never the newest", v1alpha1.BackupRetention{MaxAge: "1d"}, []string{"d1", "d2", "d5"}},
+		{"keep 3 within 4 days", v1alpha1.BackupRetention{Count: ptr.To[int32](3), MaxAge: "4d"}, []string{"d1", "d2"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, b := range expiredBackups(backups, volume, &tc.retention, now) {
+				got = append(got, b.Name)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("expired = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
