@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -464,4 +465,28 @@ func TestKintoBackupValidation(t *testing.T) {
 	}
 	kb.Spec.Instance = "other"
 	assertInvalid(t, k8s.Update(ctx, kb), "spec", "a KintoBackup's spec cannot change")
+}
+
+// Every manifest of config/samples is one the API server accepts as it is.
+func TestSamplesAreAccepted(t *testing.T) {
+	files, err := filepath.Glob("../../config/samples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples: %v", err)
+	}
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range strings.Split(string(raw), "\n---\n") {
+			obj := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil || len(obj.Object) == 0 {
+				t.Fatalf("%s, document %d: %v", file, i, err)
+			}
+			obj.SetNamespace("default")
+			if err := k8s.Create(context.Background(), obj, client.DryRunAll); err != nil {
+				t.Errorf("%s: %s %s refused: %v", filepath.Base(file), obj.GetKind(), obj.GetName(), err)
+			}
+		}
+	}
 }
