@@ -42,7 +42,7 @@ func (r *KintoInstanceReconciler) reconcileServiceAccount(ctx context.Context, p
 
 // reconcileNetworkPolicies isolates the instance's pods.
 func (r *KintoInstanceReconciler) reconcileNetworkPolicies(ctx context.Context, p *pass) error {
-	for _, policy := range resources.NetworkPolicies(p.inst, r.Network, p.externalDatabasePort) {
+	for _, policy := range resources.NetworkPolicies(p.inst, r.Network, p.externalDatabasePort, nil) {
 		if err := apply(ctx, r.Client, policy); err != nil {
 			return err
 		}
