@@ -10,7 +10,7 @@ import (
 // BenchmarkBuildAll measures one reconcile's worth of desired objects for an instance with
 // every optional section: what the operator computes per pass before any API call.
 func BenchmarkBuildAll(b *testing.B) {
-	inst := newInstance(withOpenID, func(i *v1alpha1.KintoInstance) {
+	inst := newInstance(withOpenID, withS3Backup, withCABundle, func(i *v1alpha1.KintoInstance) {
 		i.Spec.Plugins = []v1alpha1.Plugin{v1alpha1.PluginAdmin, v1alpha1.PluginHistory, v1alpha1.PluginPrometheus}
 		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.paginate_by": "100", "kinto.readonly": "false"}
 		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "kinto.example.org", TLS: &v1alpha1.IngressTLS{SecretName: "c"}}
@@ -35,7 +35,9 @@ func BenchmarkBuildAll(b *testing.B) {
 		ServerDeployment(inst, inst.Spec.Version, hash, "r")
 		ServerDisruptionBudget(inst)
 		ServiceAccount(inst)
-		NetworkPolicies(inst, NetworkOptions{}, 0)
+		NetworkPolicies(inst, NetworkOptions{}, 0, []int32{ObjectStoragePort(&inst.Spec.Backup.Destination.S3.S3Connection)})
+		BackupVolumeClaim(inst)
+		BackupCronJob(inst, testOperatorImage)
 		Ingress(inst)
 	}
 }

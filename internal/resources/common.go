@@ -1,6 +1,10 @@
 package resources
 
 import (
+	"maps"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -19,10 +23,10 @@ func objectMeta(inst *v1alpha1.KintoInstance, name, component string) metav1.Obj
 	}
 }
 
-// dataObjectMeta is the metadata of a child that holds data (the database volume and the
-// credentials that go with it): it is controlled by the instance, and so deleted with it, only
-// under the Delete policy. Otherwise it outlives the instance and a re-created instance of the
-// same name adopts it.
+// dataObjectMeta is the metadata of a child that holds data (the database volume, the
+// credentials that go with it, the backup volume): it is controlled by the instance, and so
+// deleted with it, only under the Delete policy. Otherwise it outlives the instance and a
+// re-created instance of the same name adopts it.
 func dataObjectMeta(inst *v1alpha1.KintoInstance, name, component string) metav1.ObjectMeta {
 	meta := objectMeta(inst, name, component)
 	if inst.Spec.DeletionPolicy != v1alpha1.DeletionPolicyDelete {
@@ -32,11 +36,17 @@ func dataObjectMeta(inst *v1alpha1.KintoInstance, name, component string) metav1
 }
 
 func ownerReference(inst *v1alpha1.KintoInstance) metav1.OwnerReference {
+	return controllerReference("KintoInstance", inst)
+}
+
+// controllerReference makes owner, an object of the operator's API of the given kind, the
+// controller of a child.
+func controllerReference(kind string, owner metav1.Object) metav1.OwnerReference {
 	return metav1.OwnerReference{
 		APIVersion:         v1alpha1.GroupVersion.String(),
-		Kind:               "KintoInstance",
-		Name:               inst.Name,
-		UID:                inst.UID,
+		Kind:               kind,
+		Name:               owner.GetName(),
+		UID:                owner.GetUID(),
 		Controller:         ptr.To(true),
 		BlockOwnerDeletion: ptr.To(true),
 	}
@@ -90,4 +100,18 @@ func secretEnv(name, secret, key string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key},
 	}}
+}
+
+// jobSpec runs pod once to completion, retried up to backoffLimit times within deadline.
+func jobSpec(labels map[string]string, pod corev1.PodSpec, backoffLimit int32, deadline time.Duration) batchv1.JobSpec {
+	return batchv1.JobSpec{
+		Parallelism:           ptr.To[int32](1),
+		Completions:           ptr.To[int32](1),
+		BackoffLimit:          ptr.To(backoffLimit),
+		ActiveDeadlineSeconds: ptr.To(int64(deadline / time.Second)),
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)},
+			Spec:       pod,
+		},
+	}
 }

@@ -1,10 +1,11 @@
 package resources
 
 import (
+	"time"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -22,15 +23,6 @@ func MigrateJob(inst *v1alpha1.KintoInstance, version string) *batchv1.Job {
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta,
-		Spec: batchv1.JobSpec{
-			Parallelism:           ptr.To[int32](1),
-			Completions:           ptr.To[int32](1),
-			BackoffLimit:          ptr.To[int32](6),
-			ActiveDeadlineSeconds: ptr.To[int64](30 * 60),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       pod,
-			},
-		},
+		Spec:       jobSpec(labels, pod, 6, 30*time.Minute),
 	}
 }

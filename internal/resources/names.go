@@ -21,6 +21,9 @@ const (
 	VersionLabel   = "app.kubernetes.io/version"
 
 	ManagedBy = "kinto-operator"
+
+	// BackupNameLabel on an on-demand backup Job and its pod names the KintoBackup it takes.
+	BackupNameLabel = "hosting.kinto-storage.org/backup"
 )
 
 // Components of an instance.
@@ -28,6 +31,12 @@ const (
 	ComponentServer   = "server"
 	ComponentDatabase = "database"
 	ComponentMigrate  = "migrate"
+	// ComponentBackup: the backup Jobs, scheduled and on demand, and their pods.
+	ComponentBackup = "backup"
+	// ComponentRestore: the Job restoring spec.bootstrap's backup.
+	ComponentRestore = "restore"
+	// ComponentDumpDeletion: the Jobs deleting the dump of a deleted KintoBackup.
+	ComponentDumpDeletion = "dump-deletion"
 )
 
 // ConfigHashAnnotation on a pod template changes with the rendered configuration, so that a new
@@ -95,9 +104,48 @@ func MigrateJobName(inst *v1alpha1.KintoInstance, version string) string {
 	return childName(inst.Name, "migrate-"+strings.ReplaceAll(version, ".", "-"), maxNameLength)
 }
 
+func BackupVolumeClaimName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "backups", maxNameLength)
+}
+
+// cronJobMaxNameLength leaves room for the 11-character suffix a CronJob appends to name its
+// Jobs, which must fit the 63-character job-name label of their pods.
+const cronJobMaxNameLength = 52
+
+func BackupCronJobName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "backup", cronJobMaxNameLength)
+}
+
+// BackupNetworkPolicyName names the policy of the backup and restore pods.
+func BackupNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "backup", maxNameLength)
+}
+
+func RestoreJobName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "restore", maxNameLength)
+}
+
+// FinalBackupName is the KintoBackup deletionPolicy Snapshot takes. The instance's UID in it
+// tells the final backups of successive instances of the same name apart.
+func FinalBackupName(inst *v1alpha1.KintoInstance) string {
+	uid := string(inst.UID)
+	return childName(inst.Name, "final-"+uid[:min(len(uid), 8)], maxNameLength)
+}
+
+// DumpDeletionJobName names the Job deleting a KintoBackup's dump.
+func DumpDeletionJobName(backup *v1alpha1.KintoBackup) string {
+	return childName(backup.Name, "delete", maxNameLength)
+}
+
 // Labels are the labels of every child of the instance that belong to component.
 func Labels(inst *v1alpha1.KintoInstance, component string) map[string]string {
-	l := SelectorLabels(inst, component)
+	return instanceLabels(inst.Name, component)
+}
+
+// instanceLabels are the Labels of a child of the instance named instance, for a child built
+// without the instance at hand, which may be gone.
+func instanceLabels(instance, component string) map[string]string {
+	l := selectorLabels(instance, component)
 	l[ManagedByLabel] = ManagedBy
 	return l
 }
@@ -105,9 +153,13 @@ func Labels(inst *v1alpha1.KintoInstance, component string) map[string]string {
 // SelectorLabels select the pods of one component of the instance. They never change, since a
 // Deployment's or StatefulSet's selector is immutable.
 func SelectorLabels(inst *v1alpha1.KintoInstance, component string) map[string]string {
+	return selectorLabels(inst.Name, component)
+}
+
+func selectorLabels(instance, component string) map[string]string {
 	return map[string]string{
 		NameLabel:      "kinto",
-		InstanceLabel:  inst.Name,
+		InstanceLabel:  instance,
 		ComponentLabel: component,
 	}
 }

@@ -1,6 +1,10 @@
 package resources
 
 import (
+	"slices"
+	"strconv"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,13 +31,22 @@ var anywhere = []networkingv1.NetworkPolicyPeer{
 
 // NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
 // migration) take traffic only from the ingress controller and reach only DNS, their database
-// and the OpenID providers; PostgreSQL takes traffic only from its instance's Kinto pods and
-// reaches nothing. externalDatabasePort is the port of an external database's URL.
-func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, externalDatabasePort int32) []*networkingv1.NetworkPolicy {
+// and the OpenID providers; PostgreSQL takes traffic only from its instance's Kinto, backup and
+// restore pods and reaches nothing; the backup and restore pods take no traffic and reach only
+// DNS, the database and object storage. externalDatabasePort is the port of an external
+// database's URL; objectStoragePorts are the ports of the S3 endpoints the backup and restore
+// pods reach (ObjectStoragePort), in any order.
+func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, externalDatabasePort int32, objectStoragePorts []int32) []*networkingv1.NetworkPolicy {
 	kintoPods := metav1.LabelSelector{
 		MatchLabels: map[string]string{NameLabel: "kinto", InstanceLabel: inst.Name},
 		MatchExpressions: []metav1.LabelSelectorRequirement{{
 			Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentServer, ComponentMigrate},
+		}},
+	}
+	backupPods := metav1.LabelSelector{
+		MatchLabels: map[string]string{NameLabel: "kinto", InstanceLabel: inst.Name},
+		MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentBackup, ComponentRestore},
 		}},
 	}
 	databasePods := metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)}
@@ -42,16 +55,19 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 		return networkingv1.NetworkPolicyPort{Protocol: proto, Port: ptr.To(intstr.FromInt32(p))}
 	}
 
-	egress := []networkingv1.NetworkPolicyEgressRule{{
-		// DNS, wherever the cluster serves it.
+	// DNS, wherever the cluster serves it.
+	dns := networkingv1.NetworkPolicyEgressRule{
 		To:    []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}},
 		Ports: []networkingv1.NetworkPolicyPort{port(53, udp), port(53, tcp)},
-	}}
+	}
+	database := networkingv1.NetworkPolicyEgressRule{
+		To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &databasePods}},
+		Ports: []networkingv1.NetworkPolicyPort{port(DatabasePort, tcp)},
+	}
+
+	egress := []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy()}
 	if inst.Spec.ManagedDatabase() != nil {
-		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
-			To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &databasePods}},
-			Ports: []networkingv1.NetworkPolicyPort{port(DatabasePort, tcp)},
-		})
+		egress = append(egress, *database.DeepCopy())
 	} else {
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
 			To: anywhere, Ports: []networkingv1.NetworkPolicyPort{port(externalDatabasePort, tcp)},
@@ -78,7 +94,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 	if inst.Spec.ManagedDatabase() == nil {
 		return []*networkingv1.NetworkPolicy{kinto}
 	}
-	database := &networkingv1.NetworkPolicy{
+	databasePolicy := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
 		Spec: networkingv1.NetworkPolicySpec{
@@ -86,10 +102,48 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			// Egress listed with no rule: PostgreSQL reaches nothing.
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: kintoPods.DeepCopy()}},
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: kintoPods.DeepCopy()}, {PodSelector: backupPods.DeepCopy()}},
 				Ports: []networkingv1.NetworkPolicyPort{port(DatabasePort, tcp)},
 			}},
 		},
 	}
-	return []*networkingv1.NetworkPolicy{kinto, database}
+
+	backupEgress := []networkingv1.NetworkPolicyEgressRule{dns, database}
+	if ports := slices.Compact(slices.Sorted(slices.Values(objectStoragePorts))); len(ports) > 0 {
+		rule := networkingv1.NetworkPolicyEgressRule{To: anywhere}
+		for _, p := range ports {
+			rule.Ports = append(rule.Ports, port(p, tcp))
+		}
+		backupEgress = append(backupEgress, rule)
+	}
+	backup := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: objectMeta(inst, BackupNetworkPolicyName(inst), ComponentBackup),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: backupPods,
+			// Ingress listed with no rule: nothing connects to a backup or restore pod.
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Egress:      backupEgress,
+		},
+	}
+	return []*networkingv1.NetworkPolicy{kinto, databasePolicy, backup}
+}
+
+// ObjectStoragePort is the port of an S3 endpoint: the one it names, else http's when it is
+// reached in plain http, else https'.
+func ObjectStoragePort(conn *v1alpha1.S3Connection) int32 {
+	scheme, host, found := strings.Cut(conn.Endpoint, "://")
+	if !found {
+		scheme, host = "", conn.Endpoint
+	}
+	host = strings.TrimSuffix(host, "/")
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		if p, err := strconv.ParseUint(host[i+1:], 10, 16); err == nil && p > 0 {
+			return int32(p)
+		}
+	}
+	if conn.Insecure || scheme == "http" {
+		return 80
+	}
+	return 443
 }

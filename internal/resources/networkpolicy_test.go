@@ -34,22 +34,36 @@ func egressPorts(p *networkingv1.NetworkPolicy) []string {
 }
 
 func TestNetworkPolicies(t *testing.T) {
+	dnsAndDatabase := []string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods"}
 	cases := []struct {
-		name       string
-		inst       *v1alpha1.KintoInstance
-		port       int32
-		wantEgress []string
-		policies   int
+		name               string
+		inst               *v1alpha1.KintoInstance
+		port               int32
+		objectStoragePorts []int32
+		wantEgress         []string
+		// wantBackupEgress is the egress of the backup and restore pods; nil: no such policy.
+		wantBackupEgress []string
 	}{
-		{"managed database", newInstance(), 0, []string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods"}, 2},
-		{"external database on its own port", newInstance(external), 6432, []string{"53/UDP/namespaces", "53/TCP/namespaces", "6432/TCP/anywhere"}, 1},
-		{"OpenID provider", newInstance(withOpenID), 0, []string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods", "443/TCP/anywhere"}, 2},
+		{"managed database", newInstance(), 0, nil, dnsAndDatabase, dnsAndDatabase},
+		{"external database on its own port", newInstance(external), 6432, nil,
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "6432/TCP/anywhere"}, nil},
+		{"OpenID provider", newInstance(withOpenID), 0, nil,
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods", "443/TCP/anywhere"}, dnsAndDatabase},
+		{"backups on a volume", newInstance(withVolumeBackup), 0, nil, dnsAndDatabase, dnsAndDatabase},
+		{"backups and restore in S3, ports sorted and deduplicated", newInstance(withS3Backup), 0, []int32{9000, 443, 9000},
+			dnsAndDatabase, append(slices.Clone(dnsAndDatabase), "443/TCP/anywhere", "9000/TCP/anywhere")},
+		{"external database: no backup policy whatever the object storage", newInstance(external, withS3Backup), 5432, []int32{443},
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/anywhere"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			policies := NetworkPolicies(tc.inst, testNetwork, tc.port)
-			if len(policies) != tc.policies {
-				t.Fatalf("%d policies, want %d", len(policies), tc.policies)
+			policies := NetworkPolicies(tc.inst, testNetwork, tc.port, tc.objectStoragePorts)
+			wantPolicies := 1
+			if tc.wantBackupEgress != nil {
+				wantPolicies = 3
+			}
+			if len(policies) != wantPolicies {
+				t.Fatalf("%d policies, want %d", len(policies), wantPolicies)
 			}
 			kinto := policies[0]
 			if got := egressPorts(kinto); !slices.Equal(got, tc.wantEgress) {
@@ -62,43 +76,113 @@ func TestNetworkPolicies(t *testing.T) {
 			if kinto.Spec.Ingress[0].Ports[0].Port.IntValue() != 8888 {
 				t.Errorf("kinto ingress port %v", kinto.Spec.Ingress[0].Ports[0].Port)
 			}
-			if tc.policies == 2 {
-				db := policies[1]
-				if len(db.Spec.Egress) != 0 || !slices.Contains(db.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
-					t.Errorf("PostgreSQL may reach out: %+v", db.Spec)
-				}
-				peer := db.Spec.Ingress[0].From[0]
-				if peer.NamespaceSelector != nil || peer.PodSelector.MatchLabels[InstanceLabel] != tc.inst.Name {
+			if tc.wantBackupEgress == nil {
+				return
+			}
+			db := policies[1]
+			if len(db.Spec.Egress) != 0 || !slices.Contains(db.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
+				t.Errorf("PostgreSQL may reach out: %+v", db.Spec)
+			}
+			for _, peer := range db.Spec.Ingress[0].From {
+				if peer.NamespaceSelector != nil || peer.IPBlock != nil || peer.PodSelector.MatchLabels[InstanceLabel] != tc.inst.Name {
 					t.Errorf("PostgreSQL takes traffic from %+v, want its own instance's pods only", peer)
 				}
+			}
+			backup := policies[2]
+			if backup.Name != BackupNetworkPolicyName(tc.inst) {
+				t.Errorf("backup policy named %q", backup.Name)
+			}
+			if len(backup.Spec.Ingress) != 0 || !slices.Equal(backup.Spec.PolicyTypes,
+				[]networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
+				t.Errorf("backup and restore pods may take traffic: %+v", backup.Spec)
+			}
+			if got := egressPorts(backup); !slices.Equal(got, tc.wantBackupEgress) {
+				t.Errorf("backup egress = %v, want %v", got, tc.wantBackupEgress)
 			}
 		})
 	}
 }
 
-// The policies select exactly the pods the builders make: Kinto's server and migration pods, and
-// PostgreSQL's, of this instance only.
+// The policies select exactly the pods the builders make: Kinto's server and migration pods,
+// PostgreSQL's, and the backup and restore pods, of this instance only; PostgreSQL takes traffic
+// from the Kinto, backup and restore pods.
 func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
-	inst := newInstance()
-	other := newInstance(func(i *v1alpha1.KintoInstance) { i.Name = "other" })
-	policies := NetworkPolicies(inst, testNetwork, 0)
-	selects := func(p *networkingv1.NetworkPolicy, podLabels map[string]string) bool {
-		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+	inst := newInstance(withS3Backup)
+	other := newInstance(withS3Backup, func(i *v1alpha1.KintoInstance) { i.Name = "other" })
+	policies := NetworkPolicies(inst, testNetwork, 0, []int32{443})
+	matches := func(selector *metav1.LabelSelector, podLabels map[string]string) bool {
+		sel, err := metav1.LabelSelectorAsSelector(selector)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return sel.Matches(labels.Set(podLabels))
 	}
+	selects := func(p *networkingv1.NetworkPolicy, podLabels map[string]string) bool {
+		return matches(&p.Spec.PodSelector, podLabels)
+	}
+	admitsToDatabase := func(podLabels map[string]string) bool {
+		return slices.ContainsFunc(policies[1].Spec.Ingress[0].From, func(peer networkingv1.NetworkPolicyPeer) bool {
+			return matches(peer.PodSelector, podLabels)
+		})
+	}
 	server := ServerDeployment(inst, "26.5.0", "h", "s").Spec.Template.Labels
 	migrate := MigrateJob(inst, "26.5.0").Spec.Template.Labels
 	database := DatabaseStatefulSet(inst, "r").Spec.Template.Labels
+	backupPods := map[string]map[string]string{
+		"scheduled backup": BackupCronJob(inst, testOperatorImage).Spec.JobTemplate.Spec.Template.Labels,
+		"on-demand backup": BackupJob(inst, newBackup(inst), testOperatorImage).Spec.Template.Labels,
+		"restore":          RestoreJob(inst, RestoreSource{VolumeClaimName: "c", File: "f"}, testOperatorImage).Spec.Template.Labels,
+	}
 	if !selects(policies[0], server) || !selects(policies[0], migrate) || selects(policies[0], database) {
 		t.Error("the Kinto policy must select the server and migration pods, not PostgreSQL")
 	}
 	if !selects(policies[1], database) || selects(policies[1], server) {
 		t.Error("the database policy must select PostgreSQL only")
 	}
-	if selects(policies[0], ServerDeployment(other, "26.5.0", "h", "s").Spec.Template.Labels) {
-		t.Error("the policy selects another instance's pods")
+	if !admitsToDatabase(server) || !admitsToDatabase(migrate) {
+		t.Error("the database policy must admit the Kinto pods")
+	}
+	for name, pod := range backupPods {
+		if !selects(policies[2], pod) || selects(policies[0], pod) || selects(policies[1], pod) {
+			t.Errorf("the %s pod must be selected by the backup policy only", name)
+		}
+		if !admitsToDatabase(pod) {
+			t.Errorf("the database policy must admit the %s pod", name)
+		}
+	}
+	if selects(policies[2], server) || selects(policies[2], database) {
+		t.Error("the backup policy selects the server or PostgreSQL")
+	}
+	if deletion := DumpDeletionJob(completedBackup(inst), testOperatorImage).Spec.Template.Labels; admitsToDatabase(deletion) {
+		t.Error("the database policy admits the dump deletion pod, which has no business there")
+	}
+	otherBackup := BackupJob(other, newBackup(other), testOperatorImage).Spec.Template.Labels
+	if selects(policies[0], ServerDeployment(other, "26.5.0", "h", "s").Spec.Template.Labels) ||
+		selects(policies[2], otherBackup) || admitsToDatabase(otherBackup) {
+		t.Error("the policies select or admit another instance's pods")
+	}
+}
+
+func TestObjectStoragePort(t *testing.T) {
+	cases := []struct {
+		endpoint string
+		insecure bool
+		want     int32
+	}{
+		{"s3.eu-west-1.amazonaws.com", false, 443},
+		{"s3.eu-west-1.amazonaws.com/", false, 443},
+		{"https://s3.eu-west-1.amazonaws.com", false, 443},
+		{"minio.example.org:9000", false, 9000},
+		{"https://minio.example.org:9443/", false, 9443},
+		{"minio.storage.svc", true, 80},
+		{"minio.storage.svc:9000", true, 9000},
+		{"http://minio.storage.svc", false, 80},
+		{"http://minio.storage.svc:8080", true, 8080},
+	}
+	for _, tc := range cases {
+		got := ObjectStoragePort(&v1alpha1.S3Connection{Endpoint: tc.endpoint, Insecure: tc.insecure})
+		if got != tc.want {
+			t.Errorf("ObjectStoragePort(%q, insecure %v) = %d, want %d", tc.endpoint, tc.insecure, got, tc.want)
+		}
 	}
 }

@@ -20,6 +20,19 @@ func podSpecs(inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
 	}
 	if inst.Spec.ManagedDatabase() != nil {
 		pods["database"] = DatabaseStatefulSet(inst, "r").Spec.Template.Spec
+		s3 := testS3Connection()
+		s3.CABundle = &v1alpha1.SecretKeyRef{Name: "minio-ca", Key: "ca.crt"}
+		pods["restore from a volume"] = RestoreJob(inst, RestoreSource{VolumeClaimName: "old-backups", File: "f.dump"}, testOperatorImage).Spec.Template.Spec
+		pods["restore from S3"] = RestoreJob(inst, RestoreSource{S3: &s3, Key: "k/f.dump"}, testOperatorImage).Spec.Template.Spec
+	}
+	if cron := BackupCronJob(inst, testOperatorImage); cron != nil {
+		pods["scheduled backup"] = cron.Spec.JobTemplate.Spec.Template.Spec
+	}
+	if job := BackupJob(inst, newBackup(inst), testOperatorImage); job != nil {
+		pods["on-demand backup"] = job.Spec.Template.Spec
+	}
+	if inst.Spec.Backup != nil {
+		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage).Spec.Template.Spec
 	}
 	return pods
 }
@@ -33,9 +46,12 @@ func TestEveryPodMeetsTheRestrictedProfile(t *testing.T) {
 	}
 	level := api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
 	variants := map[string]*v1alpha1.KintoInstance{
-		"default":  newInstance(),
-		"external": newInstance(external),
-		"openid":   newInstance(withOpenID),
+		"default":                          newInstance(),
+		"external":                         newInstance(external),
+		"openid":                           newInstance(withOpenID),
+		"backups on a volume":              newInstance(withVolumeBackup),
+		"backups in S3 with a CA bundle":   newInstance(withS3Backup, withCABundle),
+		"external database, backups in S3": newInstance(external, withS3Backup),
 		"scheduling and delete policy": newInstance(deletePolicy, func(i *v1alpha1.KintoInstance) {
 			i.Spec.NodeSelector = map[string]string{"pool": "tenants"}
 			i.Spec.Tolerations = []corev1.Toleration{{Key: "tenants", Operator: corev1.TolerationOpExists}}

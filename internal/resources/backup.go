@@ -1,0 +1,338 @@
+package resources
+
+import (
+	"path"
+	"slices"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// A backup Job runs its steps one after the other in one pod: the dump (DumpScript, in the
+// database's image), its upload for S3, and for a scheduled backup the pruning. The restore Job
+// downloads a dump from S3 if need be, then restores it (RestoreScript). Every step runs as the
+// postgres user of the database's image (the operator's binary is world-executable).
+
+// Steps of the Jobs: their containers' names.
+const (
+	stepDump     = "dump"
+	stepUpload   = "upload"
+	stepPrune    = "prune"
+	stepDownload = "download"
+	stepRestore  = "restore"
+	stepDelete   = "delete"
+)
+
+const (
+	// dumpVolume, mounted at dumpDir, is where the steps find the dumps: the backup volume, or
+	// scratch space for a dump on its way to or from S3.
+	dumpVolume = "dumps"
+	dumpDir    = "/dumps"
+	// caBundleVolume projects an S3 connection's CA bundle to caBundleDir/caBundleFile.
+	caBundleVolume = "s3-ca-bundle"
+	caBundleDir    = "/etc/kinto-backup/s3-ca"
+	caBundleFile   = "ca.crt"
+)
+
+const (
+	// backupDeadline stays under the hour after which DumpScript takes the temporary file of a
+	// run killed outright as abandoned.
+	backupDeadline = 50 * time.Minute
+	// One retry, for a passing hiccup; a backup failing again is reported, and the next
+	// scheduled run, or another KintoBackup, tries anew.
+	backupBackoffLimit = 1
+	restoreDeadline    = 2 * time.Hour
+	// The database may still be starting; a failed restore leaves it empty, so retrying is safe.
+	restoreBackoffLimit  = 3
+	dumpDeletionDeadline = 10 * time.Minute
+	// Object storage may be briefly unreachable; deleting a dump again is harmless.
+	dumpDeletionBackoffLimit = 3
+)
+
+// backupDestination is where the instance's backups go, nil without spec.backup.
+func backupDestination(inst *v1alpha1.KintoInstance) *v1alpha1.BackupDestination {
+	if inst.Spec.Backup == nil {
+		return nil
+	}
+	return inst.Spec.Backup.Destination
+}
+
+// BackupVolumeClaim is the backup volume of an instance whose backups go to a volume, nil
+// otherwise (no spec.backup, or S3). Like the database volume, it outlives the instance unless
+// the deletion policy is Delete.
+func BackupVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim {
+	dest := backupDestination(inst)
+	if dest == nil || dest.Volume == nil {
+		return nil
+	}
+	return &corev1.PersistentVolumeClaim{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: dataObjectMeta(inst, BackupVolumeClaimName(inst), ComponentBackup),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: dest.Volume.StorageClassName,
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: dest.Volume.Size},
+			},
+		},
+	}
+}
+
+// BackupCronJob takes the scheduled backups: nil without spec.backup or with an external
+// database (the operator only backs up managed databases). It is suspended while the instance
+// hibernates, its database down.
+func BackupCronJob(inst *v1alpha1.KintoInstance, operatorImage string) *batchv1.CronJob {
+	dest := backupDestination(inst)
+	if dest == nil || inst.Spec.ManagedDatabase() == nil {
+		return nil
+	}
+	labels := Labels(inst, ComponentBackup)
+	labels[v1alpha1.ScheduledBackupLabel] = "true"
+	return &batchv1.CronJob{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: objectMeta(inst, BackupCronJobName(inst), ComponentBackup),
+		Spec: batchv1.CronJobSpec{
+			Schedule: inst.Spec.Backup.Schedule,
+			// The API documents the schedule in UTC, whatever the controller manager's zone.
+			TimeZone: ptr.To("UTC"),
+			// A run missed by more than an hour is skipped: the next one comes soon enough.
+			StartingDeadlineSeconds:    ptr.To[int64](3600),
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			Suspend:                    ptr.To(inst.Spec.Hibernate),
+			SuccessfulJobsHistoryLimit: ptr.To[int32](3),
+			FailedJobsHistoryLimit:     ptr.To[int32](3),
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       jobSpec(labels, backupPod(inst, dest, operatorImage, true), backupBackoffLimit, backupDeadline),
+			},
+		},
+	}
+}
+
+// BackupJob is the on-demand backup of a KintoBackup: the steps of a scheduled one without the
+// pruning. It is named after the KintoBackup, which controls it. Nil, as BackupCronJob, when the
+// instance has no spec.backup or an external database.
+func BackupJob(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, operatorImage string) *batchv1.Job {
+	dest := backupDestination(inst)
+	if dest == nil || inst.Spec.ManagedDatabase() == nil {
+		return nil
+	}
+	labels := Labels(inst, ComponentBackup)
+	labels[BackupNameLabel] = backup.Name
+	return &batchv1.Job{
+		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            backup.Name,
+			Namespace:       backup.Namespace,
+			Labels:          labels,
+			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
+		},
+		Spec: jobSpec(labels, backupPod(inst, dest, operatorImage, false), backupBackoffLimit, backupDeadline),
+	}
+}
+
+// backupPod takes a backup to dest: the dump, written straight to the backup volume or, for S3,
+// to scratch space the upload reads; a scheduled backup then prunes what retention drops.
+func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, operatorImage string, scheduled bool) corev1.PodSpec {
+	pod := podSpecBase(inst, postgresUID)
+	pod.RestartPolicy = corev1.RestartPolicyNever
+	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
+	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: EnvDumpDir, Value: dumpDir})
+	steps := []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, writeDumps)}
+	var prune []string
+	if scheduled {
+		prune = pruneCommand(dest, inst.Spec.Backup.Retention, dumpDir, inst.Name)
+	}
+	if s3 := dest.S3; s3 != nil {
+		pod.Volumes = append([]corev1.Volume{emptyDirVolume(dumpVolume)}, objectStorageVolumes(&s3.S3Connection)...)
+		readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
+		steps = append(steps, objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, s3.Prefix, readDumps))
+		if prune != nil {
+			steps = append(steps, objectStorageStep(stepPrune, operatorImage, prune, &s3.S3Connection, s3.Prefix))
+		}
+	} else {
+		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, BackupVolumeClaimName(inst), false)}
+		if prune != nil {
+			steps = append(steps, operatorStep(stepPrune, operatorImage, prune, nil, writeDumps))
+		}
+	}
+	runSteps(&pod, steps)
+	return pod
+}
+
+// BackupResultContainer names the container whose termination message is the dump's result
+// JSON: the dump's own on a volume, the upload's, which adds the key, for S3.
+func BackupResultContainer(dest *v1alpha1.BackupDestination) string {
+	if dest != nil && dest.S3 != nil {
+		return stepUpload
+	}
+	return stepDump
+}
+
+// DumpLocation is how status shows where a dump is: "pvc://<claim>/<file>" or
+// "s3://<bucket>/<key>".
+func DumpLocation(dest *v1alpha1.BackupDestination, claimName, file, key string) string {
+	if dest != nil && dest.S3 != nil {
+		return "s3://" + dest.S3.Bucket + "/" + key
+	}
+	return "pvc://" + claimName + "/" + file
+}
+
+// RestoreSource is a dump to restore, resolved by the controller from spec.bootstrap.fromBackup.
+type RestoreSource struct {
+	// VolumeClaimName and File locate a dump on a backup volume of the namespace.
+	VolumeClaimName, File string
+	// S3 and Key locate a dump in a bucket.
+	S3  *v1alpha1.S3Connection
+	Key string
+	// SHA256 the dump must have; empty: the checksum stored with the dump is checked.
+	SHA256 string
+}
+
+// RestoreJob restores src into the instance's fresh managed database (the API allows
+// spec.bootstrap with no other), before `kinto migrate` runs. A dump in S3 is downloaded, verified, to scratch space first; one on a volume is read
+// where it is, the volume mounted read-only.
+func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage string) *batchv1.Job {
+	pod := podSpecBase(inst, postgresUID)
+	pod.RestartPolicy = corev1.RestartPolicyNever
+	var steps []corev1.Container
+	var file string
+	if src.S3 != nil {
+		file = path.Join(dumpDir, path.Base(src.Key))
+		pod.Volumes = append([]corev1.Volume{emptyDirVolume(dumpVolume)}, objectStorageVolumes(src.S3)...)
+		writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
+		steps = append(steps, objectStorageStep(stepDownload, operatorImage, downloadCommand(src.Key, file), src.S3, "", writeDumps))
+	} else {
+		file = path.Join(dumpDir, src.File)
+		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, src.VolumeClaimName, true)}
+	}
+	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: EnvDumpFile, Value: file})
+	if src.SHA256 != "" {
+		env = append(env, corev1.EnvVar{Name: EnvDumpSHA256, Value: src.SHA256})
+	}
+	readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
+	steps = append(steps, databaseStep(inst, stepRestore, RestoreCommand(), env, readDumps))
+	runSteps(&pod, steps)
+
+	labels := Labels(inst, ComponentRestore)
+	return &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: objectMeta(inst, RestoreJobName(inst), ComponentRestore),
+		Spec:       jobSpec(labels, pod, restoreBackoffLimit, restoreDeadline),
+	}
+}
+
+// DumpDeletionJob deletes the dump of a completed KintoBackup, as its status locates it, when the
+// KintoBackup (deletionPolicy Delete) is deleted; nil when the status locates no dump. The
+// instance may be gone by then, so nothing of it is used: the pod runs as the namespace's
+// default ServiceAccount, without its token, and is labelled with the instance's name only.
+func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string) *batchv1.Job {
+	status := backup.Status
+	pod := corev1.PodSpec{
+		ServiceAccountName:           "default",
+		AutomountServiceAccountToken: ptr.To(false),
+		EnableServiceLinks:           ptr.To(false),
+		SecurityContext:              podSecurityContext(postgresUID),
+		RestartPolicy:                corev1.RestartPolicyNever,
+	}
+	switch dest := status.Destination; {
+	case dest != nil && dest.S3 != nil && status.Key != "":
+		pod.Volumes = objectStorageVolumes(&dest.S3.S3Connection)
+		pod.Containers = []corev1.Container{objectStorageStep(stepDelete, operatorImage, deleteObjectCommand(status.Key), &dest.S3.S3Connection, "")}
+	case dest != nil && dest.Volume != nil && status.VolumeClaimName != "" && status.File != "":
+		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, status.VolumeClaimName, false)}
+		writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
+		pod.Containers = []corev1.Container{operatorStep(stepDelete, operatorImage, deleteFileCommand(dumpDir, status.File), nil, writeDumps)}
+	default:
+		return nil
+	}
+
+	labels := instanceLabels(backup.Spec.Instance, ComponentDumpDeletion)
+	return &batchv1.Job{
+		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            DumpDeletionJobName(backup),
+			Namespace:       backup.Namespace,
+			Labels:          labels,
+			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
+		},
+		Spec: jobSpec(labels, pod, dumpDeletionBackoffLimit, dumpDeletionDeadline),
+	}
+}
+
+// runSteps runs steps in order in pod: the last is its container, the others its init
+// containers, each run once the one before succeeded.
+func runSteps(pod *corev1.PodSpec, steps []corev1.Container) {
+	last := len(steps) - 1
+	if last > 0 {
+		pod.InitContainers = slices.Clip(steps[:last])
+	}
+	pod.Containers = steps[last:]
+}
+
+// databaseStep is a step running the client tools of the managed database's image.
+func databaseStep(inst *v1alpha1.KintoInstance, name string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
+	return jobStep(name, DatabaseImage(inst.Spec.ManagedDatabase()), command, env, mounts, stepResources("50m", "64Mi", "512Mi"))
+}
+
+// operatorStep is a step running the operator's binary.
+func operatorStep(name, operatorImage string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
+	return jobStep(name, operatorImage, command, env, mounts, stepResources("10m", "32Mi", "256Mi"))
+}
+
+// objectStorageStep is an operator step reaching the bucket of conn, prefix being the folder
+// of an instance's backups ("" where the step is given a full key).
+func objectStorageStep(name, operatorImage string, command []string, conn *v1alpha1.S3Connection, prefix string, mounts ...corev1.VolumeMount) corev1.Container {
+	if conn.CABundle != nil {
+		mounts = append(mounts, corev1.VolumeMount{Name: caBundleVolume, MountPath: caBundleDir, ReadOnly: true})
+	}
+	return operatorStep(name, operatorImage, command, objectStorageEnv(conn, prefix), mounts...)
+}
+
+// objectStorageVolumes are the volumes objectStorageStep mounts for conn: its CA bundle's.
+func objectStorageVolumes(conn *v1alpha1.S3Connection) []corev1.Volume {
+	if conn.CABundle == nil {
+		return nil
+	}
+	return []corev1.Volume{{Name: caBundleVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: conn.CABundle.Name,
+		Items:      []corev1.KeyToPath{{Key: conn.CABundle.Key, Path: caBundleFile}},
+	}}}}
+}
+
+// jobStep is a container of a Job. A failed step's last lines of output become its termination
+// message, which the operator copies into status.
+func jobStep(name, image string, command []string, env []corev1.EnvVar, mounts []corev1.VolumeMount, resources corev1.ResourceRequirements) corev1.Container {
+	return corev1.Container{
+		Name:                     name,
+		Image:                    image,
+		Command:                  command,
+		Env:                      env,
+		VolumeMounts:             mounts,
+		Resources:                resources,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		SecurityContext:          containerSecurityContext(),
+	}
+}
+
+func stepResources(cpu, memory, memoryLimit string) corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse(cpu),
+			corev1.ResourceMemory: resource.MustParse(memory),
+		},
+		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(memoryLimit)},
+	}
+}
+
+func claimVolume(name, claim string, readOnly bool) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly},
+	}}
+}

@@ -1,0 +1,103 @@
+package resources
+
+import (
+	"path"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// The command lines of `manager backup` (internal/backuptool) that the backup, restore and dump
+// deletion Jobs run in the operator's image. Its subcommands, flags and environment are named
+// here only.
+
+// The environment backuptool reads the bucket and its credentials from.
+const (
+	envS3Endpoint        = "BACKUP_S3_ENDPOINT"
+	envS3Bucket          = "BACKUP_S3_BUCKET"
+	envS3Prefix          = "BACKUP_S3_PREFIX"
+	envS3Region          = "BACKUP_S3_REGION"
+	envS3Insecure        = "BACKUP_S3_INSECURE"
+	envS3CAFile          = "BACKUP_S3_CA_FILE"
+	envS3AccessKeyID     = "AWS_ACCESS_KEY_ID"
+	envS3SecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+)
+
+// managerBinary is the operator's binary in its image.
+const managerBinary = "/manager"
+
+func backupToolCommand(subcommand string, flags ...string) []string {
+	return append([]string{managerBinary, "backup", subcommand}, flags...)
+}
+
+// uploadCommand uploads the dump the dump step wrote in dir to the instance's folder of the
+// bucket, and reports it in the termination message.
+func uploadCommand(dir, instance string) []string {
+	return backupToolCommand("upload", "--dump-dir", dir, "--instance", instance,
+		"--termination-log", corev1.TerminationMessagePathDefault)
+}
+
+// pruneCommand deletes the dumps retention drops: from the volume mounted at dir for a
+// volume destination, from the instance's folder of the bucket for S3. Nil when retention sets
+// no bound, which would prune nothing.
+func pruneCommand(dest *v1alpha1.BackupDestination, retention *v1alpha1.BackupRetention, dir, instance string) []string {
+	if retention == nil || (retention.Count == nil && retention.MaxAge == "") {
+		return nil
+	}
+	flags := []string{"--dir", dir}
+	if dest.S3 != nil {
+		flags = []string{"--instance", instance}
+	}
+	if retention.Count != nil {
+		flags = append(flags, "--keep-last", strconv.Itoa(int(*retention.Count)))
+	}
+	if retention.MaxAge != "" {
+		flags = append(flags, "--max-age", retention.MaxAge)
+	}
+	return backupToolCommand("prune", flags...)
+}
+
+// downloadCommand fetches the dump of key to file, verified, with its checksum beside it in
+// file.json, where RestoreScript looks for it.
+func downloadCommand(key, file string) []string {
+	return backupToolCommand("download", "--key", key, "--file", file)
+}
+
+// deleteObjectCommand deletes the dump of key from the bucket.
+func deleteObjectCommand(key string) []string {
+	return backupToolCommand("delete", "--key", key)
+}
+
+// deleteFileCommand deletes the dump named file, and its result file, from the volume mounted
+// at dir.
+func deleteFileCommand(dir, file string) []string {
+	return backupToolCommand("delete", "--dir", dir, "--file", file)
+}
+
+// objectStorageEnv tells backuptool the bucket of conn, with prefix the folder of an
+// instance's backups ("" where a full key is given), and the credentials, each from its Secret:
+// never a literal value, which anyone who can read the pod spec would see.
+func objectStorageEnv(conn *v1alpha1.S3Connection, prefix string) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: envS3Endpoint, Value: conn.Endpoint},
+		{Name: envS3Bucket, Value: conn.Bucket},
+	}
+	if prefix != "" {
+		env = append(env, corev1.EnvVar{Name: envS3Prefix, Value: prefix})
+	}
+	if conn.Region != "" {
+		env = append(env, corev1.EnvVar{Name: envS3Region, Value: conn.Region})
+	}
+	if conn.Insecure {
+		env = append(env, corev1.EnvVar{Name: envS3Insecure, Value: "true"})
+	}
+	if conn.CABundle != nil {
+		env = append(env, corev1.EnvVar{Name: envS3CAFile, Value: path.Join(caBundleDir, caBundleFile)})
+	}
+	return append(env,
+		secretEnv(envS3AccessKeyID, conn.Credentials.AccessKeyID.Name, conn.Credentials.AccessKeyID.Key),
+		secretEnv(envS3SecretAccessKey, conn.Credentials.SecretAccessKey.Name, conn.Credentials.SecretAccessKey.Key),
+	)
+}
