@@ -9,6 +9,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
@@ -24,11 +26,8 @@ const testSHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f0
 
 func withVolumeBackups(keep int32) func(*v1alpha1.KintoInstance) {
 	return func(i *v1alpha1.KintoInstance) {
-		i.Spec.Backup = &v1alpha1.BackupSpec{
-			Schedule:    "0 3 * * *",
-			Retention:   &v1alpha1.BackupRetention{Count: ptr.To(keep)},
-			Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}},
-		}
+		// The destination defaults to a volume.
+		i.Spec.Backup = &v1alpha1.BackupSpec{Schedule: "0 3 * * *", Retention: &v1alpha1.BackupRetention{Count: ptr.To(keep)}}
 	}
 }
 
@@ -63,7 +62,7 @@ func runJob(t testing.TB, ns, name, container, message string, failing bool) {
 	eventually(t, "Job "+name, func() error { return k8s.Get(ctx, key(ns, name), job) })
 	tmpl := job.Spec.Template
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-run", Labels: map[string]string{batchv1.JobNameLabel: name}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-" + string(job.UID)[:5], Labels: map[string]string{batchv1.JobNameLabel: name}},
 		Spec:       *tmpl.Spec.DeepCopy(),
 	}
 	for k, v := range tmpl.Labels {
@@ -163,12 +162,10 @@ func TestScheduledBackupsAreRecordedAndPruned(t *testing.T) {
 			if err := k8s.Get(context.Background(), key(ns, name), job); err != nil {
 				return err
 			}
-			for _, ref := range job.OwnerReferences {
-				if ref.UID == recorded.UID {
-					return nil
-				}
+			if job.Annotations[controllers.RecordedAnnotation] != "true" {
+				return fmt.Errorf("Job %s is not marked recorded yet", name)
 			}
-			return fmt.Errorf("Job %s does not belong to its KintoBackup yet", name)
+			return nil
 		})
 		if recorded.Spec.Instance != inst.Name || recorded.Labels[v1alpha1.ScheduledBackupLabel] != "true" {
 			t.Errorf("recorded run: instance %q, labels %v", recorded.Spec.Instance, recorded.Labels)
@@ -193,15 +190,17 @@ func TestScheduledBackupsAreRecordedAndPruned(t *testing.T) {
 		t.Errorf("status.lastBackup = %+v, want %s", lb, names[2])
 	}
 
-	// A Job whose KintoBackup was deleted goes with it, and is not recorded again.
-	if err := k8s.Delete(context.Background(), &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names[1]}}); err != nil {
+	// A deleted KintoBackup of a run stays deleted, though its Job stays in the CronJob's history.
+	deleted := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names[1]}}
+	if err := k8s.Delete(context.Background(), deleted); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(t, "the Job of a deleted KintoBackup", &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names[1]}})
+	waitGone(t, "the deleted KintoBackup", deleted)
 	time.Sleep(time.Second)
 	if err := k8s.Get(context.Background(), key(ns, names[1]), &v1alpha1.KintoBackup{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a deleted KintoBackup came back: %v", err)
 	}
+	get(t, ns, names[1], &batchv1.Job{})
 
 	// Without spec.backup, no more schedule.
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Backup = nil })
@@ -286,7 +285,7 @@ func TestS3DestinationNeedsItsCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForCondition(t, inst, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, "Scheduled")
-	if err := k8s.Get(context.Background(), key(ns, resources.BackupNetworkPolicyName(inst)), &networkPolicy{}); err != nil {
+	if err := k8s.Get(context.Background(), key(ns, resources.BackupNetworkPolicyName(inst)), &networkingv1.NetworkPolicy{}); err != nil {
 		t.Errorf("the backup pods' network policy: %v", err)
 	}
 
@@ -414,8 +413,7 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 		}
 		return nil
 	})
-	// The first attempt's pod is gone with its Job; the second's gets another name.
-	runJobNamedPod(t, ns, final, "dump", dumpResult(time.Now(), ""))
+	runJob(t, ns, final, "dump", dumpResult(time.Now(), ""), false)
 	waitGone(t, "the instance", &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: inst.Name}})
 	waitGone(t, "the database volume", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.DataVolumeClaimName(inst)}})
 	for _, kept := range []client.Object{

@@ -7,8 +7,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -132,12 +132,24 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 	case err != nil:
 		return ctrl.Result{}, err
 	}
-	if job.Labels[resources.ComponentLabel] != resources.ComponentBackup || job.Labels[resources.InstanceLabel] != backup.Spec.Instance {
+	scheduled := backup.Labels[v1alpha1.ScheduledBackupLabel] == "true"
+	owner := metav1.GetControllerOf(job)
+	switch {
+	case job.Labels[resources.ComponentLabel] != resources.ComponentBackup || job.Labels[resources.InstanceLabel] != backup.Spec.Instance:
 		fail(status, fmt.Sprintf("Job %s exists and is not a backup of instance %s: name the KintoBackup otherwise", job.Name, backup.Spec.Instance))
 		return ctrl.Result{}, nil
+	case !scheduled && owner != nil && owner.Kind == "KintoBackup" && owner.UID != backup.UID:
+		// A KintoBackup deleted and created again: its predecessor's Job is on its way out.
+		status.Phase, status.Error = v1alpha1.BackupPending, fmt.Sprintf("waiting for Job %s of an earlier KintoBackup of that name to be deleted", job.Name)
+		return ctrl.Result{RequeueAfter: resultPollInterval}, nil
+	case !scheduled && (owner == nil || owner.UID != backup.UID):
+		fail(status, fmt.Sprintf("Job %s exists and was not started for this KintoBackup: name the KintoBackup otherwise", job.Name))
+		return ctrl.Result{}, nil
 	}
-	if err := r.ownScheduledJob(ctx, backup, job); err != nil {
-		return ctrl.Result{}, err
+	if scheduled {
+		if err := r.markRecorded(ctx, job); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	if status.Destination == nil {
@@ -218,9 +230,12 @@ func backupBlocker(backup *v1alpha1.KintoBackup, inst *v1alpha1.KintoInstance) s
 	return ""
 }
 
+// RecordedAnnotation marks a backup CronJob's Job that has its KintoBackup: once that
+// KintoBackup is deleted, the Job (which the CronJob's history keeps a while) is not recorded
+// again.
+const RecordedAnnotation = "hosting.kinto-storage.org/recorded"
+
 // recordScheduledRun creates the KintoBackup of a Job the backup CronJob started, named as it.
-// A Job that already belongs to a KintoBackup gets none: that KintoBackup was deleted, and the
-// Job goes with it.
 func (r *KintoBackupReconciler) recordScheduledRun(ctx context.Context, key client.ObjectKey) error {
 	job := &batchv1.Job{}
 	if err := r.Get(ctx, key, job); err != nil {
@@ -228,13 +243,8 @@ func (r *KintoBackupReconciler) recordScheduledRun(ctx context.Context, key clie
 	}
 	instance := job.Labels[resources.InstanceLabel]
 	if job.Labels[v1alpha1.ScheduledBackupLabel] != "true" || job.Labels[resources.ComponentLabel] != resources.ComponentBackup ||
-		instance == "" || !job.DeletionTimestamp.IsZero() {
+		instance == "" || job.Annotations[RecordedAnnotation] == "true" || !job.DeletionTimestamp.IsZero() {
 		return nil
-	}
-	for _, ref := range job.OwnerReferences {
-		if ref.Kind == "KintoBackup" {
-			return nil
-		}
 	}
 	err := r.Create(ctx, resources.ScheduledBackup(job.ObjectMeta, instance))
 	if apierrors.IsAlreadyExists(err) {
@@ -243,22 +253,13 @@ func (r *KintoBackupReconciler) recordScheduledRun(ctx context.Context, key clie
 	return err
 }
 
-// ownScheduledJob makes a scheduled run's Job a dependent of its KintoBackup (the CronJob stays
-// its controller), so that deleting the KintoBackup deletes the Job rather than recording it
-// again.
-func (r *KintoBackupReconciler) ownScheduledJob(ctx context.Context, backup *v1alpha1.KintoBackup, job *batchv1.Job) error {
-	if backup.Labels[v1alpha1.ScheduledBackupLabel] != "true" {
+// markRecorded notes on a scheduled run's Job that its KintoBackup exists.
+func (r *KintoBackupReconciler) markRecorded(ctx context.Context, job *batchv1.Job) error {
+	if job.Annotations[RecordedAnnotation] == "true" {
 		return nil
 	}
-	for _, ref := range job.OwnerReferences {
-		if ref.UID == backup.UID {
-			return nil
-		}
-	}
-	patch := client.MergeFromWithOptions(job.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	job.OwnerReferences = append(job.OwnerReferences, metav1.OwnerReference{
-		APIVersion: v1alpha1.GroupVersion.String(), Kind: "KintoBackup", Name: backup.Name, UID: backup.UID,
-	})
+	patch := client.MergeFrom(job.DeepCopy())
+	metav1.SetMetaDataAnnotation(&job.ObjectMeta, RecordedAnnotation, "true")
 	return r.Patch(ctx, job, patch)
 }
 
@@ -276,6 +277,12 @@ func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alph
 	list := &v1alpha1.KintoBackupList{}
 	if err := r.List(ctx, list, client.InNamespace(inst.Namespace), client.MatchingFields{backupInstanceIndex: inst.Name}); err != nil {
 		return err
+	}
+	// The cache may not show the status just written yet.
+	for i := range list.Items {
+		if list.Items[i].UID == done.UID {
+			list.Items[i] = *done
+		}
 	}
 	for _, expired := range expiredBackups(list.Items, done.Status.Destination, inst.Spec.Backup.Retention, done.Status.CompletedAt.Time) {
 		log.FromContext(ctx).Info("retention drops a backup", "kintobackup", expired.Name, "location", expired.Status.Location)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +27,10 @@ import (
 
 // backupInstanceIndex indexes KintoBackups by the instance they back up.
 const backupInstanceIndex = ".spec.instance"
+
+// secretRecheckInterval is how soon an instance whose backups or restore wait for a Secret, or
+// a backup, looks again.
+const secretRecheckInterval = 10 * time.Second
 
 // restorePending says whether the instance still waits for its bootstrap restore: the schema
 // migration and the server wait for it.
@@ -46,6 +50,8 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 	}
 	if problem != "" {
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady", problem)
+		// Neither the backup named nor a missing Secret maps back to this instance: look again.
+		p.requeueAt(r.now().Add(secretRecheckInterval))
 		return nil
 	}
 	p.restoreSource = src
@@ -191,6 +197,9 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass)
 		}
 		if problem != "" {
 			setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "DestinationNotReady", problem)
+			// The operator watches only the Secrets it labelled: it looks again for one that is
+			// missing.
+			p.requeueAt(r.now().Add(secretRecheckInterval))
 			return nil
 		}
 	}
@@ -219,13 +228,21 @@ func (r *KintoInstanceReconciler) backupsOf(ctx context.Context, inst *v1alpha1.
 	return list.Items, nil
 }
 
-// lastBackup describes the newest completed backup, nil when there is none.
+// lastBackup describes the newest completed backup, nil when there is none: the newest by the
+// time its dump was taken (in its name), then by when it completed.
 func lastBackup(backups []v1alpha1.KintoBackup) *v1alpha1.LastBackup {
 	var newest *v1alpha1.KintoBackup
+	newer := func(a, b *v1alpha1.KintoBackup) bool {
+		ta, _ := dumps.ParseFileName(a.Status.File)
+		tb, _ := dumps.ParseFileName(b.Status.File)
+		if !ta.Equal(tb) {
+			return ta.After(tb)
+		}
+		return b.Status.CompletedAt.Before(a.Status.CompletedAt)
+	}
 	for i := range backups {
 		b := &backups[i]
-		if b.Status.Phase == v1alpha1.BackupCompleted && b.Status.CompletedAt != nil &&
-			(newest == nil || newest.Status.CompletedAt.Before(b.Status.CompletedAt)) {
+		if b.Status.Phase == v1alpha1.BackupCompleted && b.Status.CompletedAt != nil && (newest == nil || newer(b, newest)) {
 			newest = b
 		}
 	}
