@@ -79,8 +79,8 @@ test-s3: s3-server ## Backup object storage against a real S3-compatible server 
 	VERSITYGW_BIN=$(VERSITYGW) $(GOTEST) -tags s3 ./internal/objectstore/... ./internal/backuptool/...
 
 .PHONY: test-e2e
-test-e2e: kube-binaries build images ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
-	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) hack/e2e.sh
+test-e2e: kube-binaries build images s3-server ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
+	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) hack/e2e.sh
 
 .PHONY: bench
 bench: kube-binaries s3-server ## Benchmarks of the builders and of a full reconcile against the real API server.
@@ -156,5 +156,5 @@ kinto-server: ## Install the real Kinto server (default and previous release) in
 	hack/install-kinto.sh $(KINTO_PREVIOUS_VERSION) $(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)
 
 .PHONY: s3-server
-s3-server: ## Build versitygw, the S3-compatible server of test-s3, from source into bin/versitygw-<version>.
+s3-server: ## Build versitygw, the S3-compatible server of test-s3 and test-e2e, from source into bin/versitygw-<version>.
 	VERSITYGW_VERSION=$(VERSITYGW_VERSION) hack/build-s3-server.sh $(dir $(VERSITYGW))

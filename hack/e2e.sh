@@ -4,11 +4,17 @@
 # hack/local-cluster.sh: started here and stopped at the end, or reused, and left running, when
 # `make demo` or `make cluster-up` already started it.
 #
-# Usage: hack/e2e.sh [go test flags...]   (after `make kube-binaries build images`)
+# Usage: hack/e2e.sh [go test flags...]   (after `make kube-binaries build images s3-server`)
 # Env:   USE_EXISTING_CLUSTER=true  use the cluster of $KUBECONFIG instead (its nodes must have
 #                                   the images, and this host must reach its Service IPs)
 #        LOCAL_CLUSTER   the local cluster's folder (default .local-cluster of the repository)
 #        KUBE_ASSETS, IMG (default kinto-operator:dev), E2E_ARTIFACTS (default .e2e-artifacts)
+#        VERSITYGW_BIN   versitygw (`make s3-server`): the S3 backup test starts it on the local
+#                        cluster's node address, which pods reach
+#        E2E_S3_ENDPOINT, E2E_S3_BUCKET, E2E_S3_ACCESS_KEY_ID, E2E_S3_SECRET_ACCESS_KEY
+#                        (E2E_S3_REGION): a bucket that this host and the pods both reach, for the
+#                        S3 backup test, which is skipped without one when USE_EXISTING_CLUSTER=true;
+#                        the endpoint is host:port for TLS, http://host:port for plain http
 set -euo pipefail
 
 # shellcheck source=hack/cluster-lib.sh

@@ -186,11 +186,13 @@ func dataVolume(t *testing.T, inst *v1alpha1.KintoInstance) *corev1.PersistentVo
 	return pvc
 }
 
-// dump writes what namespace ns holds into the artifacts folder: every object as YAML, events,
-// pod descriptions and logs (current and previous containers), and the operator's log; the test
+// dump writes what namespace ns holds into the artifacts folder: every object as YAML, the
+// backups and their Jobs at a glance, events, pod descriptions and logs (current and previous
+// containers, the backup and restore Jobs' pods among them), and the operator's log; the test
 // log gets the folder's path and the namespace's events.
 func dump(t *testing.T, ns string) {
-	dir := filepath.Join(artifacts, strings.ReplaceAll(t.Name(), "/", "_"))
+	// A folder per namespace: a test may have more than one.
+	dir := filepath.Join(artifacts, strings.ReplaceAll(t.Name(), "/", "_"), ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Logf("dump: %v", err)
 		return
@@ -207,8 +209,9 @@ func dump(t *testing.T, ns string) {
 		}
 		return string(out)
 	}
-	kinds := "kintoinstances,statefulsets,deployments,replicasets,jobs,pods,services,endpointslices,configmaps,persistentvolumeclaims,networkpolicies,poddisruptionbudgets,serviceaccounts"
+	kinds := "kintoinstances,kintobackups,statefulsets,deployments,replicasets,cronjobs,jobs,pods,services,endpointslices,configmaps,persistentvolumeclaims,networkpolicies,poddisruptionbudgets,serviceaccounts"
 	run("objects.yaml", "get", "-n", ns, kinds, "-o", "yaml")
+	run("backups.txt", "get", "-n", ns, "kintobackups,cronjobs,jobs", "-o", "wide")
 	run("secrets.txt", "get", "-n", ns, "secrets") // names only: no secret values in artifacts
 	run("persistentvolumes.yaml", "get", "persistentvolumes", "-o", "yaml")
 	events := run("events.txt", "get", "events", "-n", ns, "--sort-by", ".lastTimestamp")

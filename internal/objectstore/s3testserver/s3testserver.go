@@ -1,8 +1,9 @@
 // Package s3testserver starts a real S3-compatible server for the tests of the object-storage
 // code: Versity Gateway (versitygw, Apache-2.0) on its posix backend, built by
-// hack/build-s3-server.sh and found through $VERSITYGW_BIN. Each server listens on 127.0.0.1 on
-// a free port, stores its buckets as directories of a temporary directory (objects are plain
-// files there, which lets a test corrupt one) and is stopped when the test ends.
+// hack/build-s3-server.sh and found through $VERSITYGW_BIN. Each server listens on 127.0.0.1 (or
+// the address its options give) on a free port, stores its buckets as directories of a temporary
+// directory (objects are plain files there, which lets a test corrupt one) and is stopped when the
+// test ends.
 package s3testserver
 
 import (
@@ -39,7 +40,7 @@ const startTimeout = 15 * time.Second
 
 // Server is a running versitygw.
 type Server struct {
-	// Endpoint is "127.0.0.1:<port>".
+	// Endpoint is "<host>:<port>", host being Options.Host or 127.0.0.1.
 	Endpoint string
 	// Dir is the posix backend's root: bucket b is Dir/b, object k of b is the file Dir/b/k.
 	Dir string
@@ -52,8 +53,12 @@ type Server struct {
 
 // Options choose how the server runs.
 type Options struct {
-	// TLS serves https with a self-signed certificate for 127.0.0.1, generated for this server.
+	// TLS serves https with a self-signed certificate for the server's address, generated for
+	// this server.
 	TLS bool
+	// Host is the IP address to listen on, 127.0.0.1 when empty: the end-to-end tests give the
+	// cluster node's address, which pods reach.
+	Host string
 }
 
 // Start runs a server until tb ends. It fails tb when $VERSITYGW_BIN is not set, so that a run
@@ -72,13 +77,17 @@ func Start(tb testing.TB, opts Options) *Server {
 			tb.Fatal(err)
 		}
 	}
-	s.Endpoint = "127.0.0.1:" + freePort(tb)
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	s.Endpoint = net.JoinHostPort(host, freePort(tb, host))
 	// The internal IAM service (a users file) makes versitygw answer an unknown access key with
 	// the standard InvalidAccessKeyId, as AWS does; its single-account mode says
 	// XAdminUserNotFound instead.
 	args := []string{"--port", s.Endpoint, "--iam-dir", filepath.Join(work, "iam")}
 	if opts.TLS {
-		certFile, keyFile := s.writeSelfSignedCert(tb, work)
+		certFile, keyFile := s.writeSelfSignedCert(tb, work, host)
 		args = append(args, "--cert", certFile, "--key", keyFile)
 	}
 	args = append(args, "posix", s.Dir)
@@ -157,12 +166,12 @@ func waitListening(address string, exited <-chan error) error {
 	return fmt.Errorf("not listening after %s", startTimeout)
 }
 
-// freePort is a TCP port free on 127.0.0.1 a moment ago. versitygw cannot report the port it
+// freePort is a TCP port free on host a moment ago. versitygw cannot report the port it
 // got for ":0", so the port is chosen here; another process taking it in between makes the start
 // fail visibly, not the test pass wrongly.
-func freePort(tb testing.TB) string {
+func freePort(tb testing.TB, host string) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -216,9 +225,9 @@ func (s *Server) ObjectPath(bucket, key string) string {
 	return filepath.Join(s.Dir, bucket, filepath.FromSlash(key))
 }
 
-// writeSelfSignedCert writes a certificate for 127.0.0.1 and localhost, its own CA, and its key
-// into dir, and keeps the certificate's PEM as the CA bundle clients must trust.
-func (s *Server) writeSelfSignedCert(tb testing.TB, dir string) (certFile, keyFile string) {
+// writeSelfSignedCert writes a certificate for host, 127.0.0.1 and localhost, its own CA, and its
+// key into dir, and keeps the certificate's PEM as the CA bundle clients must trust.
+func (s *Server) writeSelfSignedCert(tb testing.TB, dir, host string) (certFile, keyFile string) {
 	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -233,7 +242,7 @@ func (s *Server) writeSelfSignedCert(tb testing.TB, dir string) (certFile, keyFi
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		IPAddresses:           []net.IP{net.ParseIP(host), net.ParseIP("127.0.0.1")},
 		DNSNames:              []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
