@@ -24,12 +24,17 @@ import (
 func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass) error {
 	existing := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.CredentialsSecretName(p.inst)}
-	if err := r.Get(ctx, key, existing); client.IgnoreNotFound(err) != nil {
+	err := r.Get(ctx, key, existing)
+	if apierrors.IsNotFound(err) {
+		// One the user made (to carry an instance's HMAC secrets over from another host) is
+		// not labelled yet, so not in the cache: its values must be kept, not drawn anew.
+		err = r.APIReader.Get(ctx, key, existing)
+	}
+	if client.IgnoreNotFound(err) != nil {
 		return err
 	}
 	holdsData := false
 	if !resources.HasHMACSecrets(existing.Data) {
-		var err error
 		if holdsData, err = r.holdsData(ctx, p); err != nil {
 			return err
 		}
