@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -19,6 +20,21 @@ func jobState(job *batchv1.Job) batchv1.JobConditionType {
 		}
 	}
 	return ""
+}
+
+// startJob reads the Job named key, creating it from build when it does not exist. A Job's pod
+// template is immutable: it is created once and then only read.
+func startJob(ctx context.Context, c client.Client, key client.ObjectKey, build func() *batchv1.Job) (*batchv1.Job, error) {
+	job := &batchv1.Job{}
+	err := c.Get(ctx, key, job)
+	if apierrors.IsNotFound(err) {
+		job = build()
+		err = apply(ctx, c, job)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return job, nil
 }
 
 // jobPods lists the pods of a Job, newest first.

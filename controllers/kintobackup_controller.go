@@ -304,15 +304,12 @@ func (r *KintoBackupReconciler) finalize(ctx context.Context, backup *v1alpha1.K
 		controllerutil.RemoveFinalizer(backup, DumpDeletionFinalizer)
 		return client.IgnoreNotFound(r.Patch(ctx, backup, patch))
 	}
-	if backup.Spec.DeletionPolicy != v1alpha1.BackupDeletionPolicyDelete || backup.Status.Phase != v1alpha1.BackupCompleted {
+	deletion := resources.DumpDeletionJob(backup, r.OperatorImage)
+	if backup.Spec.DeletionPolicy != v1alpha1.BackupDeletionPolicyDelete || backup.Status.Phase != v1alpha1.BackupCompleted || deletion == nil {
 		// Nothing was written, or the dump is to stay.
 		return ctrl.Result{}, release()
 	}
-	job := &batchv1.Job{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: resources.DumpDeletionJobName(backup)}, job)
-	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, apply(ctx, r.Client, resources.DumpDeletionJob(backup, r.OperatorImage))
-	}
+	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(deletion), func() *batchv1.Job { return deletion })
 	if err != nil {
 		return ctrl.Result{}, err
 	}

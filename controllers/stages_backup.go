@@ -131,14 +131,9 @@ func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass)
 			"the restore starts when the database is ready")
 		return nil
 	}
-	job := &batchv1.Job{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.RestoreJobName(p.inst)}, job)
-	if apierrors.IsNotFound(err) {
-		job = resources.RestoreJob(p.inst, *p.restoreSource, r.OperatorImage)
-		if err := apply(ctx, r.Client, job); err != nil {
-			return err
-		}
-	} else if err != nil {
+	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.RestoreJobName(p.inst)}
+	job, err := startJob(ctx, r.Client, key, func() *batchv1.Job { return resources.RestoreJob(p.inst, *p.restoreSource, r.OperatorImage) })
+	if err != nil {
 		return err
 	}
 	what := describeSource(p.restoreSource)

@@ -12,7 +12,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -139,16 +138,9 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 		return nil
 	}
 
-	job := &batchv1.Job{}
 	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.MigrateJobName(p.inst, target)}
-	err := r.Get(ctx, key, job)
-	if apierrors.IsNotFound(err) {
-		// A Job's pod template is immutable: it is created once and then only read.
-		job = resources.MigrateJob(p.inst, target)
-		if err := apply(ctx, r.Client, job); err != nil {
-			return err
-		}
-	} else if err != nil {
+	job, err := startJob(ctx, r.Client, key, func() *batchv1.Job { return resources.MigrateJob(p.inst, target) })
+	if err != nil {
 		return err
 	}
 
