@@ -454,6 +454,8 @@ func TestKintoBackupValidation(t *testing.T) {
 	assertInvalid(t, k8s.Create(ctx, backup("no-instance", "", "")), "spec.instance")
 	assertInvalid(t, k8s.Create(ctx, backup("bad-instance", "Notes_1", "")), "spec.instance", "should match")
 	assertInvalid(t, k8s.Create(ctx, backup("bad-policy", "notes", "Forget")), "spec.deletionPolicy", "Unsupported value")
+	assertInvalid(t, k8s.Create(ctx, backup(strings.Repeat("b", 64), "notes", "")), "metadata.name must be a DNS label")
+	assertInvalid(t, k8s.Create(ctx, backup("before.upgrade", "notes", "")), "metadata.name must be a DNS label")
 
 	kb := backup("good", "notes", "")
 	if err := k8s.Create(ctx, kb); err != nil {
