@@ -155,6 +155,10 @@ build_operator() {
   local file=$1 ref=$2 rootfs=$work/operator
   nonroot_files "$rootfs"
   install -m 0755 "$root/bin/manager" "$rootfs/manager"
+  # The backup Jobs' `manager backup` talks TLS to object storage: the CAs Debian trusts, where
+  # distroless keeps them (and Go looks first).
+  [ -s /etc/ssl/certs/ca-certificates.crt ] || die "no /etc/ssl/certs/ca-certificates.crt: run hack/install-host-packages.sh"
+  install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
   # As the Dockerfile's gcr.io/distroless/static:nonroot image; the Deployment's command is
   # /manager too.
   pack "$rootfs" "$ref" "$file" -user 65532:65532 -workdir / -entrypoint '["/manager"]' \

@@ -2,7 +2,8 @@
 # Installs, from Debian's packages, what the tests need on the machine itself and a bare machine
 # lacks: PostgreSQL (the real-Kinto tests), the node of the local cluster (containerd, runc, the
 # CNI plugins, iptables, conntrack, and nftables to clean up after the NetworkPolicy enforcer),
-# and debootstrap, which builds the images' Debian root file systems. Packages already installed
+# debootstrap, which builds the images' Debian root file systems, and the CA certificates the
+# operator's image carries. Packages already installed
 # are left alone. Needs root.
 #
 # Usage: hack/install-host-packages.sh
@@ -18,6 +19,7 @@ declare -A wanted=(
   [conntrack]=/usr/sbin/conntrack
   [nftables]=/usr/sbin/nft
   [debootstrap]=/usr/sbin/debootstrap
+  [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 )
 
 // Exit codes of Main.
@@ -99,6 +101,6 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprintf(w, "\nThe S3 destination is given by flags or, for a flag not given, by %s.\n", destinationEnvSummary())
-	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", envAccessKeyID, envSecretAccessKey)
+	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", backupenv.AccessKeyID, backupenv.SecretAccessKey)
 	fmt.Fprintln(w, "prune --dir and delete --dir work on a directory (a backup volume) and need no S3 destination.")
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/dumps"
 )
 
@@ -27,10 +28,10 @@ func run(args ...string) (int, string, string) {
 // TestCommandLineMistakes covers the refusals that need no server: each exits 2 with a message
 // saying what to fix.
 func TestCommandLineMistakes(t *testing.T) {
-	t.Setenv(envAccessKeyID, "AKID")
-	t.Setenv(envSecretAccessKey, "secret")
-	t.Setenv(envEndpoint, "s3.example.org")
-	t.Setenv(envBucket, "backups")
+	t.Setenv(backupenv.AccessKeyID, "AKID")
+	t.Setenv(backupenv.SecretAccessKey, "secret")
+	t.Setenv(backupenv.Endpoint, "s3.example.org")
+	t.Setenv(backupenv.Bucket, "backups")
 	cases := []struct {
 		name string
 		args []string
@@ -75,8 +76,8 @@ func TestCommandLineMistakes(t *testing.T) {
 }
 
 func TestCredentialsOnlyFromTheEnvironment(t *testing.T) {
-	t.Setenv(envAccessKeyID, "")
-	t.Setenv(envSecretAccessKey, "")
+	t.Setenv(backupenv.AccessKeyID, "")
+	t.Setenv(backupenv.SecretAccessKey, "")
 	code, _, stderr := run("list", "--endpoint", "s3.example.org", "--bucket", "b")
 	want := "the credentials are read from the environment: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 	if code != exitUsage || !strings.Contains(stderr, want) {
@@ -90,9 +91,9 @@ func TestCredentialsOnlyFromTheEnvironment(t *testing.T) {
 }
 
 func TestInsecureFromTheEnvironment(t *testing.T) {
-	t.Setenv(envAccessKeyID, "AKID")
-	t.Setenv(envSecretAccessKey, "secret")
-	t.Setenv(envInsecure, "maybe")
+	t.Setenv(backupenv.AccessKeyID, "AKID")
+	t.Setenv(backupenv.SecretAccessKey, "secret")
+	t.Setenv(backupenv.Insecure, "maybe")
 	code, _, stderr := run("list", "--endpoint", "e", "--bucket", "b")
 	if code != exitUsage || !strings.Contains(stderr, "BACKUP_S3_INSECURE") {
 		t.Errorf("BACKUP_S3_INSECURE=maybe: exit %d, stderr %q; want a usage error naming the variable", code, stderr)
@@ -173,11 +174,11 @@ func dirNames(t *testing.T, dir string) []string {
 // anything is sent: each exits 1 with a message saying what is wrong with the directory, and
 // writes no termination log. (The endpoint does not answer: reaching it would fail otherwise.)
 func TestUploadFindsOneVerifiedDump(t *testing.T) {
-	t.Setenv(envAccessKeyID, "AKID")
-	t.Setenv(envSecretAccessKey, "secret")
-	t.Setenv(envEndpoint, "127.0.0.1:1")
-	t.Setenv(envBucket, "backups")
-	t.Setenv(envInsecure, "true")
+	t.Setenv(backupenv.AccessKeyID, "AKID")
+	t.Setenv(backupenv.SecretAccessKey, "secret")
+	t.Setenv(backupenv.Endpoint, "127.0.0.1:1")
+	t.Setenv(backupenv.Bucket, "backups")
+	t.Setenv(backupenv.Insecure, "true")
 	at := time.Date(2026, 11, 26, 8, 15, 0, 0, time.UTC)
 	name := dumps.FileName(at)
 	cases := []struct {

@@ -7,23 +7,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 )
 
-// The environment variables read. The credentials use the names every S3 tool knows.
-const (
-	envEndpoint        = "BACKUP_S3_ENDPOINT"
-	envBucket          = "BACKUP_S3_BUCKET"
-	envPrefix          = "BACKUP_S3_PREFIX"
-	envRegion          = "BACKUP_S3_REGION"
-	envInsecure        = "BACKUP_S3_INSECURE"
-	envCAFile          = "BACKUP_S3_CA_FILE"
-	envAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	envSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-)
-
 func destinationEnvSummary() string {
-	return strings.Join([]string{envEndpoint, envBucket, envPrefix, envRegion, envInsecure, envCAFile}, ", ")
+	return strings.Join([]string{backupenv.Endpoint, backupenv.Bucket, backupenv.Prefix, backupenv.Region, backupenv.Insecure, backupenv.CAFile}, ", ")
 }
 
 // destination is the S3 destination as the command line and the environment give it.
@@ -37,26 +26,26 @@ type destination struct {
 // variable.
 func bindDestination(fs *flag.FlagSet) *destination {
 	d := &destination{}
-	fs.StringVar(&d.endpoint, "endpoint", os.Getenv(envEndpoint), "S3 endpoint, host[:port] or https://host[:port] (env "+envEndpoint+")")
-	fs.StringVar(&d.bucket, "bucket", os.Getenv(envBucket), "bucket, which must exist (env "+envBucket+")")
-	fs.StringVar(&d.prefix, "prefix", os.Getenv(envPrefix), "folder of the bucket the dumps go in (env "+envPrefix+")")
-	fs.StringVar(&d.region, "region", os.Getenv(envRegion), "region; empty asks the endpoint (env "+envRegion+")")
-	fs.StringVar(&d.caFile, "ca-file", os.Getenv(envCAFile), "PEM file of CAs to trust besides the system's (env "+envCAFile+")")
+	fs.StringVar(&d.endpoint, "endpoint", os.Getenv(backupenv.Endpoint), "S3 endpoint, host[:port] or https://host[:port] (env "+backupenv.Endpoint+")")
+	fs.StringVar(&d.bucket, "bucket", os.Getenv(backupenv.Bucket), "bucket, which must exist (env "+backupenv.Bucket+")")
+	fs.StringVar(&d.prefix, "prefix", os.Getenv(backupenv.Prefix), "folder of the bucket the dumps go in (env "+backupenv.Prefix+")")
+	fs.StringVar(&d.region, "region", os.Getenv(backupenv.Region), "region; empty asks the endpoint (env "+backupenv.Region+")")
+	fs.StringVar(&d.caFile, "ca-file", os.Getenv(backupenv.CAFile), "PEM file of CAs to trust besides the system's (env "+backupenv.CAFile+")")
 	insecureDefault := false
-	if v := os.Getenv(envInsecure); v != "" {
+	if v := os.Getenv(backupenv.Insecure); v != "" {
 		insecureDefault, d.insecureEnvErr = strconv.ParseBool(v)
 	}
-	fs.BoolVar(&d.insecure, "insecure", insecureDefault, "plain http instead of TLS (env "+envInsecure+"=true)")
+	fs.BoolVar(&d.insecure, "insecure", insecureDefault, "plain http instead of TLS (env "+backupenv.Insecure+"=true)")
 	return d
 }
 
 // config is the objectstore configuration of d, with the credentials of the environment.
 func (d *destination) config() (objectstore.Config, error) {
 	if d.insecureEnvErr != nil {
-		return objectstore.Config{}, usageErrorf("%s: %v", envInsecure, d.insecureEnvErr)
+		return objectstore.Config{}, usageErrorf("%s: %v", backupenv.Insecure, d.insecureEnvErr)
 	}
 	if d.endpoint == "" || d.bucket == "" {
-		return objectstore.Config{}, usageErrorf("the endpoint and the bucket are required (--endpoint, --bucket or %s, %s)", envEndpoint, envBucket)
+		return objectstore.Config{}, usageErrorf("the endpoint and the bucket are required (--endpoint, --bucket or %s, %s)", backupenv.Endpoint, backupenv.Bucket)
 	}
 	cfg := objectstore.Config{
 		Endpoint:        d.endpoint,
@@ -64,11 +53,11 @@ func (d *destination) config() (objectstore.Config, error) {
 		Prefix:          d.prefix,
 		Region:          d.region,
 		Insecure:        d.insecure,
-		AccessKeyID:     os.Getenv(envAccessKeyID),
-		SecretAccessKey: os.Getenv(envSecretAccessKey),
+		AccessKeyID:     os.Getenv(backupenv.AccessKeyID),
+		SecretAccessKey: os.Getenv(backupenv.SecretAccessKey),
 	}
 	if cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
-		return objectstore.Config{}, usageErrorf("the credentials are read from the environment: set %s and %s", envAccessKeyID, envSecretAccessKey)
+		return objectstore.Config{}, usageErrorf("the credentials are read from the environment: set %s and %s", backupenv.AccessKeyID, backupenv.SecretAccessKey)
 	}
 	if d.caFile != "" {
 		pem, err := os.ReadFile(d.caFile)

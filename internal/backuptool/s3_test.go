@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/objectstore/s3testserver"
@@ -28,12 +29,12 @@ func startServer(t *testing.T) *s3testserver.Server {
 	t.Helper()
 	s := s3testserver.Start(t, s3testserver.Options{})
 	s.CreateBucket(t, bucket)
-	t.Setenv(envEndpoint, s.Endpoint)
-	t.Setenv(envBucket, bucket)
-	t.Setenv(envPrefix, "kinto")
-	t.Setenv(envInsecure, "true")
-	t.Setenv(envAccessKeyID, s.AccessKeyID)
-	t.Setenv(envSecretAccessKey, s.SecretAccessKey)
+	t.Setenv(backupenv.Endpoint, s.Endpoint)
+	t.Setenv(backupenv.Bucket, bucket)
+	t.Setenv(backupenv.Prefix, "kinto")
+	t.Setenv(backupenv.Insecure, "true")
+	t.Setenv(backupenv.AccessKeyID, s.AccessKeyID)
+	t.Setenv(backupenv.SecretAccessKey, s.SecretAccessKey)
 	return s
 }
 
@@ -166,7 +167,7 @@ func TestDelete(t *testing.T) {
 func TestFlagsOverrideTheEnvironment(t *testing.T) {
 	s := startServer(t)
 	s.CreateBucket(t, "other")
-	t.Setenv(envEndpoint, "unreachable.invalid:1")
+	t.Setenv(backupenv.Endpoint, "unreachable.invalid:1")
 	dump := writeFile(t, "x")
 	mustRun(t, "upload", "--endpoint", "http://"+s.Endpoint, "--bucket", "other", "--file", dump, "--key", "manual/x.dump")
 	if _, err := os.Stat(s.ObjectPath("other", "manual/x.dump")); err != nil {
@@ -273,7 +274,7 @@ func listKeys(t *testing.T, ctx context.Context, s *s3testserver.Server, prefix 
 func TestWrongCredentials(t *testing.T) {
 	startServer(t)
 	const wrongSecret = "this-is-not-the-secret-key"
-	t.Setenv(envSecretAccessKey, wrongSecret)
+	t.Setenv(backupenv.SecretAccessKey, wrongSecret)
 	dumpDir := t.TempDir()
 	writeDump(t, dumpDir, time.Now(), "PGDMP")
 	terminationLog := filepath.Join(t.TempDir(), "termination-log")

@@ -7,23 +7,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 )
 
 // The command lines of `manager backup` (internal/backuptool) that the backup, restore and dump
 // deletion Jobs run in the operator's image. Its subcommands, flags and environment are named
 // here only.
-
-// The environment backuptool reads the bucket and its credentials from.
-const (
-	envS3Endpoint        = "BACKUP_S3_ENDPOINT"
-	envS3Bucket          = "BACKUP_S3_BUCKET"
-	envS3Prefix          = "BACKUP_S3_PREFIX"
-	envS3Region          = "BACKUP_S3_REGION"
-	envS3Insecure        = "BACKUP_S3_INSECURE"
-	envS3CAFile          = "BACKUP_S3_CA_FILE"
-	envS3AccessKeyID     = "AWS_ACCESS_KEY_ID"
-	envS3SecretAccessKey = "AWS_SECRET_ACCESS_KEY"
-)
 
 // managerBinary is the operator's binary in its image.
 const managerBinary = "/manager"
@@ -81,23 +70,23 @@ func deleteFileCommand(dir, file string) []string {
 // never a literal value, which anyone who can read the pod spec would see.
 func objectStorageEnv(conn *v1alpha1.S3Connection, prefix string) []corev1.EnvVar {
 	env := []corev1.EnvVar{
-		{Name: envS3Endpoint, Value: conn.Endpoint},
-		{Name: envS3Bucket, Value: conn.Bucket},
+		{Name: backupenv.Endpoint, Value: conn.Endpoint},
+		{Name: backupenv.Bucket, Value: conn.Bucket},
 	}
 	if prefix != "" {
-		env = append(env, corev1.EnvVar{Name: envS3Prefix, Value: prefix})
+		env = append(env, corev1.EnvVar{Name: backupenv.Prefix, Value: prefix})
 	}
 	if conn.Region != "" {
-		env = append(env, corev1.EnvVar{Name: envS3Region, Value: conn.Region})
+		env = append(env, corev1.EnvVar{Name: backupenv.Region, Value: conn.Region})
 	}
 	if conn.Insecure {
-		env = append(env, corev1.EnvVar{Name: envS3Insecure, Value: "true"})
+		env = append(env, corev1.EnvVar{Name: backupenv.Insecure, Value: "true"})
 	}
 	if conn.CABundle != nil {
-		env = append(env, corev1.EnvVar{Name: envS3CAFile, Value: path.Join(caBundleDir, caBundleFile)})
+		env = append(env, corev1.EnvVar{Name: backupenv.CAFile, Value: path.Join(caBundleDir, caBundleFile)})
 	}
 	return append(env,
-		secretEnv(envS3AccessKeyID, conn.Credentials.AccessKeyID.Name, conn.Credentials.AccessKeyID.Key),
-		secretEnv(envS3SecretAccessKey, conn.Credentials.SecretAccessKey.Name, conn.Credentials.SecretAccessKey.Key),
+		secretEnv(backupenv.AccessKeyID, conn.Credentials.AccessKeyID.Name, conn.Credentials.AccessKeyID.Key),
+		secretEnv(backupenv.SecretAccessKey, conn.Credentials.SecretAccessKey.Name, conn.Credentials.SecretAccessKey.Key),
 	)
 }
