@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `make demo` walk-through: brings up the local single-node cluster (hack/local-cluster.sh),
 # deploys the operator in it as users do, applies the smallest sample, waits until Kinto answers,
-# and makes real requests to it. The cluster is left running to play with; the end of the output
+# makes real requests to it, then backs it up (KintoBackup) and restores the backup into a second
+# instance (spec.bootstrap). The cluster is left running to play with; the end of the output
 # says how to reach the instance and how to tear everything down.
 #
 # Usage: hack/demo.sh   (after `make kube-binaries build images`)
@@ -103,7 +104,37 @@ step "The record, in the instance's PostgreSQL"
 kubectl -n "$namespace" exec "statefulset/$name-postgres" -c postgres -- \
   psql -X -d kinto -c "SELECT parent_id, id, data FROM objects WHERE resource_name = 'record'"
 
-step "Demo finished in $((SECONDS - start)) s: Kinto answers, its data in PostgreSQL"
+step "Backing the instance up, and restoring the backup into a new instance"
+note "spec.backup gives the instance a nightly CronJob and a backup volume; a KintoBackup takes" \
+  "one now. The copy starts from it (spec.bootstrap) before its schema migration and server."
+kubectl -n "$namespace" patch "kintoinstance/$name" --type merge -p '{"spec": {"backup": {}}}'
+kubectl -n "$namespace" apply -f - <<YAML
+apiVersion: hosting.kinto-storage.org/v1alpha1
+kind: KintoBackup
+metadata: {name: $name-demo}
+spec: {instance: $name}
+YAML
+if ! kubectl -n "$namespace" wait --for jsonpath='{.status.phase}'=Completed --timeout "$ready_timeout" "kintobackup/$name-demo"; then
+  kubectl -n "$namespace" get "kintobackup/$name-demo" -o yaml >&2
+  die "the backup did not complete; its status is above"
+fi
+kubectl -n "$namespace" get kintobackups -o wide
+kubectl -n "$namespace" apply -f - <<YAML
+apiVersion: hosting.kinto-storage.org/v1alpha1
+kind: KintoInstance
+metadata: {name: $name-copy}
+spec:
+  bootstrap: {fromBackup: {backupName: $name-demo}}
+YAML
+if ! kubectl -n "$namespace" wait --for condition=Ready --timeout "$ready_timeout" "kintoinstance/$name-copy"; then
+  kubectl -n "$namespace" describe "kintoinstance/$name-copy" >&2
+  die "the restored instance did not become Ready; its conditions and events are above"
+fi
+kubectl get kintoinstances -n "$namespace"
+kubectl -n "$namespace" exec "statefulset/$name-copy-postgres" -c postgres -- \
+  psql -X -d kinto -c "SELECT parent_id, id, data FROM objects WHERE resource_name = 'record'"
+
+step "Demo finished in $((SECONDS - start)) s: Kinto answers, its data in PostgreSQL, backed up and restored"
 note "The cluster keeps running. To use it:" \
   "  export KUBECONFIG=$KUBECONFIG" \
   "  $KUBECTL -n $namespace port-forward $service 8888:80   # then http://127.0.0.1:8888/v1/" \
