@@ -164,16 +164,17 @@ func describeSource(src *resources.RestoreSource) string {
 
 // reconcileBackups runs the scheduled backups and reports their health.
 func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass) error {
+	spec := p.inst.Spec.Backup
+	if spec == nil {
+		// Backups taken before spec.backup went stay, and so does status.lastBackup.
+		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionBackupHealthy)
+		return r.deleteIfExists(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.BackupCronJobName(p.inst)}})
+	}
 	backups, err := r.backupsOf(ctx, p.inst)
 	if err != nil {
 		return err
 	}
 	p.status.LastBackup = lastBackup(backups)
-	spec := p.inst.Spec.Backup
-	if spec == nil {
-		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionBackupHealthy)
-		return r.deleteIfExists(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.BackupCronJobName(p.inst)}})
-	}
 	if p.inst.Spec.ManagedDatabase() == nil {
 		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "ExternalDatabase",
 			"the operator backs up managed databases only: back the external database up where it runs")
