@@ -259,7 +259,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 		{
 			name:     "storage shrinks",
 			initial:  `database: {managed: {storageSize: 2Gi}}`,
-			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageSize = resource.MustParse("1Gi") },
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageSize = ptrTo(resource.MustParse("1Gi")) },
 			wantPath: "spec.database.managed.storageSize",
 			wantMsg:  "storageSize cannot shrink",
 		},
@@ -326,7 +326,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 func TestAllowedChangesAreAccepted(t *testing.T) {
 	ctx := context.Background()
 	inst := created(t, "allowed-changes", `database: {managed: {storageSize: 1Gi, storageClassName: fast}}`)
-	inst.Spec.Database.Managed.StorageSize = resource.MustParse("3Gi")
+	inst.Spec.Database.Managed.StorageSize = ptrTo(resource.MustParse("3Gi"))
 	inst.Spec.Version = "26.6.0"
 	inst.Spec.Auth.OpenIDConnect = []v1alpha1.OpenIDConnectProvider{{
 		Name: "google", Issuer: "https://accounts.google.com", ClientID: "id",
