@@ -91,8 +91,13 @@ type ResourcesPolicy struct {
 	// Max is the most an instance may request, or set as a limit, of each resource named. An
 	// instance must set a limit for each of them, so that no pod of the plan runs unbounded.
 	// +optional
-	Max corev1.ResourceList `json:"max,omitempty"`
+	Max ResourceBounds `json:"max,omitempty"`
 }
+
+// ResourceBounds are the most of each resource named, as in a container's resource limits.
+// (A corev1.ResourceList, bounded in size so that the API server can afford the class's rules.)
+// +kubebuilder:validation:MaxProperties=6
+type ResourceBounds map[corev1.ResourceName]resource.Quantity
 
 // StoragePolicy bounds the managed database's volume.
 // +kubebuilder:validation:XValidation:rule="!has(self.defaultSize) || !has(self.maxSize) || quantity(string(self.defaultSize)).compareTo(quantity(string(self.maxSize))) <= 0",message="storage.defaultSize must not be above storage.maxSize",fieldPath=".defaultSize"

@@ -51,7 +51,8 @@ type KintoInstanceSpec struct {
 	ClassName string `json:"className,omitempty"`
 
 	// Replicas is the number of Kinto server pods. They share the database and its cache table.
-	// Unset, the hosting class's default applies, else 1.
+	// Unset, the hosting class's default applies, else 1. The scale subresource sets it (as
+	// `kubectl scale` does); reading the scale, as a HorizontalPodAutoscaler does, needs it set.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=20
 	// +optional

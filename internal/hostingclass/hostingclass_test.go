@@ -41,7 +41,7 @@ func smallPlan() *v1alpha1.KintoHostingClass {
 			Replicas: &v1alpha1.ReplicasPolicy{Default: ptr.To[int32](2), Max: ptr.To[int32](3)},
 			Resources: &v1alpha1.ResourcesPolicy{
 				Default: resources("500m", "256Mi"),
-				Max:     corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+				Max:     v1alpha1.ResourceBounds{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
 			},
 			Storage: &v1alpha1.StoragePolicy{DefaultSize: quantity("2Gi"), MaxSize: quantity("10Gi"), StorageClassName: ptr.To("fast")},
 			Backup: &v1alpha1.BackupSpec{Schedule: "@daily", Retention: &v1alpha1.BackupRetention{Count: ptr.To[int32](3)},
