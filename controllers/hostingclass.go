@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,7 +43,7 @@ var errHeldByClass = errors.New("held by its hosting class")
 type hosting struct {
 	// inst is the effective instance (hostingclass.Effective); nil when the class is not found.
 	inst *v1alpha1.KintoInstance
-	// className is the class found, "" when none is.
+	// className is the class that applies, "" when none does.
 	className string
 	// The HostingClass condition.
 	status          metav1.ConditionStatus
@@ -79,6 +80,7 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 			}
 		}
 		if len(defaults) > 1 {
+			slices.Sort(defaults) // the cache lists in no set order
 			return held(reasonSeveralDefaultClasses, fmt.Sprintf("spec.className is unset and KintoHostingClasses %s are all marked default: "+
 				"name one in spec.className, or leave one class default", strings.Join(defaults, ", ")))
 		}
@@ -90,7 +92,7 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 	case class == nil:
 		h.reason, h.message = reasonNoClass, "spec.className is unset and no KintoHostingClass is marked default: the built-in defaults apply"
 	case len(violations) > 0:
-		h.className, h.status, h.reason = class.Name, metav1.ConditionFalse, reasonExceedsClass
+		h.status, h.reason = metav1.ConditionFalse, reasonExceedsClass
 		h.message = fmt.Sprintf("the instance asks for more than hosting class %s allows, and its objects are left as they are until it fits: %s",
 			class.Name, strings.Join(violations, "; "))
 	case inst.Spec.ClassName == "":
