@@ -2,6 +2,8 @@ package hostingclass
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
@@ -279,5 +282,25 @@ func TestInstancesBeyondTheClassAreTold(t *testing.T) {
 				t.Errorf("violations:\n got  %q\n want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// The community instance of config/samples fits the sample plan it names.
+func TestCommunitySampleFitsItsClass(t *testing.T) {
+	inst, class := &v1alpha1.KintoInstance{}, &v1alpha1.KintoHostingClass{}
+	for file, obj := range map[string]any{"hosting_v1alpha1_kintoinstance_community.yaml": inst, "hosting_v1alpha1_kintohostingclass.yaml": class} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.UnmarshalStrict(raw, obj); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	if inst.Spec.ClassName != class.Name {
+		t.Fatalf("the sample instance names class %q, the sample class is %q", inst.Spec.ClassName, class.Name)
+	}
+	if _, violations := Effective(crddefaults.MustDefault(inst), class); len(violations) > 0 {
+		t.Errorf("the sample instance exceeds the sample class: %v", violations)
 	}
 }
