@@ -185,10 +185,18 @@ func TestScheduledBackupsAreRecordedAndPruned(t *testing.T) {
 	for _, name := range names[1:] {
 		get(t, ns, name, &v1alpha1.KintoBackup{})
 	}
-	cur := waitForCondition(t, inst, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, "BackedUp")
-	if lb := cur.Status.LastBackup; lb == nil || lb.Name != names[2] || lb.Size != 14753 {
-		t.Errorf("status.lastBackup = %+v, want %s", lb, names[2])
-	}
+	// BackedUp since the first run: the last run shows in lastBackup.
+	waitForCondition(t, inst, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, "BackedUp")
+	eventually(t, "status.lastBackup names the last run", func() error {
+		cur := &v1alpha1.KintoInstance{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(inst), cur); err != nil {
+			return err
+		}
+		if lb := cur.Status.LastBackup; lb == nil || lb.Name != names[2] || lb.Size != 14753 {
+			return fmt.Errorf("status.lastBackup = %+v, want %s", lb, names[2])
+		}
+		return nil
+	})
 
 	// A deleted KintoBackup of a run stays deleted, though its Job stays in the CronJob's history.
 	deleted := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names[1]}}

@@ -100,14 +100,33 @@ func (r *KintoBackupReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return result, nil
 }
 
+// instance reads the instance a backup is of, as its hosting class makes it (its backups may be
+// its class's): nil when it does not exist. When its class cannot be found, it is the instance
+// as stored, and unknownClass says so.
+func (r *KintoBackupReconciler) instance(ctx context.Context, backup *v1alpha1.KintoBackup) (inst *v1alpha1.KintoInstance, unknownClass string, err error) {
+	inst = &v1alpha1.KintoInstance{}
+	err = r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: backup.Spec.Instance}, inst)
+	if apierrors.IsNotFound(err) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	h, err := hostedInstance(ctx, r.Client, inst)
+	if err != nil {
+		return nil, "", err
+	}
+	if h.inst == nil {
+		return inst, fmt.Sprintf("the hosting class of instance %s, which may say where its backups go, is not known: %s", inst.Name, h.message), nil
+	}
+	return h.inst, "", nil
+}
+
 // follow moves status along: it starts the Job of a backup asked for on demand once its
 // instance can be backed up, then reports the Job's progress and result.
 func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.KintoBackup, status *v1alpha1.KintoBackupStatus) (ctrl.Result, error) {
-	inst := &v1alpha1.KintoInstance{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: backup.Spec.Instance}, inst)
-	if apierrors.IsNotFound(err) {
-		inst = nil
-	} else if err != nil {
+	inst, unknownClass, err := r.instance(ctx, backup)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -118,7 +137,7 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		fail(status, fmt.Sprintf("its Job %s was deleted before the backup finished", backup.Name))
 		return ctrl.Result{}, nil
 	case apierrors.IsNotFound(err):
-		if problem := backupBlocker(backup, inst); problem != "" {
+		if problem := backupBlocker(backup, inst, unknownClass); problem != "" {
 			status.Phase, status.Error = v1alpha1.BackupPending, problem
 			if inst != nil && inst.Spec.ManagedDatabase() == nil {
 				fail(status, problem)
@@ -153,8 +172,12 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 	}
 
 	if status.Destination == nil {
+		if unknownClass != "" {
+			status.Phase, status.Error = v1alpha1.BackupPending, unknownClass
+			return ctrl.Result{}, nil
+		}
 		if inst == nil || inst.Spec.Backup == nil {
-			fail(status, fmt.Sprintf("instance %s, or its spec.backup, is gone: the backup's destination is unknown", backup.Spec.Instance))
+			fail(status, fmt.Sprintf("instance %s, or its backups (spec.backup or its hosting class's), are gone: the backup's destination is unknown", backup.Spec.Instance))
 			return ctrl.Result{}, nil
 		}
 		status.Destination = inst.Spec.Backup.Destination.DeepCopy()
@@ -211,14 +234,16 @@ func fail(status *v1alpha1.KintoBackupStatus, why string) {
 }
 
 // backupBlocker says what keeps an on-demand backup from starting now, "" when nothing does.
-func backupBlocker(backup *v1alpha1.KintoBackup, inst *v1alpha1.KintoInstance) string {
+func backupBlocker(backup *v1alpha1.KintoBackup, inst *v1alpha1.KintoInstance, unknownClass string) string {
 	switch {
 	case inst == nil:
 		return fmt.Sprintf("KintoInstance %q not found in namespace %s", backup.Spec.Instance, backup.Namespace)
 	case inst.Spec.ManagedDatabase() == nil:
 		return "the operator backs up managed databases only: back the external database up where it runs"
+	case unknownClass != "":
+		return unknownClass
 	case inst.Spec.Backup == nil:
-		return fmt.Sprintf("instance %s has no spec.backup, which says where its backups go", inst.Name)
+		return fmt.Sprintf("instance %s has no spec.backup, nor a hosting class with backups, to say where its backups go", inst.Name)
 	case inst.Spec.Hibernate:
 		return fmt.Sprintf("instance %s hibernates: its database is stopped", inst.Name)
 	case !meta.IsStatusConditionTrue(inst.Status.Conditions, v1alpha1.ConditionDatabaseReady):
@@ -267,9 +292,10 @@ func (r *KintoBackupReconciler) markRecorded(ctx context.Context, job *batchv1.J
 // the scheduled run that just completed pruned from the destination: the same rule on the same
 // times (those in the dumps' names).
 func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alpha1.KintoBackup) error {
-	inst := &v1alpha1.KintoInstance{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: done.Namespace, Name: done.Spec.Instance}, inst); err != nil {
-		return client.IgnoreNotFound(err)
+	inst, unknownClass, err := r.instance(ctx, done)
+	if err != nil || inst == nil || unknownClass != "" {
+		// The next completed run prunes again.
+		return err
 	}
 	if inst.Spec.Backup == nil || inst.Spec.Backup.Retention == nil {
 		return nil

@@ -81,6 +81,8 @@ func (r *KintoInstanceReconciler) now() time.Time {
 
 // pass is what one reconcile of one instance learns as its stages run.
 type pass struct {
+	// inst is the instance as its hosting class makes it, once the first stage has found the
+	// class: the stages after it build from the effective spec.
 	inst *v1alpha1.KintoInstance
 	// status is the status being computed; it is written once, at the end of the pass.
 	status *v1alpha1.KintoInstanceStatus
@@ -112,6 +114,7 @@ type stage struct {
 
 func (r *KintoInstanceReconciler) stages() []stage {
 	return []stage{
+		{"hosting class", r.reconcileHostingClass},
 		{"credentials", r.reconcileCredentials},
 		{"referenced secrets", r.reconcileReferencedSecrets},
 		{"rollout slot", r.reconcileRolloutSlot},
@@ -148,6 +151,10 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	waiting := false
 	for _, s := range r.stages() {
 		err := s.run(ctx, p)
+		if errors.Is(err, errHeldByClass) {
+			// The class's watch brings the instance back when the class changes.
+			break
+		}
 		if errors.Is(err, errWaitingForRolloutSlot) {
 			waiting = true
 			break
@@ -188,12 +195,28 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 // secretNameIndex indexes instances by the names of the user's Secrets they reference.
 const secretNameIndex = ".spec.referencedSecretNames"
 
+// instanceRequests asks for a reconcile of each instance of list.
+func instanceRequests(list *v1alpha1.KintoInstanceList) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
 // SetupWithManager watches instances and everything they own: a child changed or deleted by hand
 // brings its instance back to a reconcile, which puts it back. A change to a Secret an instance
-// references brings that instance back too, and rolls its pods.
+// references brings that instance back too, and rolls its pods; a change to a hosting class
+// brings back the instances it hosts.
 func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.KintoInstance{}, secretNameIndex, func(o client.Object) []string {
 		return resources.ReferencedSecretNames(o.(*v1alpha1.KintoInstance))
+	})
+	if err != nil {
+		return err
+	}
+	err = mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.KintoInstance{}, classNameIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.KintoInstance).Spec.ClassName}
 	})
 	if err != nil {
 		return err
@@ -217,11 +240,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 			log.FromContext(ctx).Error(err, "listing the instances that reference a Secret", "secret", secret.GetName())
 			return nil
 		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for _, inst := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&inst)})
-		}
-		return reqs
+		return instanceRequests(list)
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.GatewayAPI {
@@ -242,6 +261,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
+		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(
 			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
 		// A backup's progress is the instance's BackupHealthy, and its final backup's, the

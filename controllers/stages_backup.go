@@ -200,7 +200,7 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass)
 		}
 	}
 	if pvc := resources.BackupVolumeClaim(p.inst); pvc != nil {
-		if err := apply(ctx, r.Client, pvc); err != nil {
+		if err := r.applyClaim(ctx, pvc); err != nil {
 			return err
 		}
 	}

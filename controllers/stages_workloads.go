@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -70,8 +71,11 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 		return nil
 	}
 
+	if err := r.applyClaim(ctx, resources.DataVolumeClaim(p.inst)); err != nil {
+		return err
+	}
 	sts := databaseStatefulSet(p)
-	objs := []client.Object{resources.DataVolumeClaim(p.inst)}
+	var objs []client.Object
 	for _, svc := range resources.DatabaseServices(p.inst) {
 		objs = append(objs, svc)
 	}
@@ -89,6 +93,31 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting", "waiting for the PostgreSQL pod to be ready")
 	}
 	return nil
+}
+
+// applyClaim applies a volume claim, keeping what an existing claim has fixed: its storage class,
+// which cannot change, and its size, which cannot shrink. The instance's own values are held to
+// that by the API, but the defaults of its hosting class may change under it.
+func (r *KintoInstanceReconciler) applyClaim(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+	existing := &corev1.PersistentVolumeClaim{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(pvc), existing)
+	if client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	if err == nil {
+		keepClaim(pvc, existing)
+	}
+	return apply(ctx, r.Client, pvc)
+}
+
+// keepClaim carries an existing claim's storage class over to the desired one, and its size
+// when that is larger.
+func keepClaim(desired, existing *corev1.PersistentVolumeClaim) {
+	desired.Spec.StorageClassName = existing.Spec.StorageClassName
+	requests := desired.Spec.Resources.Requests
+	if size := existing.Spec.Resources.Requests[corev1.ResourceStorage]; size.Cmp(requests[corev1.ResourceStorage]) > 0 {
+		requests[corev1.ResourceStorage] = size
+	}
 }
 
 // databaseStatefulSet is the managed PostgreSQL server, restarted when its credentials change.

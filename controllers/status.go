@@ -52,10 +52,17 @@ func setCondition(p *pass, condType string, status metav1.ConditionStatus, reaso
 	})
 }
 
-// setReady sets Hibernating (present only while hibernating), then Ready: false with the error
-// of a failed pass, or while hibernating, else false with the first readiness condition that is
-// not true, else true.
+// setReady sets Ready false while the hosting class holds the instance; otherwise it sets
+// Hibernating (present only while hibernating), then Ready: false with the error of a failed
+// pass, or while hibernating, else false with the first readiness condition that is not true,
+// else true.
 func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
+	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionHostingClass); failure == nil && c != nil && c.Status != metav1.ConditionTrue {
+		// The pass applied nothing: the other conditions, Hibernating too, describe the objects
+		// as they were.
+		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
+		return
+	}
 	if p.inst.Spec.Hibernate {
 		setCondition(p, v1alpha1.ConditionHibernating, metav1.ConditionTrue, reasonHibernating,
 			"spec.hibernate keeps the instance at zero pods; its data, credentials and configuration are kept")

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -33,6 +34,8 @@ var (
 	k8s client.Client
 	// restConfig reaches the API server as an administrator.
 	restConfig *rest.Config
+	// operatorCache is the running operator's cache, with its field indexes.
+	operatorCache cache.Cache
 )
 
 func TestMain(m *testing.M) {
@@ -94,6 +97,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	operatorCache = mgr.GetCache()
 	if served, err := controllers.GatewayAPIInstalled(mgr.GetRESTMapper()); err != nil || !served {
 		fmt.Fprintln(os.Stderr, "the HTTPRoute CRD is not served:", err)
 		return 1

@@ -1,4 +1,5 @@
-// Package v1alpha1 holds the hosting.kinto-storage.org/v1alpha1 API: the KintoInstance resource.
+// Package v1alpha1 holds the hosting.kinto-storage.org/v1alpha1 API: KintoInstance, KintoBackup
+// and KintoHostingClass.
 // +kubebuilder:object:generate=true
 // +groupName=hosting.kinto-storage.org
 package v1alpha1

@@ -42,15 +42,25 @@ type KintoInstanceSpec struct {
 	// +optional
 	Image string `json:"image,omitempty"`
 
+	// ClassName is the KintoHostingClass the instance is hosted under: the plan that fills in
+	// replicas, resources, storage, backups and exposure the instance leaves unset, and bounds
+	// what it may ask for. Unset, the class marked default applies, if any.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ClassName string `json:"className,omitempty"`
+
 	// Replicas is the number of Kinto server pods. They share the database and its cache table.
-	// +kubebuilder:default=1
+	// Unset, the hosting class's default applies, else 1. The scale subresource sets it (as
+	// `kubectl scale` does); reading the scale, as a HorizontalPodAutoscaler does, needs it set.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=20
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// Resources of each Kinto server container and of the migration Job.
-	// +kubebuilder:default={requests:{cpu:"50m",memory:"128Mi"},limits:{memory:"512Mi"}}
+	// Resources of each Kinto server container and of the migration Job. Unset, the hosting
+	// class's default applies, else requests of 50m CPU and 128Mi of memory and a memory limit of
+	// 512Mi.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
@@ -206,15 +216,15 @@ type ManagedDatabase struct {
 	Image string `json:"image,omitempty"`
 
 	// StorageSize is the size of the database volume. It may grow (where the storage class allows
-	// volume expansion) but never shrink.
-	// +kubebuilder:default="1Gi"
+	// volume expansion) but never shrink. Unset, the hosting class's default size applies, else
+	// 1Gi; a volume never shrinks for a smaller default.
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storageSize must be positive"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="storageSize cannot shrink"
 	// +optional
-	StorageSize resource.Quantity `json:"storageSize,omitempty"`
+	StorageSize *resource.Quantity `json:"storageSize,omitempty"`
 
-	// StorageClassName of the database volume; the cluster's default class when unset. It cannot
-	// change after creation.
+	// StorageClassName of the database volume; unset, the hosting class's, else the cluster's
+	// default class. It cannot change after creation.
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
@@ -621,9 +631,16 @@ const (
 	// ConditionRestored is present on an instance that starts from a backup (spec.bootstrap):
 	// true once the backup is restored into its database.
 	ConditionRestored = "Restored"
-	// ConditionBackupHealthy is present on an instance with spec.backup: false when the last
-	// backup failed, or when the newest good one is older than twice the schedule's interval.
+	// ConditionBackupHealthy is present on an instance that is backed up (spec.backup, or its
+	// hosting class's): false when the last backup failed, or when the newest good one is older
+	// than twice the schedule's interval.
 	ConditionBackupHealthy = "BackupHealthy"
+	// ConditionHostingClass says whether the instance fits its hosting class: true when its
+	// class applies (reason Applied) or it has none (NoClass); false when the class named is
+	// missing (ClassNotFound), several classes are marked default (SeveralDefaultClasses), or the
+	// instance asks for more than its class allows (ExceedsClass). While false, the operator
+	// changes none of the instance's objects.
+	ConditionHostingClass = "HostingClass"
 	// ConditionRollingOut is present while a change rolls the instance's running pods: true while
 	// the instance holds one of the operator's rollout slots (--max-concurrent-rollouts), false
 	// while it waits for one, its pods running as they were.
@@ -636,13 +653,19 @@ type KintoInstanceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, DatabaseReady, SchemaMigrated, ServerReady; Restored for an instance
-	// that starts from a backup; BackupHealthy with spec.backup; Hibernating while the instance
-	// hibernates; RollingOut while a change rolls its running pods, or waits to.
+	// Conditions: Ready, HostingClass, DatabaseReady, SchemaMigrated, ServerReady; Restored for
+	// an instance that starts from a backup; BackupHealthy when it is backed up (spec.backup, or
+	// its class's); Hibernating while the instance hibernates; RollingOut while a change rolls its
+	// running pods, or waits to.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ClassName is the KintoHostingClass whose defaults and bounds the instance's objects were
+	// last made with; empty when no class applies.
+	// +optional
+	ClassName string `json:"className,omitempty"`
 
 	// URL where clients reach the Kinto API.
 	// +optional
@@ -690,6 +713,7 @@ type LastBackup struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Class",type=string,JSONPath=`.status.className`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 63 characters starting with a letter: it names the instance's Services and labels its pods"
 type KintoInstance struct {

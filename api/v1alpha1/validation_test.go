@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -197,14 +198,11 @@ func TestDefaultsAreFilledByTheAPIServer(t *testing.T) {
 		got, want any
 	}{
 		{"version", s.Version, v1alpha1.DefaultKintoVersion},
-		{"replicas", *s.Replicas, int32(1)},
 		{"database.managed.version", s.Database.Managed.Version, v1alpha1.DefaultPostgreSQLVersion},
-		{"database.managed.storageSize", s.Database.Managed.StorageSize.String(), "1Gi"},
 		{"auth.accounts.enabled", s.Auth.Accounts.Enabled, true},
 		{"auth.accounts.registration", s.Auth.Accounts.Registration, v1alpha1.RegistrationOpen},
 		{"plugins", fmt.Sprint(s.Plugins), "[admin]"},
 		{"deletionPolicy", s.DeletionPolicy, v1alpha1.DeletionPolicyRetain},
-		{"resources.requests.memory", s.Resources.Requests.Memory().String(), "128Mi"},
 	}
 	for _, c := range checks {
 		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
@@ -213,6 +211,11 @@ func TestDefaultsAreFilledByTheAPIServer(t *testing.T) {
 	}
 	if s.Database.External != nil || s.Ingress != nil || s.Backup != nil {
 		t.Errorf("optional sections were defaulted: %+v", s)
+	}
+	// The operator fills these in from the instance's hosting class, else its built-in defaults:
+	// a CRD default would hide that the instance left them to its class.
+	if s.Replicas != nil || s.Resources != nil || s.Database.Managed.StorageSize != nil {
+		t.Errorf("replicas %v, resources %v, storageSize %v were defaulted", s.Replicas, s.Resources, s.Database.Managed.StorageSize)
 	}
 }
 
@@ -259,7 +262,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 		{
 			name:     "storage shrinks",
 			initial:  `database: {managed: {storageSize: 2Gi}}`,
-			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageSize = resource.MustParse("1Gi") },
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageSize = ptrTo(resource.MustParse("1Gi")) },
 			wantPath: "spec.database.managed.storageSize",
 			wantMsg:  "storageSize cannot shrink",
 		},
@@ -326,7 +329,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 func TestAllowedChangesAreAccepted(t *testing.T) {
 	ctx := context.Background()
 	inst := created(t, "allowed-changes", `database: {managed: {storageSize: 1Gi, storageClassName: fast}}`)
-	inst.Spec.Database.Managed.StorageSize = resource.MustParse("3Gi")
+	inst.Spec.Database.Managed.StorageSize = ptrTo(resource.MustParse("3Gi"))
 	inst.Spec.Version = "26.6.0"
 	inst.Spec.Auth.OpenIDConnect = []v1alpha1.OpenIDConnectProvider{{
 		Name: "google", Issuer: "https://accounts.google.com", ClientID: "id",
@@ -355,16 +358,24 @@ func assertInvalid(t *testing.T, err error, want ...string) {
 func ptrTo[T any](v T) *T { return &v }
 
 // The scale subresource lets `kubectl scale` and a HorizontalPodAutoscaler set spec.replicas,
-// within the same bounds.
+// within the same bounds. An instance that leaves spec.replicas to its hosting class has no scale
+// to read until something sets it: `kubectl scale` does, with a merge patch of the scale.
 func TestScaleSubresource(t *testing.T) {
 	ctx := context.Background()
 	inst := created(t, "scaled", `{}`)
 	scale := &autoscalingv1.Scale{}
+	if err := k8s.SubResource("scale").Get(ctx, inst, scale); !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "spec.replicas") {
+		t.Errorf("reading the scale of an instance without spec.replicas: %v; want the missing field named", err)
+	}
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":2}}`))
+	if err := k8s.SubResource("scale").Patch(ctx, inst, patch, client.WithSubResourceBody(scale)); err != nil {
+		t.Fatal(err)
+	}
 	if err := k8s.SubResource("scale").Get(ctx, inst, scale); err != nil {
 		t.Fatal(err)
 	}
-	if scale.Spec.Replicas != 1 {
-		t.Errorf("scale.spec.replicas = %d, want 1", scale.Spec.Replicas)
+	if scale.Spec.Replicas != 2 {
+		t.Errorf("scale.spec.replicas = %d, want 2", scale.Spec.Replicas)
 	}
 	scale.Spec.Replicas = 3
 	if err := k8s.SubResource("scale").Update(ctx, inst, client.WithSubResourceBody(scale)); err != nil {
@@ -485,7 +496,13 @@ func TestSamplesAreAccepted(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil || len(obj.Object) == 0 {
 				t.Fatalf("%s, document %d: %v", file, i, err)
 			}
-			obj.SetNamespace("default")
+			namespaced, err := k8s.IsObjectNamespaced(obj)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", filepath.Base(file), obj.GetKind(), err)
+			}
+			if namespaced {
+				obj.SetNamespace("default")
+			}
 			if err := k8s.Create(context.Background(), obj, client.DryRunAll); err != nil {
 				t.Errorf("%s: %s %s refused: %v", filepath.Base(file), obj.GetKind(), obj.GetName(), err)
 			}

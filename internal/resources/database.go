@@ -64,7 +64,7 @@ func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			StorageClassName: db.StorageClassName,
 			Resources: corev1.VolumeResourceRequirements{
-				Requests: corev1.ResourceList{corev1.ResourceStorage: db.StorageSize},
+				Requests: corev1.ResourceList{corev1.ResourceStorage: *db.StorageSize},
 			},
 		},
 	}

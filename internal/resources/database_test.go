@@ -19,7 +19,7 @@ func TestDataVolumeClaim(t *testing.T) {
 	}{
 		{"default", newInstance(), "1Gi", nil, false},
 		{"size and class", newInstance(func(i *v1alpha1.KintoInstance) {
-			i.Spec.Database.Managed.StorageSize = resource.MustParse("20Gi")
+			i.Spec.Database.Managed.StorageSize = ptr.To(resource.MustParse("20Gi"))
 			i.Spec.Database.Managed.StorageClassName = ptr.To("fast")
 		}), "20Gi", ptr.To("fast"), false},
 		{"owned under Delete", newInstance(deletePolicy), "1Gi", nil, true},

@@ -7,10 +7,12 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
+	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
 )
 
-// newInstance returns an instance as the API server stores it after defaulting `spec: {}`,
-// changed by edits (and defaulted again, as the API server would default the edited spec).
+// newInstance returns an instance as the builders get it: as the API server stores it after
+// defaulting `spec: {}`, changed by edits (and defaulted again, as the API server would default
+// the edited spec), then made effective under no hosting class.
 func newInstance(edits ...func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance {
 	inst := crddefaults.MustDefault(&v1alpha1.KintoInstance{
 		ObjectMeta: metav1.ObjectMeta{Name: "notes", Namespace: "tenants", UID: "uid-1", Generation: 1},
@@ -18,7 +20,8 @@ func newInstance(edits ...func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance
 	for _, edit := range edits {
 		edit(inst)
 	}
-	return crddefaults.MustDefault(inst)
+	effective, _ := hostingclass.Effective(crddefaults.MustDefault(inst), nil)
+	return effective
 }
 
 func external(i *v1alpha1.KintoInstance) {

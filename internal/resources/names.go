@@ -1,6 +1,7 @@
 // Package resources holds the pure builders of every object a KintoInstance owns: each takes the
-// (defaulted) instance and returns the desired object, with no I/O, so that it can be table-tested
-// and applied with server-side apply.
+// effective instance (defaulted by the API server, then filled in from its hosting class by
+// hostingclass.Effective) and returns the desired object, with no I/O, so that it can be
+// table-tested and applied with server-side apply.
 package resources
 
 import (

@@ -31,6 +31,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
+	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
@@ -143,12 +144,13 @@ func tail(path string, max int) string {
 	return strings.TrimRight(string(b), "\n")
 }
 
-// Instances. The API server applies the CRD's defaults; these tests build instances in Go and
-// apply the same defaults with the API server's own code (internal/crddefaults).
+// Instances. The API server applies the CRD's defaults, then the operator those of the hosting
+// class (here none); these tests build instances in Go and apply the same defaults with the API
+// server's own code (internal/crddefaults) and the operator's (internal/hostingclass).
 
-// withDefaults returns the instance as the API server would store it.
+// withDefaults returns the instance as the operator's builders get it.
 func withDefaults(inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
-	inst = crddefaults.MustDefault(inst)
+	inst, _ = hostingclass.Effective(crddefaults.MustDefault(inst), nil)
 	if inst.Namespace == "" {
 		inst.Namespace = "default"
 	}

@@ -1,0 +1,182 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// KintoHostingClassSpec is what a host offers instances as one plan: the defaults an instance
+// gets for what it leaves unset, and the bounds of what it may ask for. An instance outside its
+// class's bounds is held (condition HostingClass=False, reason ExceedsClass): its running objects
+// stay as they were until it fits again.
+type KintoHostingClassSpec struct {
+	// Default makes this the class of the instances that name none (spec.className unset). At
+	// most one class should be the default: while several are, those instances are held, with
+	// condition HostingClass=False, reason SeveralDefaultClasses.
+	// +optional
+	Default bool `json:"default,omitempty"`
+
+	// Replicas of the Kinto server.
+	// +optional
+	Replicas *ReplicasPolicy `json:"replicas,omitempty"`
+
+	// Resources of the Kinto server container (and of the migration Job, which runs the same
+	// container).
+	// +optional
+	Resources *ResourcesPolicy `json:"resources,omitempty"`
+
+	// Storage of the managed database's volume.
+	// +optional
+	Storage *StoragePolicy `json:"storage,omitempty"`
+
+	// Backup is the backup policy and destination of the instances that set no spec.backup. The
+	// Secrets an S3 destination names are read in each instance's namespace.
+	// +optional
+	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// AllowedPlugins are the plugins instances may enable; any plugin when unset. An instance
+	// that leaves spec.plugins unset asks for admin.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=set
+	// +optional
+	AllowedPlugins []Plugin `json:"allowedPlugins,omitempty"`
+
+	// AllowedAuth are the authentication methods instances may use; any method when unset. An
+	// instance that leaves spec.auth unset asks for accounts.
+	// +optional
+	AllowedAuth *AllowedAuth `json:"allowedAuth,omitempty"`
+
+	// DomainTemplate gives each instance that has neither spec.ingress nor spec.gateway an
+	// Ingress under a host name of its own: {name} and {namespace} are replaced by the instance's
+	// name and namespace, such as {name}.{namespace}.kinto.example.org. Without {namespace},
+	// instances of the same name in two namespaces would share a host.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.contains('{name}')",message="domainTemplate must hold {name}: each instance needs a host of its own"
+	// +kubebuilder:validation:XValidation:rule="self.replace('{name}', 'x').replace('{namespace}', 'x').matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="domainTemplate must be a lower-case DNS name once {name} and {namespace}, its only placeholders, are filled in, such as {name}.{namespace}.kinto.example.org"
+	// +optional
+	DomainTemplate string `json:"domainTemplate,omitempty"`
+
+	// Ingress is how the Ingress of domainTemplate is made; its className also goes to the
+	// Ingress of an instance whose spec.ingress names no class.
+	// +optional
+	Ingress *ClassIngress `json:"ingress,omitempty"`
+}
+
+// ReplicasPolicy bounds the number of Kinto server pods.
+// +kubebuilder:validation:XValidation:rule="!has(self.default) || !has(self.max) || self.default <= self.max",message="replicas.default must not be above replicas.max",fieldPath=".default"
+type ReplicasPolicy struct {
+	// Default number of server pods of an instance that sets no spec.replicas; 1 when unset.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	// +optional
+	Default *int32 `json:"default,omitempty"`
+
+	// Max is the most server pods an instance may ask for.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	// +optional
+	Max *int32 `json:"max,omitempty"`
+}
+
+// ResourcesPolicy bounds the resources of the Kinto server container.
+// +kubebuilder:validation:XValidation:rule="!has(self.max) || has(self.default) && has(self.default.limits) && self.max.all(k, k in self.default.limits && quantity(string(self.default.limits[k])).compareTo(quantity(string(self.max[k]))) <= 0)",message="resources.default.limits must set every resource resources.max bounds, within that bound",fieldPath=".default"
+// +kubebuilder:validation:XValidation:rule="!has(self.max) || !has(self.default) || !has(self.default.requests) || self.max.all(k, !(k in self.default.requests) || quantity(string(self.default.requests[k])).compareTo(quantity(string(self.max[k]))) <= 0)",message="resources.default.requests must be within resources.max",fieldPath=".default"
+type ResourcesPolicy struct {
+	// Default resources of an instance that sets no spec.resources; requests of 50m CPU and
+	// 128Mi of memory and a memory limit of 512Mi when unset.
+	// +optional
+	Default *corev1.ResourceRequirements `json:"default,omitempty"`
+
+	// Max is the most an instance may request, or set as a limit, of each resource named. An
+	// instance must set a limit for each of them, so that no pod of the plan runs unbounded.
+	// +optional
+	Max ResourceBounds `json:"max,omitempty"`
+}
+
+// ResourceBounds are the most of each resource named, as in a container's resource limits.
+// (A corev1.ResourceList, bounded in size so that the API server can afford the class's rules.)
+// +kubebuilder:validation:MaxProperties=6
+type ResourceBounds map[corev1.ResourceName]resource.Quantity
+
+// StoragePolicy bounds the managed database's volume.
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultSize) || !has(self.maxSize) || quantity(string(self.defaultSize)).compareTo(quantity(string(self.maxSize))) <= 0",message="storage.defaultSize must not be above storage.maxSize",fieldPath=".defaultSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxSize) || has(self.defaultSize) || quantity(string(self.maxSize)).compareTo(quantity('1Gi')) >= 0",message="storage.maxSize is below the built-in default size, 1Gi: set storage.defaultSize within it",fieldPath=".maxSize"
+type StoragePolicy struct {
+	// DefaultSize of the database volume of an instance that sets no storageSize; 1Gi when
+	// unset.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.defaultSize must be positive"
+	// +optional
+	DefaultSize *resource.Quantity `json:"defaultSize,omitempty"`
+
+	// MaxSize is the largest database volume an instance may ask for.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.maxSize must be positive"
+	// +optional
+	MaxSize *resource.Quantity `json:"maxSize,omitempty"`
+
+	// StorageClassName of the database volume of an instance that sets none; the cluster's
+	// default class when unset. It counts when the volume is made: a volume keeps its class.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// AllowedAuth says which authentication methods a class's instances may use.
+// +kubebuilder:validation:XValidation:rule="self.accounts || self.basicAuth || self.openIDConnect",message="allowedAuth must allow at least one method: an instance needs one"
+type AllowedAuth struct {
+	// Accounts allows Kinto accounts (spec.auth.accounts).
+	// +optional
+	Accounts bool `json:"accounts,omitempty"`
+
+	// BasicAuth allows spec.auth.basicAuth.
+	// +optional
+	BasicAuth bool `json:"basicAuth,omitempty"`
+
+	// OpenIDConnect allows OpenID Connect providers (spec.auth.openIDConnect).
+	// +optional
+	OpenIDConnect bool `json:"openIDConnect,omitempty"`
+}
+
+// ClassIngress is how a class exposes its instances.
+type ClassIngress struct {
+	// ClassName is the IngressClass of the Ingresses; the cluster's default class when unset.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClassName *string `json:"className,omitempty"`
+
+	// Issuer is the cert-manager issuer of the certificate of domainTemplate's Ingress, served
+	// over https; plain http when unset.
+	// +optional
+	Issuer *CertManagerIssuer `json:"issuer,omitempty"`
+
+	// Annotations of domainTemplate's Ingress, for example for the ingress controller.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// KintoHostingClass is a plan a host offers: defaults and bounds for the instances that name it
+// (spec.className), or for those that name none when it is the default class.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=khc,categories=kinto
+// +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type KintoHostingClass struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec KintoHostingClassSpec `json:"spec,omitempty"`
+}
+
+// KintoHostingClassList is a list of KintoHostingClasses.
+// +kubebuilder:object:root=true
+type KintoHostingClassList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KintoHostingClass `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&KintoHostingClass{}, &KintoHostingClassList{})
+}

@@ -1,0 +1,181 @@
+// Package hostingclass makes an instance's effective spec under its KintoHostingClass: what the
+// instance leaves unset comes from the class, else from the operator's built-in defaults, and what
+// it asks for is checked against the class's bounds. The builders of internal/resources take the
+// effective instance.
+package hostingclass
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// The built-in defaults of the fields a class may set, for instances under no class or under a
+// class that leaves them unset. They are not CRD defaults: the API server would fill them in
+// before the operator could tell that the instance left them to its class. The class CRD's rule on
+// storage.maxSize repeats builtInStorageSize.
+const (
+	builtInReplicas    int32 = 1
+	builtInStorageSize       = "1Gi"
+)
+
+func builtInResources() *corev1.ResourceRequirements {
+	return &corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+	}
+}
+
+// Effective returns a copy of inst in which each field a class may set is the instance's own
+// value, else the class's default, else the built-in default; the class's backups go to an
+// instance without spec.backup, and an Ingress under the class's domainTemplate to one exposed
+// by neither an Ingress nor a Gateway. It also returns the ways inst exceeds its class, each a
+// sentence naming the field and the bound, none when it fits. A nil class is no class: built-in
+// defaults and no bounds.
+func Effective(inst *v1alpha1.KintoInstance, class *v1alpha1.KintoHostingClass) (*v1alpha1.KintoInstance, []string) {
+	out := inst.DeepCopy()
+	var c v1alpha1.KintoHostingClassSpec
+	if class != nil {
+		c = class.Spec
+	}
+	s := &out.Spec
+	if s.Replicas == nil {
+		s.Replicas = ptr.To(ptr.Deref(ptr.Deref(c.Replicas, v1alpha1.ReplicasPolicy{}).Default, builtInReplicas))
+	}
+	if s.Resources == nil {
+		s.Resources = builtInResources()
+		if d := ptr.Deref(c.Resources, v1alpha1.ResourcesPolicy{}).Default; d != nil {
+			s.Resources = d.DeepCopy()
+		}
+	}
+	storage := ptr.Deref(c.Storage, v1alpha1.StoragePolicy{})
+	if db := s.ManagedDatabase(); db != nil {
+		if db.StorageSize == nil {
+			db.StorageSize = ptr.To(resource.MustParse(builtInStorageSize))
+			if storage.DefaultSize != nil {
+				db.StorageSize = ptr.To(storage.DefaultSize.DeepCopy())
+			}
+		}
+		if db.StorageClassName == nil && storage.StorageClassName != nil {
+			db.StorageClassName = ptr.To(*storage.StorageClassName)
+		}
+	}
+	if s.Backup == nil && c.Backup != nil {
+		s.Backup = c.Backup.DeepCopy()
+	}
+	ingress := ptr.Deref(c.Ingress, v1alpha1.ClassIngress{})
+	var problems []string
+	switch {
+	case s.Ingress == nil && s.Gateway == nil && c.DomainTemplate != "":
+		var problem string
+		if s.Ingress, problem = classIngress(out, class.Name, c.DomainTemplate, ingress); problem != "" {
+			problems = append(problems, problem)
+		}
+	case s.Ingress != nil && s.Ingress.ClassName == nil && ingress.ClassName != nil:
+		s.Ingress.ClassName = ptr.To(*ingress.ClassName)
+	}
+	if class == nil {
+		return out, nil
+	}
+	return out, append(problems, exceeds(s, class)...)
+}
+
+// classIngress is the Ingress a class's domainTemplate gives inst, and what is wrong with its
+// host, if anything: the class's rules check the template, but only a name fills it (a label of
+// the template may outgrow 63 characters).
+func classIngress(inst *v1alpha1.KintoInstance, className, template string, ingress v1alpha1.ClassIngress) (*v1alpha1.IngressSpec, string) {
+	host := strings.NewReplacer("{name}", inst.Name, "{namespace}", inst.Namespace).Replace(template)
+	errs := validation.IsDNS1123Subdomain(host)
+	for _, label := range strings.Split(host, ".") {
+		if len(label) > validation.DNS1123LabelMaxLength {
+			errs = append(errs, fmt.Sprintf("its label %s is longer than %d characters", label, validation.DNS1123LabelMaxLength))
+		}
+	}
+	var problem string
+	if len(errs) > 0 {
+		problem = fmt.Sprintf("hosting class %s's domainTemplate gives this instance the host %q, which is not a DNS name: %s",
+			className, host, strings.Join(errs, "; "))
+	}
+	spec := &v1alpha1.IngressSpec{Host: host, Annotations: maps.Clone(ingress.Annotations)}
+	if ingress.ClassName != nil {
+		spec.ClassName = ptr.To(*ingress.ClassName)
+	}
+	if ingress.Issuer != nil {
+		spec.TLS = &v1alpha1.IngressTLS{Issuer: ingress.Issuer.DeepCopy()}
+	}
+	return spec, problem
+}
+
+// exceeds lists the ways an effective spec asks for more than class allows.
+func exceeds(s *v1alpha1.KintoInstanceSpec, class *v1alpha1.KintoHostingClass) []string {
+	c := class.Spec
+	var out []string
+	above := func(field, got, max string) {
+		out = append(out, fmt.Sprintf("%s is %s, above the %s hosting class %s allows", field, got, max, class.Name))
+	}
+	if max := ptr.Deref(c.Replicas, v1alpha1.ReplicasPolicy{}).Max; max != nil && *s.Replicas > *max {
+		above("spec.replicas", fmt.Sprint(*s.Replicas), fmt.Sprint(*max))
+	}
+	maxResources := ptr.Deref(c.Resources, v1alpha1.ResourcesPolicy{}).Max
+	for _, name := range slices.Sorted(maps.Keys(maxResources)) {
+		max := maxResources[name]
+		limit, ok := s.Resources.Limits[name]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("spec.resources.limits.%s is not set, and hosting class %s allows at most %s: set a limit within it",
+				name, class.Name, max.String()))
+		case limit.Cmp(max) > 0:
+			above("spec.resources.limits."+string(name), limit.String(), max.String())
+		}
+		if request, ok := s.Resources.Requests[name]; ok && request.Cmp(max) > 0 {
+			above("spec.resources.requests."+string(name), request.String(), max.String())
+		}
+	}
+	if max := ptr.Deref(c.Storage, v1alpha1.StoragePolicy{}).MaxSize; max != nil {
+		if db := s.ManagedDatabase(); db != nil && db.StorageSize.Cmp(*max) > 0 {
+			above("spec.database.managed.storageSize", db.StorageSize.String(), max.String())
+		}
+	}
+	if c.AllowedPlugins != nil {
+		for _, p := range s.Plugins {
+			if !slices.Contains(c.AllowedPlugins, p) {
+				out = append(out, fmt.Sprintf("spec.plugins has %s, which hosting class %s does not allow (it allows %s)",
+					p, class.Name, allowedList(c.AllowedPlugins)))
+			}
+		}
+	}
+	if a := c.AllowedAuth; a != nil {
+		notAllowed := func(what string) {
+			out = append(out, fmt.Sprintf("%s, which hosting class %s does not allow", what, class.Name))
+		}
+		if s.AccountsEnabled() && !a.Accounts {
+			notAllowed("spec.auth.accounts is enabled")
+		}
+		if s.Auth != nil && s.Auth.BasicAuth && !a.BasicAuth {
+			notAllowed("spec.auth.basicAuth is on")
+		}
+		if len(s.OpenIDConnectProviders()) > 0 && !a.OpenIDConnect {
+			notAllowed("spec.auth.openIDConnect lists providers")
+		}
+	}
+	return out
+}
+
+func allowedList(plugins []v1alpha1.Plugin) string {
+	if len(plugins) == 0 {
+		return "none"
+	}
+	names := make([]string, len(plugins))
+	for i, p := range plugins {
+		names[i] = string(p)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,306 @@
+package hostingclass
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
+)
+
+// newInstance is an instance as the API server stores it, edited before defaulting.
+func newInstance(edit func(*v1alpha1.KintoInstance)) *v1alpha1.KintoInstance {
+	inst := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Name: "notes", Namespace: "tenants"}}
+	if edit != nil {
+		edit(inst)
+	}
+	return crddefaults.MustDefault(inst)
+}
+
+func quantity(s string) *resource.Quantity { return ptr.To(resource.MustParse(s)) }
+
+func resources(cpuLimit, memoryLimit string) *corev1.ResourceRequirements {
+	return &corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpuLimit), corev1.ResourceMemory: resource.MustParse(memoryLimit)},
+	}
+}
+
+// smallPlan is a class with every default and bound set.
+func smallPlan() *v1alpha1.KintoHostingClass {
+	return &v1alpha1.KintoHostingClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "small"},
+		Spec: v1alpha1.KintoHostingClassSpec{
+			Replicas: &v1alpha1.ReplicasPolicy{Default: ptr.To[int32](2), Max: ptr.To[int32](3)},
+			Resources: &v1alpha1.ResourcesPolicy{
+				Default: resources("500m", "256Mi"),
+				Max:     v1alpha1.ResourceBounds{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+			},
+			Storage: &v1alpha1.StoragePolicy{DefaultSize: quantity("2Gi"), MaxSize: quantity("10Gi"), StorageClassName: ptr.To("fast")},
+			Backup: &v1alpha1.BackupSpec{Schedule: "@daily", Retention: &v1alpha1.BackupRetention{Count: ptr.To[int32](3)},
+				Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{Size: resource.MustParse("5Gi")}}},
+			AllowedPlugins: []v1alpha1.Plugin{v1alpha1.PluginAdmin, v1alpha1.PluginHistory},
+			AllowedAuth:    &v1alpha1.AllowedAuth{Accounts: true},
+			DomainTemplate: "{name}.{namespace}.kinto.example.org",
+			Ingress: &v1alpha1.ClassIngress{
+				ClassName:   ptr.To("nginx"),
+				Issuer:      &v1alpha1.CertManagerIssuer{Kind: "ClusterIssuer", Name: "letsencrypt"},
+				Annotations: map[string]string{"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
+			},
+		},
+	}
+}
+
+func TestEffectiveWithoutAClassHasTheBuiltInDefaults(t *testing.T) {
+	inst := newInstance(nil)
+	original := inst.DeepCopy()
+	got, violations := Effective(inst, nil)
+	if violations != nil {
+		t.Errorf("violations without a class: %v", violations)
+	}
+	s := got.Spec
+	if *s.Replicas != 1 || s.Database.Managed.StorageSize.String() != "1Gi" || s.Database.Managed.StorageClassName != nil {
+		t.Errorf("replicas %d, storage %s class %v; want 1, 1Gi and none", *s.Replicas, s.Database.Managed.StorageSize, s.Database.Managed.StorageClassName)
+	}
+	if !equality.Semantic.DeepEqual(s.Resources, builtInResources()) {
+		t.Errorf("resources = %+v", s.Resources)
+	}
+	if s.Backup != nil || s.Ingress != nil {
+		t.Errorf("backup %+v, ingress %+v; want none", s.Backup, s.Ingress)
+	}
+	if !equality.Semantic.DeepEqual(inst, original) {
+		t.Error("Effective changed the instance it was given")
+	}
+}
+
+func TestEffectiveFillsInFromTheClass(t *testing.T) {
+	class := smallPlan()
+	got, violations := Effective(newInstance(nil), class)
+	if len(violations) != 0 {
+		t.Fatalf("violations: %v", violations)
+	}
+	s := got.Spec
+	db := s.Database.Managed
+	if *s.Replicas != 2 || db.StorageSize.String() != "2Gi" || ptr.Deref(db.StorageClassName, "") != "fast" {
+		t.Errorf("replicas %d, storage %s class %v; want the class's 2, 2Gi and fast", *s.Replicas, db.StorageSize, db.StorageClassName)
+	}
+	if !equality.Semantic.DeepEqual(s.Resources, class.Spec.Resources.Default) || !equality.Semantic.DeepEqual(s.Backup, class.Spec.Backup) {
+		t.Errorf("resources %+v, backup %+v; want the class's", s.Resources, s.Backup)
+	}
+	want := &v1alpha1.IngressSpec{
+		Host: "notes.tenants.kinto.example.org", ClassName: ptr.To("nginx"),
+		TLS:         &v1alpha1.IngressTLS{Issuer: &v1alpha1.CertManagerIssuer{Kind: "ClusterIssuer", Name: "letsencrypt"}},
+		Annotations: map[string]string{"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
+	}
+	if !equality.Semantic.DeepEqual(s.Ingress, want) {
+		t.Errorf("ingress = %+v, want %+v", s.Ingress, want)
+	}
+	// The copy shares nothing with the class.
+	s.Resources.Limits[corev1.ResourceCPU] = resource.MustParse("9")
+	s.Backup.Schedule = "@hourly"
+	s.Ingress.Annotations["x"] = "y"
+	if !equality.Semantic.DeepEqual(class, smallPlan()) {
+		t.Error("changing the effective instance changed the class")
+	}
+}
+
+func TestInstanceValuesOverrideTheClass(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(*v1alpha1.KintoInstance)
+		check func(s v1alpha1.KintoInstanceSpec) string
+	}{
+		{"replicas", func(i *v1alpha1.KintoInstance) { i.Spec.Replicas = ptr.To[int32](3) }, func(s v1alpha1.KintoInstanceSpec) string {
+			return fmt.Sprint(*s.Replicas)
+		}},
+		{"resources", func(i *v1alpha1.KintoInstance) { i.Spec.Resources = resources("1", "1Gi") }, func(s v1alpha1.KintoInstanceSpec) string {
+			return s.Resources.Limits.Cpu().String() + " " + s.Resources.Limits.Memory().String()
+		}},
+		{"storage", func(i *v1alpha1.KintoInstance) {
+			i.Spec.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{StorageSize: quantity("10Gi"), StorageClassName: ptr.To("slow")}}
+		}, func(s v1alpha1.KintoInstanceSpec) string {
+			return s.Database.Managed.StorageSize.String() + " " + *s.Database.Managed.StorageClassName
+		}},
+		{"backup", func(i *v1alpha1.KintoInstance) { i.Spec.Backup = &v1alpha1.BackupSpec{Schedule: "@weekly"} }, func(s v1alpha1.KintoInstanceSpec) string {
+			return s.Backup.Schedule
+		}},
+		{"ingress without a class", func(i *v1alpha1.KintoInstance) {
+			i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org"}
+		}, func(s v1alpha1.KintoInstanceSpec) string {
+			return fmt.Sprint(s.Ingress.Host, " ", *s.Ingress.ClassName, " ", s.Ingress.TLS)
+		}},
+		{"ingress with a class", func(i *v1alpha1.KintoInstance) {
+			i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org", ClassName: ptr.To("traefik")}
+		}, func(s v1alpha1.KintoInstanceSpec) string {
+			return fmt.Sprint(s.Ingress.Host, " ", *s.Ingress.ClassName)
+		}},
+		{"gateway", func(i *v1alpha1.KintoInstance) {
+			i.Spec.Gateway = &v1alpha1.GatewaySpec{Host: "notes.example.org", Name: "public"}
+		}, func(s v1alpha1.KintoInstanceSpec) string {
+			return fmt.Sprint(s.Ingress, " ", s.Gateway.Host)
+		}},
+		{"external database", func(i *v1alpha1.KintoInstance) {
+			i.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{URLSecret: v1alpha1.SecretKeyRef{Name: "db", Key: "url"}}}
+		}, func(s v1alpha1.KintoInstanceSpec) string {
+			return fmt.Sprint(s.Database.Managed, " ", s.Database.External.URLSecret.Name)
+		}},
+	}
+	want := map[string]string{
+		"replicas":                "3",
+		"resources":               "1 1Gi",
+		"storage":                 "10Gi slow",
+		"backup":                  "@weekly",
+		"ingress without a class": "notes.example.org nginx <nil>",
+		"ingress with a class":    "notes.example.org traefik",
+		"gateway":                 "<nil> notes.example.org",
+		"external database":       "<nil> db",
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, violations := Effective(newInstance(tc.edit), smallPlan())
+			if len(violations) != 0 {
+				t.Errorf("violations within the class's bounds: %v", violations)
+			}
+			if s := tc.check(got.Spec); s != want[tc.name] {
+				t.Errorf("got %q, want %q", s, want[tc.name])
+			}
+		})
+	}
+}
+
+func TestInstancesBeyondTheClassAreTold(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(*v1alpha1.KintoInstance)
+		class func(*v1alpha1.KintoHostingClass)
+		want  []string
+	}{
+		{
+			name: "replicas",
+			edit: func(i *v1alpha1.KintoInstance) { i.Spec.Replicas = ptr.To[int32](4) },
+			want: []string{"spec.replicas is 4, above the 3 hosting class small allows"},
+		},
+		{
+			name: "limits and requests",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Resources = resources("1500m", "1Gi")
+				i.Spec.Resources.Requests[corev1.ResourceMemory] = resource.MustParse("2Gi")
+			},
+			want: []string{
+				"spec.resources.limits.cpu is 1500m, above the 1 hosting class small allows",
+				"spec.resources.requests.memory is 2Gi, above the 1Gi hosting class small allows",
+			},
+		},
+		{
+			name: "equal quantities written otherwise",
+			edit: func(i *v1alpha1.KintoInstance) { i.Spec.Resources = resources("1000m", "1024Mi") },
+		},
+		{
+			name: "a missing limit",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}}
+			},
+			want: []string{"spec.resources.limits.cpu is not set, and hosting class small allows at most 1: set a limit within it"},
+		},
+		{
+			name: "storage",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{StorageSize: quantity("20Gi")}}
+			},
+			want: []string{"spec.database.managed.storageSize is 20Gi, above the 10Gi hosting class small allows"},
+		},
+		{
+			name: "plugins",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Plugins = []v1alpha1.Plugin{v1alpha1.PluginAdmin, v1alpha1.PluginPrometheus, v1alpha1.PluginDefaultBucket}
+			},
+			want: []string{
+				"spec.plugins has prometheus, which hosting class small does not allow (it allows admin, history)",
+				"spec.plugins has default_bucket, which hosting class small does not allow (it allows admin, history)",
+			},
+		},
+		{
+			name:  "the default plugin, where none is allowed",
+			class: func(c *v1alpha1.KintoHostingClass) { c.Spec.AllowedPlugins = []v1alpha1.Plugin{} },
+			want:  []string{"spec.plugins has admin, which hosting class small does not allow (it allows none)"},
+		},
+		{
+			name: "auth methods",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true}, BasicAuth: true,
+					OpenIDConnect: []v1alpha1.OpenIDConnectProvider{{Name: "coop", Issuer: "https://id.example.org", ClientID: "kinto"}}}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) { c.Spec.AllowedAuth = &v1alpha1.AllowedAuth{Accounts: true} },
+			want: []string{
+				"spec.auth.basicAuth is on, which hosting class small does not allow",
+				"spec.auth.openIDConnect lists providers, which hosting class small does not allow",
+			},
+		},
+		{
+			name:  "accounts",
+			class: func(c *v1alpha1.KintoHostingClass) { c.Spec.AllowedAuth = &v1alpha1.AllowedAuth{OpenIDConnect: true} },
+			want:  []string{"spec.auth.accounts is enabled, which hosting class small does not allow"},
+		},
+		{
+			name: "a host label too long",
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.DomainTemplate = "kinto-hosted-for-the-members-of-the-local-association-{namespace}-{name}.example.org"
+			},
+			want: []string{`hosting class small's domainTemplate gives this instance the host "kinto-hosted-for-the-members-of-the-local-association-tenants-notes.example.org", ` +
+				"which is not a DNS name: its label kinto-hosted-for-the-members-of-the-local-association-tenants-notes is longer than 63 characters"},
+		},
+		{
+			name: "several at once",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Replicas = ptr.To[int32](5)
+				i.Spec.Plugins = []v1alpha1.Plugin{v1alpha1.PluginPrometheus}
+			},
+			want: []string{
+				"spec.replicas is 5, above the 3 hosting class small allows",
+				"spec.plugins has prometheus, which hosting class small does not allow (it allows admin, history)",
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			class := smallPlan()
+			if tc.class != nil {
+				tc.class(class)
+			}
+			_, got := Effective(newInstance(tc.edit), class)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("violations:\n got  %q\n want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// The community instance of config/samples fits the sample plan it names.
+func TestCommunitySampleFitsItsClass(t *testing.T) {
+	inst, class := &v1alpha1.KintoInstance{}, &v1alpha1.KintoHostingClass{}
+	for file, obj := range map[string]any{"hosting_v1alpha1_kintoinstance_community.yaml": inst, "hosting_v1alpha1_kintohostingclass.yaml": class} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.UnmarshalStrict(raw, obj); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	if inst.Spec.ClassName != class.Name {
+		t.Fatalf("the sample instance names class %q, the sample class is %q", inst.Spec.ClassName, class.Name)
+	}
+	if _, violations := Effective(crddefaults.MustDefault(inst), class); len(violations) > 0 {
+		t.Errorf("the sample instance exceeds the sample class: %v", violations)
+	}
+}
