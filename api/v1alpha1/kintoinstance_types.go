@@ -483,7 +483,7 @@ type BackupDestination struct {
 	Volume *BackupVolume `json:"volume,omitempty"`
 
 	// S3 writes backups to a bucket of S3-compatible object storage, under
-	// <prefix>/<instance>/<UTC time>.dump.
+	// <prefix>/<namespace>/<instance>/<UTC time>.dump.
 	// +optional
 	S3 *S3Destination `json:"s3,omitempty"`
 }
@@ -553,8 +553,9 @@ type S3Credentials struct {
 type S3Destination struct {
 	S3Connection `json:",inline"`
 
-	// Prefix is the folder of the bucket the backups go in; each instance has its own folder
-	// under it, named after the instance.
+	// Prefix is the folder of the bucket the backups go in: an instance's dumps are written to
+	// <prefix>/<namespace>/<instance>/<UTC time>.dump, so that instances of several namespaces
+	// may share a bucket and prefix.
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*[A-Za-z0-9!_.*'()-]*$`
 	// +optional

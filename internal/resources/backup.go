@@ -152,9 +152,10 @@ func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, o
 	if s3 := dest.S3; s3 != nil {
 		pod.Volumes = append([]corev1.Volume{emptyDirVolume(dumpVolume)}, objectStorageVolumes(&s3.S3Connection)...)
 		readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
-		steps = append(steps, objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, s3.Prefix, readDumps))
+		folder := NamespaceFolder(s3.Prefix, inst.Namespace)
+		steps = append(steps, objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, folder, readDumps))
 		if prune != nil {
-			steps = append(steps, objectStorageStep(stepPrune, operatorImage, prune, &s3.S3Connection, s3.Prefix))
+			steps = append(steps, objectStorageStep(stepPrune, operatorImage, prune, &s3.S3Connection, folder))
 		}
 	} else {
 		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, BackupVolumeClaimName(inst), false)}
@@ -284,6 +285,13 @@ func databaseStep(inst *v1alpha1.KintoInstance, name string, command []string, e
 // operatorStep is a step running the operator's binary.
 func operatorStep(name, operatorImage string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
 	return jobStep(name, operatorImage, command, env, mounts, stepResources("10m", "32Mi", "256Mi"))
+}
+
+// NamespaceFolder is the folder of a bucket that holds the dumps of a namespace's instances, each
+// in a folder of its own name: <prefix>/<namespace>. Instances of one name in two namespaces
+// may share a bucket and prefix (a co-op's tenants do) without pruning each other's dumps.
+func NamespaceFolder(prefix, namespace string) string {
+	return path.Join(prefix, namespace)
 }
 
 // objectStorageStep is an operator step reaching the bucket of conn, prefix being the folder

@@ -256,6 +256,10 @@ func TestBackupCronJob(t *testing.T) {
 				if !slices.Equal(c.Command, want) {
 					t.Errorf("prune command %q, want %q", c.Command, want)
 				}
+				// Upload and prune work in the namespace's folder of the prefix.
+				if s3 := tc.inst.Spec.Backup.Destination.S3; s3 != nil {
+					checkS3Env(t, pod, c, "coop/tenants", s3.CABundle)
+				}
 			}
 		})
 	}
@@ -354,14 +358,14 @@ func TestBackupJob(t *testing.T) {
 			if !slices.Equal(upload.Command, wantUpload) {
 				t.Errorf("upload command %q, want %q", upload.Command, wantUpload)
 			}
-			checkS3Env(t, pod, upload, "tenants", dest.S3.CABundle)
+			checkS3Env(t, pod, upload, "coop/tenants", dest.S3.CABundle)
 		})
 	}
 }
 
 func TestBackupResultAndLocation(t *testing.T) {
 	volume := &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}}
-	s3 := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: testS3Connection(), Prefix: "tenants"}}
+	s3 := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: testS3Connection(), Prefix: "coop"}}
 	cases := []struct {
 		name         string
 		dest         *v1alpha1.BackupDestination
@@ -369,14 +373,14 @@ func TestBackupResultAndLocation(t *testing.T) {
 		wantLocation string
 	}{
 		{"volume", volume, "dump", "pvc://notes-backups/20261126T030000Z.dump"},
-		{"S3", s3, "upload", "s3://kinto-backups/tenants/notes/20261126T030000Z.dump"},
+		{"S3", s3, "upload", "s3://kinto-backups/coop/tenants/notes/20261126T030000Z.dump"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := BackupResultContainer(tc.dest); got != tc.wantResult {
 				t.Errorf("result container %q, want %q", got, tc.wantResult)
 			}
-			got := DumpLocation(tc.dest, "notes-backups", "20261126T030000Z.dump", "tenants/notes/20261126T030000Z.dump")
+			got := DumpLocation(tc.dest, "notes-backups", "20261126T030000Z.dump", "coop/tenants/notes/20261126T030000Z.dump")
 			if got != tc.wantLocation {
 				t.Errorf("location %q, want %q", got, tc.wantLocation)
 			}

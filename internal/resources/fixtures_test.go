@@ -59,7 +59,7 @@ func testS3Connection() v1alpha1.S3Connection {
 
 func withS3Backup(i *v1alpha1.KintoInstance) {
 	i.Spec.Backup = &v1alpha1.BackupSpec{Destination: &v1alpha1.BackupDestination{
-		S3: &v1alpha1.S3Destination{S3Connection: testS3Connection(), Prefix: "tenants"},
+		S3: &v1alpha1.S3Destination{S3Connection: testS3Connection(), Prefix: "coop"},
 	}}
 }
 

@@ -128,7 +128,7 @@ func TestScheduledBackupToS3AndMoveByBucket(t *testing.T) {
 	if backup.Status.Destination == nil || backup.Status.Destination.S3 == nil {
 		t.Errorf("KintoBackup %s records destination %+v, want the bucket", backup.Name, backup.Status.Destination)
 	}
-	if want := objectstore.InstancePrefix(bucket.prefix, source.Name) + backup.Status.File; backup.Status.Key != want {
+	if want := objectstore.InstancePrefix(resources.NamespaceFolder(bucket.prefix, source.Namespace), source.Name) + backup.Status.File; backup.Status.Key != want {
 		t.Errorf("KintoBackup %s has key %q, want %s", backup.Name, backup.Status.Key, want)
 	}
 	if want := "s3://" + bucket.name + "/" + backup.Status.Key; backup.Status.Location != want {
@@ -552,7 +552,7 @@ func (b *s3Bucket) connection(t *testing.T, ns string) v1alpha1.S3Connection {
 func (b *s3Bucket) checkHolds(t *testing.T, inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup) {
 	t.Helper()
 	folder := b.config()
-	folder.Prefix = objectstore.InstancePrefix(b.prefix, inst.Name)
+	folder.Prefix = objectstore.InstancePrefix(resources.NamespaceFolder(b.prefix, inst.Namespace), inst.Name)
 	objects, err := objectstore.List(context.Background(), folder)
 	if err != nil {
 		t.Fatal(err)
