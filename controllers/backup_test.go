@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -171,7 +173,7 @@ func TestScheduledBackupsAreRecordedAndPruned(t *testing.T) {
 			t.Errorf("recorded run: instance %q, labels %v", recorded.Spec.Instance, recorded.Labels)
 		}
 		at := day.Add(time.Duration(i) * 24 * time.Hour)
-		runJob(t, ns, name, resources.BackupResultContainer(inst.Spec.Backup.Destination), dumpResult(at, ""), false)
+		runJob(t, ns, name, "dump", dumpResult(at, ""), false)
 		done := waitForBackup(t, ns, name, v1alpha1.BackupCompleted)
 		wantLocation := "pvc://" + resources.BackupVolumeClaimName(inst) + "/" + dumps.FileName(at)
 		if done.Status.Location != wantLocation || done.Status.Size != 14753 || done.Status.SHA256 != testSHA256 ||
@@ -298,8 +300,8 @@ func TestS3DestinationNeedsItsCredentials(t *testing.T) {
 	}
 
 	createBackup(t, ns, "to-s3", inst.Name, "")
-	key := "coop/notes/" + dumps.FileName(time.Now())
-	runJob(t, ns, "to-s3", resources.BackupResultContainer(inst.Spec.Backup.Destination), dumpResult(time.Now(), key), false)
+	key := "coop/" + ns + "/notes/" + dumps.FileName(time.Now())
+	runJob(t, ns, "to-s3", "upload", dumpResult(time.Now(), key), false)
 	done := waitForBackup(t, ns, "to-s3", v1alpha1.BackupCompleted)
 	if done.Status.Location != "s3://kinto-backups/"+key || done.Status.Key != key || done.Status.Destination.S3 == nil {
 		t.Errorf("S3 backup status = %+v", done.Status)
@@ -381,6 +383,8 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 	if err := k8s.Delete(context.Background(), inst); err != nil {
 		t.Fatal(err)
 	}
+	// The server stops first, so that no write it answers after the dump is lost.
+	waitGone(t, "the server Deployment", &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.ServerName(inst)}})
 	final := resources.FinalBackupName(inst)
 	job := &batchv1.Job{}
 	eventually(t, "the final backup's Job", func() error { return k8s.Get(context.Background(), key(ns, final), job) })
@@ -463,9 +467,6 @@ func TestDeletedBackupDeletesItsDumpWhenAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, "the retained KintoBackup", kept)
-	if err := k8s.Get(context.Background(), key(ns, resources.DumpDeletionJobName(kept)), &batchv1.Job{}); !apierrors.IsNotFound(err) {
-		t.Errorf("a retained dump got a deletion Job: %v", err)
-	}
 }
 
 func waitForReadyReason(t testing.TB, inst *v1alpha1.KintoInstance, reason string) *v1alpha1.KintoInstance {

@@ -9,6 +9,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -23,8 +25,10 @@ func jobState(job *batchv1.Job) batchv1.JobConditionType {
 }
 
 // startJob reads the Job named key, creating it from build when it does not exist. A Job's pod
-// template is immutable: it is created once and then only read.
-func startJob(ctx context.Context, c client.Client, key client.ObjectKey, build func() *batchv1.Job) (*batchv1.Job, error) {
+// template is immutable: it is created once and then only read. A Job of that name that owner
+// did not start (a KintoBackup may be named like an instance's Jobs) is refused rather than
+// taken for the one wanted.
+func startJob(ctx context.Context, c client.Client, key client.ObjectKey, owner types.UID, build func() *batchv1.Job) (*batchv1.Job, error) {
 	job := &batchv1.Job{}
 	err := c.Get(ctx, key, job)
 	if apierrors.IsNotFound(err) {
@@ -33,6 +37,9 @@ func startJob(ctx context.Context, c client.Client, key client.ObjectKey, build 
 	}
 	if err != nil {
 		return nil, err
+	}
+	if ref := metav1.GetControllerOf(job); ref == nil || ref.UID != owner {
+		return nil, fmt.Errorf("Job %s exists and was not started by the operator for this object: delete or rename what made it", job.Name)
 	}
 	return job, nil
 }

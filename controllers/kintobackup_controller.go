@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"path"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -29,7 +30,9 @@ import (
 // schedule as KintoBackups, and deletes a dump with its KintoBackup when its policy says so.
 type KintoBackupReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads what the cache may not show yet: a Job just created.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// OperatorImage runs the object-storage steps of the Jobs (`manager backup`).
 	OperatorImage string
 }
@@ -38,8 +41,11 @@ type KintoBackupReconciler struct {
 const DumpDeletionFinalizer = "hosting.kinto-storage.org/delete-dump"
 
 // resultPollInterval is how soon a completed Job whose pod's result the cache does not show yet
-// is looked at again.
-const resultPollInterval = 2 * time.Second
+// is looked at again; after resultLostAfter, the result is taken for lost.
+const (
+	resultPollInterval = 2 * time.Second
+	resultLostAfter    = 5 * time.Minute
+)
 
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintobackups,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintobackups/status,verbs=get;patch
@@ -131,7 +137,12 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 	}
 
 	job := &batchv1.Job{}
-	err = r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: backup.Name}, job)
+	key := client.ObjectKey{Namespace: backup.Namespace, Name: backup.Name}
+	err = r.Get(ctx, key, job)
+	if apierrors.IsNotFound(err) && status.Phase == v1alpha1.BackupRunning {
+		// The Job this backup started may not be in the cache yet: ask the API server.
+		err = r.APIReader.Get(ctx, key, job)
+	}
 	switch {
 	case apierrors.IsNotFound(err) && (status.Phase == v1alpha1.BackupRunning || backup.Labels[v1alpha1.ScheduledBackupLabel] == "true"):
 		fail(status, fmt.Sprintf("its Job %s was deleted before the backup finished", backup.Name))
@@ -196,9 +207,13 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 
 	switch jobState(job) {
 	case batchv1.JobComplete:
-		message, found, err := jobResult(ctx, r.Client, job, resources.BackupResultContainer(status.Destination))
+		message, found, err := jobResult(ctx, r.Client, job, resources.BackupResultContainerOf(job.Spec.Template.Spec))
 		if err != nil {
 			return ctrl.Result{}, err
+		}
+		if !found && job.Status.CompletionTime != nil && time.Since(job.Status.CompletionTime.Time) > resultLostAfter {
+			fail(status, fmt.Sprintf("Job %s completed, but no pod of it shows its result any more (were its pods deleted?)", job.Name))
+			return ctrl.Result{}, nil
 		}
 		if !found {
 			return ctrl.Result{RequeueAfter: resultPollInterval}, nil
@@ -310,7 +325,7 @@ func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alph
 			list.Items[i] = *done
 		}
 	}
-	for _, expired := range expiredBackups(list.Items, done.Status.Destination, inst.Spec.Backup.Retention, done.Status.CompletedAt.Time) {
+	for _, expired := range expiredBackups(list.Items, path.Dir(done.Status.Location), inst.Spec.Backup.Retention, done.Status.CompletedAt.Time) {
 		log.FromContext(ctx).Info("retention drops a backup", "kintobackup", expired.Name, "location", expired.Status.Location)
 		if err := r.Delete(ctx, &expired); client.IgnoreNotFound(err) != nil {
 			return err
@@ -335,7 +350,17 @@ func (r *KintoBackupReconciler) finalize(ctx context.Context, backup *v1alpha1.K
 		// Nothing was written, or the dump is to stay.
 		return ctrl.Result{}, release()
 	}
-	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(deletion), func() *batchv1.Job { return deletion })
+	if claim := backup.Status.VolumeClaimName; claim != "" {
+		err := r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: claim}, &corev1.PersistentVolumeClaim{})
+		if apierrors.IsNotFound(err) {
+			// The volume went, and the dump with it: a Job mounting it would never start.
+			return ctrl.Result{}, release()
+		}
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(deletion), backup.UID, func() *batchv1.Job { return deletion })
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -104,7 +104,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
-	backups := &KintoBackupReconciler{Client: mgr.GetClient(), Recorder: recorder, OperatorImage: opts.OperatorImage}
+	backups := &KintoBackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, OperatorImage: opts.OperatorImage}
 	if err := backups.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -5,13 +5,14 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,12 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
+
+// errBackupNotDoneYet: the KintoBackup a new instance starts from is still pending or running.
+var errBackupNotDoneYet = errors.New("the backup is not completed yet")
+
+// reasonWaitingForBackup is Restored's reason while the backup to restore is still being taken.
+const reasonWaitingForBackup = "WaitingForBackup"
 
 // backupInstanceIndex indexes KintoBackups by the instance they back up.
 const backupInstanceIndex = ".spec.instance"
@@ -45,6 +52,13 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 		return nil
 	}
 	src, problem, err := r.restoreSource(ctx, p.inst)
+	if errors.Is(err, errBackupNotDoneYet) {
+		// The backup's progress brings no event to this instance.
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonWaitingForBackup,
+			fmt.Sprintf("KintoBackup %q is not completed yet: the restore starts once it is", p.inst.Spec.Bootstrap.FromBackup.BackupName))
+		p.requeueAt(r.now().Add(secretRecheckInterval))
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -73,8 +87,15 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 			return nil, fmt.Sprintf("KintoBackup %q not found in namespace %s", from.BackupName, inst.Namespace), nil
 		case err != nil:
 			return nil, "", err
+		case backup.Status.Phase == v1alpha1.BackupFailed:
+			return nil, fmt.Sprintf("KintoBackup %q failed: only a completed backup is restored", from.BackupName), nil
 		case backup.Status.Phase != v1alpha1.BackupCompleted:
-			return nil, fmt.Sprintf("KintoBackup %q is %s, not Completed: only a completed backup is restored", from.BackupName, phaseOrPending(backup)), nil
+			return nil, "", errBackupNotDoneYet
+		}
+		if v := backup.Status.KintoVersion; v != "" && compareVersions(v, inst.Spec.Version) > 0 &&
+			inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != inst.Spec.Version {
+			return nil, fmt.Sprintf("KintoBackup %q holds a schema of Kinto %s, newer than spec.version %s: Kinto's migrations only go forward "+
+				"(to restore it anyway, annotate the instance with %s=%s)", from.BackupName, v, inst.Spec.Version, v1alpha1.ForceDowngradeAnnotation, inst.Spec.Version), nil
 		}
 		st := backup.Status
 		src = resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256}
@@ -88,13 +109,6 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 		}
 	}
 	return &src, "", nil
-}
-
-func phaseOrPending(b *v1alpha1.KintoBackup) v1alpha1.BackupPhase {
-	if b.Status.Phase == "" {
-		return v1alpha1.BackupPending
-	}
-	return b.Status.Phase
 }
 
 // checkS3Credentials says what is wrong with the Secrets of an S3 connection, "" when both keys
@@ -132,7 +146,7 @@ func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass)
 		return nil
 	}
 	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.RestoreJobName(p.inst)}
-	job, err := startJob(ctx, r.Client, key, func() *batchv1.Job { return resources.RestoreJob(p.inst, *p.restoreSource, r.OperatorImage) })
+	job, err := startJob(ctx, r.Client, key, p.inst.UID, func() *batchv1.Job { return resources.RestoreJob(p.inst, *p.restoreSource, r.OperatorImage) })
 	if err != nil {
 		return err
 	}
@@ -168,7 +182,15 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass)
 	if spec == nil {
 		// Backups taken before spec.backup went stay, and so does status.lastBackup.
 		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionBackupHealthy)
-		return r.deleteIfExists(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.BackupCronJobName(p.inst)}})
+		stale := &batchv1.CronJob{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.BackupCronJobName(p.inst)}, stale)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return r.deleteIfExists(ctx, stale)
 	}
 	backups, err := r.backupsOf(ctx, p.inst)
 	if err != nil {
@@ -206,6 +228,12 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass)
 	}
 	if err := apply(ctx, r.Client, resources.BackupCronJob(p.inst, r.OperatorImage)); err != nil {
 		return err
+	}
+	if p.inst.Spec.Hibernate {
+		// The schedule is suspended, and the data does not change while no pod runs.
+		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, reasonHibernating,
+			"backups are suspended while the instance hibernates: its data does not change")
+		return nil
 	}
 	health := backupHealth(backups, schedule, p.inst.CreationTimestamp.Time, r.now())
 	setCondition(p, v1alpha1.ConditionBackupHealthy, health.status, health.reason, health.message)
@@ -297,9 +325,11 @@ func (r *KintoInstanceReconciler) deleteIfExists(ctx context.Context, obj client
 	return client.IgnoreNotFound(r.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)))
 }
 
-// expiredBackups are the completed KintoBackups in dest whose dumps the retention rule drops at
-// now: objectstore.Expired, the rule the backup Job's prune step applies, on the dumps' names.
-func expiredBackups(backups []v1alpha1.KintoBackup, dest *v1alpha1.BackupDestination, retention *v1alpha1.BackupRetention, now time.Time) []v1alpha1.KintoBackup {
+// expiredBackups are the completed KintoBackups whose dumps are in folder (path.Dir of their
+// status.location, which a grown volume or renamed Secret leaves as it is) and which the
+// retention rule drops at now: objectstore.Expired, the rule the backup Job's prune step
+// applies, on the dumps' names.
+func expiredBackups(backups []v1alpha1.KintoBackup, folder string, retention *v1alpha1.BackupRetention, now time.Time) []v1alpha1.KintoBackup {
 	maxAge, err := dumps.ParseMaxAge(retention.MaxAge)
 	if err != nil {
 		// The API's pattern admits only ages ParseMaxAge reads; keep everything otherwise.
@@ -308,7 +338,7 @@ func expiredBackups(backups []v1alpha1.KintoBackup, dest *v1alpha1.BackupDestina
 	byFile := map[string]v1alpha1.KintoBackup{}
 	var stored []objectstore.Object
 	for _, b := range backups {
-		if b.Status.Phase != v1alpha1.BackupCompleted || !equality.Semantic.DeepEqual(b.Status.Destination, dest) {
+		if b.Status.Phase != v1alpha1.BackupCompleted || path.Dir(b.Status.Location) != folder {
 			continue
 		}
 		if _, ok := dumps.ParseFileName(b.Status.File); ok {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -63,13 +64,13 @@ func TestBackupHealth(t *testing.T) {
 // The KintoBackups retention removes are those of the dumps the prune step deletes: completed
 // ones in the instance's destination, by the time in their names, never the newest.
 func TestExpiredBackups(t *testing.T) {
-	volume := &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}}
-	bucket := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: v1alpha1.S3Connection{Bucket: "kb"}}}
+	const volume, bucket = "pvc://notes-backups", "s3://kb/coop/tenants/notes"
 	day := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
-	backup := func(name string, dest *v1alpha1.BackupDestination, phase v1alpha1.BackupPhase, daysIn int) v1alpha1.KintoBackup {
+	backup := func(name string, folder string, phase v1alpha1.BackupPhase, daysIn int) v1alpha1.KintoBackup {
 		b := v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		b.Status.Phase, b.Status.Destination = phase, dest
+		b.Status.Phase = phase
 		b.Status.File = dumps.FileName(day.AddDate(0, 0, daysIn))
+		b.Status.Location = folder + "/" + b.Status.File
 		return b
 	}
 	backups := []v1alpha1.KintoBackup{
@@ -95,7 +96,7 @@ func TestExpiredBackups(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, b := range expiredBackups(backups, volume, &tc.retention, now) {
+			for _, b := range expiredBackups(backups, path.Dir(volume+"/x.dump"), &tc.retention, now) {
 				got = append(got, b.Name)
 			}
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {

@@ -47,6 +47,9 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 	if err != nil {
 		return err
 	}
+	// Applied on the condition that it is still the Secret read: one deleted meanwhile must not
+	// come back with values from a stale read, nor new ones over data.
+	secret.ResourceVersion = existing.ResourceVersion
 	if err := apply(ctx, r.Client, secret); err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 	}
 
 	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.MigrateJobName(p.inst, target)}
-	job, err := startJob(ctx, r.Client, key, func() *batchv1.Job { return resources.MigrateJob(p.inst, target) })
+	job, err := startJob(ctx, r.Client, key, p.inst.UID, func() *batchv1.Job { return resources.MigrateJob(p.inst, target) })
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ var readyOwnReasons = map[string]bool{reasonReconcileError: true, reasonTakingFi
 var progressReasons = map[string]bool{
 	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
 	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true, reasonHibernating: true,
-	reasonWaitingForRolloutSlot: true, "Restoring": true, "WaitingForRestore": true, reasonTakingFinalBackup: true,
+	reasonWaitingForRolloutSlot: true, "Restoring": true, "WaitingForRestore": true, reasonWaitingForBackup: true, reasonTakingFinalBackup: true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {

@@ -167,11 +167,14 @@ func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, o
 	return pod
 }
 
-// BackupResultContainer names the container whose termination message is the dump's result
-// JSON: the dump's own on a volume, the upload's, which adds the key, for S3.
-func BackupResultContainer(dest *v1alpha1.BackupDestination) string {
-	if dest != nil && dest.S3 != nil {
-		return stepUpload
+// BackupResultContainerOf names the container of a backup pod whose termination message is the
+// dumps.Result: the upload step where there is one (S3), else the dump step (volume). It reads
+// the pod as it was made, so it holds whatever the destination became since.
+func BackupResultContainerOf(pod corev1.PodSpec) string {
+	for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+		if c.Name == stepUpload {
+			return stepUpload
+		}
 	}
 	return stepDump
 }

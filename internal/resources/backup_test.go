@@ -327,7 +327,7 @@ func TestBackupJob(t *testing.T) {
 				t.Errorf("pod runs as %s, uid %d", pod.ServiceAccountName, *pod.SecurityContext.RunAsUser)
 			}
 			dest := tc.inst.Spec.Backup.Destination
-			if result := BackupResultContainer(dest); pod.Containers[0].Name != result {
+			if result := BackupResultContainerOf(pod); pod.Containers[0].Name != result {
 				t.Errorf("the result comes from %s, the Job's container is %s", result, pod.Containers[0].Name)
 			}
 
@@ -363,23 +363,19 @@ func TestBackupJob(t *testing.T) {
 	}
 }
 
-func TestBackupResultAndLocation(t *testing.T) {
+func TestDumpLocation(t *testing.T) {
 	volume := &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}}
 	s3 := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: testS3Connection(), Prefix: "coop"}}
 	cases := []struct {
 		name         string
 		dest         *v1alpha1.BackupDestination
-		wantResult   string
 		wantLocation string
 	}{
-		{"volume", volume, "dump", "pvc://notes-backups/20261126T030000Z.dump"},
-		{"S3", s3, "upload", "s3://kinto-backups/coop/tenants/notes/20261126T030000Z.dump"},
+		{"volume", volume, "pvc://notes-backups/20261126T030000Z.dump"},
+		{"S3", s3, "s3://kinto-backups/coop/tenants/notes/20261126T030000Z.dump"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := BackupResultContainer(tc.dest); got != tc.wantResult {
-				t.Errorf("result container %q, want %q", got, tc.wantResult)
-			}
 			got := DumpLocation(tc.dest, "notes-backups", "20261126T030000Z.dump", "coop/tenants/notes/20261126T030000Z.dump")
 			if got != tc.wantLocation {
 				t.Errorf("location %q, want %q", got, tc.wantLocation)
