@@ -169,11 +169,13 @@ func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass)
 	return nil
 }
 
+// describeSource is where the dump to restore is, in the form of a KintoBackup's location.
 func describeSource(src *resources.RestoreSource) string {
+	dest := &v1alpha1.BackupDestination{}
 	if src.S3 != nil {
-		return fmt.Sprintf("s3://%s/%s", src.S3.Bucket, src.Key)
+		dest.S3 = &v1alpha1.S3Destination{S3Connection: *src.S3}
 	}
-	return fmt.Sprintf("pvc://%s/%s", src.VolumeClaimName, src.File)
+	return resources.DumpLocation(dest, src.VolumeClaimName, src.File, src.Key)
 }
 
 // reconcileBackups runs the scheduled backups and reports their health.

@@ -88,7 +88,7 @@ type KintoBackupStatus struct {
 	// +optional
 	Key string `json:"key,omitempty"`
 
-	// Location of the dump, such as s3://bucket/prefix/notes/20261126T030000Z.dump or
+	// Location of the dump, such as s3://bucket/prefix/namespace/notes/20261126T030000Z.dump or
 	// pvc://notes-backups/20261126T030000Z.dump.
 	// +optional
 	Location string `json:"location,omitempty"`

@@ -588,7 +588,7 @@ type BackupSource struct {
 type S3Source struct {
 	S3Connection `json:",inline"`
 
-	// Key of the dump in the bucket, such as backups/notes/20261126T030000Z.dump.
+	// Key of the dump in the bucket, such as backups/coop/notes/20261126T030000Z.dump.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*[0-9]{8}T[0-9]{6}Z\.dump$`
@@ -699,7 +699,7 @@ type LastBackup struct {
 	Name string `json:"name"`
 	// CompletedAt is when it was written.
 	CompletedAt metav1.Time `json:"completedAt"`
-	// Location of the dump, such as s3://bucket/prefix/notes/20261126T030000Z.dump or
+	// Location of the dump, such as s3://bucket/prefix/namespace/notes/20261126T030000Z.dump or
 	// pvc://notes-backups/20261126T030000Z.dump.
 	Location string `json:"location"`
 	// Size of the dump in bytes.

@@ -1,6 +1,6 @@
 // Package dumps names the database dumps of backups and describes them. A dump's name is the UTC
 // time it started, which it keeps wherever it is stored (a backup volume, or an object key
-// <prefix>/<instance>/<name>), so that retention reads a dump's age from its name. A dump's
+// <prefix>/<namespace>/<instance>/<name>), so that retention reads a dump's age from its name. A dump's
 // result, one line of JSON, is written beside it as <name>.json, reported as the termination
 // message of the container that made or uploaded it, and printed by `manager backup`.
 package dumps
