@@ -10,8 +10,10 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -21,6 +23,8 @@ import (
 )
 
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintohostingclasses,verbs=get;list;watch
+// A class's namespaceSelector is matched against the labels of the instance's namespace.
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // classNameIndex indexes instances by spec.className: "" for those that name none, which the
 // default class hosts.
@@ -33,6 +37,7 @@ const (
 	reasonClassNotFound         = "ClassNotFound"
 	reasonSeveralDefaultClasses = "SeveralDefaultClasses"
 	reasonExceedsClass          = "ExceedsClass"
+	reasonClassNotAllowed       = "ClassNotAllowed"
 )
 
 // errHeldByClass ends a pass whose instance does not fit its hosting class, or whose class cannot
@@ -57,6 +62,10 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 		return hosting{status: metav1.ConditionFalse, reason: reason,
 			message: message + "; the instance's objects are left as they are until then"}, nil
 	}
+	namespace := &corev1.Namespace{}
+	if err := c.Get(ctx, client.ObjectKey{Name: inst.Namespace}, namespace); err != nil {
+		return hosting{}, err
+	}
 	var class *v1alpha1.KintoHostingClass
 	if name := inst.Spec.ClassName; name != "" {
 		class = &v1alpha1.KintoHostingClass{}
@@ -67,6 +76,9 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 		if err != nil {
 			return hosting{}, err
 		}
+		if offered, err := offeredTo(class, namespace); err != nil || !offered {
+			return held(reasonClassNotAllowed, fmt.Sprintf("KintoHostingClass %q, which spec.className names, is not offered to namespace %s", name, inst.Namespace))
+		}
 	} else {
 		list := &v1alpha1.KintoHostingClassList{}
 		if err := c.List(ctx, list); err != nil {
@@ -74,7 +86,7 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 		}
 		var defaults []string
 		for i := range list.Items {
-			if list.Items[i].Spec.Default {
+			if offered, err := offeredTo(&list.Items[i], namespace); list.Items[i].Spec.Default && err == nil && offered {
 				class = &list.Items[i]
 				defaults = append(defaults, class.Name)
 			}
@@ -101,6 +113,19 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 		h.className, h.reason, h.message = class.Name, reasonClassApplied, fmt.Sprintf("hosting class %s applies", class.Name)
 	}
 	return h, nil
+}
+
+// offeredTo says whether class is offered to the instances of namespace. A selector the API
+// server let through but that does not parse offers the class to no one.
+func offeredTo(class *v1alpha1.KintoHostingClass, namespace *corev1.Namespace) (bool, error) {
+	if class.Spec.NamespaceSelector == nil {
+		return true, nil
+	}
+	selector, err := metav1.LabelSelectorAsSelector(class.Spec.NamespaceSelector)
+	if err != nil {
+		return false, err
+	}
+	return selector.Matches(labels.Set(namespace.Labels)), nil
 }
 
 // reconcileHostingClass makes the rest of the pass work on the instance as its hosting class

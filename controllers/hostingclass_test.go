@@ -326,3 +326,37 @@ func hostingClassMessage(inst *v1alpha1.KintoInstance) string {
 	}
 	return ""
 }
+
+// A class offered to some namespaces holds an instance elsewhere that names it, until its
+// namespace gets the label; as a default class it hosts only the namespaces it selects.
+func TestClassOfferedToSomeNamespaces(t *testing.T) {
+	ns := newNamespace(t)
+	spec := plan()
+	spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"plan": "premium"}}
+	spec.Default = true
+	createClass(t, "plan-premium", spec)
+
+	unnamed := createInstance(t, ns, "unnamed", nil)
+	if cur := waitForCondition(t, unnamed, v1alpha1.ConditionHostingClass, metav1.ConditionTrue, "NoClass"); cur.Status.ClassName != "" {
+		t.Errorf("a default class for other namespaces hosts this one: status.className %q", cur.Status.ClassName)
+	}
+	named := createInstance(t, ns, "named", inClass("plan-premium"))
+	cur := waitForCondition(t, named, v1alpha1.ConditionHostingClass, metav1.ConditionFalse, "ClassNotAllowed")
+	if msg := hostingClassMessage(cur); !strings.Contains(msg, "not offered to namespace "+ns) {
+		t.Errorf("HostingClass message = %q", msg)
+	}
+	if err := k8s.Get(context.Background(), key(ns, resources.ConfigMapName(named)), &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a held instance got its objects: %v", err)
+	}
+
+	namespace := &corev1.Namespace{}
+	get(t, "", ns, namespace)
+	namespace.Labels["plan"] = "premium"
+	if err := k8s.Update(context.Background(), namespace); err != nil {
+		t.Fatal(err)
+	}
+	waitForCondition(t, named, v1alpha1.ConditionHostingClass, metav1.ConditionTrue, "Applied")
+	if cur := waitForCondition(t, unnamed, v1alpha1.ConditionHostingClass, metav1.ConditionTrue, "Applied"); cur.Status.ClassName != "plan-premium" {
+		t.Errorf("the default class does not host its namespace's instance: status.className %q", cur.Status.ClassName)
+	}
+}

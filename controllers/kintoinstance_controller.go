@@ -264,6 +264,15 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
+		// A namespace's labels decide which classes its instances may have.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, ns client.Object) []reconcile.Request {
+			list := &v1alpha1.KintoInstanceList{}
+			if err := mgr.GetClient().List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
+				log.FromContext(ctx).Error(err, "listing the instances of a namespace", "namespace", ns.GetName())
+				return nil
+			}
+			return instanceRequests(list)
+		})).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(
 			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
 		// A backup's progress is the instance's BackupHealthy, and its final backup's, the

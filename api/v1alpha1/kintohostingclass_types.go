@@ -17,6 +17,13 @@ type KintoHostingClassSpec struct {
 	// +optional
 	Default bool `json:"default,omitempty"`
 
+	// NamespaceSelector offers the class to the instances of the namespaces it selects only, so
+	// that a tenant cannot pick a plan meant for others: an instance elsewhere that names the
+	// class is held (HostingClass=False, reason ClassNotAllowed), and, as a default class, the
+	// class hosts only the instances of those namespaces. Every namespace when unset.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
 	// Replicas of the Kinto server.
 	// +optional
 	Replicas *ReplicasPolicy `json:"replicas,omitempty"`
