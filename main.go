@@ -4,7 +4,9 @@ package main
 
 import (
 	"flag"
+	"net"
 	"os"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,12 +21,14 @@ func main() {
 		os.Exit(backuptool.Main(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	var opts controllers.Options
-	var ingressNamespaces string
+	var ingressNamespaces, externalCIDRs string
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes; 0 disables them.")
 	flag.BoolVar(&opts.LeaderElect, "leader-elect", true, "Elect a leader, so that only one replica of the operator reconciles.")
 	flag.StringVar(&ingressNamespaces, "ingress-namespace-selector", "kubernetes.io/metadata.name=ingress-nginx",
 		"Label selector of the namespaces of the ingress controller: the only pods the Kinto servers take traffic from.")
+	flag.StringVar(&externalCIDRs, "external-egress-cidrs", "",
+		"Comma-separated address ranges outside the cluster that instances may reach (external databases, OpenID providers, object storage); empty: every address.")
 	flag.IntVar(&opts.MaxConcurrentRollouts, "max-concurrent-rollouts", 5,
 		"How many instances may roll their running pods at once (new release, configuration or Secret); the others wait their turn. 0: no cap.")
 	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
@@ -41,6 +45,16 @@ func main() {
 		os.Exit(1)
 	}
 	opts.Network.IngressNamespaces = *ingressSelector
+	for _, cidr := range strings.Split(externalCIDRs, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			setupLog.Error(err, "parsing --external-egress-cidrs")
+			os.Exit(1)
+		}
+		opts.Network.ExternalCIDRs = append(opts.Network.ExternalCIDRs, cidr)
+	}
 	if opts.OperatorImage == "" {
 		setupLog.Error(nil, "set --operator-image or OPERATOR_IMAGE to the operator's image: backup and restore Jobs run it")
 		os.Exit(1)

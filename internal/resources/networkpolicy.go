@@ -20,13 +20,24 @@ type NetworkOptions struct {
 	// IngressNamespaces selects the namespaces of the ingress controller: the only pods that may
 	// reach the Kinto server.
 	IngressNamespaces metav1.LabelSelector
+	// ExternalCIDRs are the addresses outside the cluster that instances may reach: external
+	// databases, OpenID providers and object storage, whose addresses a NetworkPolicy cannot name
+	// by host. Every address when empty.
+	ExternalCIDRs []string
 }
 
-// anywhere is every IPv4 and IPv6 address: the egress peer of a service outside the cluster,
-// whose addresses the operator cannot know (an external database, an OpenID provider).
-var anywhere = []networkingv1.NetworkPolicyPeer{
-	{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}},
-	{IPBlock: &networkingv1.IPBlock{CIDR: "::/0"}},
+// externalPeers are the egress peers of a service outside the cluster (an external database, an
+// OpenID provider, object storage): the admin's ExternalCIDRs, else every IPv4 and IPv6 address.
+func (o NetworkOptions) externalPeers() []networkingv1.NetworkPolicyPeer {
+	cidrs := o.ExternalCIDRs
+	if len(cidrs) == 0 {
+		cidrs = []string{"0.0.0.0/0", "::/0"}
+	}
+	peers := make([]networkingv1.NetworkPolicyPeer, 0, len(cidrs))
+	for _, cidr := range cidrs {
+		peers = append(peers, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}})
+	}
+	return peers
 }
 
 // NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
@@ -70,12 +81,12 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 		egress = append(egress, *database.DeepCopy())
 	} else {
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
-			To: anywhere, Ports: []networkingv1.NetworkPolicyPort{port(externalDatabasePort, tcp)},
+			To: opts.externalPeers(), Ports: []networkingv1.NetworkPolicyPort{port(externalDatabasePort, tcp)},
 		})
 	}
 	if len(inst.Spec.OpenIDConnectProviders()) > 0 {
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
-			To: anywhere, Ports: []networkingv1.NetworkPolicyPort{port(443, tcp)},
+			To: opts.externalPeers(), Ports: []networkingv1.NetworkPolicyPort{port(443, tcp)},
 		})
 	}
 	kinto := &networkingv1.NetworkPolicy{
@@ -110,7 +121,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 
 	backupEgress := []networkingv1.NetworkPolicyEgressRule{dns, database}
 	if ports := slices.Compact(slices.Sorted(slices.Values(objectStoragePorts))); len(ports) > 0 {
-		rule := networkingv1.NetworkPolicyEgressRule{To: anywhere}
+		rule := networkingv1.NetworkPolicyEgressRule{To: opts.externalPeers()}
 		for _, p := range ports {
 			rule.Ports = append(rule.Ports, port(p, tcp))
 		}

@@ -186,3 +186,41 @@ func TestObjectStoragePort(t *testing.T) {
 		}
 	}
 }
+
+// Egress outside the cluster goes to every address, or only to the admin's ExternalCIDRs: the
+// external database, the OpenID providers and the object storage alike.
+func TestExternalCIDRs(t *testing.T) {
+	inst := newInstance(withOpenID, withS3Backup)
+	for _, tc := range []struct {
+		name  string
+		cidrs []string
+		want  []string
+	}{
+		{"every address by default", nil, []string{"0.0.0.0/0", "::/0"}},
+		{"the admin's ranges", []string{"203.0.113.0/24", "2001:db8::/32"}, []string{"203.0.113.0/24", "2001:db8::/32"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testNetwork
+			opts.ExternalCIDRs = tc.cidrs
+			external := 0
+			for _, policy := range NetworkPolicies(inst, opts, 0, []int32{443}) {
+				for _, rule := range policy.Spec.Egress {
+					if rule.To[0].IPBlock == nil {
+						continue
+					}
+					external++
+					var got []string
+					for _, peer := range rule.To {
+						got = append(got, peer.IPBlock.CIDR)
+					}
+					if !slices.Equal(got, tc.want) {
+						t.Errorf("%s: egress to %v, want %v", policy.Name, got, tc.want)
+					}
+				}
+			}
+			if external != 2 {
+				t.Errorf("%d rules reach outside the cluster, want 2 (OpenID, object storage)", external)
+			}
+		})
+	}
+}
