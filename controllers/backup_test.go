@@ -295,6 +295,11 @@ func TestS3DestinationNeedsItsCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForCondition(t, inst, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, "Scheduled")
+	// Watched from now on: the operator caches it and hears of its changes.
+	get(t, ns, "s3", secret)
+	if secret.Labels[resources.WatchedLabel] != "true" {
+		t.Errorf("the S3 credentials Secret is not labelled for the operator to watch: %v", secret.Labels)
+	}
 	if err := k8s.Get(context.Background(), key(ns, resources.BackupNetworkPolicyName(inst)), &networkingv1.NetworkPolicy{}); err != nil {
 		t.Errorf("the backup pods' network policy: %v", err)
 	}

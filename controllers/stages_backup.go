@@ -125,7 +125,10 @@ func (r *KintoInstanceReconciler) checkS3Credentials(ctx context.Context, inst *
 			return "", err
 		}
 		if owner := secretOwner(secret); owner != "" && owner != inst.Name {
-			problem = fmt.Sprintf("Secret %q belongs to KintoInstance %q: an instance may not read another instance's credentials", ref.Name, owner)
+			secret, problem = nil, fmt.Sprintf("Secret %q belongs to KintoInstance %q: an instance may not read another instance's credentials", ref.Name, owner)
+		}
+		if err := r.watchSecret(ctx, secret); err != nil {
+			return "", err
 		}
 		if problem != "" {
 			return "object storage credentials: " + problem, nil

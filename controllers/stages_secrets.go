@@ -69,14 +69,8 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 		if owner := secretOwner(secret); owner != "" && owner != p.inst.Name {
 			secret, problem = nil, fmt.Sprintf("Secret %q belongs to KintoInstance %q: an instance may not read another instance's credentials", ref.Name, owner)
 		}
-		// Watched as soon as it exists, so that fixing it brings the instance back at once.
-		if secret != nil && secret.Labels[resources.WatchedLabel] != "true" {
-			// A merge patch of the label alone: it never creates the Secret, nor touches its data.
-			patch := client.MergeFrom(secret.DeepCopy())
-			metav1.SetMetaDataLabel(&secret.ObjectMeta, resources.WatchedLabel, "true")
-			if err := r.Patch(ctx, secret, patch); err != nil {
-				return err
-			}
+		if err := r.watchSecret(ctx, secret); err != nil {
+			return err
 		}
 		if problem == "" && ref.ForDatabase {
 			p.externalDatabasePort, problem = databasePort(secret.Data[ref.Key])
@@ -93,6 +87,18 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 	}
 	p.secretsRevision = resources.SecretsRevision(versions)
 	return nil
+}
+
+// watchSecret labels a user's Secret an instance reads (none when nil) as soon as it exists, so
+// that the operator caches and watches it: fixing it brings the instance back at once.
+func (r *KintoInstanceReconciler) watchSecret(ctx context.Context, secret *corev1.Secret) error {
+	if secret == nil || secret.Labels[resources.WatchedLabel] == "true" {
+		return nil
+	}
+	// A merge patch of the label alone: it never creates the Secret, nor touches its data.
+	patch := client.MergeFrom(secret.DeepCopy())
+	metav1.SetMetaDataLabel(&secret.ObjectMeta, resources.WatchedLabel, "true")
+	return r.Patch(ctx, secret, patch)
 }
 
 // secretOwner is the instance a Secret of the operator's belongs to, "" for the user's Secrets.

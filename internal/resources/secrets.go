@@ -37,15 +37,42 @@ func ReferencedSecrets(inst *v1alpha1.KintoInstance) []SecretReference {
 	return refs
 }
 
-// ReferencedSecretNames are the names of the user's Secrets the instance reads, without repeats.
+// ObjectStorageSecrets lists the keys of the user's Secrets the instance's backup and restore
+// Jobs read: the access keys (and CA bundle) of its S3 backup destination and of the S3 dump it
+// starts from. They roll no pod of the server.
+func ObjectStorageSecrets(inst *v1alpha1.KintoInstance) []v1alpha1.SecretKeyRef {
+	var refs []v1alpha1.SecretKeyRef
+	add := func(conn *v1alpha1.S3Connection) {
+		refs = append(refs, conn.Credentials.AccessKeyID, conn.Credentials.SecretAccessKey)
+		if conn.CABundle != nil {
+			refs = append(refs, *conn.CABundle)
+		}
+	}
+	if b := inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil {
+		add(&b.Destination.S3.S3Connection)
+	}
+	if b := inst.Spec.Bootstrap; b != nil && b.FromBackup.S3 != nil {
+		add(&b.FromBackup.S3.S3Connection)
+	}
+	return refs
+}
+
+// ReferencedSecretNames are the names of every user's Secret the instance or its Jobs read,
+// without repeats: those the operator watches for it.
 func ReferencedSecretNames(inst *v1alpha1.KintoInstance) []string {
 	seen := map[string]bool{}
 	var names []string
-	for _, r := range ReferencedSecrets(inst) {
-		if !seen[r.Name] {
-			seen[r.Name] = true
-			names = append(names, r.Name)
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
 		}
+	}
+	for _, r := range ReferencedSecrets(inst) {
+		add(r.Name)
+	}
+	for _, r := range ObjectStorageSecrets(inst) {
+		add(r.Name)
 	}
 	return names
 }

@@ -19,6 +19,14 @@ func TestReferencedSecrets(t *testing.T) {
 		{"one Secret for both, named once", newInstance(external, withOpenID, func(i *v1alpha1.KintoInstance) {
 			i.Spec.Auth.OpenIDConnect[0].ClientSecret.Name = "coop-db"
 		}), []string{"coop-db"}},
+		{"backups to S3, and a restore from S3", newInstance(withS3Backup, withCABundle, func(i *v1alpha1.KintoInstance) {
+			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
+				S3Connection: v1alpha1.S3Connection{Credentials: v1alpha1.S3Credentials{
+					AccessKeyID:     v1alpha1.SecretKeyRef{Name: "old-host", Key: "id"},
+					SecretAccessKey: v1alpha1.SecretKeyRef{Name: "old-host", Key: "secret"},
+				}},
+			}}}
+		}), []string{"s3-credentials", "minio-ca", "old-host"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
