@@ -150,7 +150,7 @@ func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, o
 		prune = pruneCommand(dest, inst.Spec.Backup.Retention, dumpDir, inst.Name)
 	}
 	if s3 := dest.S3; s3 != nil {
-		pod.Volumes = append([]corev1.Volume{emptyDirVolume(dumpVolume)}, objectStorageVolumes(&s3.S3Connection)...)
+		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(&s3.S3Connection)...)
 		readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
 		folder := NamespaceFolder(s3.Prefix, inst.Namespace)
 		steps = append(steps, objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, folder, readDumps))
@@ -209,7 +209,7 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 	var file string
 	if src.S3 != nil {
 		file = path.Join(dumpDir, path.Base(src.Key))
-		pod.Volumes = append([]corev1.Volume{emptyDirVolume(dumpVolume)}, objectStorageVolumes(src.S3)...)
+		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(src.S3)...)
 		writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
 		steps = append(steps, objectStorageStep(stepDownload, operatorImage, downloadCommand(src.Key, file), src.S3, "", writeDumps))
 	} else {
@@ -288,6 +288,17 @@ func databaseStep(inst *v1alpha1.KintoInstance, name string, command []string, e
 // operatorStep is a step running the operator's binary.
 func operatorStep(name, operatorImage string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
 	return jobStep(name, operatorImage, command, env, mounts, stepResources("10m", "32Mi", "256Mi"))
+}
+
+// scratchVolume holds a dump on its way to or from object storage. It is bounded by the size of
+// the database volume, which a dump (compressed, without the cache's rows) does not outgrow: a
+// runaway step is evicted rather than filling the node's disk.
+func scratchVolume(inst *v1alpha1.KintoInstance) corev1.Volume {
+	v := emptyDirVolume(dumpVolume)
+	if db := inst.Spec.ManagedDatabase(); db != nil && db.StorageSize != nil {
+		v.EmptyDir.SizeLimit = ptr.To(db.StorageSize.DeepCopy())
+	}
+	return v
 }
 
 // NamespaceFolder is the folder of a bucket that holds the dumps of a namespace's instances, each

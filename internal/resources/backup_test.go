@@ -342,7 +342,7 @@ func TestBackupJob(t *testing.T) {
 				t.Errorf("dump of %q", host)
 			}
 			switch v := podVolume(pod, "dumps"); {
-			case tc.wantDumps == "emptyDir" && v.EmptyDir == nil,
+			case tc.wantDumps == "emptyDir" && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.String() != "1Gi"),
 				tc.wantDumps != "emptyDir" && (v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != tc.wantDumps):
 				t.Errorf("dumps volume %+v, want %s", v.VolumeSource, tc.wantDumps)
 			}
@@ -453,8 +453,8 @@ func TestRestoreJob(t *testing.T) {
 				}
 				return
 			}
-			if dumps.EmptyDir == nil {
-				t.Errorf("dumps volume %+v, want scratch space", dumps.VolumeSource)
+			if dumps.EmptyDir == nil || dumps.EmptyDir.SizeLimit == nil || dumps.EmptyDir.SizeLimit.String() != "1Gi" {
+				t.Errorf("dumps volume %+v, want scratch space as large as the database volume", dumps.VolumeSource)
 			}
 			wantDownload := []string{"/manager", "backup", "download", "--key", tc.src.Key, "--file", tc.wantFile}
 			if !slices.Equal(download.Command, wantDownload) {
