@@ -34,9 +34,6 @@ import (
 // backup first.
 const backupTimeout = 3 * time.Minute
 
-// finalBackupLabel marks the KintoBackup that deletionPolicy Snapshot takes of a deleted instance.
-const finalBackupLabel = "hosting.kinto-storage.org/final"
-
 // dumpFilePattern is the name of every dump, <UTC time>.dump.
 var dumpFilePattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z\.dump$`)
 
@@ -54,7 +51,7 @@ func TestBackupAndRestoreOnAVolume(t *testing.T) {
 		t.Errorf("CronJob %s runs on %q, want the default 0 3 * * *", cronJob.Name, cronJob.Spec.Schedule)
 	}
 	claim := &corev1.PersistentVolumeClaim{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: backupVolumeClaimName(source)}, claim); err != nil {
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: resources.BackupVolumeClaimName(source)}, claim); err != nil {
 		t.Fatalf("the backup volume claim: %v", err)
 	}
 	data := populate(t, source)
@@ -166,7 +163,7 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	backupClaim := &corev1.PersistentVolumeClaim{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: backupVolumeClaimName(inst)}, backupClaim); err != nil {
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: resources.BackupVolumeClaimName(inst)}, backupClaim); err != nil {
 		t.Fatalf("the backup volume claim: %v", err)
 	}
 
@@ -182,11 +179,11 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 	})
 
 	var finals v1alpha1.KintoBackupList
-	if err := k8s.List(context.Background(), &finals, client.InNamespace(ns), client.MatchingLabels{finalBackupLabel: "true"}); err != nil {
+	if err := k8s.List(context.Background(), &finals, client.InNamespace(ns), client.MatchingLabels{resources.FinalBackupLabel: "true"}); err != nil {
 		t.Fatal(err)
 	}
 	if len(finals.Items) != 1 {
-		t.Fatalf("%d KintoBackups labelled %s=true, want 1; backups: %s", len(finals.Items), finalBackupLabel, describeBackups(t, ns))
+		t.Fatalf("%d KintoBackups labelled %s=true, want 1; backups: %s", len(finals.Items), resources.FinalBackupLabel, describeBackups(t, ns))
 	}
 	final := &finals.Items[0]
 	if want := inst.Name + "-final-" + string(inst.UID)[:8]; final.Name != want {
@@ -324,16 +321,11 @@ func carryHMACSecrets(t *testing.T, source *v1alpha1.KintoInstance, ns, instance
 	}
 }
 
-// backupCronJobName and backupVolumeClaimName are the names the operator gives an instance's
-// backup CronJob and backup volume claim (childName leaves a name as short as the sample's whole).
-func backupCronJobName(inst *v1alpha1.KintoInstance) string     { return inst.Name + "-backup" }
-func backupVolumeClaimName(inst *v1alpha1.KintoInstance) string { return inst.Name + "-backups" }
-
 // backupCronJob is the instance's backup CronJob.
 func backupCronJob(t *testing.T, inst *v1alpha1.KintoInstance) *batchv1.CronJob {
 	t.Helper()
 	cronJob := &batchv1.CronJob{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: inst.Namespace, Name: backupCronJobName(inst)}, cronJob); err != nil {
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: inst.Namespace, Name: resources.BackupCronJobName(inst)}, cronJob); err != nil {
 		t.Fatalf("the backup CronJob: %v", err)
 	}
 	return cronJob

@@ -143,10 +143,8 @@ func TestSelfHealing(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	inst := waitReady(t, applySample(t, ns, defaultSample, nil))
-	api := kintoAPI(t, inst)
-	waitHealthy(t, api)
-	ids := kintotest.Populate(t, api)
-	before := kintotest.Snapshot(t, api, ids)
+	data := populate(t, inst)
+	api, ids, before := kintoAPI(t, inst), data.ids, data.snapshot
 	volume := dataVolume(t, inst).UID
 
 	for _, component := range []string{resources.ComponentDatabase, resources.ComponentServer} {
@@ -203,10 +201,7 @@ func TestDeletedInstanceKeepsItsData(t *testing.T) {
 	if inst.Spec.DeletionPolicy != v1alpha1.DeletionPolicyRetain {
 		t.Fatalf("the sample's deletion policy is %q, want the default Retain", inst.Spec.DeletionPolicy)
 	}
-	api := kintoAPI(t, inst)
-	waitHealthy(t, api)
-	ids := kintotest.Populate(t, api)
-	before := kintotest.Snapshot(t, api, ids)
+	data := populate(t, inst)
 	volume := dataVolume(t, inst).UID
 	creds := &corev1.Secret{}
 	credsKey := client.ObjectKey{Namespace: ns, Name: resources.CredentialsSecretName(inst)}
@@ -245,9 +240,9 @@ func TestDeletedInstanceKeepsItsData(t *testing.T) {
 	if got := dataVolume(t, again).UID; got != volume {
 		t.Errorf("the new instance has a new data volume claim (uid %s, was %s)", got, volume)
 	}
-	api = kintoAPI(t, again)
+	api := kintoAPI(t, again)
 	waitHealthy(t, api)
-	kintotest.CompareSnapshots(t, "the re-created instance", before, kintotest.Snapshot(t, api, ids))
+	kintotest.CompareSnapshots(t, "the re-created instance", data.snapshot, kintotest.Snapshot(t, api, data.ids))
 }
 
 func podReady(p *corev1.Pod) bool {

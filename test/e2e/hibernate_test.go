@@ -21,10 +21,7 @@ func TestHibernateAndWake(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
 	inst := waitReady(t, applySample(t, ns, defaultSample, nil))
-	api := kintoAPI(t, inst)
-	waitHealthy(t, api)
-	ids := kintotest.Populate(t, api)
-	before := kintotest.Snapshot(t, api, ids)
+	data := populate(t, inst)
 	volume := dataVolume(t, inst).UID
 
 	setHibernate(t, inst, true)
@@ -49,8 +46,9 @@ func TestHibernateAndWake(t *testing.T) {
 	if meta.FindStatusCondition(woken.Status.Conditions, v1alpha1.ConditionHibernating) != nil {
 		t.Errorf("the woken instance still reports Hibernating: %s", describeStatus(woken))
 	}
+	api := kintoAPI(t, woken)
 	waitHealthy(t, api)
-	kintotest.CompareSnapshots(t, "the woken instance", before, kintotest.Snapshot(t, api, ids))
+	kintotest.CompareSnapshots(t, "the woken instance", data.snapshot, kintotest.Snapshot(t, api, data.ids))
 }
 
 func setHibernate(t *testing.T, inst *v1alpha1.KintoInstance, hibernate bool) {
