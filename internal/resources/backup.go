@@ -200,8 +200,9 @@ type RestoreSource struct {
 }
 
 // RestoreJob restores src into the instance's fresh managed database (the API allows
-// spec.bootstrap with no other), before `kinto migrate` runs. A dump in S3 is downloaded, verified, to scratch space first; one on a volume is read
-// where it is, the volume mounted read-only.
+// spec.bootstrap with no other), before `kinto migrate` runs. A dump in S3 is downloaded,
+// verified, to scratch space first; one on a volume is read where it is, the volume mounted
+// read-only.
 func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage string) *batchv1.Job {
 	pod := podSpecBase(inst, postgresUID)
 	pod.RestartPolicy = corev1.RestartPolicyNever
