@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -139,6 +140,17 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 	setCondition(p, v1alpha1.ConditionHostingClass, h.status, h.reason, h.message)
 	if h.status != metav1.ConditionTrue {
 		return errHeldByClass
+	}
+	if p.inst.Spec.Replicas == nil {
+		// The scale subresource, which a HorizontalPodAutoscaler reads, needs spec.replicas: the
+		// class's default (or the built-in one) is written into the spec once, as the API server
+		// writes its own defaults, at the instance's first pass.
+		patch := client.MergeFromWithOptions(p.inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		p.inst.Spec.Replicas = ptr.To(*h.inst.Spec.Replicas)
+		if err := r.Patch(ctx, p.inst, patch); err != nil {
+			return err
+		}
+		h.inst.ObjectMeta = p.inst.ObjectMeta // the generation the conditions describe
 	}
 	p.inst = h.inst
 	p.status.ClassName = h.className

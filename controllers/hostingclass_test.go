@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -88,7 +90,8 @@ func TestClassDefaultsReachTheChildren(t *testing.T) {
 	if cur.Status.ClassName != "plan-defaults" {
 		t.Errorf("status.className = %q", cur.Status.ClassName)
 	}
-	if cur.Spec.Replicas != nil || cur.Spec.Backup != nil || cur.Spec.Ingress != nil {
+	// Only replicas is written into the spec, for the scale subresource (see below).
+	if cur.Spec.Resources != nil || cur.Spec.Backup != nil || cur.Spec.Ingress != nil {
 		t.Errorf("the operator wrote the class's values into the spec: %+v", cur.Spec)
 	}
 	cur = bringUp(t, inst)
@@ -358,5 +361,28 @@ func TestClassOfferedToSomeNamespaces(t *testing.T) {
 	waitForCondition(t, named, v1alpha1.ConditionHostingClass, metav1.ConditionTrue, "Applied")
 	if cur := waitForCondition(t, unnamed, v1alpha1.ConditionHostingClass, metav1.ConditionTrue, "Applied"); cur.Status.ClassName != "plan-premium" {
 		t.Errorf("the default class does not host its namespace's instance: status.className %q", cur.Status.ClassName)
+	}
+}
+
+// An instance that leaves replicas to its class gets the class's default written into its spec
+// once, so that its scale subresource, which a HorizontalPodAutoscaler reads, works.
+func TestReplicasDefaultIsWrittenForTheScaleSubresource(t *testing.T) {
+	ns := newNamespace(t)
+	createClass(t, "plan-scaled", plan())
+	inst := createInstance(t, ns, "scaled", inClass("plan-scaled"))
+	if inst.Spec.Replicas != nil {
+		t.Fatalf("the test instance sets spec.replicas %d", *inst.Spec.Replicas)
+	}
+	eventually(t, "spec.replicas written", func() error {
+		cur := &v1alpha1.KintoInstance{}
+		get(t, ns, inst.Name, cur)
+		if cur.Spec.Replicas == nil || *cur.Spec.Replicas != *plan().Replicas.Default {
+			return fmt.Errorf("spec.replicas = %v, want the class's default %d", cur.Spec.Replicas, *plan().Replicas.Default)
+		}
+		return nil
+	})
+	scale := &autoscalingv1.Scale{}
+	if err := k8s.SubResource("scale").Get(context.Background(), inst, scale); err != nil || scale.Spec.Replicas != *plan().Replicas.Default {
+		t.Errorf("scale = %+v, %v", scale.Spec, err)
 	}
 }

@@ -359,7 +359,8 @@ func ptrTo[T any](v T) *T { return &v }
 
 // The scale subresource lets `kubectl scale` and a HorizontalPodAutoscaler set spec.replicas,
 // within the same bounds. An instance that leaves spec.replicas to its hosting class has no scale
-// to read until something sets it: `kubectl scale` does, with a merge patch of the scale.
+// to read until something sets it: the operator does at its first pass (tested with the
+// controllers), and `kubectl scale` does too, with a merge patch of the scale.
 func TestScaleSubresource(t *testing.T) {
 	ctx := context.Background()
 	inst := created(t, "scaled", `{}`)
