@@ -8,6 +8,7 @@ package dumps
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -90,13 +91,22 @@ func ReadResultFile(path string) (Result, error) {
 }
 
 // WriteResultFile writes r to path as one line of JSON, as the dump script does: RestoreScript
-// reads the checksum back with sed, line by line. The line goes to a hidden temporary file
-// renamed over path, so that path never holds a partial result.
-func WriteResultFile(path string, r Result) (err error) {
+// reads the checksum back with sed, line by line.
+func WriteResultFile(path string, r Result) error {
 	line, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
+	return WriteAtomically(path, func(w io.Writer) error {
+		_, err := w.Write(append(line, '\n'))
+		return err
+	})
+}
+
+// WriteAtomically writes path with fill, through a hidden temporary file beside it that is
+// synced and renamed over path only once fill succeeded: path never holds a partial dump or
+// result, and a failure leaves nothing behind.
+func WriteAtomically(path string, fill func(w io.Writer) error) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
 	if err != nil {
 		return err
@@ -107,7 +117,7 @@ func WriteResultFile(path string, r Result) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := tmp.Write(append(line, '\n')); err != nil {
+	if err := fill(tmp); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {

@@ -9,10 +9,10 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -171,34 +171,17 @@ func Download(ctx context.Context, cfg Config, key, localPath string) (Object, e
 	return object, nil
 }
 
-// writeVerified copies r into localPath through a temporary file, checking size and checksum
-// against object before the rename.
-func writeVerified(r io.Reader, object Object, localPath string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(localPath), "."+filepath.Base(localPath)+".partial-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
+// writeVerified copies r into localPath, checking size and checksum against object before the
+// file takes that name.
+func writeVerified(r io.Reader, object Object, localPath string) error {
+	return dumps.WriteAtomically(localPath, func(w io.Writer) error {
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(w, h), r)
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			return err
 		}
-	}()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), r)
-	if err != nil {
-		return err
-	}
-	if err := checkContent(object, n, h); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), localPath)
+		return checkContent(object, n, h)
+	})
 }
 
 // checkContent compares what was read with what the object's metadata promises.
