@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,4 +32,10 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 		return fmt.Errorf("applying %s %s: %w", kind, obj.GetName(), err)
 	}
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, obj)
+}
+
+// deleteIfExists deletes obj, which may well not exist, with its dependents (a Job's pods,
+// which the API server would otherwise orphan).
+func (r *KintoInstanceReconciler) deleteIfExists(ctx context.Context, obj client.Object) error {
+	return client.IgnoreNotFound(r.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)))
 }

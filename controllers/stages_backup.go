@@ -325,11 +325,6 @@ func backupHealth(backups []v1alpha1.KintoBackup, schedule cron.Schedule, create
 		message: fmt.Sprintf("%s at %s", what, since.UTC().Format(time.RFC3339))}
 }
 
-// deleteIfExists deletes obj, which may well not exist.
-func (r *KintoInstanceReconciler) deleteIfExists(ctx context.Context, obj client.Object) error {
-	return client.IgnoreNotFound(r.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)))
-}
-
 // expiredBackups are the completed KintoBackups whose dumps are in folder (path.Dir of their
 // status.location, which a grown volume or renamed Secret leaves as it is) and which the
 // retention rule drops at now: objectstore.Expired, the rule the backup Job's prune step

@@ -201,7 +201,7 @@ func (r *KintoInstanceReconciler) deleteOtherMigrateJobs(ctx context.Context, in
 		if job.Name == resources.MigrateJobName(inst, keep) {
 			continue
 		}
-		if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		if err := r.deleteIfExists(ctx, job); err != nil {
 			return err
 		}
 	}
@@ -231,7 +231,7 @@ func (r *KintoInstanceReconciler) reconcileServer(ctx context.Context, p *pass) 
 		}
 	} else {
 		stale := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.ServerName(p.inst)}}
-		if err := r.Delete(ctx, stale); client.IgnoreNotFound(err) != nil {
+		if err := r.deleteIfExists(ctx, stale); err != nil {
 			return err
 		}
 	}
@@ -270,7 +270,7 @@ func (r *KintoInstanceReconciler) reconcileExposure(ctx context.Context, p *pass
 		}
 	} else {
 		stale := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.IngressName(p.inst)}}
-		if err := r.Delete(ctx, stale); client.IgnoreNotFound(err) != nil {
+		if err := r.deleteIfExists(ctx, stale); err != nil {
 			return err
 		}
 	}
@@ -282,7 +282,7 @@ func (r *KintoInstanceReconciler) reconcileExposure(ctx context.Context, p *pass
 		return apply(ctx, r.Client, route)
 	case r.GatewayAPI:
 		stale := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: p.inst.Namespace, Name: resources.HTTPRouteName(p.inst)}}
-		return client.IgnoreNotFound(r.Delete(ctx, stale))
+		return r.deleteIfExists(ctx, stale)
 	}
 	return nil
 }
