@@ -76,13 +76,7 @@ func TestBackupAndRestoreOnAVolume(t *testing.T) {
 	}
 	waitLastBackup(t, source, backup)
 
-	restoredName := source.Name + "-restored"
-	carryHMACSecrets(t, source, ns, restoredName)
-	restored := applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
-		i.Name = restoredName
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: backup.Name}}
-	})
-	checkRestored(t, restored, source, data)
+	restoreInto(t, source, ns, source.Name+"-restored", v1alpha1.BackupSource{BackupName: backup.Name}, data)
 }
 
 // TestScheduledBackupToS3AndMoveByBucket backs an instance up to an S3 bucket by running its
@@ -136,15 +130,11 @@ func TestScheduledBackupToS3AndMoveByBucket(t *testing.T) {
 
 	// Another host knows the bucket, the key and the checksum; the instance keeps its name there.
 	nsMoved := newNamespace(t)
-	carryHMACSecrets(t, source, nsMoved, source.Name)
-	moved := applySample(t, nsMoved, defaultSample, func(i *v1alpha1.KintoInstance) {
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
-			S3Connection: bucket.connection(t, nsMoved),
-			Key:          backup.Status.Key,
-			SHA256:       backup.Status.SHA256,
-		}}}
-	})
-	checkRestored(t, moved, source, data)
+	restoreInto(t, source, nsMoved, source.Name, v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
+		S3Connection: bucket.connection(t, nsMoved),
+		Key:          backup.Status.Key,
+		SHA256:       backup.Status.SHA256,
+	}}, data)
 }
 
 // TestSnapshotPolicyTakesAFinalBackup deletes an instance under deletionPolicy Snapshot: a final
@@ -218,13 +208,7 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 	}
 
 	// The kept credentials Secret holds the deleted instance's HMAC secrets.
-	againName := inst.Name + "-from-final"
-	carryHMACSecrets(t, inst, ns, againName)
-	again := applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
-		i.Name = againName
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: final.Name}}
-	})
-	checkRestored(t, again, inst, data)
+	restoreInto(t, inst, ns, inst.Name+"-from-final", v1alpha1.BackupSource{BackupName: final.Name}, data)
 }
 
 // servedData is what an instance served when it was backed up, to compare a restored one with.
@@ -305,6 +289,19 @@ func hmacSecrets(t *testing.T, inst *v1alpha1.KintoInstance) map[string][]byte {
 		secrets[key] = creds.Data[key]
 	}
 	return secrets
+}
+
+// restoreInto moves source as a user would: its HMAC secrets carried into the credentials
+// Secret of a new instance of the README's sample, named name in namespace ns, which starts from
+// the backup from; then checks the new instance serves what source served.
+func restoreInto(t *testing.T, source *v1alpha1.KintoInstance, ns, name string, from v1alpha1.BackupSource, want servedData) {
+	t.Helper()
+	carryHMACSecrets(t, source, ns, name)
+	restored := applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
+		i.Name = name
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: from}
+	})
+	checkRestored(t, restored, source, want)
 }
 
 // carryHMACSecrets does what a user moving an instance does before creating the new one: creates
