@@ -5,6 +5,7 @@ IMG ?= kinto-operator:dev
 # tests run (built from source by hack/build-kube-binaries.sh).
 KUBE_VERSION ?= v1.36.5
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
+STATICCHECK_VERSION ?= v0.8.2
 # The Kinto releases the real-server tests install: the operator's default, and the release
 # before it, from which the upgrade tests start.
 KINTO_VERSION ?= $(shell sed -n 's/^const DefaultKintoVersion = "\(.*\)"/\1/p' api/v1alpha1/kintoinstance_types.go)
@@ -15,6 +16,7 @@ VERSITYGW_VERSION ?= v1.8.0
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+STATICCHECK ?= $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
 KUBE_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 KUBECTL ?= $(KUBE_ASSETS)/kubectl
 VERSITYGW ?= $(LOCALBIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
@@ -51,8 +53,13 @@ vet: ## Run go vet (the operator's module and hack/imagepack's).
 	cd hack/imagepack && go vet ./...
 
 .PHONY: verify
-verify: $(CONTROLLER_GEN) vet ## Fail when generated files are stale or the code is not gofmt-clean.
+verify: $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generated files are stale, go.mod untidy, or the code not gofmt-, staticcheck- or shellcheck-clean.
 	hack/verify-generated.sh
+	go mod tidy -diff
+	cd hack/imagepack && go mod tidy -diff
+	$(STATICCHECK) -tags kinto,e2e,s3 ./...
+	cd hack/imagepack && $(STATICCHECK) ./...
+	shellcheck hack/*.sh .ci/run
 
 ##@ Tests
 
@@ -137,6 +144,10 @@ cluster-down: ## Stop the local cluster and remove everything it made (volumes i
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN)/tmp-controller-gen go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/tmp-controller-gen/controller-gen $@ && rmdir $(LOCALBIN)/tmp-controller-gen
+
+$(STATICCHECK):
+	GOBIN=$(LOCALBIN)/tmp-staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(LOCALBIN)/tmp-staticcheck/staticcheck $@ && rmdir $(LOCALBIN)/tmp-staticcheck
 
 .PHONY: host-packages
 host-packages: ## Install the Debian packages the tests and the local cluster need (root).

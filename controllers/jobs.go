@@ -39,7 +39,7 @@ func startJob(ctx context.Context, c client.Client, key client.ObjectKey, owner 
 		return nil, err
 	}
 	if ref := metav1.GetControllerOf(job); ref == nil || ref.UID != owner {
-		return nil, fmt.Errorf("Job %s exists and was not started by the operator for this object: delete or rename what made it", job.Name)
+		return nil, fmt.Errorf("the Job %s exists and was not started by the operator for this object: delete or rename what made it", job.Name)
 	}
 	return job, nil
 }

@@ -46,9 +46,8 @@ if [ -n "$binaries" ]; then
   cd "$work/kube"
   go mod init kube-binaries >/dev/null 2>&1
   go mod edit -go="$go_version" -require="k8s.io/kubernetes@$kube_version"
-  for mod in $(awk '$1 ~ /^k8s.io\// && $2 == "v0.0.0" {print $1}' "$kube_mod" | sort -u); do
-    go mod edit -replace="$mod=$mod@$staging_version"
-  done
+  awk '$1 ~ /^k8s.io\// && $2 == "v0.0.0" {print $1}' "$kube_mod" | sort -u |
+    while read -r mod; do go mod edit -replace="$mod=$mod@$staging_version"; done
   for b in $binaries; do go mod edit -tool="k8s.io/kubernetes/cmd/$b"; done
   go mod tidy
   pkgs=()

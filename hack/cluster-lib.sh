@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # image and started_cluster are read by the scripts that source this.
 # Sourced by hack/demo.sh and hack/e2e.sh: the cluster they work on and the operator's image.
 # Sets root, KUBE_ASSETS, KUBECTL, cluster (the local cluster's folder) and image; use_cluster
 # then chooses the cluster and exports its KUBECONFIG.

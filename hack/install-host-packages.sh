@@ -2,9 +2,9 @@
 # Installs, from Debian's packages, what the tests need on the machine itself and a bare machine
 # lacks: PostgreSQL (the real-Kinto tests), the node of the local cluster (containerd, runc, the
 # CNI plugins, iptables, conntrack, and nftables to clean up after the NetworkPolicy enforcer),
-# debootstrap, which builds the images' Debian root file systems, and the CA certificates the
-# operator's image carries. Packages already installed
-# are left alone. Needs root.
+# debootstrap, which builds the images' Debian root file systems, the CA certificates the
+# operator's image carries, and shellcheck, which `make verify` runs over hack/. Packages
+# already installed are left alone. Needs root.
 #
 # Usage: hack/install-host-packages.sh
 set -euo pipefail
@@ -20,6 +20,7 @@ declare -A wanted=(
   [nftables]=/usr/sbin/nft
   [debootstrap]=/usr/sbin/debootstrap
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
+  [shellcheck]=/usr/bin/shellcheck
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

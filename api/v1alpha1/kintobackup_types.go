@@ -142,7 +142,3 @@ type KintoBackupList struct {
 func (b *KintoBackup) Done() bool {
 	return b.Status.Phase == BackupCompleted || b.Status.Phase == BackupFailed
 }
-
-func init() {
-	SchemeBuilder.Register(&KintoBackup{}, &KintoBackupList{})
-}

@@ -183,7 +183,3 @@ type KintoHostingClassList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KintoHostingClass `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&KintoHostingClass{}, &KintoHostingClassList{})
-}

@@ -777,7 +777,3 @@ func (s *KintoInstanceSpec) OpenIDConnectProviders() []OpenIDConnectProvider {
 	}
 	return s.Auth.OpenIDConnect
 }
-
-func init() {
-	SchemeBuilder.Register(&KintoInstance{}, &KintoInstanceList{})
-}
