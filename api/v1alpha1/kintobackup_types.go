@@ -114,7 +114,7 @@ type KintoBackupStatus struct {
 // backup at once; the instance's schedule creates one for each run it takes.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=kb,categories=kinto
+// +kubebuilder:resource:shortName=kb,categories=kinto-hosting
 // +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.spec.instance`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.size`

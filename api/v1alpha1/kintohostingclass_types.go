@@ -165,7 +165,7 @@ type ClassIngress struct {
 // KintoHostingClass is a plan a host offers: defaults and bounds for the instances that name it
 // (spec.className), or for those that name none when it is the default class.
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=khc,categories=kinto
+// +kubebuilder:resource:scope=Cluster,shortName=khc,categories=kinto-hosting
 // +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type KintoHostingClass struct {

@@ -34,6 +34,7 @@ import (
 )
 
 var (
+	testEnv    *envtest.Environment
 	k8s        client.Client
 	restConfig *rest.Config
 	httpClient *http.Client
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	testEnv = env
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the API server:", err)
