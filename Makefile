@@ -53,7 +53,7 @@ vet: ## Run go vet (the operator's module and hack/imagepack's).
 	cd hack/imagepack && go vet ./...
 
 .PHONY: verify
-verify: $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generated files are stale, go.mod untidy, or the code not gofmt-, staticcheck- or shellcheck-clean.
+verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generated files are stale, go.mod untidy, or the code not gofmt-, staticcheck- or shellcheck-clean.
 	hack/verify-generated.sh
 	go mod tidy -diff
 	cd hack/imagepack && go mod tidy -diff
@@ -76,7 +76,7 @@ test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (env
 	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/...
 
 .PHONY: test-kinto
-test-kinto: kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
+test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
 	KINTO_BIN=$(LOCALBIN)/kinto-$(KINTO_VERSION)/bin/kinto \
 	KINTO_PREVIOUS_BIN=$(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)/bin/kinto \
 	$(GOTEST) -tags kinto ./test/kinto/...
@@ -86,7 +86,7 @@ test-s3: s3-server ## Backup object storage against a real S3-compatible server 
 	VERSITYGW_BIN=$(VERSITYGW) $(GOTEST) -tags s3 ./internal/objectstore/... ./internal/backuptool/...
 
 .PHONY: test-e2e
-test-e2e: kube-binaries build images s3-server ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
+test-e2e: host-packages kube-binaries build images s3-server ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
 	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) hack/e2e.sh
 
 .PHONY: bench
@@ -128,11 +128,11 @@ undeploy: kube-binaries ## Remove the operator deployment.
 	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: demo
-demo: kube-binaries build images ## Start the local cluster, deploy the operator, run a Kinto instance and talk to it.
+demo: host-packages kube-binaries build images ## Start the local cluster, deploy the operator, run a Kinto instance and talk to it.
 	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) hack/demo.sh
 
 .PHONY: cluster-up
-cluster-up: kube-binaries images ## Start the local single-node cluster (root; KUBECONFIG=.local-cluster/kubeconfig).
+cluster-up: host-packages kube-binaries images ## Start the local single-node cluster (root; KUBECONFIG=.local-cluster/kubeconfig).
 	KUBE_ASSETS=$(KUBE_ASSETS) hack/local-cluster.sh up $(LOCAL_CLUSTER)
 
 .PHONY: cluster-down
@@ -149,12 +149,14 @@ $(STATICCHECK):
 	GOBIN=$(LOCALBIN)/tmp-staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(LOCALBIN)/tmp-staticcheck/staticcheck $@ && rmdir $(LOCALBIN)/tmp-staticcheck
 
+# Every target that needs a host package names this one first: a fresh machine gets them in the
+# first seconds rather than failing minutes later.
 .PHONY: host-packages
 host-packages: ## Install the Debian packages the tests and the local cluster need (root).
 	hack/install-host-packages.sh
 
 .PHONY: images
-images: build ## Build the images the local cluster runs (Kinto, PostgreSQL, the operator, ...) into bin/images.
+images: host-packages build ## Build the images the local cluster runs (Kinto, PostgreSQL, the operator, ...) into bin/images.
 	KINTO_VERSIONS="$(KINTO_VERSION) $(KINTO_PREVIOUS_VERSION)" hack/build-images.sh $(LOCALBIN)/images
 
 .PHONY: kube-binaries
