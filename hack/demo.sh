@@ -75,7 +75,9 @@ kubectl -n "$namespace" get statefulsets,deployments,jobs,pods,services,persiste
 
 step "Talking to Kinto through its Service"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-kubectl -n "$namespace" port-forward "$service" "$port:80" >/dev/null 2>&1 &
+# kubectl itself, not the function wrapping it: $! must be the port-forward's PID, which the
+# demo kills when it is done (killing a function's subshell leaves its kubectl running).
+"$KUBECTL" -n "$namespace" port-forward "$service" "$port:80" >/dev/null 2>&1 &
 forward_pid=$!
 base=http://127.0.0.1:$port/v1
 for _ in $(seq 50); do
@@ -98,6 +100,8 @@ show -u demo:s3cret-demo-password -X PUT -H 'Content-Type: application/json' -d 
 show -u demo:s3cret-demo-password -X POST -H 'Content-Type: application/json' -d '{"data": {"text": "Hello from the demo"}}' "$base/buckets/notes/collections/todo/records"
 show -u demo:s3cret-demo-password "$base/buckets/notes/collections/todo/records"
 kill "$forward_pid" 2>/dev/null || true
+wait "$forward_pid" 2>/dev/null || true
+forward_pid=
 forward_pid=
 
 step "The record, in the instance's PostgreSQL"
