@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/internal/redact"
 )
 
 // jobState is JobComplete or JobFailed once the Job has finished, "" while it runs.
@@ -92,6 +94,9 @@ const maxFailureMessage = 1024
 
 // jobFailure says why a failed Job failed: the message of the container that failed in its
 // newest failed pod, or the Job's own reason (such as its deadline) when no container failed.
+// The container's message goes into status and events, which tenants and administrators read:
+// every value of the Secrets its pod reads is masked in it, and it is not quoted at all when one
+// of those Secrets cannot be read.
 func jobFailure(ctx context.Context, c client.Reader, job *batchv1.Job) (string, error) {
 	pods, err := jobPods(ctx, c, job)
 	if err != nil {
@@ -102,12 +107,9 @@ func jobFailure(ctx context.Context, c client.Reader, job *batchv1.Job) (string,
 		for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
 			for _, s := range statuses {
 				if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
-					msg := strings.TrimSpace(t.Message)
-					if len(msg) > maxFailureMessage {
-						msg = "…" + msg[len(msg)-maxFailureMessage:]
-					}
-					if msg == "" {
-						msg = t.Reason
+					msg, err := quotable(ctx, c, pod, t)
+					if err != nil {
+						return "", err
 					}
 					return fmt.Sprintf("container %s exited with status %d: %s", s.Name, t.ExitCode, msg), nil
 				}
@@ -120,4 +122,31 @@ func jobFailure(ctx context.Context, c client.Reader, job *batchv1.Job) (string,
 		}
 	}
 	return "the Job failed", nil
+}
+
+// quotable is the tail of a terminated container's message with the values of its pod's
+// Secrets masked, or its reason alone when a Secret to mask cannot be read.
+func quotable(ctx context.Context, c client.Reader, pod *corev1.Pod, t *corev1.ContainerStateTerminated) (string, error) {
+	msg := strings.TrimSpace(t.Message)
+	if msg == "" {
+		return t.Reason, nil
+	}
+	var secrets []corev1.Secret
+	for _, name := range redact.SecretNames(&pod.Spec) {
+		secret := corev1.Secret{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: name}, &secret)
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("%s (its output is not quoted: Secret %s, which it reads, is gone, so its values cannot be masked)", t.Reason, name), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		secrets = append(secrets, secret)
+	}
+	// Masked before it is cut, so that no cut leaves part of a value unmasked.
+	msg = redact.Text(msg, redact.Values(secrets))
+	if len(msg) > maxFailureMessage {
+		msg = "…" + msg[len(msg)-maxFailureMessage:]
+	}
+	return msg, nil
 }
