@@ -92,7 +92,7 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 		case backup.Status.Phase != v1alpha1.BackupCompleted:
 			return nil, "", errBackupNotDoneYet
 		}
-		if v := backup.Status.KintoVersion; v != "" && compareVersions(v, inst.Spec.Version) > 0 &&
+		if v := backup.Status.KintoVersion; v != "" && olderRelease(inst.Spec.Version, v) &&
 			inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != inst.Spec.Version {
 			return nil, fmt.Sprintf("KintoBackup %q holds a schema of Kinto %s, newer than spec.version %s: Kinto's migrations only go forward "+
 				"(to restore it anyway, annotate the instance with %s=%s)", from.BackupName, v, inst.Spec.Version, v1alpha1.ForceDowngradeAnnotation, inst.Spec.Version), nil

@@ -156,7 +156,7 @@ func desiredRevisions(p *pass) (rollout.Revisions, error) {
 // nobody forced, which the migration stage refuses.
 func targetVersion(inst *v1alpha1.KintoInstance, current string) string {
 	target := inst.Spec.Version
-	if current != "" && compareVersions(target, current) < 0 && inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != target {
+	if current != "" && olderRelease(target, current) && inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != target {
 		return current
 	}
 	return target

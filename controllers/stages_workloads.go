@@ -144,7 +144,7 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 		}
 		return nil
 	}
-	if current != "" && compareVersions(target, current) < 0 {
+	if current != "" && olderRelease(target, current) {
 		if p.inst.Annotations[v1alpha1.ForceDowngradeAnnotation] == target {
 			p.status.Version = target
 			setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "DowngradeForced",
