@@ -205,6 +205,17 @@ func startGarbageCollector(ctx context.Context, env *envtest.Environment, binary
 	}, nil
 }
 
+// cachedClient is a client as the manager gives its reconcilers: it reads from the operator's
+// cache and writes to the API server through cfg.
+func cachedClient(t testing.TB, cfg *rest.Config) client.Client {
+	t.Helper()
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme(), Cache: &client.CacheOptions{Reader: operatorCache}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // newNamespace gives a test a namespace of its own.
 func newNamespace(t testing.TB) string {
 	t.Helper()
