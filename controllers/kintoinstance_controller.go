@@ -106,9 +106,10 @@ func (p *pass) requeueAt(t time.Time) {
 }
 
 // runStages runs the stages of one pass in order, each given what the ones before it found; the
-// first that fails ends the pass. The input stages read what the children depend on; then every
-// child is built once, gated, applied, and what the spec no longer asks for removed; the stages
-// after that report on the objects as applied, and run the one-off steps in order.
+// first that fails ends the pass. The input stages read what the children depend on (hosting
+// class, credentials, Secrets, restore source, the schema's release); then every child is built
+// once, gated, applied, and what the spec no longer asks for removed; the stages after that
+// report on the objects as applied, and run the one-off steps in order.
 func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error {
 	inst, err := r.reconcileHostingClass(ctx, p)
 	if err != nil {
@@ -125,6 +126,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	restore, err := r.reconcileRestoreSource(ctx, p, inst)
 	if err != nil {
 		return fmt.Errorf("restore source: %w", err)
+	}
+	if err := r.reconcileSchemaVersion(ctx, p, inst); err != nil {
+		return fmt.Errorf("migration: %w", err)
 	}
 	children, err := resources.Desired(inst, resources.Inputs{
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,

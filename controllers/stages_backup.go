@@ -137,9 +137,9 @@ func (r *KintoInstanceReconciler) checkS3Credentials(ctx context.Context, inst *
 	return "", nil
 }
 
-// reconcileRestore restores the backup a new instance starts from (src, by job; nil while there
-// is none to restore) into its fresh database, once, before the schema is migrated and the
-// server starts.
+// reconcileRestore runs job, once, to restore src, the backup a new instance starts from, into
+// its fresh database before the schema is migrated and the server starts. job is nil while there
+// is nothing to restore.
 func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass, job *batchv1.Job, src *resources.RestoreSource) error {
 	if job == nil {
 		return nil

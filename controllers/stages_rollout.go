@@ -103,7 +103,7 @@ func rolloutInstance(inst *v1alpha1.KintoInstance) rollout.Instance {
 
 // liveRevisions reads what the instance's workloads run, from the cache.
 func (r *KintoInstanceReconciler) liveRevisions(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (rollout.Revisions, error) {
-	live := rollout.Revisions{Version: p.status.Version}
+	live := rollout.Revisions{Version: p.inst.Status.Version}
 	var err error
 	if live.Server, err = r.templateHash(ctx, inst.Namespace, resources.ServerName(inst), &appsv1.Deployment{}); err != nil {
 		return live, err
@@ -133,7 +133,7 @@ func (r *KintoInstanceReconciler) templateHash(ctx context.Context, namespace, n
 // template is the one of the release the schema is at; a new release shows as a version to
 // migrate to, the first step of its rollout.
 func desiredRevisions(p *pass, inst *v1alpha1.KintoInstance, children *resources.Children) rollout.Revisions {
-	desired := rollout.Revisions{Version: targetVersion(inst, p.status.Version)}
+	desired := rollout.Revisions{Version: targetVersion(inst, p.inst.Status.Version)}
 	if children.Server != nil {
 		desired.Server = children.Server.Annotations[resources.TemplateHashAnnotation]
 	}

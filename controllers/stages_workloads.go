@@ -9,8 +9,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -34,11 +36,11 @@ func reportDatabase(p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulS
 	}
 }
 
-// reconcileMigration runs `kinto migrate` once for spec.version before any server pod runs it,
-// and moves status.version to it when the migration succeeded.
-// The server is built for the release the schema was at when the pass began: once the schema
-// moves, the next pass builds it for the new release.
-func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, job *batchv1.Job) error {
+// reconcileSchemaVersion settles the release the database schema is at (status.version), which
+// the server runs: spec.version once its migration Job has succeeded, or at once for a
+// downgrade the annotation forces. A downgrade nobody forced is refused. It comes before the
+// children are built, so that a pass that finds the migration done rolls the server to it.
+func (r *KintoInstanceReconciler) reconcileSchemaVersion(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) error {
 	target, current := inst.Spec.Version, p.status.Version
 	if target == current {
 		// A forced downgrade keeps its own reason while it lasts.
@@ -51,7 +53,6 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 	if current != "" && olderRelease(target, current) {
 		if inst.Annotations[v1alpha1.ForceDowngradeAnnotation] == target {
 			p.status.Version = target
-			p.requeueAt(r.now())
 			setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "DowngradeForced",
 				fmt.Sprintf("Kinto %s runs on a schema migrated for %s, as annotation %s asks", target, current, v1alpha1.ForceDowngradeAnnotation))
 			return nil
@@ -60,6 +61,32 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 			fmt.Sprintf("Kinto migrations only go forward: the schema is at %s, spec.version asks for %s; the server keeps running %s "+
 				"(to run %s anyway, annotate the instance with %s=%s)", current, target, current, target, v1alpha1.ForceDowngradeAnnotation, target))
 		return nil
+	}
+	job := &batchv1.Job{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: resources.MigrateJobName(inst, target)}, job)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Only the Job this instance started tells its schema's release.
+	if ref := metav1.GetControllerOf(job); ref == nil || ref.UID != p.inst.UID || jobState(job) != batchv1.JobComplete {
+		return nil
+	}
+	p.status.Version = target
+	setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated",
+		fmt.Sprintf("the database schema is at Kinto %s", target))
+	return r.deleteOtherMigrateJobs(ctx, inst, target)
+}
+
+// reconcileMigration runs job, `kinto migrate` for spec.version, once, when the database is ready
+// and any restore is done, before any server pod runs that release; reconcileSchemaVersion moves
+// status.version once it has succeeded.
+func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, job *batchv1.Job) error {
+	target, current := inst.Spec.Version, p.status.Version
+	if target == current || current != "" && olderRelease(target, current) {
+		return nil // reconcileSchemaVersion reports it
 	}
 	if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionDatabaseReady) {
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "WaitingForDatabase",
@@ -76,21 +103,14 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 	if err != nil {
 		return err
 	}
-
-	switch jobState(job) {
-	case batchv1.JobComplete:
-		p.status.Version = target
-		p.requeueAt(r.now())
-		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated",
-			fmt.Sprintf("the database schema is at Kinto %s", target))
-		return r.deleteOtherMigrateJobs(ctx, inst, target)
-	case batchv1.JobFailed:
+	if jobState(job) == batchv1.JobFailed {
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "MigrationFailed",
 			fmt.Sprintf("Job %s failed to migrate the schema to Kinto %s (see its pod's log); the server keeps running %q", job.Name, target, current))
-	default:
-		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating",
-			fmt.Sprintf("Job %s is migrating the schema to Kinto %s", job.Name, target))
+		return nil
 	}
+	// A Job that succeeded since reconcileSchemaVersion looked brings the next pass by its event.
+	setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating",
+		fmt.Sprintf("Job %s is migrating the schema to Kinto %s", job.Name, target))
 	return nil
 }
 
