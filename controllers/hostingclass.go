@@ -129,17 +129,18 @@ func offeredTo(class *v1alpha1.KintoHostingClass, namespace *corev1.Namespace) (
 	return selector.Matches(labels.Set(namespace.Labels)), nil
 }
 
-// reconcileHostingClass makes the rest of the pass work on the instance as its hosting class
-// makes it, or ends the pass while the class cannot apply. It comes first: nothing is applied
-// for an instance its class holds, so that one whose class tightened keeps running as it was.
-func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *pass) error {
+// reconcileHostingClass returns the instance as its hosting class makes it, which the rest of
+// the pass works on, or ends the pass while the class cannot apply. It comes first: nothing is
+// applied for an instance its class holds, so that one whose class tightened keeps running as it
+// was.
+func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *pass) (*v1alpha1.KintoInstance, error) {
 	h, err := hostedInstance(ctx, r.Client, p.inst)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	setCondition(p, v1alpha1.ConditionHostingClass, h.status, h.reason, h.message)
 	if h.status != metav1.ConditionTrue {
-		return errHeldByClass
+		return nil, errHeldByClass
 	}
 	if p.inst.Spec.Replicas == nil {
 		// The scale subresource, which a HorizontalPodAutoscaler reads, needs spec.replicas: the
@@ -148,13 +149,12 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 		patch := client.MergeFromWithOptions(p.inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		p.inst.Spec.Replicas = ptr.To(*h.inst.Spec.Replicas)
 		if err := r.Patch(ctx, p.inst, patch); err != nil {
-			return err
+			return nil, err
 		}
 		h.inst.ObjectMeta = p.inst.ObjectMeta // the generation the conditions describe
 	}
-	p.inst = h.inst
 	p.status.ClassName = h.className
-	return nil
+	return h.inst, nil
 }
 
 // instancesOfClass maps a class to the instances it hosts: those that name it and, while it is

@@ -35,6 +35,8 @@ type KintoBackupReconciler struct {
 	Recorder  events.EventRecorder
 	// OperatorImage runs the object-storage steps of the Jobs (`manager backup`).
 	OperatorImage string
+	// Clock times the Jobs: when a result is taken for lost, and when a backup completed or failed.
+	Clock
 }
 
 // DumpDeletionFinalizer keeps a KintoBackup whose policy is Delete until its dump is deleted.
@@ -145,13 +147,13 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 	}
 	switch {
 	case apierrors.IsNotFound(err) && (status.Phase == v1alpha1.BackupRunning || backup.Labels[v1alpha1.ScheduledBackupLabel] == "true"):
-		fail(status, fmt.Sprintf("its Job %s was deleted before the backup finished", backup.Name))
+		r.fail(status, fmt.Sprintf("its Job %s was deleted before the backup finished", backup.Name))
 		return ctrl.Result{}, nil
 	case apierrors.IsNotFound(err):
 		if problem := backupBlocker(backup, inst, unknownClass); problem != "" {
 			status.Phase, status.Error = v1alpha1.BackupPending, problem
 			if inst != nil && inst.Spec.ManagedDatabase() == nil {
-				fail(status, problem)
+				r.fail(status, problem)
 			}
 			return ctrl.Result{}, nil
 		}
@@ -166,14 +168,14 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 	owner := metav1.GetControllerOf(job)
 	switch {
 	case job.Labels[resources.ComponentLabel] != resources.ComponentBackup || job.Labels[resources.InstanceLabel] != backup.Spec.Instance:
-		fail(status, fmt.Sprintf("Job %s exists and is not a backup of instance %s: name the KintoBackup otherwise", job.Name, backup.Spec.Instance))
+		r.fail(status, fmt.Sprintf("Job %s exists and is not a backup of instance %s: name the KintoBackup otherwise", job.Name, backup.Spec.Instance))
 		return ctrl.Result{}, nil
 	case !scheduled && owner != nil && owner.Kind == "KintoBackup" && owner.UID != backup.UID:
 		// A KintoBackup deleted and created again: its predecessor's Job is on its way out.
 		status.Phase, status.Error = v1alpha1.BackupPending, fmt.Sprintf("waiting for Job %s of an earlier KintoBackup of that name to be deleted", job.Name)
 		return ctrl.Result{RequeueAfter: resultPollInterval}, nil
 	case !scheduled && (owner == nil || owner.UID != backup.UID):
-		fail(status, fmt.Sprintf("Job %s exists and was not started for this KintoBackup: name the KintoBackup otherwise", job.Name))
+		r.fail(status, fmt.Sprintf("Job %s exists and was not started for this KintoBackup: name the KintoBackup otherwise", job.Name))
 		return ctrl.Result{}, nil
 	}
 	if scheduled {
@@ -188,7 +190,7 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 			return ctrl.Result{}, nil
 		}
 		if inst == nil || inst.Spec.Backup == nil {
-			fail(status, fmt.Sprintf("instance %s, or its backups (spec.backup or its hosting class's), are gone: the backup's destination is unknown", backup.Spec.Instance))
+			r.fail(status, fmt.Sprintf("instance %s, or its backups (spec.backup or its hosting class's), are gone: the backup's destination is unknown", backup.Spec.Instance))
 			return ctrl.Result{}, nil
 		}
 		status.Destination = inst.Spec.Backup.Destination.DeepCopy()
@@ -211,8 +213,8 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if !found && job.Status.CompletionTime != nil && time.Since(job.Status.CompletionTime.Time) > resultLostAfter {
-			fail(status, fmt.Sprintf("Job %s completed, but no pod of it shows its result any more (were its pods deleted?)", job.Name))
+		if !found && job.Status.CompletionTime != nil && r.now().Sub(job.Status.CompletionTime.Time) > resultLostAfter {
+			r.fail(status, fmt.Sprintf("Job %s completed, but no pod of it shows its result any more (were its pods deleted?)", job.Name))
 			return ctrl.Result{}, nil
 		}
 		if !found {
@@ -220,7 +222,7 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		}
 		result, err := dumps.ParseResult([]byte(message))
 		if err != nil {
-			fail(status, fmt.Sprintf("Job %s completed, but its result cannot be read: %v", job.Name, err))
+			r.fail(status, fmt.Sprintf("Job %s completed, but its result cannot be read: %v", job.Name, err))
 			return ctrl.Result{}, nil
 		}
 		status.Phase = v1alpha1.BackupCompleted
@@ -228,23 +230,23 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		status.Location = resources.DumpLocation(status.Destination, status.VolumeClaimName, result.File, result.Key)
 		status.CompletedAt = job.Status.CompletionTime
 		if status.CompletedAt == nil {
-			status.CompletedAt = ptr.To(metav1.Now())
+			status.CompletedAt = ptr.To(metav1.NewTime(r.now()))
 		}
 	case batchv1.JobFailed:
 		cause, err := jobFailure(ctx, r.Client, job)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		fail(status, fmt.Sprintf("Job %s failed: %s", job.Name, cause))
+		r.fail(status, fmt.Sprintf("Job %s failed: %s", job.Name, cause))
 	}
 	return ctrl.Result{}, nil
 }
 
 // fail marks a backup failed for good.
-func fail(status *v1alpha1.KintoBackupStatus, why string) {
+func (r *KintoBackupReconciler) fail(status *v1alpha1.KintoBackupStatus, why string) {
 	status.Phase, status.Error = v1alpha1.BackupFailed, why
 	if status.CompletedAt == nil {
-		status.CompletedAt = ptr.To(metav1.Now())
+		status.CompletedAt = ptr.To(metav1.NewTime(r.now()))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,13 +48,19 @@ type KintoInstanceReconciler struct {
 	RolloutRetryInterval  time.Duration
 	// OperatorImage runs the object-storage steps of backup and restore Jobs (`manager backup`).
 	OperatorImage string
-	// Now is the clock backup health is judged by; time.Now when nil.
+	// Clock judges backup health.
+	Clock
+}
+
+// Clock is the time a reconciler judges by: its timeouts and deadlines can then be tested.
+type Clock struct {
+	// Now is time.Now when nil.
 	Now func() time.Time
 }
 
-func (r *KintoInstanceReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
+func (c Clock) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
 	}
 	return time.Now()
 }
@@ -81,22 +88,12 @@ func (r *KintoInstanceReconciler) now() time.Time {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// pass is what one reconcile of one instance learns as its stages run.
+// pass is the status one reconcile of one instance computes, and when to look at it again.
 type pass struct {
-	// inst is the instance as its hosting class makes it, once the first stage has found the
-	// class: the stages after it build from the effective spec.
+	// inst is the instance as stored, whose generation the conditions describe.
 	inst *v1alpha1.KintoInstance
 	// status is the status being computed; it is written once, at the end of the pass.
 	status *v1alpha1.KintoInstanceStatus
-	// configHash identifies the rendered configuration the server pods must run.
-	configHash string
-	// credentialsVersion is the resource version of the credentials Secret, which the database
-	// pod reads; secretsRevision identifies the state of every Secret the server pods read.
-	credentialsVersion, secretsRevision string
-	// externalDatabasePort is the port of the external database's URL.
-	externalDatabasePort int32
-	// restoreSource is the dump spec.bootstrap names, while it waits to be restored.
-	restoreSource *resources.RestoreSource
 	// recheckAt, when set, is when the instance must be looked at again though nothing changes.
 	recheckAt time.Time
 }
@@ -108,29 +105,63 @@ func (p *pass) requeueAt(t time.Time) {
 	}
 }
 
-// stage is one step of a reconcile. Stages run in order; one that fails ends the pass.
-type stage struct {
-	name string
-	run  func(ctx context.Context, p *pass) error
-}
-
-func (r *KintoInstanceReconciler) stages() []stage {
-	return []stage{
-		{"hosting class", r.reconcileHostingClass},
-		{"credentials", r.reconcileCredentials},
-		{"referenced secrets", r.reconcileReferencedSecrets},
-		{"rollout slot", r.reconcileRolloutSlot},
-		{"config", r.reconcileConfig},
-		{"service account", r.reconcileServiceAccount},
-		{"restore source", r.reconcileRestoreSource},
-		{"network policies", r.reconcileNetworkPolicies},
-		{"database", r.reconcileDatabase},
-		{"restore", r.reconcileRestore},
-		{"migration", r.reconcileMigration},
-		{"server", r.reconcileServer},
-		{"exposure", r.reconcileExposure},
-		{"backups", r.reconcileBackups},
+// runStages runs the stages of one pass in order, each given what the ones before it found; the
+// first that fails ends the pass. The input stages read what the children depend on (hosting
+// class, credentials, Secrets, restore source, the schema's release); then every child is built
+// once, gated, applied, and what the spec no longer asks for removed; the stages after that
+// report on the objects as applied, and run the one-off steps in order.
+func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error {
+	inst, err := r.reconcileHostingClass(ctx, p)
+	if err != nil {
+		return fmt.Errorf("hosting class: %w", err)
 	}
+	credentials, err := r.reconcileCredentials(ctx, p, inst)
+	if err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	secrets, databasePort, err := r.reconcileReferencedSecrets(ctx, p, inst, credentials)
+	if err != nil {
+		return fmt.Errorf("referenced secrets: %w", err)
+	}
+	restore, err := r.reconcileRestoreSource(ctx, p, inst)
+	if err != nil {
+		return fmt.Errorf("restore source: %w", err)
+	}
+	if err := r.reconcileSchemaVersion(ctx, p, inst); err != nil {
+		return fmt.Errorf("migration: %w", err)
+	}
+	children, err := resources.Desired(inst, resources.Inputs{
+		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
+		ExternalDatabasePort: databasePort, RestoreSource: restore,
+		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage,
+	})
+	if err != nil {
+		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := r.reconcileRolloutSlot(ctx, p, inst, children); err != nil {
+		return fmt.Errorf("rollout slot: %w", err)
+	}
+	if err := r.applyAll(ctx, children); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	reportDatabase(p, inst, children.Database)
+	if err := r.reconcileRestore(ctx, p, children.Restore, restore); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := r.reconcileMigration(ctx, p, inst, children.Migration); err != nil {
+		return fmt.Errorf("migration: %w", err)
+	}
+	if err := reportServer(p, inst, children.Server); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if inst.Spec.Gateway != nil && !r.GatewayAPI {
+		return errors.New("exposure: spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster")
+	}
+	if err := r.reconcileBackups(ctx, p, inst, children); err != nil {
+		return fmt.Errorf("backups: %w", err)
+	}
+	return nil
 }
 
 // Reconcile reads the instance, runs the stages and records what they found in the status.
@@ -150,21 +181,11 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	p := &pass{inst: inst, status: inst.Status.DeepCopy()}
 	var failure error
-	waiting := false
-	for _, s := range r.stages() {
-		err := s.run(ctx, p)
-		if errors.Is(err, errHeldByClass) {
-			// The class's watch brings the instance back when the class changes.
-			break
-		}
-		if errors.Is(err, errWaitingForRolloutSlot) {
-			waiting = true
-			break
-		}
-		if err != nil {
-			failure = fmt.Errorf("%s: %w", s.name, err)
-			break
-		}
+	err := r.runStages(ctx, p)
+	// The class's watch brings back an instance its class holds when the class changes.
+	waiting := errors.Is(err, errWaitingForRolloutSlot)
+	if !waiting && !errors.Is(err, errHeldByClass) {
+		failure = err
 	}
 	r.setReady(p, failure)
 	r.releaseRolloutSlot(p)

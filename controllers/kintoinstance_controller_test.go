@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -22,12 +23,18 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 func TestInstanceComesUpWithEveryChildOwned(t *testing.T) {
 	ns := newNamespace(t)
-	inst := createInstance(t, ns, "notes", nil)
+	// Every optional child: backups on a volume, an Ingress, a disruption budget.
+	inst := createInstance(t, ns, "notes", func(i *v1alpha1.KintoInstance) {
+		withVolumeBackups(7)(i)
+		i.Spec.Replicas = ptr.To[int32](2)
+		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org"}
+	})
 
 	// Before the database is ready: credentials, configuration and database exist, no server.
 	secret := &corev1.Secret{}
@@ -48,42 +55,39 @@ func TestInstanceComesUpWithEveryChildOwned(t *testing.T) {
 	if inst.Status.Version != v1alpha1.DefaultKintoVersion {
 		t.Errorf("status.version = %q, want %q", inst.Status.Version, v1alpha1.DefaultKintoVersion)
 	}
-	if want := fmt.Sprintf("http://notes-server.%s.svc/v1/", ns); inst.Status.URL != want {
+	if want := "http://notes.example.org/v1/"; inst.Status.URL != want {
 		t.Errorf("status.url = %q, want %q", inst.Status.URL, want)
 	}
-	if inst.Status.Selector == "" || inst.Status.Replicas != 1 {
+	if inst.Status.Selector == "" || inst.Status.Replicas != 2 {
 		t.Errorf("scale status = replicas %d selector %q", inst.Status.Replicas, inst.Status.Selector)
 	}
 
-	controlled := map[string]client.Object{
-		resources.ConfigMapName(inst):                     &corev1.ConfigMap{},
-		resources.DatabaseName(inst) + "/sts":             &appsv1.StatefulSet{},
-		resources.DatabaseName(inst) + "/svc":             &corev1.Service{},
-		resources.DatabaseHeadlessName(inst):              &corev1.Service{},
-		resources.ServerName(inst) + "/deploy":            &appsv1.Deployment{},
-		resources.ServerName(inst) + "/svc":               &corev1.Service{},
-		resources.MigrateJobName(inst, inst.Spec.Version): &batchv1.Job{},
-		resources.ServiceAccountName(inst):                &corev1.ServiceAccount{},
-		resources.KintoNetworkPolicyName(inst) + "/np":    &networkingv1.NetworkPolicy{},
-		resources.DatabaseName(inst) + "/np":              &networkingv1.NetworkPolicy{},
+	// The children, as the reconciler builds and applies them. Under the default Retain policy the
+	// data and its credentials belong to no one; every other child is controlled by the instance.
+	effective, _ := hostingclass.Effective(inst, nil)
+	children, err := resources.Desired(effective, resources.Inputs{
+		SchemaVersion: inst.Status.Version, Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, obj := range controlled {
-		get(t, ns, strings.Split(name, "/")[0], obj)
-		if !isControlledBy(obj, inst) {
-			t.Errorf("%T %s is not controlled by the instance: %v", obj, name, obj.GetOwnerReferences())
+	all := append(children.All(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.CredentialsSecretName(inst)}})
+	for _, child := range all {
+		obj := child.DeepCopyObject().(client.Object)
+		name := fmt.Sprintf("%T %s", obj, obj.GetName())
+		eventually(t, name, func() error { return k8s.Get(context.Background(), client.ObjectKeyFromObject(child), obj) })
+		switch obj.(type) {
+		case *corev1.PersistentVolumeClaim, *corev1.Secret:
+			if len(obj.GetOwnerReferences()) != 0 {
+				t.Errorf("%s has owner references under Retain: %v", name, obj.GetOwnerReferences())
+			}
+		default:
+			if !isControlledBy(obj, inst) {
+				t.Errorf("%s is not controlled by the instance: %v", name, obj.GetOwnerReferences())
+			}
 		}
 		if obj.GetLabels()[resources.ManagedByLabel] != resources.ManagedBy {
-			t.Errorf("%T %s lacks the managed-by label the cache selects on", obj, name)
-		}
-	}
-	// Under the default Retain policy the data and its credentials belong to no one.
-	for name, obj := range map[string]client.Object{
-		resources.CredentialsSecretName(inst): &corev1.Secret{},
-		resources.DataVolumeClaimName(inst):   &corev1.PersistentVolumeClaim{},
-	} {
-		get(t, ns, name, obj)
-		if len(obj.GetOwnerReferences()) != 0 {
-			t.Errorf("%T %s has owner references under Retain: %v", obj, name, obj.GetOwnerReferences())
+			t.Errorf("%s lacks the managed-by label the cache selects on", name)
 		}
 	}
 
@@ -753,6 +757,18 @@ func TestGatewayWithoutTheGatewayAPI(t *testing.T) {
 	ns := newNamespace(t)
 	inst := createInstance(t, ns, "nogateway", func(i *v1alpha1.KintoInstance) {
 		i.Spec.Gateway = &v1alpha1.GatewaySpec{Host: "notes.example.org", Name: "public"}
+	})
+	// The operator's first pass writes spec.replicas, guarded by the instance's resource version:
+	// wait for it, or this reconciler's own write of it may find the instance changed.
+	eventually(t, "spec.replicas written", func() error {
+		cur := &v1alpha1.KintoInstance{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(inst), cur); err != nil {
+			return err
+		}
+		if cur.Spec.Replicas == nil {
+			return errors.New("spec.replicas is unset")
+		}
+		return nil
 	})
 	r := &controllers.KintoInstanceReconciler{Client: k8s, APIReader: k8s, Recorder: discardEvents{}, Network: testNetwork}
 	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)})

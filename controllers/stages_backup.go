@@ -45,31 +45,31 @@ func restorePending(p *pass) bool {
 	return p.inst.Spec.Bootstrap != nil && !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionRestored)
 }
 
-// reconcileRestoreSource resolves spec.bootstrap.fromBackup into the dump to restore, before
-// the network policies (which open the way to its bucket) and the restore itself.
-func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p *pass) error {
+// reconcileRestoreSource resolves spec.bootstrap.fromBackup into the dump to restore (nil while
+// there is none to restore), before the network policies (which open the way to its bucket) and
+// the restore itself.
+func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (*resources.RestoreSource, error) {
 	if !restorePending(p) {
-		return nil
+		return nil, nil
 	}
-	src, problem, err := r.restoreSource(ctx, p.inst)
+	src, problem, err := r.restoreSource(ctx, inst)
 	if errors.Is(err, errBackupNotDoneYet) {
 		// The backup's progress brings no event to this instance.
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonWaitingForBackup,
-			fmt.Sprintf("KintoBackup %q is not completed yet: the restore starts once it is", p.inst.Spec.Bootstrap.FromBackup.BackupName))
+			fmt.Sprintf("KintoBackup %q is not completed yet: the restore starts once it is", inst.Spec.Bootstrap.FromBackup.BackupName))
 		p.requeueAt(r.now().Add(secretRecheckInterval))
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if problem != "" {
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady", problem)
 		// Neither the backup named nor a missing Secret maps back to this instance: look again.
 		p.requeueAt(r.now().Add(secretRecheckInterval))
-		return nil
+		return nil, nil
 	}
-	p.restoreSource = src
-	return nil
+	return src, nil
 }
 
 // restoreSource is the dump spec.bootstrap.fromBackup names, or what keeps it from being
@@ -92,7 +92,7 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 		case backup.Status.Phase != v1alpha1.BackupCompleted:
 			return nil, "", errBackupNotDoneYet
 		}
-		if v := backup.Status.KintoVersion; v != "" && compareVersions(v, inst.Spec.Version) > 0 &&
+		if v := backup.Status.KintoVersion; v != "" && olderRelease(inst.Spec.Version, v) &&
 			inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != inst.Spec.Version {
 			return nil, fmt.Sprintf("KintoBackup %q holds a schema of Kinto %s, newer than spec.version %s: Kinto's migrations only go forward "+
 				"(to restore it anyway, annotate the instance with %s=%s)", from.BackupName, v, inst.Spec.Version, v1alpha1.ForceDowngradeAnnotation, inst.Spec.Version), nil
@@ -137,10 +137,11 @@ func (r *KintoInstanceReconciler) checkS3Credentials(ctx context.Context, inst *
 	return "", nil
 }
 
-// reconcileRestore restores the backup a new instance starts from into its fresh database, once,
-// before the schema is migrated and the server starts.
-func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass) error {
-	if !restorePending(p) || p.restoreSource == nil {
+// reconcileRestore runs job, once, to restore src, the backup a new instance starts from, into
+// its fresh database before the schema is migrated and the server starts. job is nil while there
+// is nothing to restore.
+func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass, job *batchv1.Job, src *resources.RestoreSource) error {
+	if job == nil {
 		return nil
 	}
 	if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionDatabaseReady) {
@@ -148,12 +149,11 @@ func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass)
 			"the restore starts when the database is ready")
 		return nil
 	}
-	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.RestoreJobName(p.inst)}
-	job, err := startJob(ctx, r.Client, key, p.inst.UID, func() *batchv1.Job { return resources.RestoreJob(p.inst, *p.restoreSource, r.OperatorImage) })
+	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(job), p.inst.UID, func() *batchv1.Job { return job })
 	if err != nil {
 		return err
 	}
-	what := describeSource(p.restoreSource)
+	what := describeSource(src)
 	switch jobState(job) {
 	case batchv1.JobComplete:
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionTrue, "Restored",
@@ -181,28 +181,22 @@ func describeSource(src *resources.RestoreSource) string {
 	return resources.DumpLocation(dest, src.VolumeClaimName, src.File, src.Key)
 }
 
-// reconcileBackups runs the scheduled backups and reports their health.
-func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass) error {
-	spec := p.inst.Spec.Backup
+// reconcileBackups runs the scheduled backups (children's, once their destination is checked)
+// and reports their health.
+func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children) error {
+	spec := inst.Spec.Backup
 	if spec == nil {
-		// Backups taken before spec.backup went stay, and so does status.lastBackup.
+		// Backups taken before spec.backup went stay, and so does status.lastBackup; the schedule
+		// was removed with the children the spec no longer asks for.
 		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionBackupHealthy)
-		stale := &batchv1.CronJob{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.BackupCronJobName(p.inst)}, stale)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return r.deleteIfExists(ctx, stale)
+		return nil
 	}
-	backups, err := r.backupsOf(ctx, p.inst)
+	backups, err := r.backupsOf(ctx, inst)
 	if err != nil {
 		return err
 	}
 	p.status.LastBackup = lastBackup(backups)
-	if p.inst.Spec.ManagedDatabase() == nil {
+	if inst.Spec.ManagedDatabase() == nil {
 		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "ExternalDatabase",
 			"the operator backs up managed databases only: back the external database up where it runs")
 		return nil
@@ -214,7 +208,7 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass)
 		return nil
 	}
 	if s3 := spec.Destination.S3; s3 != nil {
-		problem, err := r.checkS3Credentials(ctx, p.inst, &s3.S3Connection)
+		problem, err := r.checkS3Credentials(ctx, inst, &s3.S3Connection)
 		if err != nil {
 			return err
 		}
@@ -226,21 +220,21 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass)
 			return nil
 		}
 	}
-	if pvc := resources.BackupVolumeClaim(p.inst); pvc != nil {
+	if pvc := children.BackupVolumeClaim; pvc != nil {
 		if err := r.applyClaim(ctx, pvc); err != nil {
 			return err
 		}
 	}
-	if err := apply(ctx, r.Client, resources.BackupCronJob(p.inst, r.OperatorImage)); err != nil {
+	if err := apply(ctx, r.Client, children.BackupSchedule); err != nil {
 		return err
 	}
-	if p.inst.Spec.Hibernate {
+	if inst.Spec.Hibernate {
 		// The schedule is suspended, and the data does not change while no pod runs.
 		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, reasonHibernating,
 			"backups are suspended while the instance hibernates: its data does not change")
 		return nil
 	}
-	health := backupHealth(backups, schedule, p.inst.CreationTimestamp.Time, r.now())
+	health := backupHealth(backups, schedule, inst.CreationTimestamp.Time, r.now())
 	setCondition(p, v1alpha1.ConditionBackupHealthy, health.status, health.reason, health.message)
 	if !health.recheckAt.IsZero() {
 		p.requeueAt(health.recheckAt)

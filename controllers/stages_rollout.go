@@ -34,25 +34,20 @@ var errWaitingForRolloutSlot = errors.New("waiting for a rollout slot")
 
 // reconcileRolloutSlot lets the pass go on when it rolls no pods, when the instance holds a slot,
 // or when it can take one; otherwise it says why the instance waits and ends the pass. It comes
-// before the configuration: a new kinto.ini would reach running pods (the kubelet refreshes
+// before anything is applied: a new kinto.ini would reach running pods (the kubelet refreshes
 // ConfigMap volumes) and any pod restarted for another reason.
-func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *pass) error {
+func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children) error {
 	self := rolloutInstance(p.inst)
-	if r.MaxConcurrentRollouts <= 0 || p.inst.Spec.Hibernate || r.RolloutSlots.Holds(self) {
+	if r.MaxConcurrentRollouts <= 0 || inst.Spec.Hibernate || r.RolloutSlots.Holds(self) {
 		// No cap; or no pod runs, so nothing rolls; or the rollout goes on (see releaseRolloutSlot).
 		stopWaiting(p)
 		return nil
 	}
-	live, err := r.liveRevisions(ctx, p)
+	live, err := r.liveRevisions(ctx, p, inst)
 	if err != nil {
 		return err
 	}
-	desired, err := desiredRevisions(p)
-	if err != nil {
-		// The configuration stage reports an invalid configuration.
-		return nil
-	}
-	if !rollout.NeedsSlot(live, desired) {
+	if !rollout.NeedsSlot(live, desiredRevisions(p, inst, children)) {
 		stopWaiting(p)
 		return nil
 	}
@@ -107,14 +102,14 @@ func rolloutInstance(inst *v1alpha1.KintoInstance) rollout.Instance {
 }
 
 // liveRevisions reads what the instance's workloads run, from the cache.
-func (r *KintoInstanceReconciler) liveRevisions(ctx context.Context, p *pass) (rollout.Revisions, error) {
-	live := rollout.Revisions{Version: p.status.Version}
+func (r *KintoInstanceReconciler) liveRevisions(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (rollout.Revisions, error) {
+	live := rollout.Revisions{Version: p.inst.Status.Version}
 	var err error
-	if live.Server, err = r.templateHash(ctx, p.inst.Namespace, resources.ServerName(p.inst), &appsv1.Deployment{}); err != nil {
+	if live.Server, err = r.templateHash(ctx, inst.Namespace, resources.ServerName(inst), &appsv1.Deployment{}); err != nil {
 		return live, err
 	}
-	if p.inst.Spec.ManagedDatabase() != nil {
-		live.Database, err = r.templateHash(ctx, p.inst.Namespace, resources.DatabaseName(p.inst), &appsv1.StatefulSet{})
+	if inst.Spec.ManagedDatabase() != nil {
+		live.Database, err = r.templateHash(ctx, inst.Namespace, resources.DatabaseName(inst), &appsv1.StatefulSet{})
 	}
 	return live, err
 }
@@ -134,29 +129,25 @@ func (r *KintoInstanceReconciler) templateHash(ctx context.Context, namespace, n
 	return unrecordedTemplate, nil
 }
 
-// desiredRevisions is what the stages after the slot would make the workloads run. The server's
+// desiredRevisions is what applying children would make the workloads run. The server's
 // template is the one of the release the schema is at; a new release shows as a version to
 // migrate to, the first step of its rollout.
-func desiredRevisions(p *pass) (rollout.Revisions, error) {
-	desired := rollout.Revisions{Version: targetVersion(p.inst, p.status.Version)}
-	if p.status.Version != "" {
-		_, configHash, err := resources.ConfigMap(p.inst)
-		if err != nil {
-			return desired, err
-		}
-		desired.Server = serverDeployment(p, configHash).Annotations[resources.TemplateHashAnnotation]
+func desiredRevisions(p *pass, inst *v1alpha1.KintoInstance, children *resources.Children) rollout.Revisions {
+	desired := rollout.Revisions{Version: targetVersion(inst, p.inst.Status.Version)}
+	if children.Server != nil {
+		desired.Server = children.Server.Annotations[resources.TemplateHashAnnotation]
 	}
-	if p.inst.Spec.ManagedDatabase() != nil {
-		desired.Database = databaseStatefulSet(p).Annotations[resources.TemplateHashAnnotation]
+	if children.Database != nil {
+		desired.Database = children.Database.Annotations[resources.TemplateHashAnnotation]
 	}
-	return desired, nil
+	return desired
 }
 
 // targetVersion is the release the schema moves to: spec.version, unless that is a downgrade
 // nobody forced, which the migration stage refuses.
 func targetVersion(inst *v1alpha1.KintoInstance, current string) string {
 	target := inst.Spec.Version
-	if current != "" && compareVersions(target, current) < 0 && inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != target {
+	if current != "" && olderRelease(target, current) && inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != target {
 		return current
 	}
 	return target

@@ -20,10 +20,11 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
-// reconcileCredentials applies the generated credentials, keeping every value already stored.
-func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass) error {
+// reconcileCredentials applies the generated credentials, keeping every value already stored,
+// and returns the resource version the database pod reads them at.
+func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (string, error) {
 	existing := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.CredentialsSecretName(p.inst)}
+	key := types.NamespacedName{Namespace: inst.Namespace, Name: resources.CredentialsSecretName(inst)}
 	err := r.Get(ctx, key, existing)
 	if apierrors.IsNotFound(err) {
 		// One the user made (to carry an instance's HMAC secrets over from another host) is
@@ -31,49 +32,49 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 		err = r.APIReader.Get(ctx, key, existing)
 	}
 	if client.IgnoreNotFound(err) != nil {
-		return err
+		return "", err
 	}
 	holdsData := false
 	if !resources.HasHMACSecrets(existing.Data) {
-		if holdsData, err = r.holdsData(ctx, p); err != nil {
-			return err
+		if holdsData, err = r.holdsData(ctx, p, inst); err != nil {
+			return "", err
 		}
 	}
-	secret, err := resources.CredentialsSecret(p.inst, existing.Data, resources.RandomSource, holdsData)
+	secret, err := resources.CredentialsSecret(inst, existing.Data, resources.RandomSource, holdsData)
 	if errors.Is(err, resources.ErrHMACSecretsLost) {
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing",
 			fmt.Sprintf("Secret %s: %v", key.Name, err))
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	// Applied on the condition that it is still the Secret read: one deleted meanwhile must not
 	// come back with values from a stale read, nor new ones over data.
 	secret.ResourceVersion = existing.ResourceVersion
 	if err := apply(ctx, r.Client, secret); err != nil {
-		return err
+		return "", err
 	}
-	p.credentialsVersion = secret.ResourceVersion
-	return nil
+	return secret.ResourceVersion, nil
 }
 
-// reconcileReferencedSecrets checks the user's Secrets the instance reads, labels them so that
-// the operator watches them, and notes their revision: a change rolls the server.
-func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context, p *pass) error {
-	versions := map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsVersion}
-	for _, ref := range resources.ReferencedSecrets(p.inst) {
-		secret, problem, err := r.readSecretKey(ctx, p.inst.Namespace, ref.SecretKeyRef)
+// reconcileReferencedSecrets checks the user's Secrets the instance reads and labels them so that
+// the operator watches them. It returns their revision, with the credentials' (a change rolls the
+// server), and the port of the external database's URL, if any.
+func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, credentials string) (revision string, databasePort int32, err error) {
+	versions := map[string]string{resources.CredentialsSecretName(inst): credentials}
+	for _, ref := range resources.ReferencedSecrets(inst) {
+		secret, problem, err := r.readSecretKey(ctx, inst.Namespace, ref.SecretKeyRef)
 		if err != nil {
-			return err
+			return "", 0, err
 		}
-		if owner := secretOwner(secret); owner != "" && owner != p.inst.Name {
+		if owner := secretOwner(secret); owner != "" && owner != inst.Name {
 			secret, problem = nil, fmt.Sprintf("Secret %q belongs to KintoInstance %q: an instance may not read another instance's credentials", ref.Name, owner)
 		}
 		if err := r.watchSecret(ctx, secret); err != nil {
-			return err
+			return "", 0, err
 		}
 		if problem == "" && ref.ForDatabase {
-			p.externalDatabasePort, problem = databasePort(secret.Data[ref.Key])
+			databasePort, problem = databaseURLPort(secret.Data[ref.Key])
 		}
 		if problem != "" {
 			condType := v1alpha1.ConditionServerReady
@@ -81,12 +82,11 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 				condType = v1alpha1.ConditionDatabaseReady
 			}
 			setCondition(p, condType, metav1.ConditionFalse, "SecretNotReady", problem)
-			return errors.New(problem)
+			return "", 0, errors.New(problem)
 		}
 		versions[secret.Name] = secret.ResourceVersion
 	}
-	p.secretsRevision = resources.SecretsRevision(versions)
-	return nil
+	return resources.SecretsRevision(versions), databasePort, nil
 }
 
 // watchSecret labels a user's Secret an instance reads (none when nil) as soon as it exists, so
@@ -109,9 +109,9 @@ func secretOwner(secret *corev1.Secret) string {
 	return secret.Labels[resources.InstanceLabel]
 }
 
-// databasePort is the port of a PostgreSQL URL, or what is wrong with the URL; it never quotes
+// databaseURLPort is the port of a PostgreSQL URL, or what is wrong with the URL; it never quotes
 // the URL, which holds a password.
-func databasePort(raw []byte) (int32, string) {
+func databaseURLPort(raw []byte) (int32, string) {
 	u, err := url.Parse(string(raw))
 	if err != nil || u.Host == "" {
 		return 0, "the external database URL is not a URL of the form postgresql://user:password@host:port/database"
@@ -153,15 +153,15 @@ func (r *KintoInstanceReconciler) readSecretKey(ctx context.Context, namespace s
 
 // holdsData says whether the instance's database may already hold data: its schema was migrated,
 // or its managed volume exists.
-func (r *KintoInstanceReconciler) holdsData(ctx context.Context, p *pass) (bool, error) {
+func (r *KintoInstanceReconciler) holdsData(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (bool, error) {
 	if p.status.Version != "" {
 		return true, nil
 	}
-	if p.inst.Spec.ManagedDatabase() == nil {
+	if inst.Spec.ManagedDatabase() == nil {
 		return false, nil
 	}
 	pvc := &corev1.PersistentVolumeClaim{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: p.inst.Namespace, Name: resources.DataVolumeClaimName(p.inst)}, pvc)
+	err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: resources.DataVolumeClaimName(inst)}, pvc)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}

@@ -39,3 +39,22 @@ func TestKeepClaim(t *testing.T) {
 		})
 	}
 }
+
+func TestOlderRelease(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{"26.4.0", "26.5.0", true},
+		{"26.9.0", "26.10.0", true}, // numbers, not strings
+		{"26.10.0", "26.9.0", false},
+		{"26.5.0", "26.5.0", false},
+		{"25.99.99", "26.0.0", true},
+		{"not-a-release", "26.0.0", false},
+	}
+	for _, tc := range cases {
+		if got := olderRelease(tc.a, tc.b); got != tc.want {
+			t.Errorf("olderRelease(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

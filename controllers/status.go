@@ -2,12 +2,11 @@ package controllers
 
 import (
 	"slices"
-	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -119,19 +118,10 @@ func (r *KintoInstanceReconciler) recordTransitions(inst *v1alpha1.KintoInstance
 	}
 }
 
-// compareVersions orders two Kinto releases "X.Y.Z" numerically: -1, 0 or 1. The API's pattern
-// guarantees the form.
-func compareVersions(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, _ := strconv.Atoi(as[i])
-		y, _ := strconv.Atoi(bs[i])
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
+// olderRelease says whether Kinto release a comes before release b. The API's pattern
+// guarantees the form X.Y.Z; a release that does not parse is older than none.
+func olderRelease(a, b string) bool {
+	va, errA := version.ParseGeneric(a)
+	vb, errB := version.ParseGeneric(b)
+	return errA == nil && errB == nil && va.LessThan(vb)
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 var (
@@ -204,6 +205,17 @@ func startGarbageCollector(ctx context.Context, env *envtest.Environment, binary
 	}, nil
 }
 
+// cachedClient is a client as the manager gives its reconcilers: it reads from the operator's
+// cache and writes to the API server through cfg.
+func cachedClient(t testing.TB, cfg *rest.Config) client.Client {
+	t.Helper()
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme(), Cache: &client.CacheOptions{Reader: operatorCache}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // newNamespace gives a test a namespace of its own.
 func newNamespace(t testing.TB) string {
 	t.Helper()
@@ -215,19 +227,16 @@ func newNamespace(t testing.TB) string {
 }
 
 // eventually retries check until it returns nil, failing the test with its last error after
-// timeout.
+// envtestTimeout: kintotest.Eventually, the one poller of every suite, for checks that say what
+// is wrong with an error.
 func eventually(t testing.TB, what string, check func() error) {
 	t.Helper()
-	const timeout = 30 * time.Second
-	deadline := time.Now().Add(timeout)
-	for {
+	kintotest.Eventually(t, envtestTimeout, 100*time.Millisecond, what, func() (bool, string) {
 		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil, fmt.Sprint(err)
+	})
 }
+
+// envtestTimeout bounds every wait of these tests: the operator answers a change within a
+// second or two when the machine is not loaded.
+const envtestTimeout = 30 * time.Second

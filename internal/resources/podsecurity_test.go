@@ -4,29 +4,38 @@ import (
 	"fmt"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
 
-// podSpecs are every pod template the operator generates for an instance.
-func podSpecs(inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
-	pods := map[string]corev1.PodSpec{
-		"server":  ServerDeployment(inst, inst.Spec.Version, "h", "s").Spec.Template.Spec,
-		"migrate": MigrateJob(inst, inst.Spec.Version).Spec.Template.Spec,
-	}
-	if inst.Spec.ManagedDatabase() != nil {
-		pods["database"] = DatabaseStatefulSet(inst, "r").Spec.Template.Spec
-		s3 := testS3Connection()
-		s3.CABundle = &v1alpha1.SecretKeyRef{Name: "minio-ca", Key: "ca.crt"}
-		pods["restore from a volume"] = RestoreJob(inst, RestoreSource{VolumeClaimName: "old-backups", File: "f.dump"}, testOperatorImage).Spec.Template.Spec
-		pods["restore from S3"] = RestoreJob(inst, RestoreSource{S3: &s3, Key: "k/f.dump"}, testOperatorImage).Spec.Template.Spec
-	}
-	if cron := BackupCronJob(inst, testOperatorImage); cron != nil {
-		pods["scheduled backup"] = cron.Spec.JobTemplate.Spec.Template.Spec
+// podSpecs are every pod template the operator generates for an instance: those of its
+// children (Children.All, for each kind of restore source), and those of its KintoBackups' Jobs.
+func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
+	t.Helper()
+	s3 := testS3Connection()
+	s3.CABundle = &v1alpha1.SecretKeyRef{Name: "minio-ca", Key: "ca.crt"}
+	pods := map[string]corev1.PodSpec{}
+	for variant, restore := range map[string]*RestoreSource{
+		"":                      nil,
+		" restoring a volume's": {VolumeClaimName: "old-backups", File: "f.dump"},
+		" restoring S3's":       {S3: &s3, Key: "k/f.dump"},
+	} {
+		children, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version, RestoreSource: restore, OperatorImage: testOperatorImage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, child := range children.All() {
+			if pod, ok := podSpecOf(child); ok {
+				pods[fmt.Sprintf("%s %s%s", child.GetObjectKind().GroupVersionKind().Kind, child.GetName(), variant)] = pod
+			}
+		}
 	}
 	if job := BackupJob(inst, newBackup(inst), testOperatorImage); job != nil {
 		pods["on-demand backup"] = job.Spec.Template.Spec
@@ -35,6 +44,21 @@ func podSpecs(inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
 		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage).Spec.Template.Spec
 	}
 	return pods
+}
+
+// podSpecOf is the pod template of a child that runs pods.
+func podSpecOf(obj client.Object) (corev1.PodSpec, bool) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Spec.Template.Spec, true
+	case *appsv1.StatefulSet:
+		return o.Spec.Template.Spec, true
+	case *batchv1.Job:
+		return o.Spec.Template.Spec, true
+	case *batchv1.CronJob:
+		return o.Spec.JobTemplate.Spec.Template.Spec, true
+	}
+	return corev1.PodSpec{}, false
 }
 
 // Every pod of every spec variant passes the Pod Security "restricted" profile, checked by the
@@ -58,7 +82,7 @@ func TestEveryPodMeetsTheRestrictedProfile(t *testing.T) {
 		}),
 	}
 	for variant, inst := range variants {
-		for name, pod := range podSpecs(inst) {
+		for name, pod := range podSpecs(t, inst) {
 			t.Run(fmt.Sprintf("%s/%s", variant, name), func(t *testing.T) {
 				for _, r := range evaluator.EvaluatePod(level, &metav1.ObjectMeta{}, &pod) {
 					if !r.Allowed {

@@ -111,7 +111,7 @@ func TestServerProbes(t *testing.T) {
 
 func TestPodsHaveNoAPITokenNorServiceLinks(t *testing.T) {
 	inst := newInstance()
-	for name, pod := range podSpecs(inst) {
+	for name, pod := range podSpecs(t, inst) {
 		if ptr.Deref(pod.EnableServiceLinks, true) {
 			t.Errorf("%s: Service links are on; Kinto would read KINTO_* Service variables as settings", name)
 		}
@@ -127,7 +127,7 @@ func TestSchedulingReachesEveryPod(t *testing.T) {
 		i.Spec.Tolerations = []corev1.Toleration{{Key: "tenants", Operator: corev1.TolerationOpExists}}
 		i.Spec.PriorityClassName = "tenant"
 	})
-	for name, pod := range podSpecs(inst) {
+	for name, pod := range podSpecs(t, inst) {
 		if pod.NodeSelector["pool"] != "tenants" || len(pod.Tolerations) != 1 || pod.PriorityClassName != "tenant" {
 			t.Errorf("%s: scheduling not applied: %+v", name, pod)
 		}
@@ -178,7 +178,7 @@ func TestServiceAccount(t *testing.T) {
 	if sa.Name != "notes-kinto" || ptr.Deref(sa.AutomountServiceAccountToken, true) {
 		t.Errorf("service account %s mounts a token: %v", sa.Name, sa.AutomountServiceAccountToken)
 	}
-	for name, pod := range podSpecs(inst) {
+	for name, pod := range podSpecs(t, inst) {
 		if pod.ServiceAccountName != sa.Name {
 			t.Errorf("%s runs as %q", name, pod.ServiceAccountName)
 		}

@@ -1,0 +1,183 @@
+package resources
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+// kindName names an object by its Go type and name, for comparing lists of children.
+func kindName(o client.Object) string { return fmt.Sprintf("%T %s", o, o.GetName()) }
+
+func kindNames(objs []client.Object) []string {
+	names := make([]string, 0, len(objs))
+	for _, o := range objs {
+		names = append(names, kindName(o))
+	}
+	slices.Sort(names)
+	return names
+}
+
+func TestDesired(t *testing.T) {
+	migrated := Inputs{SchemaVersion: v1alpha1.DefaultKintoVersion, OperatorImage: testOperatorImage}
+	withGateway := migrated
+	withGateway.GatewayAPI = true
+	s3 := testS3Connection()
+	restoring := Inputs{RestoreSource: &RestoreSource{S3: &s3, Key: "k/f.dump"}, OperatorImage: testOperatorImage}
+	replicas := func(i *v1alpha1.KintoInstance) { i.Spec.Replicas = ptr.To[int32](3) }
+	ingress := func(i *v1alpha1.KintoInstance) { i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org"} }
+	gateway := func(i *v1alpha1.KintoInstance) { i.Spec.Gateway = &v1alpha1.GatewaySpec{Name: "public"} }
+
+	cases := []struct {
+		name       string
+		inst       *v1alpha1.KintoInstance
+		in         Inputs
+		wantApply  []string // besides the configuration, identity and network policies
+		wantRemove []string
+		wantJobs   []string // besides the migration's
+	}{
+		{
+			name:       "a new instance: no server before the first migration, so no budget to remove",
+			inst:       newInstance(),
+			in:         Inputs{},
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server"},
+			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress"},
+		},
+		{
+			name:       "migrated: the server, and a single replica has no budget",
+			inst:       newInstance(),
+			in:         migrated,
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server"},
+			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress", "*v1.PodDisruptionBudget notes-server"},
+		},
+		{
+			name:       "several replicas behind an Ingress, backed up to a volume",
+			inst:       newInstance(replicas, ingress, withVolumeBackup),
+			in:         migrated,
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server", "*v1.PodDisruptionBudget notes-server", "*v1.Ingress notes-ingress"},
+			wantJobs:   []string{"*v1.CronJob notes-backup", "*v1.PersistentVolumeClaim notes-backups"},
+			wantRemove: nil,
+		},
+		{
+			name:       "a route where the cluster serves them; the Ingress goes",
+			inst:       newInstance(gateway),
+			in:         withGateway,
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server", "*v1.HTTPRoute notes-route"},
+			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress", "*v1.PodDisruptionBudget notes-server"},
+		},
+		{
+			name:       "no route anywhere: removed where the cluster serves them",
+			inst:       newInstance(),
+			in:         withGateway,
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server"},
+			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.HTTPRoute notes-route", "*v1.Ingress notes-ingress", "*v1.PodDisruptionBudget notes-server"},
+		},
+		{
+			name:       "an external database: no database objects, no scheduled backups",
+			inst:       newInstance(external, withS3Backup),
+			in:         migrated,
+			wantApply:  []string{"*v1.Service notes-server", "*v1.Deployment notes-server"},
+			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress", "*v1.PodDisruptionBudget notes-server"},
+		},
+		{
+			name:       "restoring a backup",
+			inst:       newInstance(),
+			in:         restoring,
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server"},
+			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress"},
+			wantJobs:   []string{"*v1.Job notes-restore"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Desired(tc.inst, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			applied := c.Applied()
+			if applied[0] != c.Config || applied[1] != c.ServiceAccount {
+				t.Errorf("the configuration and identity are not applied first: %v", kindNames(applied[:2]))
+			}
+			var rest []client.Object
+			for _, o := range applied[2+len(c.NetworkPolicies):] {
+				rest = append(rest, o)
+			}
+			want := slices.Sorted(slices.Values(tc.wantApply))
+			if got := kindNames(rest); !slices.Equal(got, want) {
+				t.Errorf("applied %v, want %v", got, want)
+			}
+			if got := kindNames(c.Remove); !slices.Equal(got, slices.Sorted(slices.Values(tc.wantRemove))) {
+				t.Errorf("removed %v, want %v", got, tc.wantRemove)
+			}
+			wantAll := append(slices.Clone(tc.wantJobs), kindNames(applied)...)
+			wantAll = append(wantAll, kindName(c.Migration))
+			if got := kindNames(c.All()); !slices.Equal(got, slices.Sorted(slices.Values(wantAll))) {
+				t.Errorf("all children %v, want %v", got, slices.Sorted(slices.Values(wantAll)))
+			}
+			for _, o := range c.Remove {
+				if o.GetNamespace() != tc.inst.Namespace {
+					t.Errorf("%s to remove is in namespace %q", kindName(o), o.GetNamespace())
+				}
+			}
+		})
+	}
+}
+
+// Every child Children holds is in All, the list the tests of every child iterate: a field added
+// to Children and forgotten there fails this test.
+func TestAllHoldsEveryChild(t *testing.T) {
+	s3 := testS3Connection()
+	inst := newInstance(withVolumeBackup, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Replicas = ptr.To[int32](2)
+		i.Spec.Gateway = &v1alpha1.GatewaySpec{Name: "public"}
+		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org"}
+	})
+	c, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version, GatewayAPI: true, RestoreSource: &RestoreSource{S3: &s3, Key: "k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[client.Object]bool{}
+	for _, o := range c.All() {
+		all[o] = true
+	}
+	v := reflect.ValueOf(*c)
+	for i := range v.NumField() {
+		field := v.Type().Field(i)
+		if field.Name == "Remove" {
+			continue
+		}
+		var objs []client.Object
+		switch f := v.Field(i).Interface().(type) {
+		case client.Object:
+			objs = append(objs, f)
+		case string: // the configuration's hash
+		default:
+			list := v.Field(i)
+			for j := range list.Len() {
+				objs = append(objs, list.Index(j).Interface().(client.Object))
+			}
+		}
+		for _, o := range objs {
+			if reflect.ValueOf(o).IsNil() {
+				t.Errorf("Children.%s is nil for an instance that has every child", field.Name)
+			} else if !all[o] {
+				t.Errorf("Children.%s (%s) is not in All()", field.Name, kindName(o))
+			}
+		}
+	}
+}
+
+func TestDesiredRefusesAnInvalidConfiguration(t *testing.T) {
+	inst := newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.storage_backend": "kinto.core.storage.memory"}
+	})
+	if _, err := Desired(inst, Inputs{}); err == nil {
+		t.Error("Desired built the children of an instance whose settings take over the operator's")
+	}
+}
