@@ -145,14 +145,22 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err := r.applyAll(ctx, children); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	reportDatabase(p, inst, children.Database)
+	databasePods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentDatabase))
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	reportDatabase(p, inst, children.Database, databasePods)
 	if err := r.reconcileRestore(ctx, p, children.Restore, restore); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if err := r.reconcileMigration(ctx, p, inst, children.Migration); err != nil {
 		return fmt.Errorf("migration: %w", err)
 	}
-	if err := reportServer(p, inst, children.Server); err != nil {
+	serverPods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer))
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := reportServer(p, inst, children.Server, serverPods); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if inst.Spec.Gateway != nil && !r.GatewayAPI {
@@ -294,6 +302,10 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 			}
 			return instanceRequests(list)
 		})).
+		// A pod that cannot be scheduled, pull its image or start changes no workload's status:
+		// its instance looks at it to say why it waits.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(
+			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(
 			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
 		// A backup's progress is the instance's BackupHealthy, and its final backup's, the

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,12 +17,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/podstatus"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 // reportDatabase reports DatabaseReady from the managed PostgreSQL server as applied (nil for an
 // external database).
-func reportDatabase(p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulSet) {
+func reportDatabase(p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulSet, stuck *podstatus.Problem) {
 	switch {
 	case sts == nil:
 		// The referenced-secrets stage has checked its URL Secret.
@@ -31,6 +33,8 @@ func reportDatabase(p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulS
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, reasonHibernating, "PostgreSQL is scaled to zero; its volume is kept")
 	case sts.Status.ReadyReplicas > 0 && sts.Status.ObservedGeneration == sts.Generation:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "PostgreSQLReady", "PostgreSQL accepts connections")
+	case stuck != nil:
+		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, stuck.Reason, "PostgreSQL cannot start: "+stuck.Message)
 	default:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting", "waiting for the PostgreSQL pod to be ready")
 	}
@@ -109,9 +113,28 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 		return nil
 	}
 	// A Job that succeeded since reconcileSchemaVersion looked brings the next pass by its event.
+	stuck, err := r.stuckPod(ctx, inst, map[string]string{batchv1.JobNameLabel: job.Name})
+	if err != nil {
+		return err
+	}
+	if stuck != nil {
+		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, stuck.Reason,
+			fmt.Sprintf("Job %s cannot migrate the schema to Kinto %s: %s", job.Name, target, stuck.Message))
+		return nil
+	}
 	setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating",
 		fmt.Sprintf("Job %s is migrating the schema to Kinto %s", job.Name, target))
 	return nil
+}
+
+// stuckPod is why a pod of the instance with the given labels waits for good (it cannot be
+// scheduled, pull its image, or start), in the scheduler's or kubelet's words; nil when none does.
+func (r *KintoInstanceReconciler) stuckPod(ctx context.Context, inst *v1alpha1.KintoInstance, labels map[string]string) (*podstatus.Problem, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(labels)); err != nil {
+		return nil, err
+	}
+	return podstatus.Find(pods.Items), nil
 }
 
 // deleteOtherMigrateJobs removes the migration Jobs of other releases once one has succeeded.
@@ -135,7 +158,7 @@ func (r *KintoInstanceReconciler) deleteOtherMigrateJobs(ctx context.Context, in
 
 // reportServer reports the server's URL, scale and ServerReady from its Deployment as applied
 // (nil before the schema is first migrated).
-func reportServer(p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployment) error {
+func reportServer(p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployment, stuck *podstatus.Problem) error {
 	p.status.URL = resources.URL(inst)
 	if deploy == nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "WaitingForMigration",
@@ -155,6 +178,9 @@ func reportServer(p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployme
 	switch {
 	case inst.Spec.Hibernate:
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, reasonHibernating, "the server is scaled to zero")
+	case s.AvailableReplicas < want && stuck != nil:
+		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, stuck.Reason,
+			fmt.Sprintf("%d of %d server pods are ready: %s", s.AvailableReplicas, want, stuck.Message))
 	case s.ObservedGeneration < deploy.Generation || s.UpdatedReplicas < want || s.Replicas > s.UpdatedReplicas:
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "RollingOut",
 			fmt.Sprintf("%d of %d server pods run the current revision", s.UpdatedReplicas, want))
