@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +32,10 @@ func main() {
 		"Comma-separated address ranges outside the cluster that instances may reach (external databases, OpenID providers, object storage); empty: every address.")
 	flag.IntVar(&opts.MaxConcurrentRollouts, "max-concurrent-rollouts", 5,
 		"How many instances may roll their running pods at once (new release, configuration or Secret); the others wait their turn. 0: no cap.")
+	flag.IntVar(&opts.MaxRolloutsPerNamespace, "max-concurrent-rollouts-per-namespace", 2,
+		"How many of those slots the instances of one namespace (one tenant) may hold at once, so that one tenant's stuck rollouts never hold them all. 0: only --max-concurrent-rollouts.")
+	flag.DurationVar(&opts.RolloutDeadline, "rollout-deadline", 30*time.Minute,
+		"How long an instance may hold a rollout slot without becoming Ready: past it, the rollout is reported stalled (RollingOut=False, RolloutStalled) and its slot given back. 0: no deadline.")
 	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
 		"The operator's own image, which backup and restore Jobs run for their object-storage steps (default $OPERATOR_IMAGE).")
 	logOpts := zap.Options{}

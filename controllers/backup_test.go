@@ -243,6 +243,9 @@ func TestFailedBackupTurnsBackupHealthyFalse(t *testing.T) {
 		return nil
 	})
 
+	// Completion times are kept to the second: a retry finished in the same second as the
+	// failure would tie with it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	createBackup(t, ns, "retry", inst.Name, "")
 	runJob(t, ns, "retry", "dump", dumpResult(time.Now(), ""), false)
 	waitForBackup(t, ns, "retry", v1alpha1.BackupCompleted)

@@ -40,12 +40,14 @@ type KintoInstanceReconciler struct {
 	Network resources.NetworkOptions
 	// GatewayAPI says whether the cluster serves HTTPRoutes (see GatewayAPIInstalled).
 	GatewayAPI bool
-	// MaxConcurrentRollouts caps how many instances roll their running pods at once; 0 means no
-	// cap. RolloutSlots counts them (its zero value is ready); RolloutRetryInterval is how often a
-	// waiting instance looks for a free slot again.
-	MaxConcurrentRollouts int
-	RolloutSlots          rollout.Slots
-	RolloutRetryInterval  time.Duration
+	// RolloutLimits cap how many instances roll their running pods at once, in all and per
+	// namespace. RolloutSlots counts them (its zero value is ready); RolloutRetryInterval is how
+	// often a waiting instance looks for a free slot again; RolloutDeadline is how long an
+	// instance may hold a slot before its rollout is taken for stalled (0: for ever).
+	RolloutLimits        rollout.Limits
+	RolloutSlots         rollout.Slots
+	RolloutRetryInterval time.Duration
+	RolloutDeadline      time.Duration
 	// OperatorImage runs the object-storage steps of backup and restore Jobs (`manager backup`).
 	OperatorImage string
 	// Clock judges backup health.

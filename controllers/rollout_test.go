@@ -19,8 +19,9 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
-// A new release for four instances at once rolls two of them (the suite's cap), then the other
-// two; the waiting ones keep running their release, untouched, and a new instance does not wait.
+// A new release for four instances of one namespace at once rolls two of them (the suite's share
+// of one namespace), then the other two; the waiting ones keep running their release, untouched,
+// and a new instance does not wait.
 func TestRolloutsAreCapped(t *testing.T) {
 	ns := newNamespace(t)
 	names := []string{"one", "two", "three", "four"}
@@ -36,7 +37,7 @@ func TestRolloutsAreCapped(t *testing.T) {
 	var rolling, waiting []string
 	eventually(t, "two instances roll out, two wait", func() error {
 		rolling, waiting = rolloutStates(t, ns, names)
-		if len(rolling) != testMaxConcurrentRollouts || len(waiting) != len(names)-testMaxConcurrentRollouts {
+		if len(rolling) != testMaxRolloutsPerNamespace || len(waiting) != len(names)-testMaxRolloutsPerNamespace {
 			return fmt.Errorf("rolling %v, waiting %v", rolling, waiting)
 		}
 		return nil
@@ -86,8 +87,8 @@ func TestRolloutsAreCapped(t *testing.T) {
 			t.Errorf("%s: version %s, conditions %+v", name, cur.Status.Version, cur.Status.Conditions)
 		}
 	}
-	if n := maxRolling(); n > testMaxConcurrentRollouts {
-		t.Errorf("%d instances rolled out at once, cap %d", n, testMaxConcurrentRollouts)
+	if n := maxRolling(); n > testMaxRolloutsPerNamespace {
+		t.Errorf("%d instances of one namespace rolled out at once, at most %d", n, testMaxRolloutsPerNamespace)
 	}
 }
 

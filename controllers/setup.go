@@ -28,6 +28,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/internal/rollout"
 )
 
 // Options are the operator's settings, from its command line.
@@ -40,9 +41,17 @@ type Options struct {
 	// time (controller-runtime's default MaxConcurrentReconciles), and the slot count is guarded
 	// by a mutex besides, so it stays right if that ever changes.
 	MaxConcurrentRollouts int
+	// MaxRolloutsPerNamespace caps the slots the instances of one namespace (one tenant) hold at
+	// once, so that one tenant's stuck rollouts never hold them all; 0 means only the cap above.
+	MaxRolloutsPerNamespace int
 	// RolloutRetryInterval is how often an instance waiting for a rollout slot tries again;
 	// DefaultRolloutRetryInterval when zero.
 	RolloutRetryInterval time.Duration
+	// RolloutDeadline is how long an instance may hold a slot without becoming Ready: past it,
+	// its rollout is taken for stalled and the slot given back. 0 means no deadline.
+	RolloutDeadline time.Duration
+	// Now is the operator's clock; time.Now when nil (tests move it forward).
+	Now func() time.Time
 	// OperatorImage is the operator's own image, which backup, restore and dump-deletion Jobs
 	// run for their object-storage steps (`manager backup`).
 	OperatorImage string
@@ -98,13 +107,16 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		GatewayAPI:    gatewayAPI,
 		OperatorImage: opts.OperatorImage,
 
-		MaxConcurrentRollouts: opts.MaxConcurrentRollouts,
-		RolloutRetryInterval:  cmp.Or(opts.RolloutRetryInterval, DefaultRolloutRetryInterval),
+		RolloutLimits:        rollout.Limits{Max: opts.MaxConcurrentRollouts, PerNamespace: opts.MaxRolloutsPerNamespace},
+		RolloutRetryInterval: cmp.Or(opts.RolloutRetryInterval, DefaultRolloutRetryInterval),
+		RolloutDeadline:      opts.RolloutDeadline,
+		Clock:                Clock{Now: opts.Now},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
-	backups := &KintoBackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, OperatorImage: opts.OperatorImage}
+	backups := &KintoBackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
+		OperatorImage: opts.OperatorImage, Clock: Clock{Now: opts.Now}}
 	if err := backups.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

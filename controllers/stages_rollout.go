@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +24,9 @@ const (
 	// reasonWaitingForRolloutSlot is RollingOut's reason while the cap holds the instance back.
 	reasonWaitingForRolloutSlot = "WaitingForRolloutSlot"
 	reasonRolloutStarted        = "RolloutStarted"
+	// reasonRolloutStalled is RollingOut's reason once a rollout held its slot past the deadline
+	// without the instance becoming Ready: the slot is given back.
+	reasonRolloutStalled = "RolloutStalled"
 	// unrecordedTemplate stands for the template of a workload that carries no template hash
 	// (written by an operator from before them): applying may roll it.
 	unrecordedTemplate = "unrecorded"
@@ -38,9 +42,19 @@ var errWaitingForRolloutSlot = errors.New("waiting for a rollout slot")
 // ConfigMap volumes) and any pod restarted for another reason.
 func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children) error {
 	self := rolloutInstance(p.inst)
-	if r.MaxConcurrentRollouts <= 0 || inst.Spec.Hibernate || r.RolloutSlots.Holds(self) {
-		// No cap; or no pod runs, so nothing rolls; or the rollout goes on (see releaseRolloutSlot).
+	if r.RolloutLimits == (rollout.Limits{}) || inst.Spec.Hibernate {
+		// No cap; or no pod runs, so nothing rolls.
 		stopWaiting(p)
+		return nil
+	}
+	if r.RolloutSlots.Holds(self) {
+		// The rollout goes on (see releaseRolloutSlot), unless it has stalled.
+		r.checkStalled(p)
+		return nil
+	}
+	if stalledAtThisGeneration(p) {
+		// A stalled rollout goes on without a slot until the spec changes: taking one again
+		// would hold it for another deadline, for the same broken change.
 		return nil
 	}
 	live, err := r.liveRevisions(ctx, p, inst)
@@ -59,17 +73,47 @@ func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *p
 	for i := range list.Items {
 		all = append(all, rolloutInstance(&list.Items[i]))
 	}
-	others, ok := r.RolloutSlots.Take(self.UID, all, r.MaxConcurrentRollouts)
+	held, ok := r.RolloutSlots.Take(self, all, r.RolloutLimits)
 	if !ok {
+		why := fmt.Sprintf("%d instances are rolling out, at most %d at once (--max-concurrent-rollouts)", held.All, r.RolloutLimits.Max)
+		if held.Full(r.RolloutLimits) == "namespace" {
+			why = fmt.Sprintf("%d instances of namespace %s are rolling out, at most %d of one namespace at once (--max-concurrent-rollouts-per-namespace)",
+				held.Namespace, inst.Namespace, r.RolloutLimits.PerNamespace)
+		}
 		setCondition(p, v1alpha1.ConditionRollingOut, metav1.ConditionFalse, reasonWaitingForRolloutSlot,
-			fmt.Sprintf("%d instances are rolling out, at most %d at once (--max-concurrent-rollouts): "+
-				"this one keeps running as it is until one of them is done", others, r.MaxConcurrentRollouts))
+			why+": this one keeps running as it is until one of them is done")
 		return errWaitingForRolloutSlot
 	}
 	setCondition(p, v1alpha1.ConditionRollingOut, metav1.ConditionTrue, reasonRolloutStarted,
-		fmt.Sprintf("rolling out a new release, configuration or Secret to running pods (%d of at most %d instances at once)",
-			others+1, r.MaxConcurrentRollouts))
+		fmt.Sprintf("rolling out a new release, configuration or Secret to running pods (%d instances at once)", held.All+1))
 	return nil
+}
+
+// checkStalled gives back the slot of a rollout that has held it past the deadline without the
+// instance becoming Ready (a release that does not start, a configuration Kinto refuses), so
+// that one tenant's broken rollouts never stop the others'; the instance is left as it is, and
+// says so. Before the deadline, it asks to be looked at again when the deadline comes.
+func (r *KintoInstanceReconciler) checkStalled(p *pass) {
+	c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut)
+	if r.RolloutDeadline <= 0 || c == nil || c.Status != metav1.ConditionTrue {
+		return
+	}
+	deadline := c.LastTransitionTime.Add(r.RolloutDeadline)
+	if r.now().Before(deadline) {
+		p.requeueAt(deadline)
+		return
+	}
+	r.RolloutSlots.Release(p.inst.UID)
+	setCondition(p, v1alpha1.ConditionRollingOut, metav1.ConditionFalse, reasonRolloutStalled,
+		fmt.Sprintf("the rollout started at %s is not Ready after %s (--rollout-deadline): its slot is given back to other instances, "+
+			"and the instance is left as it is (see its other conditions); the next change to its spec takes a slot again",
+			c.LastTransitionTime.UTC().Format(time.RFC3339), r.RolloutDeadline))
+}
+
+// stalledAtThisGeneration says whether the instance's rollout stalled for the spec it has now.
+func stalledAtThisGeneration(p *pass) bool {
+	c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut)
+	return c != nil && c.Reason == reasonRolloutStalled && c.ObservedGeneration == p.inst.Generation
 }
 
 // releaseRolloutSlot gives the slot back once the instance is Ready again after its rollout, or
@@ -77,10 +121,12 @@ func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *p
 // most as many instances as the cap, and an administrator sees them by their RollingOut condition.
 func (r *KintoInstanceReconciler) releaseRolloutSlot(p *pass) {
 	self := rolloutInstance(p.inst)
-	if !r.RolloutSlots.Holds(self) && !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionRollingOut) {
+	c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut)
+	stalled := c != nil && c.Reason == reasonRolloutStalled
+	if !r.RolloutSlots.Holds(self) && !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionRollingOut) && !stalled {
 		return
 	}
-	if r.MaxConcurrentRollouts > 0 && !p.inst.Spec.Hibernate &&
+	if r.RolloutLimits != (rollout.Limits{}) && !p.inst.Spec.Hibernate &&
 		!meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionReady) {
 		return
 	}
@@ -92,13 +138,14 @@ func (r *KintoInstanceReconciler) releaseRolloutSlot(p *pass) {
 // taking a slot: what it waited to roll was reverted, or a pass that saw its workloads through a
 // stale cache waited for nothing.
 func stopWaiting(p *pass) {
-	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut); c != nil && c.Status == metav1.ConditionFalse {
+	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut); c != nil && c.Reason == reasonWaitingForRolloutSlot {
 		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionRollingOut)
 	}
 }
 
 func rolloutInstance(inst *v1alpha1.KintoInstance) rollout.Instance {
-	return rollout.Instance{UID: inst.UID, RollingOut: meta.IsStatusConditionTrue(inst.Status.Conditions, v1alpha1.ConditionRollingOut)}
+	return rollout.Instance{UID: inst.UID, Namespace: inst.Namespace,
+		RollingOut: meta.IsStatusConditionTrue(inst.Status.Conditions, v1alpha1.ConditionRollingOut)}
 }
 
 // liveRevisions reads what the instance's workloads run, from the cache.

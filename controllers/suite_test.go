@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,12 +88,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// The manager main.go runs, with the HTTPRoute CRD installed.
-	// Every test runs under a rollout cap of 2; each test's instances go when it ends (see
-	// createInstance), so that none holds a slot into the next test.
+	// Every test runs under a rollout cap of 3, 2 per namespace; each test's instances go when
+	// it ends (see createInstance), so that none holds a slot into the next test.
 	mgr, err := controllers.NewManager(ctx, operatorCfg, controllers.Options{
 		MetricsAddr: "0", ProbeAddr: "0", Network: testNetwork,
-		MaxConcurrentRollouts: testMaxConcurrentRollouts, RolloutRetryInterval: 200 * time.Millisecond,
-		OperatorImage: testOperatorImage,
+		MaxConcurrentRollouts: testMaxConcurrentRollouts, MaxRolloutsPerNamespace: testMaxRolloutsPerNamespace,
+		RolloutRetryInterval: 200 * time.Millisecond, RolloutDeadline: testRolloutDeadline,
+		OperatorImage: testOperatorImage, Now: testClock.now,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -114,8 +116,26 @@ func run(m *testing.M) int {
 // testOperatorImage is the operator's image in these tests, which backup Jobs run.
 const testOperatorImage = "kinto-operator:test"
 
-// testMaxConcurrentRollouts is the operator's rollout cap in these tests.
-const testMaxConcurrentRollouts = 2
+// The operator's rollout cap in these tests, in all and per namespace, and its deadline.
+const (
+	testMaxConcurrentRollouts   = 3
+	testMaxRolloutsPerNamespace = 2
+	testRolloutDeadline         = 10 * time.Minute
+)
+
+// testClock is the operator's clock in these tests: the time of day, moved forward by a test
+// that needs a deadline to pass (see advanceClock).
+var testClock offsetClock
+
+type offsetClock struct{ offset atomic.Int64 }
+
+func (c *offsetClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// advanceClock moves the operator's clock forward by d until the test ends.
+func advanceClock(t testing.TB, d time.Duration) {
+	testClock.offset.Add(int64(d))
+	t.Cleanup(func() { testClock.offset.Add(-int64(d)) })
+}
 
 // testNetwork places the ingress controller in namespaces labelled ingress=true.
 var testNetwork = resources.NetworkOptions{IngressNamespaces: metav1.LabelSelector{MatchLabels: map[string]string{"ingress": "true"}}}

@@ -28,11 +28,34 @@ func NeedsSlot(live, desired Revisions) bool {
 		live.Server != "" && changes(live.Version, desired.Version)
 }
 
-// Instance is what Slots needs to know of an instance: who it is, and whether its status says it
-// holds a slot.
+// Instance is what Slots needs to know of an instance: who it is, its namespace (its tenant's),
+// and whether its status says it holds a slot.
 type Instance struct {
 	UID        types.UID
+	Namespace  string
 	RollingOut bool
+}
+
+// Limits bound the slots: Max in all, PerNamespace to the instances of one namespace, so that
+// one tenant's rollouts never hold every slot. Zero or less: no bound.
+type Limits struct {
+	Max, PerNamespace int
+}
+
+// Held counts the slots other instances hold: in all, and in the namespace of the one asking.
+type Held struct {
+	All, Namespace int
+}
+
+// Full says which limit held leaves no slot under: "" when one is free.
+func (h Held) Full(l Limits) string {
+	switch {
+	case l.Max > 0 && h.All >= l.Max:
+		return "all"
+	case l.PerNamespace > 0 && h.Namespace >= l.PerNamespace:
+		return "namespace"
+	}
+	return ""
 }
 
 // Slots counts the instances rolling out. Each instance's status records whether it holds a slot,
@@ -60,33 +83,35 @@ func (s *Slots) Holds(inst Instance) bool {
 	return s.holdsLocked(inst)
 }
 
-// Take gives self a slot when fewer than max of the other instances hold one, and returns how
-// many others hold one. all lists every instance the operator reconciles; a max of 0 or less means
-// no cap.
-func (s *Slots) Take(self types.UID, all []Instance, max int) (others int, ok bool) {
+// Take gives self a slot when the others leave one free under limits, and says how many slots
+// the others hold. all lists every instance the operator reconciles.
+func (s *Slots) Take(self Instance, all []Instance, limits Limits) (held Held, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	listed := make(map[types.UID]bool, len(all))
 	for _, inst := range all {
 		listed[inst.UID] = true
-		if inst.UID != self && s.holdsLocked(inst) {
-			others++
+		if inst.UID != self.UID && s.holdsLocked(inst) {
+			held.All++
+			if inst.Namespace == self.Namespace {
+				held.Namespace++
+			}
 		}
 	}
 	// Instances deleted since hold nothing.
 	for uid := range s.decided {
-		if !listed[uid] && uid != self {
+		if !listed[uid] && uid != self.UID {
 			delete(s.decided, uid)
 		}
 	}
-	if max > 0 && others >= max {
-		return others, false
+	if held.Full(limits) != "" {
+		return held, false
 	}
 	if s.decided == nil {
 		s.decided = map[types.UID]bool{}
 	}
-	s.decided[self] = true
-	return others, true
+	s.decided[self.UID] = true
+	return held, true
 }
 
 // Release gives the instance's slot back.
