@@ -40,7 +40,7 @@ func TestDesired(t *testing.T) {
 		in         Inputs
 		wantApply  []string // besides the configuration, identity and network policies
 		wantRemove []string
-		wantJobs   []string // besides the migration's
+		wantOthers []string // applied by their own stage or created once, besides the migration Job
 	}{
 		{
 			name:       "a new instance: no server before the first migration, so no budget to remove",
@@ -61,7 +61,7 @@ func TestDesired(t *testing.T) {
 			inst:       newInstance(replicas, ingress, withVolumeBackup),
 			in:         migrated,
 			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server", "*v1.PodDisruptionBudget notes-server", "*v1.Ingress notes-ingress"},
-			wantJobs:   []string{"*v1.CronJob notes-backup", "*v1.PersistentVolumeClaim notes-backups"},
+			wantOthers: []string{"*v1.CronJob notes-backup", "*v1.PersistentVolumeClaim notes-backups"},
 			wantRemove: nil,
 		},
 		{
@@ -91,7 +91,7 @@ func TestDesired(t *testing.T) {
 			in:         restoring,
 			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server"},
 			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress"},
-			wantJobs:   []string{"*v1.Job notes-restore"},
+			wantOthers: []string{"*v1.Job notes-restore"},
 		},
 	}
 	for _, tc := range cases {
@@ -104,18 +104,14 @@ func TestDesired(t *testing.T) {
 			if applied[0] != c.Config || applied[1] != c.ServiceAccount {
 				t.Errorf("the configuration and identity are not applied first: %v", kindNames(applied[:2]))
 			}
-			var rest []client.Object
-			for _, o := range applied[2+len(c.NetworkPolicies):] {
-				rest = append(rest, o)
-			}
 			want := slices.Sorted(slices.Values(tc.wantApply))
-			if got := kindNames(rest); !slices.Equal(got, want) {
+			if got := kindNames(applied[2+len(c.NetworkPolicies):]); !slices.Equal(got, want) {
 				t.Errorf("applied %v, want %v", got, want)
 			}
 			if got := kindNames(c.Remove); !slices.Equal(got, slices.Sorted(slices.Values(tc.wantRemove))) {
 				t.Errorf("removed %v, want %v", got, tc.wantRemove)
 			}
-			wantAll := append(slices.Clone(tc.wantJobs), kindNames(applied)...)
+			wantAll := append(slices.Clone(tc.wantOthers), kindNames(applied)...)
 			wantAll = append(wantAll, kindName(c.Migration))
 			if got := kindNames(c.All()); !slices.Equal(got, slices.Sorted(slices.Values(wantAll))) {
 				t.Errorf("all children %v, want %v", got, slices.Sorted(slices.Values(wantAll)))
