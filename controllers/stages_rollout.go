@@ -47,7 +47,7 @@ func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *p
 	if err != nil {
 		return err
 	}
-	desired, err := desiredRevisions(p)
+	desired, err := desiredRevisions(p, r.OperatorImage)
 	if err != nil {
 		// The configuration stage reports an invalid configuration.
 		return nil
@@ -137,7 +137,7 @@ func (r *KintoInstanceReconciler) templateHash(ctx context.Context, namespace, n
 // desiredRevisions is what the stages after the slot would make the workloads run. The server's
 // template is the one of the release the schema is at; a new release shows as a version to
 // migrate to, the first step of its rollout.
-func desiredRevisions(p *pass) (rollout.Revisions, error) {
+func desiredRevisions(p *pass, operatorImage string) (rollout.Revisions, error) {
 	desired := rollout.Revisions{Version: targetVersion(p.inst, p.status.Version)}
 	if p.status.Version != "" {
 		_, configHash, err := resources.ConfigMap(p.inst)
@@ -147,7 +147,7 @@ func desiredRevisions(p *pass) (rollout.Revisions, error) {
 		desired.Server = serverDeployment(p, configHash).Annotations[resources.TemplateHashAnnotation]
 	}
 	if p.inst.Spec.ManagedDatabase() != nil {
-		desired.Database = databaseStatefulSet(p).Annotations[resources.TemplateHashAnnotation]
+		desired.Database = databaseStatefulSet(p, operatorImage).Annotations[resources.TemplateHashAnnotation]
 	}
 	return desired, nil
 }

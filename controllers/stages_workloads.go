@@ -74,7 +74,7 @@ func (r *KintoInstanceReconciler) reconcileDatabase(ctx context.Context, p *pass
 	if err := r.applyClaim(ctx, resources.DataVolumeClaim(p.inst)); err != nil {
 		return err
 	}
-	sts := databaseStatefulSet(p)
+	sts := databaseStatefulSet(p, r.OperatorImage)
 	var objs []client.Object
 	for _, svc := range resources.DatabaseServices(p.inst) {
 		objs = append(objs, svc)
@@ -121,9 +121,9 @@ func keepClaim(desired, existing *corev1.PersistentVolumeClaim) {
 }
 
 // databaseStatefulSet is the managed PostgreSQL server, restarted when its credentials change.
-func databaseStatefulSet(p *pass) *appsv1.StatefulSet {
+func databaseStatefulSet(p *pass, operatorImage string) *appsv1.StatefulSet {
 	credentials := resources.SecretsRevision(map[string]string{resources.CredentialsSecretName(p.inst): p.credentialsVersion})
-	return resources.DatabaseStatefulSet(p.inst, credentials)
+	return resources.DatabaseStatefulSet(p.inst, credentials, operatorImage)
 }
 
 // serverDeployment is the Kinto server at the release the schema is migrated to, with the given

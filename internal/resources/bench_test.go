@@ -30,7 +30,7 @@ func BenchmarkBuildAll(b *testing.B) {
 		}
 		DataVolumeClaim(inst)
 		DatabaseServices(inst)
-		DatabaseStatefulSet(inst, "r")
+		DatabaseStatefulSet(inst, "r", testOperatorImage)
 		ServerService(inst)
 		ServerDeployment(inst, inst.Spec.Version, hash, "r")
 		ServerDisruptionBudget(inst)

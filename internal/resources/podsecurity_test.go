@@ -19,7 +19,7 @@ func podSpecs(inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
 		"migrate": MigrateJob(inst, inst.Spec.Version).Spec.Template.Spec,
 	}
 	if inst.Spec.ManagedDatabase() != nil {
-		pods["database"] = DatabaseStatefulSet(inst, "r").Spec.Template.Spec
+		pods["database"] = DatabaseStatefulSet(inst, "r", testOperatorImage).Spec.Template.Spec
 		s3 := testS3Connection()
 		s3.CABundle = &v1alpha1.SecretKeyRef{Name: "minio-ca", Key: "ca.crt"}
 		pods["restore from a volume"] = RestoreJob(inst, RestoreSource{VolumeClaimName: "old-backups", File: "f.dump"}, testOperatorImage).Spec.Template.Spec
