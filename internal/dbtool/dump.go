@@ -132,7 +132,8 @@ func removeStalePartials(dir string, now time.Time) error {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if !strings.HasPrefix(n, ".") || !strings.Contains(n, ".dump"+partialSuffix) {
+		// The dump's temporary file, or its result file's (dumps.WriteAtomically).
+		if !strings.HasPrefix(n, ".") || !strings.Contains(n, ".dump") || !strings.Contains(n, partialSuffix) {
 			continue
 		}
 		info, err := e.Info()
