@@ -178,6 +178,9 @@ func TestObjectStoragePort(t *testing.T) {
 		{"minio.storage.svc:9000", true, 9000},
 		{"http://minio.storage.svc", false, 80},
 		{"http://minio.storage.svc:8080", true, 8080},
+		// Refused by objectstore, the Jobs saying why.
+		{"minio.storage.svc:99999", false, 443},
+		{"minio.storage.svc:99999", true, 80},
 	}
 	for _, tc := range cases {
 		got := ObjectStoragePort(&v1alpha1.S3Connection{Endpoint: tc.endpoint, Insecure: tc.insecure})
