@@ -38,7 +38,7 @@ func BenchmarkReconcileSteadyState(b *testing.B) {
 	inst := bringUp(b, createInstance(b, ns, "bench", nil))
 	// A reconciler of its own, reading through an uncached client, so each pass pays for its
 	// reads as a cold cache would; events go nowhere.
-	r := &controllers.KintoInstanceReconciler{Client: uncached{Client: k8s, indexed: operatorCache}, APIReader: k8s, Recorder: discardEvents{}}
+	r := &controllers.KintoInstanceReconciler{Client: uncached{Client: k8s, indexed: operatorCache}, APIReader: k8s, Recorder: discardEvents{}, OperatorImage: testOperatorImage}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)}
 	b.ReportAllocs()
 	for b.Loop() {

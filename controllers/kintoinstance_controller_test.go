@@ -796,7 +796,7 @@ func TestGatewayWithoutTheGatewayAPI(t *testing.T) {
 	inst := createInstance(t, ns, "nogateway", func(i *v1alpha1.KintoInstance) {
 		i.Spec.Gateway = &v1alpha1.GatewaySpec{Host: "notes.example.org", Name: "public"}
 	})
-	r := &controllers.KintoInstanceReconciler{Client: k8s, APIReader: k8s, Recorder: discardEvents{}, Network: testNetwork}
+	r := &controllers.KintoInstanceReconciler{Client: k8s, APIReader: k8s, Recorder: discardEvents{}, Network: testNetwork, OperatorImage: testOperatorImage}
 	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)})
 	if err == nil || !strings.Contains(err.Error(), "spec.gateway needs the Gateway API") {
 		t.Errorf("err = %v, want the missing Gateway API named", err)

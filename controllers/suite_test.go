@@ -110,7 +110,7 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// testOperatorImage is the operator's image in these tests, which backup Jobs run.
+// testOperatorImage is the operator's image in these tests, which the database pods and backup Jobs run.
 const testOperatorImage = "kinto-operator:test"
 
 // testMaxConcurrentRollouts is the operator's rollout cap in these tests.

@@ -45,7 +45,7 @@ type command struct {
 var commands = map[string]command{
 	"install": {"copy this binary to the path given (the pod's shared volume)", "install failed", runInstall},
 	"init":    {"prepare the data directory (initdb, role, database) and set the role's password", "database init failed", runInit},
-	"dump":    {"dump the database into " + "$DUMP_DIR and report its result", "backup failed", runDump},
+	"dump":    {"dump the database into $DUMP_DIR and report its result", "backup failed", runDump},
 	"restore": {"restore the verified dump $DUMP_FILE into the empty database", "restore failed", runRestore},
 }
 
