@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -121,4 +122,33 @@ func (p *postgresCluster) loginAs(role, password string) (string, error) {
 	cmd.Env = []string{"PGPASSWORD=" + password, "PGCONNECT_TIMEOUT=10"}
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
+}
+
+// TestInitCompletesAnInterruptedFirstInit: a first init stopped after initdb (the pod deleted
+// then, say) leaves a data directory without the instance's role and database; the next start
+// creates them, once, and sets the password.
+func TestInitCompletesAnInterruptedFirstInit(t *testing.T) {
+	t.Parallel()
+	inst := newInstance("interrupted-init", nil)
+	creds, err := resources.CredentialsSecret(inst, nil, rand.Reader, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := startPostgres(t, inst, creds)
+	db.SQL(t, "postgres", "DROP DATABASE "+resources.DatabaseDB)
+	db.SQL(t, "postgres", "DROP ROLE "+resources.DatabaseUser)
+	db.Stop()
+	db.Start()
+	password := string(creds.Data[resources.SecretKeyDatabasePassword])
+	if got, err := db.loginAs(resources.DatabaseUser, password); err != nil || got != resources.DatabaseUser {
+		t.Errorf("after the init completed, the role logs in as %q (%v)", got, err)
+	}
+	want := resources.DatabaseDB + ":" + resources.DatabaseUser + ":UTF8"
+	if got := db.SQL(t, "postgres", "SELECT datname || ':' || pg_get_userbyid(datdba) || ':' || pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '"+resources.DatabaseDB+"'"); got != want {
+		t.Errorf("database %s, want %s", got, want)
+	}
+	hba, err := os.ReadFile(filepath.Join(db.dataDir, "pg_hba.conf"))
+	if rule := "host " + resources.DatabaseDB + " " + resources.DatabaseUser + " all scram-sha-256"; err != nil || strings.Count(string(hba), rule) != 1 {
+		t.Errorf("pg_hba.conf holds the instance's rule %d times (%v), want once", strings.Count(string(hba), rule), err)
+	}
 }
