@@ -1,5 +1,7 @@
-// Command manager runs the kinto-operator controllers; `manager backup ...` is the storage
-// step of the backup and restore Jobs, run from the operator's own image.
+// Command manager runs the kinto-operator controllers. The same binary works in the pods the
+// operator makes: `manager backup ...` is the storage step of the backup and restore Jobs, run
+// from the operator's own image; `manager db ...` is the database's init, dump and restore, run
+// in the PostgreSQL image from a copy of the binary.
 package main
 
 import (
@@ -15,11 +17,17 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/backuptool"
+	"github.com/kinto-storage/kinto-operator/internal/dbtool"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "backup" {
-		os.Exit(backuptool.Main(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "backup":
+			os.Exit(backuptool.Main(os.Args[2:], os.Stdout, os.Stderr))
+		case "db":
+			os.Exit(dbtool.Main(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	var opts controllers.Options
 	var ingressNamespaces, externalCIDRs string
@@ -37,7 +45,7 @@ func main() {
 	flag.DurationVar(&opts.RolloutDeadline, "rollout-deadline", 30*time.Minute,
 		"How long an instance may hold a rollout slot without becoming Ready: past it, the rollout is reported stalled (RollingOut=False, RolloutStalled) and its slot given back. 0: no deadline.")
 	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
-		"The operator's own image, which backup and restore Jobs run for their object-storage steps (default $OPERATOR_IMAGE).")
+		"The operator's own image, which the database pods and the backup and restore Jobs run for their own steps (default $OPERATOR_IMAGE).")
 	logOpts := zap.Options{}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -61,7 +69,7 @@ func main() {
 		opts.Network.ExternalCIDRs = append(opts.Network.ExternalCIDRs, cidr)
 	}
 	if opts.OperatorImage == "" {
-		setupLog.Error(nil, "set --operator-image or OPERATOR_IMAGE to the operator's image: backup and restore Jobs run it")
+		setupLog.Error(nil, "set --operator-image or OPERATOR_IMAGE to the operator's image: the database pods and the backup and restore Jobs run it")
 		os.Exit(1)
 	}
 

@@ -52,7 +52,7 @@ func (r *KintoInstanceReconciler) finalizeDeletion(ctx context.Context, inst *v1
 		return ctrl.Result{}, r.removeFinalBackupFinalizer(ctx, inst)
 	}
 	const wayOut = "set spec.deletionPolicy to Retain to let the instance go without it"
-	p := &pass{inst: inst, status: inst.Status.DeepCopy()}
+	p := &pass{inst: inst, status: inst.Status.DeepCopy(), now: r.now()}
 	stopped, err := r.stopServer(ctx, inst)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -96,6 +96,11 @@ type pass struct {
 	inst *v1alpha1.KintoInstance
 	// status is the status being computed; it is written once, at the end of the pass.
 	status *v1alpha1.KintoInstanceStatus
+	// now is the operator's clock when the pass began: the time of the transitions it records,
+	// against which deadlines are judged.
+	now time.Time
+	// releaseSlot says the instance gives its rollout slot back once its status is written.
+	releaseSlot bool
 	// recheckAt, when set, is when the instance must be looked at again though nothing changes.
 	recheckAt time.Time
 }
@@ -189,7 +194,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 
-	p := &pass{inst: inst, status: inst.Status.DeepCopy()}
+	p := &pass{inst: inst, status: inst.Status.DeepCopy(), now: r.now()}
 	var failure error
 	err := r.runStages(ctx, p)
 	// The class's watch brings back an instance its class holds when the class changes.
@@ -200,14 +205,22 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	r.setReady(p, failure)
 	r.releaseRolloutSlot(p)
 	p.status.ObservedGeneration = inst.Generation
-	r.recordTransitions(inst, p.status)
 
 	if !equality.Semantic.DeepEqual(inst.Status, *p.status) {
-		patch := client.MergeFrom(inst.DeepCopy())
+		// The status is computed from the instance as read, which the cache can show a write
+		// behind: written on that read's resource version only, so that a pass on a stale read
+		// never undoes what the pass before it recorded (the rollout slot it took, say); the
+		// pass is retried, with backoff, on a fresh read.
+		before := inst.DeepCopy()
+		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 		inst.Status = *p.status
 		if err := r.Status().Patch(ctx, inst, patch); err != nil {
-			return ctrl.Result{}, err
+			return ctrl.Result{}, errors.Join(failure, err)
 		}
+		r.recordTransitions(before, p.status)
+	}
+	if p.releaseSlot {
+		r.RolloutSlots.Release(inst.UID)
 	}
 	if failure != nil {
 		// An error is logged by controller-runtime and retried with exponential backoff.

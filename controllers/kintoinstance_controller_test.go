@@ -494,6 +494,48 @@ func TestMissingCredentialsAreNotRegeneratedOverData(t *testing.T) {
 	})
 }
 
+// A database password set by hand with a control character (a newline `echo` left, say) is
+// refused, the condition naming the Secret and key without quoting the password, and the
+// database keeps running with the password it has; a valid one set afterwards is taken.
+func TestPasswordWithControlCharacterIsRefused(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	inst := bringUp(t, createInstance(t, ns, "typo", nil))
+	sts := &appsv1.StatefulSet{}
+	get(t, ns, resources.DatabaseName(inst), sts)
+	revision := sts.Spec.Template.Annotations[resources.SecretsRevisionAnnotation]
+
+	secret := &corev1.Secret{}
+	get(t, ns, resources.CredentialsSecretName(inst), secret)
+	const typo = "chosen-by-hand\n"
+	secret.Data[resources.SecretKeyDatabasePassword] = []byte(typo)
+	if err := k8s.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsInvalid")
+	msg := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionDatabaseReady).Message
+	if !strings.Contains(msg, secret.Name) || !strings.Contains(msg, resources.SecretKeyDatabasePassword) || !strings.Contains(msg, "U+000A") || strings.Contains(msg, "chosen-by-hand") {
+		t.Errorf("condition message %q, want the Secret, the key and the character, not the password", msg)
+	}
+	get(t, ns, resources.DatabaseName(inst), sts)
+	if got := sts.Spec.Template.Annotations[resources.SecretsRevisionAnnotation]; got != revision {
+		t.Errorf("the database was restarted for a refused password (revision %s, was %s)", got, revision)
+	}
+
+	get(t, ns, resources.CredentialsSecretName(inst), secret)
+	secret.Data[resources.SecretKeyDatabasePassword] = []byte("chosen-by-hand")
+	if err := k8s.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the fixed password taken", func() error {
+		get(t, ns, resources.DatabaseName(inst), sts)
+		if sts.Spec.Template.Annotations[resources.SecretsRevisionAnnotation] == revision {
+			return fmt.Errorf("the database's credentials revision is still %s", revision)
+		}
+		return nil
+	})
+}
+
 // A change to the Secret holding the external database URL rolls the server: the operator labels
 // the Secret so that it watches it, and the pod template follows the Secret's revision.
 func TestReferencedSecretChangeRollsTheServer(t *testing.T) {
@@ -770,7 +812,7 @@ func TestGatewayWithoutTheGatewayAPI(t *testing.T) {
 		}
 		return nil
 	})
-	r := &controllers.KintoInstanceReconciler{Client: k8s, APIReader: k8s, Recorder: discardEvents{}, Network: testNetwork}
+	r := &controllers.KintoInstanceReconciler{Client: k8s, APIReader: k8s, Recorder: discardEvents{}, Network: testNetwork, OperatorImage: testOperatorImage}
 	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)})
 	if err == nil || !strings.Contains(err.Error(), "spec.gateway needs the Gateway API") {
 		t.Errorf("err = %v, want the missing Gateway API named", err)

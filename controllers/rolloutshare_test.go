@@ -50,12 +50,13 @@ func TestOneTenantCannotFreezeRollouts(t *testing.T) {
 	finishUpgrade(t, neighbour, "26.5.0")
 
 	// The tenant's rollouts never finish (their migrations hang); past the deadline they stall.
-	advanceClock(t, testRolloutDeadline+time.Minute)
-	for _, name := range rolling {
-		annotate(t, insts[name], "poke", "1") // a pass, as the deadline's requeue would bring
-		waitForCondition(t, insts[name], v1alpha1.ConditionRollingOut, metav1.ConditionFalse, "RolloutStalled")
-		expectWarning(t, insts[name], "RolloutStalled", "--rollout-deadline")
-	}
+	withClockAdvanced(testRolloutDeadline+time.Minute, func() {
+		for _, name := range rolling {
+			annotate(t, insts[name], "poke", "1") // a pass, as the deadline's requeue would bring
+			waitForCondition(t, insts[name], v1alpha1.ConditionRollingOut, metav1.ConditionFalse, "RolloutStalled")
+			expectWarning(t, insts[name], "RolloutStalled", "--rollout-deadline")
+		}
+	})
 	waitForCondition(t, insts[waiting[0]], v1alpha1.ConditionRollingOut, metav1.ConditionTrue, "RolloutStarted")
 
 	// A stalled rollout does not take a slot again for the same spec; it finishes without one.

@@ -48,7 +48,12 @@ func (r *KintoInstanceReconciler) reconcileRolloutSlot(ctx context.Context, p *p
 		return nil
 	}
 	if r.RolloutSlots.Holds(self) {
-		// The rollout goes on (see releaseRolloutSlot), unless it has stalled.
+		// The rollout goes on (see releaseRolloutSlot), unless it has stalled. The pass that
+		// took the slot may have failed to record it: it is recorded again.
+		if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionRollingOut) {
+			setCondition(p, v1alpha1.ConditionRollingOut, metav1.ConditionTrue, reasonRolloutStarted,
+				"rolling out a new release, configuration or Secret to running pods")
+		}
 		r.checkStalled(p)
 		return nil
 	}
@@ -99,11 +104,11 @@ func (r *KintoInstanceReconciler) checkStalled(p *pass) {
 		return
 	}
 	deadline := c.LastTransitionTime.Add(r.RolloutDeadline)
-	if r.now().Before(deadline) {
+	if p.now.Before(deadline) {
 		p.requeueAt(deadline)
 		return
 	}
-	r.RolloutSlots.Release(p.inst.UID)
+	p.releaseSlot = true
 	setCondition(p, v1alpha1.ConditionRollingOut, metav1.ConditionFalse, reasonRolloutStalled,
 		fmt.Sprintf("the rollout started at %s is not Ready after %s (--rollout-deadline): its slot is given back to other instances, "+
 			"and the instance is left as it is (see its other conditions); the next change to its spec takes a slot again",
@@ -117,8 +122,10 @@ func stalledAtThisGeneration(p *pass) bool {
 }
 
 // releaseRolloutSlot gives the slot back once the instance is Ready again after its rollout, or
-// hibernates. A rollout that fails keeps its slot: a bad release or configuration then reaches at
-// most as many instances as the cap, and an administrator sees them by their RollingOut condition.
+// hibernates. A rollout that fails keeps its slot until its deadline: a bad release or
+// configuration then reaches at most as many instances as the cap, and an administrator sees
+// them by their RollingOut condition. The slot is given back once the status saying so is
+// written (see Reconcile): until then another instance taking it would exceed the cap.
 func (r *KintoInstanceReconciler) releaseRolloutSlot(p *pass) {
 	self := rolloutInstance(p.inst)
 	c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut)
@@ -130,7 +137,7 @@ func (r *KintoInstanceReconciler) releaseRolloutSlot(p *pass) {
 		!meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionReady) {
 		return
 	}
-	r.RolloutSlots.Release(self.UID)
+	p.releaseSlot = true
 	meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionRollingOut)
 }
 

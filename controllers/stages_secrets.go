@@ -41,8 +41,12 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 		}
 	}
 	secret, err := resources.CredentialsSecret(inst, existing.Data, resources.RandomSource, holdsData)
-	if errors.Is(err, resources.ErrHMACSecretsLost) {
+	switch {
+	case errors.Is(err, resources.ErrHMACSecretsLost):
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing",
+			fmt.Sprintf("Secret %s: %v", key.Name, err))
+	case errors.Is(err, resources.ErrPasswordRefused):
+		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsInvalid",
 			fmt.Sprintf("Secret %s: %v", key.Name, err))
 	}
 	if err != nil {

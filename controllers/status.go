@@ -48,6 +48,8 @@ func setCondition(p *pass, condType string, status metav1.ConditionStatus, reaso
 		Reason:             reason,
 		Message:            message,
 		ObservedGeneration: p.inst.Generation,
+		// Kept as it was unless the status changes.
+		LastTransitionTime: metav1.NewTime(p.now),
 	})
 }
 

@@ -113,7 +113,7 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// testOperatorImage is the operator's image in these tests, which backup Jobs run.
+// testOperatorImage is the operator's image in these tests, which the database pods and backup Jobs run.
 const testOperatorImage = "kinto-operator:test"
 
 // The operator's rollout cap in these tests, in all and per namespace, and its deadline.
@@ -131,10 +131,11 @@ type offsetClock struct{ offset atomic.Int64 }
 
 func (c *offsetClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
 
-// advanceClock moves the operator's clock forward by d until the test ends.
-func advanceClock(t testing.TB, d time.Duration) {
+// withClockAdvanced runs during with the operator's clock moved forward by d.
+func withClockAdvanced(d time.Duration, during func()) {
 	testClock.offset.Add(int64(d))
-	t.Cleanup(func() { testClock.offset.Add(-int64(d)) })
+	defer testClock.offset.Add(-int64(d))
+	during()
 }
 
 // testNetwork places the ingress controller in namespaces labelled ingress=true.

@@ -350,7 +350,8 @@ build_postgres() {
   grep -q '^create_main_cluster = false' "$r/etc/postgresql-common/createcluster.conf" ||
     die "could not turn off create_main_cluster in postgresql-common's createcluster.conf"
   in_chroot "$r" apt-get install -qq -y --no-install-recommends "postgresql-$postgres_version"
-  for b in initdb postgres pg_isready; do
+  # What the pod runs: the server and its probe, and the tools `manager db` runs.
+  for b in initdb postgres pg_isready psql pg_dump pg_restore; do
     [ -x "$r$bin/$b" ] || die "postgresql-$postgres_version did not install $bin/$b"
   done
   [ -z "$(ls -A "$r/etc/postgresql" 2>/dev/null)" ] || die "the postgres package created a cluster"

@@ -209,7 +209,8 @@ type ManagedDatabase struct {
 	Version string `json:"version,omitempty"`
 
 	// Image overrides the PostgreSQL image. It must hold the major version named by version, with
-	// initdb and postgres on its PATH and a postgres user of uid 999, as the official image has.
+	// initdb, postgres, pg_isready, psql, pg_dump and pg_restore on its PATH and a postgres user
+	// of uid 999, as the official image has.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional

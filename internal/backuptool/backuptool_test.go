@@ -132,7 +132,7 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// writeDump writes into dir what the dump script leaves there for a dump started at at: the dump
+// writeDump writes into dir what `manager db dump` leaves there for a dump started at at: the dump
 // (here a stand-in) and its result file. It returns the result.
 func writeDump(t *testing.T, dir string, at time.Time, content string) dumps.Result {
 	t.Helper()
@@ -240,7 +240,7 @@ func TestUploadFindsOneVerifiedDump(t *testing.T) {
 }
 
 // TestPruneDirectory prunes a backup volume holding, besides the dumps, what a user or an
-// interrupted backup may leave: only the dumps, named as the dump script names them, are
+// interrupted backup may leave: only the dumps, named as `manager db dump` names them, are
 // counted and deleted, each with its result file.
 func TestPruneDirectory(t *testing.T) {
 	dir := t.TempDir()

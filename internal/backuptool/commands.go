@@ -61,7 +61,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("upload", stderr)
 	dest := bindDestination(fs)
-	dumpDir := fs.String("dump-dir", "", "the directory the dump script wrote into: its dump, checked against its result file, goes to <prefix>/<instance>/<the dump's name>")
+	dumpDir := fs.String("dump-dir", "", "the directory `manager db dump` wrote into: its dump, checked against its result file, goes to <prefix>/<instance>/<the dump's name>")
 	instance := fs.String("instance", "", "the instance whose dump this is (with --dump-dir)")
 	file := fs.String("file", "", "a file to upload as it is, instead of a dump directory (with --key)")
 	key := fs.String("key", "", "the file's full key in the bucket (with --file)")
@@ -109,7 +109,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// uploadDump uploads the dump the dump script wrote into dir under its own name in the folder of
+// uploadDump uploads the dump `manager db dump` wrote into dir under its own name in the folder of
 // instance, so that the key carries the time the dump started. The dump must still be as its
 // result file describes it.
 func uploadDump(ctx context.Context, cfg objectstore.Config, dir, instance string) (dumps.Result, error) {
@@ -161,7 +161,7 @@ func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	// The result file is what the restore script verifies the dump against.
+	// The result file is what `manager db restore` verifies the dump against.
 	result := dumps.Result{File: filepath.Base(*file), Size: downloaded.Size, SHA256: downloaded.SHA256, Key: downloaded.Key}
 	if err := dumps.WriteResultFile(*file+dumps.ResultSuffix, result); err != nil {
 		return fmt.Errorf("the dump was downloaded to %s, but writing its result file failed: %w", *file, err)

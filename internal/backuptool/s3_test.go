@@ -116,7 +116,7 @@ func TestUploadThenDownload(t *testing.T) {
 	}
 }
 
-// TestUploadRefusesADumpNotAsRecorded: a dump altered after the dump script recorded its
+// TestUploadRefusesADumpNotAsRecorded: a dump altered after `manager db dump` recorded its
 // checksum never reaches the bucket.
 func TestUploadRefusesADumpNotAsRecorded(t *testing.T) {
 	s := startServer(t)

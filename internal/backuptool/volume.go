@@ -12,8 +12,8 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 )
 
-// The dumps of a directory: the dump script's output directory, or a backup volume, where dumps
-// stay as the dump script wrote them, each with its result file.
+// The dumps of a directory: the output directory of `manager db dump`, or a backup volume, where dumps
+// stay as it wrote them, each with its result file.
 
 // dirDumps lists the dumps in dir, oldest first, as Objects keyed by their names (the form
 // objectstore.Expired reads): the regular files named by dumps.FileName, never a hidden temporary
@@ -32,8 +32,8 @@ func dirDumps(dir string) ([]objectstore.Object, error) {
 	return found, nil
 }
 
-// findDump returns the name of the one finished dump in dir, the output directory of a dump
-// script: a dump with its result file beside it (the script writes the result last).
+// findDump returns the name of the one finished dump in dir, the output directory of `manager db
+// dump`: a dump with its result file beside it (the dump writes its result last).
 func findDump(dir string) (string, error) {
 	found, err := dirDumps(dir)
 	if err != nil {
@@ -58,7 +58,7 @@ func findDump(dir string) (string, error) {
 		return "", fmt.Errorf("%s holds %d dumps with a result file (%s), not one: which to upload is unclear",
 			dir, len(finished), strings.Join(finished, ", "))
 	case len(unfinished) > 0:
-		return "", fmt.Errorf("%s holds no finished dump: %s has no result file beside it (the dump script did not finish)",
+		return "", fmt.Errorf("%s holds no finished dump: %s has no result file beside it (the dump did not finish)",
 			dir, strings.Join(unfinished, ", "))
 	}
 	return "", fmt.Errorf("%s holds no dump (<UTC time>.dump with its result file <UTC time>.dump%s)", dir, dumps.ResultSuffix)

@@ -6,6 +6,8 @@
 package dumps
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,8 +19,7 @@ import (
 
 // timeLayout is the UTC basic ISO 8601 form: fixed width and most significant field first, so
 // the lexical order of names is their time order (for years 1000 to 9999), which is how S3
-// lists keys and how a directory sorts. DumpScript (internal/resources) writes it with
-// `date -u +%Y%m%dT%H%M%SZ`.
+// lists keys and how a directory sorts.
 const timeLayout = "20060102T150405Z"
 
 // fileNameRE is the shape of the names FileName makes: no directory, no hidden temporary file.
@@ -47,13 +48,28 @@ func ParseFileName(name string) (time.Time, bool) {
 	return t, true
 }
 
-// Result describes a dump: what the dump script reports of the dump it wrote, and what
+// Result describes a dump: what `manager db dump` reports of the dump it wrote, and what
 // `manager backup` reports of a dump it uploaded or downloaded.
 type Result struct {
 	File   string `json:"file"`          // the dump's name, in the directory it was written to
 	Size   int64  `json:"size"`          // in bytes
 	SHA256 string `json:"sha256"`        // hexadecimal, lower case
 	Key    string `json:"key,omitempty"` // the object key, when the dump is in object storage
+}
+
+// hashBufferSize is the read size while hashing a dump: large enough that the syscalls cost
+// nothing next to the hashing.
+const hashBufferSize = 1 << 20
+
+// Checksum is the SHA-256 (hexadecimal, lower case) of what remains to read in r, and its length:
+// a dump's Result.SHA256 and Result.Size.
+func Checksum(r io.Reader) (string, int64, error) {
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, r, make([]byte, hashBufferSize))
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 var sha256HexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -90,8 +106,7 @@ func ReadResultFile(path string) (Result, error) {
 	return r, nil
 }
 
-// WriteResultFile writes r to path as one line of JSON, as the dump script does: RestoreScript
-// reads the checksum back with sed, line by line.
+// WriteResultFile writes r to path as one line of JSON, atomically.
 func WriteResultFile(path string, r Result) error {
 	line, err := json.Marshal(r)
 	if err != nil {

@@ -83,7 +83,7 @@ func TestParseFileName(t *testing.T) {
 		{"20261126T030000Z.dump", true},
 		{"notes.txt", false},
 		{"", false},
-		{".20261126T030000Z.dump.partial", false}, // the dump script's temporary file
+		{".20261126T030000Z.dump.partial", false}, // the temporary file of `manager db dump`
 		{"20261126T030000Z.dump.json", false},
 		{"20261126T030000Z.dump.partial", false},
 		{"20261126T030000.dump", false},
@@ -108,7 +108,7 @@ func TestParseResult(t *testing.T) {
 		want    Result
 		wantErr string
 	}{
-		{"as the dump script writes it", `{"file":"20261126T081500Z.dump","size":14753,"sha256":"` + sum + `"}` + "\n",
+		{"as `manager db dump` writes it", `{"file":"20261126T081500Z.dump","size":14753,"sha256":"` + sum + `"}` + "\n",
 			Result{File: "20261126T081500Z.dump", Size: 14753, SHA256: sum}, ""},
 		{"with the object key, as an upload reports it", `{"file":"20261126T081500Z.dump","size":14753,"sha256":"` + sum + `","key":"kinto/lug/20261126T081500Z.dump"}`,
 			Result{File: "20261126T081500Z.dump", Size: 14753, SHA256: sum, Key: "kinto/lug/20261126T081500Z.dump"}, ""},
@@ -136,7 +136,7 @@ func TestParseResult(t *testing.T) {
 	}
 }
 
-// TestWriteResultFile checks the form the dump script writes, which ReadResultFile reads back,
+// TestWriteResultFile checks the form `manager db dump` writes, which ReadResultFile reads back,
 // and that no temporary file is left.
 func TestWriteResultFile(t *testing.T) {
 	dir := t.TempDir()
@@ -161,5 +161,18 @@ func TestWriteResultFile(t *testing.T) {
 	}
 	if err := WriteResultFile(filepath.Join(dir, "missing", "x.json"), r); err == nil {
 		t.Error("writing into a missing directory succeeded")
+	}
+}
+
+// Checksum is the SHA-256 and the length of what it reads, a dump's Result.SHA256 and Size.
+func TestChecksum(t *testing.T) {
+	for in, want := range map[string]string{
+		"":    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"abc": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+	} {
+		sum, n, err := Checksum(strings.NewReader(in))
+		if err != nil || sum != want || n != int64(len(in)) {
+			t.Errorf("Checksum(%q) = %s, %d, %v; want %s, %d", in, sum, n, err, want, len(in))
+		}
 	}
 }

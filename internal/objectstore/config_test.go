@@ -33,6 +33,10 @@ func TestEndpointHost(t *testing.T) {
 		{endpoint: "https://s3.example.org/bucket", wantErr: "without a path"},
 		{endpoint: "s3.example.org/bucket", wantErr: "without a path"},
 		{endpoint: "ftp://s3.example.org", wantErr: "scheme must be http or https"},
+		{endpoint: "s3.example.org:65536", wantErr: "port must be 1 to 65535"},
+		{endpoint: "s3.example.org:0", wantErr: "port must be 1 to 65535"},
+		{endpoint: "user:pw@s3.example.org", wantErr: "without a path"},
+		{endpoint: "s3.example.org?x=1", wantErr: "without a path"},
 	}
 	for _, c := range cases {
 		cfg := validConfig()

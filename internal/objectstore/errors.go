@@ -134,11 +134,8 @@ func explainTransport(cfg Config, what, endpoint string, detail, err error) erro
 
 // endpointURL names the endpoint as the user should read it, with its scheme.
 func endpointURL(cfg Config) string {
-	if strings.Contains(cfg.Endpoint, "://") {
-		return cfg.Endpoint
+	if u, err := ParseEndpoint(cfg.Endpoint, cfg.Insecure); err == nil {
+		return u.String()
 	}
-	if cfg.Insecure {
-		return "http://" + cfg.Endpoint
-	}
-	return "https://" + cfg.Endpoint
+	return cfg.Endpoint
 }

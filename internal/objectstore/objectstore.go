@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,33 +97,63 @@ func newClient(cfg Config) (*minio.Client, error) {
 	})
 }
 
+// ParseEndpoint reads an S3 endpoint as the operator's API takes it, host[:port] or
+// http(s)://host[:port] with an optional trailing slash, as the URL of its scheme (insecure's,
+// http or https, when it names none) and host[:port].
+func ParseEndpoint(endpoint string, insecure bool) (*url.URL, error) {
+	if endpoint == "" {
+		return nil, errors.New("s3: no endpoint given")
+	}
+	raw := endpoint
+	if !strings.Contains(endpoint, "://") {
+		raw = "https://" + endpoint
+		if insecure {
+			raw = "http://" + endpoint
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("s3: endpoint %q is not a valid URL: %w", endpoint, err)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Host == "" {
+		return nil, fmt.Errorf("s3: endpoint %q must be host[:port] or a URL without a path", endpoint)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("s3: endpoint %q: scheme must be http or https", endpoint)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("s3: endpoint %q: port must be 1 to 65535", endpoint)
+		}
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// EndpointPort is the TCP port of an endpoint ParseEndpoint read: the one it names, else its
+// scheme's.
+func EndpointPort(u *url.URL) int {
+	if p, err := strconv.Atoi(u.Port()); err == nil {
+		return p
+	}
+	if u.Scheme == "http" {
+		return 80
+	}
+	return 443
+}
+
 // endpointHost returns the host[:port] minio-go wants, refusing an endpoint URL whose scheme
 // contradicts Insecure: a silent switch between http and https would either send credentials in
 // clear or fail with an obscure handshake error.
 func endpointHost(cfg Config) (string, error) {
-	if cfg.Endpoint == "" {
-		return "", errors.New("s3: no endpoint given")
-	}
-	if !strings.Contains(cfg.Endpoint, "://") {
-		if strings.ContainsAny(cfg.Endpoint, "/?#") {
-			return "", fmt.Errorf("s3: endpoint %q must be host[:port] or a URL without a path", cfg.Endpoint)
-		}
-		return cfg.Endpoint, nil
-	}
-	u, err := url.Parse(cfg.Endpoint)
+	u, err := ParseEndpoint(cfg.Endpoint, cfg.Insecure)
 	if err != nil {
-		return "", fmt.Errorf("s3: endpoint %q is not a valid URL: %w", cfg.Endpoint, err)
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Host == "" {
-		return "", fmt.Errorf("s3: endpoint %q must be host[:port] or a URL without a path", cfg.Endpoint)
+		return "", err
 	}
 	switch {
 	case u.Scheme == "https" && cfg.Insecure:
 		return "", fmt.Errorf("s3: endpoint %q is https but insecure (plain http) is set", cfg.Endpoint)
 	case u.Scheme == "http" && !cfg.Insecure:
 		return "", fmt.Errorf("s3: endpoint %q is plain http but TLS is on; set insecure to use plain http", cfg.Endpoint)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("s3: endpoint %q: scheme must be http or https", cfg.Endpoint)
 	}
 	return u.Host, nil
 }

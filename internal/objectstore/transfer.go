@@ -16,10 +16,6 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// hashBufferSize is the read size while hashing a file: large enough that the syscalls cost
-// nothing next to SHA-256.
-const hashBufferSize = 1 << 20
-
 // Upload stores the file at localPath under key, with its SHA-256 in the object's metadata, and
 // returns the object as the server stored it.
 //
@@ -62,7 +58,7 @@ func upload(ctx context.Context, cfg Config, key, localPath string, recorded *re
 	if err != nil {
 		return Object{}, fmt.Errorf("s3 %s: %w", what, err)
 	}
-	sum, size, err := hashFile(file)
+	sum, size, err := dumps.Checksum(file)
 	if err != nil {
 		return Object{}, fmt.Errorf("s3 %s: reading %s: %w", what, localPath, err)
 	}
@@ -102,16 +98,6 @@ func regularFileInfo(file *os.File) (os.FileInfo, error) {
 		return nil, fmt.Errorf("%s is not a regular file", file.Name())
 	}
 	return info, nil
-}
-
-// hashFile returns the hex SHA-256 of what remains to read in r and its length.
-func hashFile(r io.Reader) (string, int64, error) {
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, r, make([]byte, hashBufferSize))
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // checkUnchanged tells whether file still has the size and modification time of before.

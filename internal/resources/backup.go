@@ -12,12 +12,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 )
 
-// A backup Job runs its steps one after the other in one pod: the dump (DumpScript, in the
-// database's image), its upload for S3, and for a scheduled backup the pruning. The restore Job
-// downloads a dump from S3 if need be, then restores it (RestoreScript). Every step runs as the
-// postgres user of the database's image (the operator's binary is world-executable).
+// A backup Job runs its steps one after the other in one pod: the dump (`manager db dump`, in
+// the database's image), its upload for S3, and for a scheduled backup the pruning. The restore
+// Job downloads a dump from S3 if need be, then restores it (`manager db restore`). Every step
+// runs as the postgres user of the database's image (the operator's binary is world-executable).
 
 // Steps of the Jobs: their containers' names.
 const (
@@ -41,8 +42,8 @@ const (
 )
 
 const (
-	// backupDeadline stays under the hour after which DumpScript takes the temporary file of a
-	// run killed outright as abandoned.
+	// backupDeadline stays under the hour after which `manager db dump` takes the temporary
+	// file of a run killed outright as abandoned.
 	backupDeadline = 50 * time.Minute
 	// One retry, for a passing hiccup; a backup failing again is reported, and the next
 	// scheduled run, or another KintoBackup, tries anew.
@@ -143,7 +144,7 @@ func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, o
 	pod := podSpecBase(inst, postgresUID)
 	pod.RestartPolicy = corev1.RestartPolicyNever
 	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
-	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: EnvDumpDir, Value: dumpDir})
+	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpDir, Value: dumpDir})
 	steps := []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, writeDumps)}
 	var prune []string
 	if scheduled {
@@ -164,6 +165,7 @@ func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, o
 		}
 	}
 	runSteps(&pod, steps)
+	withDatabaseTools(&pod, operatorImage)
 	return pod
 }
 
@@ -217,13 +219,14 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 		file = path.Join(dumpDir, src.File)
 		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, src.VolumeClaimName, true)}
 	}
-	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: EnvDumpFile, Value: file})
+	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpFile, Value: file})
 	if src.SHA256 != "" {
-		env = append(env, corev1.EnvVar{Name: EnvDumpSHA256, Value: src.SHA256})
+		env = append(env, corev1.EnvVar{Name: backupenv.DumpSHA256, Value: src.SHA256})
 	}
 	readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
 	steps = append(steps, databaseStep(inst, stepRestore, RestoreCommand(), env, readDumps))
 	runSteps(&pod, steps)
+	withDatabaseTools(&pod, operatorImage)
 
 	labels := Labels(inst, ComponentRestore)
 	return &batchv1.Job{
@@ -281,8 +284,10 @@ func runSteps(pod *corev1.PodSpec, steps []corev1.Container) {
 	pod.Containers = steps[last:]
 }
 
-// databaseStep is a step running the client tools of the managed database's image.
+// databaseStep is a step running `manager db` with the client tools of the managed database's
+// image (the pod installs the binary: withDatabaseTools).
 func databaseStep(inst *v1alpha1.KintoInstance, name string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
+	mounts = append(mounts, toolsMount)
 	return jobStep(name, DatabaseImage(inst.Spec.ManagedDatabase()), command, env, mounts, stepResources("50m", "64Mi", "512Mi"))
 }
 

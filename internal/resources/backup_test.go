@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 )
 
 // podSteps lists a pod's containers in the order they run, as "name image".
@@ -179,6 +180,9 @@ func TestBackupVolumeClaim(t *testing.T) {
 	}
 }
 
+// install is the step that installs `manager db` for the steps of the database's image.
+const install = "install-tools " + testOperatorImage
+
 func TestBackupCronJob(t *testing.T) {
 	dump := "dump postgres:15"
 	upload := "upload " + testOperatorImage
@@ -198,23 +202,23 @@ func TestBackupCronJob(t *testing.T) {
 		wantPrune []string
 	}{
 		{"volume, defaults", newInstance(withVolumeBackup), "0 3 * * *", false,
-			[]string{dump, prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
+			[]string{install, dump, prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
 		{"volume, max age only", newInstance(withVolumeBackup, retention(nil, "30d")), "0 3 * * *", false,
-			[]string{dump, prune}, []string{"--dir", "/dumps", "--max-age", "30d"}},
+			[]string{install, dump, prune}, []string{"--dir", "/dumps", "--max-age", "30d"}},
 		{"S3, count and max age, hourly", newInstance(withS3Backup, retention(ptr.To[int32](48), "8w"), func(i *v1alpha1.KintoInstance) {
 			i.Spec.Backup.Schedule = "@hourly"
 		}), "@hourly", false,
-			[]string{dump, upload, prune}, []string{"--instance", "notes", "--keep-last", "48", "--max-age", "8w"}},
+			[]string{install, dump, upload, prune}, []string{"--instance", "notes", "--keep-last", "48", "--max-age", "8w"}},
 		{"S3, count only", newInstance(withS3Backup, withCABundle), "0 3 * * *", false,
-			[]string{dump, upload, prune}, []string{"--instance", "notes", "--keep-last", "7"}},
+			[]string{install, dump, upload, prune}, []string{"--instance", "notes", "--keep-last", "7"}},
 		{"retention without a bound prunes nothing", newInstance(withS3Backup, retention(nil, "")), "0 3 * * *", false,
-			[]string{dump, upload}, nil},
+			[]string{install, dump, upload}, nil},
 		{"suspended while hibernating", newInstance(withVolumeBackup, func(i *v1alpha1.KintoInstance) { i.Spec.Hibernate = true }), "0 3 * * *", true,
-			[]string{dump, prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
+			[]string{install, dump, prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
 		{"database image override", newInstance(withVolumeBackup, func(i *v1alpha1.KintoInstance) {
 			i.Spec.Database.Managed.Image = "registry.example/pg:15.8"
 		}), "0 3 * * *", false,
-			[]string{"dump registry.example/pg:15.8", prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
+			[]string{install, "dump registry.example/pg:15.8", prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,11 +292,11 @@ func TestBackupJob(t *testing.T) {
 		// wantDumps is the source of the volume the dump is written to: a claim's name or "emptyDir".
 		wantDumps string
 	}{
-		{"volume: the dump alone", newInstance(withVolumeBackup), []string{"dump postgres:15"}, "notes-backups"},
+		{"volume: the dump alone", newInstance(withVolumeBackup), []string{install, "dump postgres:15"}, "notes-backups"},
 		{"S3: dumped to scratch space, then uploaded", newInstance(withS3Backup),
-			[]string{"dump postgres:15", "upload " + testOperatorImage}, "emptyDir"},
+			[]string{install, "dump postgres:15", "upload " + testOperatorImage}, "emptyDir"},
 		{"S3 with a CA bundle", newInstance(withS3Backup, withCABundle),
-			[]string{"dump postgres:15", "upload " + testOperatorImage}, "emptyDir"},
+			[]string{install, "dump postgres:15", "upload " + testOperatorImage}, "emptyDir"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,7 +336,7 @@ func TestBackupJob(t *testing.T) {
 			}
 
 			dump := podContainer(pod, "dump")
-			if dir, _ := envValue(dump, EnvDumpDir); dir != "/dumps" || !slices.Contains(dump.VolumeMounts, corev1.VolumeMount{Name: "dumps", MountPath: "/dumps"}) {
+			if dir, _ := envValue(dump, backupenv.DumpDir); dir != "/dumps" || !slices.Contains(dump.VolumeMounts, corev1.VolumeMount{Name: "dumps", MountPath: "/dumps"}) {
 				t.Errorf("dump into %q, mounts %+v", dir, dump.VolumeMounts)
 			}
 			if !slices.Equal(dump.Command, DumpCommand()) {
@@ -395,13 +399,13 @@ func TestRestoreJob(t *testing.T) {
 		wantFile  string
 	}{
 		{"volume, checksum beside the dump", RestoreSource{VolumeClaimName: "old-notes-backups", File: "20261126T030000Z.dump"},
-			[]string{"restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
+			[]string{install, "restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
 		{"volume, checksum given", RestoreSource{VolumeClaimName: "old-notes-backups", File: "20261126T030000Z.dump", SHA256: sum},
-			[]string{"restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
+			[]string{install, "restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
 		{"S3, checksum stored with the object", RestoreSource{S3: ptr.To(testS3Connection()), Key: "tenants/old-notes/20261126T030000Z.dump"},
-			[]string{"download " + testOperatorImage, "restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
+			[]string{install, "download " + testOperatorImage, "restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
 		{"S3 with a CA bundle, checksum given", RestoreSource{S3: &withCA, Key: "20261126T030000Z.dump", SHA256: sum},
-			[]string{"download " + testOperatorImage, "restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
+			[]string{install, "download " + testOperatorImage, "restore postgres:15"}, "/dumps/20261126T030000Z.dump"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,11 +432,11 @@ func TestRestoreJob(t *testing.T) {
 			if !slices.Equal(restore.Command, RestoreCommand()) {
 				t.Errorf("restore command %q", restore.Command)
 			}
-			if file, _ := envValue(restore, EnvDumpFile); file != tc.wantFile {
-				t.Errorf("%s = %q, want %q", EnvDumpFile, file, tc.wantFile)
+			if file, _ := envValue(restore, backupenv.DumpFile); file != tc.wantFile {
+				t.Errorf("%s = %q, want %q", backupenv.DumpFile, file, tc.wantFile)
 			}
-			if got, set := envValue(restore, EnvDumpSHA256); got != tc.src.SHA256 || set != (tc.src.SHA256 != "") {
-				t.Errorf("%s = %q (set %v), want %q", EnvDumpSHA256, got, set, tc.src.SHA256)
+			if got, set := envValue(restore, backupenv.DumpSHA256); got != tc.src.SHA256 || set != (tc.src.SHA256 != "") {
+				t.Errorf("%s = %q (set %v), want %q", backupenv.DumpSHA256, got, set, tc.src.SHA256)
 			}
 			if host, _ := envValue(restore, "PGHOST"); host != "notes-postgres" {
 				t.Errorf("restore into %q", host)

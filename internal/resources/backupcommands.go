@@ -49,7 +49,7 @@ func pruneCommand(dest *v1alpha1.BackupDestination, retention *v1alpha1.BackupRe
 }
 
 // downloadCommand fetches the dump of key to file, verified, with its checksum beside it in
-// file.json, where RestoreScript looks for it.
+// file.json, where `manager db restore` looks for it.
 func downloadCommand(key, file string) []string {
 	return backupToolCommand("download", "--key", key, "--file", file)
 }

@@ -1,9 +1,6 @@
 package resources
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -24,10 +21,9 @@ func ConfigMap(inst *v1alpha1.KintoInstance) (*corev1.ConfigMap, string, error) 
 	if err != nil {
 		return nil, "", err
 	}
-	sum := sha256.Sum256([]byte(ini))
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: objectMeta(inst, ConfigMapName(inst), ComponentServer),
 		Data:       map[string]string{ConfigFileName: ini},
-	}, hex.EncodeToString(sum[:16]), nil
+	}, shortHash([]byte(ini), 32), nil
 }

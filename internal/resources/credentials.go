@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/dbtool"
 )
 
 // Keys of the credentials Secret.
@@ -45,6 +46,10 @@ var ErrHMACSecretsLost = errors.New("the HMAC secrets are missing while the inst
 	"new ones would give every user a new id, so the operator does not generate them; " +
 	"restore them into the credentials Secret, or delete the instance's data to start afresh")
 
+// ErrPasswordRefused is returned for a database password set by hand in the credentials Secret
+// that the database cannot take (dbtool.PasswordProblem).
+var ErrPasswordRefused = errors.New("key " + SecretKeyDatabasePassword + ": the database password is refused")
+
 var hmacKeys = []string{SecretKeyUserIDHMACSecret, SecretKeyDefaultBucketHMACSecret}
 
 // HasHMACSecrets says whether existing credentials hold both HMAC secrets.
@@ -60,7 +65,8 @@ func HasHMACSecrets(existing map[string][]byte) bool {
 // CredentialsSecret returns the Secret of the instance's generated credentials. Every value
 // already in existing is kept as it is; missing values are drawn from random. A missing
 // database password is simply drawn anew (that is how it is rotated), but missing HMAC secrets
-// are an error once the instance holds data: user ids derive from them.
+// are an error once the instance holds data: user ids derive from them. A password set by hand
+// with a control character is refused (ErrPasswordRefused).
 func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte, random io.Reader, holdsData bool) (*corev1.Secret, error) {
 	if holdsData && !HasHMACSecrets(existing) {
 		return nil, ErrHMACSecretsLost
@@ -69,6 +75,11 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 	keys := hmacKeys
 	if inst.Spec.ManagedDatabase() != nil {
 		keys = append(slices.Clone(keys), SecretKeyDatabasePassword)
+		if pw, ok := existing[SecretKeyDatabasePassword]; ok && len(pw) > 0 {
+			if problem := dbtool.PasswordProblem(string(pw)); problem != "" {
+				return nil, fmt.Errorf("%w: %s; set another, or remove the key to have one drawn", ErrPasswordRefused, problem)
+			}
+		}
 	}
 	for _, k := range keys {
 		if v, ok := existing[k]; ok && len(v) > 0 {

@@ -157,3 +157,28 @@ func TestCredentialsOverExistingData(t *testing.T) {
 		}
 	}
 }
+
+// A password set by hand is kept whatever it holds, but one with a control character is
+// refused, saying which key and why without quoting it.
+func TestCredentialsSecretRefusesControlCharacters(t *testing.T) {
+	hostile := `it's"; DROP ROLE kinto; --` + "\n\n$$ \\ ünïcödé"
+	for pw, refused := range map[string]bool{
+		`it's"; DROP ROLE kinto; -- $$ \ ünïcödé`: false,
+		hostile:              true,
+		"trailing-newline\n": true,
+		"nul\x00":            true,
+		"sep\u2028":          true,
+	} {
+		s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(pw)}, rand.Reader, false)
+		switch {
+		case refused && (!errors.Is(err, ErrPasswordRefused) || !strings.Contains(err.Error(), SecretKeyDatabasePassword) || strings.Contains(err.Error(), pw)):
+			t.Errorf("password %q: error %v, want ErrPasswordRefused naming the key and not quoting the password", pw, err)
+		case !refused && (err != nil || string(s.Data[SecretKeyDatabasePassword]) != pw):
+			t.Errorf("password %q: %v, want it kept", pw, err)
+		}
+	}
+	// The external database's URL is the user's; the operator sets no password of its own.
+	if _, err := CredentialsSecret(newInstance(external), map[string][]byte{SecretKeyDatabasePassword: []byte("x\n")}, rand.Reader, false); err != nil {
+		t.Errorf("external database: %v", err)
+	}
+}

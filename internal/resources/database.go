@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 )
 
 // postgresUID is the postgres user of the official postgres image (Debian variant).
@@ -21,28 +23,6 @@ const (
 	// refuses.
 	pgData = pgDataMount + "/pgdata"
 )
-
-// initDatabaseScript prepares the data directory before PostgreSQL starts, without relying on
-// the image's entrypoint: initdb on an empty volume, then the instance's role and database
-// created in single-user mode. On every start it sets the role's password from the credentials
-// Secret, so a password changed there reaches the database. Single-user mode reports a failed
-// statement only in its output, so the script looks for it there; it never prints that output,
-// which may quote the password.
-const initDatabaseScript = `set -eu
-sql() {
-  out=$(postgres --single -D "$PGDATA" -j postgres 2>&1) || { echo "$1 failed: postgres exited $?" >&2; exit 1; }
-  case "$out" in *ERROR:*) echo "$1 failed: PostgreSQL reported an error (output withheld: it may quote the password)" >&2; exit 1;; esac
-}
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  initdb --pgdata="$PGDATA" --username=postgres --encoding=UTF8 --no-locale --auth-local=peer --auth-host=scram-sha-256
-  echo "host ${KINTO_DATABASE} ${KINTO_USER} all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  printf 'CREATE ROLE "%s" LOGIN;\n\n' "$KINTO_USER" | sql "creating the role"
-  printf 'CREATE DATABASE "%s" OWNER "%s" ENCODING %s TEMPLATE template0;\n\n' "$KINTO_DATABASE" "$KINTO_USER" "'UTF8'" | sql "creating the database"
-fi
-# A quote in the password is doubled, so it stays inside the SQL string.
-password=$(printf '%s' "$POSTGRES_PASSWORD" | sed "s/'/''/g")
-printf "ALTER ROLE \"%s\" WITH LOGIN PASSWORD '%s';\n\n" "$KINTO_USER" "$password" | sql "setting the password"
-`
 
 // DatabaseImage is the PostgreSQL image of a managed database.
 func DatabaseImage(db *v1alpha1.ManagedDatabase) string {
@@ -71,18 +51,21 @@ func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim
 }
 
 // DatabaseStatefulSet returns the single-pod StatefulSet running the managed PostgreSQL server.
-// credentialsRevision restarts it when the credentials change, so that its init container sets
-// a new password.
-func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision string) *appsv1.StatefulSet {
+// Its init container (`manager db init`, installed from operatorImage) prepares the data
+// directory and sets the role's password; credentialsRevision restarts the pod when the
+// credentials change, so that it sets a new one.
+func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, operatorImage string) *appsv1.StatefulSet {
 	db := inst.Spec.ManagedDatabase()
 	image := DatabaseImage(db)
 	env := []corev1.EnvVar{
-		{Name: "PGDATA", Value: pgData},
+		{Name: backupenv.PGData, Value: pgData},
 		{Name: "TZ", Value: "UTC"},
-		{Name: "KINTO_USER", Value: DatabaseUser},
-		{Name: "KINTO_DATABASE", Value: DatabaseDB},
-		secretEnv("POSTGRES_PASSWORD", CredentialsSecretName(inst), SecretKeyDatabasePassword),
 	}
+	initEnv := append(slices.Clone(env),
+		corev1.EnvVar{Name: backupenv.DatabaseRole, Value: DatabaseUser},
+		corev1.EnvVar{Name: backupenv.DatabaseName, Value: DatabaseDB},
+		secretEnv(backupenv.DatabasePassword, CredentialsSecretName(inst), SecretKeyDatabasePassword),
+	)
 	mounts := []corev1.VolumeMount{
 		{Name: "data", MountPath: pgDataMount},
 		{Name: "run", MountPath: "/var/run/postgresql"},
@@ -103,9 +86,9 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision strin
 	pod.InitContainers = []corev1.Container{{
 		Name:            "init-database",
 		Image:           image,
-		Command:         []string{"sh", "-c", initDatabaseScript},
-		Env:             env,
-		VolumeMounts:    mounts,
+		Command:         initDatabaseCommand(),
+		Env:             initEnv,
+		VolumeMounts:    append(slices.Clone(mounts), toolsMount),
 		Resources:       ptr.Deref(db.Resources, corev1.ResourceRequirements{}),
 		SecurityContext: containerSecurityContext(),
 	}}
@@ -142,6 +125,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision strin
 		emptyDirVolume("run"),
 		emptyDirVolume("tmp"),
 	}
+	withDatabaseTools(&pod, operatorImage)
 
 	labels := Labels(inst, ComponentDatabase)
 	sts := &appsv1.StatefulSet{

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -51,10 +52,13 @@ func TestDatabaseStatefulSet(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sts := DatabaseStatefulSet(tc.inst, "r")
+			sts := DatabaseStatefulSet(tc.inst, "r", testOperatorImage)
 			pod := sts.Spec.Template.Spec
-			if pod.Containers[0].Image != tc.wantImage || pod.InitContainers[0].Image != tc.wantImage {
-				t.Errorf("images = %s, %s", pod.InitContainers[0].Image, pod.Containers[0].Image)
+			if got, want := podSteps(pod), []string{install, "init-database " + tc.wantImage, "postgres " + tc.wantImage}; !slices.Equal(got, want) {
+				t.Errorf("containers %q, want %q", got, want)
+			}
+			if c := pod.Containers[0]; c.Command[0] != "postgres" || podContainer(pod, "init-database").Command[2] != "init" {
+				t.Errorf("commands %q, %q", podContainer(pod, "init-database").Command, c.Command)
 			}
 			if *sts.Spec.Replicas != 1 || sts.Spec.ServiceName != DatabaseHeadlessName(tc.inst) {
 				t.Errorf("replicas %d service %s", *sts.Spec.Replicas, sts.Spec.ServiceName)
@@ -71,8 +75,12 @@ func TestDatabaseStatefulSet(t *testing.T) {
 			if claim != DataVolumeClaimName(tc.inst) {
 				t.Errorf("data volume claim = %q", claim)
 			}
-			for _, e := range pod.Containers[0].Env {
-				if e.Name == "POSTGRES_PASSWORD" && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != CredentialsSecretName(tc.inst)) {
+			// The init container sets the password; the server does not need it.
+			if _, set := envValue(&pod.Containers[0], "POSTGRES_PASSWORD"); set {
+				t.Error("the server's container has the password in its environment")
+			}
+			for _, e := range podContainer(pod, "init-database").Env {
+				if e.Name == "POSTGRES_PASSWORD" && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != CredentialsSecretName(tc.inst) || e.ValueFrom.SecretKeyRef.Key != SecretKeyDatabasePassword) {
 					t.Errorf("password must come from the credentials Secret: %+v", e)
 				}
 			}

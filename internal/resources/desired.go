@@ -87,7 +87,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	if inst.Spec.ManagedDatabase() != nil {
 		c.DataVolumeClaim = DataVolumeClaim(inst)
 		c.DatabaseServices = DatabaseServices(inst)
-		c.Database = DatabaseStatefulSet(inst, SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision}))
+		c.Database = DatabaseStatefulSet(inst, SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision}), in.OperatorImage)
 		c.BackupVolumeClaim = BackupVolumeClaim(inst)
 		if in.RestoreSource != nil {
 			// The API allows spec.bootstrap with a managed database only.

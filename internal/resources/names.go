@@ -5,8 +5,6 @@
 package resources
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -59,8 +57,7 @@ func childName(instance, suffix string, max int) string {
 	if len(name) <= max {
 		return name
 	}
-	sum := sha256.Sum256([]byte(name))
-	hash := hex.EncodeToString(sum[:])[:8]
+	hash := shortHash([]byte(name), 8)
 	keep := max - len(suffix) - len(hash) - 2
 	return strings.TrimRight(instance[:keep], "-") + "-" + hash + "-" + suffix
 }

@@ -1,9 +1,8 @@
 package resources
 
 import (
+	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
+	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 )
 
 // NetworkOptions are the facts about the cluster the network policies need, set on the operator.
@@ -141,20 +141,15 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 }
 
 // ObjectStoragePort is the port of an S3 endpoint: the one it names, else http's when it is
-// reached in plain http, else https'.
+// reached in plain http, else https'. An endpoint objectstore cannot read fails the Jobs that use
+// it, saying why; meanwhile they may reach the port of the scheme insecure implies.
 func ObjectStoragePort(conn *v1alpha1.S3Connection) int32 {
-	scheme, host, found := strings.Cut(conn.Endpoint, "://")
-	if !found {
-		scheme, host = "", conn.Endpoint
-	}
-	host = strings.TrimSuffix(host, "/")
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		if p, err := strconv.ParseUint(host[i+1:], 10, 16); err == nil && p > 0 {
-			return int32(p)
+	u, err := objectstore.ParseEndpoint(conn.Endpoint, conn.Insecure)
+	if err != nil {
+		u = &url.URL{Scheme: "https"}
+		if conn.Insecure {
+			u.Scheme = "http"
 		}
 	}
-	if conn.Insecure || scheme == "http" {
-		return 80
-	}
-	return 443
+	return int32(objectstore.EndpointPort(u))
 }

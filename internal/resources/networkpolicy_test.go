@@ -127,7 +127,7 @@ func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
 	}
 	server := ServerDeployment(inst, "26.5.0", "h", "s").Spec.Template.Labels
 	migrate := MigrateJob(inst, "26.5.0").Spec.Template.Labels
-	database := DatabaseStatefulSet(inst, "r").Spec.Template.Labels
+	database := DatabaseStatefulSet(inst, "r", testOperatorImage).Spec.Template.Labels
 	backupPods := map[string]map[string]string{
 		"scheduled backup": BackupCronJob(inst, testOperatorImage).Spec.JobTemplate.Spec.Template.Labels,
 		"on-demand backup": BackupJob(inst, newBackup(inst), testOperatorImage).Spec.Template.Labels,
@@ -178,6 +178,9 @@ func TestObjectStoragePort(t *testing.T) {
 		{"minio.storage.svc:9000", true, 9000},
 		{"http://minio.storage.svc", false, 80},
 		{"http://minio.storage.svc:8080", true, 8080},
+		// Refused by objectstore, the Jobs saying why.
+		{"minio.storage.svc:99999", false, 443},
+		{"minio.storage.svc:99999", true, 80},
 	}
 	for _, tc := range cases {
 		got := ObjectStoragePort(&v1alpha1.S3Connection{Endpoint: tc.endpoint, Insecure: tc.insecure})

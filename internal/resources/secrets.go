@@ -1,8 +1,6 @@
 package resources
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"sort"
 	"strings"
 
@@ -89,6 +87,5 @@ func SecretsRevision(resourceVersions map[string]string) string {
 	for _, n := range names {
 		b.WriteString(n + "=" + resourceVersions[n] + "\n")
 	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return hex.EncodeToString(sum[:8])
+	return shortHash([]byte(b.String()), 16)
 }

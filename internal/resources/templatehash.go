@@ -22,6 +22,12 @@ func TemplateHash(template corev1.PodTemplateSpec) string {
 		// A PodTemplateSpec always encodes; a panic here is a programming error.
 		panic(err)
 	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:16])
+	return shortHash(raw, 32)
+}
+
+// shortHash is the first digits hexadecimal digits of the SHA-256 of b: what identifies a pod
+// template, a configuration or a set of Secrets, or keeps long names apart.
+func shortHash(b []byte, digits int) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:digits]
 }

@@ -18,17 +18,19 @@ import (
 	"time"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/dbtool"
 	"github.com/kinto-storage/kinto-operator/internal/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
-// The backup and restore scripts run here exactly as rendered (resources.DumpCommand and
-// RestoreCommand, `sh -c`), as the database's pod user, with PostgreSQL's client tools of the
-// harness first on PATH as in the postgres image, and with the libpq environment the Job gets
-// (resources.DatabaseClientEnv) resolved against the instance's credentials Secret. Adapted:
-// PGHOST and PGPORT point at the test's database on 127.0.0.1, and the termination log is a
-// file of the test.
+// The backup and restore commands run here exactly as rendered (resources.DumpCommand and
+// RestoreCommand, `manager db dump|restore` from the tools volume), as the database's pod user,
+// with PostgreSQL's client tools of the harness first on PATH as in the postgres image, and with
+// the libpq environment the Job gets (resources.DatabaseClientEnv) resolved against the
+// instance's credentials Secret. Adapted: the tools volume, PGHOST and PGPORT point at the
+// test's binary and database on 127.0.0.1, and the termination log is a file of the test.
 
 // backupInstance is an instance with the history plugin, so that dumps carry history entries too.
 func backupInstance(name string, mutate func(*v1alpha1.KintoInstanceSpec)) *v1alpha1.KintoInstance {
@@ -70,20 +72,18 @@ type runningScript struct {
 	start time.Time
 }
 
-// startScript starts a container command (sh -c SCRIPT) as the database pod's user, with env
-// besides PATH and HOME; dir is its working directory and HOME.
+// startScript starts a container command of the tools volume as the database pod's user, with
+// env besides PATH and HOME; dir is its working directory and HOME.
 func (d *deployment) startScript(command []string, dir string, env ...string) *runningScript {
 	d.t.Helper()
-	if len(command) != 3 || command[0] != "sh" || command[1] != "-c" {
-		d.t.Fatalf("container command %q is not sh -c SCRIPT", command)
-	}
-	s := &runningScript{d: d, cmd: exec.Command(command[0], command[1:]...), start: time.Now()}
+	argv := d.db.tools.command(d.t, command)
+	s := &runningScript{d: d, cmd: exec.Command(argv[0], argv[1:]...), start: time.Now()}
 	s.cmd.Env = append(env, "PATH="+d.db.binDir+":/usr/local/bin:/usr/bin:/bin", "HOME="+dir, "LANG=C.UTF-8")
 	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	processGroup(s.cmd, d.db.cred)
 	if err := s.cmd.Start(); err != nil {
-		d.t.Fatalf("starting %s: %v", command[:2], err)
+		d.t.Fatalf("starting %q: %v", command, err)
 	}
 	return s
 }
@@ -119,7 +119,7 @@ func (d *deployment) backupDir() string {
 // dumpEnv is the backup container's environment: libpq's, the dump directory and the
 // termination log.
 func (d *deployment) dumpEnv(dumpDir, terminationLog string) []string {
-	return append(d.clientEnv(), resources.EnvDumpDir+"="+dumpDir, resources.EnvTerminationLog+"="+terminationLog)
+	return append(d.clientEnv(), backupenv.DumpDir+"="+dumpDir, backupenv.TerminationLog+"="+terminationLog)
 }
 
 // backup runs the backup container's command into dir and checks its result (checkBackup).
@@ -216,7 +216,7 @@ func waitForDumpOnLock(t *testing.T, d *deployment, dir string) {
 // DUMP_SHA256.
 func (d *deployment) restore(dumpFile string, env ...string) scriptRun {
 	d.t.Helper()
-	env = append(append(d.clientEnv(), resources.EnvDumpFile+"="+dumpFile), env...)
+	env = append(append(d.clientEnv(), backupenv.DumpFile+"="+dumpFile), env...)
 	return d.runScript(resources.RestoreCommand(), filepath.Dir(dumpFile), env...)
 }
 
@@ -321,8 +321,8 @@ func TestBackupRestore(t *testing.T) {
 	before := withHistory(t, kintotest.Snapshot(t, srcAPI, recordIDs), srcAPI)
 	records := kintotest.RecordsOf(t, srcAPI.As("alice", "alice-secret-1"), recordIDs)
 	counts, content := rowCounts(t, src), contentHash(t, src)
-	if n := src.db.SQL(t, resources.DatabaseDB, "SELECT count(*) FROM "+resources.KintoCacheTable); n == "0" {
-		t.Fatalf("the cache table %q is empty: the test could not tell whether its rows are dumped", resources.KintoCacheTable)
+	if n := src.db.SQL(t, resources.DatabaseDB, "SELECT count(*) FROM "+dbtool.KintoCacheTable); n == "0" {
+		t.Fatalf("the cache table %q is empty: the test could not tell whether its rows are dumped", dbtool.KintoCacheTable)
 	} else {
 		t.Logf("source: %s; %s cache rows; tables %s", counts, n, publicTables(t, src))
 	}
@@ -335,7 +335,7 @@ func TestBackupRestore(t *testing.T) {
 		if !tocHas(toc, "TABLE", table) {
 			t.Errorf("dump has no table %s", table)
 		}
-		if got, want := tocHas(toc, "TABLE DATA", table), table != resources.KintoCacheTable; got != want {
+		if got, want := tocHas(toc, "TABLE DATA", table), table != dbtool.KintoCacheTable; got != want {
 			t.Errorf("dump has the data of table %s: %v, want %v", table, got, want)
 		}
 	}
@@ -366,10 +366,10 @@ func TestBackupRestore(t *testing.T) {
 		want       string
 	}{
 		{"damaged dump, checksum from its result file", damaged, nil, "the dump is damaged or not the one recorded"},
-		{"damaged dump, checksum given", damaged, []string{resources.EnvDumpSHA256 + "=" + res.SHA256}, "the dump is damaged or not the one recorded"},
-		{"intact dump, another checksum given", dump, []string{resources.EnvDumpSHA256 + "=" + strings.Repeat("ab", 32)}, "the dump is damaged or not the one recorded"},
+		{"damaged dump, checksum given", damaged, []string{backupenv.DumpSHA256 + "=" + res.SHA256}, "the dump is damaged or not the one recorded"},
+		{"intact dump, another checksum given", dump, []string{backupenv.DumpSHA256 + "=" + strings.Repeat("ab", 32)}, "the dump is damaged or not the one recorded"},
 		{"no checksum", copyWithoutResult(t, dst, dump), nil, "an unverified dump is not restored"},
-		{"malformed checksum", dump, []string{resources.EnvDumpSHA256 + "=" + res.SHA256[:40]}, "not 64 hexadecimal digits"},
+		{"malformed checksum", dump, []string{backupenv.DumpSHA256 + "=" + res.SHA256[:40]}, "not 64 hexadecimal digits"},
 	} {
 		run := dst.restore(tc.file, tc.env...)
 		if run.err == nil || !strings.Contains(run.out, tc.want) {
@@ -409,7 +409,7 @@ func TestBackupRestore(t *testing.T) {
 	if owner := dst.db.SQL(t, resources.DatabaseDB, "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname = 'public'"); owner != resources.DatabaseUser {
 		t.Errorf("restored tables are owned by %q, want the instance's role %q", owner, resources.DatabaseUser)
 	}
-	if n := dst.db.SQL(t, resources.DatabaseDB, "SELECT count(*) FROM "+resources.KintoCacheTable); n != "0" {
+	if n := dst.db.SQL(t, resources.DatabaseDB, "SELECT count(*) FROM "+dbtool.KintoCacheTable); n != "0" {
 		t.Errorf("restored cache table holds %s rows, want none", n)
 	}
 
@@ -480,7 +480,7 @@ func restoreAsAnotherRole(t *testing.T, d *deployment, dump, counts string) {
 	d.db.SQL(t, "postgres", "SELECT pg_reload_conf()")
 
 	env := []string{"PGHOST=127.0.0.1", fmt.Sprintf("PGPORT=%d", d.db.port), "PGUSER=" + role, "PGDATABASE=" + database, "PGPASSWORD=" + password,
-		resources.EnvDumpFile + "=" + dump}
+		backupenv.DumpFile + "=" + dump}
 	run := d.runScript(resources.RestoreCommand(), filepath.Dir(dump), env...)
 	if run.err != nil {
 		t.Fatalf("restore into a database of role %s failed (%v):\n%s", role, run.err, run.out)
@@ -520,7 +520,7 @@ func TestBackupAcrossReleases(t *testing.T) {
 	if dst.inst.Spec.Version != v1alpha1.DefaultKintoVersion {
 		t.Fatalf("restored instance runs %s, want the default %s", dst.inst.Spec.Version, v1alpha1.DefaultKintoVersion)
 	}
-	if run := dst.restore(filepath.Join(dir, res.File), resources.EnvDumpSHA256+"="+res.SHA256); run.err != nil {
+	if run := dst.restore(filepath.Join(dir, res.File), backupenv.DumpSHA256+"="+res.SHA256); run.err != nil {
 		t.Fatalf("restore failed (%v):\n%s", run.err, run.out)
 	}
 	out := dst.migrate()

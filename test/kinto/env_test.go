@@ -2,7 +2,8 @@
 
 // Package kinto_test boots the real Kinto server on a real PostgreSQL from exactly what the
 // operator's pure builders render for an instance (kinto.ini, commands, environment, the database
-// init script and server arguments), then checks the server over HTTP. Nothing is mocked; each
+// init container and server arguments), then checks the server over HTTP. The steps the pods run
+// with the operator's binary (`manager db ...`) run the binary built from this tree. Nothing is mocked; each
 // adaptation needed to run outside a pod (paths, ports, 127.0.0.1) is made in one place and
 // logged.
 //
@@ -42,6 +43,33 @@ const (
 	eventualTimeout = 60 * time.Second
 	pollInterval    = 100 * time.Millisecond
 )
+
+// operatorBinary is the operator's binary, built from this tree by TestMain: what the operator's
+// image holds at /manager.
+var operatorBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kinto-test-manager-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// The tests run it as the PostgreSQL user too.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	operatorBinary = filepath.Join(dir, "manager")
+	build := exec.Command("go", "build", "-o", operatorBinary, "github.com/kinto-storage/kinto-operator")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the image's binary: static
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the operator's binary: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // kintoBin is the kinto executable under test (KINTO_BIN), as an absolute path.
 func kintoBin(t *testing.T) string {

@@ -21,8 +21,10 @@ import (
 )
 
 // postgresCluster is a throw-away PostgreSQL server run from the managed database's StatefulSet:
-// its init container's script prepares the data directory, its main container's command runs
-// the server, its startup probe says when it is ready.
+// its first init container installs the operator's binary (built by TestMain) into a directory
+// of the test standing for the tools volume, its second (`manager db init`) prepares the data
+// directory, its main container's command runs the server, its startup probe says when it is
+// ready.
 type postgresCluster struct {
 	t       *testing.T
 	binDir  string
@@ -30,6 +32,7 @@ type postgresCluster struct {
 	dir     string // owned by the PostgreSQL user: data directory, socket, logs
 	dataDir string
 	port    int
+	tools   podTools
 
 	initCommand []string
 	podEnv      []corev1.EnvVar
@@ -51,12 +54,12 @@ func startPostgres(t *testing.T, inst *v1alpha1.KintoInstance, creds *corev1.Sec
 	if db == nil {
 		t.Fatalf("instance %s has no managed database", inst.Name)
 	}
-	sts := resources.DatabaseStatefulSet(inst, "")
+	sts := resources.DatabaseStatefulSet(inst, "", operatorImage)
 	pod := sts.Spec.Template.Spec
-	if len(pod.InitContainers) != 1 || len(pod.Containers) != 1 {
-		t.Fatalf("database StatefulSet: want 1 init container and 1 container, got %d and %d", len(pod.InitContainers), len(pod.Containers))
+	if len(pod.InitContainers) != 2 || len(pod.Containers) != 1 {
+		t.Fatalf("database StatefulSet: want 2 init containers and 1 container, got %d and %d", len(pod.InitContainers), len(pod.Containers))
 	}
-	initC, mainC := pod.InitContainers[0], pod.Containers[0]
+	installC, initC, mainC := pod.InitContainers[0], pod.InitContainers[1], pod.Containers[0]
 
 	cred := postgresCredential(t)
 	p := &postgresCluster{
@@ -71,7 +74,8 @@ func startPostgres(t *testing.T, inst *v1alpha1.KintoInstance, creds *corev1.Sec
 
 	// The pod's PGDATA is on its volume; here it is in the temp dir.
 	podPGData := envValue(t, initC.Env, "PGDATA")
-	p.initCommand = initC.Command
+	p.tools = installTools(t, installC, cred)
+	p.initCommand = p.tools.command(t, initC.Command)
 	p.podEnv = initC.Env
 	p.SetCredentials(creds)
 
@@ -120,27 +124,18 @@ func (p *postgresCluster) SetCredentials(creds *corev1.Secret) {
 	p.initEnv = append(p.initEnv, "PATH="+p.binDir+":/usr/local/bin:/usr/bin:/bin")
 }
 
-// Start runs the init script, as the init container does on every pod start, then the server,
-// and waits until the startup probe passes.
+// Start runs the init container's command, as on every pod start, then the server, and waits
+// until the startup probe passes.
 func (p *postgresCluster) Start() {
 	t := p.t
 	t.Helper()
 	p.starts++
 	start := time.Now()
 
-	init := exec.Command(p.initCommand[0], p.initCommand[1:]...)
-	init.Env = p.initEnv
-	init.Dir = p.dir
-	processGroup(init, p.cred)
-	out, err := init.CombinedOutput()
-	if err != nil {
-		t.Fatalf("database init script (%q) failed: %v\n%s", p.initCommand[:2], err, out)
+	if out, err := p.runInit(p.initEnv); err != nil {
+		t.Fatalf("database init container (%q) failed: %v\n%s", p.initCommand, err, out)
 	}
-	t.Logf("database init script ran (start %d) in %s", p.starts, time.Since(start).Round(time.Millisecond))
-	if strings.Contains(string(out), "ERROR:") {
-		// postgres --single reports a failed statement on stderr but still exits 0.
-		t.Logf("database init script exited 0, yet PostgreSQL reported errors:\n%s", out)
-	}
+	t.Logf("database init container ran (start %d) in %s", p.starts, time.Since(start).Round(time.Millisecond))
 
 	// A port found free may be taken by another test before postgres binds it: the first start
 	// then tries another one.
@@ -152,6 +147,17 @@ func (p *postgresCluster) Start() {
 		p.port = freePort(t)
 	}
 	t.Logf("PostgreSQL ready on 127.0.0.1:%d (start %d) in %s", p.port, p.starts, time.Since(start).Round(time.Millisecond))
+}
+
+// runInit runs the init container's command with env, while the server is stopped, and returns
+// its output.
+func (p *postgresCluster) runInit(env []string) (string, error) {
+	init := exec.Command(p.initCommand[0], p.initCommand[1:]...)
+	init.Env = env
+	init.Dir = p.dir
+	processGroup(init, p.cred)
+	out, err := init.CombinedOutput()
+	return string(out), err
 }
 
 // startServer starts postgres on p.port and waits until the startup probe passes. It reports
@@ -309,4 +315,55 @@ func keys(m map[string][]byte) []string {
 		k = append(k, key)
 	}
 	return k
+}
+
+// operatorImage names the operator's image in the pods the tests render; TestMain's build of the
+// operator's binary stands for it.
+const operatorImage = "kinto-operator:test"
+
+// podTools is a pod's tools volume: a directory of the test into which the pod's install-tools
+// init container copied the operator's binary.
+type podTools struct {
+	mountPath string // in the pod
+	dir       string // here
+}
+
+// installTools runs a pod's install-tools init container, the operator's binary (TestMain's
+// build, standing for the image's /manager) copying itself, as the pod's user, into a
+// directory of the test standing for the tools volume.
+func installTools(t *testing.T, c corev1.Container, cred *syscall.Credential) podTools {
+	t.Helper()
+	if c.Image != operatorImage || len(c.Command) == 0 || c.Command[0] != "/manager" || len(c.VolumeMounts) != 1 {
+		t.Fatalf("container %s (%s) runs %q with mounts %+v, not the operator's binary writing the tools volume", c.Name, c.Image, c.Command, c.VolumeMounts)
+	}
+	tools := podTools{mountPath: c.VolumeMounts[0].MountPath, dir: tempDir(t, "kinto-test-tools-", cred)}
+	cmd := exec.Command(operatorBinary, tools.paths(c.Command[1:])...)
+	processGroup(cmd, cred)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s (%q) failed: %v\n%s", c.Name, c.Command, err, out)
+	}
+	return tools
+}
+
+// command is a container's command run from the tools volume, its paths mapped into the test's
+// directory.
+func (tools podTools) command(t *testing.T, command []string) []string {
+	t.Helper()
+	mapped := tools.paths(command)
+	if len(command) == 0 || mapped[0] == command[0] {
+		t.Fatalf("command %q does not run from the tools volume %s", command, tools.mountPath)
+	}
+	return mapped
+}
+
+// paths maps the arguments naming files of the tools volume into the test's directory.
+func (tools podTools) paths(args []string) []string {
+	mapped := make([]string, len(args))
+	for i, a := range args {
+		if rest, ok := strings.CutPrefix(a, tools.mountPath+"/"); ok {
+			a = filepath.Join(tools.dir, rest)
+		}
+		mapped[i] = a
+	}
+	return mapped
 }

@@ -144,7 +144,7 @@ func lastLines(s string, n int) string {
 // TestHeartbeatFollowsDatabase stops PostgreSQL under a running server: the readiness check
 // (/v1/__heartbeat__) turns 503 while the liveness check (/v1/__lbheartbeat__) stays 200, so the
 // pod leaves the Service without being restarted; both recover once the database is back (its
-// init script running again on the existing data, as on a pod restart).
+// init container running again on the existing data, as on a pod restart).
 func TestHeartbeatFollowsDatabase(t *testing.T) {
 	t.Parallel()
 	inst := newInstance("heartbeat", nil)
@@ -221,16 +221,17 @@ func TestTwoReplicasShareDatabase(t *testing.T) {
 }
 
 // TestPasswordRotation changes the database password in the credentials Secret, as the
-// database's init script invites (it sets the role's password from the Secret on every start):
-// the operator derives a new database-url from it, the init script applies it on the next
+// database's init container invites (it sets the role's password from the Secret on every start):
+// the operator derives a new database-url from it, the init container applies it on the next
 // database start, and a server started with the new Secret reaches the data while the old URL no
-// longer works. Passwords a user picks may hold quotes and URL-reserved characters.
+// longer works. Passwords a user picks may hold quotes, URL-reserved characters and SQL.
 func TestPasswordRotation(t *testing.T) {
 	t.Parallel()
 	for i, tc := range []struct{ name, password string }{
 		{"alphanumeric", "RotatedPassword0123456789"},
 		{"single quote", "O'Brien-rotated-2024"},
 		{"URL reserved characters", "p@ss/w:rd?#50%"},
+		{"SQL, psql and PGOPTIONS syntax, unicode", `x'; ALTER ROLE kinto SUPERUSER; -- $$ \gexec "q" -c a=b \ ☃ 密码`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,193 @@
+// Package dbtool is the operator's binary at work beside PostgreSQL, as `manager db <command>`:
+// the database's init container prepares the data directory and sets the role's password, the
+// backup Job dumps the database and the restore Job restores a dump. These steps need the
+// PostgreSQL tools of the database's image (so that they match the server's major version), so
+// they run in that image: an init container of the operator's image first copies the binary
+// into a volume the pod shares (`manager db install`), as CloudNativePG does with its manager.
+//
+// Every program is run with an argument vector, never through a shell; no value is spliced
+// into SQL; a dump's result is read and written as dumps.Result. The environment each command
+// reads is named in internal/backupenv; the commands never print it (it holds the password).
+package dbtool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
+)
+
+// Exit codes of Main.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 128 + int(syscall.SIGTERM) // as a shell reports a child stopped by SIGTERM
+)
+
+// errInterrupted is how a command reports that SIGTERM or SIGINT stopped it.
+var errInterrupted = errors.New("interrupted")
+
+type command struct {
+	summary string
+	// failure prefixes the command's error, the first words of its message.
+	failure string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"install": {"copy this binary to the path given (the pod's shared volume)", "install failed", runInstall},
+	"init":    {"prepare the data directory (initdb, role, database) and set the role's password", "database init failed", runInit},
+	"dump":    {"dump the database into $DUMP_DIR and report its result", "backup failed", runDump},
+	"restore": {"restore the verified dump $DUMP_FILE into the empty database", "restore failed", runRestore},
+}
+
+var commandOrder = []string{"install", "init", "dump", "restore"}
+
+// Main runs `manager db <command>`: args are the arguments after "db". It returns the process
+// exit code: 0 on success, 1 on failure, 2 for a wrong command line, 143 when SIGTERM (a Job's
+// deadline, a pod's deletion) or SIGINT stopped it, having cleaned up after itself.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "db: unknown command %q\n", args[0])
+		printUsage(stderr)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := cmd.run(ctx, args[1:], stdout, stderr)
+	var usage usageError
+	var refused refusal
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "db %s: %v\n", args[0], err)
+		return exitUsage
+	case errors.As(err, &refused):
+		fmt.Fprintf(stderr, "%s refused: %v\n", args[0], refused.error)
+		return exitFailure
+	case errors.Is(err, errInterrupted):
+		fmt.Fprintf(stderr, "%s: %v\n", cmd.failure, err)
+		return exitInterrupted
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", cmd.failure, err)
+		return exitFailure
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: manager db <command>")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, name := range commandOrder {
+		fmt.Fprintf(w, "  %-8s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nThey read their input from the environment, as the operator's Jobs and pods set it.")
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// noArguments refuses arguments to a command that takes none.
+func noArguments(args []string) error {
+	if len(args) > 0 {
+		return usageError(fmt.Sprintf("unexpected argument %q: the input comes from the environment", args[0]))
+	}
+	return nil
+}
+
+// requiredEnv is the value of each of names, or an error naming those unset.
+func requiredEnv(names ...string) ([]string, error) {
+	values := make([]string, len(names))
+	var missing []string
+	for i, name := range names {
+		if values[i] = os.Getenv(name); values[i] == "" {
+			missing = append(missing, name)
+		}
+	}
+	if missing != nil {
+		return nil, fmt.Errorf("%v must be set", missing)
+	}
+	return values, nil
+}
+
+// stopGrace is how long a program stopped by SIGTERM has to end before it is killed.
+const stopGrace = 10 * time.Second
+
+// program runs a PostgreSQL tool found on PATH with the environment of this process. Its
+// output goes to stdout and stderr; when ctx ends it gets SIGTERM, on which pg_dump, pg_restore
+// and psql cancel their query and exit.
+func program(ctx context.Context, stdout, stderr io.Writer, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = stopGrace
+	return cmd
+}
+
+// runProgram runs a program to its end: errInterrupted if ctx ended meanwhile, else an error
+// saying how it failed (its own message is in its output, above).
+func runProgram(ctx context.Context, stdout, stderr io.Writer, name string, args ...string) error {
+	err := program(ctx, stdout, stderr, name, args...).Run()
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	return exitError(name, err)
+}
+
+// exitError describes how a program failed, nil if it did not.
+func exitError(name string, err error) error {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit):
+		return fmt.Errorf("%s exited with status %d (its message is above)", name, exit.ExitCode())
+	default:
+		return fmt.Errorf("running %s: %w", name, err)
+	}
+}
+
+// runInstall copies the running binary to the path given, executable by everyone: the volume
+// it goes to is shared with a container of another image. It replaces the file atomically, as an
+// init container run again (the pod restarted) finds the copy of its first run there.
+func runInstall(_ context.Context, args []string, stdout, _ io.Writer) error {
+	if len(args) != 1 {
+		return usageError("give the path to copy the binary to")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	err = dumps.WriteAtomically(args[0], func(w io.Writer) error {
+		_, err := io.Copy(w, src)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// Nothing runs the copy before this container ends.
+	if err := os.Chmod(args[0], 0o555); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "installed %s\n", args[0])
+	return nil
+}

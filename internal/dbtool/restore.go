@@ -1,0 +1,133 @@
+package dbtool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/dumps"
+)
+
+// tablesSQL lists the tables of the database, "" when it holds none.
+const tablesSQL = `SELECT string_agg(n.nspname || '.' || c.relname, ', ' ORDER BY n.nspname, c.relname)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'`
+
+var sha256HexRE = regexp.MustCompile(`^[0-9a-f]+$`)
+
+// `db restore` restores the dump $DUMP_FILE made by `db dump` into a fresh database, before
+// Kinto runs on it; `kinto migrate` comes next, so that a dump of an older release comes up on
+// the instance's.
+//
+// It verifies the dump's SHA-256 first ($DUMP_SHA256, else the result file beside the dump, as
+// `db dump` or `manager backup download` writes it) and refuses a dump it cannot verify. It
+// refuses a database that holds any table: restoring over an existing instance in place is
+// refused by design (restore into a new instance, then switch to it), and it could only mix two
+// instances' rows. pg_restore runs in one transaction and stops at the first error, so a failed
+// restore leaves the database as empty as it found it: running it again after a failure is
+// safe, and after a success it is refused.
+//
+// It connects as $PGUSER, which owns the database but is no superuser. Objects are created as
+// that role whoever owned them where the dump was taken (--no-owner, --role): without it, a role
+// of another name, as an external database on another host may have, fails on the dump's first
+// ALTER ... OWNER TO ("must be member of role"). Grants are not replayed (--no-privileges):
+// Kinto makes none, and any added by hand would name roles of the server the dump comes from.
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if err := noArguments(args); err != nil {
+		return err
+	}
+	env, err := requiredEnv(backupenv.DumpFile, "PGUSER", "PGDATABASE")
+	if err != nil {
+		return refused(err)
+	}
+	file, role, database := env[0], env[1], env[2]
+	if info, err := os.Stat(file); err != nil || !info.Mode().IsRegular() {
+		return refused(fmt.Errorf("%s is not a readable file", file))
+	}
+	expected, err := expectedSHA256(file)
+	if err != nil {
+		return refused(err)
+	}
+	actual, err := fileSHA256(file)
+	if err != nil {
+		return refused(err)
+	}
+	if actual != expected {
+		return refused(fmt.Errorf("%s has SHA-256 %s, not the %s recorded when it was taken: the dump is damaged or not the one recorded", file, actual, expected))
+	}
+	if err := runProgram(ctx, io.Discard, stderr, "pg_restore", "--list", file); err != nil {
+		return refused(fmt.Errorf("%s is not a dump pg_restore can read: %w", file, err))
+	}
+
+	var tables bytes.Buffer
+	if err := runProgram(ctx, &tables, stderr, "psql", "--no-psqlrc", "--no-password", "--dbname="+database,
+		"--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1", "--command="+tablesSQL); err != nil {
+		return refused(fmt.Errorf("cannot check that database %s is empty: %w", database, err))
+	}
+	if t := strings.TrimSpace(tables.String()); t != "" {
+		return refused(fmt.Errorf("database %s already holds tables (%s). Restoring over an existing instance is refused by design: "+
+			"restore into a new instance, whose database is fresh, then switch to it", database, t))
+	}
+
+	fmt.Fprintf(stdout, "restoring %s (SHA-256 %s) into database %s\n", file, actual, database)
+	if err := runProgram(ctx, stdout, stderr, "pg_restore", "--no-password", "--dbname="+database, "--no-owner", "--role="+role,
+		"--no-privileges", "--exit-on-error", "--single-transaction", file); err != nil {
+		return fmt.Errorf("%w; the database is left as it was", err)
+	}
+	fmt.Fprintf(stdout, "restored %s into database %s\n", file, database)
+	return nil
+}
+
+// refusal is a restore refused before anything was written.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+func refused(err error) error {
+	if errors.Is(err, errInterrupted) {
+		return err
+	}
+	return refusal{err}
+}
+
+// expectedSHA256 is the SHA-256 the dump at file must have: $DUMP_SHA256, else the one its
+// result file records.
+func expectedSHA256(file string) (string, error) {
+	expected := os.Getenv(backupenv.DumpSHA256)
+	if expected == "" {
+		result, err := dumps.ReadResultFile(file + dumps.ResultSuffix)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("no SHA-256 to verify %s against (neither %s nor %s%s): an unverified dump is not restored",
+				file, backupenv.DumpSHA256, file, dumps.ResultSuffix)
+		case err != nil:
+			return "", err
+		}
+		expected = result.SHA256
+	}
+	expected = strings.ToLower(expected)
+	if !sha256HexRE.MatchString(expected) {
+		return "", fmt.Errorf("the expected SHA-256 of %s is not hexadecimal", file)
+	}
+	if len(expected) != 64 {
+		return "", fmt.Errorf("the expected SHA-256 of %s is not 64 hexadecimal digits long", file)
+	}
+	return expected, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sum, _, err := dumps.Checksum(f)
+	return sum, err
+}
