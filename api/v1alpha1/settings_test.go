@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -143,4 +144,29 @@ func TestInvalidSettingValuesAreRefused(t *testing.T) {
 	} {
 		expectSameVerdict(t, map[string]string{key: v}, "spec.settings", kintoconfig.SettingName(key), "must match")
 	}
+}
+
+// The rules on spec.settings stay within the API server's CEL cost budget at the field's
+// bounds: 64 settings of 4096 characters, refused for what they are rather than for their cost,
+// and every allowed setting at once with a value of the longest kind accepted.
+func TestSettingsRulesFitTheCostBudgetAtTheBounds(t *testing.T) {
+	long := strings.Repeat("a", 4096)
+	hostile := map[string]string{}
+	for i := 0; len(hostile) < 64; i++ {
+		hostile[fmt.Sprintf("kinto.setting_%02d", i)] = long[:4095] + "\u2028"
+	}
+	apiErr, _ := settingsVerdicts(t, hostile)
+	if apiErr == nil || !strings.Contains(apiErr.Error(), "settings may not set kinto.setting_") || strings.Contains(apiErr.Error(), "cost") {
+		t.Errorf("64 long hostile settings: %v; want them refused by name, within the cost budget", apiErr)
+	}
+	longest := map[string]string{}
+	principals := strings.TrimSuffix(strings.Repeat("account:a ", 409), " ")
+	for _, s := range kintoconfig.AllowedSettings {
+		v := s.Example
+		if regexp.MustCompile(s.Pattern).MatchString(principals) {
+			v = principals
+		}
+		longest["kinto."+s.Name] = v
+	}
+	expectSameVerdict(t, longest)
 }
