@@ -108,6 +108,7 @@ type ResourcesPolicy struct {
 // ResourceBounds are the most of each resource named, as in a container's resource limits.
 // (A corev1.ResourceList, bounded in size so that the API server can afford the class's rules.)
 // +kubebuilder:validation:MaxProperties=6
+// +kubebuilder:validation:XValidation:rule="self.all(k, quantity(string(self[k])).isGreaterThan(quantity('0')))",message="resources.max bounds must be positive"
 type ResourceBounds map[corev1.ResourceName]resource.Quantity
 
 // StoragePolicy bounds the managed database's volume.
