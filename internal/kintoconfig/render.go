@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -237,7 +239,8 @@ func userSettings(settings map[string]v1alpha1.SettingValue) ([]setting, error) 
 }
 
 // jsonString is v as a JSON string, which Kinto reads back as exactly v: it reads every setting
-// as JSON when it parses, and the ini parser would drop surrounding spaces.
+// as JSON when it parses, and the ini parser would drop surrounding spaces. Characters beyond
+// ASCII are written as \u escapes, so that the ini reads the same in any locale.
 func jsonString(v string) string {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -245,7 +248,17 @@ func jsonString(v string) string {
 	if err := enc.Encode(v); err != nil {
 		panic(err) // a Go string always encodes
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	var ascii strings.Builder
+	for _, r := range strings.TrimSuffix(b.String(), "\n") {
+		if r < utf8.RuneSelf {
+			ascii.WriteRune(r)
+			continue
+		}
+		for _, unit := range utf16.Encode([]rune{r}) {
+			fmt.Fprintf(&ascii, "\\u%04x", unit)
+		}
+	}
+	return ascii.String()
 }
 
 // escape protects a value from PasteDeploy's %-interpolation, which would otherwise expand

@@ -113,6 +113,13 @@ func TestRender(t *testing.T) {
 			absent: []string{"kinto.project_name"},
 		},
 		{
+			name: "text settings as ASCII JSON strings, which Kinto reads back verbatim in any locale",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Settings = map[string]v1alpha1.SettingValue{"kinto.project_name": ` Été "2026" \ 𝄞 `, "project_version": "1.0"}
+			},
+			want: map[string]string{"kinto.project_name": `" \u00c9t\u00e9 \"2026\" \\ \ud834\udd1e "`, "project_version": `"1.0"`},
+		},
+		{
 			name: "basic auth, after accounts",
 			edit: func(s *v1alpha1.KintoInstanceSpec) { s.Auth.BasicAuth = true },
 			want: map[string]string{"multiauth.policies": "account basicauth"},

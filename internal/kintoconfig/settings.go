@@ -72,7 +72,7 @@ var AllowedSettings = []AllowedSetting{
 	{Name: "paginate_by", Pattern: `^([1-9][0-9]{0,3}|10000)$`, Example: "200"},
 	{Name: "pagination_token_validity_seconds", Pattern: `^[1-9][0-9]{0,4}$`, Example: "1200"},
 	{Name: "project_docs", Pattern: urlValue, Text: true, Example: "https://docs.example.org/notes"},
-	{Name: "project_name", Pattern: freeText, Text: true, Example: "Our notes"},
+	{Name: "project_name", Pattern: freeText, Text: true, Example: "Nos notes, été \"2026\" 𝄞"},
 	{Name: "project_version", Pattern: freeText, Text: true, Example: "1.0"},
 	{Name: "record_cache_expires_seconds", Pattern: `^[0-9]{1,6}$`, Example: "30"},
 	{Name: "record_create_principals", Pattern: principalsList, Text: true, Example: "account:alice"},
