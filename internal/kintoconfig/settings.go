@@ -15,7 +15,8 @@ import (
 // turns the heartbeat into a 410).
 //
 // The CRD's CEL rules on spec.settings carry the same names and patterns; a test reads the CRD
-// and fails when they differ.
+// and fails when they differ, printing the markers to write on KintoInstanceSpec.Settings (then
+// run make manifests). The field's description and the README list the settings too.
 type AllowedSetting struct {
 	// Name without the kinto. prefix.
 	Name string
