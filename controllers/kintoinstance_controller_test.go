@@ -245,7 +245,7 @@ func TestRetainKeepsDataAndCredentialsForARecreatedInstance(t *testing.T) {
 
 	// A change of spec re-renders everything but the credentials.
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
-		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.readonly": "false"}
+		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.batch_max_requests": "30"}
 	})
 	waitForCondition(t, inst, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "RollingOut")
 	get(t, ns, resources.CredentialsSecretName(inst), secret)

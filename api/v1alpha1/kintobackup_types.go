@@ -122,6 +122,7 @@ type KintoBackupStatus struct {
 // +kubebuilder:printcolumn:name="Completed",type=date,JSONPath=`.status.completedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 63 characters: it names the backup's Job and labels its pod"
+// +kubebuilder:validation:XValidation:rule="!self.metadata.name.matches('-(restore|delete|migrate(-[0-9]+)+)$')",message="metadata.name must not end in -restore, -delete or -migrate-<version>: the operator's own Jobs are named so, and the backup's Job takes the KintoBackup's name"
 type KintoBackup struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

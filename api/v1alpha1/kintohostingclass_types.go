@@ -21,6 +21,8 @@ type KintoHostingClassSpec struct {
 	// that a tenant cannot pick a plan meant for others: an instance elsewhere that names the
 	// class is held (HostingClass=False, reason ClassNotAllowed), and, as a default class, the
 	// class hosts only the instances of those namespaces. Every namespace when unset.
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="namespaceSelector.matchExpressions operators are In, NotIn, Exists and DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))",message="namespaceSelector.matchExpressions need values for In and NotIn, and none for Exists and DoesNotExist"
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
@@ -92,6 +94,8 @@ type ReplicasPolicy struct {
 type ResourcesPolicy struct {
 	// Default resources of an instance that sets no spec.resources; requests of 50m CPU and
 	// 128Mi of memory and a memory limit of 512Mi when unset.
+	// +kubebuilder:validation:XValidation:rule="(!has(self.requests) || !('cpu' in self.requests) || !quantity(string(self.requests['cpu'])).isLessThan(quantity('0'))) && (!has(self.requests) || !('memory' in self.requests) || !quantity(string(self.requests['memory'])).isLessThan(quantity('0'))) && (!has(self.requests) || !('ephemeral-storage' in self.requests) || !quantity(string(self.requests['ephemeral-storage'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('cpu' in self.limits) || !quantity(string(self.limits['cpu'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('memory' in self.limits) || !quantity(string(self.limits['memory'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('ephemeral-storage' in self.limits) || !quantity(string(self.limits['ephemeral-storage'])).isLessThan(quantity('0')))",message="cpu, memory and ephemeral-storage requests and limits must not be negative"
+	// +kubebuilder:validation:XValidation:rule="(!has(self.requests) || !has(self.limits) || !('cpu' in self.requests) || !('cpu' in self.limits) || quantity(string(self.requests['cpu'])).compareTo(quantity(string(self.limits['cpu']))) <= 0) && (!has(self.requests) || !has(self.limits) || !('memory' in self.requests) || !('memory' in self.limits) || quantity(string(self.requests['memory'])).compareTo(quantity(string(self.limits['memory']))) <= 0) && (!has(self.requests) || !has(self.limits) || !('ephemeral-storage' in self.requests) || !('ephemeral-storage' in self.limits) || quantity(string(self.requests['ephemeral-storage'])).compareTo(quantity(string(self.limits['ephemeral-storage']))) <= 0)",message="cpu, memory and ephemeral-storage requests must not be above their limits"
 	// +optional
 	Default *corev1.ResourceRequirements `json:"default,omitempty"`
 
@@ -104,6 +108,7 @@ type ResourcesPolicy struct {
 // ResourceBounds are the most of each resource named, as in a container's resource limits.
 // (A corev1.ResourceList, bounded in size so that the API server can afford the class's rules.)
 // +kubebuilder:validation:MaxProperties=6
+// +kubebuilder:validation:XValidation:rule="self.all(k, quantity(string(self[k])).isGreaterThan(quantity('0')))",message="resources.max bounds must be positive"
 type ResourceBounds map[corev1.ResourceName]resource.Quantity
 
 // StoragePolicy bounds the managed database's volume.
@@ -113,17 +118,20 @@ type StoragePolicy struct {
 	// DefaultSize of the database volume of an instance that sets no storageSize; 1Gi when
 	// unset.
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.defaultSize must be positive"
+	// +kubebuilder:validation:XValidation:rule="string(self).matches('^[0-9]+(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$') && quantity(string(self)).compareTo(quantity('1Pi')) <= 0",message="storage.defaultSize must be a whole number of bytes with an optional unit (such as 512Mi or 20Gi), at most 1Pi"
 	// +optional
 	DefaultSize *resource.Quantity `json:"defaultSize,omitempty"`
 
 	// MaxSize is the largest database volume an instance may ask for.
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.maxSize must be positive"
+	// +kubebuilder:validation:XValidation:rule="string(self).matches('^[0-9]+(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$') && quantity(string(self)).compareTo(quantity('1Pi')) <= 0",message="storage.maxSize must be a whole number of bytes with an optional unit (such as 512Mi or 20Gi), at most 1Pi"
 	// +optional
 	MaxSize *resource.Quantity `json:"maxSize,omitempty"`
 
 	// StorageClassName of the database volume of an instance that sets none; the cluster's
 	// default class when unset. It counts when the volume is made: a volume keeps its class.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
 }
@@ -148,6 +156,7 @@ type AllowedAuth struct {
 type ClassIngress struct {
 	// ClassName is the IngressClass of the Ingresses; the cluster's default class when unset.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	ClassName *string `json:"className,omitempty"`
 

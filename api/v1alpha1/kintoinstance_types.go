@@ -61,10 +61,15 @@ type KintoInstanceSpec struct {
 	// Resources of each Kinto server container and of the migration Job. Unset, the hosting
 	// class's default applies, else requests of 50m CPU and 128Mi of memory and a memory limit of
 	// 512Mi.
+	// +kubebuilder:validation:XValidation:rule="(!has(self.requests) || !('cpu' in self.requests) || !quantity(string(self.requests['cpu'])).isLessThan(quantity('0'))) && (!has(self.requests) || !('memory' in self.requests) || !quantity(string(self.requests['memory'])).isLessThan(quantity('0'))) && (!has(self.requests) || !('ephemeral-storage' in self.requests) || !quantity(string(self.requests['ephemeral-storage'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('cpu' in self.limits) || !quantity(string(self.limits['cpu'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('memory' in self.limits) || !quantity(string(self.limits['memory'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('ephemeral-storage' in self.limits) || !quantity(string(self.limits['ephemeral-storage'])).isLessThan(quantity('0')))",message="cpu, memory and ephemeral-storage requests and limits must not be negative"
+	// +kubebuilder:validation:XValidation:rule="(!has(self.requests) || !has(self.limits) || !('cpu' in self.requests) || !('cpu' in self.limits) || quantity(string(self.requests['cpu'])).compareTo(quantity(string(self.limits['cpu']))) <= 0) && (!has(self.requests) || !has(self.limits) || !('memory' in self.requests) || !('memory' in self.limits) || quantity(string(self.requests['memory'])).compareTo(quantity(string(self.limits['memory']))) <= 0) && (!has(self.requests) || !has(self.limits) || !('ephemeral-storage' in self.requests) || !('ephemeral-storage' in self.limits) || quantity(string(self.requests['ephemeral-storage'])).compareTo(quantity(string(self.limits['ephemeral-storage']))) <= 0)",message="cpu, memory and ephemeral-storage requests must not be above their limits"
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
-	// NodeSelector constrains every pod of the instance to nodes with these labels.
+	// NodeSelector constrains every pod of the instance to nodes with these labels; keys are
+	// label names ([prefix/]name).
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="nodeSelector keys must be label names, such as kubernetes.io/arch or disktype"
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
@@ -80,6 +85,7 @@ type KintoInstanceSpec struct {
 
 	// PriorityClassName of every pod of the instance.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 
@@ -103,16 +109,55 @@ type KintoInstanceSpec struct {
 	// +optional
 	Plugins []Plugin `json:"plugins,omitempty"`
 
-	// Settings are extra Kinto settings merged into the rendered [app:main] section, such as
-	// "kinto.paginate_by": "100". Keys the operator owns (backends, URLs, secrets, includes,
-	// authentication policies and account principals) are refused; values are single lines, read
-	// as in any ini file (surrounding spaces dropped). kinto.project_name replaces the default, the
-	// instance's name.
+	// Settings are extra Kinto settings for the rendered [app:main] section, such as
+	// "kinto.paginate_by": "100". Only these settings may be set, each with or without the kinto.
+	// prefix (not both), as a string matching its pattern:
+	//   - whole numbers: account_cache_ttl_seconds (1-99999), backoff (1-99999),
+	//     backoff_percentage (0-100), batch_max_requests (1-100), cors_max_age_seconds (0-99999),
+	//     heartbeat_timeout_seconds (1-10), history.auto_trim_max_count (-1 or 1-9999999),
+	//     history.auto_trim_threshold (1-9999999), paginate_by (1-10000),
+	//     pagination_token_validity_seconds (1-99999), record_cache_expires_seconds (0-999999),
+	//     retry_after_seconds (0-9999), root_cache_expires_seconds (0-999999),
+	//     storage_max_fetch_size (1-10000), trailing_slash_redirect_ttl_seconds (0-999999),
+	//     version_prefix_redirect_ttl_seconds (-1 or 0-999999);
+	//   - true or false: experimental_collection_schema_validation,
+	//     experimental_permissions_endpoint, explicit_permissions, trailing_slash_redirect_enabled,
+	//     version_prefix_redirect_enabled;
+	//   - principals separated by spaces (such as "account:alice system.Authenticated"), or none:
+	//     bucket_create_principals, bucket_read_principals, bucket_write_principals,
+	//     collection_create_principals, collection_read_principals, collection_write_principals,
+	//     group_create_principals, group_read_principals, group_write_principals,
+	//     record_create_principals, record_read_principals, record_write_principals,
+	//     history.auto_trim_user_ids, history.exclude_user_ids;
+	//   - http(s) URLs: project_docs, error_info_link; cors_origins: origins (or *) separated by
+	//     spaces; history.exclude_resources: object paths such as /buckets/b/collections/c,
+	//     separated by spaces;
+	//   - text of up to 128 characters: project_name (default: the instance's name),
+	//     project_version.
+	// Settings that load code, read files, reach the network or stop the operator's migrations or
+	// probes (includes, initialization_sequence, backends, readonly, eos, ...) are refused, and no
+	// value may hold a control character or a Unicode line or paragraph separator.
 	// +kubebuilder:validation:MaxProperties=64
-	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 128 && k.matches('^[a-z][a-z0-9_]*(\\\\.[a-z][a-z0-9_]*)*$'))",message="setting names are dotted lower-case words of at most 128 characters, such as kinto.paginate_by"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['use', 'includes', 'pyramid.includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('kinto.') && k.substring(6) in ['use', 'includes', 'storage_backend', 'storage_url', 'permission_backend', 'permission_url', 'cache_backend', 'cache_url', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'http_host', 'http_scheme', 'account_create_principals', 'account_write_principals', 'account_read_principals'] || k.startsWith('multiauth.') || k.startsWith('kinto.multiauth.')))",message="settings may not set keys the operator owns: use, backends, storage/permission/cache URLs, HMAC secrets, includes, http_host/http_scheme, account principals and multiauth.*"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kinto.') || !(k.substring(6) in self))",message="a setting may not be given both with and without the kinto. prefix"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))",message="setting values must be single lines"
+	// +kubebuilder:validation:XValidation:rule=`self.all(k, (k.startsWith('kinto.') ? k.substring(6) : k) in ['account_cache_ttl_seconds', 'backoff', 'backoff_percentage', 'batch_max_requests', 'bucket_create_principals', 'bucket_read_principals', 'bucket_write_principals', 'collection_create_principals', 'collection_read_principals', 'collection_write_principals', 'cors_max_age_seconds', 'cors_origins', 'error_info_link', 'experimental_collection_schema_validation', 'experimental_permissions_endpoint', 'explicit_permissions', 'group_create_principals', 'group_read_principals', 'group_write_principals', 'heartbeat_timeout_seconds', 'history.auto_trim_max_count', 'history.auto_trim_threshold', 'history.auto_trim_user_ids', 'history.exclude_resources', 'history.exclude_user_ids', 'paginate_by', 'pagination_token_validity_seconds', 'project_docs', 'project_name', 'project_version', 'record_cache_expires_seconds', 'record_create_principals', 'record_read_principals', 'record_write_principals', 'retry_after_seconds', 'root_cache_expires_seconds', 'storage_max_fetch_size', 'trailing_slash_redirect_enabled', 'trailing_slash_redirect_ttl_seconds', 'version_prefix_redirect_enabled', 'version_prefix_redirect_ttl_seconds'])`,message=`settings may set only the Kinto settings kubectl explain kintoinstance.spec.settings lists`,messageExpression=`'settings may not set ' + self.filter(k, !((k.startsWith('kinto.') ? k.substring(6) : k) in ['account_cache_ttl_seconds', 'backoff', 'backoff_percentage', 'batch_max_requests', 'bucket_create_principals', 'bucket_read_principals', 'bucket_write_principals', 'collection_create_principals', 'collection_read_principals', 'collection_write_principals', 'cors_max_age_seconds', 'cors_origins', 'error_info_link', 'experimental_collection_schema_validation', 'experimental_permissions_endpoint', 'explicit_permissions', 'group_create_principals', 'group_read_principals', 'group_write_principals', 'heartbeat_timeout_seconds', 'history.auto_trim_max_count', 'history.auto_trim_threshold', 'history.auto_trim_user_ids', 'history.exclude_resources', 'history.exclude_user_ids', 'paginate_by', 'pagination_token_validity_seconds', 'project_docs', 'project_name', 'project_version', 'record_cache_expires_seconds', 'record_create_principals', 'record_read_principals', 'record_write_principals', 'retry_after_seconds', 'root_cache_expires_seconds', 'storage_max_fetch_size', 'trailing_slash_redirect_enabled', 'trailing_slash_redirect_ttl_seconds', 'version_prefix_redirect_enabled', 'version_prefix_redirect_ttl_seconds']))[0] + ': a tenant may set only the Kinto settings kubectl explain kintoinstance.spec.settings lists'`
+	// +kubebuilder:validation:XValidation:rule=`['account_cache_ttl_seconds', 'backoff', 'pagination_token_validity_seconds'].all(n, (!(n in self) || self[n].matches(r'^[1-9][0-9]{0,4}$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^[1-9][0-9]{0,4}$')))`,message=`settings account_cache_ttl_seconds, backoff, pagination_token_validity_seconds must match ^[1-9][0-9]{0,4}$`
+	// +kubebuilder:validation:XValidation:rule=`['backoff_percentage'].all(n, (!(n in self) || self[n].matches(r'^([0-9]|[1-9][0-9]|100)$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^([0-9]|[1-9][0-9]|100)$')))`,message=`settings backoff_percentage must match ^([0-9]|[1-9][0-9]|100)$`
+	// +kubebuilder:validation:XValidation:rule=`['batch_max_requests'].all(n, (!(n in self) || self[n].matches(r'^([1-9][0-9]?|100)$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^([1-9][0-9]?|100)$')))`,message=`settings batch_max_requests must match ^([1-9][0-9]?|100)$`
+	// +kubebuilder:validation:XValidation:rule=`['bucket_create_principals', 'bucket_read_principals', 'bucket_write_principals', 'collection_create_principals', 'collection_read_principals', 'collection_write_principals', 'group_create_principals', 'group_read_principals', 'group_write_principals', 'history.auto_trim_user_ids', 'history.exclude_user_ids', 'record_create_principals', 'record_read_principals', 'record_write_principals'].all(n, (!(n in self) || self[n].matches(r'^([A-Za-z/][!-~]*( [A-Za-z/][!-~]*)*)?$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^([A-Za-z/][!-~]*( [A-Za-z/][!-~]*)*)?$')))`,message=`settings bucket_create_principals, bucket_read_principals, bucket_write_principals, collection_create_principals, collection_read_principals, collection_write_principals, group_create_principals, group_read_principals, group_write_principals, history.auto_trim_user_ids, history.exclude_user_ids, record_create_principals, record_read_principals, record_write_principals must match ^([A-Za-z/][!-~]*( [A-Za-z/][!-~]*)*)?$`
+	// +kubebuilder:validation:XValidation:rule=`['cors_max_age_seconds'].all(n, (!(n in self) || self[n].matches(r'^[0-9]{1,5}$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^[0-9]{1,5}$')))`,message=`settings cors_max_age_seconds must match ^[0-9]{1,5}$`
+	// +kubebuilder:validation:XValidation:rule=`['cors_origins'].all(n, (!(n in self) || self[n].matches(r'^(\*|https?://[!-~]+)( (\*|https?://[!-~]+))*$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^(\*|https?://[!-~]+)( (\*|https?://[!-~]+))*$')))`,message=`settings cors_origins must match ^(\*|https?://[!-~]+)( (\*|https?://[!-~]+))*$`
+	// +kubebuilder:validation:XValidation:rule=`['error_info_link', 'project_docs'].all(n, (!(n in self) || self[n].matches(r'^https?://[!-~]+$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^https?://[!-~]+$')))`,message=`settings error_info_link, project_docs must match ^https?://[!-~]+$`
+	// +kubebuilder:validation:XValidation:rule=`['experimental_collection_schema_validation', 'experimental_permissions_endpoint', 'explicit_permissions', 'trailing_slash_redirect_enabled', 'version_prefix_redirect_enabled'].all(n, (!(n in self) || self[n].matches(r'^(true|false)$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^(true|false)$')))`,message=`settings experimental_collection_schema_validation, experimental_permissions_endpoint, explicit_permissions, trailing_slash_redirect_enabled, version_prefix_redirect_enabled must match ^(true|false)$`
+	// +kubebuilder:validation:XValidation:rule=`['heartbeat_timeout_seconds'].all(n, (!(n in self) || self[n].matches(r'^([1-9]|10)$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^([1-9]|10)$')))`,message=`settings heartbeat_timeout_seconds must match ^([1-9]|10)$`
+	// +kubebuilder:validation:XValidation:rule=`['history.auto_trim_max_count'].all(n, (!(n in self) || self[n].matches(r'^(-1|[1-9][0-9]{0,6})$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^(-1|[1-9][0-9]{0,6})$')))`,message=`settings history.auto_trim_max_count must match ^(-1|[1-9][0-9]{0,6})$`
+	// +kubebuilder:validation:XValidation:rule=`['history.auto_trim_threshold'].all(n, (!(n in self) || self[n].matches(r'^[1-9][0-9]{0,6}$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^[1-9][0-9]{0,6}$')))`,message=`settings history.auto_trim_threshold must match ^[1-9][0-9]{0,6}$`
+	// +kubebuilder:validation:XValidation:rule=`['history.exclude_resources'].all(n, (!(n in self) || self[n].matches(r'^(/buckets/[A-Za-z0-9][A-Za-z0-9_-]*(/groups/[A-Za-z0-9][A-Za-z0-9_-]*|/collections/[A-Za-z0-9][A-Za-z0-9_-]*(/records/[A-Za-z0-9][A-Za-z0-9_-]*)?)?( /buckets/[A-Za-z0-9][A-Za-z0-9_-]*(/groups/[A-Za-z0-9][A-Za-z0-9_-]*|/collections/[A-Za-z0-9][A-Za-z0-9_-]*(/records/[A-Za-z0-9][A-Za-z0-9_-]*)?)?)*)?$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^(/buckets/[A-Za-z0-9][A-Za-z0-9_-]*(/groups/[A-Za-z0-9][A-Za-z0-9_-]*|/collections/[A-Za-z0-9][A-Za-z0-9_-]*(/records/[A-Za-z0-9][A-Za-z0-9_-]*)?)?( /buckets/[A-Za-z0-9][A-Za-z0-9_-]*(/groups/[A-Za-z0-9][A-Za-z0-9_-]*|/collections/[A-Za-z0-9][A-Za-z0-9_-]*(/records/[A-Za-z0-9][A-Za-z0-9_-]*)?)?)*)?$')))`,message=`settings history.exclude_resources must match ^(/buckets/[A-Za-z0-9][A-Za-z0-9_-]*(/groups/[A-Za-z0-9][A-Za-z0-9_-]*|/collections/[A-Za-z0-9][A-Za-z0-9_-]*(/records/[A-Za-z0-9][A-Za-z0-9_-]*)?)?( /buckets/[A-Za-z0-9][A-Za-z0-9_-]*(/groups/[A-Za-z0-9][A-Za-z0-9_-]*|/collections/[A-Za-z0-9][A-Za-z0-9_-]*(/records/[A-Za-z0-9][A-Za-z0-9_-]*)?)?)*)?$`
+	// +kubebuilder:validation:XValidation:rule=`['paginate_by', 'storage_max_fetch_size'].all(n, (!(n in self) || self[n].matches(r'^([1-9][0-9]{0,3}|10000)$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^([1-9][0-9]{0,3}|10000)$')))`,message=`settings paginate_by, storage_max_fetch_size must match ^([1-9][0-9]{0,3}|10000)$`
+	// +kubebuilder:validation:XValidation:rule=`['project_name', 'project_version'].all(n, (!(n in self) || self[n].matches(r'^[^\p{Cc}\p{Zl}\p{Zp}]{1,128}$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^[^\p{Cc}\p{Zl}\p{Zp}]{1,128}$')))`,message=`settings project_name, project_version must match ^[^\p{Cc}\p{Zl}\p{Zp}]{1,128}$`
+	// +kubebuilder:validation:XValidation:rule=`['record_cache_expires_seconds', 'root_cache_expires_seconds', 'trailing_slash_redirect_ttl_seconds'].all(n, (!(n in self) || self[n].matches(r'^[0-9]{1,6}$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^[0-9]{1,6}$')))`,message=`settings record_cache_expires_seconds, root_cache_expires_seconds, trailing_slash_redirect_ttl_seconds must match ^[0-9]{1,6}$`
+	// +kubebuilder:validation:XValidation:rule=`['retry_after_seconds'].all(n, (!(n in self) || self[n].matches(r'^[0-9]{1,4}$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^[0-9]{1,4}$')))`,message=`settings retry_after_seconds must match ^[0-9]{1,4}$`
+	// +kubebuilder:validation:XValidation:rule=`['version_prefix_redirect_ttl_seconds'].all(n, (!(n in self) || self[n].matches(r'^(-1|[0-9]{1,6})$')) && (!(('kinto.' + n) in self) || self['kinto.' + n].matches(r'^(-1|[0-9]{1,6})$')))`,message=`settings version_prefix_redirect_ttl_seconds must match ^(-1|[0-9]{1,6})$`
+	// +kubebuilder:validation:XValidation:rule=`!self.exists(k, self[k].matches(r'[\p{Cc}\p{Zl}\p{Zp}]'))`,message=`setting values may not hold control characters or line or paragraph separators`,messageExpression=`'setting values may not hold control characters or line or paragraph separators: ' + self.filter(k, self[k].matches(r'[\p{Cc}\p{Zl}\p{Zp}]'))[0]`
+	// +kubebuilder:validation:XValidation:rule=`self.all(k, !k.startsWith('kinto.') || !(k.substring(6) in self))`,message=`a setting may not be given both with and without the kinto. prefix`
 	// +optional
 	Settings map[string]SettingValue `json:"settings,omitempty"`
 
@@ -220,6 +265,7 @@ type ManagedDatabase struct {
 	// volume expansion) but never shrink. Unset, the hosting class's default size applies, else
 	// 1Gi; a volume never shrinks for a smaller default.
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storageSize must be positive"
+	// +kubebuilder:validation:XValidation:rule="string(self).matches('^[0-9]+(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$') && quantity(string(self)).compareTo(quantity('1Pi')) <= 0",message="storageSize must be a whole number of bytes with an optional unit (such as 512Mi or 20Gi), at most 1Pi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="storageSize cannot shrink"
 	// +optional
 	StorageSize *resource.Quantity `json:"storageSize,omitempty"`
@@ -227,11 +273,14 @@ type ManagedDatabase struct {
 	// StorageClassName of the database volume; unset, the hosting class's, else the cluster's
 	// default class. It cannot change after creation.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
 	// Resources of the PostgreSQL container.
 	// +kubebuilder:default={requests:{cpu:"50m",memory:"128Mi"},limits:{memory:"1Gi"}}
+	// +kubebuilder:validation:XValidation:rule="(!has(self.requests) || !('cpu' in self.requests) || !quantity(string(self.requests['cpu'])).isLessThan(quantity('0'))) && (!has(self.requests) || !('memory' in self.requests) || !quantity(string(self.requests['memory'])).isLessThan(quantity('0'))) && (!has(self.requests) || !('ephemeral-storage' in self.requests) || !quantity(string(self.requests['ephemeral-storage'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('cpu' in self.limits) || !quantity(string(self.limits['cpu'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('memory' in self.limits) || !quantity(string(self.limits['memory'])).isLessThan(quantity('0'))) && (!has(self.limits) || !('ephemeral-storage' in self.limits) || !quantity(string(self.limits['ephemeral-storage'])).isLessThan(quantity('0')))",message="cpu, memory and ephemeral-storage requests and limits must not be negative"
+	// +kubebuilder:validation:XValidation:rule="(!has(self.requests) || !has(self.limits) || !('cpu' in self.requests) || !('cpu' in self.limits) || quantity(string(self.requests['cpu'])).compareTo(quantity(string(self.limits['cpu']))) <= 0) && (!has(self.requests) || !has(self.limits) || !('memory' in self.requests) || !('memory' in self.limits) || quantity(string(self.requests['memory'])).compareTo(quantity(string(self.limits['memory']))) <= 0) && (!has(self.requests) || !has(self.limits) || !('ephemeral-storage' in self.requests) || !('ephemeral-storage' in self.limits) || quantity(string(self.requests['ephemeral-storage'])).compareTo(quantity(string(self.limits['ephemeral-storage']))) <= 0)",message="cpu, memory and ephemeral-storage requests must not be above their limits"
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
@@ -375,11 +424,12 @@ type OpenIDConnectProvider struct {
 type IngressSpec struct {
 	// Host is the public DNS name of the instance, such as kinto.example.org.
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	Host string `json:"host"`
 
 	// ClassName is the IngressClass to use; the cluster's default class when unset.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	ClassName *string `json:"className,omitempty"`
 
@@ -397,23 +447,26 @@ type IngressSpec struct {
 type GatewaySpec struct {
 	// Host is the public DNS name of the instance, such as kinto.example.org.
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	Host string `json:"host"`
 
 	// Name of the Gateway.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	Name string `json:"name"`
 
 	// Namespace of the Gateway; the instance's when unset. The Gateway's listener must allow routes
 	// from the instance's namespace.
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 
 	// SectionName is the Gateway listener to attach to; every listener that accepts the route
 	// when unset.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	SectionName string `json:"sectionName,omitempty"`
 
@@ -444,6 +497,7 @@ type CertManagerIssuer struct {
 	// Name of the issuer.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	Name string `json:"name"`
 
 	// Kind of the issuer: Issuer (in the instance's namespace) or ClusterIssuer.
@@ -455,11 +509,12 @@ type CertManagerIssuer struct {
 
 // BackupSpec schedules logical backups of an instance's database.
 type BackupSpec struct {
-	// Schedule in cron format ("minute hour day-of-month month day-of-week") or a descriptor such
-	// as @daily, in the controller's time zone (UTC).
+	// Schedule in cron format ("minute hour day-of-month month day-of-week", each field *, a
+	// value in range, a range, a list, with an optional /step) or a descriptor such as @daily, in
+	// the controller's time zone (UTC).
 	// +kubebuilder:default="0 3 * * *"
 	// +kubebuilder:validation:MaxLength=128
-	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?,/-]+ +){4}[0-9A-Za-z*?,/-]+)$`
+	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\*|[1-5]?[0-9](-[1-5]?[0-9])?)(/[1-9][0-9]?)?(,(\*|[1-5]?[0-9](-[1-5]?[0-9])?)(/[1-9][0-9]?)?)* +(\*|(1?[0-9]|2[0-3])(-(1?[0-9]|2[0-3]))?)(/[1-9][0-9]?)?(,(\*|(1?[0-9]|2[0-3])(-(1?[0-9]|2[0-3]))?)(/[1-9][0-9]?)?)* +(\*|\?|([1-9]|[12][0-9]|3[01])(-([1-9]|[12][0-9]|3[01]))?)(/[1-9][0-9]?)?(,(\*|\?|([1-9]|[12][0-9]|3[01])(-([1-9]|[12][0-9]|3[01]))?)(/[1-9][0-9]?)?)* +(\*|([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(-([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))?)(/[1-9][0-9]?)?(,(\*|([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(-([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))?)(/[1-9][0-9]?)?)* +(\*|\?|([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?)(/[1-9][0-9]?)?(,(\*|\?|([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?)(/[1-9][0-9]?)?)*)$`
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
 
@@ -496,12 +551,14 @@ type BackupVolume struct {
 	// but never shrink.
 	// +kubebuilder:default="5Gi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="size must be positive"
+	// +kubebuilder:validation:XValidation:rule="string(self).matches('^[0-9]+(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$') && quantity(string(self)).compareTo(quantity('1Pi')) <= 0",message="size must be a whole number of bytes with an optional unit (such as 512Mi or 20Gi), at most 1Pi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="size cannot shrink"
 	// +optional
 	Size resource.Quantity `json:"size,omitempty"`
 
 	// StorageClassName of the backup volume; the cluster's default class when unset.
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
 }
@@ -513,13 +570,16 @@ type S3Connection struct {
 	// is set.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:Pattern=`^(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$`
+	// +kubebuilder:validation:Pattern=`^(https?://)?[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?/?$`
 	Endpoint string `json:"endpoint"`
 
-	// Bucket, which must exist.
+	// Bucket, which must exist: an S3 bucket name (lower-case letters, digits, '.' and '-'; not an
+	// IP address; no '..', '.-' or '-.').
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')",message="bucket must not be an IP address"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('..') && !self.contains('.-') && !self.contains('-.')",message="bucket must not hold '..', '.-' or '-.'"
 	Bucket string `json:"bucket"`
 
 	// Region of the bucket; asked of the endpoint when unset.
@@ -551,6 +611,7 @@ type S3Credentials struct {
 }
 
 // S3Destination is a folder of a bucket that backups are written to.
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecure) && self.insecure && self.endpoint.startsWith('https://'))",message="an https:// endpoint cannot be insecure: drop insecure, or the scheme",fieldPath=".insecure"
 type S3Destination struct {
 	S3Connection `json:",inline"`
 
@@ -559,6 +620,7 @@ type S3Destination struct {
 	// may share a bucket and prefix.
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*[A-Za-z0-9!_.*'()-]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '.' || s == '..')",message="prefix must not hold '.' or '..' as a folder"
 	// +optional
 	Prefix string `json:"prefix,omitempty"`
 }
@@ -586,6 +648,7 @@ type BackupSource struct {
 }
 
 // S3Source is one dump in a bucket.
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecure) && self.insecure && self.endpoint.startsWith('https://'))",message="an https:// endpoint cannot be insecure: drop insecure, or the scheme",fieldPath=".insecure"
 type S3Source struct {
 	S3Connection `json:",inline"`
 
@@ -593,6 +656,7 @@ type S3Source struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*[0-9]{8}T[0-9]{6}Z\.dump$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '.' || s == '..')",message="key must not hold '.' or '..' as a folder"
 	Key string `json:"key"`
 
 	// SHA256 the dump must have, hexadecimal, as its KintoBackup reported. Unset, the checksum

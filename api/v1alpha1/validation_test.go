@@ -30,7 +30,6 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
-	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 )
 
 var (
@@ -132,12 +131,13 @@ func TestInvalidSpecsAreRejectedNamingTheField(t *testing.T) {
 		{"OpenID reserved name", `auth: {openIDConnect: [{name: account, issuer: "https://id.example.org", clientID: x, clientSecret: {name: s, key: k}}]}`, []string{"spec.auth.openIDConnect[0].name", "name is reserved by Kinto"}},
 		{"OpenID duplicate name", `auth: {openIDConnect: [{name: gh, issuer: "https://a.example.org", clientID: x, clientSecret: {name: s, key: k}}, {name: gh, issuer: "https://b.example.org", clientID: y, clientSecret: {name: s, key: k}}]}`, []string{"spec.auth.openIDConnect[1]", "Duplicate value"}},
 		{"flush plugin", `plugins: [admin, flush]`, []string{"spec.plugins[1]", "Unsupported value: \"flush\""}},
-		{"owned setting", `settings: {kinto.storage_url: "postgresql://x"}`, []string{"spec.settings", "keys the operator owns"}},
-		{"owned setting without prefix", `settings: {userid_hmac_secret: "x"}`, []string{"spec.settings", "keys the operator owns"}},
-		{"auth policy setting", `settings: {multiauth.policies: "basicauth"}`, []string{"spec.settings", "keys the operator owns"}},
-		{"setting name with a section header", `settings: {"[app:main]\nkinto.readonly": "true"}`, []string{"spec.settings", "setting names are dotted lower-case words"}},
-		{"multi-line setting value", `settings: {kinto.project_name: "a\n[app:main]\nkinto.storage_url = x"}`, []string{"spec.settings", "setting values must be single lines"}},
+		{"owned setting", `settings: {kinto.storage_url: "postgresql://x"}`, []string{"spec.settings", "settings may not set kinto.storage_url"}},
+		{"owned setting without prefix", `settings: {userid_hmac_secret: "x"}`, []string{"spec.settings", "settings may not set userid_hmac_secret"}},
+		{"auth policy setting", `settings: {multiauth.policies: "basicauth"}`, []string{"spec.settings", "settings may not set multiauth.policies"}},
+		{"setting name with a section header", `settings: {"[app:main]\nkinto.readonly": "true"}`, []string{"spec.settings", "settings may set only the Kinto settings kubectl explain kintoinstance.spec.settings lists"}},
+		{"multi-line setting value", `settings: {kinto.project_name: "a\n[app:main]\nkinto.storage_url = x"}`, []string{"spec.settings", "may not hold control characters or line or paragraph separators: kinto.project_name"}},
 		{"setting with and without prefix", `settings: {kinto.paginate_by: "10", paginate_by: "20"}`, []string{"spec.settings", "both with and without the kinto. prefix"}},
+		{"setting value out of range", `settings: {kinto.paginate_by: "0"}`, []string{"spec.settings", "settings paginate_by, storage_max_fetch_size must match ^([1-9][0-9]{0,3}|10000)$"}},
 		{"ingress host not a DNS name", `ingress: {host: "Kinto_Example.org"}`, []string{"spec.ingress.host", "should match"}},
 		{"ingress TLS from both sources", `ingress: {host: kinto.example.org, tls: {secretName: cert, issuer: {name: le}}}`, []string{"spec.ingress.tls", "exactly one of ingress.tls.secretName and ingress.tls.issuer"}},
 		{"ingress and gateway", `ingress: {host: a.example.org}
@@ -175,20 +175,6 @@ func TestInstanceNameMustNameServices(t *testing.T) {
 	for _, name := range []string{"1password", strings.Repeat("a", 64)} {
 		err := k8s.Create(context.Background(), instance(t, name, `{}`))
 		assertInvalid(t, err, "metadata.name must be a DNS label")
-	}
-}
-
-// Every key the renderer owns is refused by the API, with and without the kinto. prefix: the
-// CEL rule in the CRD and kintoconfig.OwnedKeys list the same keys.
-func TestEveryOwnedSettingIsRefused(t *testing.T) {
-	for _, key := range kintoconfig.OwnedKeys {
-		for _, name := range []string{key, "kinto." + key} {
-			t.Run(name, func(t *testing.T) {
-				spec := fmt.Sprintf("settings: {%q: \"x\"}", name)
-				err := k8s.Create(context.Background(), instance(t, "owned", spec))
-				assertInvalid(t, err, "spec.settings", "keys the operator owns")
-			})
-		}
 	}
 }
 

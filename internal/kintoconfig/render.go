@@ -7,10 +7,13 @@
 package kintoconfig
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -32,21 +35,6 @@ const (
 func OpenIDClientSecretEnv(provider string) string {
 	return "KINTO_MULTIAUTH_POLICY_" + strings.ToUpper(provider) + "_CLIENT_SECRET"
 }
-
-// OwnedKeys are the [app:main] settings the operator renders itself (without the "kinto."
-// prefix, which Kinto treats as optional). spec.settings may not set them; the CRD's CEL rule
-// carries the same list.
-var OwnedKeys = []string{
-	"use", "includes", "storage_backend", "storage_url", "permission_backend", "permission_url",
-	"cache_backend", "cache_url", "userid_hmac_secret", "default_bucket_hmac_secret",
-	"http_host", "http_scheme", "account_create_principals", "account_write_principals",
-	"account_read_principals",
-}
-
-// ownedPrefixes are setting-name prefixes the operator owns in full.
-var ownedPrefixes = []string{"multiauth.", "kinto.multiauth.", "pyramid.includes"}
-
-var settingName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
 
 // pluginModules maps the optional plugins of the API to Kinto's modules.
 var pluginModules = map[v1alpha1.Plugin]string{
@@ -123,7 +111,7 @@ func appSettings(inst *v1alpha1.KintoInstance) ([]setting, error) {
 	s := []setting{{"use", "egg:kinto"}}
 	// The only rendered setting spec.settings may replace: Kinto refuses a setting given twice.
 	if !userSets(spec.Settings, "project_name") {
-		s = append(s, setting{"kinto.project_name", inst.Name})
+		s = append(s, setting{"kinto.project_name", jsonString(inst.Name)})
 	}
 	s = append(s, []setting{
 		// Storage, permissions and cache share one PostgreSQL URL, so each process holds a
@@ -225,7 +213,9 @@ func authSettings(spec *v1alpha1.KintoInstanceSpec) []setting {
 	return append([]setting{{"multiauth.policies", strings.Join(policies, " ")}}, s...)
 }
 
-// userSettings returns spec.settings sorted by name, refusing owned and conflicting keys.
+// userSettings returns spec.settings sorted by name, refusing what the CRD refuses: a setting
+// outside AllowedSettings, a value that does not match its pattern, and a setting given both
+// with and without the kinto. prefix (Kinto refuses to start on that).
 func userSettings(settings map[string]v1alpha1.SettingValue) ([]setting, error) {
 	keys := make([]string, 0, len(settings))
 	for k := range settings {
@@ -235,39 +225,40 @@ func userSettings(settings map[string]v1alpha1.SettingValue) ([]setting, error) 
 	s := make([]setting, 0, len(keys))
 	for _, k := range keys {
 		v := string(settings[k])
-		if err := checkUserSetting(k, v); err != nil {
+		_, alsoBare := settings[SettingName(k)]
+		allowed, err := checkUserSetting(k, v, alsoBare)
+		if err != nil {
 			return nil, err
 		}
-		// Kinto refuses to start when a setting is given both with and without its prefix.
-		if bare, ok := strings.CutPrefix(k, "kinto."); ok {
-			if _, both := settings[bare]; both {
-				return nil, fmt.Errorf("setting %q is given both with and without the kinto. prefix", bare)
-			}
+		if allowed.Text {
+			v = jsonString(v)
 		}
 		s = append(s, setting{k, v})
 	}
 	return s, nil
 }
 
-func checkUserSetting(key, value string) error {
-	if !settingName.MatchString(key) {
-		return fmt.Errorf("setting name %q is not a dotted lower-case name", key)
+// jsonString is v as a JSON string, which Kinto reads back as exactly v: it reads every setting
+// as JSON when it parses, and the ini parser would drop surrounding spaces. Characters beyond
+// ASCII are written as \u escapes, so that the ini reads the same in any locale.
+func jsonString(v string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err) // a Go string always encodes
 	}
-	bare := strings.TrimPrefix(key, "kinto.")
-	for _, owned := range OwnedKeys {
-		if bare == owned {
-			return fmt.Errorf("setting %q is owned by the operator", key)
+	var ascii strings.Builder
+	for _, r := range strings.TrimSuffix(b.String(), "\n") {
+		if r < utf8.RuneSelf {
+			ascii.WriteRune(r)
+			continue
+		}
+		for _, unit := range utf16.Encode([]rune{r}) {
+			fmt.Fprintf(&ascii, "\\u%04x", unit)
 		}
 	}
-	for _, p := range ownedPrefixes {
-		if strings.HasPrefix(key, p) {
-			return fmt.Errorf("setting %q is owned by the operator", key)
-		}
-	}
-	if strings.ContainsAny(value, "\r\n") {
-		return fmt.Errorf("setting %q: values must be single lines", key)
-	}
-	return nil
+	return ascii.String()
 }
 
 // escape protects a value from PasteDeploy's %-interpolation, which would otherwise expand

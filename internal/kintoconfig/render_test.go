@@ -61,7 +61,8 @@ func TestRender(t *testing.T) {
 				"multiauth.policies":              "account",
 				"multiauth.policy.account.use":    "kinto.plugins.accounts.AccountsPolicy",
 				"kinto.account_create_principals": "system.Everyone",
-				"kinto.project_name":              "notes",
+				// A JSON string, which Kinto reads as a string even for a name such as "null".
+				"kinto.project_name": `"notes"`,
 			},
 			absent: []string{"kinto.http_host", "kinto.http_scheme"},
 		},
@@ -108,8 +109,15 @@ func TestRender(t *testing.T) {
 			edit: func(s *v1alpha1.KintoInstanceSpec) {
 				s.Settings = map[string]v1alpha1.SettingValue{"project_name": "Our notes"}
 			},
-			want:   map[string]string{"project_name": "Our notes"},
+			want:   map[string]string{"project_name": `"Our notes"`},
 			absent: []string{"kinto.project_name"},
+		},
+		{
+			name: "text settings as ASCII JSON strings, which Kinto reads back verbatim in any locale",
+			edit: func(s *v1alpha1.KintoInstanceSpec) {
+				s.Settings = map[string]v1alpha1.SettingValue{"kinto.project_name": ` Été "2026" \ 𝄞 `, "project_version": "1.0"}
+			},
+			want: map[string]string{"kinto.project_name": `" \u00c9t\u00e9 \"2026\" \\ \ud834\udd1e "`, "project_version": `"1.0"`},
 		},
 		{
 			name: "basic auth, after accounts",
@@ -148,8 +156,8 @@ func TestRender(t *testing.T) {
 			},
 			want: map[string]string{
 				"kinto.paginate_by":        "100",
-				"kinto.project_docs":       "https://example.org/%%(here)s/100%%",
-				"bucket_create_principals": "account:alice",
+				"kinto.project_docs":       `"https://example.org/%%(here)s/100%%"`,
+				"bucket_create_principals": `"account:alice"`,
 			},
 		},
 	}
@@ -180,16 +188,31 @@ func TestRender(t *testing.T) {
 // Settings the API refuses are refused by the renderer too, should one ever get past the API.
 func TestRenderRefusesHostileSettings(t *testing.T) {
 	cases := map[string]map[string]v1alpha1.SettingValue{
-		"owned key":                    {"kinto.storage_url": "postgresql://evil"},
-		"owned key without prefix":     {"userid_hmac_secret": "x"},
-		"paste application":            {"use": "egg:evil"},
-		"authentication policy":        {"multiauth.policies": "basicauth"},
-		"pyramid includes":             {"pyramid.includes": "kinto.plugins.flush"},
-		"newline in value":             {"kinto.project_name": "x\n[app:main]\nkinto.storage_backend = kinto.core.storage.memory"},
-		"carriage return in value":     {"kinto.project_name": "x\rkinto.readonly = true"},
-		"section header in name":       {"[server:main]": "x"},
-		"equals sign in name":          {"kinto.readonly = true\nx": "y"},
-		"both with and without prefix": {"kinto.paginate_by": "1", "paginate_by": "2"},
+		"owned key":                      {"kinto.storage_url": "postgresql://evil"},
+		"initialization sequence":        {"kinto.initialization_sequence": "kinto.core.initialization.setup_storage kinto.plugins.flush.includeme"},
+		"includes":                       {"includes": "kinto.plugins.flush"},
+		"pyramid includes alias":         {"pyramid.includes_x": "kinto.plugins.flush"},
+		"owned key behind two prefixes":  {"kinto.kinto.storage_backend": "kinto.core.storage.memory"},
+		"code by dotted name":            {"kinto.record_id_generator": "kinto.views.NameGenerator"},
+		"file path":                      {"version_json_path": "/etc/passwd"},
+		"readonly skips migrations":      {"readonly": "true"},
+		"number out of range":            {"kinto.paginate_by": "0"},
+		"number not a number":            {"paginate_by": "lots"},
+		"boolean spelled otherwise":      {"explicit_permissions": "yes"},
+		"NUL in a value":                 {"kinto.project_name": "x\x00y"},
+		"vertical tab in a value":        {"kinto.project_name": "x\vy"},
+		"next line in a value":           {"kinto.project_name": "x\u0085y"},
+		"line separator in a value":      {"kinto.project_name": "x\u2028y"},
+		"paragraph separator in a value": {"kinto.project_name": "x\u2029y"},
+		"owned key without prefix":       {"userid_hmac_secret": "x"},
+		"paste application":              {"use": "egg:evil"},
+		"authentication policy":          {"multiauth.policies": "basicauth"},
+		"pyramid includes":               {"pyramid.includes": "kinto.plugins.flush"},
+		"newline in value":               {"kinto.project_name": "x\n[app:main]\nkinto.storage_backend = kinto.core.storage.memory"},
+		"carriage return in value":       {"kinto.project_name": "x\rkinto.readonly = true"},
+		"section header in name":         {"[server:main]": "x"},
+		"equals sign in name":            {"kinto.readonly = true\nx": "y"},
+		"both with and without prefix":   {"kinto.paginate_by": "1", "paginate_by": "2"},
 	}
 	for name, settings := range cases {
 		t.Run(name, func(t *testing.T) {
