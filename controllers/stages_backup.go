@@ -49,6 +49,9 @@ func restorePending(p *pass) bool {
 // there is none to restore), before the network policies (which open the way to its bucket) and
 // the restore itself.
 func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (*resources.RestoreSource, error) {
+	if done, err := r.reconcileRestoreRecord(ctx, p, inst); done || err != nil {
+		return nil, err
+	}
 	if !restorePending(p) {
 		return nil, nil
 	}
@@ -156,15 +159,16 @@ func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass,
 	what := describeSource(src)
 	switch jobState(job) {
 	case batchv1.JobComplete:
-		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionTrue, "Restored",
-			fmt.Sprintf("%s was restored into the database", what))
+		message := fmt.Sprintf("%s was restored into the database", what)
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionTrue, reasonRestored, message)
+		return r.recordRestore(ctx, p.inst, message)
 	case batchv1.JobFailed:
 		cause, err := jobFailure(ctx, r.Client, job)
 		if err != nil {
 			return err
 		}
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "RestoreFailed",
-			fmt.Sprintf("Job %s failed to restore %s: %s. Delete the instance and its volume, fix the cause, and create it again", job.Name, what, cause))
+			fmt.Sprintf("Job %s failed to restore %s: %s. The database is kept as it was; once the cause is fixed, delete Job %s to run the restore again", job.Name, what, cause, job.Name))
 	default:
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "Restoring",
 			fmt.Sprintf("Job %s is restoring %s", job.Name, what))

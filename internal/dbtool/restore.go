@@ -20,6 +20,24 @@ const tablesSQL = `SELECT string_agg(n.nspname || '.' || c.relname, ', ' ORDER B
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'`
 
+// commentSQL reads the comment of the database, where the restore records the dump it restores.
+const commentSQL = `SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_catalog.pg_database WHERE datname = current_database()`
+
+// settingRestored carries the restore's record into markRestoredSQL.
+const settingRestored = "kinto_restore.marker"
+
+// markRestoredSQL records the restore in the comment of the database (its owner may).
+const markRestoredSQL = `DO $$
+BEGIN
+  EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), current_setting('` + settingRestored + `'));
+END
+$$;`
+
+// restoredMarker is the database comment that records a restore of the dump of this SHA-256.
+func restoredMarker(sha256 string) string {
+	return "kinto-operator restored the dump of SHA-256 " + sha256
+}
+
 var sha256HexRE = regexp.MustCompile(`^[0-9a-f]+$`)
 
 // `db restore` restores the dump $DUMP_FILE made by `db dump` into a fresh database, before
@@ -32,7 +50,11 @@ var sha256HexRE = regexp.MustCompile(`^[0-9a-f]+$`)
 // refused by design (restore into a new instance, then switch to it), and it could only mix two
 // instances' rows. pg_restore runs in one transaction and stops at the first error, so a failed
 // restore leaves the database as empty as it found it: running it again after a failure is
-// safe, and after a success it is refused.
+// safe. Before pg_restore it records the dump's SHA-256 in the database's comment, so that a
+// database kept from an earlier run of the same restore (an instance deleted under the Retain
+// policy and applied again) is recognised: holding tables and that record, it is left as it is
+// and the restore succeeds without writing. The record alone, on an empty database, is what a
+// failed restore leaves: it is restored again.
 //
 // It connects as $PGUSER, which owns the database but is no superuser. Objects are created as
 // that role whoever owned them where the dump was taken (--no-owner, --role): without it, a role
@@ -71,9 +93,30 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1", "--command="+tablesSQL); err != nil {
 		return refused(fmt.Errorf("cannot check that database %s is empty: %w", database, err))
 	}
+	marker := restoredMarker(actual)
 	if t := strings.TrimSpace(tables.String()); t != "" {
-		return refused(fmt.Errorf("database %s already holds tables (%s). Restoring over an existing instance is refused by design: "+
-			"restore into a new instance, whose database is fresh, then switch to it", database, t))
+		var comment bytes.Buffer
+		if err := runProgram(ctx, &comment, stderr, "psql", "--no-psqlrc", "--no-password", "--dbname="+database,
+			"--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1", "--command="+commentSQL); err != nil {
+			return refused(fmt.Errorf("cannot read the comment of database %s: %w", database, err))
+		}
+		if strings.TrimSpace(comment.String()) == marker {
+			fmt.Fprintf(stdout, "database %s already holds the restore of %s (SHA-256 %s), kept from an earlier run: it is left as it is\n", database, file, actual)
+			return nil
+		}
+		return refused(fmt.Errorf("database %s already holds tables (%s), not restored from this dump: a restore fills an empty database only "+
+			"and never writes over data, which is kept as it is. Restore into a new instance, whose database is fresh, then switch to it", database, t))
+	}
+
+	// Recorded before the restore, so that no crash comes between the restored rows and their
+	// record.
+	cmd := program(ctx, io.Discard, stderr, "psql", "--no-psqlrc", "--no-password", "--quiet", "--dbname="+database,
+		"--set=ON_ERROR_STOP=1", "--command="+markRestoredSQL)
+	cmd.Env = append(os.Environ(), "PGOPTIONS="+pgOption(settingRestored, marker))
+	if err := cmd.Run(); ctx.Err() != nil {
+		return errInterrupted
+	} else if err := exitError("psql", err); err != nil {
+		return refused(fmt.Errorf("cannot record the restore in the comment of database %s: %w", database, err))
 	}
 
 	fmt.Fprintf(stdout, "restoring %s (SHA-256 %s) into database %s\n", file, actual, database)

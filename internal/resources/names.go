@@ -38,6 +38,12 @@ const (
 	ComponentDumpDeletion = "dump-deletion"
 )
 
+// RestoredAnnotation on a database volume claim records the restore of spec.bootstrap that
+// filled it (what was restored). The claim outlives its instance under the Retain policy: an
+// instance applied again under the same name finds its database restored, and restores nothing
+// over it, even once the backup it came from is gone.
+const RestoredAnnotation = "hosting.kinto-storage.org/restored"
+
 // ConfigHashAnnotation on a pod template changes with the rendered configuration, so that a new
 // configuration rolls the server.
 const ConfigHashAnnotation = "hosting.kinto-storage.org/config-hash"

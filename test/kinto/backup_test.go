@@ -413,12 +413,27 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("restored cache table holds %s rows, want none", n)
 	}
 
-	// Once restored, the database is no longer fresh: a second restore is refused, untouched.
+	// Once restored, the database is no longer fresh. The same restore again, as for an instance
+	// deleted under the Retain policy and applied again, recognises the database it restored and
+	// succeeds without writing; another dump is refused, and the data kept: no message advises
+	// deleting it.
+	restoredCounts, restoredContent := rowCounts(t, dst), contentHash(t, dst)
 	run = dst.restore(dump)
-	if want := "already holds tables"; run.err == nil || !strings.Contains(run.out, want) {
-		t.Errorf("restore into a database holding Kinto's tables: %v, want refused with %q; output:\n%s", run.err, want, run.out)
+	if want := "already holds the restore of"; run.err != nil || !strings.Contains(run.out, want) {
+		t.Errorf("the same restore into the database it restored: %v, want success saying %q; output:\n%s", run.err, want, run.out)
 	} else {
-		t.Logf("restore into a database holding Kinto's tables refused: %s", strings.TrimSpace(run.out))
+		t.Logf("the same restore again: %s", strings.TrimSpace(run.out))
+	}
+	otherDir := src.backupDir()
+	other, _ := src.backup(otherDir)
+	run = dst.restore(filepath.Join(otherDir, other.File))
+	if want := "already holds tables"; run.err == nil || !strings.Contains(run.out, want) || strings.Contains(strings.ToLower(run.out), "delete") {
+		t.Errorf("restore of another dump into a database holding Kinto's tables: %v, want refused with %q and no advice to delete; output:\n%s", run.err, want, run.out)
+	} else {
+		t.Logf("restore of another dump refused: %s", strings.TrimSpace(run.out))
+	}
+	if got, gotContent := rowCounts(t, dst), contentHash(t, dst); got != restoredCounts || gotContent != restoredContent {
+		t.Errorf("restores run again changed the restored rows: %s, were %s", got, restoredCounts)
 	}
 
 	restoreAsAnotherRole(t, dst, dump, counts)
