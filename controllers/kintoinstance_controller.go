@@ -101,6 +101,9 @@ type pass struct {
 	now time.Time
 	// releaseSlot says the instance gives its rollout slot back once its status is written.
 	releaseSlot bool
+	// rotatingPassword says a new database password waits for PostgreSQL to take it: the
+	// instance keeps its rollout slot until the server has rolled to it.
+	rotatingPassword bool
 	// recheckAt, when set, is when the instance must be looked at again though nothing changes.
 	recheckAt time.Time
 }
@@ -139,7 +142,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	}
 	children, err := resources.Desired(inst, resources.Inputs{
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
-		ExternalDatabasePort: databasePort, RestoreSource: restore,
+		ExternalDatabasePort: databasePort, RestoreSource: restore, PasswordRotation: p.rotatingPassword,
 		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage,
 	})
 	if err != nil {

@@ -583,55 +583,6 @@ func TestReferencedSecretChangeRollsTheServer(t *testing.T) {
 	}
 }
 
-// Removing the database password from the credentials Secret rotates it: a new one is drawn,
-// and both PostgreSQL (whose init container sets it) and the server roll; user ids stay.
-func TestDatabasePasswordRotation(t *testing.T) {
-	ns := newNamespace(t)
-	ctx := context.Background()
-	inst := bringUp(t, createInstance(t, ns, "rotate", nil))
-	creds := &corev1.Secret{}
-	get(t, ns, resources.CredentialsSecretName(inst), creds)
-	old := creds.DeepCopy()
-	sts := &appsv1.StatefulSet{}
-	get(t, ns, resources.DatabaseName(inst), sts)
-	d := &appsv1.Deployment{}
-	get(t, ns, resources.ServerName(inst), d)
-	dbRev, serverRev := sts.Spec.Template.Annotations[resources.SecretsRevisionAnnotation], d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation]
-
-	delete(creds.Data, resources.SecretKeyDatabasePassword)
-	if err := k8s.Update(ctx, creds); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "a new password reaches the database and the server", func() error {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(creds), creds); err != nil {
-			return err
-		}
-		pw := creds.Data[resources.SecretKeyDatabasePassword]
-		if len(pw) == 0 || bytes.Equal(pw, old.Data[resources.SecretKeyDatabasePassword]) {
-			return fmt.Errorf("no new password yet")
-		}
-		if !bytes.Contains(creds.Data[resources.SecretKeyDatabaseURL], pw) {
-			return fmt.Errorf("database URL does not carry the new password")
-		}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
-			return err
-		}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
-			return err
-		}
-		if sts.Spec.Template.Annotations[resources.SecretsRevisionAnnotation] == dbRev ||
-			d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation] == serverRev {
-			return fmt.Errorf("pods not rolled")
-		}
-		return nil
-	})
-	for _, k := range []string{resources.SecretKeyUserIDHMACSecret, resources.SecretKeyDefaultBucketHMACSecret} {
-		if !bytes.Equal(creds.Data[k], old.Data[k]) {
-			t.Errorf("%s changed with the password", k)
-		}
-	}
-}
-
 // The external database's URL decides the port the Kinto pods may reach, and a URL Kinto would
 // refuse is reported before any pod tries it.
 func TestExternalDatabaseURLIsChecked(t *testing.T) {

@@ -134,7 +134,9 @@ func (r *KintoInstanceReconciler) releaseRolloutSlot(p *pass) {
 		return
 	}
 	if r.RolloutLimits != (rollout.Limits{}) && !p.inst.Spec.Hibernate &&
-		!meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionReady) {
+		(!meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionReady) || p.rotatingPassword) {
+		// A password rotation rolls the database, then the server: between the two the
+		// instance is Ready, but the server must roll before anything else does.
 		return
 	}
 	p.releaseSlot = true

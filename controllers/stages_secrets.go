@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,7 +22,9 @@ import (
 )
 
 // reconcileCredentials applies the generated credentials, keeping every value already stored,
-// and returns the resource version the database pod reads them at.
+// and returns the resource version the database pod reads them at. A database password being
+// rotated reaches the pods once PostgreSQL has taken it (resources.CredentialsSecret); until
+// then the pass says so (p.rotatingPassword).
 func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (string, error) {
 	existing := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: resources.CredentialsSecretName(inst)}
@@ -40,7 +43,11 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 			return "", err
 		}
 	}
-	secret, err := resources.CredentialsSecret(inst, existing.Data, resources.RandomSource, holdsData)
+	taken, err := r.passwordTaken(ctx, inst, existing)
+	if err != nil {
+		return "", err
+	}
+	secret, err := resources.CredentialsSecret(inst, existing.Data, resources.RandomSource, holdsData, taken)
 	switch {
 	case errors.Is(err, resources.ErrHMACSecretsLost):
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing",
@@ -58,7 +65,30 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 	if err := apply(ctx, r.Client, secret); err != nil {
 		return "", err
 	}
+	p.rotatingPassword = len(secret.Data[resources.SecretKeyDatabasePasswordNext]) > 0
 	return secret.ResourceVersion, nil
+}
+
+// passwordTaken says whether PostgreSQL has taken the database password waiting in the
+// credentials Secret: the database runs, ready, the template that sets it, made from the Secret
+// as it is now.
+func (r *KintoInstanceReconciler) passwordTaken(ctx context.Context, inst *v1alpha1.KintoInstance, creds *corev1.Secret) (bool, error) {
+	if inst.Spec.ManagedDatabase() == nil || len(creds.Data[resources.SecretKeyDatabasePasswordNext]) == 0 {
+		return false, nil
+	}
+	sts := &appsv1.StatefulSet{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: resources.DatabaseName(inst)}, sts)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	want := resources.DatabaseStatefulSet(inst, resources.SecretsRevision(map[string]string{creds.Name: creds.ResourceVersion}), r.OperatorImage, true)
+	st := sts.Status
+	return sts.Annotations[resources.TemplateHashAnnotation] == want.Annotations[resources.TemplateHashAnnotation] &&
+		st.ObservedGeneration == sts.Generation && st.ReadyReplicas > 0 && st.UpdatedReplicas > 0 &&
+		st.CurrentRevision == st.UpdateRevision, nil
 }
 
 // reconcileReferencedSecrets checks the user's Secrets the instance reads and labels them so that

@@ -16,14 +16,14 @@ func BenchmarkBuildAll(b *testing.B) {
 		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.paginate_by": "100", "kinto.readonly": "false"}
 		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "kinto.example.org", TLS: &v1alpha1.IngressTLS{SecretName: "c"}}
 	})
-	existing, err := CredentialsSecret(inst, nil, rand.Reader, false)
+	existing, err := CredentialsSecret(inst, nil, rand.Reader, false, false)
 	if err != nil {
 		b.Fatal(err)
 	}
 	in := Inputs{SchemaVersion: inst.Spec.Version, CredentialsRevision: "1", SecretsRevision: "r", OperatorImage: testOperatorImage}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := CredentialsSecret(inst, existing.Data, rand.Reader, true); err != nil {
+		if _, err := CredentialsSecret(inst, existing.Data, rand.Reader, true, false); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := Desired(inst, in); err != nil {
@@ -37,7 +37,7 @@ func BenchmarkNewCredentials(b *testing.B) {
 	inst := newInstance()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := CredentialsSecret(inst, nil, rand.Reader, false); err != nil {
+		if _, err := CredentialsSecret(inst, nil, rand.Reader, false, false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/big"
 	"net/url"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +21,10 @@ const (
 	SecretKeyDatabaseURL             = "database-url"
 	SecretKeyUserIDHMACSecret        = "userid-hmac-secret"
 	SecretKeyDefaultBucketHMACSecret = "default-bucket-hmac-secret"
+	// SecretKeyDatabasePasswordNext holds, while a rotation is under way, the password PostgreSQL
+	// is to take: database-password and database-url keep the one it has, which every pod uses,
+	// until it has taken the new one (see CredentialsSecret).
+	SecretKeyDatabasePasswordNext = "database-password-next"
 )
 
 // Managed database identity: one role and one database per instance.
@@ -63,26 +66,23 @@ func HasHMACSecrets(existing map[string][]byte) bool {
 }
 
 // CredentialsSecret returns the Secret of the instance's generated credentials. Every value
-// already in existing is kept as it is; missing values are drawn from random. A missing
-// database password is simply drawn anew (that is how it is rotated), but missing HMAC secrets
-// are an error once the instance holds data: user ids derive from them. A password set by hand
-// with a control character is refused (ErrPasswordRefused).
-func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte, random io.Reader, holdsData bool) (*corev1.Secret, error) {
+// already in existing is kept as it is; missing values are drawn from random. Missing HMAC
+// secrets are an error once the instance holds data: user ids derive from them. A password set
+// by hand with a control character is refused (ErrPasswordRefused).
+//
+// The database password is rotated by removing it (a new one is drawn) or by setting another
+// by hand. PostgreSQL learns it first, then the pods: database-password and database-url keep
+// the password PostgreSQL has (the one database-url carries), and the new one waits in
+// database-password-next, which only the database's init container reads, and only once the
+// instance rolls the database for it (DatabaseStatefulSet). passwordTaken says PostgreSQL has
+// taken the waiting password: it then becomes database-password, and the server rolls to it.
+func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte, random io.Reader, holdsData, passwordTaken bool) (*corev1.Secret, error) {
 	if holdsData && !HasHMACSecrets(existing) {
 		return nil, ErrHMACSecretsLost
 	}
 	data := map[string][]byte{}
-	keys := hmacKeys
-	if inst.Spec.ManagedDatabase() != nil {
-		keys = append(slices.Clone(keys), SecretKeyDatabasePassword)
-		if pw, ok := existing[SecretKeyDatabasePassword]; ok && len(pw) > 0 {
-			if problem := dbtool.PasswordProblem(string(pw)); problem != "" {
-				return nil, fmt.Errorf("%w: %s; set another, or remove the key to have one drawn", ErrPasswordRefused, problem)
-			}
-		}
-	}
-	for _, k := range keys {
-		if v, ok := existing[k]; ok && len(v) > 0 {
+	for _, k := range hmacKeys {
+		if v := existing[k]; len(v) > 0 {
 			data[k] = v
 			continue
 		}
@@ -93,10 +93,41 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 		data[k] = []byte(token)
 	}
 	if inst.Spec.ManagedDatabase() != nil {
+		pw, next := string(existing[SecretKeyDatabasePassword]), string(existing[SecretKeyDatabasePasswordNext])
+		if pw != "" {
+			if problem := dbtool.PasswordProblem(pw); problem != "" {
+				return nil, fmt.Errorf("%w: %s; set another, or remove the key to have one drawn", ErrPasswordRefused, problem)
+			}
+		}
+		var err error
+		if known := urlPassword(existing[SecretKeyDatabaseURL]); known != "" && pw != known {
+			// A rotation is asked (the password removed, or set by hand): the new password
+			// waits for PostgreSQL to take it, unless one already does.
+			if pw != "" {
+				next = pw
+			} else if next == "" {
+				next, err = newToken(random)
+			}
+			pw = known
+		}
+		if pw == "" && err == nil {
+			// A new Secret, or one the user made with the HMAC secrets only.
+			pw, err = newToken(random)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("generating %s: %w", SecretKeyDatabasePassword, err)
+		}
+		if next != "" && passwordTaken {
+			pw, next = next, ""
+		}
+		data[SecretKeyDatabasePassword] = []byte(pw)
+		if next != "" {
+			data[SecretKeyDatabasePasswordNext] = []byte(next)
+		}
 		// The password is escaped: one changed by hand may hold characters that URLs reserve.
 		u := url.URL{
 			Scheme: "postgresql",
-			User:   url.UserPassword(DatabaseUser, string(data[SecretKeyDatabasePassword])),
+			User:   url.UserPassword(DatabaseUser, pw),
 			Host:   fmt.Sprintf("%s:%d", DatabaseName(inst), DatabasePort),
 			Path:   "/" + DatabaseDB,
 		}
@@ -128,4 +159,14 @@ func newToken(random io.Reader) (string, error) {
 		b[i] = tokenAlphabet[idx.Int64()]
 	}
 	return string(b), nil
+}
+
+// urlPassword is the password of the database URL the operator wrote, "" when there is none.
+func urlPassword(raw []byte) string {
+	u, err := url.Parse(string(raw))
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, _ := u.User.Password()
+	return pw
 }

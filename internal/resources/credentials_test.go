@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func TestCredentialsSecret(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := CredentialsSecret(tc.inst, tc.existing, rand.Reader, false)
+			s, err := CredentialsSecret(tc.inst, tc.existing, rand.Reader, false, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +69,7 @@ func TestCredentialsAreKeptOnceGenerated(t *testing.T) {
 		SecretKeyDefaultBucketHMACSecret: []byte("kept-bucket"),
 		SecretKeyDatabasePassword:        []byte("keptPassword"),
 	}
-	s, err := CredentialsSecret(newInstance(), existing, failingReader{}, true)
+	s, err := CredentialsSecret(newInstance(), existing, failingReader{}, true, false)
 	if err != nil {
 		t.Fatalf("no randomness should be needed when every value exists: %v", err)
 	}
@@ -83,7 +84,7 @@ func TestCredentialsAreKeptOnceGenerated(t *testing.T) {
 }
 
 func TestCredentialsFailWithoutRandomness(t *testing.T) {
-	if _, err := CredentialsSecret(newInstance(), nil, failingReader{}, false); err == nil {
+	if _, err := CredentialsSecret(newInstance(), nil, failingReader{}, false, false); err == nil {
 		t.Fatal("want an error when the random source fails")
 	}
 }
@@ -117,7 +118,7 @@ func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entrop
 // the same host and password.
 func TestDatabaseURLEscapesThePassword(t *testing.T) {
 	const password = "p@ss/w:rd?#50%'"
-	s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(password)}, rand.Reader, false)
+	s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(password)}, rand.Reader, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestCredentialsOverExistingData(t *testing.T) {
 		SecretKeyUserIDHMACSecret:        []byte("kept-hmac"),
 		SecretKeyDefaultBucketHMACSecret: []byte("kept-bucket"),
 	}
-	s, err := CredentialsSecret(newInstance(), kept, rand.Reader, true)
+	s, err := CredentialsSecret(newInstance(), kept, rand.Reader, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestCredentialsOverExistingData(t *testing.T) {
 				partial[k] = v
 			}
 		}
-		if _, err := CredentialsSecret(newInstance(), partial, rand.Reader, true); !errors.Is(err, ErrHMACSecretsLost) {
+		if _, err := CredentialsSecret(newInstance(), partial, rand.Reader, true, false); !errors.Is(err, ErrHMACSecretsLost) {
 			t.Errorf("without %s over existing data: err = %v, want ErrHMACSecretsLost", lost, err)
 		}
 	}
@@ -169,7 +170,7 @@ func TestCredentialsSecretRefusesControlCharacters(t *testing.T) {
 		"nul\x00":            true,
 		"sep\u2028":          true,
 	} {
-		s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(pw)}, rand.Reader, false)
+		s, err := CredentialsSecret(newInstance(), map[string][]byte{SecretKeyDatabasePassword: []byte(pw)}, rand.Reader, false, false)
 		switch {
 		case refused && (!errors.Is(err, ErrPasswordRefused) || !strings.Contains(err.Error(), SecretKeyDatabasePassword) || strings.Contains(err.Error(), pw)):
 			t.Errorf("password %q: error %v, want ErrPasswordRefused naming the key and not quoting the password", pw, err)
@@ -178,7 +179,73 @@ func TestCredentialsSecretRefusesControlCharacters(t *testing.T) {
 		}
 	}
 	// The external database's URL is the user's; the operator sets no password of its own.
-	if _, err := CredentialsSecret(newInstance(external), map[string][]byte{SecretKeyDatabasePassword: []byte("x\n")}, rand.Reader, false); err != nil {
+	if _, err := CredentialsSecret(newInstance(external), map[string][]byte{SecretKeyDatabasePassword: []byte("x\n")}, rand.Reader, false, false); err != nil {
 		t.Errorf("external database: %v", err)
+	}
+}
+
+// A rotation (the password removed, or set by hand) keeps the password PostgreSQL has in
+// database-password and database-url, which every pod reads, until PostgreSQL has taken the new
+// one, which waits in database-password-next; then the new one replaces it.
+func TestPasswordRotationWaitsForPostgreSQL(t *testing.T) {
+	first, err := CredentialsSecret(newInstance(), nil, rand.Reader, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := string(first.Data[SecretKeyDatabasePassword])
+	without := func(data map[string][]byte, key string) map[string][]byte {
+		c := maps.Clone(data)
+		delete(c, key)
+		return c
+	}
+	with := func(data map[string][]byte, key, value string) map[string][]byte {
+		c := maps.Clone(data)
+		c[key] = []byte(value)
+		return c
+	}
+	for _, tc := range []struct {
+		name       string
+		existing   map[string][]byte
+		taken      bool
+		password   string // "" for a new one drawn
+		next       string // "" for none, "drawn" for a new one drawn
+		urlCarries string
+	}{
+		{"no rotation", first.Data, false, old, "", old},
+		{"no rotation, taken means nothing", first.Data, true, old, "", old},
+		{"password removed", without(first.Data, SecretKeyDatabasePassword), false, old, "drawn", old},
+		{"password set by hand", with(first.Data, SecretKeyDatabasePassword, "by-hand"), false, old, "by-hand", old},
+		{"waiting", with(first.Data, SecretKeyDatabasePasswordNext, "waiting"), false, old, "waiting", old},
+		{"waiting, removed again", with(without(first.Data, SecretKeyDatabasePassword), SecretKeyDatabasePasswordNext, "waiting"), false, old, "waiting", old},
+		{"taken", with(first.Data, SecretKeyDatabasePasswordNext, "waiting"), true, "waiting", "", "waiting"},
+		{"a Secret with the HMAC secrets only", without(without(first.Data, SecretKeyDatabasePassword), SecretKeyDatabaseURL), false, "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := CredentialsSecret(newInstance(), tc.existing, rand.Reader, true, tc.taken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pw, next := string(s.Data[SecretKeyDatabasePassword]), string(s.Data[SecretKeyDatabasePasswordNext])
+			if tc.password != "" && pw != tc.password || tc.password == "" && (len(pw) != tokenLength || pw == old) {
+				t.Errorf("database-password %q, want %q", pw, tc.password)
+			}
+			switch tc.next {
+			case "drawn":
+				if len(next) != tokenLength || next == old {
+					t.Errorf("database-password-next %q, want a new one drawn", next)
+				}
+			default:
+				if next != tc.next {
+					t.Errorf("database-password-next %q, want %q", next, tc.next)
+				}
+			}
+			want := tc.urlCarries
+			if want == "" {
+				want = pw
+			}
+			if got := urlPassword(s.Data[SecretKeyDatabaseURL]); got != want {
+				t.Errorf("database-url carries %q, want %q", got, want)
+			}
+		})
 	}
 }

@@ -53,10 +53,17 @@ func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim
 // DatabaseStatefulSet returns the single-pod StatefulSet running the managed PostgreSQL server.
 // Its init container (`manager db init`, installed from operatorImage) prepares the data
 // directory and sets the role's password; credentialsRevision restarts the pod when the
-// credentials change, so that it sets a new one.
-func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, operatorImage string) *appsv1.StatefulSet {
+// credentials change, so that it sets a new one. With rotating, the password it sets is the one
+// waiting in the credentials Secret (SecretKeyDatabasePasswordNext): that template is applied
+// once the instance may roll its pods, and PostgreSQL takes the new password before any other
+// pod is given it.
+func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, operatorImage string, rotating bool) *appsv1.StatefulSet {
 	db := inst.Spec.ManagedDatabase()
 	image := DatabaseImage(db)
+	passwordKey := SecretKeyDatabasePassword
+	if rotating {
+		passwordKey = SecretKeyDatabasePasswordNext
+	}
 	env := []corev1.EnvVar{
 		{Name: backupenv.PGData, Value: pgData},
 		{Name: "TZ", Value: "UTC"},
@@ -64,7 +71,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, oper
 	initEnv := append(slices.Clone(env),
 		corev1.EnvVar{Name: backupenv.DatabaseRole, Value: DatabaseUser},
 		corev1.EnvVar{Name: backupenv.DatabaseName, Value: DatabaseDB},
-		secretEnv(backupenv.DatabasePassword, CredentialsSecretName(inst), SecretKeyDatabasePassword),
+		secretEnv(backupenv.DatabasePassword, CredentialsSecretName(inst), passwordKey),
 	)
 	mounts := []corev1.VolumeMount{
 		{Name: "data", MountPath: pgDataMount},

@@ -52,7 +52,7 @@ func TestDatabaseStatefulSet(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sts := DatabaseStatefulSet(tc.inst, "r", testOperatorImage)
+			sts := DatabaseStatefulSet(tc.inst, "r", testOperatorImage, false)
 			pod := sts.Spec.Template.Spec
 			if got, want := podSteps(pod), []string{install, "init-database " + tc.wantImage, "postgres " + tc.wantImage}; !slices.Equal(got, want) {
 				t.Errorf("containers %q, want %q", got, want)

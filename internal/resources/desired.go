@@ -24,6 +24,9 @@ type Inputs struct {
 	// CredentialsRevision is the resource version of the credentials Secret, which the database
 	// pod reads; SecretsRevision identifies every Secret the server pods read (SecretsRevision).
 	CredentialsRevision, SecretsRevision string
+	// PasswordRotation says a new database password waits in the credentials Secret for
+	// PostgreSQL to take it.
+	PasswordRotation bool
 	// ExternalDatabasePort is the port of the external database's URL.
 	ExternalDatabasePort int32
 	// RestoreSource is the dump spec.bootstrap names while it waits to be restored, else nil.
@@ -87,7 +90,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	if inst.Spec.ManagedDatabase() != nil {
 		c.DataVolumeClaim = DataVolumeClaim(inst)
 		c.DatabaseServices = DatabaseServices(inst)
-		c.Database = DatabaseStatefulSet(inst, SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision}), in.OperatorImage)
+		c.Database = DatabaseStatefulSet(inst, SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision}), in.OperatorImage, in.PasswordRotation)
 		c.BackupVolumeClaim = BackupVolumeClaim(inst)
 		if in.RestoreSource != nil {
 			// The API allows spec.bootstrap with a managed database only.

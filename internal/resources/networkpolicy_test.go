@@ -127,7 +127,7 @@ func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
 	}
 	server := ServerDeployment(inst, "26.5.0", "h", "s").Spec.Template.Labels
 	migrate := MigrateJob(inst, "26.5.0").Spec.Template.Labels
-	database := DatabaseStatefulSet(inst, "r", testOperatorImage).Spec.Template.Labels
+	database := DatabaseStatefulSet(inst, "r", testOperatorImage, false).Spec.Template.Labels
 	backupPods := map[string]map[string]string{
 		"scheduled backup": BackupCronJob(inst, testOperatorImage).Spec.JobTemplate.Spec.Template.Labels,
 		"on-demand backup": BackupJob(inst, newBackup(inst), testOperatorImage).Spec.Template.Labels,

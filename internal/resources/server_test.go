@@ -203,7 +203,7 @@ func TestHibernationScalesEverythingToZero(t *testing.T) {
 	if r := *ServerDeployment(inst, "26.5.0", "h", "s").Spec.Replicas; r != 0 {
 		t.Errorf("server replicas = %d", r)
 	}
-	if r := *DatabaseStatefulSet(inst, "r", testOperatorImage).Spec.Replicas; r != 0 {
+	if r := *DatabaseStatefulSet(inst, "r", testOperatorImage, false).Spec.Replicas; r != 0 {
 		t.Errorf("database replicas = %d", r)
 	}
 	if ServerDisruptionBudget(inst) != nil {

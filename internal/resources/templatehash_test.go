@@ -40,15 +40,15 @@ func TestTemplateHashFollowsThePodTemplate(t *testing.T) {
 		}
 	}
 
-	sts := DatabaseStatefulSet(inst, "r1", testOperatorImage)
+	sts := DatabaseStatefulSet(inst, "r1", testOperatorImage, false)
 	if sts.Annotations[TemplateHashAnnotation] != TemplateHash(sts.Spec.Template) {
 		t.Error("StatefulSet annotation is not the hash of its template")
 	}
 	asleep := newInstance(func(i *v1alpha1.KintoInstance) { i.Spec.Hibernate = true })
-	if DatabaseStatefulSet(asleep, "r1", testOperatorImage).Annotations[TemplateHashAnnotation] != sts.Annotations[TemplateHashAnnotation] {
+	if DatabaseStatefulSet(asleep, "r1", testOperatorImage, false).Annotations[TemplateHashAnnotation] != sts.Annotations[TemplateHashAnnotation] {
 		t.Error("hibernation changed the database template hash")
 	}
-	if DatabaseStatefulSet(inst, "r2", testOperatorImage).Annotations[TemplateHashAnnotation] == sts.Annotations[TemplateHashAnnotation] {
+	if DatabaseStatefulSet(inst, "r2", testOperatorImage, false).Annotations[TemplateHashAnnotation] == sts.Annotations[TemplateHashAnnotation] {
 		t.Error("new credentials left the database template hash unchanged")
 	}
 }

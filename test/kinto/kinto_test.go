@@ -74,7 +74,7 @@ func deploy(t *testing.T, inst *v1alpha1.KintoInstance, opts ...deployOption) *d
 	d.ini = cm.Data[resources.ConfigFileName]
 	t.Logf("rendered kinto.ini of %s:\n%s", inst.Name, iniAppSection(d.ini))
 
-	d.creds, err = resources.CredentialsSecret(inst, nil, rand.Reader, false)
+	d.creds, err = resources.CredentialsSecret(inst, nil, rand.Reader, false, false)
 	if err != nil {
 		t.Fatalf("generating credentials: %v", err)
 	}

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
@@ -28,7 +31,7 @@ import (
 func TestHostilePasswords(t *testing.T) {
 	t.Parallel()
 	inst := newInstance("hostile-passwords", nil)
-	creds, err := resources.CredentialsSecret(inst, nil, rand.Reader, false)
+	creds, err := resources.CredentialsSecret(inst, nil, rand.Reader, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +62,12 @@ func TestHostilePasswords(t *testing.T) {
 	for _, password := range hostile {
 		existing := maps.Clone(creds.Data)
 		existing[resources.SecretKeyDatabasePassword] = []byte(password)
-		secret, err := resources.CredentialsSecret(inst, existing, rand.Reader, true)
+		secret, err := rotatePassword(inst, existing)
 		if err != nil {
 			t.Errorf("password %q refused by the operator: %v", password, err)
 			continue
 		}
+		creds = secret
 		db.Stop()
 		db.SetCredentials(secret)
 		db.Start()
@@ -92,7 +96,7 @@ func TestHostilePasswords(t *testing.T) {
 	for _, password := range []string{"newline at the end\n", "a\n\nDROP TABLE canary;\n\n", "tab\there", "del\x7f", "next line\u0085", "line\u2028separator", "nul\x00"} {
 		existing := maps.Clone(creds.Data)
 		existing[resources.SecretKeyDatabasePassword] = []byte(password)
-		_, err := resources.CredentialsSecret(inst, existing, rand.Reader, true)
+		_, err := resources.CredentialsSecret(inst, existing, rand.Reader, true, false)
 		if !errors.Is(err, resources.ErrPasswordRefused) || !strings.Contains(err.Error(), resources.SecretKeyDatabasePassword) || strings.Contains(err.Error(), password) {
 			t.Errorf("password %q: the operator says %v, want ErrPasswordRefused naming the key", password, err)
 		}
@@ -116,6 +120,24 @@ func TestHostilePasswords(t *testing.T) {
 }
 
 // loginAs connects as role with password over TCP, as Kinto does, and returns current_user.
+// rotatePassword takes a database password set by hand in existing through the operator's
+// rotation: first it waits in database-password-next while database-password and database-url
+// keep the one PostgreSQL has, then, once PostgreSQL has taken it, it replaces them.
+func rotatePassword(inst *v1alpha1.KintoInstance, existing map[string][]byte) (*corev1.Secret, error) {
+	password := string(existing[resources.SecretKeyDatabasePassword])
+	waiting, err := resources.CredentialsSecret(inst, existing, rand.Reader, true, false)
+	if err != nil {
+		return nil, err
+	}
+	if got := string(waiting.Data[resources.SecretKeyDatabasePasswordNext]); got != password {
+		return nil, fmt.Errorf("the new password does not wait in %s (%d bytes there)", resources.SecretKeyDatabasePasswordNext, len(got))
+	}
+	if string(waiting.Data[resources.SecretKeyDatabasePassword]) == password {
+		return nil, fmt.Errorf("%s took the new password before PostgreSQL", resources.SecretKeyDatabasePassword)
+	}
+	return resources.CredentialsSecret(inst, waiting.Data, rand.Reader, true, true)
+}
+
 func (p *postgresCluster) loginAs(role, password string) (string, error) {
 	cmd := exec.Command(filepath.Join(p.binDir, "psql"), "--no-psqlrc", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", fmt.Sprint(p.port),
 		"-U", role, "-d", resources.DatabaseDB, "-c", "SELECT current_user")
@@ -130,7 +152,7 @@ func (p *postgresCluster) loginAs(role, password string) (string, error) {
 func TestInitCompletesAnInterruptedFirstInit(t *testing.T) {
 	t.Parallel()
 	inst := newInstance("interrupted-init", nil)
-	creds, err := resources.CredentialsSecret(inst, nil, rand.Reader, false)
+	creds, err := resources.CredentialsSecret(inst, nil, rand.Reader, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}

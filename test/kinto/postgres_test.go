@@ -54,7 +54,7 @@ func startPostgres(t *testing.T, inst *v1alpha1.KintoInstance, creds *corev1.Sec
 	if db == nil {
 		t.Fatalf("instance %s has no managed database", inst.Name)
 	}
-	sts := resources.DatabaseStatefulSet(inst, "", operatorImage)
+	sts := resources.DatabaseStatefulSet(inst, "", operatorImage, false)
 	pod := sts.Spec.Template.Spec
 	if len(pod.InitContainers) != 2 || len(pod.Containers) != 1 {
 		t.Fatalf("database StatefulSet: want 2 init containers and 1 container, got %d and %d", len(pod.InitContainers), len(pod.Containers))

@@ -86,7 +86,7 @@ func TestExternalDatabaseSample(t *testing.T) {
 	// Some PostgreSQL with a UTF8 database and its owner: prepared here with the managed
 	// database's own builders, for a throw-away instance.
 	host := newInstance("external-host", nil)
-	hostCreds, err := resources.CredentialsSecret(host, nil, rand.Reader, false)
+	hostCreds, err := resources.CredentialsSecret(host, nil, rand.Reader, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ package kinto_test
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -246,7 +245,7 @@ func TestPasswordRotation(t *testing.T) {
 				existing[k] = v
 			}
 			existing[resources.SecretKeyDatabasePassword] = []byte(tc.password)
-			rotated, err := resources.CredentialsSecret(inst, existing, rand.Reader, true)
+			rotated, err := rotatePassword(inst, existing)
 			if err != nil {
 				t.Fatal(err)
 			}
