@@ -104,6 +104,9 @@ type pass struct {
 	// rotatingPassword says a new database password waits for PostgreSQL to take it: the
 	// instance keeps its rollout slot until the server has rolled to it.
 	rotatingPassword bool
+	// hmacSecretsDrawn says the credentials Secret holds HMAC secrets the operator drew for an
+	// external database not yet migrated (resources.SecretKeyHMACSecretsDrawn).
+	hmacSecretsDrawn bool
 	// recheckAt, when set, is when the instance must be looked at again though nothing changes.
 	recheckAt time.Time
 }

@@ -38,7 +38,8 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 		return "", err
 	}
 	holdsData := false
-	if !resources.HasHMACSecrets(existing.Data) {
+	// An external database's needs no I/O, and ends the HMAC secrets' drawn mark.
+	if !resources.HasHMACSecrets(existing.Data) || inst.Spec.ExternalDatabase() != nil {
 		if holdsData, err = r.holdsData(ctx, p, inst); err != nil {
 			return "", err
 		}
@@ -66,6 +67,7 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 		return "", err
 	}
 	p.rotatingPassword = len(secret.Data[resources.SecretKeyDatabasePasswordNext]) > 0
+	p.hmacSecretsDrawn = len(secret.Data[resources.SecretKeyHMACSecretsDrawn]) > 0
 	return secret.ResourceVersion, nil
 }
 

@@ -108,6 +108,9 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 		return err
 	}
 	if jobState(job) == batchv1.JobFailed {
+		if held, err := r.holdForHMACSecrets(ctx, p, job); held || err != nil {
+			return err
+		}
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "MigrationFailed",
 			fmt.Sprintf("Job %s failed to migrate the schema to Kinto %s (see its pod's log); the server keeps running %q", job.Name, target, current))
 		return nil

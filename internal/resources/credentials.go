@@ -25,6 +25,10 @@ const (
 	// is to take: database-password and database-url keep the one it has, which every pod uses,
 	// until it has taken the new one (see CredentialsSecret).
 	SecretKeyDatabasePasswordNext = "database-password-next"
+	// SecretKeyHMACSecretsDrawn marks, on an external database, HMAC secrets the operator drew
+	// itself before the instance's first migration: that migration refuses a database that
+	// already holds Kinto's schema (HMACCheckContainer), whose user ids derive from other ones.
+	SecretKeyHMACSecretsDrawn = "hmac-secrets-drawn"
 )
 
 // Managed database identity: one role and one database per instance.
@@ -47,7 +51,7 @@ var RandomSource io.Reader = rand.Reader
 // ErrHMACSecretsLost is returned rather than new HMAC secrets for an instance that holds data.
 var ErrHMACSecretsLost = errors.New("the HMAC secrets are missing while the instance already holds data: " +
 	"new ones would give every user a new id, so the operator does not generate them; " +
-	"restore them into the credentials Secret, or delete the instance's data to start afresh")
+	"bring the credentials Secret holding them back (see \"Recovering the HMAC secrets\" in the operator's README)")
 
 // ErrPasswordRefused is returned for a database password set by hand in the credentials Secret
 // that the database cannot take (dbtool.PasswordProblem).
@@ -67,8 +71,10 @@ func HasHMACSecrets(existing map[string][]byte) bool {
 
 // CredentialsSecret returns the Secret of the instance's generated credentials. Every value
 // already in existing is kept as it is; missing values are drawn from random. Missing HMAC
-// secrets are an error once the instance holds data: user ids derive from them. A password set
-// by hand with a control character is refused (ErrPasswordRefused).
+// secrets are an error once the instance holds data: user ids derive from them; on an external
+// database they are marked drawn (SecretKeyHMACSecretsDrawn) until holdsData, the first
+// migration's success. A password set by hand with a control character is refused
+// (ErrPasswordRefused).
 //
 // The database password is rotated by removing it (a new one is drawn) or by setting another
 // by hand. PostgreSQL learns it first, then the pods: database-password and database-url keep
@@ -81,6 +87,7 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 		return nil, ErrHMACSecretsLost
 	}
 	data := map[string][]byte{}
+	drawn := len(existing[SecretKeyHMACSecretsDrawn]) > 0
 	for _, k := range hmacKeys {
 		if v := existing[k]; len(v) > 0 {
 			data[k] = v
@@ -91,6 +98,11 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 			return nil, fmt.Errorf("generating %s: %w", k, err)
 		}
 		data[k] = []byte(token)
+		drawn = true
+	}
+	if drawn && !holdsData && inst.Spec.ExternalDatabase() != nil {
+		// Until the first migration has found the database without Kinto's schema.
+		data[SecretKeyHMACSecretsDrawn] = []byte("drawn by the operator")
 	}
 	if inst.Spec.ManagedDatabase() != nil {
 		pw, next := string(existing[SecretKeyDatabasePassword]), string(existing[SecretKeyDatabasePasswordNext])

@@ -249,3 +249,34 @@ func TestPasswordRotationWaitsForPostgreSQL(t *testing.T) {
 		})
 	}
 }
+
+// On an external database, HMAC secrets the operator draws are marked drawn until the first
+// migration succeeded (holdsData); the user's own, and a managed database's, never are.
+func TestHMACSecretsDrawnMark(t *testing.T) {
+	own := map[string][]byte{SecretKeyUserIDHMACSecret: []byte("own"), SecretKeyDefaultBucketHMACSecret: []byte("own-bucket")}
+	marked := maps.Clone(own)
+	marked[SecretKeyHMACSecretsDrawn] = []byte("drawn by the operator")
+	for _, tc := range []struct {
+		name      string
+		inst      *v1alpha1.KintoInstance
+		existing  map[string][]byte
+		holdsData bool
+		want      bool
+	}{
+		{"external, drawn", newInstance(external), nil, false, true},
+		{"external, drawn and still unmigrated", newInstance(external), marked, false, true},
+		{"external, drawn, then migrated", newInstance(external), marked, true, false},
+		{"external, the user's own", newInstance(external), own, false, false},
+		{"managed, drawn", newInstance(), nil, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := CredentialsSecret(tc.inst, tc.existing, rand.Reader, tc.holdsData, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(s.Data[SecretKeyHMACSecretsDrawn]) > 0; got != tc.want {
+				t.Errorf("marked drawn: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

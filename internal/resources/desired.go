@@ -87,6 +87,9 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		Migration:       MigrateJob(inst, inst.Spec.Version),
 		BackupSchedule:  BackupCronJob(inst, in.OperatorImage),
 	}
+	if inst.Spec.ExternalDatabase() != nil && in.SchemaVersion == "" {
+		GuardHMACSecrets(inst, c.Migration)
+	}
 	if inst.Spec.ManagedDatabase() != nil {
 		c.DataVolumeClaim = DataVolumeClaim(inst)
 		c.DatabaseServices = DatabaseServices(inst)

@@ -177,3 +177,39 @@ func TestDesiredRefusesAnInvalidConfiguration(t *testing.T) {
 		t.Error("Desired built the children of an instance whose settings take over the operator's")
 	}
 }
+
+// The first migration on an external database checks the HMAC secrets first; later ones, and a
+// managed database's, do not.
+func TestFirstExternalMigrationChecksTheHMACSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		inst    *v1alpha1.KintoInstance
+		version string
+		want    bool
+	}{
+		{"external, first migration", newInstance(external), "", true},
+		{"external, an upgrade", newInstance(external), "26.4.0", false},
+		{"managed", newInstance(), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Desired(tc.inst, Inputs{SchemaVersion: tc.version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bool
+			for _, ic := range c.Migration.Spec.Template.Spec.InitContainers {
+				if ic.Name == HMACCheckContainer {
+					got = true
+					for _, e := range ic.Env {
+						if e.Name == envHMACSecretsDrawn && (e.ValueFrom.SecretKeyRef.Key != SecretKeyHMACSecretsDrawn || !*e.ValueFrom.SecretKeyRef.Optional) {
+							t.Errorf("the check reads %+v, want the optional key %s", e.ValueFrom.SecretKeyRef, SecretKeyHMACSecretsDrawn)
+						}
+					}
+				}
+			}
+			if got != tc.want {
+				t.Errorf("HMAC check: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

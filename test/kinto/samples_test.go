@@ -5,10 +5,15 @@ package kinto_test
 import (
 	"crypto/rand"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
@@ -99,8 +104,12 @@ func TestExternalDatabaseSample(t *testing.T) {
 	userSecret.Data[ext.Key] = []byte(url)
 
 	d := deploy(t, inst, withSecret(userSecret))
-	if got := keys(d.creds.Data); len(got) != 2 || d.creds.Data[resources.SecretKeyDatabaseURL] != nil {
-		t.Errorf("credentials Secret of an external database holds %v, want only the two HMAC secrets", got)
+	if got := keys(d.creds.Data); len(got) != 3 || d.creds.Data[resources.SecretKeyDatabaseURL] != nil || d.creds.Data[resources.SecretKeyHMACSecretsDrawn] == nil {
+		t.Errorf("credentials Secret of an external database holds %v, want only the two HMAC secrets, marked drawn", got)
+	}
+	// The first migration's check lets the drawn HMAC secrets go to work on an empty database.
+	if out, err := d.checkHMACSecrets(d.creds); err != nil {
+		t.Errorf("HMAC check on an empty database: %v\n%s", err, out)
 	}
 
 	// The API documents that Kinto refuses the postgres:// scheme.
@@ -113,6 +122,19 @@ func TestExternalDatabaseSample(t *testing.T) {
 	}
 
 	d.migrate()
+	// Once the database holds Kinto's schema, HMAC secrets drawn anew (the Secret lost, the
+	// instance created again) are refused, saying why; the instance's own, brought back
+	// without the mark, are not.
+	if out, err := d.checkHMACSecrets(d.creds); err == nil || !strings.Contains(out, resources.HMACSecretsLostMessage) {
+		t.Errorf("HMAC check on a database holding Kinto's schema with drawn secrets: %v, want refused saying %q:\n%s", err, resources.HMACSecretsLostMessage, out)
+	} else {
+		t.Logf("HMAC check refused drawn secrets: %s", strings.TrimSpace(out))
+	}
+	broughtBack := d.creds.DeepCopy()
+	delete(broughtBack.Data, resources.SecretKeyHMACSecretsDrawn)
+	if out, err := d.checkHMACSecrets(broughtBack); err != nil {
+		t.Errorf("HMAC check with the instance's own secrets: %v\n%s", err, out)
+	}
 	s := d.startServer()
 	anon := newAPI(t, s)
 	h := anon.Hello()
@@ -127,4 +149,31 @@ func TestExternalDatabaseSample(t *testing.T) {
 	if n := db.SQL(t, "kinto", "SELECT count(*) FROM objects WHERE resource_name = 'record'"); n != "1" {
 		t.Errorf("the external database holds %s records, want 1", n)
 	}
+}
+
+// checkHMACSecrets runs the HMAC check of an external database's first migration Job, as
+// rendered, with creds as the credentials Secret.
+func (d *deployment) checkHMACSecrets(creds *corev1.Secret) (string, error) {
+	d.t.Helper()
+	job := resources.MigrateJob(d.inst, d.inst.Spec.Version)
+	resources.GuardHMACSecrets(d.inst, job)
+	var c corev1.Container
+	for _, ic := range job.Spec.Template.Spec.InitContainers {
+		if ic.Name == resources.HMACCheckContainer {
+			c = ic
+		}
+	}
+	if len(c.Command) == 0 || c.Command[0] != "python" {
+		d.t.Fatalf("the HMAC check container runs %q, want python", c.Command)
+	}
+	saved := d.secrets[creds.Name]
+	d.secrets[creds.Name] = creds
+	defer func() { d.secrets[creds.Name] = saved }()
+	dir := filepath.Join(d.dir, "cli")
+	ini := d.localIni(dir, kintoconfig.Port)
+	cmd := exec.Command(filepath.Join(filepath.Dir(d.bin), "python"), c.Command[1:]...)
+	cmd.Env = d.env(c, ini, dir)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
