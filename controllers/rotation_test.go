@@ -74,6 +74,8 @@ func TestDatabasePasswordRotation(t *testing.T) {
 	})
 	get(t, ns, creds.Name, creds)
 	assertPasswordInUse(t, inst, creds, old)
+	get(t, ns, d.Name, d)
+	serverRev = d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation]
 
 	// PostgreSQL runs with it: the Secret and the server follow.
 	markDatabaseReady(t, inst)
@@ -92,6 +94,9 @@ func TestDatabasePasswordRotation(t *testing.T) {
 		}
 		if d.Spec.Template.Annotations[resources.SecretsRevisionAnnotation] == serverRev {
 			return fmt.Errorf("the server has not rolled")
+		}
+		if key := databasePasswordKey(t, inst); key != resources.SecretKeyDatabasePassword {
+			return fmt.Errorf("PostgreSQL's init container still reads %s", key)
 		}
 		return nil
 	})
