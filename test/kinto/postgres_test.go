@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -112,6 +113,19 @@ func startPostgres(t *testing.T, inst *v1alpha1.KintoInstance, creds *corev1.Sec
 	})
 	p.Start()
 	return p
+}
+
+// UseTemplate takes the environment of the database init container of sts for the next
+// SetCredentials, as a StatefulSet's pod restarted at that template.
+func (p *postgresCluster) UseTemplate(sts *appsv1.StatefulSet) {
+	p.t.Helper()
+	for _, c := range sts.Spec.Template.Spec.InitContainers {
+		if c.Name == "init-database" {
+			p.podEnv = c.Env
+			return
+		}
+	}
+	p.t.Fatalf("StatefulSet %s has no init-database container", sts.Name)
 }
 
 // SetCredentials resolves the database pod's environment (POSTGRES_PASSWORD) against a

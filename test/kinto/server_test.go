@@ -4,6 +4,7 @@ package kinto_test
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -219,11 +220,12 @@ func TestTwoReplicasShareDatabase(t *testing.T) {
 	t.Logf("writes through %s and %s are seen by each other", servers[0].url, servers[1].url)
 }
 
-// TestPasswordRotation changes the database password in the credentials Secret, as the
-// database's init container invites (it sets the role's password from the Secret on every start):
-// the operator derives a new database-url from it, the init container applies it on the next
-// database start, and a server started with the new Secret reaches the data while the old URL no
-// longer works. Passwords a user picks may hold quotes, URL-reserved characters and SQL.
+// TestPasswordRotation changes the database password in the credentials Secret, as a user
+// rotating it does: the operator keeps the password PostgreSQL has in database-password and
+// database-url and puts the new one in database-password-next, which the init container of the
+// rotation's template sets on the next database start; then the operator derives a new
+// database-url from it, and a server started with the new Secret reaches the data while the old
+// URL no longer works. Passwords a user picks may hold quotes, URL-reserved characters and SQL.
 func TestPasswordRotation(t *testing.T) {
 	t.Parallel()
 	for i, tc := range []struct{ name, password string }{
@@ -245,7 +247,27 @@ func TestPasswordRotation(t *testing.T) {
 				existing[k] = v
 			}
 			existing[resources.SecretKeyDatabasePassword] = []byte(tc.password)
-			rotated, err := rotatePassword(inst, existing)
+			// The rotation's first step: PostgreSQL restarts at the template that gives its init
+			// container the waiting password, which it takes; the Secret's URL, which every other
+			// pod reads, still carries the one it had.
+			waiting, err := resources.CredentialsSecret(inst, existing, rand.Reader, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(waiting.Data[resources.SecretKeyDatabasePasswordNext]) != tc.password ||
+				string(waiting.Data[resources.SecretKeyDatabaseURL]) != string(d.creds.Data[resources.SecretKeyDatabaseURL]) {
+				t.Fatalf("the new password does not wait in %s beside the URL PostgreSQL knows", resources.SecretKeyDatabasePasswordNext)
+			}
+			d.db.Stop()
+			d.db.UseTemplate(resources.DatabaseStatefulSet(inst, "", operatorImage, true))
+			d.db.SetCredentials(waiting)
+			d.db.Start()
+			if got, err := d.db.loginAs(resources.DatabaseUser, tc.password); err != nil || got != resources.DatabaseUser {
+				t.Fatalf("PostgreSQL did not take the waiting password: %v", err)
+			}
+			d.db.UseTemplate(resources.DatabaseStatefulSet(inst, "", operatorImage, false))
+			// Then the Secret takes it.
+			rotated, err := resources.CredentialsSecret(inst, waiting.Data, rand.Reader, true, true)
 			if err != nil {
 				t.Fatal(err)
 			}
