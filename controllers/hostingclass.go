@@ -102,6 +102,10 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 	effective, violations := hostingclass.Effective(inst, class)
 	h := hosting{inst: effective, status: metav1.ConditionTrue}
 	switch {
+	case class == nil && len(violations) > 0:
+		h.status, h.reason = metav1.ConditionFalse, reasonExceedsClass
+		h.message = fmt.Sprintf("the instance asks for what only a hosting class can allow, and its objects are left as they are until it does not: %s",
+			strings.Join(violations, "; "))
 	case class == nil:
 		h.reason, h.message = reasonNoClass, "spec.className is unset and no KintoHostingClass is marked default: the built-in defaults apply"
 	case len(violations) > 0:

@@ -146,6 +146,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
 		return fmt.Errorf("config: %w", err)
 	}
+	if err := r.claimHost(ctx, p, inst, children); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
 	if err := r.reconcileRolloutSlot(ctx, p, inst, children); err != nil {
 		return fmt.Errorf("rollout slot: %w", err)
 	}
@@ -261,6 +264,9 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	if err != nil {
 		return err
 	}
+	if err := indexHosts(ctx, mgr, r.GatewayAPI); err != nil {
+		return err
+	}
 	err = mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.KintoInstance{}, classNameIndex, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.KintoInstance).Spec.ClassName}
 	})
@@ -290,7 +296,8 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.GatewayAPI {
-		b = b.Owns(&gatewayv1.HTTPRoute{})
+		b = b.Owns(&gatewayv1.HTTPRoute{}).
+			Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient())))
 	}
 	return b.
 		// Status writes change neither generation nor annotations: they need no new pass.
@@ -303,6 +310,8 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&batchv1.Job{}).
 		Owns(&batchv1.CronJob{}).
 		Owns(&networkingv1.Ingress{}).
+		// An Ingress that goes frees its host for the next instance asking for it.
+		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient()))).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&policyv1.PodDisruptionBudget{}).

@@ -58,10 +58,10 @@ type KintoHostingClassSpec struct {
 
 	// DomainTemplate gives each instance that has neither spec.ingress nor spec.gateway an
 	// Ingress under a host name of its own: {name} and {namespace} are replaced by the instance's
-	// name and namespace, such as {name}.{namespace}.kinto.example.org. Without {namespace},
-	// instances of the same name in two namespaces would share a host.
+	// name and namespace, such as {name}.{namespace}.kinto.example.org: both, so that every
+	// tenant's instance gets a host no other tenant's can.
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self.contains('{name}')",message="domainTemplate must hold {name}: each instance needs a host of its own"
+	// +kubebuilder:validation:XValidation:rule="self.contains('{name}') && self.contains('{namespace}')",message="domainTemplate must hold {name} and {namespace}: each instance of each tenant needs a host of its own"
 	// +kubebuilder:validation:XValidation:rule="self.replace('{name}', 'x').replace('{namespace}', 'x').matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="domainTemplate must be a lower-case DNS name once {name} and {namespace}, its only placeholders, are filled in, such as {name}.{namespace}.kinto.example.org"
 	// +optional
 	DomainTemplate string `json:"domainTemplate,omitempty"`
@@ -169,6 +169,27 @@ type ClassIngress struct {
 	// +kubebuilder:validation:MaxProperties=32
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// AllowedHostSuffixes, when set, are the DNS suffixes an instance's own host
+	// (spec.ingress.host, spec.gateway.host) must end with, such as members.example.org (which
+	// allows notes.members.example.org); an empty list allows no host of the instance's own, only
+	// domainTemplate's. Unset: any host.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
+	// +optional
+	AllowedHostSuffixes []string `json:"allowedHostSuffixes,omitempty"`
+
+	// AllowedAnnotations are the annotation keys an instance may set on its own Ingress
+	// (spec.ingress.annotations), such as nginx.ingress.kubernetes.io/proxy-body-size: an
+	// annotation is configuration of the shared ingress controller (ingress-nginx's
+	// server-snippet is arbitrary proxy configuration), so none is allowed by default, and an
+	// instance without a class may set none.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=317
+	// +kubebuilder:validation:items:Pattern=`^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
+	// +optional
+	AllowedAnnotations []string `json:"allowedAnnotations,omitempty"`
 }
 
 // KintoHostingClass is a plan a host offers: defaults and bounds for the instances that name it

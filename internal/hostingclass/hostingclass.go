@@ -82,10 +82,67 @@ func Effective(inst *v1alpha1.KintoInstance, class *v1alpha1.KintoHostingClass) 
 	case s.Ingress != nil && s.Ingress.ClassName == nil && ingress.ClassName != nil:
 		s.Ingress.ClassName = ptr.To(*ingress.ClassName)
 	}
+	problems = append(problems, ingressAnnotations(inst, class)...)
 	if class == nil {
-		return out, nil
+		return out, problems
 	}
+	// The instance's own host, not one its class's domainTemplate gave it.
+	problems = append(problems, ownHost(&inst.Spec, class)...)
 	return out, append(problems, exceeds(s, class)...)
+}
+
+// ingressAnnotations lists the annotations of the instance's own Ingress that its class does not
+// allow: an annotation configures the ingress controller every tenant shares. Those of the
+// class's domainTemplate Ingress are the host's own.
+func ingressAnnotations(inst *v1alpha1.KintoInstance, class *v1alpha1.KintoHostingClass) []string {
+	if inst.Spec.Ingress == nil || len(inst.Spec.Ingress.Annotations) == 0 {
+		return nil
+	}
+	var allowed []string
+	if class != nil && class.Spec.Ingress != nil {
+		allowed = class.Spec.Ingress.AllowedAnnotations
+	}
+	var out []string
+	for _, key := range slices.Sorted(maps.Keys(inst.Spec.Ingress.Annotations)) {
+		if slices.Contains(allowed, key) {
+			continue
+		}
+		switch {
+		case class == nil:
+			out = append(out, fmt.Sprintf("spec.ingress.annotations has %s: an instance without a hosting class may set no Ingress annotation", key))
+		default:
+			out = append(out, fmt.Sprintf("spec.ingress.annotations has %s, which hosting class %s does not allow (it allows %s)",
+				key, class.Name, listOrNone(allowed)))
+		}
+	}
+	return out
+}
+
+// ownHost lists what is wrong with the instance's own host under its class's suffixes.
+func ownHost(s *v1alpha1.KintoInstanceSpec, class *v1alpha1.KintoHostingClass) []string {
+	if class.Spec.Ingress == nil || class.Spec.Ingress.AllowedHostSuffixes == nil {
+		return nil
+	}
+	suffixes := class.Spec.Ingress.AllowedHostSuffixes
+	check := func(field, host string) []string {
+		for _, suffix := range suffixes {
+			if strings.HasSuffix(host, "."+suffix) {
+				return nil
+			}
+		}
+		if len(suffixes) == 0 {
+			return []string{fmt.Sprintf("%s is %s: hosting class %s gives its instances the hosts of its domainTemplate only", field, host, class.Name)}
+		}
+		return []string{fmt.Sprintf("%s is %s, which hosting class %s does not allow (hosts must end in .%s)",
+			field, host, class.Name, strings.Join(suffixes, " or ."))}
+	}
+	switch {
+	case s.Ingress != nil:
+		return check("spec.ingress.host", s.Ingress.Host)
+	case s.Gateway != nil:
+		return check("spec.gateway.host", s.Gateway.Host)
+	}
+	return nil
 }
 
 // classIngress is the Ingress a class's domainTemplate gives inst, and what is wrong with its
@@ -148,7 +205,7 @@ func exceeds(s *v1alpha1.KintoInstanceSpec, class *v1alpha1.KintoHostingClass) [
 		for _, p := range s.Plugins {
 			if !slices.Contains(c.AllowedPlugins, p) {
 				out = append(out, fmt.Sprintf("spec.plugins has %s, which hosting class %s does not allow (it allows %s)",
-					p, class.Name, allowedList(c.AllowedPlugins)))
+					p, class.Name, listOrNone(pluginNames(c.AllowedPlugins))))
 			}
 		}
 	}
@@ -169,13 +226,17 @@ func exceeds(s *v1alpha1.KintoInstanceSpec, class *v1alpha1.KintoHostingClass) [
 	return out
 }
 
-func allowedList(plugins []v1alpha1.Plugin) string {
-	if len(plugins) == 0 {
-		return "none"
-	}
+func pluginNames(plugins []v1alpha1.Plugin) []string {
 	names := make([]string, len(plugins))
 	for i, p := range plugins {
 		names[i] = string(p)
 	}
-	return strings.Join(names, ", ")
+	return names
+}
+
+func listOrNone(items []string) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	return strings.Join(items, ", ")
 }

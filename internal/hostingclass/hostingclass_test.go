@@ -61,6 +61,19 @@ func smallPlan() *v1alpha1.KintoHostingClass {
 	}
 }
 
+// An instance without a class sets no Ingress annotation: it would configure the ingress
+// controller every tenant shares.
+func TestNoAnnotationsWithoutAClass(t *testing.T) {
+	inst := newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org", Annotations: map[string]string{"nginx.ingress.kubernetes.io/server-snippet": "x"}}
+	})
+	_, got := Effective(inst, nil)
+	want := []string{"spec.ingress.annotations has nginx.ingress.kubernetes.io/server-snippet: an instance without a hosting class may set no Ingress annotation"}
+	if !slices.Equal(got, want) {
+		t.Errorf("violations:\n got  %q\n want %q", got, want)
+	}
+}
+
 func TestEffectiveWithoutAClassHasTheBuiltInDefaults(t *testing.T) {
 	inst := newInstance(nil)
 	original := inst.DeepCopy()
@@ -258,6 +271,66 @@ func TestInstancesBeyondTheClassAreTold(t *testing.T) {
 			},
 			want: []string{`hosting class small's domainTemplate gives this instance the host "kinto-hosted-for-the-members-of-the-local-association-tenants-notes.example.org", ` +
 				"which is not a DNS name: its label kinto-hosted-for-the-members-of-the-local-association-tenants-notes is longer than 63 characters"},
+		},
+		{
+			name: "a host outside the class's suffixes",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "shop.example.com"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{"members.example.org", "coop.example.net"}}
+			},
+			want: []string{"spec.ingress.host is shop.example.com, which hosting class small does not allow (hosts must end in .members.example.org or .coop.example.net)"},
+		},
+		{
+			name: "a suffix is not a host of its own",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Gateway = &v1alpha1.GatewaySpec{Host: "members.example.org", Name: "public"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{"members.example.org"}}
+			},
+			want: []string{"spec.gateway.host is members.example.org, which hosting class small does not allow (hosts must end in .members.example.org)"},
+		},
+		{
+			name: "a host within the class's suffixes",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.members.example.org"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{"members.example.org"}}
+			},
+		},
+		{
+			name: "no host of its own, only the domainTemplate's",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.members.example.org"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.DomainTemplate = "{name}.{namespace}.kinto.example.org"
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{}}
+			},
+			want: []string{"spec.ingress.host is notes.members.example.org: hosting class small gives its instances the hosts of its domainTemplate only"},
+		},
+		{
+			name: "the domainTemplate's host, whatever the suffixes",
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.DomainTemplate = "{name}.{namespace}.kinto.example.org"
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{}, Annotations: map[string]string{"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}}
+			},
+		},
+		{
+			name: "Ingress annotations the class does not allow",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org", Annotations: map[string]string{
+					"nginx.ingress.kubernetes.io/server-snippet": "location / { proxy_pass http://169.254.169.254; }",
+					"nginx.ingress.kubernetes.io/proxy-body-size": "8m",
+				}}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedAnnotations: []string{"nginx.ingress.kubernetes.io/proxy-body-size"}}
+			},
+			want: []string{"spec.ingress.annotations has nginx.ingress.kubernetes.io/server-snippet, which hosting class small does not allow (it allows nginx.ingress.kubernetes.io/proxy-body-size)"},
 		},
 		{
 			name: "several at once",
