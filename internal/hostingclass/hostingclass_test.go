@@ -323,7 +323,7 @@ func TestInstancesBeyondTheClassAreTold(t *testing.T) {
 			name: "Ingress annotations the class does not allow",
 			edit: func(i *v1alpha1.KintoInstance) {
 				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org", Annotations: map[string]string{
-					"nginx.ingress.kubernetes.io/server-snippet": "location / { proxy_pass http://169.254.169.254; }",
+					"nginx.ingress.kubernetes.io/server-snippet":  "location / { proxy_pass http://169.254.169.254; }",
 					"nginx.ingress.kubernetes.io/proxy-body-size": "8m",
 				}}
 			},
