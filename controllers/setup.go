@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -61,6 +62,17 @@ type Options struct {
 // tries again: slots free up as rollouts finish, which takes a minute or more.
 const DefaultRolloutRetryInterval = 15 * time.Second
 
+// The metrics server asks the API server who a client is and whether it may get /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// MetricsServerOptions serve the operator's metrics at addr over https (a self-signed
+// certificate unless one is mounted), to the clients Kubernetes authenticates and authorises to
+// get /metrics only: they tell the size and state of every tenant's instances.
+func MetricsServerOptions(addr string) metricsserver.Options {
+	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: filters.WithAuthenticationAndAuthorization}
+}
+
 // NewManager sets up the operator's manager with its KintoInstance controller, as main runs it:
 // the Gateway API's HTTPRoutes are cached and watched only where the cluster serves them, since
 // a manager asked to cache a kind the cluster lacks does not start.
@@ -80,7 +92,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	ctrl.Log.WithName("setup").Info("Gateway API", "installed", gatewayAPI)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                MetricsServerOptions(opts.MetricsAddr),
 		HealthProbeBindAddress: opts.ProbeAddr,
 		LeaderElection:         opts.LeaderElect,
 		LeaderElectionID:       "kinto-operator.hosting.kinto-storage.org",
