@@ -49,6 +49,8 @@ func main() {
 		"How many of those slots the instances of one namespace (one tenant) may hold at once, so that one tenant's stuck rollouts never hold them all. 0: only --max-concurrent-rollouts.")
 	flag.DurationVar(&opts.RolloutDeadline, "rollout-deadline", 30*time.Minute,
 		"How long an instance may hold a rollout slot without becoming Ready: past it, the rollout is reported stalled (RollingOut=False, RolloutStalled) and its slot given back. 0: no deadline.")
+	flag.BoolVar(&opts.RequireClass, "require-class", false,
+		"Host only instances under a KintoHostingClass: one that names none while no class is the default is held (HostingClass=False, ClassRequired).")
 	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
 		"The operator's own image, which the database pods and the backup and restore Jobs run for their own steps (default $OPERATOR_IMAGE).")
 	logOpts := zap.Options{}

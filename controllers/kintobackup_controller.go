@@ -120,7 +120,8 @@ func (r *KintoBackupReconciler) instance(ctx context.Context, backup *v1alpha1.K
 	if err != nil {
 		return nil, "", err
 	}
-	h, err := hostedInstance(ctx, r.Client, inst)
+	// An instance held for want of a class (--require-class) keeps being backed up.
+	h, err := hostedInstance(ctx, r.Client, inst, false)
 	if err != nil {
 		return nil, "", err
 	}

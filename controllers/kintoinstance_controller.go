@@ -50,6 +50,8 @@ type KintoInstanceReconciler struct {
 	RolloutDeadline      time.Duration
 	// OperatorImage runs the object-storage steps of backup and restore Jobs (`manager backup`).
 	OperatorImage string
+	// RequireClass holds every instance that no KintoHostingClass hosts.
+	RequireClass bool
 	// Clock judges backup health.
 	Clock
 }

@@ -51,6 +51,9 @@ type Options struct {
 	// RolloutDeadline is how long an instance may hold a slot without becoming Ready: past it,
 	// its rollout is taken for stalled and the slot given back. 0 means no deadline.
 	RolloutDeadline time.Duration
+	// RequireClass holds the instances no KintoHostingClass hosts (HostingClass=False,
+	// ClassRequired), so that every instance runs under a plan of the host's.
+	RequireClass bool
 	// Now is the operator's clock; time.Now when nil (tests move it forward).
 	Now func() time.Time
 	// OperatorImage is the operator's own image, which backup, restore and dump-deletion Jobs
@@ -122,6 +125,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		RolloutLimits:        rollout.Limits{Max: opts.MaxConcurrentRollouts, PerNamespace: opts.MaxRolloutsPerNamespace},
 		RolloutRetryInterval: cmp.Or(opts.RolloutRetryInterval, DefaultRolloutRetryInterval),
 		RolloutDeadline:      opts.RolloutDeadline,
+		RequireClass:         opts.RequireClass,
 		Clock:                Clock{Now: opts.Now},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {

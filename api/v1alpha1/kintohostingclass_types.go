@@ -44,6 +44,22 @@ type KintoHostingClassSpec struct {
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
 
+	// DatabaseResources bounds the PostgreSQL container of a managed database: the most an
+	// instance may request, or set as a limit, of each resource named; an instance must then set a
+	// limit for each of them.
+	// +optional
+	DatabaseResources ResourceBounds `json:"databaseResources,omitempty"`
+
+	// BackupLimits bound the backups instances take: how many they keep, how often they run,
+	// how large their volume is.
+	// +optional
+	BackupLimits *BackupLimits `json:"backupLimits,omitempty"`
+
+	// Pods bounds what an instance's pods run and where: its own images, priority classes and
+	// placement on nodes. Unset: any.
+	// +optional
+	Pods *PodsPolicy `json:"pods,omitempty"`
+
 	// AllowedPlugins are the plugins instances may enable; any plugin when unset. An instance
 	// that leaves spec.plugins unset asks for admin.
 	// +kubebuilder:validation:MaxItems=8
@@ -134,6 +150,45 @@ type StoragePolicy struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// BackupLimits bound an instance's backups (its own spec.backup, or the class's).
+type BackupLimits struct {
+	// MaxCount is the most backups retention may keep: retention.count must be set, within it.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxCount *int32 `json:"maxCount,omitempty"`
+
+	// MinInterval is the shortest time between two scheduled backups, such as 6h: a schedule
+	// that runs more often is refused.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="backupLimits.minInterval must be positive"
+	// +optional
+	MinInterval *metav1.Duration `json:"minInterval,omitempty"`
+
+	// MaxVolumeSize is the largest backup volume an instance may ask for.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="backupLimits.maxVolumeSize must be positive"
+	// +optional
+	MaxVolumeSize *resource.Quantity `json:"maxVolumeSize,omitempty"`
+}
+
+// PodsPolicy says what a class's instances may choose about their pods. Each is refused unless
+// allowed: an image of the tenant's choosing runs with the instance's credentials, a priority
+// class can preempt other tenants' pods, placement can reach nodes meant for others.
+type PodsPolicy struct {
+	// AllowImages allows spec.image and spec.database.managed.image.
+	// +optional
+	AllowImages bool `json:"allowImages,omitempty"`
+
+	// AllowedPriorityClasses are the priority classes spec.priorityClassName may name.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +optional
+	AllowedPriorityClasses []string `json:"allowedPriorityClasses,omitempty"`
+
+	// AllowPlacement allows spec.nodeSelector, spec.tolerations and spec.affinity.
+	// +optional
+	AllowPlacement bool `json:"allowPlacement,omitempty"`
 }
 
 // AllowedAuth says which authentication methods a class's instances may use.
