@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"sort"
 	"time"
 
@@ -17,12 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
@@ -178,7 +175,7 @@ func describeSource(src *resources.RestoreSource) string {
 	if src.S3 != nil {
 		dest.S3 = &v1alpha1.S3Destination{S3Connection: *src.S3}
 	}
-	return resources.DumpLocation(dest, src.VolumeClaimName, src.File, src.Key)
+	return dumps.DumpLocation(dest, src.VolumeClaimName, src.File, src.Key)
 }
 
 // reconcileBackups runs the scheduled backups (children's, once their destination is checked)
@@ -317,32 +314,4 @@ func backupHealth(backups []v1alpha1.KintoBackup, schedule cron.Schedule, create
 	}
 	return backupHealthState{status: metav1.ConditionTrue, reason: "BackedUp", recheckAt: deadline,
 		message: fmt.Sprintf("%s at %s", what, since.UTC().Format(time.RFC3339))}
-}
-
-// expiredBackups are the completed KintoBackups whose dumps are in folder (path.Dir of their
-// status.location, which a grown volume or renamed Secret leaves as it is) and which the
-// retention rule drops at now: objectstore.Expired, the rule the backup Job's prune step
-// applies, on the dumps' names.
-func expiredBackups(backups []v1alpha1.KintoBackup, folder string, retention *v1alpha1.BackupRetention, now time.Time) []v1alpha1.KintoBackup {
-	maxAge, err := dumps.ParseMaxAge(retention.MaxAge)
-	if err != nil {
-		// The API's pattern admits only ages ParseMaxAge reads; keep everything otherwise.
-		return nil
-	}
-	byFile := map[string]v1alpha1.KintoBackup{}
-	var stored []objectstore.Object
-	for _, b := range backups {
-		if b.Status.Phase != v1alpha1.BackupCompleted || path.Dir(b.Status.Location) != folder {
-			continue
-		}
-		if _, ok := dumps.ParseFileName(b.Status.File); ok {
-			byFile[b.Status.File] = b
-			stored = append(stored, objectstore.Object{Key: b.Status.File})
-		}
-	}
-	var expired []v1alpha1.KintoBackup
-	for _, o := range objectstore.Expired(stored, int(ptr.Deref(retention.Count, 0)), maxAge, now) {
-		expired = append(expired, byFile[o.Key])
-	}
-	return expired
 }
