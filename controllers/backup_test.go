@@ -269,6 +269,16 @@ func TestRetentionDeletesEachDroppedBackupWithItsDump(t *testing.T) {
 		if record.DeletionTimestamp.IsZero() || record.Annotations[controllers.ExpiredAnnotation] != "true" {
 			t.Errorf("KintoBackup %s: deletion %v, annotations %v; want it being deleted as expired", expired, record.DeletionTimestamp, record.Annotations)
 		}
+		if expired == "before-upgrade" {
+			// Nothing restores a dump on its way out.
+			restored := createInstance(t, ns, "copy", func(i *v1alpha1.KintoInstance) {
+				i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: expired}}
+			})
+			cur := waitForCondition(t, restored, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady")
+			if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "being deleted with its dump") {
+				t.Errorf("Restored says %q, want the backup being deleted with its dump", c.Message)
+			}
+		}
 		finishJob(t, ns, deletion.Name, true)
 		delete(stored, record.Status.File)
 		eventually(t, "KintoBackup "+expired+" gone with its dump", func() error {

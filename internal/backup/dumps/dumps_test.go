@@ -181,7 +181,7 @@ func TestChecksum(t *testing.T) {
 // temporary, with or without WriteAtomically's random tail.
 func TestPartialName(t *testing.T) {
 	name := FileName(time.Date(2026, 11, 26, 8, 15, 0, 0, time.UTC))
-	for _, partial := range []string{PartialName(name), PartialName(name+ResultSuffix), PartialName(name) + "-123456"} {
+	for _, partial := range []string{PartialName(name), PartialName(name + ResultSuffix), PartialName(name) + "-123456"} {
 		if _, ok := ParseFileName(partial); ok || !IsPartial(partial) {
 			t.Errorf("%q: a dump %v, temporary %v; want only temporary", partial, ok, IsPartial(partial))
 		}

@@ -1,4 +1,4 @@
-package controllers
+package health
 
 import (
 	"strings"
@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 func TestBackupHealth(t *testing.T) {
@@ -50,9 +51,49 @@ func TestBackupHealth(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := backupHealth(tc.backups, daily, now.Add(-tc.createdAgo), now)
-			if got.status != tc.want || got.reason != tc.reason || !strings.Contains(got.message, tc.inMessage) || !got.recheckAt.Equal(tc.recheck) {
-				t.Errorf("backupHealth = %+v; want %s %s mentioning %q, recheck at %s", got, tc.want, tc.reason, tc.inMessage, tc.recheck)
+			got := Judge(tc.backups, daily, now.Add(-tc.createdAgo), now)
+			if got.Status != tc.want || got.Reason != tc.reason || !strings.Contains(got.Message, tc.inMessage) || !got.RecheckAt.Equal(tc.recheck) {
+				t.Errorf("Judge = %+v; want %s %s mentioning %q, recheck at %s", got, tc.want, tc.reason, tc.inMessage, tc.recheck)
+			}
+		})
+	}
+}
+
+// The last backup is the newest completed one by the time in its dump's name, then by when it
+// completed: a copy restored later or a slow upload does not make an older dump the newest.
+func TestLastBackup(t *testing.T) {
+	at := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	backup := func(name string, phase v1alpha1.BackupPhase, taken time.Time, completedAfter time.Duration) v1alpha1.KintoBackup {
+		b := v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		b.Status.Phase, b.Status.File, b.Status.Size = phase, dumps.FileName(taken), 1
+		b.Status.CompletedAt = &metav1.Time{Time: taken.Add(completedAfter)}
+		return b
+	}
+	cases := []struct {
+		name    string
+		backups []v1alpha1.KintoBackup
+		want    string // "" for none
+	}{
+		{"none", nil, ""},
+		{"only a failure", []v1alpha1.KintoBackup{backup("f", v1alpha1.BackupFailed, at, time.Minute)}, ""},
+		{"the newest dump wins over a later completion", []v1alpha1.KintoBackup{
+			backup("old-slow", v1alpha1.BackupCompleted, at, 5*time.Hour), backup("new", v1alpha1.BackupCompleted, at.Add(time.Hour), time.Minute),
+		}, "new"},
+		{"a newer failure does not count", []v1alpha1.KintoBackup{
+			backup("good", v1alpha1.BackupCompleted, at, time.Minute), backup("bad", v1alpha1.BackupFailed, at.Add(time.Hour), time.Minute),
+		}, "good"},
+		{"same dump time: the later completion", []v1alpha1.KintoBackup{
+			backup("first", v1alpha1.BackupCompleted, at, time.Minute), backup("second", v1alpha1.BackupCompleted, at, 2*time.Minute),
+		}, "second"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := ""
+			if got := LastBackup(tc.backups); got != nil {
+				name = got.Name
+			}
+			if name != tc.want {
+				t.Errorf("LastBackup is %q, want %q", name, tc.want)
 			}
 		})
 	}
