@@ -238,7 +238,7 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		}
 		status.Phase = v1alpha1.BackupCompleted
 		status.File, status.Key, status.Size, status.SHA256 = result.File, result.Key, result.Size, result.SHA256
-		status.Location = dumps.DumpLocation(status.Destination, status.VolumeClaimName, result.File, result.Key)
+		status.Location = dumps.Location(status.Destination, status.VolumeClaimName, result.File, result.Key)
 		status.CompletedAt = job.Status.CompletionTime
 		if status.CompletedAt == nil {
 			status.CompletedAt = ptr.To(metav1.NewTime(r.now()))

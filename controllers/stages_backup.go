@@ -178,7 +178,7 @@ func describeSource(src *resources.RestoreSource) string {
 	if src.S3 != nil {
 		dest.S3 = &v1alpha1.S3Destination{S3Connection: *src.S3}
 	}
-	return dumps.DumpLocation(dest, src.VolumeClaimName, src.File, src.Key)
+	return dumps.Location(dest, src.VolumeClaimName, src.File, src.Key)
 }
 
 // reconcileBackups runs the scheduled backups (children's, once their destination is checked)

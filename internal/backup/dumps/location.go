@@ -42,9 +42,9 @@ func NamespaceFolder(prefix, namespace string) string {
 	return path.Join(prefix, namespace)
 }
 
-// DumpLocation is how status shows where a dump is: "pvc://<claim>/<file>" or
+// Location is how status shows where a dump is: "pvc://<claim>/<file>" or
 // "s3://<bucket>/<key>".
-func DumpLocation(dest *v1alpha1.BackupDestination, claimName, file, key string) string {
+func Location(dest *v1alpha1.BackupDestination, claimName, file, key string) string {
 	if dest != nil && dest.S3 != nil {
 		return "s3://" + dest.S3.Bucket + "/" + key
 	}

@@ -69,7 +69,7 @@ func TestInstancePrefix(t *testing.T) {
 	}
 }
 
-func TestDumpLocation(t *testing.T) {
+func TestLocation(t *testing.T) {
 	volume := &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}}
 	s3 := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: v1alpha1.S3Connection{Bucket: "kinto-backups"}, Prefix: "coop"}}
 	cases := []struct {
@@ -82,7 +82,7 @@ func TestDumpLocation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := DumpLocation(tc.dest, "notes-backups", "20261126T030000Z.dump", "coop/tenants/notes/20261126T030000Z.dump")
+			got := Location(tc.dest, "notes-backups", "20261126T030000Z.dump", "coop/tenants/notes/20261126T030000Z.dump")
 			if got != tc.wantLocation {
 				t.Errorf("location %q, want %q", got, tc.wantLocation)
 			}
