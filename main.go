@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
-	"github.com/kinto-storage/kinto-operator/internal/backuptool"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backuptool"
 	"github.com/kinto-storage/kinto-operator/internal/dbtool"
 )
 

@@ -519,8 +519,8 @@ type BackupSpec struct {
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
 
-	// Retention says which backups are kept. Each scheduled run prunes what it drops from the
-	// destination, on-demand backups included, and the operator removes their KintoBackups.
+	// Retention says which backups are kept. When a scheduled run completes, the operator deletes
+	// the KintoBackups it drops, on-demand ones included, each with its dump.
 	// +kubebuilder:default={count:7}
 	// +optional
 	Retention *BackupRetention `json:"retention,omitempty"`

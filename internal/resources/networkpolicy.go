@@ -12,8 +12,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 )
 
 // NetworkOptions are the facts about the cluster the network policies need, set on the operator.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 

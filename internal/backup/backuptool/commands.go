@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 )
 
 // listEntry is a line of list's output.
@@ -21,14 +21,6 @@ type listEntry struct {
 	Key          string    `json:"key"`
 	Size         int64     `json:"size"`
 	LastModified time.Time `json:"lastModified"`
-}
-
-// pruneResult is prune's output line: the dumps kept and those deleted (or that would be, with
-// --dry-run), oldest first: keys in the bucket, names in a directory.
-type pruneResult struct {
-	Kept    []string `json:"kept"`
-	Deleted []string `json:"deleted"`
-	DryRun  bool     `json:"dryRun"`
 }
 
 // deleteResult is delete's output line: the key or the name of the dump deleted, or already gone.
@@ -125,7 +117,7 @@ func uploadDump(ctx context.Context, cfg objectstore.Config, dir, instance strin
 	if recorded.File != name {
 		return dumps.Result{}, fmt.Errorf("the result file of %s describes %s, another dump", path, recorded.File)
 	}
-	key := objectstore.InstancePrefix(cfg.Prefix, instance) + name
+	key := dumps.InstancePrefix(cfg.Prefix, instance) + name
 	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, path, recorded.Size, recorded.SHA256)
 	if err != nil {
 		return dumps.Result{}, err
@@ -184,7 +176,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if !validInstance(*instance) {
 			return usageErrorf("--instance must be a name without slashes")
 		}
-		cfg.Prefix = objectstore.InstancePrefix(cfg.Prefix, *instance)
+		cfg.Prefix = dumps.InstancePrefix(cfg.Prefix, *instance)
 	}
 	objects, err := objectstore.List(ctx, cfg)
 	if err != nil {
@@ -199,60 +191,6 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
-}
-
-func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("prune", stderr)
-	dest := bindDestination(fs)
-	instance := fs.String("instance", "", "the instance whose dumps in the bucket are pruned")
-	dir := fs.String("dir", "", "the directory whose dumps are pruned (a backup volume), instead of an instance's in the bucket")
-	keepLast := fs.Int("keep-last", 0, "keep the newest N dumps (0: no count limit)")
-	maxAgeText := fs.String("max-age", "", "delete the dumps older than this, such as 72h, 30d or 8w (empty: no age limit)")
-	dryRun := fs.Bool("dry-run", false, "print what would be deleted, delete nothing")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	maxAge, err := dumps.ParseMaxAge(*maxAgeText)
-	switch {
-	case err != nil:
-		return usageErrorf("--max-age %q: %v", *maxAgeText, err)
-	case (*instance == "") == (*dir == ""):
-		return usageErrorf("give exactly one of --instance (its dumps in the bucket) and --dir (the dumps of a volume)")
-	case *instance != "" && !validInstance(*instance):
-		return usageErrorf("--instance must be a name without slashes")
-	case *keepLast < 0:
-		return usageErrorf("--keep-last must be 0 or more")
-	case *keepLast == 0 && maxAge == 0:
-		return usageErrorf("give --keep-last, --max-age or both: without a bound nothing would be pruned")
-	}
-	found, remove, err := pruneTarget(ctx, dest, *instance, *dir)
-	if err != nil {
-		return err
-	}
-	expired := objectstore.Expired(found, *keepLast, maxAge, time.Now())
-	result := pruneResult{Kept: keysNotIn(found, expired), Deleted: keys(expired), DryRun: *dryRun}
-	if !*dryRun {
-		if err := remove(result.Deleted...); err != nil {
-			return err
-		}
-	}
-	return writeJSONLine(stdout, result)
-}
-
-// pruneTarget lists the dumps prune works on, those of instance in the bucket or those in dir,
-// and returns how to delete some of them: by key in the bucket, by name in dir.
-func pruneTarget(ctx context.Context, dest *destination, instance, dir string) ([]objectstore.Object, func(...string) error, error) {
-	if dir != "" {
-		found, err := dirDumps(dir)
-		return found, func(names ...string) error { return deleteDirDumps(dir, names...) }, err
-	}
-	cfg, err := dest.config()
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.Prefix = objectstore.InstancePrefix(cfg.Prefix, instance)
-	found, err := listDumps(ctx, cfg)
-	return found, func(keys ...string) error { return objectstore.Delete(ctx, cfg, keys...) }, err
 }
 
 func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -270,7 +208,7 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case *key != "" && *file != "":
 		return usageErrorf("--file goes with --dir")
 	case *key != "":
-		if _, ok := objectstore.ParseKeyTime(*key); !ok {
+		if _, ok := dumps.ParseKeyTime(*key); !ok {
 			return usageErrorf("--key %q is not the key of a dump (<prefix>/<instance>/<UTC time>.dump)", *key)
 		}
 	default:
@@ -294,22 +232,6 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return writeJSONLine(stdout, deleteResult{Deleted: *key})
 }
 
-// listDumps lists the dumps directly in the folder cfg.Prefix, leaving out anything else a user
-// may have stored there: prune never deletes what it did not write.
-func listDumps(ctx context.Context, cfg objectstore.Config) ([]objectstore.Object, error) {
-	objects, err := objectstore.List(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	var dumps []objectstore.Object
-	for _, o := range objects {
-		if isDumpIn(o.Key, cfg.Prefix) {
-			dumps = append(dumps, o)
-		}
-	}
-	return dumps, nil
-}
-
 // validInstance tells whether name can be an instance's folder: a single path segment. (The
 // operator passes a KintoInstance name, a DNS label.)
 func validInstance(name string) bool {
@@ -318,31 +240,8 @@ func validInstance(name string) bool {
 
 // isDumpIn tells whether key is a dump named by KeyFor directly in folder (which ends in "/").
 func isDumpIn(key, folder string) bool {
-	_, ok := objectstore.ParseKeyTime(key)
+	_, ok := dumps.ParseKeyTime(key)
 	return ok && path.Dir(key)+"/" == folder
-}
-
-func keys(objects []objectstore.Object) []string {
-	ks := []string{}
-	for _, o := range objects {
-		ks = append(ks, o.Key)
-	}
-	return ks
-}
-
-// keysNotIn is the keys of all that are not in some, in the order of all.
-func keysNotIn(all, some []objectstore.Object) []string {
-	excluded := map[string]bool{}
-	for _, o := range some {
-		excluded[o.Key] = true
-	}
-	ks := []string{}
-	for _, o := range all {
-		if !excluded[o.Key] {
-			ks = append(ks, o.Key)
-		}
-	}
-	return ks
 }
 
 func jsonLine(v any) ([]byte, error) {

@@ -19,8 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore/s3testserver"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore/s3testserver"
 )
 
 const bucket = "backups"
@@ -58,7 +59,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, size := range []int{0, 1, 64 << 10, 20 << 20} {
 		t.Run(fmt.Sprintf("%d bytes", size), func(t *testing.T) {
 			local, sum := writeRandomFile(t, size)
-			key := objectstore.KeyFor("kinto", "lug", time.Date(2026, 11, 26, 3, 0, size, 0, time.UTC))
+			key := dumps.KeyFor("kinto", "lug", time.Date(2026, 11, 26, 3, 0, size, 0, time.UTC))
 
 			uploaded, err := objectstore.Upload(ctx, cfg, key, local)
 			if err != nil {
@@ -253,10 +254,10 @@ func TestListIsLimitedToThePrefixFolder(t *testing.T) {
 	local, _ := writeRandomFile(t, 10)
 	at := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 	keys := []string{
-		objectstore.KeyFor("kinto", "lug", at.Add(time.Hour)),
-		objectstore.KeyFor("kinto", "lug", at),
-		objectstore.KeyFor("kinto", "lug-shared", at),
-		objectstore.KeyFor("other", "lug", at),
+		dumps.KeyFor("kinto", "lug", at.Add(time.Hour)),
+		dumps.KeyFor("kinto", "lug", at),
+		dumps.KeyFor("kinto", "lug-shared", at),
+		dumps.KeyFor("other", "lug", at),
 	}
 	for _, key := range keys {
 		if _, err := objectstore.Upload(ctx, cfg, key, local); err != nil {
@@ -382,7 +383,7 @@ func TestTLSIsTheDefault(t *testing.T) {
 // TLS; ns/op, MB/s (b.SetBytes) and allocations cover hashing, sending and reading back. In plain
 // http minio-go signs every 64 KiB chunk of the body (most of the allocations); over TLS it sends
 // the body unsigned, TLS protecting it. Run with
-// `VERSITYGW_BIN=$PWD/bin/versitygw-v1.8.0/versitygw go test -tags s3 -run '^$' -bench . -benchmem ./internal/objectstore/`.
+// `VERSITYGW_BIN=$PWD/bin/versitygw-v1.8.0/versitygw go test -tags s3 -run '^$' -bench . -benchmem ./internal/backup/objectstore/`.
 func BenchmarkUpload(b *testing.B) {
 	const size = 64 << 20
 	local, sum := writeRandomFile(b, size)

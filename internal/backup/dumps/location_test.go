@@ -1,8 +1,10 @@
-package objectstore
+package dumps
 
 import (
 	"testing"
 	"time"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
 
 func TestKeyFor(t *testing.T) {
@@ -64,5 +66,26 @@ func TestInstancePrefix(t *testing.T) {
 		if got := InstancePrefix(in[0], in[1]); got != want {
 			t.Errorf("InstancePrefix(%q, %q) = %q, want %q", in[0], in[1], got, want)
 		}
+	}
+}
+
+func TestLocation(t *testing.T) {
+	volume := &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}}
+	s3 := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: v1alpha1.S3Connection{Bucket: "kinto-backups"}, Prefix: "coop"}}
+	cases := []struct {
+		name         string
+		dest         *v1alpha1.BackupDestination
+		wantLocation string
+	}{
+		{"volume", volume, "pvc://notes-backups/20261126T030000Z.dump"},
+		{"S3", s3, "s3://kinto-backups/coop/tenants/notes/20261126T030000Z.dump"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Location(tc.dest, "notes-backups", "20261126T030000Z.dump", "coop/tenants/notes/20261126T030000Z.dump")
+			if got != tc.wantLocation {
+				t.Errorf("location %q, want %q", got, tc.wantLocation)
+			}
+		})
 	}
 }

@@ -1,8 +1,8 @@
 // Package backuptool is the storage step of a backup Job: the operator's binary runs it as
-// `manager backup <command>` after pg_dump, to upload the dump to object storage, and to prune
-// what retention drops, in the bucket or on a backup volume; a restore runs it to download a
-// dump, and the operator to delete one. It is a thin command line over internal/objectstore and
-// internal/dumps.
+// `manager backup <command>` after pg_dump, to upload the dump to object storage; a restore runs
+// it to download a dump, and the KintoBackup controller to delete one (from the bucket or a
+// backup volume) with its KintoBackup. It is a thin command line over internal/backup/objectstore and
+// internal/backup/dumps.
 //
 // The destination comes from flags, or from the environment when a flag is absent (so that the
 // Job's containers can share one env block); the credentials come only from the environment,
@@ -20,7 +20,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 )
 
 // Exit codes of Main.
@@ -40,12 +40,11 @@ var commands = map[string]command{
 	"upload":   {"upload the dump of a dump directory and print its result {file,size,sha256,key}", runUpload},
 	"download": {"download a dump, verifying its checksum, and write its result beside it", runDownload},
 	"list":     {"list the objects under the prefix (or one instance's dumps)", runList},
-	"prune":    {"delete the dumps that retention drops, of an instance in the bucket or of a directory", runPrune},
 	"delete":   {"delete one dump, from the bucket or from a directory", runDelete},
 }
 
 // commandOrder is the order of the commands in the usage text.
-var commandOrder = []string{"upload", "download", "list", "prune", "delete"}
+var commandOrder = []string{"upload", "download", "list", "delete"}
 
 // usageError is a mistake on the command line: Main prints it with the usage and exits 2.
 type usageError struct{ msg string }
@@ -102,5 +101,5 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nThe S3 destination is given by flags or, for a flag not given, by %s.\n", destinationEnvSummary())
 	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", backupenv.AccessKeyID, backupenv.SecretAccessKey)
-	fmt.Fprintln(w, "prune --dir and delete --dir work on a directory (a backup volume) and need no S3 destination.")
+	fmt.Fprintln(w, "delete --dir works on a directory (a backup volume) and needs no S3 destination.")
 }

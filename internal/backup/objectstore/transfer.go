@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -246,7 +246,7 @@ func folder(prefix string) string {
 }
 
 // Delete removes the objects keys, in order, stopping at the first failure. Deleting an object
-// that does not exist succeeds, as in S3, so a prune that was interrupted can run again.
+// that does not exist succeeds, as in S3, so a deletion that was interrupted can run again.
 func Delete(ctx context.Context, cfg Config, keys ...string) error {
 	client, err := newClient(cfg)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -118,11 +119,26 @@ func WriteResultFile(path string, r Result) error {
 	})
 }
 
+// partialSuffix ends the hidden temporary name of a dump, or of its result, being written.
+const partialSuffix = ".partial"
+
+// PartialName is the hidden temporary name a file named name has while it is written: a dump
+// lister (ParseFileName) never takes it for a dump.
+func PartialName(name string) string {
+	return "." + name + partialSuffix
+}
+
+// IsPartial says whether name is the temporary name of a dump or of its result (PartialName,
+// with or without WriteAtomically's random tail), which a run killed outright may leave behind.
+func IsPartial(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".dump") && strings.Contains(name, partialSuffix)
+}
+
 // WriteAtomically writes path with fill, through a hidden temporary file beside it that is
 // synced and renamed over path only once fill succeeded: path never holds a partial dump or
 // result, and a failure leaves nothing behind.
 func WriteAtomically(path string, fill func(w io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), PartialName(filepath.Base(path))+"-*")
 	if err != nil {
 		return err
 	}

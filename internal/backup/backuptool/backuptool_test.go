@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -14,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 // run calls Main as the operator's binary would, returning the exit code and both outputs.
@@ -49,12 +48,6 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"unknown flag", []string{"download", "--bucket-name", "b"}, "flag provided but not defined: -bucket-name"},
 		{"stray argument", []string{"download", "--key", "k", "--file", "f", "extra"}, `unexpected argument "extra"`},
 		{"download without file", []string{"download", "--key", "k"}, "--key and --file are required"},
-		{"prune without bounds", []string{"prune", "--instance", "lug"}, "give --keep-last, --max-age or both"},
-		{"prune of nothing", []string{"prune", "--keep-last", "3"}, "give exactly one of --instance (its dumps in the bucket) and --dir"},
-		{"prune of a bucket and a directory", []string{"prune", "--instance", "lug", "--dir", "d", "--keep-last", "3"}, "give exactly one of --instance"},
-		{"prune of an instance with a slash", []string{"prune", "--instance", "a/b", "--keep-last", "3"}, "--instance must be a name without slashes"},
-		{"prune with a negative count", []string{"prune", "--instance", "lug", "--keep-last", "-1"}, "--keep-last must be 0 or more"},
-		{"prune with a bad age", []string{"prune", "--instance", "lug", "--max-age", "30 days"}, `--max-age "30 days": want a positive age`},
 		{"no bucket", []string{"list", "--bucket", ""}, "the endpoint and the bucket are required"},
 		{"delete of nothing", []string{"delete"}, "give exactly one of --key (a dump in the bucket) and --dir"},
 		{"delete from a bucket and a directory", []string{"delete", "--key", "kinto/lug/20261126T030000Z.dump", "--dir", "d", "--file", "20261126T030000Z.dump"}, "give exactly one of --key"},
@@ -101,7 +94,7 @@ func TestInsecureFromTheEnvironment(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	if code, stdout, _ := run("help"); code != exitOK || !strings.Contains(stdout, "prune") {
+	if code, stdout, _ := run("help"); code != exitOK || !strings.Contains(stdout, "delete") {
 		t.Errorf("help: exit %d, stdout %q", code, stdout)
 	}
 	if code, _, stderr := run("upload", "-h"); code != exitOK || !strings.Contains(stderr, "-termination-log") {
@@ -236,68 +229,6 @@ func TestUploadFindsOneVerifiedDump(t *testing.T) {
 	code, _, stderr := run("upload", "--dump-dir", filepath.Join(t.TempDir(), "missing"), "--instance", "lug")
 	if code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
 		t.Errorf("upload from a missing directory: exit %d, stderr %q; want %d saying so", code, stderr, exitFailure)
-	}
-}
-
-// TestPruneDirectory prunes a backup volume holding, besides the dumps, what a user or an
-// interrupted backup may leave: only the dumps, named as `manager db dump` names them, are
-// counted and deleted, each with its result file.
-func TestPruneDirectory(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	day := 24 * time.Hour
-	var results []dumps.Result
-	for _, age := range []time.Duration{45 * day, 20 * day, 3 * day, 2 * day, time.Hour} {
-		results = append(results, writeDump(t, dir, now.Add(-age), "PGDMP"))
-	}
-	// A dump that lost its result file (a backup killed between its two renames) is a dump.
-	orphan := dumps.FileName(now.Add(-50 * day))
-	// Never touched: a temporary file, a user's files, a directory named as a dump.
-	hidden := "." + dumps.FileName(now.Add(-60*day)) + ".partial"
-	writeFiles(t, dir, orphan, hidden, "notes.txt", dumps.FileName(now.Add(-70*day))+".bak")
-	if err := os.Mkdir(filepath.Join(dir, dumps.FileName(now.Add(-80*day))), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, r := range results {
-		names = append(names, r.File)
-	}
-	wantDeleted := []string{orphan, names[0], names[1]}
-	prune := func(args ...string) pruneResult {
-		t.Helper()
-		code, stdout, stderr := run(append([]string{"prune", "--dir", dir, "--keep-last", "3", "--max-age", "30d"}, args...)...)
-		var result pruneResult
-		if err := json.Unmarshal([]byte(stdout), &result); code != exitOK || err != nil {
-			t.Fatalf("prune: exit %d (%v), stdout %q, stderr %q", code, err, stdout, stderr)
-		}
-		return result
-	}
-
-	before := dirNames(t, dir)
-	if got := prune("--dry-run"); !got.DryRun || !slices.Equal(got.Deleted, wantDeleted) || !slices.Equal(got.Kept, names[2:]) {
-		t.Errorf("dry run result %+v, want %q to be deleted and %q kept", got, wantDeleted, names[2:])
-	}
-	if after := dirNames(t, dir); !slices.Equal(after, before) {
-		t.Errorf("the dry run changed the directory: %q, then %q", before, after)
-	}
-
-	if got := prune(); got.DryRun || !slices.Equal(got.Deleted, wantDeleted) || !slices.Equal(got.Kept, names[2:]) {
-		t.Errorf("prune result %+v, want %q deleted and %q kept", got, wantDeleted, names[2:])
-	}
-	want := []string{hidden, dumps.FileName(now.Add(-80 * day)), dumps.FileName(now.Add(-70*day)) + ".bak", "notes.txt"}
-	for _, name := range names[2:] {
-		want = append(want, name, name+dumps.ResultSuffix)
-	}
-	slices.Sort(want)
-	if left := dirNames(t, dir); !slices.Equal(left, want) {
-		t.Errorf("left in the directory: %q, want %q", left, want)
-	}
-
-	if got := prune(); len(got.Deleted) != 0 || !slices.Equal(got.Kept, names[2:]) {
-		t.Errorf("pruning again: %+v, want nothing deleted", got)
-	}
-	if code, _, stderr := run("prune", "--dir", filepath.Join(dir, "missing"), "--keep-last", "1"); code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
-		t.Errorf("prune of a missing directory: exit %d, stderr %q; want %d saying so", code, stderr, exitFailure)
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 )
 
 func destinationEnvSummary() string {

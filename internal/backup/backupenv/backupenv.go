@@ -1,5 +1,5 @@
 // Package backupenv names the environment the operator's binary reads in the pods it runs in:
-// `manager backup` (internal/backuptool) its object storage, `manager db` (internal/dbtool) its
+// `manager backup` (internal/backup/backuptool) its object storage, `manager db` (internal/dbtool) its
 // database and dumps. The builders (internal/resources) set what the tools read, so both take
 // the names from here.
 package backupenv

@@ -1,17 +1,15 @@
-package controllers
+package health
 
 import (
-	"path"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 func TestBackupHealth(t *testing.T) {
@@ -53,54 +51,49 @@ func TestBackupHealth(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := backupHealth(tc.backups, daily, now.Add(-tc.createdAgo), now)
-			if got.status != tc.want || got.reason != tc.reason || !strings.Contains(got.message, tc.inMessage) || !got.recheckAt.Equal(tc.recheck) {
-				t.Errorf("backupHealth = %+v; want %s %s mentioning %q, recheck at %s", got, tc.want, tc.reason, tc.inMessage, tc.recheck)
+			got := Judge(tc.backups, daily, now.Add(-tc.createdAgo), now)
+			if got.Status != tc.want || got.Reason != tc.reason || !strings.Contains(got.Message, tc.inMessage) || !got.RecheckAt.Equal(tc.recheck) {
+				t.Errorf("Judge = %+v; want %s %s mentioning %q, recheck at %s", got, tc.want, tc.reason, tc.inMessage, tc.recheck)
 			}
 		})
 	}
 }
 
-// The KintoBackups retention removes are those of the dumps the prune step deletes: completed
-// ones in the instance's destination, by the time in their names, never the newest.
-func TestExpiredBackups(t *testing.T) {
-	const volume, bucket = "pvc://notes-backups", "s3://kb/coop/tenants/notes"
-	day := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
-	backup := func(name string, folder string, phase v1alpha1.BackupPhase, daysIn int) v1alpha1.KintoBackup {
+// The last backup is the newest completed one by the time in its dump's name, then by when it
+// completed: a copy restored later or a slow upload does not make an older dump the newest.
+func TestLastBackup(t *testing.T) {
+	at := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	backup := func(name string, phase v1alpha1.BackupPhase, taken time.Time, completedAfter time.Duration) v1alpha1.KintoBackup {
 		b := v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		b.Status.Phase = phase
-		b.Status.File = dumps.FileName(day.AddDate(0, 0, daysIn))
-		b.Status.Location = folder + "/" + b.Status.File
+		b.Status.Phase, b.Status.File, b.Status.Size = phase, dumps.FileName(taken), 1
+		b.Status.CompletedAt = &metav1.Time{Time: taken.Add(completedAfter)}
 		return b
 	}
-	backups := []v1alpha1.KintoBackup{
-		backup("d1", volume, v1alpha1.BackupCompleted, 1),
-		backup("d2", volume, v1alpha1.BackupCompleted, 2),
-		backup("d3-failed", volume, v1alpha1.BackupFailed, 3),
-		backup("d4-elsewhere", bucket, v1alpha1.BackupCompleted, 4),
-		backup("d5", volume, v1alpha1.BackupCompleted, 5),
-		backup("d6", volume, v1alpha1.BackupCompleted, 6),
-	}
-	now := day.AddDate(0, 0, 7)
 	cases := []struct {
-		name      string
-		retention v1alpha1.BackupRetention
-		want      []string
+		name    string
+		backups []v1alpha1.KintoBackup
+		want    string // "" for none
 	}{
-		{"keep 2", v1alpha1.BackupRetention{Count: ptr.To[int32](2)}, []string{"d1", "d2"}},
-		{"keep 10", v1alpha1.BackupRetention{Count: ptr.To[int32](10)}, nil},
-		{"three days", v1alpha1.BackupRetention{MaxAge: "3d"}, []string{"d1", "d2"}},
-		{"a day, but never the newest", v1alpha1.BackupRetention{MaxAge: "1d"}, []string{"d1", "d2", "d5"}},
-		{"keep 3 within 4 days", v1alpha1.BackupRetention{Count: ptr.To[int32](3), MaxAge: "4d"}, []string{"d1", "d2"}},
+		{"none", nil, ""},
+		{"only a failure", []v1alpha1.KintoBackup{backup("f", v1alpha1.BackupFailed, at, time.Minute)}, ""},
+		{"the newest dump wins over a later completion", []v1alpha1.KintoBackup{
+			backup("old-slow", v1alpha1.BackupCompleted, at, 5*time.Hour), backup("new", v1alpha1.BackupCompleted, at.Add(time.Hour), time.Minute),
+		}, "new"},
+		{"a newer failure does not count", []v1alpha1.KintoBackup{
+			backup("good", v1alpha1.BackupCompleted, at, time.Minute), backup("bad", v1alpha1.BackupFailed, at.Add(time.Hour), time.Minute),
+		}, "good"},
+		{"same dump time: the later completion", []v1alpha1.KintoBackup{
+			backup("first", v1alpha1.BackupCompleted, at, time.Minute), backup("second", v1alpha1.BackupCompleted, at, 2*time.Minute),
+		}, "second"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var got []string
-			for _, b := range expiredBackups(backups, path.Dir(volume+"/x.dump"), &tc.retention, now) {
-				got = append(got, b.Name)
+			name := ""
+			if got := LastBackup(tc.backups); got != nil {
+				name = got.Name
 			}
-			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
-				t.Errorf("expired = %v, want %v", got, tc.want)
+			if name != tc.want {
+				t.Errorf("LastBackup is %q, want %q", name, tc.want)
 			}
 		})
 	}

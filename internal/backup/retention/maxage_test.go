@@ -1,4 +1,4 @@
-package dumps
+package retention
 
 import (
 	"testing"

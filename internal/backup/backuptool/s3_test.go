@@ -5,7 +5,6 @@
 package backuptool
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"os"
@@ -15,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore/s3testserver"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore/s3testserver"
 )
 
 const bucket = "backups"
@@ -150,7 +149,7 @@ func TestDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := objectstore.KeyFor("kinto", "lug", at.Add(time.Hour))
+	other := dumps.KeyFor("kinto", "lug", at.Add(time.Hour))
 	mustRun(t, "upload", "--file", writeFile(t, "PGDMP"), "--key", other)
 	for range 2 {
 		if stdout, want := mustRun(t, "delete", "--key", uploaded.Key), `{"deleted":"`+uploaded.Key+`"}`+"\n"; stdout != want {
@@ -173,84 +172,6 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 	if _, err := os.Stat(s.ObjectPath("other", "manual/x.dump")); err != nil {
 		t.Errorf("the object is not where the flags said: %v", err)
 	}
-}
-
-// TestPrune stores dumps of two instances whose names share a prefix, plus a file of the user's,
-// prunes one instance and checks what is left in the bucket.
-func TestPrune(t *testing.T) {
-	s := startServer(t)
-	ctx := context.Background()
-	now := time.Now()
-	day := 24 * time.Hour
-	dump := writeFile(t, "PGDMP")
-	upload := func(instance string, age time.Duration) string {
-		key := objectstore.KeyFor("kinto", instance, now.Add(-age))
-		mustRun(t, "upload", "--file", dump, "--key", key)
-		return key
-	}
-	lug := []string{upload("lug", 45*day), upload("lug", 20*day), upload("lug", 3*day), upload("lug", 2*day), upload("lug", time.Hour)}
-	shared := []string{upload("lug-shared", 90*day), upload("lug-shared", 60*day)}
-	mustRun(t, "upload", "--file", dump, "--key", "kinto/lug/notes.txt")
-
-	t.Run("dry run deletes nothing", func(t *testing.T) {
-		stdout := mustRun(t, "prune", "--instance", "lug", "--keep-last", "3", "--max-age", "30d", "--dry-run")
-		var result pruneResult
-		if err := json.Unmarshal([]byte(stdout), &result); err != nil {
-			t.Fatal(err)
-		}
-		if !result.DryRun || !slices.Equal(result.Deleted, lug[:2]) {
-			t.Errorf("dry run result %+v, want %q listed for deletion", result, lug[:2])
-		}
-		if left := listKeys(t, ctx, s, "kinto/lug"); len(left) != 6 {
-			t.Errorf("dry run deleted something: %q left", left)
-		}
-	})
-
-	t.Run("count and age", func(t *testing.T) {
-		stdout := mustRun(t, "prune", "--instance", "lug", "--keep-last", "3", "--max-age", "30d")
-		var result pruneResult
-		if err := json.Unmarshal([]byte(stdout), &result); err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(result.Deleted, lug[:2]) || !slices.Equal(result.Kept, lug[2:]) {
-			t.Errorf("prune result %+v, want %q deleted and %q kept", result, lug[:2], lug[2:])
-		}
-		want := append(slices.Clone(lug[2:]), "kinto/lug/notes.txt")
-		slices.Sort(want)
-		if left := listKeys(t, ctx, s, "kinto/lug"); !slices.Equal(left, want) {
-			t.Errorf("left under kinto/lug: %q, want %q (the user's file untouched)", left, want)
-		}
-	})
-
-	t.Run("the newest dump survives an age every dump exceeds", func(t *testing.T) {
-		mustRun(t, "prune", "--instance", "lug-shared", "--max-age", "7d")
-		if left := listKeys(t, ctx, s, "kinto/lug-shared"); !slices.Equal(left, shared[1:]) {
-			t.Errorf("left under kinto/lug-shared: %q, want the newest only, %q", left, shared[1:])
-		}
-	})
-
-	t.Run("pruning again changes nothing", func(t *testing.T) {
-		mustRun(t, "prune", "--instance", "lug", "--keep-last", "3", "--max-age", "30d")
-		if left := listKeys(t, ctx, s, "kinto/lug"); len(left) != 4 {
-			t.Errorf("left under kinto/lug: %q, want the 3 kept dumps and notes.txt", left)
-		}
-	})
-
-	t.Run("list shows an instance's dumps in time order", func(t *testing.T) {
-		stdout := mustRun(t, "list", "--instance", "lug")
-		var listed []string
-		scanner := bufio.NewScanner(strings.NewReader(stdout))
-		for scanner.Scan() {
-			var entry listEntry
-			if err := json.Unmarshal(scanner.Bytes(), &entry); err != nil {
-				t.Fatalf("list line %q: %v", scanner.Text(), err)
-			}
-			listed = append(listed, entry.Key)
-		}
-		if !slices.Equal(listed, lug[2:]) {
-			t.Errorf("list --instance lug = %q, want %q", listed, lug[2:])
-		}
-	})
 }
 
 // listKeys lists the bucket under prefix, behind the tool's back.

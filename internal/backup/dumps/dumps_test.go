@@ -176,3 +176,19 @@ func TestChecksum(t *testing.T) {
 		}
 	}
 }
+
+// The temporary names of a dump and of its result are never taken for a dump, and are known as
+// temporary, with or without WriteAtomically's random tail.
+func TestPartialName(t *testing.T) {
+	name := FileName(time.Date(2026, 11, 26, 8, 15, 0, 0, time.UTC))
+	for _, partial := range []string{PartialName(name), PartialName(name + ResultSuffix), PartialName(name) + "-123456"} {
+		if _, ok := ParseFileName(partial); ok || !IsPartial(partial) {
+			t.Errorf("%q: a dump %v, temporary %v; want only temporary", partial, ok, IsPartial(partial))
+		}
+	}
+	for _, other := range []string{name, name + ResultSuffix, ".notes.partial", "x.dump.partial"} {
+		if IsPartial(other) {
+			t.Errorf("%q taken for a temporary dump", other)
+		}
+	}
+}

@@ -3,7 +3,7 @@
 // and deletes the dumps of an instance, and decides which ones retention drops.
 //
 // It is a library without global state: every call takes the Config it works with, so the
-// backup command built into the operator's binary (internal/backuptool) and the operator itself
+// backup command built into the operator's binary (internal/backup/backuptool) and the operator itself
 // can use it alike. Errors are written for the person who filled in the backup destination: they
 // name the endpoint, bucket and key at fault, and never the secret key.
 package objectstore

@@ -8,25 +8,23 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 // The dumps of a directory: the output directory of `manager db dump`, or a backup volume, where dumps
 // stay as it wrote them, each with its result file.
 
-// dirDumps lists the dumps in dir, oldest first, as Objects keyed by their names (the form
-// objectstore.Expired reads): the regular files named by dumps.FileName, never a hidden temporary
-// file nor anything else a user keeps there, so that prune never deletes what it did not write.
-func dirDumps(dir string) ([]objectstore.Object, error) {
+// dirDumps lists the names of the dumps in dir, oldest first: the regular files named by
+// dumps.FileName, never a hidden temporary file nor anything else a user keeps there.
+func dirDumps(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	var found []objectstore.Object
+	var found []string
 	for _, e := range entries { // ReadDir sorts by name, which is time order for dumps
 		if _, ok := dumps.ParseFileName(e.Name()); ok && e.Type().IsRegular() {
-			found = append(found, objectstore.Object{Key: e.Name()})
+			found = append(found, e.Name())
 		}
 	}
 	return found, nil
@@ -40,13 +38,13 @@ func findDump(dir string) (string, error) {
 		return "", err
 	}
 	var finished, unfinished []string
-	for _, d := range found {
-		info, err := os.Stat(filepath.Join(dir, d.Key+dumps.ResultSuffix))
+	for _, name := range found {
+		info, err := os.Stat(filepath.Join(dir, name+dumps.ResultSuffix))
 		switch {
 		case err == nil && info.Mode().IsRegular():
-			finished = append(finished, d.Key)
+			finished = append(finished, name)
 		case err == nil, errors.Is(err, fs.ErrNotExist):
-			unfinished = append(unfinished, d.Key)
+			unfinished = append(unfinished, name)
 		default:
 			return "", err
 		}
@@ -65,7 +63,7 @@ func findDump(dir string) (string, error) {
 }
 
 // deleteDirDumps deletes the dumps names from dir, each with its result file. A file already gone
-// is no failure, so that an interrupted prune or delete can run again. The result file goes
+// is no failure, so that an interrupted delete can run again. The result file goes
 // first: a dump without one is still a dump that a second run finds, and a result file whose
 // dump is gone would be found by none.
 func deleteDirDumps(dir string, names ...string) error {

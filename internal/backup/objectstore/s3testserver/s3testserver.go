@@ -29,7 +29,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 )
 
 // BinaryEnv names the environment variable holding the path of the versitygw executable.
@@ -101,7 +101,7 @@ func binary(tb testing.TB) string {
 	bin := os.Getenv(BinaryEnv)
 	if bin == "" {
 		tb.Fatalf("%s is not set: run `make test-s3`, or hack/build-s3-server.sh then "+
-			"%s=$PWD/bin/versitygw-v1.8.0/versitygw go test -tags s3 ./internal/objectstore/... ./internal/backuptool/...",
+			"%s=$PWD/bin/versitygw-v1.8.0/versitygw go test -tags s3 ./internal/backup/objectstore/... ./internal/backup/backuptool/...",
 			BinaryEnv, BinaryEnv)
 	}
 	abs, err := filepath.Abs(bin)
