@@ -14,7 +14,7 @@ if [ "$before" != "$after" ]; then
   echo "review and commit them." >&2
   exit 1
 fi
-unformatted=$(gofmt -l $(git ls-files '*.go') $(git ls-files --others --exclude-standard '*.go'))
+unformatted=$(git ls-files -z --cached --others --exclude-standard '*.go' | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "not gofmt-clean (run 'make fmt'):" >&2
   echo "$unformatted" >&2
