@@ -481,8 +481,8 @@ func newS3Bucket(t *testing.T) *s3Bucket {
 	return bucket
 }
 
-// nodeAddress is the InternalIP of the local cluster's single node: an address of this host
-// (hack/local-cluster.sh puts it on a bridge of its own) that the pods reach.
+// nodeAddress is the InternalIP of the local cluster's single node, which the pods reach: an
+// address of this process, which hack/e2e.sh runs in the node's network namespace.
 func nodeAddress(t *testing.T) string {
 	t.Helper()
 	var nodes corev1.NodeList
