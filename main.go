@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
-	"github.com/kinto-storage/kinto-operator/internal/backuptool"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backuptool"
 	"github.com/kinto-storage/kinto-operator/internal/dbtool"
 )
 
@@ -30,7 +30,7 @@ func main() {
 		}
 	}
 	var opts controllers.Options
-	var ingressNamespaces, externalCIDRs string
+	var ingressNamespaces, externalCIDRs, clusterCIDRs, dnsNamespaces, dnsPods string
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes; 0 disables them.")
 	flag.BoolVar(&opts.LeaderElect, "leader-elect", true, "Elect a leader, so that only one replica of the operator reconciles.")
@@ -38,12 +38,19 @@ func main() {
 		"Label selector of the namespaces of the ingress controller: the only pods the Kinto servers take traffic from.")
 	flag.StringVar(&externalCIDRs, "external-egress-cidrs", "",
 		"Comma-separated address ranges outside the cluster that instances may reach (external databases, OpenID providers, object storage); empty: every address.")
+	flag.StringVar(&clusterCIDRs, "cluster-cidrs", "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7",
+		"Comma-separated address ranges of the cluster's pods and Services, which instances never reach as outside the cluster (nor link-local addresses); default: every private range.")
+	flag.StringVar(&dnsNamespaces, "dns-namespace-selector", "kubernetes.io/metadata.name=kube-system",
+		"Label selector of the namespaces of the cluster DNS pods, the only DNS servers instances reach.")
+	flag.StringVar(&dnsPods, "dns-pod-selector", "k8s-app=kube-dns", "Label selector of the cluster DNS pods.")
 	flag.IntVar(&opts.MaxConcurrentRollouts, "max-concurrent-rollouts", 5,
 		"How many instances may roll their running pods at once (new release, configuration or Secret); the others wait their turn. 0: no cap.")
 	flag.IntVar(&opts.MaxRolloutsPerNamespace, "max-concurrent-rollouts-per-namespace", 2,
 		"How many of those slots the instances of one namespace (one tenant) may hold at once, so that one tenant's stuck rollouts never hold them all. 0: only --max-concurrent-rollouts.")
 	flag.DurationVar(&opts.RolloutDeadline, "rollout-deadline", 30*time.Minute,
 		"How long an instance may hold a rollout slot without becoming Ready: past it, the rollout is reported stalled (RollingOut=False, RolloutStalled) and its slot given back. 0: no deadline.")
+	flag.BoolVar(&opts.RequireClass, "require-class", false,
+		"Host only instances under a KintoHostingClass: one that names none while no class is the default is held (HostingClass=False, ClassRequired).")
 	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
 		"The operator's own image, which the database pods and the backup and restore Jobs run for their own steps (default $OPERATOR_IMAGE).")
 	logOpts := zap.Options{}
@@ -52,22 +59,33 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
 	setupLog := ctrl.Log.WithName("setup")
 
-	ingressSelector, err := metav1.ParseToLabelSelector(ingressNamespaces)
-	if err != nil {
-		setupLog.Error(err, "parsing --ingress-namespace-selector")
-		os.Exit(1)
-	}
-	opts.Network.IngressNamespaces = *ingressSelector
-	for _, cidr := range strings.Split(externalCIDRs, ",") {
-		if cidr = strings.TrimSpace(cidr); cidr == "" {
-			continue
-		}
-		if _, _, err := net.ParseCIDR(cidr); err != nil {
-			setupLog.Error(err, "parsing --external-egress-cidrs")
+	selector := func(flagName, value string) metav1.LabelSelector {
+		s, err := metav1.ParseToLabelSelector(value)
+		if err != nil {
+			setupLog.Error(err, "parsing --"+flagName)
 			os.Exit(1)
 		}
-		opts.Network.ExternalCIDRs = append(opts.Network.ExternalCIDRs, cidr)
+		return *s
 	}
+	cidrs := func(flagName, value string) []string {
+		var out []string
+		for _, cidr := range strings.Split(value, ",") {
+			if cidr = strings.TrimSpace(cidr); cidr == "" {
+				continue
+			}
+			if _, _, err := net.ParseCIDR(cidr); err != nil {
+				setupLog.Error(err, "parsing --"+flagName)
+				os.Exit(1)
+			}
+			out = append(out, cidr)
+		}
+		return out
+	}
+	opts.Network.IngressNamespaces = selector("ingress-namespace-selector", ingressNamespaces)
+	opts.Network.DNSNamespaces = selector("dns-namespace-selector", dnsNamespaces)
+	opts.Network.DNSPods = selector("dns-pod-selector", dnsPods)
+	opts.Network.ExternalCIDRs = cidrs("external-egress-cidrs", externalCIDRs)
+	opts.Network.ClusterCIDRs = cidrs("cluster-cidrs", clusterCIDRs)
 	if opts.OperatorImage == "" {
 		setupLog.Error(nil, "set --operator-image or OPERATOR_IMAGE to the operator's image: the database pods and the backup and restore Jobs run it")
 		os.Exit(1)

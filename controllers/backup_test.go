@@ -20,7 +20,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/controllers"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
@@ -182,7 +182,8 @@ func TestScheduledBackupsAreRecordedAndPruned(t *testing.T) {
 		}
 	}
 
-	// Retention keeps 2: the first run's record goes, as its dump went with the last run's prune.
+	// Retention keeps 2: the first run's record is deleted, its dump with it
+	// (TestRetentionDeletesEachDroppedBackupWithItsDump follows that through).
 	waitGone(t, "the pruned backup's KintoBackup", &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names[0]}})
 	for _, name := range names[1:] {
 		get(t, ns, name, &v1alpha1.KintoBackup{})
@@ -215,6 +216,105 @@ func TestScheduledBackupsAreRecordedAndPruned(t *testing.T) {
 	// Without spec.backup, no more schedule.
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Backup = nil })
 	waitGone(t, "the backup CronJob", cj)
+}
+
+// TestRetentionDeletesEachDroppedBackupWithItsDump keeps the last 2 of an on-demand backup and
+// four scheduled runs, playing the dumps on the volume as a set: each completed run adds its
+// dump, each dump-deletion Job that completes removes the one it names. A record retention drops
+// stays until its dump is deleted, and in the end exactly 2 records are left, each of whose dump
+// exists, and no other dump.
+func TestRetentionDeletesEachDroppedBackupWithItsDump(t *testing.T) {
+	const keep = 2
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "notes", withVolumeBackups(keep)))
+	stored := map[string]bool{} // the dumps on the backup volume, by name
+	day := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+
+	// An on-demand backup under Retain counts as any other: retention drops its dump too.
+	createBackup(t, ns, "before-upgrade", inst.Name, v1alpha1.BackupDeletionPolicyRetain)
+	runJob(t, ns, "before-upgrade", "dump", dumpResult(day, ""), false)
+	stored[waitForBackup(t, ns, "before-upgrade", v1alpha1.BackupCompleted).Status.File] = true
+
+	cj := &batchv1.CronJob{}
+	get(t, ns, resources.BackupCronJobName(inst), cj)
+	dropped := map[int]string{2: "before-upgrade"} // the record each run's completion drops
+	var runs []string
+	for i := 1; i <= 4; i++ {
+		name := fmt.Sprintf("%s-%d", cj.Name, 29000000+i)
+		runs = append(runs, name)
+		if i >= 3 {
+			dropped[i] = runs[i-3]
+		}
+		startScheduledRun(t, inst, name)
+		waitForBackup(t, ns, name, v1alpha1.BackupRunning)
+		runJob(t, ns, name, "dump", dumpResult(day.AddDate(0, 0, i), ""), false)
+		stored[waitForBackup(t, ns, name, v1alpha1.BackupCompleted).Status.File] = true
+
+		expired, ok := dropped[i]
+		if !ok {
+			continue
+		}
+		record := &v1alpha1.KintoBackup{}
+		get(t, ns, expired, record)
+		deletion := &batchv1.Job{}
+		eventually(t, "the deletion Job of "+expired, func() error {
+			return k8s.Get(context.Background(), key(ns, resources.DumpDeletionJobName(record)), deletion)
+		})
+		command := strings.Join(deletion.Spec.Template.Spec.Containers[0].Command, " ")
+		if !strings.Contains(command, " --file "+record.Status.File) {
+			t.Fatalf("the deletion Job of %s runs %q, not naming its dump %s", expired, command, record.Status.File)
+		}
+		// The record stays, being deleted, while its dump is there.
+		get(t, ns, expired, record)
+		if record.DeletionTimestamp.IsZero() || record.Annotations[controllers.ExpiredAnnotation] != "true" {
+			t.Errorf("KintoBackup %s: deletion %v, annotations %v; want it being deleted as expired", expired, record.DeletionTimestamp, record.Annotations)
+		}
+		if expired == "before-upgrade" {
+			// Nothing restores a dump on its way out.
+			restored := createInstance(t, ns, "copy", func(i *v1alpha1.KintoInstance) {
+				i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: expired}}
+			})
+			cur := waitForCondition(t, restored, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady")
+			if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "being deleted with its dump") {
+				t.Errorf("Restored says %q, want the backup being deleted with its dump", c.Message)
+			}
+		}
+		finishJob(t, ns, deletion.Name, true)
+		delete(stored, record.Status.File)
+		eventually(t, "KintoBackup "+expired+" gone with its dump", func() error {
+			err := k8s.Get(context.Background(), key(ns, expired), &v1alpha1.KintoBackup{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("still there (%v)", err)
+		})
+	}
+
+	list := &v1alpha1.KintoBackupList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	recorded := map[string]bool{}
+	for _, b := range list.Items {
+		recorded[b.Status.File] = true
+		if !stored[b.Status.File] {
+			t.Errorf("KintoBackup %s points to %s, which was deleted", b.Name, b.Status.File)
+		}
+	}
+	if len(list.Items) != keep || len(stored) != keep {
+		t.Errorf("%d KintoBackups and %d dumps left, want %d of each", len(list.Items), len(stored), keep)
+	}
+	for file := range stored {
+		if !recorded[file] {
+			t.Errorf("dump %s is left without its KintoBackup", file)
+		}
+	}
+	for _, b := range list.Items {
+		err := k8s.Get(context.Background(), key(ns, resources.DumpDeletionJobName(&b)), &batchv1.Job{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("the dump of kept KintoBackup %s has a deletion Job (%v)", b.Name, err)
+		}
+	}
 }
 
 func TestFailedBackupTurnsBackupHealthyFalse(t *testing.T) {

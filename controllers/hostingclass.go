@@ -39,6 +39,7 @@ const (
 	reasonSeveralDefaultClasses = "SeveralDefaultClasses"
 	reasonExceedsClass          = "ExceedsClass"
 	reasonClassNotAllowed       = "ClassNotAllowed"
+	reasonClassRequired         = "ClassRequired"
 )
 
 // errHeldByClass ends a pass whose instance does not fit its hosting class, or whose class cannot
@@ -58,7 +59,7 @@ type hosting struct {
 
 // hostedInstance finds the hosting class of inst, the one spec.className names or else the one
 // marked default, and makes the effective instance under it.
-func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoInstance) (hosting, error) {
+func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoInstance, requireClass bool) (hosting, error) {
 	held := func(reason, message string) (hosting, error) {
 		return hosting{status: metav1.ConditionFalse, reason: reason,
 			message: message + "; the instance's objects are left as they are until then"}, nil
@@ -102,6 +103,15 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 	effective, violations := hostingclass.Effective(inst, class)
 	h := hosting{inst: effective, status: metav1.ConditionTrue}
 	switch {
+	case class == nil && requireClass:
+		// Held, but effective as it is: its backups go on under the built-in defaults.
+		h.status, h.reason = metav1.ConditionFalse, reasonClassRequired
+		h.message = "this operator hosts only instances under a KintoHostingClass (--require-class): name one in spec.className " +
+			"(kubectl get khc lists them); the instance's objects are left as they are until then"
+	case class == nil && len(violations) > 0:
+		h.status, h.reason = metav1.ConditionFalse, reasonExceedsClass
+		h.message = fmt.Sprintf("the instance asks for what only a hosting class can allow, and its objects are left as they are until it does not: %s",
+			strings.Join(violations, "; "))
 	case class == nil:
 		h.reason, h.message = reasonNoClass, "spec.className is unset and no KintoHostingClass is marked default: the built-in defaults apply"
 	case len(violations) > 0:
@@ -134,7 +144,7 @@ func offeredTo(class *v1alpha1.KintoHostingClass, namespace *corev1.Namespace) (
 // applied for an instance its class holds, so that one whose class tightened keeps running as it
 // was.
 func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *pass) (*v1alpha1.KintoInstance, error) {
-	h, err := hostedInstance(ctx, r.Client, p.inst)
+	h, err := hostedInstance(ctx, r.Client, p.inst, r.RequireClass)
 	if err != nil {
 		return nil, err
 	}

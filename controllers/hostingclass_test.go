@@ -3,7 +3,9 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -17,10 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
@@ -385,4 +390,44 @@ func TestReplicasDefaultIsWrittenForTheScaleSubresource(t *testing.T) {
 	if err := k8s.SubResource("scale").Get(context.Background(), inst, scale); err != nil || scale.Spec.Replicas != *plan().Replicas.Default {
 		t.Errorf("scale = %+v, %v", scale.Spec, err)
 	}
+}
+
+// recordedEvents keeps the reasons of the events a reconciler records.
+type recordedEvents struct {
+	mu      sync.Mutex
+	reasons []string
+}
+
+func (r *recordedEvents) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, _ string, _ ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reasons = append(r.reasons, reason)
+}
+
+func (r *recordedEvents) has(reason string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.reasons, reason)
+}
+
+// With --require-class, an instance that no class hosts is held: its pass applies nothing and
+// says why (HostingClass=False, ClassRequired, with a warning). The suite's operator runs
+// without the flag, so a reconciler of the test's own takes the instance's pass.
+func TestAClassCanBeRequired(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "classless", nil)
+	events := &recordedEvents{}
+	r := &controllers.KintoInstanceReconciler{Client: k8s, APIReader: k8s, Recorder: events, Network: testNetwork,
+		OperatorImage: testOperatorImage, RequireClass: true}
+	eventually(t, "the instance held for want of a class", func() error {
+		// The suite's operator writes the instance too: a pass on a stale read is refused, and
+		// taken again.
+		if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)}); err != nil {
+			return err
+		}
+		if !events.has("ClassRequired") {
+			return fmt.Errorf("no ClassRequired event among %v", events.reasons)
+		}
+		return nil
+	})
 }

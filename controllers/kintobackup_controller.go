@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"path"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -22,7 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/retention"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
@@ -39,8 +39,19 @@ type KintoBackupReconciler struct {
 	Clock
 }
 
-// DumpDeletionFinalizer keeps a KintoBackup whose policy is Delete until its dump is deleted.
+// DumpDeletionFinalizer keeps a KintoBackup whose dump goes with it (deletesDump) until its dump
+// is deleted.
 const DumpDeletionFinalizer = "hosting.kinto-storage.org/delete-dump"
+
+// ExpiredAnnotation marks a KintoBackup that retention drops: its dump goes with it, whatever its
+// deletionPolicy, as retention is about dumps and a KintoBackup is their record.
+const ExpiredAnnotation = "hosting.kinto-storage.org/expired"
+
+// deletesDump says whether deleting backup deletes its dump: under deletionPolicy Delete, or when
+// retention drops it.
+func deletesDump(backup *v1alpha1.KintoBackup) bool {
+	return backup.Spec.DeletionPolicy == v1alpha1.BackupDeletionPolicyDelete || backup.Annotations[ExpiredAnnotation] == "true"
+}
 
 // resultPollInterval is how soon a completed Job whose pod's result the cache does not show yet
 // is looked at again; after resultLostAfter, the result is taken for lost.
@@ -67,7 +78,7 @@ func (r *KintoBackupReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !backup.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, backup)
 	}
-	if wantFinalizer := backup.Spec.DeletionPolicy == v1alpha1.BackupDeletionPolicyDelete; controllerutil.ContainsFinalizer(backup, DumpDeletionFinalizer) != wantFinalizer {
+	if wantFinalizer := deletesDump(backup); controllerutil.ContainsFinalizer(backup, DumpDeletionFinalizer) != wantFinalizer {
 		patch := client.MergeFromWithOptions(backup.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		if wantFinalizer {
 			controllerutil.AddFinalizer(backup, DumpDeletionFinalizer)
@@ -120,7 +131,8 @@ func (r *KintoBackupReconciler) instance(ctx context.Context, backup *v1alpha1.K
 	if err != nil {
 		return nil, "", err
 	}
-	h, err := hostedInstance(ctx, r.Client, inst)
+	// An instance held for want of a class (--require-class) keeps being backed up.
+	h, err := hostedInstance(ctx, r.Client, inst, false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -227,7 +239,7 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		}
 		status.Phase = v1alpha1.BackupCompleted
 		status.File, status.Key, status.Size, status.SHA256 = result.File, result.Key, result.Size, result.SHA256
-		status.Location = resources.DumpLocation(status.Destination, status.VolumeClaimName, result.File, result.Key)
+		status.Location = dumps.Location(status.Destination, status.VolumeClaimName, result.File, result.Key)
 		status.CompletedAt = job.Status.CompletionTime
 		if status.CompletedAt == nil {
 			status.CompletedAt = ptr.To(metav1.NewTime(r.now()))
@@ -305,13 +317,13 @@ func (r *KintoBackupReconciler) markRecorded(ctx context.Context, job *batchv1.J
 	return r.Patch(ctx, job, patch)
 }
 
-// applyRetention removes the KintoBackups of the dumps the instance's retention drops, which
-// the scheduled run that just completed pruned from the destination: the same rule on the same
-// times (those in the dumps' names).
+// applyRetention deletes the KintoBackups the instance's retention drops once a scheduled run
+// completed, each with its dump: retention is applied here only, on the records, so that a
+// record and its dump go together (see package retention).
 func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alpha1.KintoBackup) error {
 	inst, unknownClass, err := r.instance(ctx, done)
 	if err != nil || inst == nil || unknownClass != "" {
-		// The next completed run prunes again.
+		// The next completed run applies retention again.
 		return err
 	}
 	if inst.Spec.Backup == nil || inst.Spec.Backup.Retention == nil {
@@ -327,8 +339,18 @@ func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alph
 			list.Items[i] = *done
 		}
 	}
-	for _, expired := range expiredBackups(list.Items, path.Dir(done.Status.Location), inst.Spec.Backup.Retention, done.Status.CompletedAt.Time) {
+	for _, expired := range retention.Expired(list.Items, done.Status.Location, *inst.Spec.Backup.Retention, done.Status.CompletedAt.Time) {
+		if !expired.DeletionTimestamp.IsZero() {
+			continue
+		}
 		log.FromContext(ctx).Info("retention drops a backup", "kintobackup", expired.Name, "location", expired.Status.Location)
+		// Marked first, so that its finalizer deletes the dump before the record goes.
+		patch := client.MergeFromWithOptions(expired.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		metav1.SetMetaDataAnnotation(&expired.ObjectMeta, ExpiredAnnotation, "true")
+		controllerutil.AddFinalizer(&expired, DumpDeletionFinalizer)
+		if err := r.Patch(ctx, &expired, patch); err != nil {
+			return client.IgnoreNotFound(err)
+		}
 		if err := r.Delete(ctx, &expired); client.IgnoreNotFound(err) != nil {
 			return err
 		}
@@ -336,7 +358,7 @@ func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alph
 	return nil
 }
 
-// finalize deletes the dump of a KintoBackup whose policy is Delete, with a Job, before letting
+// finalize deletes the dump of a KintoBackup that takes it along (deletesDump), with a Job, before letting
 // the KintoBackup go. A failed deletion keeps it, saying why.
 func (r *KintoBackupReconciler) finalize(ctx context.Context, backup *v1alpha1.KintoBackup) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(backup, DumpDeletionFinalizer) {
@@ -348,7 +370,7 @@ func (r *KintoBackupReconciler) finalize(ctx context.Context, backup *v1alpha1.K
 		return client.IgnoreNotFound(r.Patch(ctx, backup, patch))
 	}
 	deletion := resources.DumpDeletionJob(backup, r.OperatorImage)
-	if backup.Spec.DeletionPolicy != v1alpha1.BackupDeletionPolicyDelete || backup.Status.Phase != v1alpha1.BackupCompleted || deletion == nil {
+	if !deletesDump(backup) || backup.Status.Phase != v1alpha1.BackupCompleted || deletion == nil {
 		// Nothing was written, or the dump is to stay.
 		return ctrl.Result{}, release()
 	}

@@ -50,6 +50,8 @@ type KintoInstanceReconciler struct {
 	RolloutDeadline      time.Duration
 	// OperatorImage runs the object-storage steps of backup and restore Jobs (`manager backup`).
 	OperatorImage string
+	// RequireClass holds every instance that no KintoHostingClass hosts.
+	RequireClass bool
 	// Clock judges backup health.
 	Clock
 }
@@ -151,6 +153,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
 		return fmt.Errorf("config: %w", err)
+	}
+	if err := r.claimHost(ctx, p, inst, children); err != nil {
+		return fmt.Errorf("host: %w", err)
 	}
 	if err := r.reconcileRolloutSlot(ctx, p, inst, children); err != nil {
 		return fmt.Errorf("rollout slot: %w", err)
@@ -267,6 +272,9 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	if err != nil {
 		return err
 	}
+	if err := indexHosts(ctx, mgr, r.GatewayAPI); err != nil {
+		return err
+	}
 	err = mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.KintoInstance{}, classNameIndex, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.KintoInstance).Spec.ClassName}
 	})
@@ -296,7 +304,8 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.GatewayAPI {
-		b = b.Owns(&gatewayv1.HTTPRoute{})
+		b = b.Owns(&gatewayv1.HTTPRoute{}).
+			Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient())))
 	}
 	return b.
 		// Status writes change neither generation nor annotations: they need no new pass.
@@ -309,6 +318,8 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&batchv1.Job{}).
 		Owns(&batchv1.CronJob{}).
 		Owns(&networkingv1.Ingress{}).
+		// An Ingress that goes frees its host for the next instance asking for it.
+		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient()))).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&policyv1.PodDisruptionBudget{}).

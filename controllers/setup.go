@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -50,6 +51,9 @@ type Options struct {
 	// RolloutDeadline is how long an instance may hold a slot without becoming Ready: past it,
 	// its rollout is taken for stalled and the slot given back. 0 means no deadline.
 	RolloutDeadline time.Duration
+	// RequireClass holds the instances no KintoHostingClass hosts (HostingClass=False,
+	// ClassRequired), so that every instance runs under a plan of the host's.
+	RequireClass bool
 	// Now is the operator's clock; time.Now when nil (tests move it forward).
 	Now func() time.Time
 	// OperatorImage is the operator's own image, which backup, restore and dump-deletion Jobs
@@ -60,6 +64,17 @@ type Options struct {
 // DefaultRolloutRetryInterval is how often, by default, an instance waiting for a rollout slot
 // tries again: slots free up as rollouts finish, which takes a minute or more.
 const DefaultRolloutRetryInterval = 15 * time.Second
+
+// The metrics server asks the API server who a client is and whether it may get /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// MetricsServerOptions serve the operator's metrics at addr over https (a self-signed
+// certificate unless one is mounted), to the clients Kubernetes authenticates and authorises to
+// get /metrics only: they tell the size and state of every tenant's instances.
+func MetricsServerOptions(addr string) metricsserver.Options {
+	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: filters.WithAuthenticationAndAuthorization}
+}
 
 // NewManager sets up the operator's manager with its KintoInstance controller, as main runs it:
 // the Gateway API's HTTPRoutes are cached and watched only where the cluster serves them, since
@@ -80,7 +95,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	ctrl.Log.WithName("setup").Info("Gateway API", "installed", gatewayAPI)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                MetricsServerOptions(opts.MetricsAddr),
 		HealthProbeBindAddress: opts.ProbeAddr,
 		LeaderElection:         opts.LeaderElect,
 		LeaderElectionID:       "kinto-operator.hosting.kinto-storage.org",
@@ -110,6 +125,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		RolloutLimits:        rollout.Limits{Max: opts.MaxConcurrentRollouts, PerNamespace: opts.MaxRolloutsPerNamespace},
 		RolloutRetryInterval: cmp.Or(opts.RolloutRetryInterval, DefaultRolloutRetryInterval),
 		RolloutDeadline:      opts.RolloutDeadline,
+		RequireClass:         opts.RequireClass,
 		Clock:                Clock{Now: opts.Now},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
-	"sort"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -17,12 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/health"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
@@ -90,6 +87,9 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 			return nil, fmt.Sprintf("KintoBackup %q not found in namespace %s", from.BackupName, inst.Namespace), nil
 		case err != nil:
 			return nil, "", err
+		case !backup.DeletionTimestamp.IsZero() && deletesDump(backup):
+			// Its dump may be gone already.
+			return nil, fmt.Sprintf("KintoBackup %q is being deleted with its dump", from.BackupName), nil
 		case backup.Status.Phase == v1alpha1.BackupFailed:
 			return nil, fmt.Sprintf("KintoBackup %q failed: only a completed backup is restored", from.BackupName), nil
 		case backup.Status.Phase != v1alpha1.BackupCompleted:
@@ -182,7 +182,7 @@ func describeSource(src *resources.RestoreSource) string {
 	if src.S3 != nil {
 		dest.S3 = &v1alpha1.S3Destination{S3Connection: *src.S3}
 	}
-	return resources.DumpLocation(dest, src.VolumeClaimName, src.File, src.Key)
+	return dumps.Location(dest, src.VolumeClaimName, src.File, src.Key)
 }
 
 // reconcileBackups runs the scheduled backups (children's, once their destination is checked)
@@ -199,7 +199,7 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass,
 	if err != nil {
 		return err
 	}
-	p.status.LastBackup = lastBackup(backups)
+	p.status.LastBackup = health.LastBackup(backups)
 	if inst.Spec.ManagedDatabase() == nil {
 		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "ExternalDatabase",
 			"the operator backs up managed databases only: back the external database up where it runs")
@@ -238,10 +238,10 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass,
 			"backups are suspended while the instance hibernates: its data does not change")
 		return nil
 	}
-	health := backupHealth(backups, schedule, inst.CreationTimestamp.Time, r.now())
-	setCondition(p, v1alpha1.ConditionBackupHealthy, health.status, health.reason, health.message)
-	if !health.recheckAt.IsZero() {
-		p.requeueAt(health.recheckAt)
+	judged := health.Judge(backups, schedule, inst.CreationTimestamp.Time, r.now())
+	setCondition(p, v1alpha1.ConditionBackupHealthy, judged.Status, judged.Reason, judged.Message)
+	if !judged.RecheckAt.IsZero() {
+		p.requeueAt(judged.RecheckAt)
 	}
 	return nil
 }
@@ -253,100 +253,4 @@ func (r *KintoInstanceReconciler) backupsOf(ctx context.Context, inst *v1alpha1.
 		return nil, err
 	}
 	return list.Items, nil
-}
-
-// lastBackup describes the newest completed backup, nil when there is none: the newest by the
-// time its dump was taken (in its name), then by when it completed.
-func lastBackup(backups []v1alpha1.KintoBackup) *v1alpha1.LastBackup {
-	var newest *v1alpha1.KintoBackup
-	newer := func(a, b *v1alpha1.KintoBackup) bool {
-		ta, _ := dumps.ParseFileName(a.Status.File)
-		tb, _ := dumps.ParseFileName(b.Status.File)
-		if !ta.Equal(tb) {
-			return ta.After(tb)
-		}
-		return b.Status.CompletedAt.Before(a.Status.CompletedAt)
-	}
-	for i := range backups {
-		b := &backups[i]
-		if b.Status.Phase == v1alpha1.BackupCompleted && b.Status.CompletedAt != nil && (newest == nil || newer(b, newest)) {
-			newest = b
-		}
-	}
-	if newest == nil {
-		return nil
-	}
-	return &v1alpha1.LastBackup{Name: newest.Name, CompletedAt: *newest.Status.CompletedAt, Location: newest.Status.Location, Size: newest.Status.Size}
-}
-
-// backupHealthState is what BackupHealthy should say, and when to look again (zero: at the next
-// change), since a backup that does not happen changes nothing the operator watches.
-type backupHealthState struct {
-	status          metav1.ConditionStatus
-	reason, message string
-	recheckAt       time.Time
-}
-
-// backupHealth judges an instance's backups: unhealthy when the latest finished backup failed,
-// or when the newest good one (or, without one, the instance itself) is older than two
-// intervals of the schedule.
-func backupHealth(backups []v1alpha1.KintoBackup, schedule cron.Schedule, created, now time.Time) backupHealthState {
-	finished := make([]v1alpha1.KintoBackup, 0, len(backups))
-	for _, b := range backups {
-		if b.Done() && b.Status.CompletedAt != nil {
-			finished = append(finished, b)
-		}
-	}
-	sort.Slice(finished, func(i, j int) bool { return finished[i].Status.CompletedAt.Before(finished[j].Status.CompletedAt) })
-	if n := len(finished); n > 0 && finished[n-1].Status.Phase == v1alpha1.BackupFailed {
-		last := finished[n-1]
-		return backupHealthState{status: metav1.ConditionFalse, reason: "BackupFailed",
-			message: fmt.Sprintf("the latest backup, %s, failed: %s", last.Name, last.Status.Error)}
-	}
-	// Twice the interval between the two runs after now: "0 3 * * *" allows two days.
-	next := schedule.Next(now)
-	allowed := 2 * schedule.Next(next).Sub(next)
-	since, what := created, "the instance was created"
-	if last := lastBackup(finished); last != nil {
-		since, what = last.CompletedAt.Time, "the last good backup, "+last.Name+", was taken"
-	}
-	deadline := since.Add(allowed)
-	if now.After(deadline) {
-		return backupHealthState{status: metav1.ConditionFalse, reason: "BackupOverdue",
-			message: fmt.Sprintf("no backup succeeded since %s at %s, more than twice the schedule's interval (%s) ago", what, since.UTC().Format(time.RFC3339), allowed)}
-	}
-	if len(finished) == 0 {
-		return backupHealthState{status: metav1.ConditionTrue, reason: "Scheduled", recheckAt: deadline,
-			message: fmt.Sprintf("no backup yet; the first scheduled one starts at %s", next.UTC().Format(time.RFC3339))}
-	}
-	return backupHealthState{status: metav1.ConditionTrue, reason: "BackedUp", recheckAt: deadline,
-		message: fmt.Sprintf("%s at %s", what, since.UTC().Format(time.RFC3339))}
-}
-
-// expiredBackups are the completed KintoBackups whose dumps are in folder (path.Dir of their
-// status.location, which a grown volume or renamed Secret leaves as it is) and which the
-// retention rule drops at now: objectstore.Expired, the rule the backup Job's prune step
-// applies, on the dumps' names.
-func expiredBackups(backups []v1alpha1.KintoBackup, folder string, retention *v1alpha1.BackupRetention, now time.Time) []v1alpha1.KintoBackup {
-	maxAge, err := dumps.ParseMaxAge(retention.MaxAge)
-	if err != nil {
-		// The API's pattern admits only ages ParseMaxAge reads; keep everything otherwise.
-		return nil
-	}
-	byFile := map[string]v1alpha1.KintoBackup{}
-	var stored []objectstore.Object
-	for _, b := range backups {
-		if b.Status.Phase != v1alpha1.BackupCompleted || path.Dir(b.Status.Location) != folder {
-			continue
-		}
-		if _, ok := dumps.ParseFileName(b.Status.File); ok {
-			byFile[b.Status.File] = b
-			stored = append(stored, objectstore.Object{Key: b.Status.File})
-		}
-	}
-	var expired []v1alpha1.KintoBackup
-	for _, o := range objectstore.Expired(stored, int(ptr.Deref(retention.Count, 0)), maxAge, now) {
-		expired = append(expired, byFile[o.Key])
-	}
-	return expired
 }

@@ -83,6 +83,10 @@ func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 		// The database first, then the restore into it.
 		required = slices.Insert(slices.Clone(readinessConditions), 1, v1alpha1.ConditionRestored)
 	}
+	if meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionExposed) != nil {
+		// Ready means served at its URL, the public host's when it has one.
+		required = append(slices.Clone(required), v1alpha1.ConditionExposed)
+	}
 	for _, t := range required {
 		c := meta.FindStatusCondition(p.status.Conditions, t)
 		if c == nil {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries the tests and the local cluster need (kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl and etcd) from source through the Go module
-# proxy, because this project must work where no release download site is reachable.
+# kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl, kubeadm, whose phases
+# make the local cluster's certificates and kubeconfigs, and etcd) from source through the Go
+# module proxy, because this project must work where no release download site is reachable.
 # Results are cached in bin/k8s/<kubernetes version>/; only missing binaries are built.
 #
 # Usage: hack/build-kube-binaries.sh [output-dir]
@@ -10,7 +11,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 kube_version=${KUBE_VERSION:-v1.36.5}
-wanted=${KUBE_BINARIES:-kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl}
+wanted=${KUBE_BINARIES:-kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm}
 out=${1:-$root/bin/k8s/$kube_version}
 
 binaries=""
@@ -46,8 +47,9 @@ if [ -n "$binaries" ]; then
   cd "$work/kube"
   go mod init kube-binaries >/dev/null 2>&1
   go mod edit -go="$go_version" -require="k8s.io/kubernetes@$kube_version"
-  awk '$1 ~ /^k8s.io\// && $2 == "v0.0.0" {print $1}' "$kube_mod" | sort -u |
-    while read -r mod; do go mod edit -replace="$mod=$mod@$staging_version"; done
+  awk '$1 ~ /^k8s.io\// && $2 == "v0.0.0" {print $1}' "$kube_mod" | sort -u | while read -r mod; do
+    go mod edit -replace="$mod=$mod@$staging_version"
+  done
   for b in $binaries; do go mod edit -tool="k8s.io/kubernetes/cmd/$b"; done
   go mod tidy
   pkgs=()

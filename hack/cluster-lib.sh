@@ -1,5 +1,4 @@
-# shellcheck shell=bash
-# shellcheck disable=SC2034 # image and started_cluster are read by the scripts that source this.
+# shellcheck shell=bash disable=SC2034 # sourced: its variables are its callers'
 # Sourced by hack/demo.sh and hack/e2e.sh: the cluster they work on and the operator's image.
 # Sets root, KUBE_ASSETS, KUBECTL, cluster (the local cluster's folder) and image; use_cluster
 # then chooses the cluster and exports its KUBECONFIG.
@@ -29,11 +28,15 @@ use_cluster() {
     "$say" "Using the local cluster already running in ${cluster#"$root"/} (it stays up)"
     "$root/hack/local-cluster.sh" images "$cluster"
   else
-    "$say" "Starting a local single-node cluster in ${cluster#"$root"/}: etcd, kube-apiserver," \
-      "kube-controller-manager, kube-scheduler, containerd, kubelet and kube-proxy, then CoreDNS," \
-      "a volume provisioner and a NetworkPolicy enforcer in it"
+    "$say" "Starting a local single-node cluster in ${cluster#"$root"/}, in namespaces of its own:" \
+      "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet and" \
+      "kube-proxy, then CoreDNS, a volume provisioner and a NetworkPolicy enforcer in it"
     started_cluster=1
     "$root/hack/local-cluster.sh" up "$cluster"
   fi
   export KUBECONFIG=$cluster/kubeconfig
+  # Outside the cluster, for the operator's network policies, is everything but the local
+  # cluster's own ranges: the node's address (where the e2e tests' object storage listens) too.
+  OPERATOR_ARGS="--cluster-cidrs=$("$root/hack/local-cluster.sh" cidrs "$cluster")"
+  export OPERATOR_ARGS
 }

@@ -102,7 +102,6 @@ show -u demo:s3cret-demo-password "$base/buckets/notes/collections/todo/records"
 kill "$forward_pid" 2>/dev/null || true
 wait "$forward_pid" 2>/dev/null || true
 forward_pid=
-forward_pid=
 
 step "The record, in the instance's PostgreSQL"
 kubectl -n "$namespace" exec "statefulset/$name-postgres" -c postgres -- \
@@ -146,7 +145,7 @@ note "The cluster keeps running. To use it:" \
 if [ "${USE_EXISTING_CLUSTER:-}" = true ]; then
   note "To remove the demo: kubectl delete namespace $namespace && make undeploy"
 else
-  note "On this machine the Service is also reachable directly:" \
-    "  curl http://$(kubectl -n "$namespace" get "$service" -o jsonpath='{.spec.clusterIP}')/v1/" \
+  note "From the node's network, the Service is also reachable directly:" \
+    "  hack/local-cluster.sh exec ${cluster#"$root"/} curl http://$(kubectl -n "$namespace" get "$service" -o jsonpath='{.spec.clusterIP}')/v1/" \
     "To tear everything down (the cluster, its volumes and every process): make cluster-down"
 fi

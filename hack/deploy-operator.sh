@@ -6,6 +6,8 @@
 #
 # Usage: hack/deploy-operator.sh IMAGE   (against the cluster of $KUBECONFIG)
 # Env:   KUBECTL (default kubectl on PATH)
+#        OPERATOR_ARGS  flags added to the manager's, space-separated (such as the local
+#                       cluster's --cluster-cidrs)
 set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 IMAGE" >&2; exit 2; }
@@ -18,8 +20,11 @@ deployment=deployment/kinto-operator-controller-manager
 existed=
 "$kubectl" -n "$namespace" get "$deployment" >/dev/null 2>&1 && existed=1
 
+# Each extra flag goes after --leader-elect, the first of the manager's.
+extra=
+for arg in ${OPERATOR_ARGS:-}; do extra+="\\n        - $arg"; done
 "$kubectl" kustomize "$root/config/default" |
-  sed "s|controller:latest|$image|g" |
+  sed -e "s|controller:latest|$image|g" -e "s|^        - --leader-elect\$|&$extra|" |
   "$kubectl" apply --server-side --force-conflicts -f -
 if [ -n "$existed" ]; then
   "$kubectl" -n "$namespace" rollout restart "$deployment"

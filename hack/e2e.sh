@@ -11,6 +11,8 @@
 #        KUBE_ASSETS, IMG (default kinto-operator:dev), E2E_ARTIFACTS (default .e2e-artifacts)
 #        VERSITYGW_BIN   versitygw (`make s3-server`): the S3 backup test starts it on the local
 #                        cluster's node address, which pods reach
+# On the local cluster the tests run in the node's network namespace (hack/local-cluster.sh exec),
+# where they reach Service and pod IPs, as the node's root, like kubelet's probes.
 #        E2E_S3_ENDPOINT, E2E_S3_BUCKET, E2E_S3_ACCESS_KEY_ID, E2E_S3_SECRET_ACCESS_KEY
 #                        (E2E_S3_REGION): a bucket that this host and the pods both reach, for the
 #                        S3 backup test, which is skipped without one when USE_EXISTING_CLUSTER=true;
@@ -46,7 +48,9 @@ use_cluster say
 rm -rf "$E2E_ARTIFACTS"
 mkdir -p "$E2E_ARTIFACTS"
 hack/deploy-operator.sh "$image"
-go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/... "$@"
+in_node=()
+[ "${USE_EXISTING_CLUSTER:-}" = true ] || in_node=(-exec "$root/hack/local-cluster.sh exec $cluster")
+go test -tags e2e -count=1 -v -timeout 40m "${in_node[@]}" ./test/e2e/... "$@"
 
 # A reconcile error must become a condition and an event, never a crash: the operator must not
 # have restarted during the tests.

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what the tests need on the machine itself and a bare machine
 # lacks: PostgreSQL (the real-Kinto tests), the node of the local cluster (containerd, runc, the
-# CNI plugins, iptables, conntrack, and nftables to clean up after the NetworkPolicy enforcer),
-# debootstrap, which builds the images' Debian root file systems, the CA certificates the
-# operator's image carries, and shellcheck, which `make verify` runs over hack/. Packages
-# already installed are left alone. Needs root.
+# CNI plugins, iptables, conntrack), debootstrap, which builds the images' Debian root file
+# systems, the CA certificates the operator's image carries, and shellcheck (`make verify`).
+# Packages already installed are left alone. Needs root.
 #
 # Usage: hack/install-host-packages.sh
 set -euo pipefail
@@ -17,7 +16,6 @@ declare -A wanted=(
   [containernetworking-plugins]=/usr/lib/cni/bridge
   [iptables]=/usr/sbin/iptables
   [conntrack]=/usr/sbin/conntrack
-  [nftables]=/usr/sbin/nft
   [debootstrap]=/usr/sbin/debootstrap
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
   [shellcheck]=/usr/bin/shellcheck

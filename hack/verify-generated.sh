@@ -14,7 +14,7 @@ if [ "$before" != "$after" ]; then
   echo "review and commit them." >&2
   exit 1
 fi
-unformatted=$(git ls-files --cached --others --exclude-standard -z '*.go' | xargs -0 gofmt -l)
+unformatted=$(git ls-files -z --cached --others --exclude-standard '*.go' | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "not gofmt-clean (run 'make fmt'):" >&2
   echo "$unformatted" >&2

@@ -44,6 +44,22 @@ type KintoHostingClassSpec struct {
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
 
+	// DatabaseResources bounds the PostgreSQL container of a managed database: the most an
+	// instance may request, or set as a limit, of each resource named; an instance must then set a
+	// limit for each of them.
+	// +optional
+	DatabaseResources ResourceBounds `json:"databaseResources,omitempty"`
+
+	// BackupLimits bound the backups instances take: how many they keep, how often they run,
+	// how large their volume is.
+	// +optional
+	BackupLimits *BackupLimits `json:"backupLimits,omitempty"`
+
+	// Pods bounds what an instance's pods run and where: its own images, priority classes and
+	// placement on nodes. Unset: any.
+	// +optional
+	Pods *PodsPolicy `json:"pods,omitempty"`
+
 	// AllowedPlugins are the plugins instances may enable; any plugin when unset. An instance
 	// that leaves spec.plugins unset asks for admin.
 	// +kubebuilder:validation:MaxItems=8
@@ -58,10 +74,10 @@ type KintoHostingClassSpec struct {
 
 	// DomainTemplate gives each instance that has neither spec.ingress nor spec.gateway an
 	// Ingress under a host name of its own: {name} and {namespace} are replaced by the instance's
-	// name and namespace, such as {name}.{namespace}.kinto.example.org. Without {namespace},
-	// instances of the same name in two namespaces would share a host.
+	// name and namespace, such as {name}.{namespace}.kinto.example.org: both, so that every
+	// tenant's instance gets a host no other tenant's can.
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self.contains('{name}')",message="domainTemplate must hold {name}: each instance needs a host of its own"
+	// +kubebuilder:validation:XValidation:rule="self.contains('{name}') && self.contains('{namespace}')",message="domainTemplate must hold {name} and {namespace}: each instance of each tenant needs a host of its own"
 	// +kubebuilder:validation:XValidation:rule="self.replace('{name}', 'x').replace('{namespace}', 'x').matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="domainTemplate must be a lower-case DNS name once {name} and {namespace}, its only placeholders, are filled in, such as {name}.{namespace}.kinto.example.org"
 	// +optional
 	DomainTemplate string `json:"domainTemplate,omitempty"`
@@ -136,6 +152,45 @@ type StoragePolicy struct {
 	StorageClassName *string `json:"storageClassName,omitempty"`
 }
 
+// BackupLimits bound an instance's backups (its own spec.backup, or the class's).
+type BackupLimits struct {
+	// MaxCount is the most backups retention may keep: retention.count must be set, within it.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxCount *int32 `json:"maxCount,omitempty"`
+
+	// MinInterval is the shortest time between two scheduled backups, such as 6h: a schedule
+	// that runs more often is refused.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="backupLimits.minInterval must be positive"
+	// +optional
+	MinInterval *metav1.Duration `json:"minInterval,omitempty"`
+
+	// MaxVolumeSize is the largest backup volume an instance may ask for.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="backupLimits.maxVolumeSize must be positive"
+	// +optional
+	MaxVolumeSize *resource.Quantity `json:"maxVolumeSize,omitempty"`
+}
+
+// PodsPolicy says what a class's instances may choose about their pods. Each is refused unless
+// allowed: an image of the tenant's choosing runs with the instance's credentials, a priority
+// class can preempt other tenants' pods, placement can reach nodes meant for others.
+type PodsPolicy struct {
+	// AllowImages allows spec.image and spec.database.managed.image.
+	// +optional
+	AllowImages bool `json:"allowImages,omitempty"`
+
+	// AllowedPriorityClasses are the priority classes spec.priorityClassName may name.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +optional
+	AllowedPriorityClasses []string `json:"allowedPriorityClasses,omitempty"`
+
+	// AllowPlacement allows spec.nodeSelector, spec.tolerations and spec.affinity.
+	// +optional
+	AllowPlacement bool `json:"allowPlacement,omitempty"`
+}
+
 // AllowedAuth says which authentication methods a class's instances may use.
 // +kubebuilder:validation:XValidation:rule="self.accounts || self.basicAuth || self.openIDConnect",message="allowedAuth must allow at least one method: an instance needs one"
 type AllowedAuth struct {
@@ -169,6 +224,27 @@ type ClassIngress struct {
 	// +kubebuilder:validation:MaxProperties=32
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// AllowedHostSuffixes, when set, are the DNS suffixes an instance's own host
+	// (spec.ingress.host, spec.gateway.host) must end with, such as members.example.org (which
+	// allows notes.members.example.org); an empty list allows no host of the instance's own, only
+	// domainTemplate's. Unset: any host.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
+	// +optional
+	AllowedHostSuffixes []string `json:"allowedHostSuffixes,omitempty"`
+
+	// AllowedAnnotations are the annotation keys an instance may set on its own Ingress
+	// (spec.ingress.annotations), such as nginx.ingress.kubernetes.io/proxy-body-size: an
+	// annotation is configuration of the shared ingress controller (ingress-nginx's
+	// server-snippet is arbitrary proxy configuration), so none is allowed by default, and an
+	// instance without a class may set none.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=317
+	// +kubebuilder:validation:items:Pattern=`^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
+	// +optional
+	AllowedAnnotations []string `json:"allowedAnnotations,omitempty"`
 }
 
 // KintoHostingClass is a plan a host offers: defaults and bounds for the instances that name it

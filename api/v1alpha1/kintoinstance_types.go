@@ -437,7 +437,8 @@ type IngressSpec struct {
 	// +optional
 	TLS *IngressTLS `json:"tls,omitempty"`
 
-	// Annotations added to the Ingress, for example for the ingress controller.
+	// Annotations added to the Ingress, for example for the ingress controller: only the keys
+	// the instance's hosting class allows (spec.ingress.allowedAnnotations), none without a class.
 	// +kubebuilder:validation:MaxProperties=32
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
@@ -518,8 +519,8 @@ type BackupSpec struct {
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
 
-	// Retention says which backups are kept. Each scheduled run prunes what it drops from the
-	// destination, on-demand backups included, and the operator removes their KintoBackups.
+	// Retention says which backups are kept. When a scheduled run completes, the operator deletes
+	// the KintoBackups it drops, on-demand ones included, each with its dump.
 	// +kubebuilder:default={count:7}
 	// +optional
 	Retention *BackupRetention `json:"retention,omitempty"`
@@ -711,6 +712,10 @@ const (
 	// the instance holds one of the operator's rollout slots (--max-concurrent-rollouts), false
 	// while it waits for one, its pods running as they were.
 	ConditionRollingOut = "RollingOut"
+	// ConditionExposed is present on an instance with a public host (an Ingress or a Gateway
+	// route): true when the host is the instance's, false (HostTaken) when another instance
+	// served it first, which keeps it; the instance then gets no Ingress or route.
+	ConditionExposed = "Exposed"
 )
 
 // KintoInstanceStatus is the observed state of a KintoInstance.

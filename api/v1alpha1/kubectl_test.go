@@ -4,6 +4,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
 // kubectl runs the real kubectl (KUBEBUILDER_ASSETS holds the one built with the API server)
@@ -11,7 +13,15 @@ import (
 // message.
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	stdout, stderr, err := testEnv.ControlPlane.KubeCtl().Run(args...)
+	admin, err := testEnv.AddUser(envtest.User{Name: "kubectl-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := cli.Run(args...)
 	out, _ := io.ReadAll(stdout)
 	if err != nil {
 		msg, _ := io.ReadAll(stderr)

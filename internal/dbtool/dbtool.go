@@ -7,7 +7,7 @@
 //
 // Every program is run with an argument vector, never through a shell; no value is spliced
 // into SQL; a dump's result is read and written as dumps.Result. The environment each command
-// reads is named in internal/backupenv; the commands never print it (it holds the password).
+// reads is named in internal/backup/backupenv; the commands never print it (it holds the password).
 package dbtool
 
 import (
@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 // Exit codes of Main.

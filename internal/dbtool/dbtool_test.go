@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 func TestMainUsage(t *testing.T) {

@@ -9,12 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 // KintoCacheTable is the table of Kinto's PostgreSQL cache backend (kinto.core.cache.postgresql,
@@ -30,9 +29,6 @@ const staleAfter = time.Hour
 
 // accessWrite is access(2)'s W_OK.
 const accessWrite = 0x2
-
-// partialSuffix ends the hidden temporary name of a dump being written.
-const partialSuffix = ".partial"
 
 // `db dump` takes a backup. pg_dump reads the whole database in one transaction snapshot, so
 // the dump is consistent while Kinto keeps serving. It writes <UTC time>.dump (dumps.FileName:
@@ -67,7 +63,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	name := dumps.FileName(time.Now())
 	final := filepath.Join(dir, name)
-	tmp := filepath.Join(dir, "."+name+partialSuffix)
+	tmp := filepath.Join(dir, dumps.PartialName(name))
 	if _, err := os.Lstat(final); err == nil {
 		return fmt.Errorf("%s already exists (another backup started in the same second)", final)
 	}
@@ -132,8 +128,7 @@ func removeStalePartials(dir string, now time.Time) error {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		// The dump's temporary file, or its result file's (dumps.WriteAtomically).
-		if !strings.HasPrefix(n, ".") || !strings.Contains(n, ".dump") || !strings.Contains(n, partialSuffix) {
+		if !dumps.IsPartial(n) {
 			continue
 		}
 		info, err := e.Info()

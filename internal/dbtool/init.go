@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 )
 
 // `db init` prepares the data directory before PostgreSQL starts, without the image's

@@ -11,8 +11,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
-	"github.com/kinto-storage/kinto-operator/internal/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 // tablesSQL lists the tables of the database, "" when it holds none.

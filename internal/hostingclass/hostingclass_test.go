@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -58,6 +59,19 @@ func smallPlan() *v1alpha1.KintoHostingClass {
 				Annotations: map[string]string{"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
 			},
 		},
+	}
+}
+
+// An instance without a class sets no Ingress annotation: it would configure the ingress
+// controller every tenant shares.
+func TestNoAnnotationsWithoutAClass(t *testing.T) {
+	inst := newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org", Annotations: map[string]string{"nginx.ingress.kubernetes.io/server-snippet": "x"}}
+	})
+	_, got := Effective(inst, nil)
+	want := []string{"spec.ingress.annotations has nginx.ingress.kubernetes.io/server-snippet: an instance without a hosting class may set no Ingress annotation"}
+	if !slices.Equal(got, want) {
+		t.Errorf("violations:\n got  %q\n want %q", got, want)
 	}
 }
 
@@ -258,6 +272,140 @@ func TestInstancesBeyondTheClassAreTold(t *testing.T) {
 			},
 			want: []string{`hosting class small's domainTemplate gives this instance the host "kinto-hosted-for-the-members-of-the-local-association-tenants-notes.example.org", ` +
 				"which is not a DNS name: its label kinto-hosted-for-the-members-of-the-local-association-tenants-notes is longer than 63 characters"},
+		},
+		{
+			name: "a host outside the class's suffixes",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "shop.example.com"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{"members.example.org", "coop.example.net"}}
+			},
+			want: []string{"spec.ingress.host is shop.example.com, which hosting class small does not allow (hosts must end in .members.example.org or .coop.example.net)"},
+		},
+		{
+			name: "a suffix is not a host of its own",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Gateway = &v1alpha1.GatewaySpec{Host: "members.example.org", Name: "public"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{"members.example.org"}}
+			},
+			want: []string{"spec.gateway.host is members.example.org, which hosting class small does not allow (hosts must end in .members.example.org)"},
+		},
+		{
+			name: "a host within the class's suffixes",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.members.example.org"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{"members.example.org"}}
+			},
+		},
+		{
+			name: "no host of its own, only the domainTemplate's",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.members.example.org"}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.DomainTemplate = "{name}.{namespace}.kinto.example.org"
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{}}
+			},
+			want: []string{"spec.ingress.host is notes.members.example.org: hosting class small gives its instances the hosts of its domainTemplate only"},
+		},
+		{
+			name: "the domainTemplate's host, whatever the suffixes",
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.DomainTemplate = "{name}.{namespace}.kinto.example.org"
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedHostSuffixes: []string{}, Annotations: map[string]string{"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}}
+			},
+		},
+		{
+			name: "Ingress annotations the class does not allow",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org", Annotations: map[string]string{
+					"nginx.ingress.kubernetes.io/server-snippet":  "location / { proxy_pass http://169.254.169.254; }",
+					"nginx.ingress.kubernetes.io/proxy-body-size": "8m",
+				}}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Ingress = &v1alpha1.ClassIngress{AllowedAnnotations: []string{"nginx.ingress.kubernetes.io/proxy-body-size"}}
+			},
+			want: []string{"spec.ingress.annotations has nginx.ingress.kubernetes.io/server-snippet, which hosting class small does not allow (it allows nginx.ingress.kubernetes.io/proxy-body-size)"},
+		},
+		{
+			name: "the database's resources",
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.DatabaseResources = v1alpha1.ResourceBounds{corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceCPU: resource.MustParse("1")}
+			},
+			want: []string{
+				"spec.database.managed.resources.limits.cpu is not set, and hosting class small allows at most 1: set a limit within it",
+				"spec.database.managed.resources.limits.memory is 1Gi, above the 512Mi hosting class small allows",
+			},
+		},
+		{
+			name: "backups kept, how often, and their volume",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Backup = &v1alpha1.BackupSpec{Schedule: "0 */2 * * *", Retention: &v1alpha1.BackupRetention{Count: ptr.To[int32](50)},
+					Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{Size: resource.MustParse("50Gi")}}}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.BackupLimits = &v1alpha1.BackupLimits{MaxCount: ptr.To[int32](14), MinInterval: &metav1.Duration{Duration: 6 * time.Hour}, MaxVolumeSize: quantity("20Gi")}
+			},
+			want: []string{
+				"spec.backup.retention.count is 50, above the 14 hosting class small allows",
+				`spec.backup.schedule "0 */2 * * *" runs every 2h0m0s at times, more often than the 6h0m0s hosting class small allows`,
+				"spec.backup.destination.volume.size is 50Gi, above the 20Gi hosting class small allows",
+			},
+		},
+		{
+			name: "a schedule whose runs are unevenly spaced",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Backup = &v1alpha1.BackupSpec{Schedule: "0 3,4 * * *", Retention: &v1alpha1.BackupRetention{Count: ptr.To[int32](7)}}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.BackupLimits = &v1alpha1.BackupLimits{MinInterval: &metav1.Duration{Duration: 12 * time.Hour}}
+			},
+			want: []string{`spec.backup.schedule "0 3,4 * * *" runs every 1h0m0s at times, more often than the 12h0m0s hosting class small allows`},
+		},
+		{
+			name: "the class's own backups, within its limits",
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.BackupLimits = &v1alpha1.BackupLimits{MaxCount: ptr.To[int32](3), MinInterval: &metav1.Duration{Duration: 24 * time.Hour}}
+			},
+		},
+		{
+			name: "images, priority and placement",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Image = "evil/kinto:latest"
+				i.Spec.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{Image: "evil/postgres:15"}}
+				i.Spec.PriorityClassName = "system-cluster-critical"
+				i.Spec.NodeSelector = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+				i.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+				i.Spec.Affinity = &corev1.Affinity{}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Pods = &v1alpha1.PodsPolicy{AllowedPriorityClasses: []string{"members"}}
+			},
+			want: []string{
+				"spec.image is set, which hosting class small does not allow",
+				"spec.database.managed.image is set, which hosting class small does not allow",
+				"spec.priorityClassName is system-cluster-critical, which hosting class small does not allow (it allows members)",
+				"spec.nodeSelector is set, which hosting class small does not allow",
+				"spec.tolerations is set, which hosting class small does not allow",
+				"spec.affinity is set, which hosting class small does not allow",
+			},
+		},
+		{
+			name: "images, priority and placement the class allows",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Image = "coop/kinto:26.5.0"
+				i.Spec.PriorityClassName = "members"
+				i.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "kinto"}}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Pods = &v1alpha1.PodsPolicy{AllowImages: true, AllowedPriorityClasses: []string{"members"}, AllowPlacement: true}
+			},
 		},
 		{
 			name: "several at once",

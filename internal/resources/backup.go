@@ -12,11 +12,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 )
 
 // A backup Job runs its steps one after the other in one pod: the dump (`manager db dump`, in
-// the database's image), its upload for S3, and for a scheduled backup the pruning. The restore
+// the database's image), and its upload for S3: the same for a scheduled and an on-demand backup. The restore
 // Job downloads a dump from S3 if need be, then restores it (`manager db restore`). Every step
 // runs as the postgres user of the database's image (the operator's binary is world-executable).
 
@@ -24,7 +25,6 @@ import (
 const (
 	stepDump     = "dump"
 	stepUpload   = "upload"
-	stepPrune    = "prune"
 	stepDownload = "download"
 	stepRestore  = "restore"
 	stepDelete   = "delete"
@@ -110,14 +110,13 @@ func BackupCronJob(inst *v1alpha1.KintoInstance, operatorImage string) *batchv1.
 			FailedJobsHistoryLimit:     ptr.To[int32](3),
 			JobTemplate: batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       jobSpec(labels, backupPod(inst, dest, operatorImage, true), backupBackoffLimit, backupDeadline),
+				Spec:       jobSpec(labels, backupPod(inst, dest, operatorImage), backupBackoffLimit, backupDeadline),
 			},
 		},
 	}
 }
 
-// BackupJob is the on-demand backup of a KintoBackup: the steps of a scheduled one without the
-// pruning. It is named after the KintoBackup, which controls it. Nil, as BackupCronJob, when the
+// BackupJob is the on-demand backup of a KintoBackup: the steps of a scheduled one. It is named after the KintoBackup, which controls it. Nil, as BackupCronJob, when the
 // instance has no spec.backup or an external database.
 func BackupJob(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, operatorImage string) *batchv1.Job {
 	dest := backupDestination(inst)
@@ -134,35 +133,26 @@ func BackupJob(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, opera
 			Labels:          labels,
 			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
 		},
-		Spec: jobSpec(labels, backupPod(inst, dest, operatorImage, false), backupBackoffLimit, backupDeadline),
+		Spec: jobSpec(labels, backupPod(inst, dest, operatorImage), backupBackoffLimit, backupDeadline),
 	}
 }
 
 // backupPod takes a backup to dest: the dump, written straight to the backup volume or, for S3,
-// to scratch space the upload reads; a scheduled backup then prunes what retention drops.
-func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, operatorImage string, scheduled bool) corev1.PodSpec {
+// to scratch space the upload reads. Retention is not the Job's: the KintoBackup controller
+// applies it to the records, deleting each dropped one's dump with it.
+func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, operatorImage string) corev1.PodSpec {
 	pod := podSpecBase(inst, postgresUID)
 	pod.RestartPolicy = corev1.RestartPolicyNever
 	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
 	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpDir, Value: dumpDir})
 	steps := []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, writeDumps)}
-	var prune []string
-	if scheduled {
-		prune = pruneCommand(dest, inst.Spec.Backup.Retention, dumpDir, inst.Name)
-	}
 	if s3 := dest.S3; s3 != nil {
 		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(&s3.S3Connection)...)
 		readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
-		folder := NamespaceFolder(s3.Prefix, inst.Namespace)
+		folder := dumps.NamespaceFolder(s3.Prefix, inst.Namespace)
 		steps = append(steps, objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, folder, readDumps))
-		if prune != nil {
-			steps = append(steps, objectStorageStep(stepPrune, operatorImage, prune, &s3.S3Connection, folder))
-		}
 	} else {
 		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, BackupVolumeClaimName(inst), false)}
-		if prune != nil {
-			steps = append(steps, operatorStep(stepPrune, operatorImage, prune, nil, writeDumps))
-		}
 	}
 	runSteps(&pod, steps)
 	withDatabaseTools(&pod, operatorImage)
@@ -179,15 +169,6 @@ func BackupResultContainerOf(pod corev1.PodSpec) string {
 		}
 	}
 	return stepDump
-}
-
-// DumpLocation is how status shows where a dump is: "pvc://<claim>/<file>" or
-// "s3://<bucket>/<key>".
-func DumpLocation(dest *v1alpha1.BackupDestination, claimName, file, key string) string {
-	if dest != nil && dest.S3 != nil {
-		return "s3://" + dest.S3.Bucket + "/" + key
-	}
-	return "pvc://" + claimName + "/" + file
 }
 
 // RestoreSource is a dump to restore, resolved by the controller from spec.bootstrap.fromBackup.
@@ -305,13 +286,6 @@ func scratchVolume(inst *v1alpha1.KintoInstance) corev1.Volume {
 		v.EmptyDir.SizeLimit = ptr.To(db.StorageSize.DeepCopy())
 	}
 	return v
-}
-
-// NamespaceFolder is the folder of a bucket that holds the dumps of a namespace's instances, each
-// in a folder of its own name: <prefix>/<namespace>. Instances of one name in two namespaces
-// may share a bucket and prefix (a co-op's tenants do) without pruning each other's dumps.
-func NamespaceFolder(prefix, namespace string) string {
-	return path.Join(prefix, namespace)
 }
 
 // objectStorageStep is an operator step reaching the bucket of conn, prefix being the folder

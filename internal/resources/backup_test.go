@@ -12,7 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 )
 
 // podSteps lists a pod's containers in the order they run, as "name image".
@@ -186,39 +186,37 @@ const install = "install-tools " + testOperatorImage
 func TestBackupCronJob(t *testing.T) {
 	dump := "dump postgres:15"
 	upload := "upload " + testOperatorImage
-	prune := "prune " + testOperatorImage
 	retention := func(count *int32, maxAge string) func(*v1alpha1.KintoInstance) {
 		return func(i *v1alpha1.KintoInstance) {
 			i.Spec.Backup.Retention = &v1alpha1.BackupRetention{Count: count, MaxAge: maxAge}
 		}
 	}
 	cases := []struct {
-		name      string
-		inst      *v1alpha1.KintoInstance
-		schedule  string
-		suspend   bool
+		name     string
+		inst     *v1alpha1.KintoInstance
+		schedule string
+		suspend  bool
+		// wantSteps: no prune step, whatever the retention: the KintoBackup controller applies it.
 		wantSteps []string
-		// wantPrune is the prune step's command after `/manager backup prune`.
-		wantPrune []string
 	}{
 		{"volume, defaults", newInstance(withVolumeBackup), "0 3 * * *", false,
-			[]string{install, dump, prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
+			[]string{install, dump}},
 		{"volume, max age only", newInstance(withVolumeBackup, retention(nil, "30d")), "0 3 * * *", false,
-			[]string{install, dump, prune}, []string{"--dir", "/dumps", "--max-age", "30d"}},
+			[]string{install, dump}},
 		{"S3, count and max age, hourly", newInstance(withS3Backup, retention(ptr.To[int32](48), "8w"), func(i *v1alpha1.KintoInstance) {
 			i.Spec.Backup.Schedule = "@hourly"
 		}), "@hourly", false,
-			[]string{install, dump, upload, prune}, []string{"--instance", "notes", "--keep-last", "48", "--max-age", "8w"}},
+			[]string{install, dump, upload}},
 		{"S3, count only", newInstance(withS3Backup, withCABundle), "0 3 * * *", false,
-			[]string{install, dump, upload, prune}, []string{"--instance", "notes", "--keep-last", "7"}},
-		{"retention without a bound prunes nothing", newInstance(withS3Backup, retention(nil, "")), "0 3 * * *", false,
-			[]string{install, dump, upload}, nil},
+			[]string{install, dump, upload}},
+		{"retention without a bound", newInstance(withS3Backup, retention(nil, "")), "0 3 * * *", false,
+			[]string{install, dump, upload}},
 		{"suspended while hibernating", newInstance(withVolumeBackup, func(i *v1alpha1.KintoInstance) { i.Spec.Hibernate = true }), "0 3 * * *", true,
-			[]string{install, dump, prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
+			[]string{install, dump}},
 		{"database image override", newInstance(withVolumeBackup, func(i *v1alpha1.KintoInstance) {
 			i.Spec.Database.Managed.Image = "registry.example/pg:15.8"
 		}), "0 3 * * *", false,
-			[]string{install, "dump registry.example/pg:15.8", prune}, []string{"--dir", "/dumps", "--keep-last", "7"}},
+			[]string{install, "dump registry.example/pg:15.8"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,18 +250,6 @@ func TestBackupCronJob(t *testing.T) {
 			checkJobSteps(t, pod)
 			if got := podSteps(pod); !slices.Equal(got, tc.wantSteps) {
 				t.Errorf("steps %q, want %q", got, tc.wantSteps)
-			}
-			if c := podContainer(pod, "prune"); tc.wantPrune == nil != (c == nil) {
-				t.Fatalf("prune step %v, want command %q", c, tc.wantPrune)
-			} else if c != nil {
-				want := append([]string{"/manager", "backup", "prune"}, tc.wantPrune...)
-				if !slices.Equal(c.Command, want) {
-					t.Errorf("prune command %q, want %q", c.Command, want)
-				}
-				// Upload and prune work in the namespace's folder of the prefix.
-				if s3 := tc.inst.Spec.Backup.Destination.S3; s3 != nil {
-					checkS3Env(t, pod, c, "coop/tenants", s3.CABundle)
-				}
 			}
 		})
 	}
@@ -363,27 +349,6 @@ func TestBackupJob(t *testing.T) {
 				t.Errorf("upload command %q, want %q", upload.Command, wantUpload)
 			}
 			checkS3Env(t, pod, upload, "coop/tenants", dest.S3.CABundle)
-		})
-	}
-}
-
-func TestDumpLocation(t *testing.T) {
-	volume := &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}}
-	s3 := &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: testS3Connection(), Prefix: "coop"}}
-	cases := []struct {
-		name         string
-		dest         *v1alpha1.BackupDestination
-		wantLocation string
-	}{
-		{"volume", volume, "pvc://notes-backups/20261126T030000Z.dump"},
-		{"S3", s3, "s3://kinto-backups/coop/tenants/notes/20261126T030000Z.dump"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got := DumpLocation(tc.dest, "notes-backups", "20261126T030000Z.dump", "coop/tenants/notes/20261126T030000Z.dump")
-			if got != tc.wantLocation {
-				t.Errorf("location %q, want %q", got, tc.wantLocation)
-			}
 		})
 	}
 }

@@ -2,15 +2,14 @@ package resources
 
 import (
 	"path"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 )
 
-// The command lines of `manager backup` (internal/backuptool) that the backup, restore and dump
+// The command lines of `manager backup` (internal/backup/backuptool) that the backup, restore and dump
 // deletion Jobs run in the operator's image. Its subcommands, flags and environment are named
 // here only.
 
@@ -26,26 +25,6 @@ func backupToolCommand(subcommand string, flags ...string) []string {
 func uploadCommand(dir, instance string) []string {
 	return backupToolCommand("upload", "--dump-dir", dir, "--instance", instance,
 		"--termination-log", corev1.TerminationMessagePathDefault)
-}
-
-// pruneCommand deletes the dumps retention drops: from the volume mounted at dir for a
-// volume destination, from the instance's folder of the bucket for S3. Nil when retention sets
-// no bound, which would prune nothing.
-func pruneCommand(dest *v1alpha1.BackupDestination, retention *v1alpha1.BackupRetention, dir, instance string) []string {
-	if retention == nil || (retention.Count == nil && retention.MaxAge == "") {
-		return nil
-	}
-	flags := []string{"--dir", dir}
-	if dest.S3 != nil {
-		flags = []string{"--instance", instance}
-	}
-	if retention.Count != nil {
-		flags = append(flags, "--keep-last", strconv.Itoa(int(*retention.Count)))
-	}
-	if retention.MaxAge != "" {
-		flags = append(flags, "--max-age", retention.MaxAge)
-	}
-	return backupToolCommand("prune", flags...)
 }
 
 // downloadCommand fetches the dump of key to file, verified, with its checksum beside it in

@@ -15,7 +15,7 @@ import (
 // (internal/dbtool), run in the database's image so that they use PostgreSQL's tools of the
 // server's major version. The operator's binary gets there as CloudNativePG's manager does: an
 // init container of the operator's image copies it into a volume the pod's containers share.
-// Their subcommands and volume are named here only; their environment in internal/backupenv.
+// Their subcommands and volume are named here only; their environment in internal/backup/backupenv.
 
 const (
 	// toolsVolume, mounted at toolsDir, carries the operator's binary to the containers of the

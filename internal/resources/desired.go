@@ -121,6 +121,19 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	return c, nil
 }
 
+// WithoutExposure drops the instance's Ingress and HTTPRoute from what is applied and removes
+// them where they exist: its host is another instance's.
+func (c *Children) WithoutExposure() {
+	if c.Ingress != nil {
+		c.Remove = append(c.Remove, c.Ingress)
+		c.Ingress = nil
+	}
+	if c.HTTPRoute != nil {
+		c.Remove = append(c.Remove, c.HTTPRoute)
+		c.HTTPRoute = nil
+	}
+}
+
 // childMeta names a child to remove.
 func childMeta(inst *v1alpha1.KintoInstance, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: inst.Namespace, Name: name}

@@ -213,3 +213,31 @@ func TestFirstExternalMigrationChecksTheHMACSecrets(t *testing.T) {
 		})
 	}
 }
+
+// An instance whose host another instance serves applies no Ingress or route, and removes its
+// own where they exist.
+func TestWithoutExposure(t *testing.T) {
+	for name, edit := range map[string]func(*v1alpha1.KintoInstance){
+		"ingress": func(i *v1alpha1.KintoInstance) { i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org"} },
+		"gateway": func(i *v1alpha1.KintoInstance) {
+			i.Spec.Gateway = &v1alpha1.GatewaySpec{Name: "public", Host: "notes.example.org"}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := Desired(newInstance(edit), Inputs{SchemaVersion: v1alpha1.DefaultKintoVersion, GatewayAPI: true, OperatorImage: testOperatorImage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.WithoutExposure()
+			if c.Ingress != nil || c.HTTPRoute != nil {
+				t.Fatalf("still applied: %v, %v", c.Ingress, c.HTTPRoute)
+			}
+			want := []string{"*v1.HTTPRoute notes-route", "*v1.Ingress notes-ingress"}
+			if got := kindNames(slices.DeleteFunc(slices.Clone(c.Remove), func(o client.Object) bool {
+				return !slices.Contains(want, kindName(o))
+			})); !slices.Equal(got, want) {
+				t.Errorf("removed %v, want %v among them", kindNames(c.Remove), want)
+			}
+		})
+	}
+}

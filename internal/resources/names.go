@@ -125,6 +125,10 @@ func BackupNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "backup", maxNameLength)
 }
 
+func DumpDeletionNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "dump-deletion", maxNameLength)
+}
+
 func RestoreJobName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "restore", maxNameLength)
 }

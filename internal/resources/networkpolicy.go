@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"net/netip"
 	"net/url"
 	"slices"
 
@@ -11,8 +12,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
 )
 
 // NetworkOptions are the facts about the cluster the network policies need, set on the operator.
@@ -24,18 +25,39 @@ type NetworkOptions struct {
 	// databases, OpenID providers and object storage, whose addresses a NetworkPolicy cannot name
 	// by host. Every address when empty.
 	ExternalCIDRs []string
+	// ClusterCIDRs are the cluster's own ranges (its pods' and Services'): "outside the cluster"
+	// leaves them out, with link-local addresses (the cloud metadata service), wherever they
+	// fall within ExternalCIDRs; an external range the administrator names within them is kept.
+	ClusterCIDRs []string
+	// DNSNamespaces and DNSPods select the cluster DNS pods, the only DNS servers instances reach.
+	DNSNamespaces, DNSPods metav1.LabelSelector
 }
 
+// linkLocal are the link-local ranges, where clouds serve instance metadata (169.254.169.254,
+// fd00:ec2::254 aside), never reached as "outside the cluster".
+var linkLocal = []string{"169.254.0.0/16", "fe80::/10"}
+
 // externalPeers are the egress peers of a service outside the cluster (an external database, an
-// OpenID provider, object storage): the admin's ExternalCIDRs, else every IPv4 and IPv6 address.
+// OpenID provider, object storage): the admin's ExternalCIDRs, else every IPv4 and IPv6 address,
+// except the cluster's own ranges and link-local addresses within them.
 func (o NetworkOptions) externalPeers() []networkingv1.NetworkPolicyPeer {
 	cidrs := o.ExternalCIDRs
 	if len(cidrs) == 0 {
 		cidrs = []string{"0.0.0.0/0", "::/0"}
 	}
+	excluded := append(slices.Clone(o.ClusterCIDRs), linkLocal...)
 	peers := make([]networkingv1.NetworkPolicyPeer, 0, len(cidrs))
 	for _, cidr := range cidrs {
-		peers = append(peers, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}})
+		block := &networkingv1.IPBlock{CIDR: cidr}
+		outer, err := netip.ParsePrefix(cidr)
+		for _, e := range excluded {
+			inner, errInner := netip.ParsePrefix(e)
+			// An IPBlock's exceptions must lie strictly within it.
+			if err == nil && errInner == nil && inner.Bits() > outer.Bits() && outer.Contains(inner.Addr()) {
+				block.Except = append(block.Except, inner.Masked().String())
+			}
+		}
+		peers = append(peers, networkingv1.NetworkPolicyPeer{IPBlock: block})
 	}
 	return peers
 }
@@ -43,8 +65,9 @@ func (o NetworkOptions) externalPeers() []networkingv1.NetworkPolicyPeer {
 // NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
 // migration) take traffic only from the ingress controller and reach only DNS, their database
 // and the OpenID providers; PostgreSQL takes traffic only from its instance's Kinto, backup and
-// restore pods and reaches nothing; the backup and restore pods take no traffic and reach only
-// DNS, the database and object storage. externalDatabasePort is the port of an external
+// restore pods and reaches nothing; the backup, restore and dump-deletion pods take no traffic
+// and reach only DNS, the database and object storage. DNS is the cluster DNS pods', and
+// "outside the cluster" leaves out the cluster's own ranges and link-local addresses. externalDatabasePort is the port of an external
 // database's URL; objectStoragePorts are the ports of the S3 endpoints the backup and restore
 // pods reach (ObjectStoragePort), in any order.
 func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, externalDatabasePort int32, objectStoragePorts []int32) []*networkingv1.NetworkPolicy {
@@ -66,9 +89,9 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 		return networkingv1.NetworkPolicyPort{Protocol: proto, Port: ptr.To(intstr.FromInt32(p))}
 	}
 
-	// DNS, wherever the cluster serves it.
+	// DNS, from the cluster DNS pods only.
 	dns := networkingv1.NetworkPolicyEgressRule{
-		To:    []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}},
+		To:    []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.DNSNamespaces.DeepCopy(), PodSelector: opts.DNSPods.DeepCopy()}},
 		Ports: []networkingv1.NetworkPolicyPort{port(53, udp), port(53, tcp)},
 	}
 	database := networkingv1.NetworkPolicyEgressRule{
@@ -137,7 +160,21 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			Egress:      backupEgress,
 		},
 	}
-	return []*networkingv1.NetworkPolicy{kinto, databasePolicy, backup}
+	// The dump-deletion pods reach object storage, or only their volume: not the database.
+	deletionEgress := []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy()}
+	if len(backupEgress) > 2 {
+		deletionEgress = append(deletionEgress, *backupEgress[2].DeepCopy())
+	}
+	deletion := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: objectMeta(inst, DumpDeletionNetworkPolicyName(inst), ComponentDumpDeletion),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDumpDeletion)},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Egress:      deletionEgress,
+		},
+	}
+	return []*networkingv1.NetworkPolicy{kinto, databasePolicy, backup, deletion}
 }
 
 // ObjectStoragePort is the port of an S3 endpoint: the one it names, else http's when it is

@@ -11,9 +11,70 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
 
-var testNetwork = NetworkOptions{IngressNamespaces: metav1.LabelSelector{
-	MatchLabels: map[string]string{"kubernetes.io/metadata.name": "ingress-nginx"},
-}}
+var testNetwork = NetworkOptions{
+	IngressNamespaces: metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "ingress-nginx"}},
+	ClusterCIDRs:      []string{"10.244.0.0/16", "10.96.0.0/12", "fd00:10:244::/56"},
+	DNSNamespaces:     metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
+	DNSPods:           metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
+}
+
+// Outside the cluster leaves out the cluster's ranges and link-local addresses (the cloud
+// metadata service) wherever they fall within what instances may reach; a range the
+// administrator names within the cluster's is kept whole.
+func TestExternalPeersLeaveOutTheCluster(t *testing.T) {
+	cases := []struct {
+		name     string
+		external []string
+		want     map[string][]string
+	}{
+		{"every address", nil, map[string][]string{
+			"0.0.0.0/0": {"10.244.0.0/16", "10.96.0.0/12", "169.254.0.0/16"},
+			"::/0":      {"fd00:10:244::/56", "fe80::/10"},
+		}},
+		{"a provider's range outside the cluster", []string{"203.0.113.0/24"}, map[string][]string{"203.0.113.0/24": nil}},
+		{"a private network holding the pod range", []string{"10.0.0.0/8"}, map[string][]string{"10.0.0.0/8": {"10.244.0.0/16", "10.96.0.0/12"}}},
+		{"a database named within the cluster's range", []string{"10.96.5.5/32"}, map[string][]string{"10.96.5.5/32": nil}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testNetwork
+			opts.ExternalCIDRs = tc.external
+			got := map[string][]string{}
+			for _, p := range opts.externalPeers() {
+				got[p.IPBlock.CIDR] = p.IPBlock.Except
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("peers %v, want %v", got, tc.want)
+			}
+			for cidr, except := range tc.want {
+				if !slices.Equal(got[cidr], except) {
+					t.Errorf("%s except %v, want %v", cidr, got[cidr], except)
+				}
+			}
+		})
+	}
+}
+
+// Every pod of an instance with a managed database is selected by one of its policies: the
+// server and migration pods, PostgreSQL, and the backup, restore and dump-deletion pods.
+func TestEveryPodIsSelected(t *testing.T) {
+	inst := newInstance(withS3Backup)
+	policies := NetworkPolicies(inst, testNetwork, 0, []int32{443})
+	for _, component := range []string{ComponentServer, ComponentMigrate, ComponentDatabase, ComponentBackup, ComponentRestore, ComponentDumpDeletion} {
+		pod := labels.Set(Labels(inst, component))
+		selected := false
+		for _, p := range policies {
+			sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			selected = selected || sel.Matches(pod)
+		}
+		if !selected {
+			t.Errorf("no policy selects the %s pods", component)
+		}
+	}
+}
 
 // egressPorts lists "port/peer" for every egress rule, peer being pods, namespaces or anywhere.
 func egressPorts(p *networkingv1.NetworkPolicy) []string {
@@ -60,7 +121,7 @@ func TestNetworkPolicies(t *testing.T) {
 			policies := NetworkPolicies(tc.inst, testNetwork, tc.port, tc.objectStoragePorts)
 			wantPolicies := 1
 			if tc.wantBackupEgress != nil {
-				wantPolicies = 3
+				wantPolicies = 4
 			}
 			if len(policies) != wantPolicies {
 				t.Fatalf("%d policies, want %d", len(policies), wantPolicies)
@@ -98,6 +159,12 @@ func TestNetworkPolicies(t *testing.T) {
 			}
 			if got := egressPorts(backup); !slices.Equal(got, tc.wantBackupEgress) {
 				t.Errorf("backup egress = %v, want %v", got, tc.wantBackupEgress)
+			}
+			// Dump deletion: the backup pods' reach but the database.
+			deletion := policies[3]
+			wantDeletion := slices.DeleteFunc(slices.Clone(tc.wantBackupEgress), func(p string) bool { return p == "5432/TCP/pods" })
+			if got := egressPorts(deletion); deletion.Name != DumpDeletionNetworkPolicyName(tc.inst) || len(deletion.Spec.Ingress) != 0 || !slices.Equal(got, wantDeletion) {
+				t.Errorf("dump deletion policy %s: ingress %+v, egress %v, want none and %v", deletion.Name, deletion.Spec.Ingress, got, wantDeletion)
 			}
 		})
 	}
@@ -221,8 +288,8 @@ func TestExternalCIDRs(t *testing.T) {
 					}
 				}
 			}
-			if external != 2 {
-				t.Errorf("%d rules reach outside the cluster, want 2 (OpenID, object storage)", external)
+			if external != 3 {
+				t.Errorf("%d rules reach outside the cluster, want 3 (OpenID, object storage for backups and for dump deletion)", external)
 			}
 		})
 	}

@@ -23,8 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore"
-	"github.com/kinto-storage/kinto-operator/internal/objectstore/s3testserver"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore/s3testserver"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
@@ -119,7 +120,7 @@ func TestScheduledBackupToS3AndMoveByBucket(t *testing.T) {
 	if backup.Status.Destination == nil || backup.Status.Destination.S3 == nil {
 		t.Errorf("KintoBackup %s records destination %+v, want the bucket", backup.Name, backup.Status.Destination)
 	}
-	if want := objectstore.InstancePrefix(resources.NamespaceFolder(bucket.prefix, source.Namespace), source.Name) + backup.Status.File; backup.Status.Key != want {
+	if want := dumps.InstancePrefix(dumps.NamespaceFolder(bucket.prefix, source.Namespace), source.Name) + backup.Status.File; backup.Status.Key != want {
 		t.Errorf("KintoBackup %s has key %q, want %s", backup.Name, backup.Status.Key, want)
 	}
 	if want := "s3://" + bucket.name + "/" + backup.Status.Key; backup.Status.Location != want {
@@ -480,8 +481,8 @@ func newS3Bucket(t *testing.T) *s3Bucket {
 	return bucket
 }
 
-// nodeAddress is the InternalIP of the local cluster's single node: an address of this host
-// (hack/local-cluster.sh puts it on a bridge of its own) that the pods reach.
+// nodeAddress is the InternalIP of the local cluster's single node, which the pods reach: an
+// address of this process, which hack/e2e.sh runs in the node's network namespace.
 func nodeAddress(t *testing.T) string {
 	t.Helper()
 	var nodes corev1.NodeList
@@ -541,7 +542,7 @@ func (b *s3Bucket) connection(t *testing.T, ns string) v1alpha1.S3Connection {
 func (b *s3Bucket) checkHolds(t *testing.T, inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup) {
 	t.Helper()
 	folder := b.config()
-	folder.Prefix = objectstore.InstancePrefix(resources.NamespaceFolder(b.prefix, inst.Namespace), inst.Name)
+	folder.Prefix = dumps.InstancePrefix(dumps.NamespaceFolder(b.prefix, inst.Namespace), inst.Name)
 	objects, err := objectstore.List(context.Background(), folder)
 	if err != nil {
 		t.Fatal(err)

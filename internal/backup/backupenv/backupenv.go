@@ -1,0 +1,42 @@
+// Package backupenv names the environment the operator's binary reads in the pods it runs in:
+// `manager backup` (internal/backup/backuptool) its object storage, `manager db` (internal/dbtool) its
+// database and dumps. The builders (internal/resources) set what the tools read, so both take
+// the names from here.
+package backupenv
+
+// The bucket and how to reach it. The credentials use the names every S3 tool knows.
+const (
+	Endpoint        = "BACKUP_S3_ENDPOINT"
+	Bucket          = "BACKUP_S3_BUCKET"
+	Prefix          = "BACKUP_S3_PREFIX"
+	Region          = "BACKUP_S3_REGION"
+	Insecure        = "BACKUP_S3_INSECURE"
+	CAFile          = "BACKUP_S3_CA_FILE"
+	AccessKeyID     = "AWS_ACCESS_KEY_ID"
+	SecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+)
+
+// The dump and restore steps, besides libpq's PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD.
+const (
+	// DumpDir is the directory the dump is written into: the backup volume, or a scratch volume
+	// an uploader reads afterwards. It must be writable, and on one file system (the dump is
+	// renamed into place).
+	DumpDir = "DUMP_DIR"
+	// DumpFile is the path of the dump to restore.
+	DumpFile = "DUMP_FILE"
+	// DumpSHA256 is the SHA-256 the dump to restore must have (hex). Unset, the restore reads it
+	// from the dump's result file beside it (DUMP_FILE.json).
+	DumpSHA256 = "DUMP_SHA256"
+	// TerminationLog is where the dump writes its result for the pod's status (default
+	// /dev/termination-log, the container's terminationMessagePath).
+	TerminationLog = "TERMINATION_LOG"
+)
+
+// The database's init container: the data directory, and the instance's role, database and
+// password (from the credentials Secret).
+const (
+	PGData           = "PGDATA"
+	DatabaseRole     = "KINTO_USER"
+	DatabaseName     = "KINTO_DATABASE"
+	DatabasePassword = "POSTGRES_PASSWORD"
+)

@@ -1,0 +1,262 @@
+package backuptool
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+)
+
+// listEntry is a line of list's output.
+type listEntry struct {
+	Key          string    `json:"key"`
+	Size         int64     `json:"size"`
+	LastModified time.Time `json:"lastModified"`
+}
+
+// deleteResult is delete's output line: the key or the name of the dump deleted, or already gone.
+type deleteResult struct {
+	Deleted string `json:"deleted"`
+}
+
+// newFlagSet is a flag set that reports errors instead of exiting, and prints its help to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("backup "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args, refusing positional arguments: every input has a flag, so a stray word
+// is a mistake (a flag given as "-key=x y", say).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageErrorf("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("upload", stderr)
+	dest := bindDestination(fs)
+	dumpDir := fs.String("dump-dir", "", "the directory `manager db dump` wrote into: its dump, checked against its result file, goes to <prefix>/<instance>/<the dump's name>")
+	instance := fs.String("instance", "", "the instance whose dump this is (with --dump-dir)")
+	file := fs.String("file", "", "a file to upload as it is, instead of a dump directory (with --key)")
+	key := fs.String("key", "", "the file's full key in the bucket (with --file)")
+	terminationLog := fs.String("termination-log", "", "also write the result line to this file (the container's /dev/termination-log)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case (*dumpDir == "") == (*file == ""):
+		return usageErrorf("give exactly one of --dump-dir and --file")
+	case *dumpDir != "" && *key != "":
+		return usageErrorf("--key goes with --file: a dump's key is <prefix>/<instance>/<the dump's name>")
+	case *dumpDir != "" && !validInstance(*instance):
+		return usageErrorf("--dump-dir needs --instance, a name without slashes")
+	case *file != "" && *key == "":
+		return usageErrorf("--file needs --key")
+	case *file != "" && *instance != "":
+		return usageErrorf("--instance goes with --dump-dir: with --file, --key is the whole key")
+	}
+	cfg, err := dest.config()
+	if err != nil {
+		return err
+	}
+	var result dumps.Result
+	if *dumpDir != "" {
+		result, err = uploadDump(ctx, cfg, *dumpDir, *instance)
+	} else {
+		result, err = uploadFile(ctx, cfg, *file, *key)
+	}
+	if err != nil {
+		return err
+	}
+	line, err := jsonLine(result)
+	if err != nil {
+		return err
+	}
+	if _, err := stdout.Write(line); err != nil {
+		return err
+	}
+	if *terminationLog != "" {
+		if err := os.WriteFile(*terminationLog, line, 0o644); err != nil {
+			return fmt.Errorf("the dump was uploaded as %q, but writing the termination log failed: %w", result.Key, err)
+		}
+	}
+	return nil
+}
+
+// uploadDump uploads the dump `manager db dump` wrote into dir under its own name in the folder of
+// instance, so that the key carries the time the dump started. The dump must still be as its
+// result file describes it.
+func uploadDump(ctx context.Context, cfg objectstore.Config, dir, instance string) (dumps.Result, error) {
+	name, err := findDump(dir)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	path := filepath.Join(dir, name)
+	recorded, err := dumps.ReadResultFile(path + dumps.ResultSuffix)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	if recorded.File != name {
+		return dumps.Result{}, fmt.Errorf("the result file of %s describes %s, another dump", path, recorded.File)
+	}
+	key := dumps.InstancePrefix(cfg.Prefix, instance) + name
+	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, path, recorded.Size, recorded.SHA256)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	return dumps.Result{File: name, Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+}
+
+// uploadFile uploads any file under key.
+func uploadFile(ctx context.Context, cfg objectstore.Config, file, key string) (dumps.Result, error) {
+	uploaded, err := objectstore.Upload(ctx, cfg, key, file)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	return dumps.Result{File: filepath.Base(file), Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+}
+
+func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("download", stderr)
+	dest := bindDestination(fs)
+	key := fs.String("key", "", "the object's full key in the bucket (required)")
+	file := fs.String("file", "", "where to write the dump (required); written only once verified, then its result beside it as <file>"+dumps.ResultSuffix)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *key == "" || *file == "" {
+		return usageErrorf("--key and --file are required")
+	}
+	cfg, err := dest.config()
+	if err != nil {
+		return err
+	}
+	downloaded, err := objectstore.Download(ctx, cfg, *key, *file)
+	if err != nil {
+		return err
+	}
+	// The result file is what `manager db restore` verifies the dump against.
+	result := dumps.Result{File: filepath.Base(*file), Size: downloaded.Size, SHA256: downloaded.SHA256, Key: downloaded.Key}
+	if err := dumps.WriteResultFile(*file+dumps.ResultSuffix, result); err != nil {
+		return fmt.Errorf("the dump was downloaded to %s, but writing its result file failed: %w", *file, err)
+	}
+	return writeJSONLine(stdout, result)
+}
+
+func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("list", stderr)
+	dest := bindDestination(fs)
+	instance := fs.String("instance", "", "list only this instance's dumps")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := dest.config()
+	if err != nil {
+		return err
+	}
+	if *instance != "" {
+		if !validInstance(*instance) {
+			return usageErrorf("--instance must be a name without slashes")
+		}
+		cfg.Prefix = dumps.InstancePrefix(cfg.Prefix, *instance)
+	}
+	objects, err := objectstore.List(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, o := range objects {
+		if *instance != "" && !isDumpIn(o.Key, cfg.Prefix) {
+			continue
+		}
+		if err := writeJSONLine(stdout, listEntry{Key: o.Key, Size: o.Size, LastModified: o.LastModified.UTC()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("delete", stderr)
+	dest := bindDestination(fs)
+	key := fs.String("key", "", "the key of the dump to delete from the bucket")
+	dir := fs.String("dir", "", "the directory of the dump to delete (a backup volume), instead of the bucket (with --file)")
+	file := fs.String("file", "", "the name of the dump to delete from --dir; its result file goes too")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case (*key == "") == (*dir == ""):
+		return usageErrorf("give exactly one of --key (a dump in the bucket) and --dir (a volume, with --file)")
+	case *key != "" && *file != "":
+		return usageErrorf("--file goes with --dir")
+	case *key != "":
+		if _, ok := dumps.ParseKeyTime(*key); !ok {
+			return usageErrorf("--key %q is not the key of a dump (<prefix>/<instance>/<UTC time>.dump)", *key)
+		}
+	default:
+		if _, ok := dumps.ParseFileName(*file); !ok {
+			return usageErrorf("--file %q is not the name of a dump (<UTC time>.dump, without a directory)", *file)
+		}
+	}
+	if *dir != "" {
+		if err := deleteDirDumps(*dir, *file); err != nil {
+			return err
+		}
+		return writeJSONLine(stdout, deleteResult{Deleted: *file})
+	}
+	cfg, err := dest.config()
+	if err != nil {
+		return err
+	}
+	if err := objectstore.Delete(ctx, cfg, *key); err != nil {
+		return err
+	}
+	return writeJSONLine(stdout, deleteResult{Deleted: *key})
+}
+
+// validInstance tells whether name can be an instance's folder: a single path segment. (The
+// operator passes a KintoInstance name, a DNS label.)
+func validInstance(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.Contains(name, "/")
+}
+
+// isDumpIn tells whether key is a dump named by KeyFor directly in folder (which ends in "/").
+func isDumpIn(key, folder string) bool {
+	_, ok := dumps.ParseKeyTime(key)
+	return ok && path.Dir(key)+"/" == folder
+}
+
+func jsonLine(v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+func writeJSONLine(w io.Writer, v any) error {
+	line, err := jsonLine(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(line)
+	return err
+}
