@@ -137,11 +137,16 @@ func CredentialsSecret(inst *v1alpha1.KintoInstance, existing map[string][]byte,
 			data[SecretKeyDatabasePasswordNext] = []byte(next)
 		}
 		// The password is escaped: one changed by hand may hold characters that URLs reserve.
+		// A connection gives up after connect_timeout seconds (libpq's): an instance re-created
+		// under its name gets a new Service address while DNS may still answer the old one for
+		// 30 s, where nothing answers; without it, its migration waits out TCP's two minutes
+		// instead of failing and being retried on a fresh answer.
 		u := url.URL{
-			Scheme: "postgresql",
-			User:   url.UserPassword(DatabaseUser, pw),
-			Host:   fmt.Sprintf("%s:%d", DatabaseName(inst), DatabasePort),
-			Path:   "/" + DatabaseDB,
+			Scheme:   "postgresql",
+			User:     url.UserPassword(DatabaseUser, pw),
+			Host:     fmt.Sprintf("%s:%d", DatabaseName(inst), DatabasePort),
+			Path:     "/" + DatabaseDB,
+			RawQuery: "connect_timeout=10",
 		}
 		data[SecretKeyDatabaseURL] = []byte(u.String())
 	}

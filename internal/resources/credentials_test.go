@@ -78,7 +78,7 @@ func TestCredentialsAreKeptOnceGenerated(t *testing.T) {
 			t.Errorf("%s = %q, want the existing %q", k, s.Data[k], v)
 		}
 	}
-	if url := string(s.Data[SecretKeyDatabaseURL]); url != "postgresql://kinto:keptPassword@notes-postgres:5432/kinto" {
+	if url := string(s.Data[SecretKeyDatabaseURL]); url != "postgresql://kinto:keptPassword@notes-postgres:5432/kinto?connect_timeout=10" {
 		t.Errorf("database URL = %q", url)
 	}
 }
