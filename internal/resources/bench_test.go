@@ -13,7 +13,7 @@ import (
 func BenchmarkBuildAll(b *testing.B) {
 	inst := newInstance(withOpenID, withS3Backup, withCABundle, func(i *v1alpha1.KintoInstance) {
 		i.Spec.Plugins = []v1alpha1.Plugin{v1alpha1.PluginAdmin, v1alpha1.PluginHistory, v1alpha1.PluginPrometheus}
-		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.paginate_by": "100", "kinto.readonly": "false"}
+		i.Spec.Settings = map[string]v1alpha1.SettingValue{"kinto.paginate_by": "100", "kinto.batch_max_requests": "25"}
 		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "kinto.example.org", TLS: &v1alpha1.IngressTLS{SecretName: "c"}}
 	})
 	existing, err := CredentialsSecret(inst, nil, rand.Reader, false, false)
