@@ -36,8 +36,9 @@ help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers (and the namespaced install's Role and ClusterRole from them).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/namespacedrbac
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the deepcopy methods of the API types.
@@ -72,8 +73,8 @@ test-unit: ## Unit tests of the pure builders and renderers (no API server), and
 	cd hack/imagepack && $(GOTEST) ./...
 
 .PHONY: test-envtest
-test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (envtest).
-	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/...
+test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (envtest), the install bundles included.
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/... ./test/install/...
 
 .PHONY: test-kinto
 test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
@@ -122,6 +123,10 @@ uninstall: kube-binaries ## Remove the CRDs (and with them every KintoInstance).
 .PHONY: deploy
 deploy: manifests kube-binaries ## Deploy the operator (image $(IMG)) with its CRD and RBAC, and wait until it runs.
 	KUBECTL=$(KUBECTL) hack/deploy-operator.sh $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests kube-binaries ## Write dist/install.yaml (what `make deploy` applies, image $(IMG)) and dist/install-namespaced.yaml (config/namespaced).
+	KUBECTL=$(KUBECTL) hack/build-installer.sh dist $(IMG)
 
 .PHONY: undeploy
 undeploy: kube-binaries ## Remove the operator deployment.

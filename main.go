@@ -30,7 +30,7 @@ func main() {
 		}
 	}
 	var opts controllers.Options
-	var ingressNamespaces, externalCIDRs, clusterCIDRs, dnsNamespaces, dnsPods string
+	var watchNamespaces, ingressNamespaces, externalCIDRs, clusterCIDRs, dnsNamespaces, dnsPods string
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes; 0 disables them.")
 	flag.BoolVar(&opts.LeaderElect, "leader-elect", true, "Elect a leader, so that only one replica of the operator reconciles.")
@@ -53,6 +53,8 @@ func main() {
 		"Host only instances under a KintoHostingClass: one that names none while no class is the default is held (HostingClass=False, ClassRequired).")
 	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
 		"The operator's own image, which the database pods and the backup and restore Jobs run for their own steps (default $OPERATOR_IMAGE).")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces, the only ones whose instances the operator hosts (the install of config/namespaced grants it Roles there only); empty: every namespace.")
 	logOpts := zap.Options{}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -86,6 +88,11 @@ func main() {
 	opts.Network.DNSPods = selector("dns-pod-selector", dnsPods)
 	opts.Network.ExternalCIDRs = cidrs("external-egress-cidrs", externalCIDRs)
 	opts.Network.ClusterCIDRs = cidrs("cluster-cidrs", clusterCIDRs)
+	for _, ns := range strings.Split(watchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			opts.WatchNamespaces = append(opts.WatchNamespaces, ns)
+		}
+	}
 	if opts.OperatorImage == "" {
 		setupLog.Error(nil, "set --operator-image or OPERATOR_IMAGE to the operator's image: the database pods and the backup and restore Jobs run it")
 		os.Exit(1)

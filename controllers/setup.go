@@ -18,10 +18,12 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -36,7 +38,10 @@ import (
 type Options struct {
 	MetricsAddr, ProbeAddr string
 	LeaderElect            bool
-	Network                resources.NetworkOptions
+	// LeaderElectionNamespace holds the leader's lease; the pod's own namespace when empty, as
+	// in a cluster (a manager run outside one must name it).
+	LeaderElectionNamespace string
+	Network                 resources.NetworkOptions
 	// MaxConcurrentRollouts caps how many instances roll their running pods at once (a new
 	// release, configuration or Secret); 0 means no cap. The controller runs one reconcile at a
 	// time (controller-runtime's default MaxConcurrentReconciles), and the slot count is guarded
@@ -59,6 +64,12 @@ type Options struct {
 	// OperatorImage is the operator's own image, which backup, restore and dump-deletion Jobs
 	// run for their object-storage steps (`manager backup`).
 	OperatorImage string
+	// WatchNamespaces are the only namespaces the operator watches, caches and writes to, so
+	// that its install can grant it Roles there instead of ClusterRoles; empty: every namespace.
+	WatchNamespaces []string
+	// SecondManager lets a process run this manager beside another (a test of each install):
+	// controller-runtime otherwise refuses a second controller of the same name.
+	SecondManager bool
 }
 
 // DefaultRolloutRetryInterval is how often, by default, an instance waiting for a rollout slot
@@ -94,15 +105,17 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	}
 	ctrl.Log.WithName("setup").Info("Gateway API", "installed", gatewayAPI)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 Scheme(),
-		Metrics:                MetricsServerOptions(opts.MetricsAddr),
-		HealthProbeBindAddress: opts.ProbeAddr,
-		LeaderElection:         opts.LeaderElect,
-		LeaderElectionID:       "kinto-operator.hosting.kinto-storage.org",
+		Scheme:                  Scheme(),
+		Metrics:                 MetricsServerOptions(opts.MetricsAddr),
+		HealthProbeBindAddress:  opts.ProbeAddr,
+		LeaderElection:          opts.LeaderElect,
+		LeaderElectionID:        "kinto-operator.hosting.kinto-storage.org",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		// The process exits once the manager stops, so the lease can be handed over at once: a new
 		// pod of a rolling update leads without waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: CacheByObject(gatewayAPI)},
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(opts.SecondManager)},
+		Cache:                         cache.Options{ByObject: CacheByObject(gatewayAPI), DefaultNamespaces: namespaceCaches(opts.WatchNamespaces)},
 	})
 	if err != nil {
 		return nil, err
@@ -180,6 +193,20 @@ func CacheByObject(gatewayAPI bool) map[client.Object]cache.ByObject {
 		byObject[&gatewayv1.HTTPRoute{}] = owned
 	}
 	return byObject
+}
+
+// namespaceCaches limits the cache of namespaced kinds to the watched namespaces; nil (every
+// namespace) when none is named. Cluster-scoped kinds (hosting classes, namespaces) are cached
+// whole either way.
+func namespaceCaches(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	caches := map[string]cache.Config{}
+	for _, ns := range namespaces {
+		caches[ns] = cache.Config{}
+	}
+	return caches
 }
 
 // GatewayAPIInstalled says whether the cluster serves the Gateway API's HTTPRoutes, which the
