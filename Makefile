@@ -6,6 +6,8 @@ IMG ?= kinto-operator:dev
 KUBE_VERSION ?= v1.36.5
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
 STATICCHECK_VERSION ?= v0.8.2
+# The Helm CLI the chart's tests render charts/kinto-operator with (go install'ed).
+HELM_VERSION ?= v4.3.2
 # The Kinto releases the real-server tests install: the operator's default, and the release
 # before it, from which the upgrade tests start.
 KINTO_VERSION ?= $(shell sed -n 's/^const DefaultKintoVersion = "\(.*\)"/\1/p' api/v1alpha1/kintoinstance_types.go)
@@ -17,6 +19,7 @@ VERSITYGW_VERSION ?= v1.8.0
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 STATICCHECK ?= $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 KUBE_ASSETS ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 KUBECTL ?= $(KUBE_ASSETS)/kubectl
 VERSITYGW ?= $(LOCALBIN)/versitygw-$(VERSITYGW_VERSION)/versitygw
@@ -36,9 +39,13 @@ help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers (and the namespaced install's Role and ClusterRole from them).
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers (the namespaced install's Role and ClusterRole, and the Helm chart's copies, from them).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 	go run ./hack/namespacedrbac
+	cp config/crd/bases/*.yaml charts/kinto-operator/crds/
+	cp config/rbac/role.yaml charts/kinto-operator/files/manager-role.yaml
+	cp config/namespaced/watched/role.yaml charts/kinto-operator/files/namespaced-role.yaml
+	cp config/namespaced/operator/rbac/cluster_role.yaml charts/kinto-operator/files/cluster-role.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the deepcopy methods of the API types.
@@ -73,8 +80,8 @@ test-unit: ## Unit tests of the pure builders and renderers (no API server), and
 	cd hack/imagepack && $(GOTEST) ./...
 
 .PHONY: test-envtest
-test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (envtest), the install bundles included.
-	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/... ./test/install/...
+test-envtest: kube-binaries $(HELM) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles and Helm chart included.
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/... ./test/install/...
 
 .PHONY: test-kinto
 test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
@@ -149,6 +156,10 @@ cluster-down: ## Stop the local cluster and remove everything it made (volumes i
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN)/tmp-controller-gen go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/tmp-controller-gen/controller-gen $@ && rmdir $(LOCALBIN)/tmp-controller-gen
+
+$(HELM):
+	GOBIN=$(LOCALBIN)/tmp-helm go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/tmp-helm/helm $@ && rmdir $(LOCALBIN)/tmp-helm
 
 $(STATICCHECK):
 	GOBIN=$(LOCALBIN)/tmp-staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -4,7 +4,7 @@
 # tree before and after running them, so uncommitted work in progress is no false alarm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-snapshot() { find api config -type f -print0 | sort -z | xargs -0 sha256sum; }
+snapshot() { find api config charts -type f -print0 | sort -z | xargs -0 sha256sum; }
 before=$(snapshot)
 make -s manifests generate >/dev/null
 after=$(snapshot)

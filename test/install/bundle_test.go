@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -18,22 +19,12 @@ import (
 // enforces, warns about a Deployment whose pods it would refuse) in a server-side dry run, and
 // the bundles hold what `make deploy` installs.
 func TestBundlesPassServerSideDryRun(t *testing.T) {
-	bundles := renderBundles(t)
+	bundles := renderBundles(t, testImage)
 	admin, c := startAPIServer(t)
-	warnings := &warningRecorder{}
-	cfg := rest.CopyConfig(admin)
-	cfg.WarningHandlerWithContext = warnings
-	checked, err := client.New(cfg, client.Options{Scheme: c.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The namespaces the objects live in exist before the dry run (a dry run keeps none): the
 	// operator's, as the bundle labels it, and the namespaced bundle's watched one.
-	objs := readObjects(t, filepath.Join(bundles, "install.yaml"))
-	apply(t, c, objectsOf(objs, "Namespace"), false)
-	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: watchedNamespace}}); err != nil {
-		t.Fatal(err)
-	}
+	apply(t, c, objectsOf(readObjects(t, filepath.Join(bundles, "install.yaml")), "Namespace"), false)
+	ensureNamespaces(t, c, []string{watchedNamespace}, nil)
 
 	for _, bundle := range []string{"install.yaml", "install-namespaced.yaml"} {
 		t.Run(bundle, func(t *testing.T) {
@@ -43,16 +34,40 @@ func TestBundlesPassServerSideDryRun(t *testing.T) {
 					t.Errorf("%s holds no %s", bundle, kind)
 				}
 			}
-			apply(t, checked, objs, true)
-			for _, w := range warnings.take() {
-				t.Errorf("warning: %s", w)
-			}
-			// Nothing was kept.
-			crd := &apiextensionsv1.CustomResourceDefinition{}
-			if err := c.Get(context.Background(), client.ObjectKey{Name: "kintoinstances.hosting.kinto-storage.org"}, crd); err == nil {
-				t.Error("the dry run created the KintoInstance CRD")
-			}
+			dryRunWithoutWarnings(t, admin, c, objs)
 		})
+	}
+}
+
+// ensureNamespaces creates the namespaces, with these labels, unless they exist.
+func ensureNamespaces(t *testing.T, c client.Client, names []string, labels map[string]string) {
+	t.Helper()
+	for _, name := range names {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+		if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dryRunWithoutWarnings applies objs in a server-side dry run, failing the test on any error or
+// warning, and checks that nothing was kept.
+func dryRunWithoutWarnings(t *testing.T, admin *rest.Config, c client.Client, objs []*unstructured.Unstructured) {
+	t.Helper()
+	warnings := &warningRecorder{}
+	cfg := rest.CopyConfig(admin)
+	cfg.WarningHandlerWithContext = warnings
+	checked, err := client.New(cfg, client.Options{Scheme: c.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, checked, objs, true)
+	for _, w := range warnings.take() {
+		t.Errorf("warning: %s", w)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := c.Get(context.Background(), client.ObjectKey{Name: "kintoinstances.hosting.kinto-storage.org"}, crd); err == nil {
+		t.Error("the dry run created the KintoInstance CRD")
 	}
 }
 

@@ -92,10 +92,10 @@ const (
 
 // renderBundles runs hack/build-installer.sh, as `make build-installer` does, into a directory of
 // the test's, with kubectl's kustomize from the envtest binaries.
-func renderBundles(t *testing.T) string {
+func renderBundles(t *testing.T, image string) string {
 	t.Helper()
 	out := t.TempDir()
-	cmd := exec.Command("../../hack/build-installer.sh", out, testImage)
+	cmd := exec.Command("../../hack/build-installer.sh", out, image)
 	cmd.Env = append(os.Environ(), "KUBECTL="+filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl"))
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hack/build-installer.sh: %v\n%s", err, msg)
@@ -110,6 +110,12 @@ func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return decodeObjects(t, path, raw)
+}
+
+// decodeObjects parses every object of a multi-document YAML stream from what.
+func decodeObjects(t *testing.T, what string, raw []byte) []*unstructured.Unstructured {
+	t.Helper()
 	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
 	var objs []*unstructured.Unstructured
 	for {
@@ -119,7 +125,7 @@ func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
 			return objs
 		}
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("%s: %v", what, err)
 		}
 		if len(u.Object) > 0 {
 			objs = append(objs, u)

@@ -32,7 +32,7 @@ import (
 // writes, events and metrics authorisation all hold with the installed RBAC. In the namespaced
 // install it also leaves alone an instance outside the namespaces it watches.
 func TestOperatorRunsFromInstalledRBAC(t *testing.T) {
-	bundles := renderBundles(t)
+	bundles := renderBundles(t, testImage)
 	t.Run("cluster-wide", func(t *testing.T) {
 		runInstalled(t, readObjects(t, filepath.Join(bundles, "install.yaml")), "tenant-a", "")
 	})

@@ -1,0 +1,127 @@
+package install_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+const chartDir = "../../charts/kinto-operator"
+
+// renderChart renders the chart as `helm install --namespace kinto-operator-system` would
+// install it, CRDs included, with the Helm CLI of $HELM (make test-envtest installs it).
+func renderChart(t *testing.T, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		t.Fatal("HELM is not set to the Helm CLI: run these tests with `make test-envtest`")
+	}
+	cmd := exec.Command(helm, append([]string{"template", "kinto-operator", chartDir, "--namespace", operatorNamespace, "--include-crds"}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	rendered, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr.String())
+	}
+	return decodeObjects(t, "the chart", rendered)
+}
+
+// The chart's default rendering is the bundle of config/default, object by object, and with
+// watchNamespaces the bundle of config/namespaced: the chart cannot drift from config/. Only the
+// operator's Namespace is left to `helm install --create-namespace` (or to the cluster's
+// administrator, who labels it for Pod Security).
+func TestChartRendersTheBundles(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct{ Image string }
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	bundles := renderBundles(t, values.Image)
+	t.Run("default", func(t *testing.T) {
+		compareObjects(t, readObjects(t, filepath.Join(bundles, "install.yaml")), renderChart(t))
+	})
+	t.Run("namespaced", func(t *testing.T) {
+		compareObjects(t, readObjects(t, filepath.Join(bundles, "install-namespaced.yaml")),
+			renderChart(t, "--set", "watchNamespaces={"+watchedNamespace+"}"))
+	})
+}
+
+// compareObjects checks that the chart renders every object of the bundle but its Namespace,
+// identically, and nothing else.
+func compareObjects(t *testing.T, bundle, chart []*unstructured.Unstructured) {
+	t.Helper()
+	id := func(u *unstructured.Unstructured) string {
+		return fmt.Sprintf("%s %s/%s", u.GetKind(), u.GetNamespace(), u.GetName())
+	}
+	rendered := map[string]*unstructured.Unstructured{}
+	for _, u := range chart {
+		rendered[id(u)] = u
+	}
+	for _, want := range bundle {
+		if want.GetKind() == "Namespace" {
+			continue
+		}
+		got, ok := rendered[id(want)]
+		if !ok {
+			t.Errorf("the chart does not render %s", id(want))
+			continue
+		}
+		delete(rendered, id(want))
+		if !reflect.DeepEqual(got.Object, want.Object) {
+			wantYAML, _ := yaml.Marshal(want.Object)
+			gotYAML, _ := yaml.Marshal(got.Object)
+			t.Errorf("%s differs:\nthe bundle's:\n%s\nthe chart's:\n%s", id(want), wantYAML, gotYAML)
+		}
+	}
+	for extra := range rendered {
+		t.Errorf("the chart renders %s, which the bundle lacks", extra)
+	}
+}
+
+// The chart's objects, under default values and under values changing each setting, pass a
+// server-side dry run on the API server without a warning.
+func TestChartPassesServerSideDryRun(t *testing.T) {
+	admin, c := startAPIServer(t)
+	custom := []string{
+		"--set", "image=registry.example/kinto-operator:v2",
+		"--set", "replicas=2",
+		"--set", "resources.limits.memory=512Mi",
+		"--set", "watchNamespaces={" + watchedNamespace + ",tenant-two}",
+		"--set", "metrics.enabled=false",
+		"--set", "leaderElection.enabled=false",
+		"--set", "extraArgs={--max-concurrent-rollouts=10}",
+	}
+	namespaces := []string{operatorNamespace, watchedNamespace, "tenant-two"}
+	ensureNamespaces(t, c, namespaces, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	for name, args := range map[string][]string{"default": nil, "custom": custom} {
+		t.Run(name, func(t *testing.T) {
+			objs := renderChart(t, args...)
+			dryRunWithoutWarnings(t, admin, c, objs)
+			if name == "custom" {
+				d := &appsv1.Deployment{}
+				convert(t, objectsOf(objs, "Deployment")[0], d)
+				args := d.Spec.Template.Spec.Containers[0].Args
+				if *d.Spec.Replicas != 2 || !slices.Contains(args, "--leader-elect=false") || !slices.Contains(args, "--metrics-bind-address=0") ||
+					!slices.Contains(args, "--watch-namespaces="+watchedNamespace+",tenant-two") || !slices.Contains(args, "--max-concurrent-rollouts=10") {
+					t.Errorf("the custom values did not all reach the Deployment: replicas %d, args %q", *d.Spec.Replicas, args)
+				}
+				if len(objectsOf(objs, "Service")) != 0 || len(objectsOf(objs, "Role")) != 2 {
+					t.Errorf("want no metrics Service and a Role in each of 2 watched namespaces only, got %d Services, %d Roles",
+						len(objectsOf(objs, "Service")), len(objectsOf(objs, "Role")))
+				}
+			}
+		})
+	}
+}
