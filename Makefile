@@ -128,8 +128,8 @@ uninstall: kube-binaries ## Remove the CRDs (and with them every KintoInstance).
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests kube-binaries ## Deploy the operator (image $(IMG)) with its CRD and RBAC, and wait until it runs.
-	KUBECTL=$(KUBECTL) hack/deploy-operator.sh $(IMG)
+deploy: manifests kube-binaries $(if $(filter chart,$(DEPLOY_WITH)),$(HELM)) ## Deploy the operator (image $(IMG)) with its CRD and RBAC, and wait until it runs (DEPLOY_WITH=chart: from the Helm chart).
+	KUBECTL=$(KUBECTL) HELM=$(HELM) DEPLOY_WITH=$(DEPLOY_WITH) hack/deploy-operator.sh $(IMG)
 
 .PHONY: build-installer
 build-installer: manifests kube-binaries ## Write dist/install.yaml (what `make deploy` applies, image $(IMG)) and dist/install-namespaced.yaml (config/namespaced).
