@@ -75,8 +75,8 @@ verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generate
 test: verify test-unit test-envtest test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, real Kinto, S3, end to end.
 
 .PHONY: test-unit
-test-unit: ## Unit tests of the pure builders and renderers (no API server), and of hack/imagepack.
-	$(GOTEST) ./internal/...
+test-unit: ## Unit tests of the pure builders and renderers (no API server), of hack/namespacedrbac and of hack/imagepack.
+	$(GOTEST) ./internal/... ./hack/namespacedrbac/...
 	cd hack/imagepack && $(GOTEST) ./...
 
 .PHONY: test-envtest
