@@ -63,6 +63,17 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 	if err != nil {
 		return nil, err
 	}
+	if problem == "" {
+		shared, err := sharedBucket(ctx, r.Client, p.status.ClassName)
+		if err != nil {
+			return nil, err
+		}
+		if refused := restoreKeyRefusal(shared, inst, src); refused != "" {
+			// The spec must change: its update brings the instance back.
+			setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonRestoreKeyRefused, refused)
+			return nil, nil
+		}
+	}
 	if problem != "" {
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady", problem)
 		// Neither the backup named nor a missing Secret maps back to this instance: look again.
