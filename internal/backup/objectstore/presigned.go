@@ -220,4 +220,3 @@ func (p Presigned) Delete(ctx context.Context) error {
 	}
 	return resp.Body.Close()
 }
-
