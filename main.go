@@ -53,6 +53,8 @@ func main() {
 		"Host only instances under a KintoHostingClass: one that names none while no class is the default is held (HostingClass=False, ClassRequired).")
 	flag.StringVar(&opts.OperatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
 		"The operator's own image, which the database pods and the backup and restore Jobs run for their own steps (default $OPERATOR_IMAGE).")
+	flag.StringVar(&opts.OperatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"),
+		"The operator's own namespace, where the credentials of the S3 buckets hosting classes share between tenants are read (default $POD_NAMESPACE).")
 	logOpts := zap.Options{}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
