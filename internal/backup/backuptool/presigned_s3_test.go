@@ -201,7 +201,7 @@ func TestSharedBucketJobsAsBuilt(t *testing.T) {
 
 	// The deletion, when its KintoBackup goes.
 	backup := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: run.Name, Namespace: inst.Namespace, UID: "uid-b"},
-		Spec: v1alpha1.KintoBackupSpec{Instance: inst.Name},
+		Spec:   v1alpha1.KintoBackupSpec{Instance: inst.Name},
 		Status: v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, Destination: &v1alpha1.BackupDestination{S3: shared}, Key: key}}
 	deletion := resources.DumpDeletionJob(backup, "operator:test", ptr.To(signed(http.MethodDelete, key, resources.DumpDeletionGrantValidity)))
 	runStep(t, step(t, deletion, "delete"), t.TempDir())
