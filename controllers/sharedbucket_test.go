@@ -204,6 +204,30 @@ func TestSharedBucketKeepsItsCredentials(t *testing.T) {
 		t.Errorf("status.key %q, granted %q", done.Status.Key, grantedKey)
 	}
 
+	// Restored by its key into another instance of the namespace: its download checks the
+	// checksum its KintoBackup records, none being stored with the object.
+	copied := createInstance(t, ns, "copy", func(i *v1alpha1.KintoInstance) {
+		i.Spec.ClassName = className
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
+			S3Connection: sharedBucketConnection("unused"), Key: grantedKey}}}
+	})
+	markDatabaseReady(t, copied)
+	restore := &batchv1.Job{}
+	eventually(t, "the copy's restore Job", func() error {
+		return k8s.Get(context.Background(), key(ns, resources.RestoreJobName(copied)), restore)
+	})
+	assertNoClassCredentials(t, "the copy's restore Job", restore.Spec.Template.Spec)
+	assertGrant(t, "the copy's restore Job", presignedURL(restore.Spec.Template.Spec, "download"), "GET", grantedKey)
+	checked := false
+	for _, c := range restore.Spec.Template.Spec.InitContainers {
+		if c.Name == "download" {
+			checked = strings.HasSuffix(strings.Join(c.Command, " "), "--sha256 "+done.Status.SHA256)
+		}
+	}
+	if !checked || done.Status.SHA256 == "" {
+		t.Errorf("the copy's download is not given the recorded checksum %q: %+v", done.Status.SHA256, restore.Spec.Template.Spec.InitContainers)
+	}
+
 	// Scheduled: the operator starts the run when its time comes.
 	at := time.Now().UTC()
 	next := time.Date(at.Year(), at.Month(), at.Day(), 3, 0, 0, 0, time.UTC)

@@ -21,6 +21,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/health"
+	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
@@ -305,7 +306,30 @@ func (r *KintoInstanceReconciler) grantRestore(ctx context.Context, p *pass, ins
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonRestoreKeyRefused, refused)
 		return "", errRestoreRefused
 	}
+	if src.SHA256 == "" {
+		// A dump uploaded through a signed URL has no checksum stored with it: its record has.
+		if src.SHA256, err = r.recordedChecksum(ctx, inst.Namespace, shared, src.Key); err != nil {
+			return "", err
+		}
+	}
 	grant, problem, err := r.SharedBuckets.grant(ctx, shared, inst.Namespace, http.MethodGet, src.Key, resources.RestoreGrantValidity)
 	src.Grant = grant
 	return problem, err
+}
+
+// recordedChecksum is the SHA-256 a completed KintoBackup of namespace records for the dump of
+// key in the shared bucket, "" when none does.
+func (r *KintoInstanceReconciler) recordedChecksum(ctx context.Context, namespace string, shared *v1alpha1.S3Destination, key string) (string, error) {
+	list := &v1alpha1.KintoBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		return "", err
+	}
+	for _, b := range list.Items {
+		st := b.Status
+		if st.Phase == v1alpha1.BackupCompleted && st.Key == key && st.Destination != nil && st.Destination.S3 != nil &&
+			hostingclass.SameBucket(shared, &st.Destination.S3.S3Connection) {
+			return st.SHA256, nil
+		}
+	}
+	return "", nil
 }
