@@ -286,3 +286,55 @@ func mustParseURL(t *testing.T, raw string) *url.URL {
 	}
 	return u
 }
+
+// TestForgedKeyIsNotDeleted: a KintoBackup whose record points into another tenant's folder of
+// the shared bucket (a forged status) gets no URL deleting it: its deletion waits, saying why.
+func TestForgedKeyIsNotDeleted(t *testing.T) {
+	ns := newNamespace(t)
+	classBucketSecret(t)
+	createClass(t, "forged-"+ns, sharedBucketClass())
+	backup := createBackup(t, ns, "forged", "no-such-instance", v1alpha1.BackupDeletionPolicyDelete)
+	waitForBackup(t, ns, "forged", v1alpha1.BackupPending)
+	shared := sharedBucketClass().Backup.Destination
+	other := "coop/other-tenant/notes/20261126T030000Z.dump"
+	eventually(t, "forging the record", func() error {
+		if err := k8s.Get(context.Background(), key(ns, "forged"), backup); err != nil {
+			return err
+		}
+		backup.Status = v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, Destination: shared, Key: other,
+			Location: "s3://coop-backups/" + other, CompletedAt: ptr.To(metav1.Now())}
+		return k8s.Status().Update(context.Background(), backup)
+	})
+	eventually(t, "the finalizer", func() error {
+		if err := k8s.Get(context.Background(), key(ns, "forged"), backup); err != nil {
+			return err
+		}
+		if len(backup.Finalizers) == 0 {
+			return fmt.Errorf("no finalizer yet")
+		}
+		return nil
+	})
+	if err := k8s.Delete(context.Background(), backup); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the refusal in status", func() error {
+		if err := k8s.Get(context.Background(), key(ns, "forged"), backup); err != nil {
+			return err
+		}
+		if !strings.Contains(backup.Status.Error, "outside this namespace's folder") {
+			return fmt.Errorf("status.error %q", backup.Status.Error)
+		}
+		return nil
+	})
+	if err := k8s.Get(context.Background(), key(ns, resources.DumpDeletionJobName(backup)), &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a deletion Job exists for another tenant's dump: %v", err)
+	}
+	// Let it go without its dump, as a user would.
+	eventually(t, "removing the finalizer", func() error {
+		if err := k8s.Get(context.Background(), key(ns, "forged"), backup); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		backup.Finalizers = nil
+		return k8s.Update(context.Background(), backup)
+	})
+}
