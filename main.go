@@ -55,6 +55,8 @@ func main() {
 		"The operator's own image, which the database pods and the backup and restore Jobs run for their own steps (default $OPERATOR_IMAGE).")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces, the only ones whose instances the operator hosts (the install of config/namespaced grants it Roles there only); empty: every namespace.")
+	flag.StringVar(&opts.OperatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"),
+		"The operator's own namespace, where the credentials of the S3 buckets hosting classes share between tenants are read (default $POD_NAMESPACE).")
 	logOpts := zap.Options{}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

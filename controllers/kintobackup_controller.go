@@ -37,6 +37,8 @@ type KintoBackupReconciler struct {
 	OperatorImage string
 	// Clock times the Jobs: when a result is taken for lost, and when a backup completed or failed.
 	Clock
+	// SharedBuckets signs the Jobs' access to the buckets hosting classes share between tenants.
+	SharedBuckets SharedBuckets
 }
 
 // DumpDeletionFinalizer keeps a KintoBackup whose dump goes with it (deletesDump) until its dump
@@ -169,7 +171,15 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 			}
 			return ctrl.Result{}, nil
 		}
-		job = resources.BackupJob(inst, backup, r.OperatorImage)
+		grant, problem, err := r.backupGrant(ctx, inst)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if problem != "" {
+			status.Phase, status.Error = v1alpha1.BackupPending, problem
+			return ctrl.Result{RequeueAfter: secretRecheckInterval}, nil
+		}
+		job = resources.BackupJob(inst, backup, r.OperatorImage, grant)
 		if err := apply(ctx, r.Client, job); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -369,11 +379,18 @@ func (r *KintoBackupReconciler) finalize(ctx context.Context, backup *v1alpha1.K
 		controllerutil.RemoveFinalizer(backup, DumpDeletionFinalizer)
 		return client.IgnoreNotFound(r.Patch(ctx, backup, patch))
 	}
-	deletion := resources.DumpDeletionJob(backup, r.OperatorImage)
-	if !deletesDump(backup) || backup.Status.Phase != v1alpha1.BackupCompleted || deletion == nil {
+	if !deletesDump(backup) || backup.Status.Phase != v1alpha1.BackupCompleted || resources.DumpDeletionJob(backup, r.OperatorImage, nil) == nil {
 		// Nothing was written, or the dump is to stay.
 		return ctrl.Result{}, release()
 	}
+	grant, problem, err := r.deletionGrant(ctx, backup)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != "" {
+		return ctrl.Result{RequeueAfter: secretRecheckInterval}, r.reportDeletionFailure(ctx, backup, fmt.Sprintf("deleting %s: %s", backup.Status.Location, problem))
+	}
+	deletion := resources.DumpDeletionJob(backup, r.OperatorImage, grant)
 	if claim := backup.Status.VolumeClaimName; claim != "" {
 		err := r.Get(ctx, client.ObjectKey{Namespace: backup.Namespace, Name: claim}, &corev1.PersistentVolumeClaim{})
 		if apierrors.IsNotFound(err) {
@@ -399,16 +416,23 @@ func (r *KintoBackupReconciler) finalize(ctx context.Context, backup *v1alpha1.K
 		}
 		why := fmt.Sprintf("deleting %s failed (Job %s: %s). Delete that Job to try again, or remove the finalizer %s to keep the dump",
 			backup.Status.Location, job.Name, cause, DumpDeletionFinalizer)
-		if backup.Status.Error != why {
-			patch := client.MergeFrom(backup.DeepCopy())
-			backup.Status.Error = why
-			if err := r.Status().Patch(ctx, backup, patch); err != nil {
-				return ctrl.Result{}, err
-			}
-			r.Recorder.Eventf(backup, nil, corev1.EventTypeWarning, "DumpDeletionFailed", "Delete", "%s", why)
-		}
+		return ctrl.Result{}, r.reportDeletionFailure(ctx, backup, why)
 	}
 	return ctrl.Result{}, nil
+}
+
+// reportDeletionFailure says in status, and in an event, why the dump of backup is not deleted.
+func (r *KintoBackupReconciler) reportDeletionFailure(ctx context.Context, backup *v1alpha1.KintoBackup, why string) error {
+	if backup.Status.Error == why {
+		return nil
+	}
+	patch := client.MergeFrom(backup.DeepCopy())
+	backup.Status.Error = why
+	if err := r.Status().Patch(ctx, backup, patch); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(backup, nil, corev1.EventTypeWarning, "DumpDeletionFailed", "Delete", "%s", why)
+	return nil
 }
 
 // SetupWithManager follows KintoBackups, their Jobs (the backup CronJob's too) and the instances

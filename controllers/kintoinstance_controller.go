@@ -52,6 +52,8 @@ type KintoInstanceReconciler struct {
 	OperatorImage string
 	// RequireClass holds every instance that no KintoHostingClass hosts.
 	RequireClass bool
+	// SharedBuckets signs the Jobs' access to the buckets hosting classes share between tenants.
+	SharedBuckets SharedBuckets
 	// Clock judges backup health.
 	Clock
 }
@@ -145,10 +147,14 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err := r.reconcileSchemaVersion(ctx, p, inst); err != nil {
 		return fmt.Errorf("migration: %w", err)
 	}
+	sharedBucket, err := r.usesSharedBucket(ctx, inst)
+	if err != nil {
+		return fmt.Errorf("shared bucket: %w", err)
+	}
 	children, err := resources.Desired(inst, resources.Inputs{
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
 		ExternalDatabasePort: databasePort, RestoreSource: restore, PasswordRotation: p.rotatingPassword,
-		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage,
+		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage, SharedBucket: sharedBucket != nil,
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
@@ -184,7 +190,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if inst.Spec.Gateway != nil && !r.GatewayAPI {
 		return errors.New("exposure: spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster")
 	}
-	if err := r.reconcileBackups(ctx, p, inst, children); err != nil {
+	if err := r.reconcileBackups(ctx, p, inst, children, sharedBucket); err != nil {
 		return fmt.Errorf("backups: %w", err)
 	}
 	return nil

@@ -70,6 +70,9 @@ type Options struct {
 	// SecondManager lets a process run this manager beside another (a test of each install):
 	// controller-runtime otherwise refuses a second controller of the same name.
 	SecondManager bool
+	// OperatorNamespace is the operator's own namespace, where the Secrets of the buckets hosting
+	// classes share between tenants are read; "" leaves such buckets unreachable.
+	OperatorNamespace string
 }
 
 // DefaultRolloutRetryInterval is how often, by default, an instance waiting for a rollout slot
@@ -127,6 +130,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		return nil, err
 	}
 	recorder := mgr.GetEventRecorder("kinto-operator")
+	sharedBuckets := SharedBuckets{Namespace: opts.OperatorNamespace, Secrets: mgr.GetAPIReader()}
 	r := &KintoInstanceReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
@@ -139,13 +143,14 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		RolloutRetryInterval: cmp.Or(opts.RolloutRetryInterval, DefaultRolloutRetryInterval),
 		RolloutDeadline:      opts.RolloutDeadline,
 		RequireClass:         opts.RequireClass,
+		SharedBuckets:        sharedBuckets,
 		Clock:                Clock{Now: opts.Now},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	backups := &KintoBackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
-		OperatorImage: opts.OperatorImage, Clock: Clock{Now: opts.Now}}
+		OperatorImage: opts.OperatorImage, SharedBuckets: sharedBuckets, Clock: Clock{Now: opts.Now}}
 	if err := backups.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

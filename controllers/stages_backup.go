@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -20,8 +21,12 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/health"
+	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
+
+// errRestoreRefused: the dump spec.bootstrap names may not be restored; Restored says why.
+var errRestoreRefused = errors.New("the restore is refused")
 
 // errBackupNotDoneYet: the KintoBackup a new instance starts from is still pending or running.
 var errBackupNotDoneYet = errors.New("the backup is not completed yet")
@@ -53,6 +58,12 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 		return nil, nil
 	}
 	src, problem, err := r.restoreSource(ctx, inst)
+	if problem == "" && err == nil {
+		problem, err = r.grantRestore(ctx, p, inst, src)
+	}
+	if errors.Is(err, errRestoreRefused) {
+		return nil, nil
+	}
 	if errors.Is(err, errBackupNotDoneYet) {
 		// The backup's progress brings no event to this instance.
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonWaitingForBackup,
@@ -107,6 +118,10 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 		}
 	}
 	if src.S3 != nil {
+		// A dump of a class's shared bucket is read with the class's credentials (grantRestore).
+		if shared, err := r.SharedBuckets.find(ctx, r.Client, inst.Namespace, src.S3); shared != nil || err != nil {
+			return &src, "", err
+		}
 		if problem, err := r.checkS3Credentials(ctx, inst, src.S3); problem != "" || err != nil {
 			return nil, problem, err
 		}
@@ -187,7 +202,8 @@ func describeSource(src *resources.RestoreSource) string {
 
 // reconcileBackups runs the scheduled backups (children's, once their destination is checked)
 // and reports their health.
-func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children) error {
+// shared is the class's bucket the backups go to, nil for a volume or the tenant's own bucket.
+func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children, shared *v1alpha1.S3Destination) error {
 	spec := inst.Spec.Backup
 	if spec == nil {
 		// Backups taken before spec.backup went stay, and so does status.lastBackup; the schedule
@@ -212,7 +228,13 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass,
 		return nil
 	}
 	if s3 := spec.Destination.S3; s3 != nil {
-		problem, err := r.checkS3Credentials(ctx, inst, &s3.S3Connection)
+		var problem string
+		var err error
+		if shared != nil {
+			_, problem, err = r.SharedBuckets.config(ctx, shared)
+		} else {
+			problem, err = r.checkS3Credentials(ctx, inst, &s3.S3Connection)
+		}
 		if err != nil {
 			return err
 		}
@@ -229,14 +251,27 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass,
 			return err
 		}
 	}
-	if err := apply(ctx, r.Client, children.BackupSchedule); err != nil {
-		return err
+	if children.BackupSchedule != nil {
+		if err := apply(ctx, r.Client, children.BackupSchedule); err != nil {
+			return err
+		}
 	}
 	if inst.Spec.Hibernate {
 		// The schedule is suspended, and the data does not change while no pod runs.
 		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, reasonHibernating,
 			"backups are suspended while the instance hibernates: its data does not change")
 		return nil
+	}
+	if shared != nil {
+		problem, err := r.runSharedSchedule(ctx, p, inst, schedule, shared)
+		if err != nil {
+			return err
+		}
+		if problem != "" {
+			setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "DestinationNotReady", problem)
+			p.requeueAt(r.now().Add(secretRecheckInterval))
+			return nil
+		}
 	}
 	judged := health.Judge(backups, schedule, inst.CreationTimestamp.Time, r.now())
 	setCondition(p, v1alpha1.ConditionBackupHealthy, judged.Status, judged.Reason, judged.Message)
@@ -253,4 +288,48 @@ func (r *KintoInstanceReconciler) backupsOf(ctx context.Context, inst *v1alpha1.
 		return nil, err
 	}
 	return list.Items, nil
+}
+
+// grantRestore gives a dump of a class's shared bucket the URL its download reads it with,
+// refusing one outside the namespace's folder (Restored=False, RestoreKeyRefused: the spec must
+// change, and its update brings the instance back). It returns what keeps the grant from being
+// signed.
+func (r *KintoInstanceReconciler) grantRestore(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, src *resources.RestoreSource) (string, error) {
+	if src == nil || src.S3 == nil {
+		return "", nil
+	}
+	shared, err := r.SharedBuckets.find(ctx, r.Client, inst.Namespace, src.S3)
+	if shared == nil || err != nil {
+		return "", err
+	}
+	if refused := restoreKeyRefusal(shared, inst, src); refused != "" {
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonRestoreKeyRefused, refused)
+		return "", errRestoreRefused
+	}
+	if src.SHA256 == "" {
+		// A dump uploaded through a signed URL has no checksum stored with it: its record has.
+		if src.SHA256, err = r.recordedChecksum(ctx, inst.Namespace, shared, src.Key); err != nil {
+			return "", err
+		}
+	}
+	grant, problem, err := r.SharedBuckets.grant(ctx, shared, inst.Namespace, http.MethodGet, src.Key, resources.RestoreGrantValidity)
+	src.Grant = grant
+	return problem, err
+}
+
+// recordedChecksum is the SHA-256 a completed KintoBackup of namespace records for the dump of
+// key in the shared bucket, "" when none does.
+func (r *KintoInstanceReconciler) recordedChecksum(ctx context.Context, namespace string, shared *v1alpha1.S3Destination, key string) (string, error) {
+	list := &v1alpha1.KintoBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		return "", err
+	}
+	for _, b := range list.Items {
+		st := b.Status
+		if st.Phase == v1alpha1.BackupCompleted && st.Key == key && st.Destination != nil && st.Destination.S3 != nil &&
+			hostingclass.SameBucket(shared, &st.Destination.S3.S3Connection) {
+			return st.SHA256, nil
+		}
+	}
+	return "", nil
 }

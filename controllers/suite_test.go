@@ -90,11 +90,16 @@ func run(m *testing.M) int {
 	// The manager main.go runs, with the HTTPRoute CRD installed.
 	// Every test runs under a rollout cap of 3, 2 per namespace; each test's instances go when
 	// it ends (see createInstance), so that none holds a slot into the next test.
+	// The operator's own namespace, where the credentials of the classes' shared buckets live.
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testOperatorNamespace}}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	mgr, err := controllers.NewManager(ctx, operatorCfg, controllers.Options{
 		MetricsAddr: "0", ProbeAddr: "0", Network: testNetwork,
 		MaxConcurrentRollouts: testMaxConcurrentRollouts, MaxRolloutsPerNamespace: testMaxRolloutsPerNamespace,
 		RolloutRetryInterval: 200 * time.Millisecond, RolloutDeadline: testRolloutDeadline,
-		OperatorImage: testOperatorImage, Now: testClock.now,
+		OperatorImage: testOperatorImage, OperatorNamespace: testOperatorNamespace, Now: testClock.now,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -236,6 +241,9 @@ func cachedClient(t testing.TB, cfg *rest.Config) client.Client {
 	}
 	return c
 }
+
+// testOperatorNamespace is the operator's own namespace in these tests.
+const testOperatorNamespace = "kinto-operator-system"
 
 // newNamespace gives a test a namespace of its own.
 func newNamespace(t testing.TB) string {

@@ -39,8 +39,11 @@ type KintoHostingClassSpec struct {
 	// +optional
 	Storage *StoragePolicy `json:"storage,omitempty"`
 
-	// Backup is the backup policy and destination of the instances that set no spec.backup. The
-	// Secrets an S3 destination names are read in each instance's namespace.
+	// Backup is the backup policy and destination of the instances that set no spec.backup. An
+	// S3 destination is one bucket shared by every tenant, each namespace in its own folder
+	// (<prefix>/<namespace>/): the Secrets it names are read in the operator's namespace and never
+	// enter a tenant's, whose Jobs are each given a URL, signed by the operator, for the one dump
+	// they write, read or delete.
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
 

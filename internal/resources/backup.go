@@ -110,15 +110,16 @@ func BackupCronJob(inst *v1alpha1.KintoInstance, operatorImage string) *batchv1.
 			FailedJobsHistoryLimit:     ptr.To[int32](3),
 			JobTemplate: batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       jobSpec(labels, backupPod(inst, dest, operatorImage), backupBackoffLimit, backupDeadline),
+				Spec:       jobSpec(labels, backupPod(inst, dest, operatorImage, nil), backupBackoffLimit, backupDeadline),
 			},
 		},
 	}
 }
 
 // BackupJob is the on-demand backup of a KintoBackup: the steps of a scheduled one. It is named after the KintoBackup, which controls it. Nil, as BackupCronJob, when the
-// instance has no spec.backup or an external database.
-func BackupJob(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, operatorImage string) *batchv1.Job {
+// instance has no spec.backup or an external database. grant, for a shared bucket, is the
+// upload's one object; nil, the upload uses the destination's credentials.
+func BackupJob(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, operatorImage string, grant *ObjectGrant) *batchv1.Job {
 	dest := backupDestination(inst)
 	if dest == nil || inst.Spec.ManagedDatabase() == nil {
 		return nil
@@ -133,25 +134,30 @@ func BackupJob(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, opera
 			Labels:          labels,
 			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
 		},
-		Spec: jobSpec(labels, backupPod(inst, dest, operatorImage), backupBackoffLimit, backupDeadline),
+		Spec: jobSpec(labels, backupPod(inst, dest, operatorImage, grant), backupBackoffLimit, backupDeadline),
 	}
 }
 
 // backupPod takes a backup to dest: the dump, written straight to the backup volume or, for S3,
 // to scratch space the upload reads. Retention is not the Job's: the KintoBackup controller
-// applies it to the records, deleting each dropped one's dump with it.
-func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, operatorImage string) corev1.PodSpec {
+// applies it to the records, deleting each dropped one's dump with it. grant, for a shared
+// bucket, is the one object the upload writes.
+func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, operatorImage string, grant *ObjectGrant) corev1.PodSpec {
 	pod := podSpecBase(inst, postgresUID)
 	pod.RestartPolicy = corev1.RestartPolicyNever
 	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
 	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpDir, Value: dumpDir})
 	steps := []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, writeDumps)}
-	if s3 := dest.S3; s3 != nil {
+	readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
+	switch s3 := dest.S3; {
+	case s3 != nil && grant != nil:
+		pod.Volumes = []corev1.Volume{scratchVolume(inst)}
+		steps = append(steps, presignedStep(stepUpload, operatorImage, uploadPresignedCommand(dumpDir, grant.Key), grant, readDumps))
+	case s3 != nil:
 		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(&s3.S3Connection)...)
-		readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
 		folder := dumps.NamespaceFolder(s3.Prefix, inst.Namespace)
 		steps = append(steps, objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, folder, readDumps))
-	} else {
+	default:
 		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, BackupVolumeClaimName(inst), false)}
 	}
 	runSteps(&pod, steps)
@@ -180,6 +186,9 @@ type RestoreSource struct {
 	Key string
 	// SHA256 the dump must have; empty: the checksum stored with the dump is checked.
 	SHA256 string
+	// Grant, for a dump of a shared bucket, lets the download read that dump only, without the
+	// bucket's credentials.
+	Grant *ObjectGrant
 }
 
 // RestoreJob restores src into the instance's fresh managed database (the API allows
@@ -191,12 +200,17 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 	pod.RestartPolicy = corev1.RestartPolicyNever
 	var steps []corev1.Container
 	var file string
-	if src.S3 != nil {
+	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
+	switch {
+	case src.S3 != nil && src.Grant != nil:
+		file = path.Join(dumpDir, path.Base(src.Key))
+		pod.Volumes = []corev1.Volume{scratchVolume(inst)}
+		steps = append(steps, presignedStep(stepDownload, operatorImage, downloadPresignedCommand(src.Key, file, src.SHA256), src.Grant, writeDumps))
+	case src.S3 != nil:
 		file = path.Join(dumpDir, path.Base(src.Key))
 		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(src.S3)...)
-		writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
 		steps = append(steps, objectStorageStep(stepDownload, operatorImage, downloadCommand(src.Key, file), src.S3, "", writeDumps))
-	} else {
+	default:
 		file = path.Join(dumpDir, src.File)
 		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, src.VolumeClaimName, true)}
 	}
@@ -221,7 +235,8 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 // KintoBackup (deletionPolicy Delete) is deleted; nil when the status locates no dump. The
 // instance may be gone by then, so nothing of it is used: the pod runs as the namespace's
 // default ServiceAccount, without its token, and is labelled with the instance's name only.
-func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string) *batchv1.Job {
+// grant, for a dump of a shared bucket, lets it delete that dump only.
+func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string, grant *ObjectGrant) *batchv1.Job {
 	status := backup.Status
 	pod := corev1.PodSpec{
 		ServiceAccountName:           "default",
@@ -231,6 +246,8 @@ func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string) *batchv
 		RestartPolicy:                corev1.RestartPolicyNever,
 	}
 	switch dest := status.Destination; {
+	case dest != nil && dest.S3 != nil && status.Key != "" && grant != nil:
+		pod.Containers = []corev1.Container{presignedStep(stepDelete, operatorImage, deleteObjectCommand(status.Key), grant)}
 	case dest != nil && dest.S3 != nil && status.Key != "":
 		pod.Volumes = objectStorageVolumes(&dest.S3.S3Connection)
 		pod.Containers = []corev1.Container{objectStorageStep(stepDelete, operatorImage, deleteObjectCommand(status.Key), &dest.S3.S3Connection, "")}

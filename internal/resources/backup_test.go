@@ -264,7 +264,7 @@ func TestNoBackupJobs(t *testing.T) {
 		if cron := BackupCronJob(inst, testOperatorImage); cron != nil {
 			t.Errorf("%s: cronjob %s", name, cron.Name)
 		}
-		if job := BackupJob(inst, newBackup(inst), testOperatorImage); job != nil {
+		if job := BackupJob(inst, newBackup(inst), testOperatorImage, nil); job != nil {
 			t.Errorf("%s: job %s", name, job.Name)
 		}
 	}
@@ -287,7 +287,7 @@ func TestBackupJob(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			backup := newBackup(tc.inst)
-			job := BackupJob(tc.inst, backup, testOperatorImage)
+			job := BackupJob(tc.inst, backup, testOperatorImage, nil)
 			if job.Name != "before-upgrade" || job.Namespace != "tenants" {
 				t.Errorf("job %s/%s, want the KintoBackup's name", job.Namespace, job.Name)
 			}
@@ -452,7 +452,7 @@ func TestDumpDeletionJob(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			backup := completedBackup(tc.inst)
-			job := DumpDeletionJob(backup, testOperatorImage)
+			job := DumpDeletionJob(backup, testOperatorImage, nil)
 			if job.Name != "before-upgrade-delete" || job.Namespace != "tenants" {
 				t.Errorf("job %s/%s", job.Namespace, job.Name)
 			}
@@ -510,7 +510,7 @@ func TestNoDumpDeletionJob(t *testing.T) {
 	} {
 		backup := completedBackup(inst)
 		edit(&backup.Status)
-		if job := DumpDeletionJob(backup, testOperatorImage); job != nil {
+		if job := DumpDeletionJob(backup, testOperatorImage, nil); job != nil {
 			t.Errorf("%s: job %q", name, job.Spec.Template.Spec.Containers[0].Command)
 		}
 	}

@@ -27,6 +27,23 @@ func uploadCommand(dir, instance string) []string {
 		"--termination-log", corev1.TerminationMessagePathDefault)
 }
 
+// uploadPresignedCommand uploads the dump the dump step wrote in dir through the URL pre-signed
+// for key, and reports it in the termination message.
+func uploadPresignedCommand(dir, key string) []string {
+	return backupToolCommand("upload", "--dump-dir", dir, "--key", key,
+		"--termination-log", corev1.TerminationMessagePathDefault)
+}
+
+// downloadPresignedCommand fetches the dump of key through the URL pre-signed for it, checked
+// against sum (unset: the checksum stored with it), as downloadCommand does.
+func downloadPresignedCommand(key, file, sum string) []string {
+	cmd := downloadCommand(key, file)
+	if sum != "" {
+		cmd = append(cmd, "--sha256", sum)
+	}
+	return cmd
+}
+
 // downloadCommand fetches the dump of key to file, verified, with its checksum beside it in
 // file.json, where `manager db restore` looks for it.
 func downloadCommand(key, file string) []string {

@@ -37,6 +37,10 @@ type Inputs struct {
 	GatewayAPI bool
 	// OperatorImage runs the object-storage steps of backup and restore pods.
 	OperatorImage string
+	// SharedBucket says the instance's backups go to its hosting class's bucket, shared by every
+	// tenant, whose credentials its pods never get: the operator runs the schedule itself
+	// (ScheduledBackupJob), so no CronJob is built.
+	SharedBucket bool
 }
 
 // Children are every object an instance owns, as one pass wants them. Nil fields are children
@@ -85,7 +89,9 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		ServerService:   ServerService(inst),
 		Ingress:         Ingress(inst),
 		Migration:       MigrateJob(inst, inst.Spec.Version),
-		BackupSchedule:  BackupCronJob(inst, in.OperatorImage),
+	}
+	if !in.SharedBucket {
+		c.BackupSchedule = BackupCronJob(inst, in.OperatorImage)
 	}
 	if inst.Spec.ExternalDatabase() != nil && in.SchemaVersion == "" {
 		GuardHMACSecrets(inst, c.Migration)

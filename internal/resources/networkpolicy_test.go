@@ -197,7 +197,7 @@ func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
 	database := DatabaseStatefulSet(inst, "r", testOperatorImage, false).Spec.Template.Labels
 	backupPods := map[string]map[string]string{
 		"scheduled backup": BackupCronJob(inst, testOperatorImage).Spec.JobTemplate.Spec.Template.Labels,
-		"on-demand backup": BackupJob(inst, newBackup(inst), testOperatorImage).Spec.Template.Labels,
+		"on-demand backup": BackupJob(inst, newBackup(inst), testOperatorImage, nil).Spec.Template.Labels,
 		"restore":          RestoreJob(inst, RestoreSource{VolumeClaimName: "c", File: "f"}, testOperatorImage).Spec.Template.Labels,
 	}
 	if !selects(policies[0], server) || !selects(policies[0], migrate) || selects(policies[0], database) {
@@ -220,10 +220,10 @@ func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
 	if selects(policies[2], server) || selects(policies[2], database) {
 		t.Error("the backup policy selects the server or PostgreSQL")
 	}
-	if deletion := DumpDeletionJob(completedBackup(inst), testOperatorImage).Spec.Template.Labels; admitsToDatabase(deletion) {
+	if deletion := DumpDeletionJob(completedBackup(inst), testOperatorImage, nil).Spec.Template.Labels; admitsToDatabase(deletion) {
 		t.Error("the database policy admits the dump deletion pod, which has no business there")
 	}
-	otherBackup := BackupJob(other, newBackup(other), testOperatorImage).Spec.Template.Labels
+	otherBackup := BackupJob(other, newBackup(other), testOperatorImage, nil).Spec.Template.Labels
 	if selects(policies[0], ServerDeployment(other, "26.5.0", "h", "s").Spec.Template.Labels) ||
 		selects(policies[2], otherBackup) || admitsToDatabase(otherBackup) {
 		t.Error("the policies select or admit another instance's pods")

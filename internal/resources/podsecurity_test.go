@@ -37,11 +37,18 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 			}
 		}
 	}
-	if job := BackupJob(inst, newBackup(inst), testOperatorImage); job != nil {
+	if job := BackupJob(inst, newBackup(inst), testOperatorImage, nil); job != nil {
 		pods["on-demand backup"] = job.Spec.Template.Spec
 	}
 	if inst.Spec.Backup != nil {
-		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage).Spec.Template.Spec
+		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage, nil).Spec.Template.Spec
+	}
+	if b := inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil && inst.Spec.ManagedDatabase() != nil {
+		for name, obj := range sharedBucketObjects(t, inst) {
+			if pod, ok := podSpecOf(obj); ok {
+				pods["shared bucket's "+name] = pod
+			}
+		}
 	}
 	return pods
 }

@@ -16,6 +16,14 @@ const (
 	SecretAccessKey = "AWS_SECRET_ACCESS_KEY"
 )
 
+// A step reaching one object of a bucket its pod holds no credentials for (a hosting class's
+// bucket, shared by every tenant) is given instead a URL the operator pre-signed for that object
+// and the one method the step needs, and the CA bundle to trust, if any, as PEM text.
+const (
+	PresignedURL      = "BACKUP_S3_PRESIGNED_URL"
+	PresignedCABundle = "BACKUP_S3_PRESIGNED_CA_BUNDLE"
+)
+
 // The dump and restore steps, besides libpq's PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD.
 const (
 	// DumpDir is the directory the dump is written into: the backup volume, or a scratch volume

@@ -101,5 +101,7 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nThe S3 destination is given by flags or, for a flag not given, by %s.\n", destinationEnvSummary())
 	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", backupenv.AccessKeyID, backupenv.SecretAccessKey)
+	fmt.Fprintf(w, "With %s set (a URL the operator pre-signed for one object), upload, download and delete\n", backupenv.PresignedURL)
+	fmt.Fprintf(w, "reach that object only, with no destination nor credentials (%s: the CA bundle, PEM).\n", backupenv.PresignedCABundle)
 	fmt.Fprintln(w, "delete --dir works on a directory (a backup volume) and needs no S3 destination.")
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 )
@@ -61,6 +62,16 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if p, ok := presignedObject(*key); ok {
+		if *dumpDir == "" || *key == "" || *file != "" || *instance != "" {
+			return usageErrorf("with a pre-signed URL (%s), give --dump-dir and --key, the key the URL was signed for", backupenv.PresignedURL)
+		}
+		result, err := uploadDumpPresigned(ctx, p, *dumpDir)
+		if err != nil {
+			return err
+		}
+		return writeUploadResult(result, stdout, *terminationLog)
+	}
 	switch {
 	case (*dumpDir == "") == (*file == ""):
 		return usageErrorf("give exactly one of --dump-dir and --file")
@@ -86,6 +97,11 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	return writeUploadResult(result, stdout, *terminationLog)
+}
+
+// writeUploadResult prints the result line of an upload, and writes it to terminationLog if set.
+func writeUploadResult(result dumps.Result, stdout io.Writer, terminationLog string) error {
 	line, err := jsonLine(result)
 	if err != nil {
 		return err
@@ -93,8 +109,8 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := stdout.Write(line); err != nil {
 		return err
 	}
-	if *terminationLog != "" {
-		if err := os.WriteFile(*terminationLog, line, 0o644); err != nil {
+	if terminationLog != "" {
+		if err := os.WriteFile(terminationLog, line, 0o644); err != nil {
 			return fmt.Errorf("the dump was uploaded as %q, but writing the termination log failed: %w", result.Key, err)
 		}
 	}
@@ -105,17 +121,9 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // instance, so that the key carries the time the dump started. The dump must still be as its
 // result file describes it.
 func uploadDump(ctx context.Context, cfg objectstore.Config, dir, instance string) (dumps.Result, error) {
-	name, err := findDump(dir)
+	name, path, recorded, err := finishedDump(dir)
 	if err != nil {
 		return dumps.Result{}, err
-	}
-	path := filepath.Join(dir, name)
-	recorded, err := dumps.ReadResultFile(path + dumps.ResultSuffix)
-	if err != nil {
-		return dumps.Result{}, err
-	}
-	if recorded.File != name {
-		return dumps.Result{}, fmt.Errorf("the result file of %s describes %s, another dump", path, recorded.File)
 	}
 	key := dumps.InstancePrefix(cfg.Prefix, instance) + name
 	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, path, recorded.Size, recorded.SHA256)
@@ -123,6 +131,22 @@ func uploadDump(ctx context.Context, cfg objectstore.Config, dir, instance strin
 		return dumps.Result{}, err
 	}
 	return dumps.Result{File: name, Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+}
+
+// finishedDump is the one finished dump in dir, with its path and the result recorded when it
+// was written.
+func finishedDump(dir string) (name, path string, recorded dumps.Result, err error) {
+	if name, err = findDump(dir); err != nil {
+		return "", "", dumps.Result{}, err
+	}
+	path = filepath.Join(dir, name)
+	if recorded, err = dumps.ReadResultFile(path + dumps.ResultSuffix); err != nil {
+		return "", "", dumps.Result{}, err
+	}
+	if recorded.File != name {
+		return "", "", dumps.Result{}, fmt.Errorf("the result file of %s describes %s, another dump", path, recorded.File)
+	}
+	return name, path, recorded, nil
 }
 
 // uploadFile uploads any file under key.
@@ -139,17 +163,27 @@ func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	dest := bindDestination(fs)
 	key := fs.String("key", "", "the object's full key in the bucket (required)")
 	file := fs.String("file", "", "where to write the dump (required); written only once verified, then its result beside it as <file>"+dumps.ResultSuffix)
+	sum := fs.String("sha256", "", "the SHA-256 the dump must have (hex); unset, the one stored with the object (with a pre-signed URL only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *key == "" || *file == "" {
 		return usageErrorf("--key and --file are required")
 	}
-	cfg, err := dest.config()
-	if err != nil {
-		return err
+	var downloaded objectstore.Object
+	var err error
+	if p, ok := presignedObject(*key); ok {
+		downloaded, err = p.Download(ctx, *file, *sum)
+	} else {
+		if *sum != "" {
+			return usageErrorf("--sha256 goes with a pre-signed URL (%s): with credentials, the checksum stored with the object is checked", backupenv.PresignedURL)
+		}
+		var cfg objectstore.Config
+		if cfg, err = dest.config(); err != nil {
+			return err
+		}
+		downloaded, err = objectstore.Download(ctx, cfg, *key, *file)
 	}
-	downloaded, err := objectstore.Download(ctx, cfg, *key, *file)
 	if err != nil {
 		return err
 	}
@@ -167,6 +201,9 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	instance := fs.String("instance", "", "list only this instance's dumps")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if _, ok := presignedObject(""); ok {
+		return usageErrorf("a pre-signed URL (%s) grants one object: there is nothing to list with it", backupenv.PresignedURL)
 	}
 	cfg, err := dest.config()
 	if err != nil {
@@ -221,6 +258,12 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		return writeJSONLine(stdout, deleteResult{Deleted: *file})
+	}
+	if p, ok := presignedObject(*key); ok {
+		if err := p.Delete(ctx); err != nil {
+			return err
+		}
+		return writeJSONLine(stdout, deleteResult{Deleted: *key})
 	}
 	cfg, err := dest.config()
 	if err != nil {

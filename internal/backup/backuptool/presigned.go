@@ -1,0 +1,39 @@
+package backuptool
+
+import (
+	"context"
+	"os"
+
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+)
+
+// presignedObject is the object key reached through the URL the operator pre-signed for this
+// step (backupenv.PresignedURL), false when the step was given none and reaches the bucket with
+// credentials. The URL alone decides which object is reached; key names it in the results.
+func presignedObject(key string) (objectstore.Presigned, bool) {
+	u := os.Getenv(backupenv.PresignedURL)
+	if u == "" {
+		return objectstore.Presigned{}, false
+	}
+	p := objectstore.Presigned{URL: u, Key: key}
+	if pem := os.Getenv(backupenv.PresignedCABundle); pem != "" {
+		p.CABundle = []byte(pem)
+	}
+	return p, true
+}
+
+// uploadDumpPresigned uploads the dump `manager db dump` wrote into dir through the pre-signed
+// URL of p, under the key the operator chose when it signed it.
+func uploadDumpPresigned(ctx context.Context, p objectstore.Presigned, dir string) (dumps.Result, error) {
+	name, path, recorded, err := finishedDump(dir)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	uploaded, err := p.UploadRecorded(ctx, path, recorded.Size, recorded.SHA256)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	return dumps.Result{File: name, Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+}
