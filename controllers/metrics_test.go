@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -261,7 +263,9 @@ func TestOperatorMetricsFollowAnInstance(t *testing.T) {
 		return nil
 	})
 
-	checkLabelsBounded(t, scrape(t))
+	families := scrape(t)
+	checkLabelsBounded(t, families)
+	checkMonitoringQueries(t, families)
 
 	if err := k8s.Delete(ctx, inst); err != nil {
 		t.Fatal(err)
@@ -304,5 +308,38 @@ func checkLabelsBounded(t *testing.T, families map[string]*dto.MetricFamily) {
 				t.Errorf("%s has label %s=%q, whose values are not bounded", name, l.GetName(), l.GetValue())
 			}
 		}
+	}
+}
+
+// checkMonitoringQueries checks that every metric the alerts and the dashboard of
+// config/monitoring query is one the operator exports: hack/monitoringcheck parses their
+// expressions with Prometheus' parser (in a module of its own) and lists the names they select.
+func checkMonitoringQueries(t *testing.T, families map[string]*dto.MetricFamily) {
+	t.Helper()
+	cmd := exec.Command("go", "run", ".", "../../config/monitoring")
+	cmd.Dir = "../hack/monitoringcheck"
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hack/monitoringcheck: %v\n%s", err, stderr.String())
+	}
+	names := strings.Fields(string(out))
+	if len(names) == 0 {
+		t.Fatal("hack/monitoringcheck listed no metric")
+	}
+	for _, name := range names {
+		if _, ok := families[name]; ok {
+			continue
+		}
+		// A histogram's series: name_bucket, name_sum, name_count.
+		base := name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			base = strings.TrimSuffix(base, suffix)
+		}
+		if f, ok := families[base]; ok && base != name && f.GetType() == dto.MetricType_HISTOGRAM {
+			continue
+		}
+		t.Errorf("config/monitoring queries %s, which the operator does not export", name)
 	}
 }
