@@ -70,8 +70,8 @@ verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generate
 test: verify test-unit test-envtest test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, real Kinto, S3, end to end.
 
 .PHONY: test-unit
-test-unit: ## Unit tests of the pure builders and renderers (no API server), of hack/imagepack, and of config/monitoring's rules and dashboard (hack/monitoringcheck).
-	$(GOTEST) ./internal/...
+test-unit: ## Unit tests of the pure builders and renderers (no API server), of the image definitions (Dockerfile and hack/build-images.sh agree), of hack/imagepack, and of config/monitoring's rules and dashboard (hack/monitoringcheck).
+	$(GOTEST) . ./internal/...
 	cd hack/imagepack && $(GOTEST) ./...
 	cd hack/monitoringcheck && $(GOTEST) ./...
 
@@ -102,8 +102,8 @@ bench: kube-binaries s3-server ## Benchmarks of the builders and of a full recon
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator binary.
-	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager .
+build: ## Build the operator binary (as the Dockerfile does: image_test.go checks they agree).
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/manager .
 
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of $KUBECONFIG.
