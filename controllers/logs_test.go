@@ -45,16 +45,23 @@ func operatorKubeconfig(t *testing.T) string {
 	return path
 }
 
+// buildManager builds the operator's binary, as make build does, into a directory of the test's.
+func buildManager(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "manager")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("building the manager: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // The operator's binary, run with its default flags as the image runs it, logs one JSON object
 // a line with level, msg and, for a controller's lines, controller; and while it reconciles an
 // instance with generated credentials and one whose database URL Secret is refused, no line
 // quotes a value of any of their Secrets.
 func TestOperatorLogsAreJSONWithoutSecrets(t *testing.T) {
 	ctx := context.Background()
-	bin := filepath.Join(t.TempDir(), "manager")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("building the manager: %v\n%s", err, out)
-	}
+	bin := buildManager(t)
 
 	ns := newNamespace(t)
 	const canary = "log-canary-Zq8vW3xKp1"
