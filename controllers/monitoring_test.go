@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,14 +44,13 @@ func monitoringCRDs(t *testing.T) []string {
 	}
 }
 
-// renderedMonitoring is what config/default-monitoring adds to config/default, as kubectl
-// kustomize renders it, placed in namespace ns.
-func renderedMonitoring(t *testing.T, ns string) []*unstructured.Unstructured {
+// kustomized is what kubectl kustomize renders of dir.
+func kustomized(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
 	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	out, err := exec.Command(kubectl, "kustomize", "../config/default-monitoring").Output()
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize config/default-monitoring: %v", err)
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
 	}
 	var objs []*unstructured.Unstructured
 	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
@@ -58,18 +58,34 @@ func renderedMonitoring(t *testing.T, ns string) []*unstructured.Unstructured {
 		obj := &unstructured.Unstructured{}
 		err := decoder.Decode(&obj.Object)
 		if errors.Is(err, io.EOF) {
-			break
+			return objs
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch obj.GetKind() {
-		case "PrometheusRule", "ServiceMonitor":
-		case "ConfigMap":
-			if obj.GetLabels()["grafana_dashboard"] != "1" {
-				continue
-			}
-		default:
+		objs = append(objs, obj)
+	}
+}
+
+// isMonitoring says whether obj is one the monitoring component adds.
+func isMonitoring(obj *unstructured.Unstructured) bool {
+	switch obj.GetKind() {
+	case "PrometheusRule", "ServiceMonitor":
+		return true
+	case "ConfigMap":
+		return obj.GetLabels()["grafana_dashboard"] == "1"
+	}
+	return false
+}
+
+// renderedMonitoring is what config/default-monitoring adds to config/default, placed in
+// namespace ns; the rest of it must be config/default exactly.
+func renderedMonitoring(t *testing.T, ns string) []*unstructured.Unstructured {
+	t.Helper()
+	var objs, others []*unstructured.Unstructured
+	for _, obj := range kustomized(t, "../config/default-monitoring") {
+		if !isMonitoring(obj) {
+			others = append(others, obj)
 			continue
 		}
 		obj.SetNamespace(ns)
@@ -77,6 +93,10 @@ func renderedMonitoring(t *testing.T, ns string) []*unstructured.Unstructured {
 	}
 	if len(objs) != 3 {
 		t.Fatalf("config/default-monitoring adds %d monitoring objects, want a PrometheusRule, a ServiceMonitor and the dashboard's ConfigMap", len(objs))
+	}
+	if defaults := kustomized(t, "../config/default"); !equality.Semantic.DeepEqual(defaults, others) {
+		t.Errorf("config/default-monitoring is not config/default plus monitoring: %d objects besides monitoring, config/default has %d; keep their kustomizations alike",
+			len(others), len(defaults))
 	}
 	return objs
 }
