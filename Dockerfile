@@ -1,5 +1,7 @@
 # The operator image: a static binary on a distroless base, run as a non-root user.
-# Build with `make docker-build IMG=...` where a container engine is available.
+# Build with `make docker-build IMG=...` where a container engine is available. The local
+# cluster's image is the same, made without one by hack/build-images.sh from `make build`'s binary:
+# image_test.go fails when the two differ in Go build, base, user, working directory or entrypoint.
 FROM golang:1.26 AS builder
 WORKDIR /workspace
 COPY go.mod go.sum ./

@@ -56,17 +56,20 @@ fmt: ## Format the Go code.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## Run go vet (the operator's module and hack/imagepack's).
+vet: ## Run go vet (the operator's module, hack/imagepack's and hack/monitoringcheck's).
 	go vet -tags kinto,e2e,s3 ./...
 	cd hack/imagepack && go vet ./...
+	cd hack/monitoringcheck && go vet ./...
 
 .PHONY: verify
 verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generated files are stale, go.mod untidy, or the code not gofmt-, staticcheck- or shellcheck-clean.
 	hack/verify-generated.sh
 	go mod tidy -diff
 	cd hack/imagepack && go mod tidy -diff
+	cd hack/monitoringcheck && go mod tidy -diff
 	$(STATICCHECK) -tags kinto,e2e,s3 ./...
 	cd hack/imagepack && $(STATICCHECK) ./...
+	cd hack/monitoringcheck && $(STATICCHECK) ./...
 	shellcheck hack/*.sh .ci/run
 
 ##@ Tests
@@ -75,13 +78,14 @@ verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generate
 test: verify test-unit test-envtest test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, real Kinto, S3, end to end.
 
 .PHONY: test-unit
-test-unit: ## Unit tests of the pure builders and renderers (no API server), of hack/namespacedrbac and of hack/imagepack.
-	$(GOTEST) ./internal/... ./hack/namespacedrbac/...
+test-unit: ## Unit tests of the pure builders and renderers (no API server), of the image definitions (Dockerfile and hack/build-images.sh agree), of hack/namespacedrbac, of hack/imagepack, and of config/monitoring's rules and dashboard (hack/monitoringcheck).
+	$(GOTEST) . ./internal/... ./hack/namespacedrbac/...
 	cd hack/imagepack && $(GOTEST) ./...
+	cd hack/monitoringcheck && $(GOTEST) ./...
 
 .PHONY: test-envtest
-test-envtest: kube-binaries $(HELM) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles and Helm chart included.
-	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/... ./test/install/...
+test-envtest: kube-binaries $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles and Helm chart included.
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/...
 
 .PHONY: test-kinto
 test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
@@ -106,8 +110,8 @@ bench: kube-binaries s3-server ## Benchmarks of the builders and of a full recon
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator binary.
-	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager .
+build: ## Build the operator binary (as the Dockerfile does: image_test.go checks they agree).
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/manager .
 
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of $KUBECONFIG.

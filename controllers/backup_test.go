@@ -444,8 +444,11 @@ func TestRestoreComesBeforeTheMigration(t *testing.T) {
 		t.Errorf("status.version = %q before the restore", cur.Status.Version)
 	}
 
+	restored := map[string]string{"job": "restore", "result": "succeeded"}
+	before := counter(t, "kinto_operator_jobs_finished_total", restored)
 	finishJob(t, ns, restore.Name, true)
 	waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionTrue, "Restored")
+	expectSample(t, "kinto_operator_jobs_finished_total", restored, before+1)
 	finishJob(t, ns, resources.MigrateJobName(inst, inst.Spec.Version), true)
 	markServerAvailable(t, inst)
 	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
@@ -464,8 +467,11 @@ func TestFailedRestoreSaysWhy(t *testing.T) {
 	waitForBackup(t, ns, "missing", v1alpha1.BackupCompleted)
 	markDatabaseReady(t, inst)
 	waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionFalse, "Restoring")
+	failed := map[string]string{"job": "restore", "result": "failed"}
+	before := counter(t, "kinto_operator_jobs_finished_total", failed)
 	runJob(t, ns, resources.RestoreJobName(inst), "restore", "restore refused: database kinto already holds tables (public.records)", true)
 	cur := waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionFalse, "RestoreFailed")
+	expectSample(t, "kinto_operator_jobs_finished_total", failed, before+1)
 	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "already holds tables") {
 		t.Errorf("Restored message %q does not say why", c.Message)
 	}

@@ -108,6 +108,7 @@ func (r *KintoBackupReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Status().Patch(ctx, backup, patch); err != nil {
 		return ctrl.Result{}, err
 	}
+	countBackup(status.Phase)
 	switch status.Phase {
 	case v1alpha1.BackupCompleted:
 		r.Recorder.Eventf(backup, nil, corev1.EventTypeNormal, "BackupCompleted", "Backup",

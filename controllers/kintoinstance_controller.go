@@ -4,7 +4,6 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -130,26 +129,26 @@ func (p *pass) requeueAt(t time.Time) {
 func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error {
 	inst, err := r.reconcileHostingClass(ctx, p)
 	if err != nil {
-		return fmt.Errorf("hosting class: %w", err)
+		return inStage(stageHostingClass, err)
 	}
 	credentials, err := r.reconcileCredentials(ctx, p, inst)
 	if err != nil {
-		return fmt.Errorf("credentials: %w", err)
+		return inStage(stageCredentials, err)
 	}
 	secrets, databasePort, err := r.reconcileReferencedSecrets(ctx, p, inst, credentials)
 	if err != nil {
-		return fmt.Errorf("referenced secrets: %w", err)
+		return inStage(stageReferencedSecret, err)
 	}
 	restore, err := r.reconcileRestoreSource(ctx, p, inst)
 	if err != nil {
-		return fmt.Errorf("restore source: %w", err)
+		return inStage(stageRestoreSource, err)
 	}
 	if err := r.reconcileSchemaVersion(ctx, p, inst); err != nil {
-		return fmt.Errorf("migration: %w", err)
+		return inStage(stageMigration, err)
 	}
 	sharedBucket, err := r.usesSharedBucket(ctx, inst)
 	if err != nil {
-		return fmt.Errorf("shared bucket: %w", err)
+		return inStage(stageBackups, err)
 	}
 	children, err := resources.Desired(inst, resources.Inputs{
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
@@ -158,40 +157,40 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
-		return fmt.Errorf("config: %w", err)
+		return inStage(stageConfig, err)
 	}
 	if err := r.claimHost(ctx, p, inst, children); err != nil {
-		return fmt.Errorf("host: %w", err)
+		return inStage(stageHost, err)
 	}
 	if err := r.reconcileRolloutSlot(ctx, p, inst, children); err != nil {
-		return fmt.Errorf("rollout slot: %w", err)
+		return inStage(stageRolloutSlot, err)
 	}
 	if err := r.applyAll(ctx, children); err != nil {
-		return fmt.Errorf("apply: %w", err)
+		return inStage(stageApply, err)
 	}
 	databasePods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentDatabase))
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return inStage(stageDatabase, err)
 	}
 	reportDatabase(p, inst, children.Database, databasePods)
 	if err := r.reconcileRestore(ctx, p, children.Restore, restore); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return inStage(stageRestore, err)
 	}
 	if err := r.reconcileMigration(ctx, p, inst, children.Migration); err != nil {
-		return fmt.Errorf("migration: %w", err)
+		return inStage(stageMigration, err)
 	}
 	serverPods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer))
 	if err != nil {
-		return fmt.Errorf("server: %w", err)
+		return inStage(stageServer, err)
 	}
 	if err := reportServer(p, inst, children.Server, serverPods); err != nil {
-		return fmt.Errorf("server: %w", err)
+		return inStage(stageServer, err)
 	}
 	if inst.Spec.Gateway != nil && !r.GatewayAPI {
-		return errors.New("exposure: spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster")
+		return inStage(stageExposure, errors.New("spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster"))
 	}
 	if err := r.reconcileBackups(ctx, p, inst, children, sharedBucket); err != nil {
-		return fmt.Errorf("backups: %w", err)
+		return inStage(stageBackups, err)
 	}
 	return nil
 }
@@ -205,9 +204,14 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if !inst.DeletionTimestamp.IsZero() {
 		// Children go with the garbage collector; data-holding ones stay unless owned. Under
 		// the Snapshot policy a final backup comes first.
-		return r.finalizeDeletion(ctx, inst)
+		result, err := r.finalizeDeletion(ctx, inst)
+		if err != nil {
+			countReconcileError(err, stageDeletion)
+		}
+		return result, err
 	}
 	if err := r.reconcileFinalizer(ctx, inst); err != nil {
+		countReconcileError(err, stageFinalizer)
 		return ctrl.Result{}, err
 	}
 
@@ -232,15 +236,18 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 		inst.Status = *p.status
 		if err := r.Status().Patch(ctx, inst, patch); err != nil {
+			countReconcileError(failure, stageStatus)
 			return ctrl.Result{}, errors.Join(failure, err)
 		}
 		r.recordTransitions(before, p.status)
+		countJobs(&before.Status, p.status)
 	}
 	if p.releaseSlot {
 		r.RolloutSlots.Release(inst.UID)
 	}
 	if failure != nil {
 		// An error is logged by controller-runtime and retried with exponential backoff.
+		countReconcileError(failure, stageStatus)
 		return ctrl.Result{}, failure
 	}
 	result := ctrl.Result{}

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -148,6 +149,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
+	}
+	err = ctrlmetrics.Registry.Register(&instanceCollector{cache: mgr.GetClient(), slots: &r.RolloutSlots, limits: r.RolloutLimits})
+	if err != nil {
+		return nil, fmt.Errorf("registering the instances' metrics: %w", err)
 	}
 	backups := &KintoBackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		OperatorImage: opts.OperatorImage, SharedBuckets: sharedBuckets, Clock: Clock{Now: opts.Now}}
