@@ -101,6 +101,11 @@ test-s3: s3-server ## Backup object storage against a real S3-compatible server 
 test-e2e: host-packages kube-binaries build images s3-server ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
 	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) hack/e2e.sh
 
+.PHONY: test-crash
+test-crash: host-packages kube-binaries build images s3-server ## Kill the operator 20 times while 30 instances are provisioned, backed up, restored, upgraded and deleted (not in `test`).
+	E2E_CRASH=1 KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) \
+	hack/e2e.sh -run TestOperatorSurvivesKills -timeout 90m -parallel 64
+
 .PHONY: bench
 bench: kube-binaries s3-server ## Benchmarks of the builders and of a full reconcile against the real API server.
 	go test -run '^$$' -bench . -benchmem ./internal/...

@@ -542,6 +542,10 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 	runJob(t, ns, final, "dump", dumpResult(time.Now(), ""), false)
 	waitGone(t, "the instance", &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: inst.Name}})
 	waitGone(t, "the database volume", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.DataVolumeClaimName(inst)}})
+	// No garbage collector would take them: the instance did not control them.
+	for _, child := range resources.KeptForFinalBackup(inst) {
+		waitGone(t, fmt.Sprintf("%T %s, which the final backup needed", child, child.GetName()), child)
+	}
 	for _, kept := range []client.Object{
 		&v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: final}},
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.BackupVolumeClaimName(inst)}},

@@ -127,7 +127,14 @@ func (r *KintoInstanceReconciler) writeDeletionStatus(ctx context.Context, inst 
 	return r.Status().Patch(ctx, inst, patch)
 }
 
+// removeFinalBackupFinalizer lets an instance go, with the children its final backup needed,
+// which it does not control (resources.KeptForFinalBackup).
 func (r *KintoInstanceReconciler) removeFinalBackupFinalizer(ctx context.Context, inst *v1alpha1.KintoInstance) error {
+	for _, child := range resources.KeptForFinalBackup(inst) {
+		if err := r.deleteIfExists(ctx, child); err != nil {
+			return err
+		}
+	}
 	patch := client.MergeFromWithOptions(inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(inst, FinalBackupFinalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, inst, patch))

@@ -99,9 +99,10 @@ func markDatabaseReady(t testing.TB, inst *v1alpha1.KintoInstance) {
 		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.DatabaseName(inst)), sts); err != nil {
 			return err
 		}
-		// Not one of an earlier instance of the same name, on its way out.
-		if !isControlledBy(sts, inst) {
-			return fmt.Errorf("StatefulSet %s is not controlled by instance %s (uid %s)", sts.Name, inst.Name, inst.UID)
+		// Not one of an earlier instance of the same name, on its way out. Under the Snapshot
+		// policy no instance controls it (resources.KeptForFinalBackup).
+		if owner := metav1.GetControllerOf(sts); owner != nil && owner.UID != inst.UID {
+			return fmt.Errorf("StatefulSet %s is controlled by another instance (uid %s), not %s (uid %s)", sts.Name, owner.UID, inst.Name, inst.UID)
 		}
 		sts.Status = appsv1.StatefulSetStatus{
 			ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, CurrentReplicas: 1,

@@ -79,17 +79,18 @@ func (c Clock) now() time.Time {
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/status,verbs=get;patch
 // Owner references that block owner deletion need update on the owner's finalizers.
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch;create;patch
+// What the final backup of the Snapshot policy needs is deleted after it (resources.KeptForFinalBackup).
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
 // The server Deployment is deleted before the final backup of the Snapshot policy.
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -303,6 +304,10 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 	}
+	// Children the final backup needs are not controlled by an instance under the Snapshot
+	// policy (resources.KeptForFinalBackup): their labels name it.
+	byInstanceLabel := handler.EnqueueRequestsFromMapFunc(
+		func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })
 	referencing := func(ctx context.Context, secret client.Object) []reconcile.Request {
 		if own := instanceOf(secret); own != nil {
 			return own
@@ -325,16 +330,16 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		For(&v1alpha1.KintoInstance{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.Service{}).
-		Owns(&appsv1.StatefulSet{}).
+		Watches(&corev1.Service{}, byInstanceLabel).
+		Watches(&appsv1.StatefulSet{}, byInstanceLabel).
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
 		Owns(&batchv1.CronJob{}).
 		Owns(&networkingv1.Ingress{}).
 		// An Ingress that goes frees its host for the next instance asking for it.
 		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient()))).
-		Owns(&networkingv1.NetworkPolicy{}).
-		Owns(&corev1.ServiceAccount{}).
+		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel).
+		Watches(&corev1.ServiceAccount{}, byInstanceLabel).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
@@ -349,10 +354,8 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		})).
 		// A pod that cannot be scheduled, pull its image or start changes no workload's status:
 		// its instance looks at it to say why it waits.
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(
-			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
-		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(
-			func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })).
+		Watches(&corev1.Pod{}, byInstanceLabel).
+		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel).
 		// A backup's progress is the instance's BackupHealthy, and its final backup's, the
 		// instance's way out.
 		Watches(&v1alpha1.KintoBackup{}, handler.EnqueueRequestsFromMapFunc(

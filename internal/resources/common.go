@@ -35,6 +35,19 @@ func dataObjectMeta(inst *v1alpha1.KintoInstance, name, component string) metav1
 	return meta
 }
 
+// finalBackupObjectMeta is the metadata of a child the final backup needs (the database, its
+// Services and network policies, the pods' ServiceAccount): under the Snapshot policy the
+// instance does not control it, since a foreground deletion lets the garbage collector remove
+// what the instance controls before the final backup runs. The operator deletes it once the
+// final backup is taken (KeptForFinalBackup names it).
+func finalBackupObjectMeta(inst *v1alpha1.KintoInstance, name, component string) metav1.ObjectMeta {
+	meta := objectMeta(inst, name, component)
+	if inst.Spec.DeletionPolicy == v1alpha1.DeletionPolicySnapshot {
+		meta.OwnerReferences = nil
+	}
+	return meta
+}
+
 func ownerReference(inst *v1alpha1.KintoInstance) metav1.OwnerReference {
 	return controllerReference("KintoInstance", inst)
 }

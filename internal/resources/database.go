@@ -137,7 +137,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, oper
 	labels := Labels(inst, ComponentDatabase)
 	sts := &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
+		ObjectMeta: finalBackupObjectMeta(inst, DatabaseName(inst), ComponentDatabase),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:    databaseReplicas(inst),
 			ServiceName: DatabaseHeadlessName(inst),
@@ -170,7 +170,7 @@ func DatabaseServices(inst *v1alpha1.KintoInstance) []*corev1.Service {
 	port := []corev1.ServicePort{{Name: "postgresql", Port: DatabasePort, TargetPort: intstr.FromString("postgresql")}}
 	client := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
+		ObjectMeta: finalBackupObjectMeta(inst, DatabaseName(inst), ComponentDatabase),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: SelectorLabels(inst, ComponentDatabase),
@@ -179,7 +179,7 @@ func DatabaseServices(inst *v1alpha1.KintoInstance) []*corev1.Service {
 	}
 	headless := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: objectMeta(inst, DatabaseHeadlessName(inst), ComponentDatabase),
+		ObjectMeta: finalBackupObjectMeta(inst, DatabaseHeadlessName(inst), ComponentDatabase),
 		Spec: corev1.ServiceSpec{
 			ClusterIP:                corev1.ClusterIPNone,
 			PublishNotReadyAddresses: true,

@@ -241,3 +241,45 @@ func TestWithoutExposure(t *testing.T) {
 		})
 	}
 }
+
+// Under the Snapshot policy, the instance controls every child but those that hold data and
+// those its final backup needs, which KeptForFinalBackup names for the operator to delete after
+// it: a foreground deletion must leave the final backup a database to dump. Under the other
+// policies, what the final backup needs is controlled as usual.
+func TestFinalBackupNeedsAreNotControlledUnderSnapshot(t *testing.T) {
+	inst := newInstance(withVolumeBackup, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org"}
+	})
+	key := func(o client.Object) string { return reflect.TypeOf(o).Elem().Name() + "/" + o.GetName() }
+	kept := map[string]bool{}
+	for _, o := range KeptForFinalBackup(inst) {
+		kept[key(o)] = true
+	}
+	data := map[string]bool{"PersistentVolumeClaim/" + DataVolumeClaimName(inst): true, "PersistentVolumeClaim/" + BackupVolumeClaimName(inst): true}
+	for _, policy := range []v1alpha1.DeletionPolicy{v1alpha1.DeletionPolicySnapshot, v1alpha1.DeletionPolicyRetain, v1alpha1.DeletionPolicyDelete} {
+		inst.Spec.DeletionPolicy = policy
+		c, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]bool{}
+		for _, o := range c.All() {
+			uncontrolled := len(o.GetOwnerReferences()) == 0
+			found[key(o)] = true
+			switch {
+			case data[key(o)]:
+			case kept[key(o)] && policy == v1alpha1.DeletionPolicySnapshot:
+				if !uncontrolled {
+					t.Errorf("%s: %s, which the final backup needs, is controlled by the instance", policy, key(o))
+				}
+			case uncontrolled:
+				t.Errorf("%s: %s is not controlled by the instance", policy, key(o))
+			}
+		}
+		for k := range kept {
+			if !found[k] {
+				t.Errorf("KeptForFinalBackup names %s, which the instance does not have", k)
+			}
+		}
+	}
+}

@@ -4,7 +4,11 @@
 package resources
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -35,5 +39,20 @@ func ScheduledBackup(job metav1.ObjectMeta, instance string) *v1alpha1.KintoBack
 			v1alpha1.ScheduledBackupLabel: "true",
 		}},
 		Spec: v1alpha1.KintoBackupSpec{Instance: instance, DeletionPolicy: v1alpha1.BackupDeletionPolicyRetain},
+	}
+}
+
+// KeptForFinalBackup are the children the final backup needs, which an instance under the
+// Snapshot policy does not control (finalBackupObjectMeta): the operator deletes them when it lets
+// the instance go. The database's are absent with an external database.
+func KeptForFinalBackup(inst *v1alpha1.KintoInstance) []client.Object {
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: inst.Namespace, Name: name} }
+	return []client.Object{
+		&appsv1.StatefulSet{ObjectMeta: meta(DatabaseName(inst))},
+		&corev1.Service{ObjectMeta: meta(DatabaseName(inst))},
+		&corev1.Service{ObjectMeta: meta(DatabaseHeadlessName(inst))},
+		&networkingv1.NetworkPolicy{ObjectMeta: meta(DatabaseName(inst))},
+		&networkingv1.NetworkPolicy{ObjectMeta: meta(BackupNetworkPolicyName(inst))},
+		&corev1.ServiceAccount{ObjectMeta: meta(ServiceAccountName(inst))},
 	}
 }

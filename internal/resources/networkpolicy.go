@@ -130,7 +130,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 	}
 	databasePolicy := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: objectMeta(inst, DatabaseName(inst), ComponentDatabase),
+		ObjectMeta: finalBackupObjectMeta(inst, DatabaseName(inst), ComponentDatabase),
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: databasePods,
 			// Egress listed with no rule: PostgreSQL reaches nothing.
@@ -152,7 +152,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 	}
 	backup := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: objectMeta(inst, BackupNetworkPolicyName(inst), ComponentBackup),
+		ObjectMeta: finalBackupObjectMeta(inst, BackupNetworkPolicyName(inst), ComponentBackup),
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: backupPods,
 			// Ingress listed with no rule: nothing connects to a backup or restore pod.

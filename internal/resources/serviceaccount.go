@@ -18,7 +18,7 @@ func ServiceAccountName(inst *v1alpha1.KintoInstance) string {
 func ServiceAccount(inst *v1alpha1.KintoInstance) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{
 		TypeMeta:                     metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta:                   objectMeta(inst, ServiceAccountName(inst), ComponentServer),
+		ObjectMeta:                   finalBackupObjectMeta(inst, ServiceAccountName(inst), ComponentServer),
 		AutomountServiceAccountToken: ptr.To(false),
 	}
 }

@@ -138,11 +138,23 @@ func TestScheduledBackupToS3AndMoveByBucket(t *testing.T) {
 	}}, data)
 }
 
-// TestSnapshotPolicyTakesAFinalBackup deletes an instance under deletionPolicy Snapshot: a final
-// KintoBackup completes before the database volume goes, the backup volume and the credentials
-// stay, and a new instance started from the final backup serves the data the deleted one served.
+// TestSnapshotPolicyTakesAFinalBackup deletes an instance under deletionPolicy Snapshot, with
+// background and with foreground propagation (as kubectl --cascade=foreground and GitOps tools
+// pruning in the foreground do, where the garbage collector deletes what the instance controls
+// first): a final KintoBackup completes before the database volume goes, the backup volume and
+// the credentials stay, and a new instance started from the final backup serves the data the
+// deleted one served.
 func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 	t.Parallel()
+	for _, propagation := range []metav1.DeletionPropagation{metav1.DeletePropagationBackground, metav1.DeletePropagationForeground} {
+		t.Run(string(propagation), func(t *testing.T) {
+			t.Parallel()
+			takeFinalBackup(t, propagation)
+		})
+	}
+}
+
+func takeFinalBackup(t *testing.T, propagation metav1.DeletionPropagation) {
 	ns := newNamespace(t)
 	inst := waitReady(t, applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
 		i.Spec.DeletionPolicy = v1alpha1.DeletionPolicySnapshot
@@ -158,7 +170,7 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 		t.Fatalf("the backup volume claim: %v", err)
 	}
 
-	if err := k8s.Delete(context.Background(), inst); err != nil {
+	if err := k8s.Delete(context.Background(), inst, client.PropagationPolicy(propagation)); err != nil {
 		t.Fatal(err)
 	}
 	kintotest.Eventually(t, backupTimeout, pollInterval, "the instance gone after its final backup", func() (bool, string) {
@@ -198,6 +210,12 @@ func TestSnapshotPolicyTakesAFinalBackup(t *testing.T) {
 		t.Fatal(err)
 	case pgdata.DeletionTimestamp == nil:
 		t.Errorf("the database volume claim %s outlived its instance under deletionPolicy Snapshot", pgdata.Name)
+	}
+	for _, child := range resources.KeptForFinalBackup(inst) {
+		kintotest.Eventually(t, time.Minute, pollInterval, fmt.Sprintf("%T %s, which the final backup needed, gone", child, child.GetName()), func() (bool, string) {
+			err := k8s.Get(context.Background(), client.ObjectKeyFromObject(child), child)
+			return apierrors.IsNotFound(err), fmt.Sprintf("%v", err)
+		})
 	}
 	keptClaim := &corev1.PersistentVolumeClaim{}
 	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(backupClaim), keptClaim); err != nil || keptClaim.UID != backupClaim.UID || keptClaim.DeletionTimestamp != nil {
