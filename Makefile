@@ -73,7 +73,7 @@ test-unit: ## Unit tests of the pure builders and renderers (no API server), and
 
 .PHONY: test-envtest
 test-envtest: kube-binaries ## Tests against a real kube-apiserver and etcd (envtest).
-	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/...
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) $(GOTEST) ./api/... ./controllers/... ./test/plugin/...
 
 .PHONY: test-kinto
 test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
@@ -100,6 +100,14 @@ bench: kube-binaries s3-server ## Benchmarks of the builders and of a full recon
 .PHONY: build
 build: ## Build the operator binary.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager .
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin, bin/kubectl-kinto (put bin/ on PATH for `kubectl kinto`).
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/kubectl-kinto ./cmd/kubectl-kinto
+
+.PHONY: plugin-release
+plugin-release: ## Build the plugin's release archives and krew manifest into dist/ (VERSION=v0.1.0).
+	hack/plugin-release.sh $(VERSION)
 
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of $KUBECONFIG.

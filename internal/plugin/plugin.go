@@ -122,6 +122,7 @@ func NewCommand(streams Streams) *cobra.Command {
 	conn := &connection{}
 	root := &cobra.Command{
 		Use:           "kubectl-kinto",
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl kinto"},
 		Short:         "Administer the Kinto instances of kinto-operator",
 		SilenceUsage:  true,
 		SilenceErrors: true,

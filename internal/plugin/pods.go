@@ -100,23 +100,32 @@ func (s *Session) execRequest(pod *corev1.Pod, opts *corev1.PodExecOptions) *res
 		VersionedParams(opts, clientgoscheme.ParameterCodec)
 }
 
-// Psql opens psql on the database of the instance name, interactive when the input is a terminal.
-func Psql(ctx context.Context, s *Session, name string, args []string) error {
+// PsqlRequest is the API server's request that runs psql, with args, in the database pod of the
+// instance name.
+func PsqlRequest(ctx context.Context, s *Session, name string, args []string, tty bool) (*rest.Request, error) {
 	inst, err := s.instance(ctx, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pods, err := s.pods(ctx, inst, resources.ComponentDatabase)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pod, err := runningPod(pods)
 	if err != nil {
-		return fmt.Errorf("kintoinstance/%s: %w", name, err)
+		return nil, fmt.Errorf("kintoinstance/%s: %w", name, err)
 	}
+	return s.execRequest(pod, psqlExecOptions(args, tty)), nil
+}
+
+// Psql opens psql on the database of the instance name, interactive when the input is a terminal.
+func Psql(ctx context.Context, s *Session, name string, args []string) error {
 	in, tty := s.In.(*os.File)
 	tty = tty && term.IsTerminal(int(in.Fd()))
-	req := s.execRequest(pod, psqlExecOptions(args, tty))
+	req, err := PsqlRequest(ctx, s, name, args, tty)
+	if err != nil {
+		return err
+	}
 
 	// As kubectl exec: WebSocket first, SPDY for API servers that do not upgrade to it.
 	ws, err := remotecommand.NewWebSocketExecutor(s.RESTConfig, "GET", req.URL().String())
@@ -160,6 +169,7 @@ type terminalSizes struct {
 	fd      int
 	changes chan os.Signal
 	done    chan struct{}
+	once    sync.Once
 	first   bool
 }
 
@@ -177,12 +187,10 @@ func newTerminalSizes(ctx context.Context, fd int) *terminalSizes {
 }
 
 func (t *terminalSizes) stop() {
-	signal.Stop(t.changes)
-	select {
-	case <-t.done:
-	default:
+	t.once.Do(func() {
+		signal.Stop(t.changes)
 		close(t.done)
-	}
+	})
 }
 
 func (t *terminalSizes) Next() *remotecommand.TerminalSize {
@@ -214,48 +222,57 @@ func psqlCommand(run runner) *cobra.Command {
 	}
 }
 
-// logRequests are the log requests of a component's pods.
-func (s *Session) logRequests(pods []corev1.Pod, container string, follow bool) []*rest.Request {
-	reqs := make([]*rest.Request, 0, len(pods))
-	for _, p := range pods {
-		reqs = append(reqs, s.Clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name,
-			&corev1.PodLogOptions{Container: container, Follow: follow}))
+// LogSource is the log request of one pod.
+type LogSource struct {
+	Pod     string
+	Request *rest.Request
+}
+
+// LogSources are the log requests of the component (server or database) of the instance name,
+// one per pod.
+func LogSources(ctx context.Context, s *Session, name, componentName string, follow bool) ([]LogSource, error) {
+	label, container, err := component(componentName)
+	if err != nil {
+		return nil, err
 	}
-	return reqs
+	inst, err := s.instance(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := s.pods(ctx, inst, label)
+	if err != nil {
+		return nil, err
+	}
+	sources := make([]LogSource, 0, len(pods))
+	for _, p := range pods {
+		sources = append(sources, LogSource{Pod: p.Name, Request: s.Clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name,
+			&corev1.PodLogOptions{Container: container, Follow: follow})})
+	}
+	return sources, nil
 }
 
 // Logs prints the logs of the component of the instance name (server or database), each line
 // prefixed with its pod's name when there are several; with follow, until interrupted.
 func Logs(ctx context.Context, s *Session, name, componentName string, follow bool) error {
-	label, container, err := component(componentName)
+	sources, err := LogSources(ctx, s, name, componentName, follow)
 	if err != nil {
 		return err
 	}
-	inst, err := s.instance(ctx, name)
-	if err != nil {
-		return err
-	}
-	pods, err := s.pods(ctx, inst, label)
-	if err != nil {
-		return err
-	}
-	reqs := s.logRequests(pods, container, follow)
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
-		errs = make([]error, len(reqs))
+		errs = make([]error, len(sources))
 	)
-	for i, req := range reqs {
+	for i, src := range sources {
 		prefix := ""
-		if len(pods) > 1 {
-			prefix = "[" + pods[i].Name + "] "
+		if len(sources) > 1 {
+			prefix = "[" + src.Pod + "] "
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = copyLines(ctx, req, prefix, s.Out, &mu)
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("pod %s: %w", pods[i].Name, errs[i])
+			if err := copyLines(ctx, src.Request, prefix, s.Out, &mu); err != nil {
+				errs[i] = fmt.Errorf("pod %s: %w", src.Pod, err)
 			}
 		}()
 	}
