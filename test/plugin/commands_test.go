@@ -184,7 +184,9 @@ func TestBackupWait(t *testing.T) {
 			instance(t, ns, tc.instance, v1alpha1.KintoInstanceSpec{})
 			var out, errOut syncBuffer
 			done := make(chan int)
-			go func() { done <- kubectlKintoTo(context.Background(), &out, &errOut, ns, "backup", tc.instance, "--wait") }()
+			go func() {
+				done <- kubectlKintoTo(context.Background(), &out, &errOut, ns, "backup", tc.instance, "--wait")
+			}()
 
 			backup := backupOf(t, ns, tc.instance)
 			waitFor(t, &out, "kintobackup/"+backup.Name+" created for instance "+tc.instance)
