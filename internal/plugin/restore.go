@@ -79,6 +79,16 @@ func Restore(ctx context.Context, s *Session, source, backupName, into string) e
 		return err
 	}
 
+	// A database volume kept from a deleted instance of that name (deletionPolicy Retain) would
+	// be the new instance's, and a restore refuses a database that holds tables.
+	claim := resources.DataVolumeClaimName(&v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Name: into}})
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: claim}, &corev1.PersistentVolumeClaim{}); err == nil {
+		return fmt.Errorf("persistentvolumeclaim/%s, kept from a deleted instance %s, holds a database, which a restore does not overwrite: "+
+			"restore --into another name, or delete the claim first if its data is not needed", claim, into)
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+
 	var sourceInst *v1alpha1.KintoInstance
 	inst := &v1alpha1.KintoInstance{}
 	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: source}, inst); err == nil {
@@ -129,12 +139,13 @@ func (s *Session) carryHMACSecrets(ctx context.Context, source string, restored 
 		return err
 	}
 	secret := &corev1.Secret{}
-	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: sourceName}, secret); apierrors.IsNotFound(err) ||
-		(err == nil && !resources.HasHMACSecrets(secret.Data)) {
-		fmt.Fprintf(s.Out, "secret/%s holds no HMAC secrets: the new instance draws its own, so basic-auth user ids and default-bucket ids change\n", sourceName)
-		return nil
-	} else if err != nil {
+	err = s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: sourceName}, secret)
+	if err != nil && !apierrors.IsNotFound(err) {
 		return err
+	}
+	if err != nil || !resources.HasHMACSecrets(secret.Data) {
+		fmt.Fprintf(s.Out, "no HMAC secrets in secret/%s: the new instance draws its own, so basic-auth user ids and default-bucket ids change\n", sourceName)
+		return nil
 	}
 	if err := s.Client.Create(ctx, hmacSecret(s.Namespace, target, secret)); err != nil {
 		return err
@@ -162,7 +173,7 @@ func restoreCommand(run runner) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore NAME --from BACKUP [--into NEWNAME]",
 		Short: "Create a new instance from a backup of the instance NAME",
-		Long: "Create the instance NEWNAME (NAME when left out, once NAME is deleted) starting from the " +
+		Long: "Create the instance NEWNAME (NAME when left out, once NAME and its database volume are deleted) starting from the " +
 			"KintoBackup BACKUP of NAME (spec.bootstrap.fromBackup), with NAME's spec but its public host " +
 			"when NAME still exists, and NAME's HMAC secrets so that user ids stay the same.",
 		Args: cobra.ExactArgs(1),

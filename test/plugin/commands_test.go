@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -300,6 +301,21 @@ func TestRestore(t *testing.T) {
 	code, out, errOut = kubectlKinto(ctx, ns, "restore", "notes", "--from", "notes-b1")
 	expect(t, "restore of a deleted instance", code, out, errOut, 0,
 		"secret/notes-credentials exists: kept", "kintoinstance/notes created", "spec: the defaults (instance notes no longer exists)")
+
+	// A deleted instance whose database volume was kept: restoring under its name would find it.
+	backup("gone-b1", "gone", v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted})
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gone-pgdata"}, Spec: corev1.PersistentVolumeClaimSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+	}}
+	if err := k8s.Create(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = kubectlKinto(ctx, ns, "restore", "gone", "--from", "gone-b1")
+	expect(t, "restore over a kept database volume", code, out, errOut, 1, "persistentvolumeclaim/gone-pgdata, kept from a deleted instance gone, holds a database")
+	code, out, errOut = kubectlKinto(ctx, ns, "restore", "gone", "--from", "gone-b1", "--into", "gone-again")
+	expect(t, "restore of a deleted instance under another name", code, out, errOut, 0, "kintoinstance/gone-again created",
+		"no HMAC secrets in secret/gone-credentials: the new instance draws its own")
 }
 
 // TestPodRequests: psql and logs choose the instance's pods and containers; what they run there
