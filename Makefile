@@ -84,8 +84,8 @@ test-unit: ## Unit tests of the pure builders and renderers (no API server), of 
 	cd hack/monitoringcheck && $(GOTEST) ./...
 
 .PHONY: test-envtest
-test-envtest: kube-binaries $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles and Helm chart included.
-	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/...
+test-envtest: kube-binaries $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles, the Helm chart and the kubectl plugin included.
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/... ./test/plugin/...
 
 .PHONY: test-kinto
 test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
@@ -117,6 +117,14 @@ bench: kube-binaries s3-server ## Benchmarks of the builders and of a full recon
 .PHONY: build
 build: ## Build the operator binary (as the Dockerfile does: image_test.go checks they agree).
 	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/manager .
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin, bin/kubectl-kinto (put bin/ on PATH for `kubectl kinto`).
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/kubectl-kinto ./cmd/kubectl-kinto
+
+.PHONY: plugin-release
+plugin-release: ## Build the plugin's release archives and krew manifest into dist/ (VERSION=v0.1.0).
+	hack/plugin-release.sh $(VERSION)
 
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of $KUBECONFIG.
