@@ -150,9 +150,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
-	err = ctrlmetrics.Registry.Register(&instanceCollector{cache: mgr.GetClient(), slots: &r.RolloutSlots, limits: r.RolloutLimits})
-	if err != nil {
-		return nil, fmt.Errorf("registering the instances' metrics: %w", err)
+	// The registry is the process's: a second manager (a test of each install) leaves the
+	// instances' metrics to the first.
+	if !opts.SecondManager {
+		err = ctrlmetrics.Registry.Register(&instanceCollector{cache: mgr.GetClient(), slots: &r.RolloutSlots, limits: r.RolloutLimits})
+		if err != nil {
+			return nil, fmt.Errorf("registering the instances' metrics: %w", err)
+		}
 	}
 	backups := &KintoBackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		OperatorImage: opts.OperatorImage, SharedBuckets: sharedBuckets, Clock: Clock{Now: opts.Now}}

@@ -117,8 +117,9 @@ func TestChartPassesServerSideDryRun(t *testing.T) {
 					!slices.Contains(args, "--watch-namespaces="+watchedNamespace+",tenant-two") || !slices.Contains(args, "--max-concurrent-rollouts=10") {
 					t.Errorf("the custom values did not all reach the Deployment: replicas %d, args %q", *d.Spec.Replicas, args)
 				}
-				if len(objectsOf(objs, "Service")) != 0 || len(objectsOf(objs, "Role")) != 2 {
-					t.Errorf("want no metrics Service and a Role in each of 2 watched namespaces only, got %d Services, %d Roles",
+				// A Role in each watched namespace, and one in the operator's for its shared buckets' Secrets.
+				if len(objectsOf(objs, "Service")) != 0 || len(objectsOf(objs, "Role")) != 3 {
+					t.Errorf("want no metrics Service and a Role in each of 2 watched namespaces and the operator's only, got %d Services, %d Roles",
 						len(objectsOf(objs, "Service")), len(objectsOf(objs, "Role")))
 				}
 			}
