@@ -168,10 +168,12 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		return fmt.Errorf("database: %w", err)
 	}
 	reportDatabase(p, inst, children.Database, databasePods)
-	if err := r.reconcileRestore(ctx, p, children.Restore, restore); err != nil {
-		return fmt.Errorf("restore: %w", err)
+	if children.Restore != nil {
+		if err := r.reconcileRestore(ctx, p, children.Restore, restore, jobInputs(children.Restore, credentials, secrets)); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
 	}
-	if err := r.reconcileMigration(ctx, p, inst, children.Migration); err != nil {
+	if err := r.reconcileMigration(ctx, p, inst, children.Migration, jobInputs(children.Migration, children.ConfigHash, secrets)); err != nil {
 		return fmt.Errorf("migration: %w", err)
 	}
 	serverPods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer))

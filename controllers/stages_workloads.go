@@ -6,6 +6,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -84,10 +85,11 @@ func (r *KintoInstanceReconciler) reconcileSchemaVersion(ctx context.Context, p 
 	return r.deleteOtherMigrateJobs(ctx, inst, target)
 }
 
-// reconcileMigration runs job, `kinto migrate` for spec.version, once, when the database is ready
-// and any restore is done, before any server pod runs that release; reconcileSchemaVersion moves
-// status.version once it has succeeded.
-func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, job *batchv1.Job) error {
+// reconcileMigration runs job, `kinto migrate` for spec.version, when the database is ready and
+// any restore is done, before any server pod runs that release; reconcileSchemaVersion moves
+// status.version once it has succeeded. A failed migration runs again (runRetriedJob): at once
+// when inputs, which identify what it runs on (the database URL, settings, image), changed.
+func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, job *batchv1.Job, inputs string) error {
 	target, current := inst.Spec.Version, p.status.Version
 	if target == current || current != "" && olderRelease(target, current) {
 		return nil // reconcileSchemaVersion reports it
@@ -103,32 +105,36 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 		return nil
 	}
 
-	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(job), p.inst.UID, func() *batchv1.Job { return job })
-	if err != nil {
+	run, err := r.runRetriedJob(ctx, p, job, inputs, v1alpha1.ConditionSchemaMigrated, reasonMigrationFailed,
+		func(failed *batchv1.Job) (bool, error) { return r.holdForHMACSecrets(ctx, p, failed) })
+	if err != nil || run.held {
 		return err
 	}
-	if jobState(job) == batchv1.JobFailed {
-		if held, err := r.holdForHMACSecrets(ctx, p, job); held || err != nil {
-			return err
-		}
-		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "MigrationFailed",
-			fmt.Sprintf("Job %s failed to migrate the schema to Kinto %s (see its pod's log); the server keeps running %q", job.Name, target, current))
+	if run.failure != "" {
+		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, reasonMigrationFailed,
+			fmt.Sprintf("Job %s failed to migrate the schema to Kinto %s (attempt %d): %s. The server keeps running %q; the migration runs again at %s, "+
+				"or at once when the database URL, a setting or the image changes", run.job.Name, target, run.attempt, run.failure, current,
+				run.retryAt.UTC().Format(time.RFC3339)))
 		return nil
 	}
 	// A Job that succeeded since reconcileSchemaVersion looked brings the next pass by its event.
-	stuck, err := r.stuckPod(ctx, inst, map[string]string{batchv1.JobNameLabel: job.Name})
+	stuck, err := r.stuckPod(ctx, inst, map[string]string{batchv1.JobNameLabel: run.job.Name, batchv1.ControllerUidLabel: string(run.job.UID)})
 	if err != nil {
 		return err
 	}
 	if stuck != nil {
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, stuck.Reason,
-			fmt.Sprintf("Job %s cannot migrate the schema to Kinto %s: %s", job.Name, target, stuck.Message))
+			fmt.Sprintf("Job %s cannot migrate the schema to Kinto %s (attempt %d): %s", run.job.Name, target, run.attempt, stuck.Message))
 		return nil
 	}
 	setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating",
-		fmt.Sprintf("Job %s is migrating the schema to Kinto %s", job.Name, target))
+		fmt.Sprintf("Job %s is migrating the schema to Kinto %s (attempt %d)", run.job.Name, target, run.attempt))
 	return nil
 }
+
+// reasonMigrationFailed is SchemaMigrated's reason while the migration Job failed and waits to
+// run again.
+const reasonMigrationFailed = "MigrationFailed"
 
 // stuckPod is why a pod of the instance with the given labels waits for good (it cannot be
 // scheduled, pull its image, or start), in the scheduler's or kubelet's words; nil when none does.
