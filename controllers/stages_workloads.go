@@ -41,6 +41,34 @@ func reportDatabase(p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulS
 	}
 }
 
+// reconcileWorkloads applies the children every pass applies, then follows the instance's
+// workloads in the order they depend on each other: the database, the restore into it, the
+// migration, the server; the first that fails ends the chain.
+func (r *KintoInstanceReconciler) reconcileWorkloads(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children,
+	restore *resources.RestoreSource, credentials, secrets string) error {
+	if err := r.applyAll(ctx, children); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	databasePods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentDatabase))
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	reportDatabase(p, inst, children.Database, databasePods)
+	if children.Restore != nil {
+		if err := r.reconcileRestore(ctx, p, children.Restore, restore, jobInputs(children.Restore, credentials, secrets)); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	if err := r.reconcileMigration(ctx, p, inst, children.Migration, jobInputs(children.Migration, children.ConfigHash, secrets)); err != nil {
+		return fmt.Errorf("migration: %w", err)
+	}
+	serverPods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer))
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return reportServer(p, inst, children.Server, serverPods)
+}
+
 // reconcileSchemaVersion settles the release the database schema is at (status.version), which
 // the server runs: spec.version once its migration Job has succeeded, or at once for a
 // downgrade the annotation forces. A downgrade nobody forced is refused. It comes before the
