@@ -123,7 +123,8 @@ func (p *pass) requeueAt(t time.Time) {
 
 // runStages runs the stages of one pass. The input stages read, in order, what the children
 // depend on (hosting class, credentials, Secrets, restore source, the schema's release); then
-// every child is built once and gated; the first of these that fails ends the pass. The three
+// every child is built once, gated, and held to the sizes its volumes can have; the first of
+// these that fails ends the pass. The three
 // stages after them need nothing of each other (an Ingress the API server refuses stops no
 // backup): each runs, and one that fails turns its own condition false (see runIndependent).
 func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error {
@@ -160,6 +161,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	}
 	if err := r.reconcileRolloutSlot(ctx, p, inst, children); err != nil {
 		return fmt.Errorf("rollout slot: %w", err)
+	}
+	if err := r.reconcileVolumeSizes(ctx, p, inst, children); err != nil {
+		return fmt.Errorf("volume sizes: %w", err)
 	}
 	return runIndependent(p,
 		stage{"workloads", "", func() error {
