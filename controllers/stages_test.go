@@ -161,7 +161,9 @@ func TestVolumeThatCannotGrowStopsNoOtherStage(t *testing.T) {
 		t.Errorf("the claim asks for %s", got)
 	}
 
-	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Database.Managed.StorageSize = ptr.To(resource.MustParse("1Gi")) })
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Database.Managed.StorageSize = ptr.To(resource.MustParse("1Gi"))
+	})
 	eventually(t, "VolumesSized gone once storageSize is set back", func() error {
 		cur := &v1alpha1.KintoInstance{}
 		get(t, ns, inst.Name, cur)
