@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kinto-storage/kinto-operator/internal/podstatus"
 	"github.com/kinto-storage/kinto-operator/internal/redact"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
@@ -181,11 +182,9 @@ func jobPods(ctx context.Context, c client.Reader, job *batchv1.Job) ([]corev1.P
 
 // terminated is the state a container of pod ended in, nil while it has not.
 func terminated(pod *corev1.Pod, container string) *corev1.ContainerStateTerminated {
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			if s.Name == container {
-				return s.State.Terminated
-			}
+	for s := range podstatus.ContainerStatuses(pod) {
+		if s.Name == container {
+			return s.State.Terminated
 		}
 	}
 	return nil
@@ -225,15 +224,13 @@ func jobFailure(ctx context.Context, c client.Reader, job *batchv1.Job) (string,
 	}
 	for i := range pods {
 		pod := &pods[i]
-		for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-			for _, s := range statuses {
-				if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
-					msg, err := quotable(ctx, c, pod, t)
-					if err != nil {
-						return "", err
-					}
-					return fmt.Sprintf("container %s exited with status %d: %s", s.Name, t.ExitCode, msg), nil
+		for s := range podstatus.ContainerStatuses(pod) {
+			if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
+				msg, err := quotable(ctx, c, pod, t)
+				if err != nil {
+					return "", err
 				}
+				return fmt.Sprintf("container %s exited with status %d: %s", s.Name, t.ExitCode, msg), nil
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -22,24 +23,52 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
-// reportDatabase reports DatabaseReady from the managed PostgreSQL server as applied (nil for an
-// external database).
-func reportDatabase(p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulSet, stuck *podstatus.Problem) {
+// claimPendingGrace is how long a new volume claim may wait for its volume before DatabaseReady
+// calls it stuck: dynamic provisioning takes seconds, a claim no provisioner serves for ever.
+const claimPendingGrace = 2 * time.Minute
+
+// reportDatabase reports DatabaseReady from the managed PostgreSQL server and its volume claim
+// as applied (nil for an external database). The database's pods are looked at only while it
+// is not ready, to say why.
+func (r *KintoInstanceReconciler) reportDatabase(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulSet, claim *corev1.PersistentVolumeClaim) error {
 	switch {
 	case sts == nil:
 		// The referenced-secrets stage has checked its URL Secret.
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "ExternalDatabase",
 			"the external database URL is set; the migration Job checks that it answers")
+		return nil
 	case inst.Spec.Hibernate:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, reasonHibernating, "PostgreSQL is scaled to zero; its volume is kept")
+		return nil
 	case sts.Status.ReadyReplicas > 0 && sts.Status.ObservedGeneration == sts.Generation:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "PostgreSQLReady", "PostgreSQL accepts connections")
+		return nil
+	}
+	stuck, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentDatabase))
+	if err != nil {
+		return err
+	}
+	pendingSince := claim.CreationTimestamp.Time
+	switch {
 	case stuck != nil:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, stuck.Reason, "PostgreSQL cannot start: "+stuck.Message)
+	case claim.Status.Phase == corev1.ClaimPending && !p.now.Before(pendingSince.Add(claimPendingGrace)):
+		// The claim's watch brings the instance back once it is bound: no requeue.
+		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, reasonVolumeClaimPending, fmt.Sprintf(
+			"volume claim %s (StorageClass %q) has waited for a volume since %s: PostgreSQL starts once it is bound; see `kubectl describe pvc %s` for the provisioner's events",
+			claim.Name, ptr.Deref(claim.Spec.StorageClassName, ""), pendingSince.UTC().Format(time.RFC3339), claim.Name))
 	default:
+		if claim.Status.Phase == corev1.ClaimPending {
+			p.requeueAt(pendingSince.Add(claimPendingGrace))
+		}
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting", "waiting for the PostgreSQL pod to be ready")
 	}
+	return nil
 }
+
+// reasonVolumeClaimPending is DatabaseReady's reason while the database's volume claim has waited
+// longer than claimPendingGrace for a volume.
+const reasonVolumeClaimPending = "VolumeClaimPending"
 
 // reconcileWorkloads applies the children every pass applies, then follows the instance's
 // workloads in the order they depend on each other: the database, the restore into it, the
@@ -49,11 +78,9 @@ func (r *KintoInstanceReconciler) reconcileWorkloads(ctx context.Context, p *pas
 	if err := r.applyAll(ctx, children); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	databasePods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentDatabase))
-	if err != nil {
+	if err := r.reportDatabase(ctx, p, inst, children.Database, children.DataVolumeClaim); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
-	reportDatabase(p, inst, children.Database, databasePods)
 	if children.Restore != nil {
 		if err := r.reconcileRestore(ctx, p, children.Restore, restore, jobInputs(children.Restore, credentials, secrets)); err != nil {
 			return fmt.Errorf("restore: %w", err)
@@ -62,11 +89,10 @@ func (r *KintoInstanceReconciler) reconcileWorkloads(ctx context.Context, p *pas
 	if err := r.reconcileMigration(ctx, p, inst, children.Migration, jobInputs(children.Migration, children.ConfigHash, secrets)); err != nil {
 		return fmt.Errorf("migration: %w", err)
 	}
-	serverPods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer))
-	if err != nil {
+	if err := r.reportServer(ctx, p, inst, children.Server); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	return reportServer(p, inst, children.Server, serverPods)
+	return nil
 }
 
 // reconcileSchemaVersion settles the release the database schema is at (status.version), which
@@ -194,8 +220,9 @@ func (r *KintoInstanceReconciler) deleteOtherMigrateJobs(ctx context.Context, in
 }
 
 // reportServer reports the server's URL, scale and ServerReady from its Deployment as applied
-// (nil before the schema is first migrated).
-func reportServer(p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployment, stuck *podstatus.Problem) error {
+// (nil before the schema is first migrated). Its pods are looked at only while some are not
+// available, to say why.
+func (r *KintoInstanceReconciler) reportServer(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployment) error {
 	p.status.URL = resources.URL(inst)
 	if deploy == nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "WaitingForMigration",
@@ -212,10 +239,16 @@ func reportServer(p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployme
 
 	want := *deploy.Spec.Replicas
 	s := deploy.Status
+	var stuck *podstatus.Problem
+	if !inst.Spec.Hibernate && s.AvailableReplicas < want {
+		if stuck, err = r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer)); err != nil {
+			return err
+		}
+	}
 	switch {
 	case inst.Spec.Hibernate:
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, reasonHibernating, "the server is scaled to zero")
-	case s.AvailableReplicas < want && stuck != nil:
+	case stuck != nil:
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, stuck.Reason,
 			fmt.Sprintf("%d of %d server pods are ready: %s", s.AvailableReplicas, want, stuck.Message))
 	case s.ObservedGeneration < deploy.Generation || s.UpdatedReplicas < want || s.Replicas > s.UpdatedReplicas:
