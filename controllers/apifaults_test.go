@@ -118,3 +118,26 @@ func reconciles(t *testing.T) float64 {
 	}
 	return total
 }
+
+// The API server going away while the operator's first passes over a new instance run (its
+// writes refused, its watches broken) and coming back, on the same address, certificates and
+// etcd: the operator takes the instance up to Ready as if nothing happened.
+func TestAPIServerRestartedMidPass(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "restarted", nil)
+	apiServer := testEnv.ControlPlane.APIServer
+	// Terminated, or killed when it takes longer than its StopTimeout (which Stop then reports):
+	// either way it no longer answers.
+	stopErr := apiServer.Stop()
+	if err := k8s.Get(context.Background(), key(ns, inst.Name), &v1alpha1.KintoInstance{}); err == nil {
+		t.Fatalf("the API server still answers after Stop (%v)", stopErr)
+	}
+	t.Logf("API server stopped (%v)", stopErr)
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	if err := apiServer.Start(); err != nil {
+		t.Fatalf("starting the API server again: %v", err)
+	}
+	t.Logf("the API server answered again %s after its start", time.Since(start).Round(time.Millisecond))
+	bringUp(t, inst)
+}
