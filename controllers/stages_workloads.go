@@ -82,7 +82,12 @@ func (r *KintoInstanceReconciler) reconcileWorkloads(ctx context.Context, p *pas
 		return fmt.Errorf("database: %w", err)
 	}
 	if children.Restore != nil {
-		if err := r.reconcileRestore(ctx, p, children.Restore, restore, jobInputs(children.Restore, credentials, secrets)); err != nil {
+		objectStorage, err := r.secretsRevision(ctx, inst.Namespace, resources.ObjectStorageSecrets(inst))
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		inputs := jobInputs(children.Restore, credentials, secrets, objectStorage)
+		if err := r.reconcileRestore(ctx, p, children.Restore, restore, inputs); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}
