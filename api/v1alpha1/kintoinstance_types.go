@@ -720,7 +720,9 @@ const (
 	ConditionVolumesSized = "VolumesSized"
 	// ConditionExposed is present on an instance with a public host (an Ingress or a Gateway
 	// route): true when the host is the instance's, false (HostTaken) when another instance
-	// served it first, which keeps it; the instance then gets no Ingress or route.
+	// served it first, which keeps it; the instance then gets no Ingress or route. False
+	// (Refused) when the API server refuses the Ingress or route, in its words: the instance's
+	// other objects are applied all the same.
 	ConditionExposed = "Exposed"
 )
 
@@ -733,7 +735,8 @@ type KintoInstanceStatus struct {
 	// Conditions: Ready, HostingClass, DatabaseReady, SchemaMigrated, ServerReady; Restored for
 	// an instance that starts from a backup; BackupHealthy when it is backed up (spec.backup, or
 	// its class's); Hibernating while the instance hibernates; RollingOut while a change rolls its
-	// running pods, or waits to.
+	// running pods, or waits to; Exposed with a public host; VolumesSized while a volume cannot
+	// have the size its spec asks for.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
