@@ -472,8 +472,9 @@ func TestFailedRestoreSaysWhy(t *testing.T) {
 	runJob(t, ns, resources.RestoreJobName(inst), "restore", "restore refused: database kinto already holds tables (public.records)", true)
 	cur := waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionFalse, "RestoreFailed")
 	expectSample(t, "kinto_operator_jobs_finished_total", failed, before+1)
-	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "already holds tables") {
-		t.Errorf("Restored message %q does not say why", c.Message)
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "already holds tables") ||
+		!strings.Contains(c.Message, "(attempt 1)") || !strings.Contains(c.Message, "runs again at") {
+		t.Errorf("Restored message %q does not say why, which attempt failed, and when it runs again", c.Message)
 	}
 	if cur.Status.Version != "" {
 		t.Errorf("the schema was migrated after a failed restore: status.version %q", cur.Status.Version)

@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 
@@ -128,6 +129,21 @@ func (r *KintoInstanceReconciler) claimHost(ctx context.Context, p *pass, inst *
 		return nil
 	}
 	setCondition(p, v1alpha1.ConditionExposed, metav1.ConditionTrue, reasonExposed, fmt.Sprintf("host %s is this instance's", host))
+	return nil
+}
+
+// reconcileExposure applies the instance's Ingress or route, apart from its other children: a
+// public host the API server refuses (an ingress class an admission policy rejects, say) turns
+// Exposed false with the refusal, and stops no other stage.
+func (r *KintoInstanceReconciler) reconcileExposure(ctx context.Context, inst *v1alpha1.KintoInstance, children *resources.Children) error {
+	if inst.Spec.Gateway != nil && !r.GatewayAPI {
+		return errors.New("spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster")
+	}
+	for _, obj := range children.Exposure() {
+		if err := apply(ctx, r.Client, obj); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

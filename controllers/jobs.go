@@ -4,16 +4,22 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kinto-storage/kinto-operator/internal/podstatus"
 	"github.com/kinto-storage/kinto-operator/internal/redact"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 // jobState is JobComplete or JobFailed once the Job has finished, "" while it runs.
@@ -46,10 +52,126 @@ func startJob(ctx context.Context, c client.Client, key client.ObjectKey, owner 
 	return job, nil
 }
 
-// jobPods lists the pods of a Job, newest first.
+// Annotations on the operator's retried Jobs (migration, restore): what the run depends on (see
+// jobInputs), and which attempt at the step it is.
+const (
+	jobInputsAnnotation  = "hosting.kinto-storage.org/inputs"
+	jobAttemptAnnotation = "hosting.kinto-storage.org/attempt"
+)
+
+// A failed Job with the inputs it failed on runs again after jobRetryFirst, then twice as long
+// after each failure, up to jobRetryMax: a cause outside the cluster (a database down, a bucket
+// unreachable) may pass by itself, and a lasting one costs a pod an hour at most.
+const (
+	jobRetryFirst = 5 * time.Minute
+	jobRetryMax   = time.Hour
+)
+
+// jobInputs identifies what a run of job depends on: its pod template, and the revisions of what
+// its pods read that the template names without holding (the rendered configuration, Secrets).
+// A failed Job whose inputs changed since runs again at once: someone fixed something.
+func jobInputs(job *batchv1.Job, revisions ...string) string {
+	t := job.Spec.Template.DeepCopy()
+	t.Annotations = map[string]string{jobInputsAnnotation: strings.Join(revisions, ",")}
+	return resources.TemplateHash(*t)
+}
+
+// jobRetryDelay is how long after its attempt-th failure a Job runs again on the same inputs.
+func jobRetryDelay(attempt int) time.Duration {
+	d := jobRetryFirst
+	for ; attempt > 1 && d < jobRetryMax; attempt-- {
+		d *= 2
+	}
+	return min(d, jobRetryMax)
+}
+
+// jobRun is where a step run by a Job is.
+type jobRun struct {
+	job *batchv1.Job
+	// attempt counts the step's runs, this one included.
+	attempt int
+	// failure says why the last attempt failed, when it did; retryAt is when it runs again with
+	// the inputs it failed on.
+	failure string
+	retryAt time.Time
+	// held says the caller's hold reported the failed Job, which is not run again.
+	held bool
+}
+
+// runRetriedJob runs desired, a step that must run once at a time to completion, and runs it
+// again after it failed: at once when its inputs changed, else after jobRetryDelay. A failed Job
+// is deleted only when its pods are all done and a status written before this pass reports its
+// failure (condType with reason failedReason), so that why it failed is never lost with it; the
+// next attempt is created under the same name once the failed one is gone. hold, when not nil,
+// is given the failed Job first: it may report it, and keep it from running again.
+func (r *KintoInstanceReconciler) runRetriedJob(ctx context.Context, p *pass, desired *batchv1.Job, inputs, condType, failedReason string,
+	hold func(*batchv1.Job) (bool, error)) (*jobRun, error) {
+	metav1.SetMetaDataAnnotation(&desired.ObjectMeta, jobInputsAnnotation, inputs)
+	metav1.SetMetaDataAnnotation(&desired.ObjectMeta, jobAttemptAnnotation, "1")
+	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(desired), p.inst.UID, func() *batchv1.Job { return desired })
+	if err != nil {
+		return nil, err
+	}
+	run := &jobRun{job: job, attempt: 1}
+	if n, err := strconv.Atoi(job.Annotations[jobAttemptAnnotation]); err == nil && n > 0 {
+		run.attempt = n
+	}
+	if jobState(job) != batchv1.JobFailed {
+		return run, nil
+	}
+	if hold != nil {
+		if run.held, err = hold(job); run.held || err != nil {
+			return run, err
+		}
+	}
+	if run.failure, err = jobFailure(ctx, r.Client, job); err != nil {
+		return nil, err
+	}
+	run.retryAt = jobFailedAt(job).Add(jobRetryDelay(run.attempt))
+	if job.Annotations[jobInputsAnnotation] != inputs {
+		run.retryAt = p.now
+	}
+	recorded := meta.FindStatusCondition(p.inst.Status.Conditions, condType)
+	if p.now.Before(run.retryAt) || recorded == nil || recorded.Reason != failedReason ||
+		job.Status.Active > 0 || ptr.Deref(job.Status.Terminating, 0) > 0 {
+		// The status written at the end of this pass reports the failure; the pass after it
+		// (the retry time, or a Job's event) deletes the Job.
+		p.requeueAt(run.retryAt)
+		return run, nil
+	}
+	uid, rv := job.UID, job.ResourceVersion
+	err = r.Delete(ctx, job, client.Preconditions{UID: &uid, ResourceVersion: &rv},
+		client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil {
+		// Conflict or not found: the cache showed a Job since changed or replaced.
+		return nil, fmt.Errorf("deleting failed Job %s to run it again: %w", job.Name, err)
+	}
+	next := desired.DeepCopy()
+	next.Annotations[jobAttemptAnnotation] = strconv.Itoa(run.attempt + 1)
+	// Only a Job still on its way out (a finalizer holds it) makes this fail: its deletion
+	// brings the next pass, which creates the next attempt, counted from 1 again.
+	if err := r.Create(ctx, next); client.IgnoreAlreadyExists(err) != nil {
+		return nil, err
+	}
+	return &jobRun{job: next, attempt: run.attempt + 1}, nil
+}
+
+// jobFailedAt is when a failed Job was found failed.
+func jobFailedAt(job *batchv1.Job) time.Time {
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return job.CreationTimestamp.Time
+}
+
+// jobPods lists the pods of a Job, newest first: of this Job, not of an earlier attempt of the
+// same name whose pods the garbage collector has yet to remove.
 func jobPods(ctx context.Context, c client.Reader, job *batchv1.Job) ([]corev1.Pod, error) {
 	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+	if err := c.List(ctx, pods, client.InNamespace(job.Namespace),
+		client.MatchingLabels{batchv1.JobNameLabel: job.Name, batchv1.ControllerUidLabel: string(job.UID)}); err != nil {
 		return nil, err
 	}
 	sort.Slice(pods.Items, func(i, j int) bool {
@@ -60,11 +182,9 @@ func jobPods(ctx context.Context, c client.Reader, job *batchv1.Job) ([]corev1.P
 
 // terminated is the state a container of pod ended in, nil while it has not.
 func terminated(pod *corev1.Pod, container string) *corev1.ContainerStateTerminated {
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			if s.Name == container {
-				return s.State.Terminated
-			}
+	for s := range podstatus.ContainerStatuses(pod) {
+		if s.Name == container {
+			return s.State.Terminated
 		}
 	}
 	return nil
@@ -104,15 +224,13 @@ func jobFailure(ctx context.Context, c client.Reader, job *batchv1.Job) (string,
 	}
 	for i := range pods {
 		pod := &pods[i]
-		for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-			for _, s := range statuses {
-				if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
-					msg, err := quotable(ctx, c, pod, t)
-					if err != nil {
-						return "", err
-					}
-					return fmt.Sprintf("container %s exited with status %d: %s", s.Name, t.ExitCode, msg), nil
+		for s := range podstatus.ContainerStatuses(pod) {
+			if t := s.State.Terminated; t != nil && t.ExitCode != 0 {
+				msg, err := quotable(ctx, c, pod, t)
+				if err != nil {
+					return "", err
 				}
+				return fmt.Sprintf("container %s exited with status %d: %s", s.Name, t.ExitCode, msg), nil
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -122,11 +123,12 @@ func (p *pass) requeueAt(t time.Time) {
 	}
 }
 
-// runStages runs the stages of one pass in order, each given what the ones before it found; the
-// first that fails ends the pass. The input stages read what the children depend on (hosting
-// class, credentials, Secrets, restore source, the schema's release); then every child is built
-// once, gated, applied, and what the spec no longer asks for removed; the stages after that
-// report on the objects as applied, and run the one-off steps in order.
+// runStages runs the stages of one pass. The input stages read, in order, what the children
+// depend on (hosting class, credentials, Secrets, restore source, the schema's release); then
+// every child is built once, gated, and held to the sizes its volumes can have; the first of
+// these that fails ends the pass. The three
+// stages after them need nothing of each other (an Ingress the API server refuses stops no
+// backup): each runs, and one that fails turns its own condition false (see runIndependent).
 func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error {
 	inst, err := r.reconcileHostingClass(ctx, p)
 	if err != nil {
@@ -166,34 +168,51 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err := r.reconcileRolloutSlot(ctx, p, inst, children); err != nil {
 		return inStage(stageRolloutSlot, err)
 	}
-	if err := r.applyAll(ctx, children); err != nil {
-		return inStage(stageApply, err)
+	if err := r.reconcileVolumeSizes(ctx, p, inst, children); err != nil {
+		return inStage(stageVolumeSizes, err)
 	}
-	databasePods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentDatabase))
-	if err != nil {
-		return inStage(stageDatabase, err)
+	return runIndependent(p,
+		stage{"", func() error {
+			return r.reconcileWorkloads(ctx, p, inst, children, restore, credentials, secrets)
+		}},
+		stage{v1alpha1.ConditionExposed, func() error { return inStage(stageExposure, r.reconcileExposure(ctx, inst, children)) }},
+		stage{v1alpha1.ConditionBackupHealthy, func() error {
+			return inStage(stageBackups, r.reconcileBackups(ctx, p, inst, children, sharedBucket))
+		}},
+	)
+}
+
+// stage is a step of a pass that others do not wait for; its errors name their stage (inStage).
+type stage struct {
+	// condition is the one its failure turns false; "" for the workloads, whose failures Ready
+	// reports (their own conditions say how far they got).
+	condition string
+	run       func() error
+}
+
+// runIndependent runs every stage, whatever the others do, and returns their failures.
+func runIndependent(p *pass, stages ...stage) error {
+	var failures []error
+	for _, s := range stages {
+		err := s.run()
+		if err == nil {
+			continue
+		}
+		if s.condition != "" {
+			setCondition(p, s.condition, metav1.ConditionFalse, failureReason(err), err.Error())
+		}
+		failures = append(failures, err)
 	}
-	reportDatabase(p, inst, children.Database, databasePods)
-	if err := r.reconcileRestore(ctx, p, children.Restore, restore); err != nil {
-		return inStage(stageRestore, err)
+	return errors.Join(failures...)
+}
+
+// failureReason is a failed stage's condition reason: Refused when the API server refused what
+// the stage wrote (an admission policy or webhook, validation), else ReconcileError.
+func failureReason(err error) string {
+	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) {
+		return reasonRefused
 	}
-	if err := r.reconcileMigration(ctx, p, inst, children.Migration); err != nil {
-		return inStage(stageMigration, err)
-	}
-	serverPods, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer))
-	if err != nil {
-		return inStage(stageServer, err)
-	}
-	if err := reportServer(p, inst, children.Server, serverPods); err != nil {
-		return inStage(stageServer, err)
-	}
-	if inst.Spec.Gateway != nil && !r.GatewayAPI {
-		return inStage(stageExposure, errors.New("spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster"))
-	}
-	if err := r.reconcileBackups(ctx, p, inst, children, sharedBucket); err != nil {
-		return inStage(stageBackups, err)
-	}
-	return nil
+	return reasonReconcileError
 }
 
 // Reconcile reads the instance, runs the stages and records what they found in the status.

@@ -30,6 +30,7 @@ const (
 	stageConfig           = "config"
 	stageHost             = "host"
 	stageRolloutSlot      = "rollout slot"
+	stageVolumeSizes      = "volume sizes"
 	stageApply            = "apply"
 	stageDatabase         = "database"
 	stageRestore          = "restore"
@@ -46,7 +47,7 @@ const (
 // increase then sees the first error.
 var reconcileStages = []string{
 	stageHostingClass, stageCredentials, stageReferencedSecret, stageRestoreSource, stageMigration,
-	stageConfig, stageHost, stageRolloutSlot, stageApply, stageDatabase, stageRestore, stageServer,
+	stageConfig, stageHost, stageRolloutSlot, stageVolumeSizes, stageApply, stageDatabase, stageRestore, stageServer,
 	stageExposure, stageBackups, stageFinalizer, stageDeletion, stageStatus,
 }
 

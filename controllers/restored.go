@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -55,6 +56,18 @@ func (r *KintoInstanceReconciler) reconcileRestoreRecord(ctx context.Context, p 
 	what, ok := pvc.Annotations[resources.RestoredAnnotation]
 	if !ok {
 		return false, nil
+	}
+	// This instance's own restore Job records the restore before the status saying so is
+	// written: a pass that read the instance before that write (or after it failed) finds the
+	// record, and the Job that made it.
+	job := &batchv1.Job{}
+	err = r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.RestoreJobName(inst)}, job)
+	if client.IgnoreNotFound(err) != nil {
+		return false, err
+	}
+	if ref := metav1.GetControllerOf(job); err == nil && ref != nil && ref.UID == p.inst.UID && jobState(job) == batchv1.JobComplete {
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionTrue, reasonRestored, what)
+		return true, nil
 	}
 	setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionTrue, reasonRestoredBefore, fmt.Sprintf(
 		"database volume %s, kept from an earlier instance of this name, holds its restore (%s): spec.bootstrap fills a new database only, so nothing is restored over it",

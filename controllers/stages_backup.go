@@ -155,41 +155,39 @@ func (r *KintoInstanceReconciler) checkS3Credentials(ctx context.Context, inst *
 	return "", nil
 }
 
-// reconcileRestore runs job, once, to restore src, the backup a new instance starts from, into
-// its fresh database before the schema is migrated and the server starts. job is nil while there
-// is nothing to restore.
-func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass, job *batchv1.Job, src *resources.RestoreSource) error {
-	if job == nil {
-		return nil
-	}
+// reconcileRestore runs job to restore src, the backup a new instance starts from, into its
+// fresh database before the schema is migrated and the server starts. A failed restore runs
+// again (runRetriedJob): at once when inputs, which identify what it runs on, changed; the
+// restore refuses a database that holds tables, so that no retry writes over one.
+func (r *KintoInstanceReconciler) reconcileRestore(ctx context.Context, p *pass, job *batchv1.Job, src *resources.RestoreSource, inputs string) error {
 	if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionDatabaseReady) {
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "WaitingForDatabase",
 			"the restore starts when the database is ready")
 		return nil
 	}
-	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(job), p.inst.UID, func() *batchv1.Job { return job })
+	run, err := r.runRetriedJob(ctx, p, job, inputs, v1alpha1.ConditionRestored, reasonRestoreFailed, nil)
 	if err != nil {
 		return err
 	}
 	what := describeSource(src)
-	switch jobState(job) {
-	case batchv1.JobComplete:
+	switch {
+	case jobState(run.job) == batchv1.JobComplete:
 		message := fmt.Sprintf("%s was restored into the database", what)
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionTrue, reasonRestored, message)
 		return r.recordRestore(ctx, p.inst, message)
-	case batchv1.JobFailed:
-		cause, err := jobFailure(ctx, r.Client, job)
-		if err != nil {
-			return err
-		}
-		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "RestoreFailed",
-			fmt.Sprintf("Job %s failed to restore %s: %s. The database is kept as it was; once the cause is fixed, delete Job %s to run the restore again", job.Name, what, cause, job.Name))
+	case run.failure != "":
+		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonRestoreFailed,
+			fmt.Sprintf("Job %s failed to restore %s (attempt %d): %s. The database is kept as it was; the restore runs again at %s, or at once when "+
+				"the backup's source, a Secret or the image changes", run.job.Name, what, run.attempt, run.failure, run.retryAt.UTC().Format(time.RFC3339)))
 	default:
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, "Restoring",
-			fmt.Sprintf("Job %s is restoring %s", job.Name, what))
+			fmt.Sprintf("Job %s is restoring %s (attempt %d)", run.job.Name, what, run.attempt))
 	}
 	return nil
 }
+
+// reasonRestoreFailed is Restored's reason while the restore Job failed and waits to run again.
+const reasonRestoreFailed = "RestoreFailed"
 
 // describeSource is where the dump to restore is, in the form of a KintoBackup's location.
 func describeSource(src *resources.RestoreSource) string {

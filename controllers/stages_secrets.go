@@ -125,6 +125,22 @@ func (r *KintoInstanceReconciler) reconcileReferencedSecrets(ctx context.Context
 	return resources.SecretsRevision(versions), databasePort, nil
 }
 
+// secretsRevision identifies the state of the user's Secrets refs name (one missing included),
+// which a Job's pods read: the object storage credentials of a restore, say.
+func (r *KintoInstanceReconciler) secretsRevision(ctx context.Context, namespace string, refs []v1alpha1.SecretKeyRef) (string, error) {
+	versions := map[string]string{}
+	for _, ref := range refs {
+		secret, _, err := r.readSecretKey(ctx, namespace, ref)
+		if err != nil {
+			return "", err
+		}
+		if secret != nil {
+			versions[secret.Name] = secret.ResourceVersion
+		}
+	}
+	return resources.SecretsRevision(versions), nil
+}
+
 // watchSecret labels a user's Secret an instance reads (none when nil) as soon as it exists, so
 // that the operator caches and watches it: fixing it brings the instance back at once.
 func (r *KintoInstanceReconciler) watchSecret(ctx context.Context, secret *corev1.Secret) error {

@@ -6,6 +6,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -21,23 +23,81 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
-// reportDatabase reports DatabaseReady from the managed PostgreSQL server as applied (nil for an
-// external database).
-func reportDatabase(p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulSet, stuck *podstatus.Problem) {
+// claimPendingGrace is how long a new volume claim may wait for its volume before DatabaseReady
+// calls it stuck: dynamic provisioning takes seconds, a claim no provisioner serves for ever.
+const claimPendingGrace = 2 * time.Minute
+
+// reportDatabase reports DatabaseReady from the managed PostgreSQL server and its volume claim
+// as applied (nil for an external database). The database's pods are looked at only while it
+// is not ready, to say why.
+func (r *KintoInstanceReconciler) reportDatabase(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, sts *appsv1.StatefulSet, claim *corev1.PersistentVolumeClaim) error {
 	switch {
 	case sts == nil:
 		// The referenced-secrets stage has checked its URL Secret.
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "ExternalDatabase",
 			"the external database URL is set; the migration Job checks that it answers")
+		return nil
 	case inst.Spec.Hibernate:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, reasonHibernating, "PostgreSQL is scaled to zero; its volume is kept")
+		return nil
 	case sts.Status.ReadyReplicas > 0 && sts.Status.ObservedGeneration == sts.Generation:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "PostgreSQLReady", "PostgreSQL accepts connections")
+		return nil
+	}
+	stuck, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentDatabase))
+	if err != nil {
+		return err
+	}
+	pendingSince := claim.CreationTimestamp.Time
+	switch {
 	case stuck != nil:
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, stuck.Reason, "PostgreSQL cannot start: "+stuck.Message)
+	case claim.Status.Phase == corev1.ClaimPending && !p.now.Before(pendingSince.Add(claimPendingGrace)):
+		// The claim's watch brings the instance back once it is bound: no requeue.
+		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, reasonVolumeClaimPending, fmt.Sprintf(
+			"volume claim %s (StorageClass %q) has waited for a volume since %s: PostgreSQL starts once it is bound; see `kubectl describe pvc %s` for the provisioner's events",
+			claim.Name, ptr.Deref(claim.Spec.StorageClassName, ""), pendingSince.UTC().Format(time.RFC3339), claim.Name))
 	default:
+		if claim.Status.Phase == corev1.ClaimPending {
+			p.requeueAt(pendingSince.Add(claimPendingGrace))
+		}
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting", "waiting for the PostgreSQL pod to be ready")
 	}
+	return nil
+}
+
+// reasonVolumeClaimPending is DatabaseReady's reason while the database's volume claim has waited
+// longer than claimPendingGrace for a volume.
+const reasonVolumeClaimPending = "VolumeClaimPending"
+
+// reconcileWorkloads applies the children every pass applies, then follows the instance's
+// workloads in the order they depend on each other: the database, the restore into it, the
+// migration, the server; the first that fails ends the chain.
+func (r *KintoInstanceReconciler) reconcileWorkloads(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children,
+	restore *resources.RestoreSource, credentials, secrets string) error {
+	if err := r.applyAll(ctx, children); err != nil {
+		return inStage(stageApply, err)
+	}
+	if err := r.reportDatabase(ctx, p, inst, children.Database, children.DataVolumeClaim); err != nil {
+		return inStage(stageDatabase, err)
+	}
+	if children.Restore != nil {
+		objectStorage, err := r.secretsRevision(ctx, inst.Namespace, resources.ObjectStorageSecrets(inst))
+		if err != nil {
+			return inStage(stageRestore, err)
+		}
+		inputs := jobInputs(children.Restore, credentials, secrets, objectStorage)
+		if err := r.reconcileRestore(ctx, p, children.Restore, restore, inputs); err != nil {
+			return inStage(stageRestore, err)
+		}
+	}
+	if err := r.reconcileMigration(ctx, p, inst, children.Migration, jobInputs(children.Migration, children.ConfigHash, secrets)); err != nil {
+		return inStage(stageMigration, err)
+	}
+	if err := r.reportServer(ctx, p, inst, children.Server); err != nil {
+		return inStage(stageServer, err)
+	}
+	return nil
 }
 
 // reconcileSchemaVersion settles the release the database schema is at (status.version), which
@@ -84,10 +144,11 @@ func (r *KintoInstanceReconciler) reconcileSchemaVersion(ctx context.Context, p 
 	return r.deleteOtherMigrateJobs(ctx, inst, target)
 }
 
-// reconcileMigration runs job, `kinto migrate` for spec.version, once, when the database is ready
-// and any restore is done, before any server pod runs that release; reconcileSchemaVersion moves
-// status.version once it has succeeded.
-func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, job *batchv1.Job) error {
+// reconcileMigration runs job, `kinto migrate` for spec.version, when the database is ready and
+// any restore is done, before any server pod runs that release; reconcileSchemaVersion moves
+// status.version once it has succeeded. A failed migration runs again (runRetriedJob): at once
+// when inputs, which identify what it runs on (the database URL, settings, image), changed.
+func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, job *batchv1.Job, inputs string) error {
 	target, current := inst.Spec.Version, p.status.Version
 	if target == current || current != "" && olderRelease(target, current) {
 		return nil // reconcileSchemaVersion reports it
@@ -103,32 +164,36 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 		return nil
 	}
 
-	job, err := startJob(ctx, r.Client, client.ObjectKeyFromObject(job), p.inst.UID, func() *batchv1.Job { return job })
-	if err != nil {
+	run, err := r.runRetriedJob(ctx, p, job, inputs, v1alpha1.ConditionSchemaMigrated, reasonMigrationFailed,
+		func(failed *batchv1.Job) (bool, error) { return r.holdForHMACSecrets(ctx, p, failed) })
+	if err != nil || run.held {
 		return err
 	}
-	if jobState(job) == batchv1.JobFailed {
-		if held, err := r.holdForHMACSecrets(ctx, p, job); held || err != nil {
-			return err
-		}
-		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "MigrationFailed",
-			fmt.Sprintf("Job %s failed to migrate the schema to Kinto %s (see its pod's log); the server keeps running %q", job.Name, target, current))
+	if run.failure != "" {
+		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, reasonMigrationFailed,
+			fmt.Sprintf("Job %s failed to migrate the schema to Kinto %s (attempt %d): %s. The server keeps running %q; the migration runs again at %s, "+
+				"or at once when the database URL, a setting or the image changes", run.job.Name, target, run.attempt, run.failure, current,
+				run.retryAt.UTC().Format(time.RFC3339)))
 		return nil
 	}
 	// A Job that succeeded since reconcileSchemaVersion looked brings the next pass by its event.
-	stuck, err := r.stuckPod(ctx, inst, map[string]string{batchv1.JobNameLabel: job.Name})
+	stuck, err := r.stuckPod(ctx, inst, map[string]string{batchv1.JobNameLabel: run.job.Name, batchv1.ControllerUidLabel: string(run.job.UID)})
 	if err != nil {
 		return err
 	}
 	if stuck != nil {
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, stuck.Reason,
-			fmt.Sprintf("Job %s cannot migrate the schema to Kinto %s: %s", job.Name, target, stuck.Message))
+			fmt.Sprintf("Job %s cannot migrate the schema to Kinto %s (attempt %d): %s", run.job.Name, target, run.attempt, stuck.Message))
 		return nil
 	}
 	setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating",
-		fmt.Sprintf("Job %s is migrating the schema to Kinto %s", job.Name, target))
+		fmt.Sprintf("Job %s is migrating the schema to Kinto %s (attempt %d)", run.job.Name, target, run.attempt))
 	return nil
 }
+
+// reasonMigrationFailed is SchemaMigrated's reason while the migration Job failed and waits to
+// run again.
+const reasonMigrationFailed = "MigrationFailed"
 
 // stuckPod is why a pod of the instance with the given labels waits for good (it cannot be
 // scheduled, pull its image, or start), in the scheduler's or kubelet's words; nil when none does.
@@ -160,8 +225,9 @@ func (r *KintoInstanceReconciler) deleteOtherMigrateJobs(ctx context.Context, in
 }
 
 // reportServer reports the server's URL, scale and ServerReady from its Deployment as applied
-// (nil before the schema is first migrated).
-func reportServer(p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployment, stuck *podstatus.Problem) error {
+// (nil before the schema is first migrated). Its pods are looked at only while some are not
+// available, to say why.
+func (r *KintoInstanceReconciler) reportServer(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployment) error {
 	p.status.URL = resources.URL(inst)
 	if deploy == nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "WaitingForMigration",
@@ -178,10 +244,16 @@ func reportServer(p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployme
 
 	want := *deploy.Spec.Replicas
 	s := deploy.Status
+	var stuck *podstatus.Problem
+	if !inst.Spec.Hibernate && s.AvailableReplicas < want {
+		if stuck, err = r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer)); err != nil {
+			return err
+		}
+	}
 	switch {
 	case inst.Spec.Hibernate:
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, reasonHibernating, "the server is scaled to zero")
-	case s.AvailableReplicas < want && stuck != nil:
+	case stuck != nil:
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, stuck.Reason,
 			fmt.Sprintf("%d of %d server pods are ready: %s", s.AvailableReplicas, want, stuck.Message))
 	case s.ObservedGeneration < deploy.Generation || s.UpdatedReplicas < want || s.Replicas > s.UpdatedReplicas:

@@ -20,8 +20,10 @@ var readinessConditions = []string{
 
 // Reasons the reconciler shares between conditions.
 const (
-	// reasonReconcileError is Ready's reason when a pass failed.
+	// reasonReconcileError is Ready's reason when a pass failed, and a failed stage's.
 	reasonReconcileError = "ReconcileError"
+	// reasonRefused is a failed stage's reason when the API server refused what it wrote.
+	reasonRefused = "Refused"
 	// reasonHibernating is the reason of every condition that spec.hibernate turns false.
 	reasonHibernating = "Hibernating"
 	// Ready's reasons while an instance deleted under the Snapshot policy waits for its final

@@ -38,6 +38,8 @@ var (
 	restConfig *rest.Config
 	// operatorCache is the running operator's cache, with its field indexes.
 	operatorCache cache.Cache
+	// testEnv runs the API server and etcd.
+	testEnv *envtest.Environment
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +58,18 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "finding the Gateway API's HTTPRoute CRD:", err)
 		return 1
 	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"../config/crd/bases", httpRoutes}, ErrorIfCRDPathMissing: true}
+	// A certificate directory of the suite's own: envtest draws new certificates for an API server
+	// restarted in one it made, which would lock every client out (TestAPIServerRestartedMidPass).
+	certDir, err := os.MkdirTemp("", "kube-apiserver-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(certDir) }()
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"../config/crd/bases", httpRoutes}, ErrorIfCRDPathMissing: true,
+		// Stopped, it is killed after 3 s: it waits longer for its watches to end.
+		ControlPlane: envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir, StopTimeout: 3 * time.Second}}}
+	testEnv = env
 	cfg, err := env.Start()
 	// Stop even after a failed start: a CRD the API server refuses leaves it running.
 	defer func() { _ = env.Stop() }()

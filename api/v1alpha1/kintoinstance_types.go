@@ -261,12 +261,13 @@ type ManagedDatabase struct {
 	// +optional
 	Image string `json:"image,omitempty"`
 
-	// StorageSize is the size of the database volume. It may grow (where the storage class allows
-	// volume expansion) but never shrink. Unset, the hosting class's default size applies, else
-	// 1Gi; a volume never shrinks for a smaller default.
+	// StorageSize is the size of the database volume. It may grow where the storage class allows
+	// volume expansion; where it does not, the volume keeps its size and condition VolumesSized
+	// says so until storageSize is set back. A volume never shrinks: a smaller storageSize, or a
+	// smaller default, leaves it as it is. Unset, the hosting class's default size applies, else
+	// 1Gi.
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storageSize must be positive"
 	// +kubebuilder:validation:XValidation:rule="string(self).matches('^[0-9]+(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$') && quantity(string(self)).compareTo(quantity('1Pi')) <= 0",message="storageSize must be a whole number of bytes with an optional unit (such as 512Mi or 20Gi), at most 1Pi"
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="storageSize cannot shrink"
 	// +optional
 	StorageSize *resource.Quantity `json:"storageSize,omitempty"`
 
@@ -712,9 +713,16 @@ const (
 	// the instance holds one of the operator's rollout slots (--max-concurrent-rollouts), false
 	// while it waits for one, its pods running as they were.
 	ConditionRollingOut = "RollingOut"
+	// ConditionVolumesSized is present, and false, while a volume claim of the instance is
+	// smaller than its spec asks and cannot grow: its StorageClass does not allow volume
+	// expansion (reason ExpansionNotAllowed), or the claim is not bound yet (NotBound). The
+	// volume keeps its size meanwhile, and the instance runs on.
+	ConditionVolumesSized = "VolumesSized"
 	// ConditionExposed is present on an instance with a public host (an Ingress or a Gateway
 	// route): true when the host is the instance's, false (HostTaken) when another instance
-	// served it first, which keeps it; the instance then gets no Ingress or route.
+	// served it first, which keeps it; the instance then gets no Ingress or route. False
+	// (Refused) when the API server refuses the Ingress or route, in its words: the instance's
+	// other objects are applied all the same.
 	ConditionExposed = "Exposed"
 )
 
@@ -727,7 +735,8 @@ type KintoInstanceStatus struct {
 	// Conditions: Ready, HostingClass, DatabaseReady, SchemaMigrated, ServerReady; Restored for
 	// an instance that starts from a backup; BackupHealthy when it is backed up (spec.backup, or
 	// its class's); Hibernating while the instance hibernates; RollingOut while a change rolls its
-	// running pods, or waits to.
+	// running pods, or waits to; Exposed with a public host; VolumesSized while a volume cannot
+	// have the size its spec asks for.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

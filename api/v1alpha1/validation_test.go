@@ -248,13 +248,6 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 			wantMsg:  "cannot change in place",
 		},
 		{
-			name:     "storage shrinks",
-			initial:  `database: {managed: {storageSize: 2Gi}}`,
-			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.StorageSize = ptrTo(resource.MustParse("1Gi")) },
-			wantPath: "spec.database.managed.storageSize",
-			wantMsg:  "storageSize cannot shrink",
-		},
-		{
 			name:    "managed to external",
 			initial: `{}`,
 			mutate: func(s *v1alpha1.KintoInstanceSpec) {

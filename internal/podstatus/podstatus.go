@@ -5,6 +5,7 @@ package podstatus
 
 import (
 	"fmt"
+	"iter"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -52,21 +53,33 @@ func find(pod *corev1.Pod) *Problem {
 			return &Problem{Reason: c.Reason, Message: fmt.Sprintf("pod %s cannot be scheduled: %s", pod.Name, c.Message)}
 		}
 	}
-	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
-		for _, s := range statuses {
-			w := s.State.Waiting
-			if w == nil || !blockingWaits[w.Reason] {
-				continue
-			}
-			msg := fmt.Sprintf("container %s of pod %s: %s", s.Name, pod.Name, w.Reason)
-			if w.Message != "" {
-				msg += ": " + w.Message
-			}
-			if t := s.LastTerminationState.Terminated; t != nil {
-				msg += fmt.Sprintf(" (it last exited with status %d, %s, after %d restarts)", t.ExitCode, t.Reason, s.RestartCount)
-			}
-			return &Problem{Reason: w.Reason, Message: msg}
+	for s := range ContainerStatuses(pod) {
+		w := s.State.Waiting
+		if w == nil || !blockingWaits[w.Reason] {
+			continue
 		}
+		msg := fmt.Sprintf("container %s of pod %s: %s", s.Name, pod.Name, w.Reason)
+		if w.Message != "" {
+			msg += ": " + w.Message
+		}
+		if t := s.LastTerminationState.Terminated; t != nil {
+			msg += fmt.Sprintf(" (it last exited with status %d, %s, after %d restarts)", t.ExitCode, t.Reason, s.RestartCount)
+		}
+		return &Problem{Reason: w.Reason, Message: msg}
 	}
 	return nil
+}
+
+// ContainerStatuses yields the statuses of a pod's init containers, then of its containers: the
+// order they run in.
+func ContainerStatuses(pod *corev1.Pod) iter.Seq[*corev1.ContainerStatus] {
+	return func(yield func(*corev1.ContainerStatus) bool) {
+		for _, statuses := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+			for i := range statuses {
+				if !yield(&statuses[i]) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package podstatus
 
 import (
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,5 +63,27 @@ func TestFind(t *testing.T) {
 				t.Fatalf("Find = %+v, want %s: %s", got, tt.wantReason, tt.wantMessage)
 			}
 		})
+	}
+}
+
+func TestContainerStatuses(t *testing.T) {
+	p := pod("a", corev1.PodStatus{
+		InitContainerStatuses: []corev1.ContainerStatus{{Name: "init-1"}, {Name: "init-2"}},
+		ContainerStatuses:     []corev1.ContainerStatus{{Name: "main"}},
+	})
+	var names []string
+	for s := range ContainerStatuses(&p) {
+		names = append(names, s.Name)
+	}
+	if got := fmt.Sprint(names); got != "[init-1 init-2 main]" {
+		t.Errorf("statuses in the order %s, want the init containers first", got)
+	}
+	var first []string
+	for s := range ContainerStatuses(&p) {
+		first = append(first, s.Name)
+		break
+	}
+	if got := fmt.Sprint(first); got != "[init-1]" {
+		t.Errorf("stopped after %s", got)
 	}
 }

@@ -159,7 +159,8 @@ func objectStoragePorts(inst *v1alpha1.KintoInstance, restore *RestoreSource) []
 }
 
 // Applied are the children every pass applies, in order: configuration and identity, isolation,
-// the database, the server and its exposure.
+// the database and the server. Their exposure is applied apart (Exposure): a public host the
+// cluster refuses stops nothing else.
 func (c *Children) Applied() []client.Object {
 	objs := []client.Object{c.Config, c.ServiceAccount}
 	for _, np := range c.NetworkPolicies {
@@ -171,14 +172,20 @@ func (c *Children) Applied() []client.Object {
 	for _, svc := range c.DatabaseServices {
 		objs = append(objs, svc)
 	}
-	objs = append(objs, nonNil(c.Database, c.ServerService, c.Server, c.DisruptionBudget, c.Ingress, c.HTTPRoute)...)
+	objs = append(objs, nonNil(c.Database, c.ServerService, c.Server, c.DisruptionBudget)...)
 	return objs
+}
+
+// Exposure are the children that serve the instance's public host: its Ingress or its route.
+func (c *Children) Exposure() []client.Object {
+	return nonNil(c.Ingress, c.HTTPRoute)
 }
 
 // All are every child of the instance: those applied on every pass, the backup schedule and the
 // Jobs. Tests iterate it to hold every child to the same rules (owned, labelled, restricted pods).
 func (c *Children) All() []client.Object {
-	return append(c.Applied(), nonNil(c.BackupVolumeClaim, c.BackupSchedule, c.Migration, c.Restore)...)
+	all := append(c.Applied(), c.Exposure()...)
+	return append(all, nonNil(c.BackupVolumeClaim, c.BackupSchedule, c.Migration, c.Restore)...)
 }
 
 // nonNil drops the children an instance does not have: typed nil pointers, which are not nil

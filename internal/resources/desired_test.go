@@ -41,6 +41,7 @@ func TestDesired(t *testing.T) {
 		wantApply  []string // besides the configuration, identity and network policies
 		wantRemove []string
 		wantOthers []string // applied by their own stage or created once, besides the migration Job
+		wantExpose []string // the public host's Ingress or route, applied by the exposure stage
 	}{
 		{
 			name:       "a new instance: no server before the first migration, so no budget to remove",
@@ -60,7 +61,8 @@ func TestDesired(t *testing.T) {
 			name:       "several replicas behind an Ingress, backed up to a volume",
 			inst:       newInstance(replicas, ingress, withVolumeBackup),
 			in:         migrated,
-			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server", "*v1.PodDisruptionBudget notes-server", "*v1.Ingress notes-ingress"},
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server", "*v1.PodDisruptionBudget notes-server"},
+			wantExpose: []string{"*v1.Ingress notes-ingress"},
 			wantOthers: []string{"*v1.CronJob notes-backup", "*v1.PersistentVolumeClaim notes-backups"},
 			wantRemove: nil,
 		},
@@ -68,7 +70,8 @@ func TestDesired(t *testing.T) {
 			name:       "a route where the cluster serves them; the Ingress goes",
 			inst:       newInstance(gateway),
 			in:         withGateway,
-			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server", "*v1.HTTPRoute notes-route"},
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server", "*v1.Deployment notes-server"},
+			wantExpose: []string{"*v1.HTTPRoute notes-route"},
 			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress", "*v1.PodDisruptionBudget notes-server"},
 		},
 		{
@@ -111,7 +114,11 @@ func TestDesired(t *testing.T) {
 			if got := kindNames(c.Remove); !slices.Equal(got, slices.Sorted(slices.Values(tc.wantRemove))) {
 				t.Errorf("removed %v, want %v", got, tc.wantRemove)
 			}
+			if got := kindNames(c.Exposure()); !slices.Equal(got, tc.wantExpose) {
+				t.Errorf("exposure %v, want %v", got, tc.wantExpose)
+			}
 			wantAll := append(slices.Clone(tc.wantOthers), kindNames(applied)...)
+			wantAll = append(wantAll, tc.wantExpose...)
 			wantAll = append(wantAll, kindName(c.Migration))
 			if got := kindNames(c.All()); !slices.Equal(got, slices.Sorted(slices.Values(wantAll))) {
 				t.Errorf("all children %v, want %v", got, slices.Sorted(slices.Values(wantAll)))

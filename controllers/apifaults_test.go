@@ -1,0 +1,143 @@
+package controllers_test
+
+// Faults of the API server and of the cluster around it, each on the real API server. Covered
+// elsewhere: a child deleted or edited by hand (TestChildrenEditedOrDeletedByHandAreRestored), a
+// referenced Secret missing then created (TestExternalDatabaseWaitsForItsSecret,
+// TestS3DestinationNeedsItsCredentials).
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// laggingCache reads the instance as it was at one moment, as an informer cache a few writes
+// behind does; every other read and every write goes to the API server.
+type laggingCache struct {
+	client.Client
+	stale *v1alpha1.KintoInstance
+}
+
+func (c laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if inst, ok := obj.(*v1alpha1.KintoInstance); ok && key == client.ObjectKeyFromObject(c.stale) {
+		c.stale.DeepCopyInto(inst)
+		return nil
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// A pass on a stale read of the instance (written since by a newer pass) computes a status from
+// it that the API server refuses (the write is guarded by the read's resource version): the
+// newer status stays, and the pass fails with the conflict, to be taken again on a fresh read.
+func TestWriteConflictOfAStalePassKeepsTheNewerStatus(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "stale", nil)
+	stale := waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting")
+	bringUp(t, inst)
+
+	r := &controllers.KintoInstanceReconciler{Client: laggingCache{Client: k8s, stale: stale}, APIReader: k8s,
+		Recorder: discardEvents{}, Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage}
+	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)})
+	if !apierrors.IsConflict(err) {
+		t.Fatalf("a pass on a stale read returned %v, want a conflict", err)
+	}
+	cur := &v1alpha1.KintoInstance{}
+	get(t, ns, inst.Name, cur)
+	if !meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady) || cur.Status.Version != inst.Spec.Version {
+		t.Errorf("the stale pass undid the newer status: Ready %+v, version %q",
+			meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady), cur.Status.Version)
+	}
+}
+
+// A database volume claim that no provisioner ever binds (envtest binds none) turns DatabaseReady
+// false once it has waited longer than a provisioner takes, naming the claim, with a warning;
+// the instance is not looked at again until something changes (the claim's binding brings it
+// back): counted over a window, no pass repeats.
+func TestPendingVolumeClaimIsReportedWithoutAHotLoop(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "pending", nil)
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting")
+
+	withClockAdvanced(3*time.Minute, func() {
+		updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
+			metav1.SetMetaDataAnnotation(&i.ObjectMeta, "example.org/touched", "1")
+		})
+		cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "VolumeClaimPending")
+		if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionDatabaseReady); !strings.Contains(c.Message, resources.DataVolumeClaimName(inst)) {
+			t.Errorf("DatabaseReady says %q, without the claim's name", c.Message)
+		}
+		expectWarning(t, inst, "VolumeClaimPending", resources.DataVolumeClaimName(inst))
+
+		before := reconciles(t)
+		time.Sleep(10 * time.Second)
+		n := reconciles(t) - before
+		t.Logf("%.0f passes in 10 s with the claim pending", n)
+		if n > 3 {
+			t.Errorf("%.0f passes in 10 s with nothing changing but a claim that stays pending: a hot loop", n)
+		}
+	})
+
+	bindClaim(t, ns, resources.DataVolumeClaimName(inst))
+	bringUp(t, inst)
+}
+
+// reconciles is how many passes the operator's instance controller has run.
+func reconciles(t *testing.T) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "kintoinstance" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if total == 0 {
+		t.Fatal("no controller_runtime_reconcile_total for the kintoinstance controller")
+	}
+	return total
+}
+
+// The API server going away while the operator's first passes over a new instance run (its
+// writes refused, its watches broken) and coming back, on the same address, certificates and
+// etcd: the operator takes the instance up to Ready as if nothing happened.
+func TestAPIServerRestartedMidPass(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "restarted", nil)
+	apiServer := testEnv.ControlPlane.APIServer
+	// Terminated, or killed when it takes longer than its StopTimeout (which Stop then reports):
+	// either way it no longer answers.
+	stopErr := apiServer.Stop()
+	if err := k8s.Get(context.Background(), key(ns, inst.Name), &v1alpha1.KintoInstance{}); err == nil {
+		t.Fatalf("the API server still answers after Stop (%v)", stopErr)
+	}
+	t.Logf("API server stopped (%v)", stopErr)
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	if err := apiServer.Start(); err != nil {
+		t.Fatalf("starting the API server again: %v", err)
+	}
+	t.Logf("the API server answered again %s after its start", time.Since(start).Round(time.Millisecond))
+	bringUp(t, inst)
+}
