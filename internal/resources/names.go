@@ -36,6 +36,9 @@ const (
 	ComponentRestore = "restore"
 	// ComponentDumpDeletion: the Jobs deleting the dump of a deleted KintoBackup.
 	ComponentDumpDeletion = "dump-deletion"
+	// ComponentDumpCheck: the Jobs reading a KintoBackup's dump where it is stored, without the
+	// database: finding the result of a backup whose pod went before it was read.
+	ComponentDumpCheck = "dump-check"
 )
 
 // RestoredAnnotation on a database volume claim records the restore of spec.bootstrap that
@@ -143,6 +146,11 @@ func FinalBackupName(inst *v1alpha1.KintoInstance) string {
 // DumpDeletionJobName names the Job deleting a KintoBackup's dump.
 func DumpDeletionJobName(backup *v1alpha1.KintoBackup) string {
 	return childName(backup.Name, "delete", maxNameLength)
+}
+
+// ResultRecoveryJobName names the Job looking for the dump of a KintoBackup whose result was lost.
+func ResultRecoveryJobName(backup *v1alpha1.KintoBackup) string {
+	return childName(backup.Name, "result", maxNameLength)
 }
 
 // Labels are the labels of every child of the instance that belong to component.

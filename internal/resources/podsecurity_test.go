@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"time"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -42,6 +43,7 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 	}
 	if inst.Spec.Backup != nil {
 		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage).Spec.Template.Spec
+		pods["result recovery"] = ResultRecoveryJob(completedBackup(inst), time.Now(), time.Now(), nil, testOperatorImage).Spec.Template.Spec
 	}
 	return pods
 }

@@ -41,10 +41,11 @@ var commands = map[string]command{
 	"download": {"download a dump, verifying its checksum, and write its result beside it", runDownload},
 	"list":     {"list the objects under the prefix (or one instance's dumps)", runList},
 	"delete":   {"delete one dump, from the bucket or from a directory", runDelete},
+	"find":     {"find the recorded dump started in a time window (a backup's lost result) and print its result", runFind},
 }
 
 // commandOrder is the order of the commands in the usage text.
-var commandOrder = []string{"upload", "download", "list", "delete"}
+var commandOrder = []string{"upload", "download", "list", "delete", "find"}
 
 // usageError is a mistake on the command line: Main prints it with the usage and exits 2.
 type usageError struct{ msg string }
@@ -101,5 +102,5 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nThe S3 destination is given by flags or, for a flag not given, by %s.\n", destinationEnvSummary())
 	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", backupenv.AccessKeyID, backupenv.SecretAccessKey)
-	fmt.Fprintln(w, "delete --dir works on a directory (a backup volume) and needs no S3 destination.")
+	fmt.Fprintln(w, "delete --dir and find --dir work on a directory (a backup volume) and need no S3 destination.")
 }

@@ -231,3 +231,43 @@ func TestDownloadRefusesACorruptedDump(t *testing.T) {
 		}
 	}
 }
+
+// TestFindInBucket recovers a lost result from the bucket: the one uploaded dump of the instance
+// started in the window, with the checksum stored with it.
+func TestFindInBucket(t *testing.T) {
+	s := startServer(t)
+	at := time.Date(2026, 11, 26, 3, 0, 7, 0, time.UTC)
+	dumpDir := t.TempDir()
+	writeDump(t, dumpDir, at, "PGDMP the lost one")
+	uploaded, err := dumps.ParseResult([]byte(mustRun(t, "upload", "--dump-dir", dumpDir, "--instance", "lug")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another instance's dump of the same second, and an object the backup tool did not upload.
+	otherDir := t.TempDir()
+	writeDump(t, otherDir, at, "another instance")
+	mustRun(t, "upload", "--dump-dir", otherDir, "--instance", "lug-copy")
+	stray := s.ObjectPath(bucket, "kinto/lug/"+dumps.FileName(at.Add(time.Hour)))
+	if err := os.WriteFile(stray, []byte("copied by hand"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	window := []string{"--after", at.Add(-time.Second).Format(time.RFC3339), "--before", at.Add(time.Minute).Format(time.RFC3339)}
+
+	found, err := dumps.ParseResult([]byte(mustRun(t, append([]string{"find", "--instance", "lug"}, window...)...)))
+	if err != nil || found != uploaded {
+		t.Fatalf("find = %+v (%v), want %+v", found, err, uploaded)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"excepted", append([]string{"find", "--instance", "lug", "--except", uploaded.File}, window...), "holds no dump started"},
+		{"not uploaded by the tool", []string{"find", "--instance", "lug", "--after", at.Add(time.Hour).Format(time.RFC3339), "--before", at.Add(2 * time.Hour).Format(time.RFC3339)}, "has no record of its checksum"},
+	} {
+		code, stdout, stderr := run(c.args...)
+		if code != exitFailure || stdout != "" || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: find = %d, %q, stderr %q; want exit 1 saying %q", c.name, code, stdout, stderr, c.want)
+		}
+	}
+}
