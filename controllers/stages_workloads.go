@@ -111,6 +111,9 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 		if held, err := r.holdForHMACSecrets(ctx, p, job); held || err != nil {
 			return err
 		}
+		if held, err := r.holdForNewerSchema(ctx, p, inst, job); held || err != nil {
+			return err
+		}
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "MigrationFailed",
 			fmt.Sprintf("Job %s failed to migrate the schema to Kinto %s (see its pod's log); the server keeps running %q", job.Name, target, current))
 		return nil

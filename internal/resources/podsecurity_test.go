@@ -2,8 +2,8 @@ package resources
 
 import (
 	"fmt"
-	"time"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"

@@ -549,6 +549,26 @@ func TestBackupAcrossReleases(t *testing.T) {
 	kintotest.CheckTombstone(t, restored.As("alice", "alice-secret-1"))
 }
 
+// TestRestoredNewerDumpIsNotMigratedBack: a dump carries the release that last migrated its
+// database (resources.ReleaseTable); restored into an instance of an older release, whose status
+// knows nothing of it, the migration is refused before the older Kinto runs on it.
+func TestRestoredNewerDumpIsNotMigratedBack(t *testing.T) {
+	t.Parallel()
+	oldBin := kintoPreviousBin(t)
+	src := deploy(t, backupInstance("backup-newer", nil))
+	src.migrate()
+	dir := src.backupDir()
+	res, _ := src.backup(dir)
+
+	dst := deploy(t, backupInstance("backup-older", func(s *v1alpha1.KintoInstanceSpec) { s.Version = previousKintoVersion }))
+	dst.bin = oldBin
+	if run := dst.restore(filepath.Join(dir, res.File), backupenv.DumpSHA256+"="+res.SHA256); run.err != nil {
+		t.Fatalf("restore failed (%v):\n%s", run.err, run.out)
+	}
+	out, err := dst.tryMigrate()
+	refusedAsNewer(t, out, err, v1alpha1.DefaultKintoVersion, previousKintoVersion)
+}
+
 // TestBackupFailures: a backup that cannot connect, one that cannot write, and one stopped by
 // SIGTERM (what a pod's PID 1 gets when the Job's deadline passes), and one that cannot report
 // its result each exit non-zero with a clear message and leave no file behind, nor a termination
