@@ -260,6 +260,7 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 func (r *KintoBackupReconciler) complete(status *v1alpha1.KintoBackupStatus, result dumps.Result, completedAt *metav1.Time) {
 	status.Phase, status.Error = v1alpha1.BackupCompleted, ""
 	status.File, status.Key, status.Size, status.SHA256 = result.File, result.Key, result.Size, result.SHA256
+	status.Counts = result.Counts
 	status.Location = dumps.Location(status.Destination, status.VolumeClaimName, result.File, result.Key)
 	status.CompletedAt = completedAt
 	if status.CompletedAt == nil {

@@ -47,9 +47,10 @@ var commands = map[string]command{
 	"init":    {"prepare the data directory (initdb, role, database) and set the role's password", "database init failed", runInit},
 	"dump":    {"dump the database into $DUMP_DIR and report its result", "backup failed", runDump},
 	"restore": {"restore the verified dump $DUMP_FILE into the empty database", "restore failed", runRestore},
+	"verify":  {"restore the dump $DUMP_FILE into a throw-away server in $PGDATA and check it gives back what was dumped", "verification failed", runVerify},
 }
 
-var commandOrder = []string{"install", "init", "dump", "restore"}
+var commandOrder = []string{"install", "init", "dump", "restore", "verify"}
 
 // Main runs `manager db <command>`: args are the arguments after "db". It returns the process
 // exit code: 0 on success, 1 on failure, 2 for a wrong command line, 143 when SIGTERM (a Job's

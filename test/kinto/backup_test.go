@@ -6,12 +6,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -547,6 +550,91 @@ func TestBackupAcrossReleases(t *testing.T) {
 	}
 	kintotest.CompareSnapshots(t, "the "+v1alpha1.DefaultKintoVersion+" instance restored from "+previousKintoVersion, before, withHistory(t, kintotest.Snapshot(t, restored, recordIDs), restored))
 	kintotest.CheckTombstone(t, restored.As("alice", "alice-secret-1"))
+}
+
+// TestBackupVerification: a dump records how many live buckets, collections, records and groups
+// it holds (read back from the dump itself), as many as the database held; `db verify` restores it
+// into a throw-away server (no TCP, the instance's database untouched) and finds Kinto's schema
+// and those counts again. A dump damaged before its checksum was taken does not verify, nor does
+// one that gives back other counts than recorded, nor one that does not match its checksum.
+func TestBackupVerification(t *testing.T) {
+	t.Parallel()
+	src := deploy(t, backupInstance("verified", nil))
+	src.migrate()
+	recordIDs := kintotest.Populate(t, newAPI(t, src.startServer()))
+	dir := src.backupDir()
+	res, _ := src.backup(dir)
+	live := map[string]int64{}
+	for _, r := range dumps.CountedResources {
+		n, err := strconv.ParseInt(src.db.SQL(t, "kinto", "SELECT count(*) FROM objects WHERE NOT deleted AND resource_name = '"+r+"'"), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live[r] = n
+	}
+	if !maps.Equal(res.Counts, live) || res.Counts["record"] < int64(len(recordIDs))-2 {
+		t.Fatalf("the dump records counts %v; the database holds %v (%d records written)", res.Counts, live, len(recordIDs))
+	}
+	dump := filepath.Join(dir, res.File)
+	verify := func(file string, env ...string) (dbtool.Verification, scriptRun) {
+		t.Helper()
+		work := tempDir(t, "kinto-test-verify-", src.db.cred)
+		termLog := filepath.Join(work, "termination-log")
+		run := src.runScript(resources.VerifyCommand(), work, append(env, backupenv.DumpFile+"="+file,
+			backupenv.PGData+"="+filepath.Join(work, "pgdata"), backupenv.TerminationLog+"="+termLog)...)
+		var v dbtool.Verification
+		if run.err == nil {
+			msg, err := os.ReadFile(termLog)
+			if err != nil || json.Unmarshal(msg, &v) != nil {
+				t.Fatalf("verification wrote termination message %q (%v)", msg, err)
+			}
+		}
+		return v, run
+	}
+
+	v, run := verify(dump)
+	if run.err != nil {
+		t.Fatalf("verification of a good dump failed (%v):\n%s", run.err, run.out)
+	}
+	t.Logf("verification of %s (%d bytes) in %s: %+v", res.File, res.Size, run.duration.Round(time.Millisecond), v)
+	if v.File != res.File || v.SHA256 != res.SHA256 || !v.CountsCompared || !maps.Equal(v.Counts, live) || v.SchemaVersion == "" {
+		t.Errorf("verification reports %+v; want %s, counts %v compared, a schema version", v, res.File, live)
+	}
+
+	damaged := filepath.Join(tempDir(t, "kinto-test-damaged-", src.db.cred), res.File)
+	b, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damaged before its checksum was taken: the checksum matches, the content does not restore.
+	broken := slices.Clone(b)
+	for i := len(broken) / 2; i < len(broken)/2+len(broken)/8; i++ {
+		broken[i] = 0
+	}
+	if err := os.WriteFile(damaged, broken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(broken)
+	// More records recorded than the dump holds.
+	inflated := maps.Clone(res.Counts)
+	inflated["record"]++
+	inflatedJSON, _ := json.Marshal(inflated)
+	for _, c := range []struct {
+		name string
+		file string
+		env  []string
+		want string
+	}{
+		{"damaged", damaged, []string{backupenv.DumpSHA256 + "=" + hex.EncodeToString(sum[:])}, "does not restore"},
+		{"other counts", dump, []string{backupenv.DumpCounts + "=" + string(inflatedJSON)}, fmt.Sprintf("gives back %d records, not %d", live["record"], inflated["record"])},
+		{"another checksum", dump, []string{backupenv.DumpSHA256 + "=" + strings.Repeat("ab", 32)}, "the dump is damaged or not the one recorded"},
+	} {
+		_, run := verify(c.file, c.env...)
+		t.Logf("verification, %s: exit %d in %s: %s", c.name, run.exitCode, run.duration.Round(time.Millisecond), lastLines(run.out, 2))
+		if run.err == nil || !strings.Contains(run.out, c.want) {
+			t.Errorf("verification, %s: %v\n%s\nwant a failure saying %q", c.name, run.err, run.out, c.want)
+		}
+	}
 }
 
 // TestRestoredNewerDumpIsNotMigratedBack: a dump carries the release that last migrated its

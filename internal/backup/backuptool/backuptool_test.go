@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -277,7 +278,7 @@ func TestFindInDirectory(t *testing.T) {
 	// The Job started a fraction of a second before the second its dump is named after.
 	code, stdout, stderr := find(at.Add(-300*time.Millisecond), at.Add(time.Minute), "--termination-log", terminationLog)
 	got, err := dumps.ParseResult([]byte(stdout))
-	if code != exitOK || err != nil || got != written {
+	if code != exitOK || err != nil || !reflect.DeepEqual(got, written) {
 		t.Fatalf("find = %d, %q (%v), stderr %q; want %+v", code, stdout, err, stderr, written)
 	}
 	if logged, _ := os.ReadFile(terminationLog); string(logged) != stdout {
@@ -303,7 +304,7 @@ func TestFindInDirectory(t *testing.T) {
 			}
 			code, stdout, stderr := find(c.from, c.to, extra...)
 			if c.want == "" {
-				if got, err := dumps.ParseResult([]byte(stdout)); code != exitOK || err != nil || got != earlier {
+				if got, err := dumps.ParseResult([]byte(stdout)); code != exitOK || err != nil || !reflect.DeepEqual(got, earlier) {
 					t.Errorf("find = %d, %q, stderr %q; want %+v", code, stdout, stderr, earlier)
 				}
 				return

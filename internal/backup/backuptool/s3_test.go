@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -72,7 +73,7 @@ func TestUploadThenDownload(t *testing.T) {
 	stdout := mustRun(t, "upload", "--dump-dir", dumpDir, "--instance", "lug", "--termination-log", terminationLog)
 	uploaded, err := dumps.ParseResult([]byte(stdout))
 	want := dumps.Result{File: written.File, Size: int64(len(content)), SHA256: sha256Hex(content), Key: "kinto/lug/" + written.File}
-	if err != nil || strings.Count(stdout, "\n") != 1 || uploaded != want {
+	if err != nil || strings.Count(stdout, "\n") != 1 || !reflect.DeepEqual(uploaded, want) {
 		t.Fatalf("upload printed %q (%v), want one JSON line of %+v", stdout, err, want)
 	}
 	if _, err := os.Stat(s.ObjectPath(bucket, want.Key)); err != nil {
@@ -110,7 +111,7 @@ func TestUploadThenDownload(t *testing.T) {
 	if err == nil {
 		err = json.Unmarshal(side, &got)
 	}
-	if renamedWant := (dumps.Result{File: "restored.dump", Size: want.Size, SHA256: want.SHA256, Key: want.Key}); err != nil || got != renamedWant {
+	if renamedWant := (dumps.Result{File: "restored.dump", Size: want.Size, SHA256: want.SHA256, Key: want.Key}); err != nil || !reflect.DeepEqual(got, renamedWant) {
 		t.Errorf("result file of %s holds %q (%v), want %+v", renamed, side, err, renamedWant)
 	}
 }
@@ -254,7 +255,7 @@ func TestFindInBucket(t *testing.T) {
 	window := []string{"--after", at.Add(-time.Second).Format(time.RFC3339), "--before", at.Add(time.Minute).Format(time.RFC3339)}
 
 	found, err := dumps.ParseResult([]byte(mustRun(t, append([]string{"find", "--instance", "lug"}, window...)...)))
-	if err != nil || found != uploaded {
+	if err != nil || !reflect.DeepEqual(found, uploaded) {
 		t.Fatalf("find = %+v (%v), want %+v", found, err, uploaded)
 	}
 	for _, c := range []struct {
