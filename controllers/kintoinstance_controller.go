@@ -187,6 +187,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err := r.reconcileBackups(ctx, p, inst, children); err != nil {
 		return fmt.Errorf("backups: %w", err)
 	}
+	if err := r.reconcileBackupVerification(ctx, p, inst); err != nil {
+		return fmt.Errorf("backup verification: %w", err)
+	}
 	return nil
 }
 

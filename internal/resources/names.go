@@ -6,6 +6,7 @@ package resources
 
 import (
 	"strings"
+	"time"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -151,6 +152,12 @@ func DumpDeletionJobName(backup *v1alpha1.KintoBackup) string {
 // ResultRecoveryJobName names the Job looking for the dump of a KintoBackup whose result was lost.
 func ResultRecoveryJobName(backup *v1alpha1.KintoBackup) string {
 	return childName(backup.Name, "result", maxNameLength)
+}
+
+// VerifyJobName names the verification of the instance's backups for the run of
+// spec.backup.verify.schedule at t.
+func VerifyJobName(inst *v1alpha1.KintoInstance, t time.Time) string {
+	return childName(inst.Name, "verify-"+t.UTC().Format("20060102t1504"), maxNameLength)
 }
 
 // Labels are the labels of every child of the instance that belong to component.

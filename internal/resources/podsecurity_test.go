@@ -43,6 +43,9 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 	}
 	if inst.Spec.Backup != nil {
 		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage).Spec.Template.Spec
+		if job := VerifyJob(inst, completedBackup(inst), time.Now(), testOperatorImage); job != nil {
+			pods["verification"] = job.Spec.Template.Spec
+		}
 		pods["result recovery"] = ResultRecoveryJob(completedBackup(inst), time.Now(), time.Now(), nil, testOperatorImage).Spec.Template.Spec
 	}
 	return pods
