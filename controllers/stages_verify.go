@@ -25,6 +25,12 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
+// BackupVerified's reasons while no verification has ended.
+const (
+	reasonNoBackupYet = "NoBackupYet"
+	reasonVerifying   = "Verifying"
+)
+
 // reconcileBackupVerification starts the verification of the schedule's run that is due, with
 // the newest completed backup, or reports the one running once it ends. Runs missed (the
 // operator down, a verification running long) make one run, the latest due.
@@ -72,7 +78,7 @@ func (r *KintoInstanceReconciler) reconcileBackupVerification(ctx context.Contex
 	}
 	if job == nil {
 		p.status.BackupVerification = &v1alpha1.BackupVerification{ScheduledAt: metav1.NewTime(due)}
-		setCondition(p, v1alpha1.ConditionBackupVerified, metav1.ConditionUnknown, "NoBackupYet",
+		setCondition(p, v1alpha1.ConditionBackupVerified, metav1.ConditionUnknown, reasonNoBackupYet,
 			fmt.Sprintf("no completed backup to verify at %s: the next run verifies the newest one then", due.UTC().Format(time.RFC3339)))
 		p.requeueAt(schedule.Next(due))
 		return nil
@@ -91,7 +97,7 @@ func (r *KintoInstanceReconciler) reconcileBackupVerification(ctx context.Contex
 		return err
 	}
 	if meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionBackupVerified) == nil {
-		setCondition(p, v1alpha1.ConditionBackupVerified, metav1.ConditionUnknown, "Verifying",
+		setCondition(p, v1alpha1.ConditionBackupVerified, metav1.ConditionUnknown, reasonVerifying,
 			fmt.Sprintf("Job %s restores KintoBackup %s into a throw-away server", job.Name, newest.Name))
 	}
 	return nil

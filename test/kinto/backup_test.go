@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
@@ -576,12 +578,24 @@ func TestBackupVerification(t *testing.T) {
 		t.Fatalf("the dump records counts %v; the database holds %v (%d records written)", res.Counts, live, len(recordIDs))
 	}
 	dump := filepath.Join(dir, res.File)
+	// The verification container as the operator builds it for the KintoBackup of this dump, its
+	// pod's paths mapped to this machine's.
+	backup := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: "weekly", Namespace: src.inst.Namespace}}
+	backup.Status = v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}},
+		VolumeClaimName: resources.BackupVolumeClaimName(src.inst), File: res.File, SHA256: res.SHA256, Size: res.Size, Counts: res.Counts}
+	job := resources.VerifyJob(src.inst, backup, time.Now(), "kinto-operator:test")
+	c := job.Spec.Template.Spec.Containers[0]
+	if c.Name != resources.VerifyContainer {
+		t.Fatalf("the verification Job's container is %s", c.Name)
+	}
 	verify := func(file string, env ...string) (dbtool.Verification, scriptRun) {
 		t.Helper()
 		work := tempDir(t, "kinto-test-verify-", src.db.cred)
 		termLog := filepath.Join(work, "termination-log")
-		run := src.runScript(resources.VerifyCommand(), work, append(env, backupenv.DumpFile+"="+file,
-			backupenv.PGData+"="+filepath.Join(work, "pgdata"), backupenv.TerminationLog+"="+termLog)...)
+		jobEnv := containerEnv(t, c.Env, src.secrets, map[string]string{
+			backupenv.DumpFile: file, backupenv.PGData: filepath.Join(work, "pgdata"), "TMPDIR": work,
+		})
+		run := src.runScript(c.Command, work, append(append(jobEnv, backupenv.TerminationLog+"="+termLog), env...)...)
 		var v dbtool.Verification
 		if run.err == nil {
 			msg, err := os.ReadFile(termLog)

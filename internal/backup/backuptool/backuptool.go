@@ -1,7 +1,7 @@
 // Package backuptool is the storage step of a backup Job: the operator's binary runs it as
 // `manager backup <command>` after pg_dump, to upload the dump to object storage; a restore runs
 // it to download a dump, and the KintoBackup controller to delete one (from the bucket or a
-// backup volume) with its KintoBackup. It is a thin command line over internal/backup/objectstore and
+// backup volume) with its KintoBackup, or to find the dump of a backup whose result was lost. It is a thin command line over internal/backup/objectstore and
 // internal/backup/dumps.
 //
 // The destination comes from flags, or from the environment when a flag is absent (so that the
