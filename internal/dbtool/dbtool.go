@@ -1,6 +1,7 @@
 // Package dbtool is the operator's binary at work beside PostgreSQL, as `manager db <command>`:
 // the database's init container prepares the data directory and sets the role's password, the
-// backup Job dumps the database and the restore Job restores a dump. These steps need the
+// backup Job dumps the database, the restore Job restores a dump, and the verification Job
+// restores one into a throw-away server to check it. These steps need the
 // PostgreSQL tools of the database's image (so that they match the server's major version), so
 // they run in that image: an init container of the operator's image first copies the binary
 // into a volume the pod shares (`manager db install`), as CloudNativePG does with its manager.

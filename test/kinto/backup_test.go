@@ -554,6 +554,35 @@ func TestBackupAcrossReleases(t *testing.T) {
 	kintotest.CheckTombstone(t, restored.As("alice", "alice-secret-1"))
 }
 
+// verifyDump runs the verification container as the operator builds it for the KintoBackup of
+// the dump res describes (resources.VerifyJob), its pod's paths mapped to this machine's, on
+// file, with env added. It returns what the verification reported, when it succeeded.
+func (d *deployment) verifyDump(res dumps.Result, file string, env ...string) (dbtool.Verification, scriptRun) {
+	t := d.t
+	t.Helper()
+	backup := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: "weekly", Namespace: d.inst.Namespace}}
+	backup.Status = v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}},
+		VolumeClaimName: resources.BackupVolumeClaimName(d.inst), File: res.File, SHA256: res.SHA256, Size: res.Size, Counts: res.Counts}
+	c := resources.VerifyJob(d.inst, backup, time.Now(), "kinto-operator:test").Spec.Template.Spec.Containers[0]
+	if c.Name != resources.VerifyContainer {
+		t.Fatalf("the verification Job's container is %s", c.Name)
+	}
+	work := tempDir(t, "kinto-test-verify-", d.db.cred)
+	termLog := filepath.Join(work, "termination-log")
+	jobEnv := containerEnv(t, c.Env, d.secrets, map[string]string{
+		backupenv.DumpFile: file, backupenv.PGData: filepath.Join(work, "pgdata"), "TMPDIR": work,
+	})
+	run := d.runScript(c.Command, work, append(append(jobEnv, backupenv.TerminationLog+"="+termLog), env...)...)
+	var v dbtool.Verification
+	if run.err == nil {
+		msg, err := os.ReadFile(termLog)
+		if err != nil || json.Unmarshal(msg, &v) != nil {
+			t.Fatalf("verification wrote termination message %q (%v)", msg, err)
+		}
+	}
+	return v, run
+}
+
 // TestBackupVerification: a dump records how many live buckets, collections, records and groups
 // it holds (read back from the dump itself), as many as the database held; `db verify` restores it
 // into a throw-away server (no TCP, the instance's database untouched) and finds Kinto's schema
@@ -578,32 +607,9 @@ func TestBackupVerification(t *testing.T) {
 		t.Fatalf("the dump records counts %v; the database holds %v (%d records written)", res.Counts, live, len(recordIDs))
 	}
 	dump := filepath.Join(dir, res.File)
-	// The verification container as the operator builds it for the KintoBackup of this dump, its
-	// pod's paths mapped to this machine's.
-	backup := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: "weekly", Namespace: src.inst.Namespace}}
-	backup.Status = v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}},
-		VolumeClaimName: resources.BackupVolumeClaimName(src.inst), File: res.File, SHA256: res.SHA256, Size: res.Size, Counts: res.Counts}
-	job := resources.VerifyJob(src.inst, backup, time.Now(), "kinto-operator:test")
-	c := job.Spec.Template.Spec.Containers[0]
-	if c.Name != resources.VerifyContainer {
-		t.Fatalf("the verification Job's container is %s", c.Name)
-	}
 	verify := func(file string, env ...string) (dbtool.Verification, scriptRun) {
 		t.Helper()
-		work := tempDir(t, "kinto-test-verify-", src.db.cred)
-		termLog := filepath.Join(work, "termination-log")
-		jobEnv := containerEnv(t, c.Env, src.secrets, map[string]string{
-			backupenv.DumpFile: file, backupenv.PGData: filepath.Join(work, "pgdata"), "TMPDIR": work,
-		})
-		run := src.runScript(c.Command, work, append(append(jobEnv, backupenv.TerminationLog+"="+termLog), env...)...)
-		var v dbtool.Verification
-		if run.err == nil {
-			msg, err := os.ReadFile(termLog)
-			if err != nil || json.Unmarshal(msg, &v) != nil {
-				t.Fatalf("verification wrote termination message %q (%v)", msg, err)
-			}
-		}
-		return v, run
+		return src.verifyDump(res, file, env...)
 	}
 
 	v, run := verify(dump)
@@ -920,4 +926,14 @@ func TestBackupLargerInstance(t *testing.T) {
 	dstAnon.As("bob", "bob-secret-1").Must("GET", items+"/records/item-000003", nil, nil, http.StatusOK)
 	t.Logf("%d records (database %s): dump %d bytes (%.1f MiB) in %s, restore in %s",
 		n, dbSize, res.Size, float64(res.Size)/(1<<20), backup.duration.Round(time.Millisecond), restore.duration.Round(time.Millisecond))
+
+	// The dump counted its records, and a verification restores it and finds them all.
+	if res.Counts["record"] < int64(n) {
+		t.Errorf("the dump records %v, fewer than the %d records inserted", res.Counts, n)
+	}
+	v, run := src.verifyDump(res, filepath.Join(dir, res.File))
+	if run.err != nil || !maps.Equal(v.Counts, res.Counts) || !v.CountsCompared {
+		t.Fatalf("verification of the larger dump: %+v (%v)\n%s", v, run.err, run.out)
+	}
+	t.Logf("verification of the %.1f MiB dump (%v) in %s", float64(res.Size)/(1<<20), v.Counts, run.duration.Round(time.Millisecond))
 }
