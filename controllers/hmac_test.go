@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -84,4 +85,53 @@ func TestDrawnHMACSecretsAreNotPutToWorkOnExistingData(t *testing.T) {
 	if string(creds.Data[resources.SecretKeyUserIDHMACSecret]) != "the-instance-s-own-userid-secret" {
 		t.Error("the HMAC secret brought back was replaced")
 	}
+}
+
+// An instance whose status knows no release (re-created over a kept volume, say) with a
+// spec.version older than the release its database records: the migration Job refuses it, and
+// the instance says so and runs no server. Forcing that downgrade runs the migration again,
+// told so.
+func TestDatabaseOfANewerReleaseIsNotDowngraded(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	inst := createInstance(t, ns, "recreated", nil)
+	markDatabaseReady(t, inst)
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
+	jobName := resources.MigrateJobName(inst, inst.Spec.Version)
+	job := &batchv1.Job{}
+	get(t, ns, jobName, job)
+	oldUID := job.UID
+
+	refusal := fmt.Sprintf("%s 99.0.0, newer than %s: Kinto's migrations only go forward", resources.NewerSchemaMessage, inst.Spec.Version)
+	runJob(t, ns, jobName, resources.MigrateContainer, refusal, true)
+	cur := waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "DowngradeRefused")
+	c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionSchemaMigrated)
+	for _, want := range []string{"99.0.0", v1alpha1.ForceDowngradeAnnotation + "=" + inst.Spec.Version, "spec.version"} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("SchemaMigrated says %q, not %q", c.Message, want)
+		}
+	}
+	if cur.Status.Version != "" || meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady) {
+		t.Errorf("refused database: status.version %q, Ready %v", cur.Status.Version, meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady))
+	}
+
+	patch := client.MergeFrom(cur.DeepCopy())
+	metav1.SetMetaDataAnnotation(&cur.ObjectMeta, v1alpha1.ForceDowngradeAnnotation, inst.Spec.Version)
+	if err := k8s.Patch(ctx, cur, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the forced migration", func() error {
+		if err := k8s.Get(ctx, key(ns, jobName), job); err != nil {
+			return err
+		}
+		if job.UID == oldUID {
+			return fmt.Errorf("still the refused Job")
+		}
+		for _, e := range job.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == resources.EnvForceDowngrade && e.Value == inst.Spec.Version {
+				return nil
+			}
+		}
+		return fmt.Errorf("the new Job is not told the downgrade is forced: %+v", job.Spec.Template.Spec.Containers[0].Env)
+	})
 }

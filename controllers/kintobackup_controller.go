@@ -161,6 +161,12 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		err = r.APIReader.Get(ctx, key, job)
 	}
 	switch {
+	case apierrors.IsNotFound(err) && status.Phase == v1alpha1.BackupRunning && status.Destination != nil && status.StartedAt != nil:
+		// Deleted before its result was read: its dump may be written all the same.
+		return r.recoverResult(ctx, backup, status, lostResult{
+			why:  fmt.Sprintf("its Job %s was deleted before its result was read", backup.Name),
+			from: status.StartedAt.Time, to: r.now(),
+		}, true)
 	case apierrors.IsNotFound(err) && (status.Phase == v1alpha1.BackupRunning || backup.Labels[v1alpha1.ScheduledBackupLabel] == "true"):
 		r.fail(status, fmt.Sprintf("its Job %s was deleted before the backup finished", backup.Name))
 		return ctrl.Result{}, nil
@@ -236,25 +242,21 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if !found && job.Status.CompletionTime != nil && r.now().Sub(job.Status.CompletionTime.Time) > resultLostAfter {
-			r.fail(status, fmt.Sprintf("Job %s completed, but no pod of it shows its result any more (were its pods deleted?)", job.Name))
-			return ctrl.Result{}, nil
-		}
 		if !found {
-			return ctrl.Result{RequeueAfter: resultPollInterval}, nil
+			// Past resultLostAfter, the pods are taken for gone, and the destination is asked.
+			completed := ptr.Deref(job.Status.CompletionTime, metav1.NewTime(r.now()))
+			return r.recoverResult(ctx, backup, status, lostResult{
+				why:  fmt.Sprintf("Job %s completed, but no pod of it shows its result any more (were its pods deleted?)", job.Name),
+				from: ptr.Deref(job.Status.StartTime, job.CreationTimestamp).Time, to: completed.Time,
+				completedAt: job.Status.CompletionTime,
+			}, r.now().Sub(completed.Time) > resultLostAfter)
 		}
 		result, err := dumps.ParseResult([]byte(message))
 		if err != nil {
 			r.fail(status, fmt.Sprintf("Job %s completed, but its result cannot be read: %v", job.Name, err))
 			return ctrl.Result{}, nil
 		}
-		status.Phase = v1alpha1.BackupCompleted
-		status.File, status.Key, status.Size, status.SHA256 = result.File, result.Key, result.Size, result.SHA256
-		status.Location = dumps.Location(status.Destination, status.VolumeClaimName, result.File, result.Key)
-		status.CompletedAt = job.Status.CompletionTime
-		if status.CompletedAt == nil {
-			status.CompletedAt = ptr.To(metav1.NewTime(r.now()))
-		}
+		r.complete(status, result, job.Status.CompletionTime)
 	case batchv1.JobFailed:
 		cause, err := jobFailure(ctx, r.Client, job)
 		if err != nil {
@@ -263,6 +265,18 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 		r.fail(status, fmt.Sprintf("Job %s failed: %s", job.Name, cause))
 	}
 	return ctrl.Result{}, nil
+}
+
+// complete records the dump a backup took, completed at completedAt (now when not known).
+func (r *KintoBackupReconciler) complete(status *v1alpha1.KintoBackupStatus, result dumps.Result, completedAt *metav1.Time) {
+	status.Phase, status.Error = v1alpha1.BackupCompleted, ""
+	status.File, status.Key, status.Size, status.SHA256 = result.File, result.Key, result.Size, result.SHA256
+	status.Counts = result.Counts
+	status.Location = dumps.Location(status.Destination, status.VolumeClaimName, result.File, result.Key)
+	status.CompletedAt = completedAt
+	if status.CompletedAt == nil {
+		status.CompletedAt = ptr.To(metav1.NewTime(r.now()))
+	}
 }
 
 // fail marks a backup failed for good.

@@ -179,6 +179,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		stage{v1alpha1.ConditionBackupHealthy, func() error {
 			return inStage(stageBackups, r.reconcileBackups(ctx, p, inst, children, sharedBucket))
 		}},
+		stage{v1alpha1.ConditionBackupVerified, func() error {
+			return inStage(stageBackupVerification, r.reconcileBackupVerification(ctx, p, inst))
+		}},
 	)
 }
 

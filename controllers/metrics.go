@@ -22,21 +22,22 @@ import (
 
 // Stages of an instance's pass, as its failures and the reconcile error metric name them.
 const (
-	stageHostingClass     = "hosting class"
-	stageCredentials      = "credentials"
-	stageReferencedSecret = "referenced secrets"
-	stageRestoreSource    = "restore source"
-	stageMigration        = "migration"
-	stageConfig           = "config"
-	stageHost             = "host"
-	stageRolloutSlot      = "rollout slot"
-	stageVolumeSizes      = "volume sizes"
-	stageApply            = "apply"
-	stageDatabase         = "database"
-	stageRestore          = "restore"
-	stageServer           = "server"
-	stageExposure         = "exposure"
-	stageBackups          = "backups"
+	stageHostingClass       = "hosting class"
+	stageCredentials        = "credentials"
+	stageReferencedSecret   = "referenced secrets"
+	stageRestoreSource      = "restore source"
+	stageMigration          = "migration"
+	stageConfig             = "config"
+	stageHost               = "host"
+	stageRolloutSlot        = "rollout slot"
+	stageVolumeSizes        = "volume sizes"
+	stageApply              = "apply"
+	stageDatabase           = "database"
+	stageRestore            = "restore"
+	stageServer             = "server"
+	stageExposure           = "exposure"
+	stageBackups            = "backups"
+	stageBackupVerification = "backup verification"
 	// Outside runStages: the finalizer, the way out of a deleted instance, the status write.
 	stageFinalizer = "finalizer"
 	stageDeletion  = "deletion"
@@ -48,7 +49,7 @@ const (
 var reconcileStages = []string{
 	stageHostingClass, stageCredentials, stageReferencedSecret, stageRestoreSource, stageMigration,
 	stageConfig, stageHost, stageRolloutSlot, stageVolumeSizes, stageApply, stageDatabase, stageRestore, stageServer,
-	stageExposure, stageBackups, stageFinalizer, stageDeletion, stageStatus,
+	stageExposure, stageBackups, stageBackupVerification, stageFinalizer, stageDeletion, stageStatus,
 }
 
 // stageError is a pass's failure in one stage; its message starts with the stage's name.

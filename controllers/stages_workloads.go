@@ -165,7 +165,12 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 	}
 
 	run, err := r.runRetriedJob(ctx, p, job, inputs, v1alpha1.ConditionSchemaMigrated, reasonMigrationFailed,
-		func(failed *batchv1.Job) (bool, error) { return r.holdForHMACSecrets(ctx, p, failed) })
+		func(failed *batchv1.Job) (bool, error) {
+			if held, err := r.holdForHMACSecrets(ctx, p, failed); held || err != nil {
+				return held, err
+			}
+			return r.holdForNewerSchema(ctx, p, inst, failed)
+		})
 	if err != nil || run.held {
 		return err
 	}

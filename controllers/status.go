@@ -41,6 +41,7 @@ var progressReasons = map[string]bool{
 	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
 	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true, reasonHibernating: true,
 	reasonWaitingForRolloutSlot: true, "Restoring": true, "WaitingForRestore": true, reasonWaitingForBackup: true, reasonTakingFinalBackup: true,
+	reasonNoBackupYet: true, reasonVerifying: true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {

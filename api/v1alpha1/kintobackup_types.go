@@ -105,6 +105,11 @@ type KintoBackupStatus struct {
 	// +optional
 	KintoVersion string `json:"kintoVersion,omitempty"`
 
+	// Counts of the live buckets, collections, records and groups the dump holds, as read back
+	// from it when it was taken: what a verification's restore must give back.
+	// +optional
+	Counts map[string]int64 `json:"counts,omitempty"`
+
 	// Error says why the backup failed, or what holds it back.
 	// +optional
 	Error string `json:"error,omitempty"`

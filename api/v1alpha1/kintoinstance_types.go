@@ -531,6 +531,31 @@ type BackupSpec struct {
 	// +kubebuilder:default={volume:{}}
 	// +optional
 	Destination *BackupDestination `json:"destination,omitempty"`
+
+	// Verify restores the newest completed backup on a schedule into a throw-away PostgreSQL
+	// server in a Job, checks Kinto's schema and that it gives back as many buckets,
+	// collections, records and groups as the dump recorded, and reports the condition
+	// BackupVerified and status.backupVerification. On by default, weekly.
+	// +kubebuilder:default={schedule:"0 5 * * 0"}
+	// +optional
+	Verify *BackupVerify `json:"verify,omitempty"`
+}
+
+// BackupVerify schedules the verification of an instance's backups.
+// Each verification restores a whole backup: a tenant may not ask for more than one an hour.
+// +kubebuilder:validation:XValidation:rule="!has(self.schedule) || self.schedule.startsWith('@') || self.schedule.matches('^[1-5]?[0-9] ')",message="backup.verify.schedule runs at most once an hour: its minute field must be a single number (such as 0), as each verification restores a whole backup",fieldPath=".schedule"
+type BackupVerify struct {
+	// Schedule of the verifications, in the cron format of backup.schedule (UTC). Each restores
+	// the newest completed backup at that time.
+	// +kubebuilder:default="0 5 * * 0"
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\*|[1-5]?[0-9](-[1-5]?[0-9])?)(/[1-9][0-9]?)?(,(\*|[1-5]?[0-9](-[1-5]?[0-9])?)(/[1-9][0-9]?)?)* +(\*|(1?[0-9]|2[0-3])(-(1?[0-9]|2[0-3]))?)(/[1-9][0-9]?)?(,(\*|(1?[0-9]|2[0-3])(-(1?[0-9]|2[0-3]))?)(/[1-9][0-9]?)?)* +(\*|\?|([1-9]|[12][0-9]|3[01])(-([1-9]|[12][0-9]|3[01]))?)(/[1-9][0-9]?)?(,(\*|\?|([1-9]|[12][0-9]|3[01])(-([1-9]|[12][0-9]|3[01]))?)(/[1-9][0-9]?)?)* +(\*|([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(-([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))?)(/[1-9][0-9]?)?(,(\*|([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(-([1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))?)(/[1-9][0-9]?)?)* +(\*|\?|([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?)(/[1-9][0-9]?)?(,(\*|\?|([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?)(/[1-9][0-9]?)?)*)$`
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// Disabled stops the verifications; the condition BackupVerified goes.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // BackupDestination is where an instance's backups are written; exactly one field is set.
@@ -703,6 +728,10 @@ const (
 	// hosting class's): false when the last backup failed, or when the newest good one is older
 	// than twice the schedule's interval.
 	ConditionBackupHealthy = "BackupHealthy"
+	// ConditionBackupVerified is present on an instance whose backups are verified
+	// (spec.backup.verify): true when the last verification restored its backup, with Kinto's
+	// schema and the counts the dump recorded; false when it failed.
+	ConditionBackupVerified = "BackupVerified"
 	// ConditionHostingClass says whether the instance fits its hosting class: true when its
 	// class applies (reason Applied) or it has none (NoClass); false when the class named is
 	// missing (ClassNotFound), several classes are marked default (SeveralDefaultClasses), or the
@@ -770,6 +799,33 @@ type KintoInstanceStatus struct {
 	// LastBackup is the newest backup of the instance that succeeded.
 	// +optional
 	LastBackup *LastBackup `json:"lastBackup,omitempty"`
+
+	// BackupVerification is the last scheduled verification of a backup (spec.backup.verify).
+	// +optional
+	BackupVerification *BackupVerification `json:"backupVerification,omitempty"`
+}
+
+// BackupVerification is one verification of a backup by restoring it.
+type BackupVerification struct {
+	// ScheduledAt is the run of spec.backup.verify.schedule it is.
+	ScheduledAt metav1.Time `json:"scheduledAt"`
+	// Backup is the KintoBackup verified; empty when there was none to verify.
+	// +optional
+	Backup string `json:"backup,omitempty"`
+	// Location of its dump.
+	// +optional
+	Location string `json:"location,omitempty"`
+	// VerifiedAt is when the verification ended.
+	// +optional
+	VerifiedAt *metav1.Time `json:"verifiedAt,omitempty"`
+	// Succeeded says whether the dump restored with Kinto's schema and the counts it recorded.
+	Succeeded bool `json:"succeeded"`
+	// Counts of the live objects of each resource type the restore gave back.
+	// +optional
+	Counts map[string]int64 `json:"counts,omitempty"`
+	// Error says why the verification failed.
+	// +optional
+	Error string `json:"error,omitempty"`
 }
 
 // LastBackup describes an instance's newest good backup.

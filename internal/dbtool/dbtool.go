@@ -1,6 +1,7 @@
 // Package dbtool is the operator's binary at work beside PostgreSQL, as `manager db <command>`:
 // the database's init container prepares the data directory and sets the role's password, the
-// backup Job dumps the database and the restore Job restores a dump. These steps need the
+// backup Job dumps the database, the restore Job restores a dump, and the verification Job
+// restores one into a throw-away server to check it. These steps need the
 // PostgreSQL tools of the database's image (so that they match the server's major version), so
 // they run in that image: an init container of the operator's image first copies the binary
 // into a volume the pod shares (`manager db install`), as CloudNativePG does with its manager.
@@ -47,9 +48,10 @@ var commands = map[string]command{
 	"init":    {"prepare the data directory (initdb, role, database) and set the role's password", "database init failed", runInit},
 	"dump":    {"dump the database into $DUMP_DIR and report its result", "backup failed", runDump},
 	"restore": {"restore the verified dump $DUMP_FILE into the empty database", "restore failed", runRestore},
+	"verify":  {"restore the dump $DUMP_FILE into a throw-away server in $PGDATA and check it gives back what was dumped", "verification failed", runVerify},
 }
 
-var commandOrder = []string{"install", "init", "dump", "restore"}
+var commandOrder = []string{"install", "init", "dump", "restore", "verify"}
 
 // Main runs `manager db <command>`: args are the arguments after "db". It returns the process
 // exit code: 0 on success, 1 on failure, 2 for a wrong command line, 143 when SIGTERM (a Job's

@@ -91,7 +91,11 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("cannot measure the dump: %w", err)
 	}
-	result := dumps.Result{File: name, Size: size, SHA256: sum}
+	counts, err := dumpCounts(ctx, tmp, stderr)
+	if err != nil {
+		return fmt.Errorf("cannot count the objects of the dump: %w", err)
+	}
+	result := dumps.Result{File: name, Size: size, SHA256: sum, Counts: counts}
 	line, err := json.Marshal(result)
 	if err != nil {
 		return err

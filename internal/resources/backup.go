@@ -238,13 +238,7 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 // grant, for a dump of a shared bucket, lets it delete that dump only.
 func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string, grant *ObjectGrant) *batchv1.Job {
 	status := backup.Status
-	pod := corev1.PodSpec{
-		ServiceAccountName:           "default",
-		AutomountServiceAccountToken: ptr.To(false),
-		EnableServiceLinks:           ptr.To(false),
-		SecurityContext:              podSecurityContext(postgresUID),
-		RestartPolicy:                corev1.RestartPolicyNever,
-	}
+	pod := detachedPodSpec()
 	switch dest := status.Destination; {
 	case dest != nil && dest.S3 != nil && status.Key != "" && grant != nil:
 		pod.Containers = []corev1.Container{presignedStep(stepDelete, operatorImage, deleteObjectCommand(status.Key), grant)}
@@ -269,6 +263,18 @@ func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string, grant *
 			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
 		},
 		Spec: jobSpec(labels, pod, dumpDeletionBackoffLimit, dumpDeletionDeadline),
+	}
+}
+
+// detachedPodSpec is the base of a pod working on a KintoBackup's dump, which may outlive its
+// instance: it runs as the namespace's default ServiceAccount, without its token.
+func detachedPodSpec() corev1.PodSpec {
+	return corev1.PodSpec{
+		ServiceAccountName:           "default",
+		AutomountServiceAccountToken: ptr.To(false),
+		EnableServiceLinks:           ptr.To(false),
+		SecurityContext:              podSecurityContext(postgresUID),
+		RestartPolicy:                corev1.RestartPolicyNever,
 	}
 }
 

@@ -2,6 +2,8 @@ package resources
 
 import (
 	"path"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -59,6 +61,21 @@ func deleteObjectCommand(key string) []string {
 // at dir.
 func deleteFileCommand(dir, file string) []string {
 	return backupToolCommand("delete", "--dir", dir, "--file", file)
+}
+
+// findDumpCommand prints the result of the one recorded dump started between from and to,
+// except the dumps named (other backups'), in the volume mounted at dir or, when dir is empty,
+// in the instance's folder of the bucket, and reports it in the termination message.
+func findDumpCommand(dir, instance string, from, to time.Time, except []string) []string {
+	where := []string{"--instance", instance}
+	if dir != "" {
+		where = []string{"--dir", dir}
+	}
+	flags := append(where, "--after", from.UTC().Format(time.RFC3339), "--before", to.UTC().Format(time.RFC3339))
+	if len(except) > 0 {
+		flags = append(flags, "--except", strings.Join(except, ","))
+	}
+	return backupToolCommand("find", append(flags, "--termination-log", corev1.TerminationMessagePathDefault)...)
 }
 
 // objectStorageEnv tells backuptool the bucket of conn, with prefix the folder of an

@@ -42,6 +42,10 @@ func DumpCommand() []string { return databaseToolCommand("dump") }
 // RestoreCommand is the restore container's command.
 func RestoreCommand() []string { return databaseToolCommand("restore") }
 
+// VerifyCommand is the backup verification container's command: it restores a dump into a
+// throw-away server and checks what comes back.
+func VerifyCommand() []string { return databaseToolCommand("verify") }
+
 // initDatabaseCommand is the database's init container's command.
 func initDatabaseCommand() []string { return databaseToolCommand("init") }
 

@@ -6,6 +6,7 @@ package resources
 
 import (
 	"strings"
+	"time"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -36,6 +37,9 @@ const (
 	ComponentRestore = "restore"
 	// ComponentDumpDeletion: the Jobs deleting the dump of a deleted KintoBackup.
 	ComponentDumpDeletion = "dump-deletion"
+	// ComponentDumpCheck: the Jobs reading a KintoBackup's dump where it is stored, without the
+	// database: finding the result of a backup whose pod went before it was read.
+	ComponentDumpCheck = "dump-check"
 )
 
 // RestoredAnnotation on a database volume claim records the restore of spec.bootstrap that
@@ -143,6 +147,17 @@ func FinalBackupName(inst *v1alpha1.KintoInstance) string {
 // DumpDeletionJobName names the Job deleting a KintoBackup's dump.
 func DumpDeletionJobName(backup *v1alpha1.KintoBackup) string {
 	return childName(backup.Name, "delete", maxNameLength)
+}
+
+// ResultRecoveryJobName names the Job looking for the dump of a KintoBackup whose result was lost.
+func ResultRecoveryJobName(backup *v1alpha1.KintoBackup) string {
+	return childName(backup.Name, "result", maxNameLength)
+}
+
+// VerifyJobName names the verification of the instance's backups for the run of
+// spec.backup.verify.schedule at t.
+func VerifyJobName(inst *v1alpha1.KintoInstance, t time.Time) string {
+	return childName(inst.Name, "verify-"+t.UTC().Format("20060102t1504"), maxNameLength)
 }
 
 // Labels are the labels of every child of the instance that belong to component.

@@ -160,7 +160,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			Egress:      backupEgress,
 		},
 	}
-	// The dump-deletion pods reach object storage, or only their volume: not the database.
+	// The dump-deletion and dump-check pods reach object storage, or only their volume: not the database.
 	deletionEgress := []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy()}
 	if len(backupEgress) > 2 {
 		deletionEgress = append(deletionEgress, *backupEgress[2].DeepCopy())
@@ -169,7 +169,13 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: objectMeta(inst, DumpDeletionNetworkPolicyName(inst), ComponentDumpDeletion),
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDumpDeletion)},
+			// The pods that find a lost result read the same dumps.
+			PodSelector: metav1.LabelSelector{
+				MatchLabels: map[string]string{NameLabel: "kinto", InstanceLabel: inst.Name},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentDumpDeletion, ComponentDumpCheck},
+				}},
+			},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Egress:      deletionEgress,
 		},

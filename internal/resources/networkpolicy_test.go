@@ -56,11 +56,11 @@ func TestExternalPeersLeaveOutTheCluster(t *testing.T) {
 }
 
 // Every pod of an instance with a managed database is selected by one of its policies: the
-// server and migration pods, PostgreSQL, and the backup, restore and dump-deletion pods.
+// server and migration pods, PostgreSQL, and the backup, restore, dump-deletion and dump-check pods.
 func TestEveryPodIsSelected(t *testing.T) {
 	inst := newInstance(withS3Backup)
 	policies := NetworkPolicies(inst, testNetwork, 0, []int32{443})
-	for _, component := range []string{ComponentServer, ComponentMigrate, ComponentDatabase, ComponentBackup, ComponentRestore, ComponentDumpDeletion} {
+	for _, component := range []string{ComponentServer, ComponentMigrate, ComponentDatabase, ComponentBackup, ComponentRestore, ComponentDumpDeletion, ComponentDumpCheck} {
 		pod := labels.Set(Labels(inst, component))
 		selected := false
 		for _, p := range policies {

@@ -3,6 +3,7 @@ package resources
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -42,6 +43,10 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 	}
 	if inst.Spec.Backup != nil {
 		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage, nil).Spec.Template.Spec
+		if job := VerifyJob(inst, completedBackup(inst), time.Now(), testOperatorImage); job != nil {
+			pods["verification"] = job.Spec.Template.Spec
+		}
+		pods["result recovery"] = ResultRecoveryJob(completedBackup(inst), time.Now(), time.Now(), nil, testOperatorImage).Spec.Template.Spec
 	}
 	if b := inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil && inst.Spec.ManagedDatabase() != nil {
 		for name, obj := range sharedBucketObjects(t, inst) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
@@ -137,8 +138,24 @@ func TestSchedulingReachesEveryPod(t *testing.T) {
 func TestMigrateJob(t *testing.T) {
 	job := MigrateJob(newInstance(), "26.5.0")
 	c := job.Spec.Template.Spec.Containers[0]
-	if strings.Join(c.Command, " ") != "kinto migrate --ini /etc/kinto/kinto.ini" {
+	// `kinto migrate` under the script that checks and records the release in the database.
+	if len(c.Command) != 7 || c.Command[0] != "python" || c.Command[2] != releaseGuardScript || strings.Join(c.Command[3:], " ") != "kinto migrate --ini /etc/kinto/kinto.ini" {
 		t.Errorf("command = %q", c.Command)
+	}
+	if v, _ := envValue(&c, EnvRelease); v != "26.5.0" {
+		t.Errorf("%s = %q, want the release migrating", EnvRelease, v)
+	}
+	if _, forced := envValue(&c, EnvForceDowngrade); forced {
+		t.Error("a downgrade nobody forced is forced")
+	}
+	if r := job.Spec.PodFailurePolicy.Rules; len(r) != 1 || r[0].Action != batchv1.PodFailurePolicyActionFailJob || !slices.Equal(r[0].OnExitCodes.Values, []int32{refusalExitCode}) {
+		t.Errorf("pod failure policy %+v, want a refusal to fail the Job at once", job.Spec.PodFailurePolicy)
+	}
+	forced := MigrateJob(newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Annotations = map[string]string{v1alpha1.ForceDowngradeAnnotation: "26.4.0"}
+	}), "26.4.0").Spec.Template.Spec.Containers[0]
+	if v, _ := envValue(&forced, EnvForceDowngrade); v != "26.4.0" {
+		t.Errorf("forced downgrade: %s = %q", EnvForceDowngrade, v)
 	}
 	if c.Image != "kinto/kinto-server:26.5.0" || job.Name != "notes-migrate-26-5-0" {
 		t.Errorf("job %s runs %s", job.Name, c.Image)

@@ -6,16 +6,21 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
@@ -549,6 +554,129 @@ func TestBackupAcrossReleases(t *testing.T) {
 	kintotest.CheckTombstone(t, restored.As("alice", "alice-secret-1"))
 }
 
+// verifyDump runs the verification container as the operator builds it for the KintoBackup of
+// the dump res describes (resources.VerifyJob), its pod's paths mapped to this machine's, on
+// file, with env added. It returns what the verification reported, when it succeeded.
+func (d *deployment) verifyDump(res dumps.Result, file string, env ...string) (dbtool.Verification, scriptRun) {
+	t := d.t
+	t.Helper()
+	backup := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Name: "weekly", Namespace: d.inst.Namespace}}
+	backup.Status = v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{}},
+		VolumeClaimName: resources.BackupVolumeClaimName(d.inst), File: res.File, SHA256: res.SHA256, Size: res.Size, Counts: res.Counts}
+	c := resources.VerifyJob(d.inst, backup, time.Now(), "kinto-operator:test").Spec.Template.Spec.Containers[0]
+	if c.Name != resources.VerifyContainer {
+		t.Fatalf("the verification Job's container is %s", c.Name)
+	}
+	work := tempDir(t, "kinto-test-verify-", d.db.cred)
+	termLog := filepath.Join(work, "termination-log")
+	jobEnv := containerEnv(t, c.Env, d.secrets, map[string]string{
+		backupenv.DumpFile: file, backupenv.PGData: filepath.Join(work, "pgdata"), "TMPDIR": work,
+	})
+	run := d.runScript(c.Command, work, append(append(jobEnv, backupenv.TerminationLog+"="+termLog), env...)...)
+	var v dbtool.Verification
+	if run.err == nil {
+		msg, err := os.ReadFile(termLog)
+		if err != nil || json.Unmarshal(msg, &v) != nil {
+			t.Fatalf("verification wrote termination message %q (%v)", msg, err)
+		}
+	}
+	return v, run
+}
+
+// TestBackupVerification: a dump records how many live buckets, collections, records and groups
+// it holds (read back from the dump itself), as many as the database held; `db verify` restores it
+// into a throw-away server (no TCP, the instance's database untouched) and finds Kinto's schema
+// and those counts again. A dump damaged before its checksum was taken does not verify, nor does
+// one that gives back other counts than recorded, nor one that does not match its checksum.
+func TestBackupVerification(t *testing.T) {
+	t.Parallel()
+	src := deploy(t, backupInstance("verified", nil))
+	src.migrate()
+	recordIDs := kintotest.Populate(t, newAPI(t, src.startServer()))
+	dir := src.backupDir()
+	res, _ := src.backup(dir)
+	live := map[string]int64{}
+	for _, r := range dumps.CountedResources {
+		n, err := strconv.ParseInt(src.db.SQL(t, "kinto", "SELECT count(*) FROM objects WHERE NOT deleted AND resource_name = '"+r+"'"), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live[r] = n
+	}
+	if !maps.Equal(res.Counts, live) || res.Counts["record"] < int64(len(recordIDs))-2 {
+		t.Fatalf("the dump records counts %v; the database holds %v (%d records written)", res.Counts, live, len(recordIDs))
+	}
+	dump := filepath.Join(dir, res.File)
+	verify := func(file string, env ...string) (dbtool.Verification, scriptRun) {
+		t.Helper()
+		return src.verifyDump(res, file, env...)
+	}
+
+	v, run := verify(dump)
+	if run.err != nil {
+		t.Fatalf("verification of a good dump failed (%v):\n%s", run.err, run.out)
+	}
+	t.Logf("verification of %s (%d bytes) in %s: %+v", res.File, res.Size, run.duration.Round(time.Millisecond), v)
+	if v.File != res.File || v.SHA256 != res.SHA256 || !v.CountsCompared || !maps.Equal(v.Counts, live) || v.SchemaVersion == "" {
+		t.Errorf("verification reports %+v; want %s, counts %v compared, a schema version", v, res.File, live)
+	}
+
+	damaged := filepath.Join(tempDir(t, "kinto-test-damaged-", src.db.cred), res.File)
+	b, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damaged before its checksum was taken: the checksum matches, the content does not restore.
+	broken := slices.Clone(b)
+	for i := len(broken) / 2; i < len(broken)/2+len(broken)/8; i++ {
+		broken[i] = 0
+	}
+	if err := os.WriteFile(damaged, broken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(broken)
+	// More records recorded than the dump holds.
+	inflated := maps.Clone(res.Counts)
+	inflated["record"]++
+	inflatedJSON, _ := json.Marshal(inflated)
+	for _, c := range []struct {
+		name string
+		file string
+		env  []string
+		want string
+	}{
+		{"damaged", damaged, []string{backupenv.DumpSHA256 + "=" + hex.EncodeToString(sum[:])}, "does not restore"},
+		{"other counts", dump, []string{backupenv.DumpCounts + "=" + string(inflatedJSON)}, fmt.Sprintf("gives back %d records, not %d", live["record"], inflated["record"])},
+		{"another checksum", dump, []string{backupenv.DumpSHA256 + "=" + strings.Repeat("ab", 32)}, "the dump is damaged or not the one recorded"},
+	} {
+		_, run := verify(c.file, c.env...)
+		t.Logf("verification, %s: exit %d in %s: %s", c.name, run.exitCode, run.duration.Round(time.Millisecond), lastLines(run.out, 2))
+		if run.err == nil || !strings.Contains(run.out, c.want) {
+			t.Errorf("verification, %s: %v\n%s\nwant a failure saying %q", c.name, run.err, run.out, c.want)
+		}
+	}
+}
+
+// TestRestoredNewerDumpIsNotMigratedBack: a dump carries the release that last migrated its
+// database (resources.ReleaseTable); restored into an instance of an older release, whose status
+// knows nothing of it, the migration is refused before the older Kinto runs on it.
+func TestRestoredNewerDumpIsNotMigratedBack(t *testing.T) {
+	t.Parallel()
+	oldBin := kintoPreviousBin(t)
+	src := deploy(t, backupInstance("backup-newer", nil))
+	src.migrate()
+	dir := src.backupDir()
+	res, _ := src.backup(dir)
+
+	dst := deploy(t, backupInstance("backup-older", func(s *v1alpha1.KintoInstanceSpec) { s.Version = previousKintoVersion }))
+	dst.bin = oldBin
+	if run := dst.restore(filepath.Join(dir, res.File), backupenv.DumpSHA256+"="+res.SHA256); run.err != nil {
+		t.Fatalf("restore failed (%v):\n%s", run.err, run.out)
+	}
+	out, err := dst.tryMigrate()
+	refusedAsNewer(t, out, err, v1alpha1.DefaultKintoVersion, previousKintoVersion)
+}
+
 // TestBackupFailures: a backup that cannot connect, one that cannot write, and one stopped by
 // SIGTERM (what a pod's PID 1 gets when the Job's deadline passes), and one that cannot report
 // its result each exit non-zero with a clear message and leave no file behind, nor a termination
@@ -798,4 +926,14 @@ func TestBackupLargerInstance(t *testing.T) {
 	dstAnon.As("bob", "bob-secret-1").Must("GET", items+"/records/item-000003", nil, nil, http.StatusOK)
 	t.Logf("%d records (database %s): dump %d bytes (%.1f MiB) in %s, restore in %s",
 		n, dbSize, res.Size, float64(res.Size)/(1<<20), backup.duration.Round(time.Millisecond), restore.duration.Round(time.Millisecond))
+
+	// The dump counted its records, and a verification restores it and finds them all.
+	if res.Counts["record"] < int64(n) {
+		t.Errorf("the dump records %v, fewer than the %d records inserted", res.Counts, n)
+	}
+	v, run := src.verifyDump(res, filepath.Join(dir, res.File))
+	if run.err != nil || !maps.Equal(v.Counts, res.Counts) || !v.CountsCompared {
+		t.Fatalf("verification of the larger dump: %+v (%v)\n%s", v, run.err, run.out)
+	}
+	t.Logf("verification of the %.1f MiB dump (%v) in %s", float64(res.Size)/(1<<20), v.Counts, run.duration.Round(time.Millisecond))
 }

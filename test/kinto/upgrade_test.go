@@ -3,10 +3,14 @@
 package kinto_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -209,6 +213,10 @@ func onlyImageDiffers(t *testing.T, oldInst, newInst *v1alpha1.KintoInstance) st
 			t.Errorf("%s images: %s for %s, %s for %s", pods.what, oi, oldV, ni, newV)
 		}
 		pods.old.Containers[0].Image, pods.new.Containers[0].Image = "", ""
+		// The migration tells its release to the database (resources.ReleaseTable).
+		for _, c := range []*corev1.Container{&pods.old.Containers[0], &pods.new.Containers[0]} {
+			c.Env = slices.DeleteFunc(slices.Clone(c.Env), func(e corev1.EnvVar) bool { return e.Name == resources.EnvRelease })
+		}
 		if !apiequality.Semantic.DeepEqual(pods.old, pods.new) {
 			t.Fatalf("%s pods of %s and %s differ in more than the image: the test runs them with the same command and environment", pods.what, oldV, newV)
 		}
@@ -222,4 +230,51 @@ func onlyImageDiffers(t *testing.T, oldInst, newInst *v1alpha1.KintoInstance) st
 func schemaMetadata(t *testing.T, d *deployment) string {
 	t.Helper()
 	return d.db.SQL(t, "kinto", "SELECT string_agg(name || '=' || value, ', ' ORDER BY name) FROM metadata")
+}
+
+// refusedAsNewer checks that a migration was refused for the database's recorded release.
+func refusedAsNewer(t *testing.T, out string, err error, recorded, asked string) {
+	t.Helper()
+	var exit *exec.ExitError
+	want := fmt.Sprintf("%s %s, newer than %s", resources.NewerSchemaMessage, recorded, asked)
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 || !strings.Contains(out, want) || strings.Contains(out, "Migrat") {
+		t.Fatalf("migration to %s of a database migrated by %s: %v\n%s\nwant exit 3 before kinto migrate runs, saying %q", asked, recorded, err, out, want)
+	}
+}
+
+// TestDatabaseRefusesAnOlderRelease: the migration Job records in the database the release that
+// ran it. An instance re-created over that database (its status empty) with an older
+// spec.version has its migration refused before the older Kinto touches it, naming both
+// releases; the annotation forcing that downgrade lets it run, and the record keeps the newer
+// release, whose schema the database holds.
+func TestDatabaseRefusesAnOlderRelease(t *testing.T) {
+	t.Parallel()
+	oldBin := kintoPreviousBin(t)
+	d := deploy(t, newInstance("keeper", nil))
+	recorded := func() string {
+		return d.db.SQL(t, "kinto", "SELECT version FROM "+resources.ReleaseTable)
+	}
+	out := d.migrate()
+	if got := recorded(); got != v1alpha1.DefaultKintoVersion {
+		t.Fatalf("after the migration by %s the database records %q\n%s", v1alpha1.DefaultKintoVersion, got, out)
+	}
+	schema := schemaMetadata(t, d)
+
+	older := d.inst.DeepCopy()
+	older.Spec.Version = previousKintoVersion
+	d.bin = oldBin
+	d.migrateC = resources.MigrateJob(older, previousKintoVersion).Spec.Template.Spec.Containers[0]
+	out, err := d.tryMigrate()
+	refusedAsNewer(t, out, err, v1alpha1.DefaultKintoVersion, previousKintoVersion)
+	if got := schemaMetadata(t, d); got != schema || recorded() != v1alpha1.DefaultKintoVersion {
+		t.Errorf("the refused migration changed the database: schema %s (was %s), record %s", got, schema, recorded())
+	}
+
+	older.Annotations = map[string]string{v1alpha1.ForceDowngradeAnnotation: previousKintoVersion}
+	d.migrateC = resources.MigrateJob(older, previousKintoVersion).Spec.Template.Spec.Containers[0]
+	out = d.migrate()
+	t.Logf("forced downgrade to %s:\n%s", previousKintoVersion, lastLines(out, 4))
+	if got := recorded(); got != v1alpha1.DefaultKintoVersion {
+		t.Errorf("after a forced downgrade the database records %s, want %s still", got, v1alpha1.DefaultKintoVersion)
+	}
 }

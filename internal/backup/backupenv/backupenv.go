@@ -38,6 +38,9 @@ const (
 	// TerminationLog is where the dump writes its result for the pod's status (default
 	// /dev/termination-log, the container's terminationMessagePath).
 	TerminationLog = "TERMINATION_LOG"
+	// DumpCounts is the JSON object of the counts a dump to verify must give back
+	// (dumps.Result.Counts): unset, those of its result file.
+	DumpCounts = "DUMP_COUNTS"
 )
 
 // The database's init container: the data directory, and the instance's role, database and

@@ -1,7 +1,7 @@
 // Package backuptool is the storage step of a backup Job: the operator's binary runs it as
 // `manager backup <command>` after pg_dump, to upload the dump to object storage; a restore runs
 // it to download a dump, and the KintoBackup controller to delete one (from the bucket or a
-// backup volume) with its KintoBackup. It is a thin command line over internal/backup/objectstore and
+// backup volume) with its KintoBackup, or to find the dump of a backup whose result was lost. It is a thin command line over internal/backup/objectstore and
 // internal/backup/dumps.
 //
 // The destination comes from flags, or from the environment when a flag is absent (so that the
@@ -41,10 +41,11 @@ var commands = map[string]command{
 	"download": {"download a dump, verifying its checksum, and write its result beside it", runDownload},
 	"list":     {"list the objects under the prefix (or one instance's dumps)", runList},
 	"delete":   {"delete one dump, from the bucket or from a directory", runDelete},
+	"find":     {"find the recorded dump started in a time window (a backup's lost result) and print its result", runFind},
 }
 
 // commandOrder is the order of the commands in the usage text.
-var commandOrder = []string{"upload", "download", "list", "delete"}
+var commandOrder = []string{"upload", "download", "list", "delete", "find"}
 
 // usageError is a mistake on the command line: Main prints it with the usage and exits 2.
 type usageError struct{ msg string }
@@ -103,5 +104,5 @@ func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", backupenv.AccessKeyID, backupenv.SecretAccessKey)
 	fmt.Fprintf(w, "With %s set (a URL the operator pre-signed for one object), upload, download and delete\n", backupenv.PresignedURL)
 	fmt.Fprintf(w, "reach that object only, with no destination nor credentials (%s: the CA bundle, PEM).\n", backupenv.PresignedCABundle)
-	fmt.Fprintln(w, "delete --dir works on a directory (a backup volume) and needs no S3 destination.")
+	fmt.Fprintln(w, "delete --dir and find --dir work on a directory (a backup volume) and need no S3 destination.")
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -256,5 +257,69 @@ func TestDeleteFromDirectory(t *testing.T) {
 	code, _, stderr := run("delete", "--dir", filepath.Join(dir, "missing"), "--file", kept)
 	if code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
 		t.Errorf("delete from a missing directory: exit %d, stderr %q; want %d saying so (a wrong --dir is no dump already gone)", code, stderr, exitFailure)
+	}
+}
+
+// TestFindInDirectory recovers a lost result from a backup volume: the one dump started in the
+// window, read through against its result file; anything else is refused, saying why.
+func TestFindInDirectory(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 11, 26, 3, 0, 7, 0, time.UTC)
+	earlier := writeDump(t, dir, at.Add(-time.Hour), "the run before")
+	written := writeDump(t, dir, at, "PGDMP the lost one")
+	// A dump that did not finish, in the window of a later run.
+	writeFiles(t, dir, dumps.FileName(at.Add(time.Hour)))
+	find := func(from, to time.Time, extra ...string) (int, string, string) {
+		args := append([]string{"find", "--dir", dir, "--after", from.Format(time.RFC3339Nano), "--before", to.Format(time.RFC3339)}, extra...)
+		return run(args...)
+	}
+
+	terminationLog := filepath.Join(t.TempDir(), "termination-log")
+	// The Job started a fraction of a second before the second its dump is named after.
+	code, stdout, stderr := find(at.Add(-300*time.Millisecond), at.Add(time.Minute), "--termination-log", terminationLog)
+	got, err := dumps.ParseResult([]byte(stdout))
+	if code != exitOK || err != nil || !reflect.DeepEqual(got, written) {
+		t.Fatalf("find = %d, %q (%v), stderr %q; want %+v", code, stdout, err, stderr, written)
+	}
+	if logged, _ := os.ReadFile(terminationLog); string(logged) != stdout {
+		t.Errorf("termination log %q, want %q", logged, stdout)
+	}
+
+	cases := []struct {
+		name     string
+		from, to time.Time
+		except   string
+		want     string
+	}{
+		{"nothing in the window", at.Add(time.Minute), at.Add(2 * time.Minute), "", "holds no dump started between 2026-11-26T03:01:07Z and 2026-11-26T03:02:07Z"},
+		{"two dumps", at.Add(-2 * time.Hour), at, "", "holds 2 recorded dumps started"},
+		{"the other one is another backup's", at.Add(-2 * time.Hour), at, written.File, ""},
+		{"an unfinished dump", at.Add(30 * time.Minute), at.Add(2 * time.Hour), "", "has no record of its checksum (the backup did not finish)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var extra []string
+			if c.except != "" {
+				extra = []string{"--except", c.except}
+			}
+			code, stdout, stderr := find(c.from, c.to, extra...)
+			if c.want == "" {
+				if got, err := dumps.ParseResult([]byte(stdout)); code != exitOK || err != nil || !reflect.DeepEqual(got, earlier) {
+					t.Errorf("find = %d, %q, stderr %q; want %+v", code, stdout, stderr, earlier)
+				}
+				return
+			}
+			if code != exitFailure || stdout != "" || !strings.Contains(stderr, c.want) {
+				t.Errorf("find = %d, %q, stderr %q; want exit 1 saying %q", code, stdout, stderr, c.want)
+			}
+		})
+	}
+
+	// A dump that is not as its result file records it is damaged, not recovered.
+	if err := os.WriteFile(filepath.Join(dir, written.File), []byte("PGDMP the lost 0ne"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := find(at, at.Add(time.Minute)); code != exitFailure || !strings.Contains(stderr, "it is damaged") {
+		t.Errorf("find of a damaged dump = %d, stderr %q; want exit 1, damaged", code, stderr)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -72,7 +73,7 @@ func TestUploadThenDownload(t *testing.T) {
 	stdout := mustRun(t, "upload", "--dump-dir", dumpDir, "--instance", "lug", "--termination-log", terminationLog)
 	uploaded, err := dumps.ParseResult([]byte(stdout))
 	want := dumps.Result{File: written.File, Size: int64(len(content)), SHA256: sha256Hex(content), Key: "kinto/lug/" + written.File}
-	if err != nil || strings.Count(stdout, "\n") != 1 || uploaded != want {
+	if err != nil || strings.Count(stdout, "\n") != 1 || !reflect.DeepEqual(uploaded, want) {
 		t.Fatalf("upload printed %q (%v), want one JSON line of %+v", stdout, err, want)
 	}
 	if _, err := os.Stat(s.ObjectPath(bucket, want.Key)); err != nil {
@@ -110,7 +111,7 @@ func TestUploadThenDownload(t *testing.T) {
 	if err == nil {
 		err = json.Unmarshal(side, &got)
 	}
-	if renamedWant := (dumps.Result{File: "restored.dump", Size: want.Size, SHA256: want.SHA256, Key: want.Key}); err != nil || got != renamedWant {
+	if renamedWant := (dumps.Result{File: "restored.dump", Size: want.Size, SHA256: want.SHA256, Key: want.Key}); err != nil || !reflect.DeepEqual(got, renamedWant) {
 		t.Errorf("result file of %s holds %q (%v), want %+v", renamed, side, err, renamedWant)
 	}
 }
@@ -228,6 +229,46 @@ func TestDownloadRefusesACorruptedDump(t *testing.T) {
 	for _, path := range []string{restored, restored + dumps.ResultSuffix} {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("a corrupted dump left %s", path)
+		}
+	}
+}
+
+// TestFindInBucket recovers a lost result from the bucket: the one uploaded dump of the instance
+// started in the window, with the checksum stored with it.
+func TestFindInBucket(t *testing.T) {
+	s := startServer(t)
+	at := time.Date(2026, 11, 26, 3, 0, 7, 0, time.UTC)
+	dumpDir := t.TempDir()
+	writeDump(t, dumpDir, at, "PGDMP the lost one")
+	uploaded, err := dumps.ParseResult([]byte(mustRun(t, "upload", "--dump-dir", dumpDir, "--instance", "lug")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another instance's dump of the same second, and an object the backup tool did not upload.
+	otherDir := t.TempDir()
+	writeDump(t, otherDir, at, "another instance")
+	mustRun(t, "upload", "--dump-dir", otherDir, "--instance", "lug-copy")
+	stray := s.ObjectPath(bucket, "kinto/lug/"+dumps.FileName(at.Add(time.Hour)))
+	if err := os.WriteFile(stray, []byte("copied by hand"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	window := []string{"--after", at.Add(-time.Second).Format(time.RFC3339), "--before", at.Add(time.Minute).Format(time.RFC3339)}
+
+	found, err := dumps.ParseResult([]byte(mustRun(t, append([]string{"find", "--instance", "lug"}, window...)...)))
+	if err != nil || !reflect.DeepEqual(found, uploaded) {
+		t.Fatalf("find = %+v (%v), want %+v", found, err, uploaded)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"excepted", append([]string{"find", "--instance", "lug", "--except", uploaded.File}, window...), "holds no dump started"},
+		{"not uploaded by the tool", []string{"find", "--instance", "lug", "--after", at.Add(time.Hour).Format(time.RFC3339), "--before", at.Add(2 * time.Hour).Format(time.RFC3339)}, "has no record of its checksum"},
+	} {
+		code, stdout, stderr := run(c.args...)
+		if code != exitFailure || stdout != "" || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: find = %d, %q, stderr %q; want exit 1 saying %q", c.name, code, stdout, stderr, c.want)
 		}
 	}
 }

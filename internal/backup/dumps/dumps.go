@@ -56,7 +56,14 @@ type Result struct {
 	Size   int64  `json:"size"`          // in bytes
 	SHA256 string `json:"sha256"`        // hexadecimal, lower case
 	Key    string `json:"key,omitempty"` // the object key, when the dump is in object storage
+	// Counts is how many live objects of each resource type (CountedResources) the dump holds,
+	// as `manager db dump` read them back from it: what a restore must give back.
+	Counts map[string]int64 `json:"counts,omitempty"`
 }
+
+// CountedResources are the resource types whose objects a dump's Counts records and a
+// verification compares: Kinto's `objects` rows of that resource_name, tombstones left out.
+var CountedResources = []string{"bucket", "collection", "record", "group"}
 
 // hashBufferSize is the read size while hashing a dump: large enough that the syscalls cost
 // nothing next to the hashing.

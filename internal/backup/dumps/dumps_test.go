@@ -3,6 +3,7 @@ package dumps
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func TestFileName(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := FileName(tc.at)
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("FileName = %s, want %s", got, tc.want)
 			}
 			back, ok := ParseFileName(got)
@@ -129,7 +130,7 @@ func TestParseResult(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tc.want {
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("ParseResult = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
@@ -153,7 +154,7 @@ func TestWriteResultFile(t *testing.T) {
 	if err != nil || string(b) != want {
 		t.Errorf("result file holds %q (%v), want %q", b, err, want)
 	}
-	if back, err := ReadResultFile(path); err != nil || back != r {
+	if back, err := ReadResultFile(path); err != nil || !reflect.DeepEqual(back, r) {
 		t.Errorf("ReadResultFile = %+v, %v; want %+v", back, err, r)
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
