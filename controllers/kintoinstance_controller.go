@@ -180,7 +180,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 			return inStage(stageBackups, r.reconcileBackups(ctx, p, inst, children, sharedBucket))
 		}},
 		stage{v1alpha1.ConditionBackupVerified, func() error {
-			return inStage(stageBackupVerification, r.reconcileBackupVerification(ctx, p, inst))
+			return inStage(stageBackupVerification, r.reconcileBackupVerification(ctx, p, inst, sharedBucket))
 		}},
 	)
 }

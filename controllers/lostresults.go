@@ -48,6 +48,13 @@ func (r *KintoBackupReconciler) recoverResult(ctx context.Context, backup *v1alp
 	case apierrors.IsNotFound(err) && !start:
 		return ctrl.Result{RequeueAfter: resultPollInterval}, nil
 	case apierrors.IsNotFound(err):
+		// The search lists the destination, which a shared bucket's signed URLs cannot.
+		if shared, err := r.inSharedBucket(ctx, backup, status); shared || err != nil {
+			if err == nil {
+				r.fail(status, lost.why+"; a dump in a hosting class's shared bucket is not looked for")
+			}
+			return ctrl.Result{}, err
+		}
 		except, err := r.othersDumps(ctx, backup, lost)
 		if err != nil {
 			return ctrl.Result{}, err

@@ -234,3 +234,14 @@ func (r *KintoBackupReconciler) deletionGrant(ctx context.Context, backup *v1alp
 	}
 	return r.SharedBuckets.grant(ctx, shared, backup.Namespace, http.MethodDelete, backup.Status.Key, resources.DumpDeletionGrantValidity)
 }
+
+// inSharedBucket says whether the dump of backup (whose status is status) goes to a bucket a
+// hosting class shares.
+func (r *KintoBackupReconciler) inSharedBucket(ctx context.Context, backup *v1alpha1.KintoBackup, status *v1alpha1.KintoBackupStatus) (bool, error) {
+	dest := status.Destination
+	if dest == nil || dest.S3 == nil {
+		return false, nil
+	}
+	shared, err := r.SharedBuckets.find(ctx, r.Client, backup.Namespace, &dest.S3.S3Connection)
+	return shared != nil, err
+}

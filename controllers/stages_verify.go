@@ -34,10 +34,17 @@ const (
 // reconcileBackupVerification starts the verification of the schedule's run that is due, with
 // the newest completed backup, or reports the one running once it ends. Runs missed (the
 // operator down, a verification running long) make one run, the latest due.
-func (r *KintoInstanceReconciler) reconcileBackupVerification(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) error {
+func (r *KintoInstanceReconciler) reconcileBackupVerification(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, sharedBucket *v1alpha1.S3Destination) error {
 	spec := inst.Spec.Backup
 	if spec == nil || spec.Verify == nil || spec.Verify.Disabled || inst.Spec.ManagedDatabase() == nil {
 		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionBackupVerified)
+		return nil
+	}
+	if sharedBucket != nil {
+		// The verification Job reads the dump with the destination's credentials, which a
+		// shared bucket's tenants never hold.
+		setCondition(p, v1alpha1.ConditionBackupVerified, metav1.ConditionUnknown, "SharedBucket",
+			"the dumps of a hosting class's shared bucket are not verified: the verification Job would need a URL signed for the dump, which it is not given yet")
 		return nil
 	}
 	schedule, err := cron.ParseStandard(spec.Verify.Schedule)
