@@ -320,27 +320,29 @@ func recordJobCreations(t *testing.T, namespaces []string) func() map[string][]t
 // that kubelet holds in its crash back-off is replaced by deleting its pod, so that twenty kills
 // fit in a test run.
 func killOperator(ctx context.Context, t *testing.T, kills int) int {
-	for k := range kills {
-		pid, err := waitOperatorProcess(ctx, t)
-		if err != nil {
-			return k
+	done := 0
+	for done < kills {
+		if _, err := waitOperatorProcess(ctx, t); err != nil {
+			return done
 		}
 		select {
 		case <-ctx.Done():
-			return k
+			return done
 		case <-time.After(5*time.Second + rand.N(25*time.Second)):
 		}
-		if pid, err = operatorProcess(); err != nil || pid == 0 {
-			t.Logf("kill %d: no operator process (%v)", k+1, err)
+		// The process found before the pause may have been replaced since.
+		pid, err := operatorProcess()
+		if err != nil || pid == 0 {
 			continue
 		}
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Logf("kill %d: %v", k+1, err)
+			t.Logf("killing the operator (pid %d): %v", pid, err)
 			continue
 		}
-		t.Logf("kill %d: SIGKILL to the operator (pid %d)", k+1, pid)
+		done++
+		t.Logf("kill %d: SIGKILL to the operator (pid %d)", done, pid)
 	}
-	return kills
+	return done
 }
 
 // waitOperatorProcess waits until the operator runs, replacing a pod held in the crash back-off.
