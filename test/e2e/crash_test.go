@@ -40,6 +40,10 @@ const (
 	crashKillsEnv     = "E2E_CRASH_KILLS"
 )
 
+// crashReadyTimeout bounds an instance's way to Ready in the crash test, where many start at
+// once on a small machine while the operator keeps being killed.
+const crashReadyTimeout = 20 * time.Minute
+
 // crashRoles are what the crash test does with an instance, each while the operator is killed.
 var crashRoles = []string{"retain", "upgrade", "backup", "restore", "delete", "snapshot"}
 
@@ -98,7 +102,7 @@ func TestOperatorSurvivesKills(t *testing.T) {
 		case err != nil:
 			t.Fatal(err)
 		default:
-			waitReady(t, inst)
+			waitReadyWithin(t, inst, crashReadyTimeout)
 		}
 		secret := &corev1.Secret{}
 		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: key.Namespace, Name: resources.CredentialsSecretName(&v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Name: key.Name}})}, secret)
@@ -180,7 +184,7 @@ func crashRole(t *testing.T, role, ns, name string, bucket *s3Bucket, recordCred
 			i.Spec.DeletionPolicy = v1alpha1.DeletionPolicySnapshot
 		}
 	})
-	inst = waitReady(t, inst)
+	inst = waitReadyWithin(t, inst, crashReadyTimeout)
 	recordCredentials(t, inst)
 
 	switch role {
@@ -200,7 +204,7 @@ func crashRole(t *testing.T, role, ns, name string, bucket *s3Bucket, recordCred
 		if err := k8s.Patch(context.Background(), inst, patch); err != nil {
 			t.Fatal(err)
 		}
-		waitReady(t, inst)
+		waitReadyWithin(t, inst, crashReadyTimeout)
 	case "backup":
 		backup := &v1alpha1.KintoBackup{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-on-demand"},
