@@ -102,9 +102,9 @@ test-e2e: host-packages kube-binaries build images s3-server ## End to end on th
 	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) hack/e2e.sh
 
 .PHONY: test-crash
-test-crash: host-packages kube-binaries build images s3-server ## Kill the operator 20 times while 30 instances are provisioned, backed up, restored, upgraded and deleted (not in `test`).
+test-crash: host-packages kube-binaries build images s3-server ## Kill the operator 20 times while 30 instances (10 at a time) are provisioned, backed up, restored, upgraded and deleted (not in `test`).
 	E2E_CRASH=1 KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) \
-	hack/e2e.sh -run TestOperatorSurvivesKills -timeout 90m -parallel 64
+	hack/e2e.sh -run TestOperatorSurvivesKills -timeout 90m -parallel 10
 
 .PHONY: bench
 bench: kube-binaries s3-server ## Benchmarks of the builders and of a full reconcile against the real API server.

@@ -40,6 +40,10 @@ const (
 	crashKillsEnv     = "E2E_CRASH_KILLS"
 )
 
+// crashReadyTimeout bounds an instance's way to Ready in the crash test, where many start at
+// once on a small machine while the operator keeps being killed.
+const crashReadyTimeout = 20 * time.Minute
+
 // crashRoles are what the crash test does with an instance, each while the operator is killed.
 var crashRoles = []string{"retain", "upgrade", "backup", "restore", "delete", "snapshot"}
 
@@ -98,7 +102,7 @@ func TestOperatorSurvivesKills(t *testing.T) {
 		case err != nil:
 			t.Fatal(err)
 		default:
-			waitReady(t, inst)
+			waitReadyWithin(t, inst, crashReadyTimeout)
 		}
 		secret := &corev1.Secret{}
 		err := k8s.Get(context.Background(), client.ObjectKey{Namespace: key.Namespace, Name: resources.CredentialsSecretName(&v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Name: key.Name}})}, secret)
@@ -180,7 +184,7 @@ func crashRole(t *testing.T, role, ns, name string, bucket *s3Bucket, recordCred
 			i.Spec.DeletionPolicy = v1alpha1.DeletionPolicySnapshot
 		}
 	})
-	inst = waitReady(t, inst)
+	inst = waitReadyWithin(t, inst, crashReadyTimeout)
 	recordCredentials(t, inst)
 
 	switch role {
@@ -200,7 +204,7 @@ func crashRole(t *testing.T, role, ns, name string, bucket *s3Bucket, recordCred
 		if err := k8s.Patch(context.Background(), inst, patch); err != nil {
 			t.Fatal(err)
 		}
-		waitReady(t, inst)
+		waitReadyWithin(t, inst, crashReadyTimeout)
 	case "backup":
 		backup := &v1alpha1.KintoBackup{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-on-demand"},
@@ -320,27 +324,29 @@ func recordJobCreations(t *testing.T, namespaces []string) func() map[string][]t
 // that kubelet holds in its crash back-off is replaced by deleting its pod, so that twenty kills
 // fit in a test run.
 func killOperator(ctx context.Context, t *testing.T, kills int) int {
-	for k := range kills {
-		pid, err := waitOperatorProcess(ctx, t)
-		if err != nil {
-			return k
+	done := 0
+	for done < kills {
+		if _, err := waitOperatorProcess(ctx, t); err != nil {
+			return done
 		}
 		select {
 		case <-ctx.Done():
-			return k
+			return done
 		case <-time.After(5*time.Second + rand.N(25*time.Second)):
 		}
-		if pid, err = operatorProcess(); err != nil || pid == 0 {
-			t.Logf("kill %d: no operator process (%v)", k+1, err)
+		// The process found before the pause may have been replaced since.
+		pid, err := operatorProcess()
+		if err != nil || pid == 0 {
 			continue
 		}
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Logf("kill %d: %v", k+1, err)
+			t.Logf("killing the operator (pid %d): %v", pid, err)
 			continue
 		}
-		t.Logf("kill %d: SIGKILL to the operator (pid %d)", k+1, pid)
+		done++
+		t.Logf("kill %d: SIGKILL to the operator (pid %d)", done, pid)
 	}
-	return kills
+	return done
 }
 
 // waitOperatorProcess waits until the operator runs, replacing a pod held in the crash back-off.

@@ -96,9 +96,15 @@ func applySample(t *testing.T, ns, file string, mutate func(*v1alpha1.KintoInsta
 // waitReady waits until the instance is Ready for its current spec, and returns it.
 func waitReady(t *testing.T, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
 	t.Helper()
+	return waitReadyWithin(t, inst, readyTimeout)
+}
+
+// waitReadyWithin is waitReady with its own timeout.
+func waitReadyWithin(t *testing.T, inst *v1alpha1.KintoInstance, timeout time.Duration) *v1alpha1.KintoInstance {
+	t.Helper()
 	key := client.ObjectKeyFromObject(inst)
 	got := &v1alpha1.KintoInstance{}
-	kintotest.Eventually(t, readyTimeout, pollInterval, fmt.Sprintf("instance %s Ready", key), func() (bool, string) {
+	kintotest.Eventually(t, timeout, pollInterval, fmt.Sprintf("instance %s Ready", key), func() (bool, string) {
 		if err := k8s.Get(context.Background(), key, got); err != nil {
 			return false, err.Error()
 		}
