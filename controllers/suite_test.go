@@ -8,6 +8,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +51,9 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run these tests with `make test-envtest`")
 		return 1
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	// The log is kept, to be searched for secrets at the end (see leakWatch).
+	managerLog := &syncBuffer{}
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, managerLog)), zap.UseDevMode(true)))
 	httpRoutes, err := gatewayAPICRD()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "finding the Gateway API's HTTPRoute CRD:", err)
@@ -79,6 +82,11 @@ func run(m *testing.M) int {
 	k8s, err = client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	leaks, err := startLeakWatch(ctx, cfg, managerLog)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "watching for leaked secrets:", err)
 		return 1
 	}
 	// The operator runs with exactly the permissions of its generated ClusterRole.
@@ -110,7 +118,17 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "manager stopped:", err)
 		}
 	}()
-	return m.Run()
+	code := m.Run()
+	findings, err := leaks.findings(ctx, k8s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "looking for leaked secrets:", err)
+		return 1
+	}
+	for _, f := range findings {
+		fmt.Fprintln(os.Stderr, "FAIL: a secret leaked:", f)
+		code = 1
+	}
+	return code
 }
 
 // testOperatorImage is the operator's image in these tests, which the database pods and backup Jobs run.
