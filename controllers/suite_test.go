@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,7 +53,7 @@ func run(m *testing.M) int {
 	// The log is kept, to be searched for secrets at the end (see leakWatch).
 	managerLog := &syncBuffer{}
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, managerLog)), zap.UseDevMode(true)))
-	httpRoutes, err := gatewayAPICRD()
+	httpRoutes, err := kintotest.GatewayAPIHTTPRouteCRD()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "finding the Gateway API's HTTPRoute CRD:", err)
 		return 1
@@ -191,15 +190,6 @@ func operatorConfig(ctx context.Context, admin *rest.Config) (*rest.Config, erro
 	cfg := rest.CopyConfig(admin)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
 	return cfg, nil
-}
-
-// gatewayAPICRD is the HTTPRoute CRD shipped in the Gateway API module the operator builds with.
-func gatewayAPICRD() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"), nil
 }
 
 // startGarbageCollector runs kube-controller-manager with only its garbage collector, against the
