@@ -18,6 +18,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore/s3testserver"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 const bucket = "backups"
@@ -51,7 +52,7 @@ func writeFile(t *testing.T, content string) string {
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
 	code, stdout, stderr := run(args...)
-	if code != exitOK {
+	if code != subcommand.ExitOK {
 		t.Fatalf("Main(%q) = %d\nstdout: %s\nstderr: %s", args, code, stdout, stderr)
 	}
 	return stdout
@@ -126,8 +127,8 @@ func TestUploadRefusesADumpNotAsRecorded(t *testing.T) {
 	}
 	terminationLog := filepath.Join(t.TempDir(), "termination-log")
 	code, stdout, stderr := run("upload", "--dump-dir", dumpDir, "--instance", "lug", "--termination-log", terminationLog)
-	if code != exitFailure || !strings.Contains(stderr, "recorded when it was written") || stdout != "" {
-		t.Errorf("exit %d, stdout %q, stderr %q; want %d saying the dump is not as recorded", code, stdout, stderr, exitFailure)
+	if code != subcommand.ExitFailure || !strings.Contains(stderr, "recorded when it was written") || stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d saying the dump is not as recorded", code, stdout, stderr, subcommand.ExitFailure)
 	}
 	if left := listKeys(t, context.Background(), s, "kinto"); len(left) != 0 {
 		t.Errorf("stored: %q, want nothing", left)
@@ -201,9 +202,9 @@ func TestWrongCredentials(t *testing.T) {
 	terminationLog := filepath.Join(t.TempDir(), "termination-log")
 	code, stdout, stderr := run("upload", "--dump-dir", dumpDir, "--instance", "lug", "--termination-log", terminationLog)
 	want := "backup upload: s3 upload of \"kinto/lug/"
-	if code != exitFailure || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "was refused by") ||
+	if code != subcommand.ExitFailure || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "was refused by") ||
 		!strings.Contains(stderr, "SignatureDoesNotMatch") || stdout != "" {
-		t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message starting %q saying the access key was refused", code, stdout, stderr, exitFailure, want)
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message starting %q saying the access key was refused", code, stdout, stderr, subcommand.ExitFailure, want)
 	}
 	if strings.Contains(stdout+stderr, wrongSecret) {
 		t.Errorf("the secret key is printed: %s", stderr)
@@ -222,8 +223,8 @@ func TestDownloadRefusesACorruptedDump(t *testing.T) {
 	}
 	restored := filepath.Join(t.TempDir(), "restored.dump")
 	code, _, stderr := run("download", "--key", "kinto/lug/20261126T030000Z.dump", "--file", restored)
-	if code != exitFailure || !strings.Contains(stderr, "the stored object is corrupted") {
-		t.Errorf("exit %d, stderr %q; want %d saying the object is corrupted", code, stderr, exitFailure)
+	if code != subcommand.ExitFailure || !strings.Contains(stderr, "the stored object is corrupted") {
+		t.Errorf("exit %d, stderr %q; want %d saying the object is corrupted", code, stderr, subcommand.ExitFailure)
 	}
 	for _, path := range []string{restored, restored + dumps.ResultSuffix} {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
