@@ -67,11 +67,11 @@ type KintoInstanceSpec struct {
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// NodeSelector constrains every pod of the instance to nodes with these labels; keys are
-	// label names ([prefix/]name).
+	// label names ([prefix/]name), values label values.
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="nodeSelector keys must be label names, such as kubernetes.io/arch or disktype"
 	// +optional
-	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	NodeSelector map[string]LabelValue `json:"nodeSelector,omitempty"`
 
 	// Tolerations of every pod of the instance.
 	// +kubebuilder:validation:MaxItems=32
@@ -195,6 +195,12 @@ type KintoInstanceSpec struct {
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
+
+// LabelValue is the value of a Kubernetes label: empty, or at most 63 letters, digits, '-',
+// '_' or '.', starting and ending with a letter or digit.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`
+type LabelValue string
 
 // SettingValue is the value of one extra Kinto setting, rendered verbatim (with `%` escaped).
 // +kubebuilder:validation:MaxLength=4096
