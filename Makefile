@@ -75,7 +75,7 @@ verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generate
 ##@ Tests
 
 .PHONY: test
-test: verify test-unit test-envtest test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, real Kinto, S3, end to end.
+test: verify test-unit test-envtest fuzz-short test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, a short fuzzing run, real Kinto, S3, end to end.
 
 .PHONY: test-unit
 test-unit: ## Unit tests of the pure builders and renderers (no API server), of the image definitions (Dockerfile and hack/build-images.sh agree), of hack/namespacedrbac, of hack/imagepack, and of config/monitoring's rules and dashboard (hack/monitoringcheck).
@@ -85,7 +85,22 @@ test-unit: ## Unit tests of the pure builders and renderers (no API server), of 
 
 .PHONY: test-envtest
 test-envtest: kube-binaries $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles, the Helm chart and the kubectl plugin included.
-	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/... ./test/plugin/...
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/... ./test/plugin/... ./test/fuzz/...
+
+# How long `make fuzz` runs each fuzz target; `make fuzz-short` (part of `make test`) runs each
+# for FUZZ_SHORT_TIME. An input that fails is written under the package's testdata/fuzz, where
+# it becomes a seed that every later `go test` runs: commit it with its fix.
+FUZZTIME ?= 10m
+FUZZ_SHORT_TIME ?= 25s
+
+.PHONY: fuzz
+fuzz: kube-binaries ## Fuzz for FUZZTIME each: the rendered kinto.ini, and the children of any spec the API server accepts.
+	go test -run '^$$' -fuzz '^FuzzRenderedIniHoldsTheOperatorsKeysAndTheAllowedSettings$$' -fuzztime $(FUZZTIME) ./internal/kintoconfig/
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) go test -run '^$$' -fuzz '^FuzzAcceptedSpecYieldsAcceptedRestrictedChildren$$' -fuzztime $(FUZZTIME) ./test/fuzz/
+
+.PHONY: fuzz-short
+fuzz-short: ## The fuzz targets for FUZZ_SHORT_TIME each (part of make test).
+	$(MAKE) fuzz FUZZTIME=$(FUZZ_SHORT_TIME)
 
 .PHONY: test-kinto
 test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.

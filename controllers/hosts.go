@@ -50,42 +50,35 @@ func indexHosts(ctx context.Context, mgr ctrl.Manager, gatewayAPI bool) error {
 	if err != nil {
 		return err
 	}
-	err = indexer.IndexField(ctx, &networkingv1.Ingress{}, hostIndex, func(o client.Object) []string {
-		var hosts []string
-		for _, rule := range o.(*networkingv1.Ingress).Spec.Rules {
-			hosts = append(hosts, rule.Host)
-		}
-		return hosts
-	})
+	err = indexer.IndexField(ctx, &networkingv1.Ingress{}, hostIndex, servedHosts)
 	if err != nil || !gatewayAPI {
 		return err
 	}
-	return indexer.IndexField(ctx, &gatewayv1.HTTPRoute{}, hostIndex, func(o client.Object) []string {
-		var hosts []string
-		for _, h := range o.(*gatewayv1.HTTPRoute).Spec.Hostnames {
+	return indexer.IndexField(ctx, &gatewayv1.HTTPRoute{}, hostIndex, servedHosts)
+}
+
+// servedHosts are the hosts an Ingress or an HTTPRoute serves.
+func servedHosts(o client.Object) []string {
+	var hosts []string
+	switch obj := o.(type) {
+	case *networkingv1.Ingress:
+		for _, rule := range obj.Spec.Rules {
+			hosts = append(hosts, rule.Host)
+		}
+	case *gatewayv1.HTTPRoute:
+		for _, h := range obj.Spec.Hostnames {
 			hosts = append(hosts, string(h))
 		}
-		return hosts
-	})
+	}
+	return hosts
 }
 
 // instancesAskingForHosts maps an Ingress or HTTPRoute to the instances that ask for one of its
 // hosts: when one that served a host goes, the next instance asking for it takes it.
 func instancesAskingForHosts(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		var hosts []string
-		switch obj := o.(type) {
-		case *networkingv1.Ingress:
-			for _, rule := range obj.Spec.Rules {
-				hosts = append(hosts, rule.Host)
-			}
-		case *gatewayv1.HTTPRoute:
-			for _, h := range obj.Spec.Hostnames {
-				hosts = append(hosts, string(h))
-			}
-		}
 		var reqs []reconcile.Request
-		for _, host := range hosts {
+		for _, host := range servedHosts(o) {
 			list := &v1alpha1.KintoInstanceList{}
 			if err := c.List(ctx, list, client.MatchingFields{hostIndex: host}); err != nil {
 				log.FromContext(ctx).Error(err, "listing the instances that ask for a host", "host", host)

@@ -178,6 +178,10 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 			}
 			return ctrl.Result{}, nil
 		}
+		if why, err := r.queuedBehind(ctx, backup); err != nil || why != "" {
+			status.Phase, status.Error = v1alpha1.BackupQueued, why
+			return ctrl.Result{}, err
+		}
 		grant, problem, err := r.backupGrant(ctx, inst)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -450,8 +454,8 @@ func (r *KintoBackupReconciler) reportDeletionFailure(ctx context.Context, backu
 	return nil
 }
 
-// SetupWithManager follows KintoBackups, their Jobs (the backup CronJob's too) and the instances
-// that pending backups wait for.
+// SetupWithManager follows KintoBackups, their Jobs (the backup CronJob's too), the instances
+// that pending backups wait for, and what queued backups wait for.
 func (r *KintoBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	backupOfJob := func(_ context.Context, o client.Object) []reconcile.Request {
 		if owner := metav1.GetControllerOf(o); owner != nil && owner.Kind == "KintoBackup" {
@@ -480,6 +484,9 @@ func (r *KintoBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.KintoBackup{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(backupOfJob)).
 		Watches(&v1alpha1.KintoInstance{}, handler.EnqueueRequestsFromMapFunc(pendingBackupsOf)).
+		// A backup Job or a backup finishing lets the next queued backup start, and the others move up.
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(queuedBackupsOf(mgr.GetClient()))).
+		Watches(&v1alpha1.KintoBackup{}, handler.EnqueueRequestsFromMapFunc(queuedBackupsOf(mgr.GetClient()))).
 		Named("kintobackup").
 		Complete(r)
 }

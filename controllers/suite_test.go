@@ -8,10 +8,10 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,8 +52,10 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run these tests with `make test-envtest`")
 		return 1
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
-	httpRoutes, err := gatewayAPICRD()
+	// The log is kept, to be searched for secrets at the end (see leakWatch).
+	managerLog := &syncBuffer{}
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, managerLog)), zap.UseDevMode(true)))
+	httpRoutes, err := kintotest.GatewayAPIHTTPRouteCRD()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "finding the Gateway API's HTTPRoute CRD:", err)
 		return 1
@@ -94,6 +96,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	leaks, err := startLeakWatch(ctx, cfg, managerLog)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "watching for leaked secrets:", err)
+		return 1
+	}
 	// The operator runs with exactly the permissions of its generated ClusterRole.
 	operatorCfg, err := operatorConfig(ctx, cfg)
 	if err != nil {
@@ -128,7 +135,17 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "manager stopped:", err)
 		}
 	}()
-	return m.Run()
+	code := m.Run()
+	findings, err := leaks.findings(ctx, k8s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "looking for leaked secrets:", err)
+		return 1
+	}
+	for _, f := range findings {
+		fmt.Fprintln(os.Stderr, "FAIL: a secret leaked:", f)
+		code = 1
+	}
+	return code
 }
 
 // testOperatorImage is the operator's image in these tests, which the database pods and backup Jobs run.
@@ -191,15 +208,6 @@ func operatorConfig(ctx context.Context, admin *rest.Config) (*rest.Config, erro
 	cfg := rest.CopyConfig(admin)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
 	return cfg, nil
-}
-
-// gatewayAPICRD is the HTTPRoute CRD shipped in the Gateway API module the operator builds with.
-func gatewayAPICRD() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"), nil
 }
 
 // startGarbageCollector runs kube-controller-manager with only its garbage collector, against the

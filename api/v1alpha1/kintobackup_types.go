@@ -38,12 +38,15 @@ const (
 )
 
 // BackupPhase is where a backup is in its life.
-// +kubebuilder:validation:Enum=Pending;Running;Completed;Failed
+// +kubebuilder:validation:Enum=Pending;Queued;Running;Completed;Failed
 type BackupPhase string
 
 const (
 	// BackupPending: the backup has not started; status.error says why when something holds it.
 	BackupPending BackupPhase = "Pending"
+	// BackupQueued: the backup waits for its turn: the backups of an instance run one at a time,
+	// in the order they were created; status.error says what runs or comes first.
+	BackupQueued BackupPhase = "Queued"
 	// BackupRunning: the backup Job runs.
 	BackupRunning BackupPhase = "Running"
 	// BackupCompleted: the dump is written and verified; it can be restored.
@@ -54,7 +57,7 @@ const (
 
 // KintoBackupStatus is what is known of one backup.
 type KintoBackupStatus struct {
-	// Phase: Pending, Running, Completed or Failed.
+	// Phase: Pending, Queued, Running, Completed or Failed.
 	// +optional
 	Phase BackupPhase `json:"phase,omitempty"`
 

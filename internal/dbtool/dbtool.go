@@ -18,95 +18,74 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
-// Exit codes of Main.
-const (
-	exitOK          = 0
-	exitFailure     = 1
-	exitUsage       = 2
-	exitInterrupted = 128 + int(syscall.SIGTERM) // as a shell reports a child stopped by SIGTERM
-)
+// exitInterrupted is the exit code of a command that SIGTERM (a Job's deadline, a pod's
+// deletion) or SIGINT stopped, having cleaned up after itself: as a shell reports a child stopped
+// by SIGTERM.
+const exitInterrupted = 128 + int(syscall.SIGTERM)
 
 // errInterrupted is how a command reports that SIGTERM or SIGINT stopped it.
 var errInterrupted = errors.New("interrupted")
 
-type command struct {
-	summary string
-	// failure prefixes the command's error, the first words of its message.
-	failure string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+var tool = subcommand.Tool{
+	Name:     "db",
+	Synopsis: "usage: manager db <command>",
+	Notes: func(w io.Writer) {
+		fmt.Fprintln(w, "They read their input from the environment, as the operator's Jobs and pods set it.")
+	},
+	Commands: []subcommand.Command{
+		{Name: "install", Summary: "copy this binary to the path given (the pod's shared volume)", Run: runInstall},
+		{Name: "init", Summary: "prepare the data directory (initdb, role, database) and set the role's password", Run: runInit},
+		{Name: "dump", Summary: "dump the database into $DUMP_DIR and report its result", Run: runDump},
+		{Name: "restore", Summary: "restore the verified dump $DUMP_FILE into the empty database", Run: runRestore},
+		{Name: "verify", Summary: "restore the dump $DUMP_FILE into a throw-away server in $PGDATA and check it gives back what was dumped", Run: runVerify},
+	},
+	Failed: failed,
 }
 
-var commands = map[string]command{
-	"install": {"copy this binary to the path given (the pod's shared volume)", "install failed", runInstall},
-	"init":    {"prepare the data directory (initdb, role, database) and set the role's password", "database init failed", runInit},
-	"dump":    {"dump the database into $DUMP_DIR and report its result", "backup failed", runDump},
-	"restore": {"restore the verified dump $DUMP_FILE into the empty database", "restore failed", runRestore},
-	"verify":  {"restore the dump $DUMP_FILE into a throw-away server in $PGDATA and check it gives back what was dumped", "verification failed", runVerify},
+// failures are the first words of each command's error message.
+var failures = map[string]string{
+	"install": "install failed",
+	"init":    "database init failed",
+	"dump":    "backup failed",
+	"restore": "restore failed",
+	"verify":  "verification failed",
 }
-
-var commandOrder = []string{"install", "init", "dump", "restore", "verify"}
 
 // Main runs `manager db <command>`: args are the arguments after "db". It returns the process
-// exit code: 0 on success, 1 on failure, 2 for a wrong command line, 143 when SIGTERM (a Job's
-// deadline, a pod's deletion) or SIGINT stopped it, having cleaned up after itself.
+// exit code: 0 on success, 1 on failure, 2 for a wrong command line, 143 when SIGTERM or SIGINT
+// stopped it.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		printUsage(stderr)
-		return exitUsage
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "db: unknown command %q\n", args[0])
-		printUsage(stderr)
-		return exitUsage
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := cmd.run(ctx, args[1:], stdout, stderr)
-	var usage usageError
+	return tool.Main(args, stdout, stderr)
+}
+
+// failed reports a command's error: a refused restore says so, an interrupted command exits as
+// one stopped by SIGTERM.
+func failed(stderr io.Writer, command string, err error) int {
 	var refused refusal
 	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &usage):
-		fmt.Fprintf(stderr, "db %s: %v\n", args[0], err)
-		return exitUsage
 	case errors.As(err, &refused):
-		fmt.Fprintf(stderr, "%s refused: %v\n", args[0], refused.error)
-		return exitFailure
+		fmt.Fprintf(stderr, "%s refused: %v\n", command, refused.error)
+		return subcommand.ExitFailure
 	case errors.Is(err, errInterrupted):
-		fmt.Fprintf(stderr, "%s: %v\n", cmd.failure, err)
+		fmt.Fprintf(stderr, "%s: %v\n", failures[command], err)
 		return exitInterrupted
 	default:
-		fmt.Fprintf(stderr, "%s: %v\n", cmd.failure, err)
-		return exitFailure
+		fmt.Fprintf(stderr, "%s: %v\n", failures[command], err)
+		return subcommand.ExitFailure
 	}
 }
-
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: manager db <command>")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, name := range commandOrder {
-		fmt.Fprintf(w, "  %-8s %s\n", name, commands[name].summary)
-	}
-	fmt.Fprintln(w, "\nThey read their input from the environment, as the operator's Jobs and pods set it.")
-}
-
-type usageError string
-
-func (e usageError) Error() string { return string(e) }
 
 // noArguments refuses arguments to a command that takes none.
 func noArguments(args []string) error {
 	if len(args) > 0 {
-		return usageError(fmt.Sprintf("unexpected argument %q: the input comes from the environment", args[0]))
+		return subcommand.UsageErrorf("unexpected argument %q: the input comes from the environment", args[0])
 	}
 	return nil
 }
@@ -168,7 +147,7 @@ func exitError(name string, err error) error {
 // init container run again (the pod restarted) finds the copy of its first run there.
 func runInstall(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if len(args) != 1 {
-		return usageError("give the path to copy the binary to")
+		return subcommand.UsageErrorf("give the path to copy the binary to")
 	}
 	self, err := os.Executable()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 func TestMainUsage(t *testing.T) {
@@ -19,10 +20,10 @@ func TestMainUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{nil, exitUsage, "usage: manager db <command>"},
-		{[]string{"shell"}, exitUsage, `unknown command "shell"`},
-		{[]string{"dump", "--dir", "/dumps"}, exitUsage, "the input comes from the environment"},
-		{[]string{"install"}, exitUsage, "give the path"},
+		{nil, subcommand.ExitUsage, "usage: manager db <command>"},
+		{[]string{"shell"}, subcommand.ExitUsage, `unknown command "shell"`},
+		{[]string{"dump", "--dir", "/dumps"}, subcommand.ExitUsage, "the input comes from the environment"},
+		{[]string{"install"}, subcommand.ExitUsage, "give the path"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := Main(tc.args, &out, &errOut); code != tc.code || !strings.Contains(errOut.String(), tc.want) {
@@ -179,7 +180,7 @@ func TestInstall(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "manager")
 	for range 2 {
 		var out, errOut bytes.Buffer
-		if code := Main([]string{"install", dest}, &out, &errOut); code != exitOK {
+		if code := Main([]string{"install", dest}, &out, &errOut); code != subcommand.ExitOK {
 			t.Fatalf("install: %d %s", code, errOut.String())
 		}
 	}

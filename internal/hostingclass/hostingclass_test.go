@@ -380,7 +380,7 @@ func TestInstancesBeyondTheClassAreTold(t *testing.T) {
 				i.Spec.Image = "evil/kinto:latest"
 				i.Spec.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{Image: "evil/postgres:15"}}
 				i.Spec.PriorityClassName = "system-cluster-critical"
-				i.Spec.NodeSelector = map[string]string{"node-role.kubernetes.io/control-plane": ""}
+				i.Spec.NodeSelector = map[string]v1alpha1.LabelValue{"node-role.kubernetes.io/control-plane": ""}
 				i.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
 				i.Spec.Affinity = &corev1.Affinity{}
 			},

@@ -98,11 +98,24 @@ func podSpecBase(inst *v1alpha1.KintoInstance, uid int64) corev1.PodSpec {
 		AutomountServiceAccountToken: ptr.To(false),
 		EnableServiceLinks:           ptr.To(false),
 		SecurityContext:              podSecurityContext(uid),
-		NodeSelector:                 inst.Spec.NodeSelector,
+		NodeSelector:                 nodeSelector(inst),
 		Tolerations:                  inst.Spec.Tolerations,
 		Affinity:                     inst.Spec.Affinity,
 		PriorityClassName:            inst.Spec.PriorityClassName,
 	}
+}
+
+// nodeSelector is spec.nodeSelector as a pod spec holds it; nil when unset, so that the pod
+// templates (and their hashes) of instances without one stay as they were.
+func nodeSelector(inst *v1alpha1.KintoInstance) map[string]string {
+	if len(inst.Spec.NodeSelector) == 0 {
+		return nil
+	}
+	labels := make(map[string]string, len(inst.Spec.NodeSelector))
+	for k, v := range inst.Spec.NodeSelector {
+		labels[k] = string(v)
+	}
+	return labels
 }
 
 func emptyDirVolume(name string) corev1.Volume {

@@ -89,7 +89,7 @@ func TestEveryPodMeetsTheRestrictedProfile(t *testing.T) {
 		"backups in S3 with a CA bundle":   newInstance(withS3Backup, withCABundle),
 		"external database, backups in S3": newInstance(external, withS3Backup),
 		"scheduling and delete policy": newInstance(deletePolicy, func(i *v1alpha1.KintoInstance) {
-			i.Spec.NodeSelector = map[string]string{"pool": "tenants"}
+			i.Spec.NodeSelector = map[string]v1alpha1.LabelValue{"pool": "tenants"}
 			i.Spec.Tolerations = []corev1.Toleration{{Key: "tenants", Operator: corev1.TolerationOpExists}}
 		}),
 	}

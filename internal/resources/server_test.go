@@ -124,7 +124,7 @@ func TestPodsHaveNoAPITokenNorServiceLinks(t *testing.T) {
 
 func TestSchedulingReachesEveryPod(t *testing.T) {
 	inst := newInstance(func(i *v1alpha1.KintoInstance) {
-		i.Spec.NodeSelector = map[string]string{"pool": "tenants"}
+		i.Spec.NodeSelector = map[string]v1alpha1.LabelValue{"pool": "tenants"}
 		i.Spec.Tolerations = []corev1.Toleration{{Key: "tenants", Operator: corev1.TolerationOpExists}}
 		i.Spec.PriorityClassName = "tenant"
 	})

@@ -1,6 +1,6 @@
 // Package kintotest holds what the tests that talk to a real Kinto server share: an HTTP client
 // of the Kinto API, a dataset written and compared across upgrades, moves and restarts, and a
-// polling helper.
+// polling helper; and where the suites running a real API server find the HTTPRoute CRD.
 package kintotest
 
 import (

@@ -11,49 +11,24 @@
 package backuptool
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
-// Exit codes of Main.
-const (
-	exitOK      = 0
-	exitFailure = 1 // the operation failed
-	exitUsage   = 2 // the command line is wrong
-)
-
-// command is one subcommand: run parses its flags from args and does the work.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-var commands = map[string]command{
-	"upload":   {"upload the dump of a dump directory and print its result {file,size,sha256,key}", runUpload},
-	"download": {"download a dump, verifying its checksum, and write its result beside it", runDownload},
-	"list":     {"list the objects under the prefix (or one instance's dumps)", runList},
-	"delete":   {"delete one dump, from the bucket or from a directory", runDelete},
-	"find":     {"find the recorded dump started in a time window (a backup's lost result) and print its result", runFind},
-}
-
-// commandOrder is the order of the commands in the usage text.
-var commandOrder = []string{"upload", "download", "list", "delete", "find"}
-
-// usageError is a mistake on the command line: Main prints it with the usage and exits 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usageErrorf(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+var tool = subcommand.Tool{
+	Name:     "backup",
+	Synopsis: "usage: manager backup <command> [flags]   (`manager backup <command> -h` for its flags)",
+	Notes:    printNotes,
+	Commands: []subcommand.Command{
+		{Name: "upload", Summary: "upload the dump of a dump directory and print its result {file,size,sha256,key}", Run: runUpload},
+		{Name: "download", Summary: "download a dump, verifying its checksum, and write its result beside it", Run: runDownload},
+		{Name: "list", Summary: "list the objects under the prefix (or one instance's dumps)", Run: runList},
+		{Name: "delete", Summary: "delete one dump, from the bucket or from a directory", Run: runDelete},
+		{Name: "find", Summary: "find the recorded dump started in a time window (a backup's lost result) and print its result", Run: runFind},
+	},
 }
 
 // Main runs `manager backup <command> [flags]`: args are the arguments after "backup". It
@@ -61,46 +36,11 @@ func usageErrorf(format string, args ...any) error {
 // line. SIGTERM (the Job's deadline) and SIGINT cancel the operation cleanly: an interrupted
 // upload leaves no partial object.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		printUsage(stderr)
-		return exitUsage
-	}
-	name := args[0]
-	if name == "help" || name == "-h" || name == "--help" {
-		printUsage(stdout)
-		return exitOK
-	}
-	cmd, ok := commands[name]
-	if !ok {
-		fmt.Fprintf(stderr, "backup: unknown command %q\n", name)
-		printUsage(stderr)
-		return exitUsage
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := cmd.run(ctx, args[1:], stdout, stderr)
-	var usage *usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, &usage):
-		fmt.Fprintf(stderr, "backup %s: %v (see `backup %s -h`)\n", name, err, name)
-		return exitUsage
-	default:
-		fmt.Fprintf(stderr, "backup %s: %v\n", name, err)
-		return exitFailure
-	}
+	return tool.Main(args, stdout, stderr)
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: manager backup <command> [flags]   (`manager backup <command> -h` for its flags)")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, name := range commandOrder {
-		fmt.Fprintf(w, "  %-9s %s\n", name, commands[name].summary)
-	}
-	fmt.Fprintf(w, "\nThe S3 destination is given by flags or, for a flag not given, by %s.\n", destinationEnvSummary())
+func printNotes(w io.Writer) {
+	fmt.Fprintf(w, "The S3 destination is given by flags or, for a flag not given, by %s.\n", destinationEnvSummary())
 	fmt.Fprintf(w, "The credentials are read from %s and %s only.\n", backupenv.AccessKeyID, backupenv.SecretAccessKey)
 	fmt.Fprintf(w, "With %s set (a URL the operator pre-signed for one object), upload, download and delete\n", backupenv.PresignedURL)
 	fmt.Fprintf(w, "reach that object only, with no destination nor credentials (%s: the CA bundle, PEM).\n", backupenv.PresignedCABundle)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 // run calls Main as the operator's binary would, returning the exit code and both outputs.
@@ -62,8 +63,8 @@ func TestCommandLineMistakes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, stdout, stderr := run(c.args...)
-			if code != exitUsage || !strings.Contains(stderr, c.want) || stdout != "" {
-				t.Errorf("Main(%q) = %d, stdout %q, stderr %q; want %d and a message saying %q", c.args, code, stdout, stderr, exitUsage, c.want)
+			if code != subcommand.ExitUsage || !strings.Contains(stderr, c.want) || stdout != "" {
+				t.Errorf("Main(%q) = %d, stdout %q, stderr %q; want %d and a message saying %q", c.args, code, stdout, stderr, subcommand.ExitUsage, c.want)
 			}
 		})
 	}
@@ -74,11 +75,11 @@ func TestCredentialsOnlyFromTheEnvironment(t *testing.T) {
 	t.Setenv(backupenv.SecretAccessKey, "")
 	code, _, stderr := run("list", "--endpoint", "s3.example.org", "--bucket", "b")
 	want := "the credentials are read from the environment: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-	if code != exitUsage || !strings.Contains(stderr, want) {
-		t.Errorf("without credentials: exit %d, stderr %q; want %d saying %q", code, stderr, exitUsage, want)
+	if code != subcommand.ExitUsage || !strings.Contains(stderr, want) {
+		t.Errorf("without credentials: exit %d, stderr %q; want %d saying %q", code, stderr, subcommand.ExitUsage, want)
 	}
 	for _, flagName := range []string{"--access-key", "--secret-key", "--secret-access-key"} {
-		if code, _, _ := run("list", flagName, "x"); code != exitUsage {
+		if code, _, _ := run("list", flagName, "x"); code != subcommand.ExitUsage {
 			t.Errorf("%s is accepted as a flag (exit %d); credentials must come from the environment only", flagName, code)
 		}
 	}
@@ -89,16 +90,16 @@ func TestInsecureFromTheEnvironment(t *testing.T) {
 	t.Setenv(backupenv.SecretAccessKey, "secret")
 	t.Setenv(backupenv.Insecure, "maybe")
 	code, _, stderr := run("list", "--endpoint", "e", "--bucket", "b")
-	if code != exitUsage || !strings.Contains(stderr, "BACKUP_S3_INSECURE") {
+	if code != subcommand.ExitUsage || !strings.Contains(stderr, "BACKUP_S3_INSECURE") {
 		t.Errorf("BACKUP_S3_INSECURE=maybe: exit %d, stderr %q; want a usage error naming the variable", code, stderr)
 	}
 }
 
 func TestHelp(t *testing.T) {
-	if code, stdout, _ := run("help"); code != exitOK || !strings.Contains(stdout, "delete") {
+	if code, stdout, _ := run("help"); code != subcommand.ExitOK || !strings.Contains(stdout, "delete") {
 		t.Errorf("help: exit %d, stdout %q", code, stdout)
 	}
-	if code, _, stderr := run("upload", "-h"); code != exitOK || !strings.Contains(stderr, "-termination-log") {
+	if code, _, stderr := run("upload", "-h"); code != subcommand.ExitOK || !strings.Contains(stderr, "-termination-log") {
 		t.Errorf("upload -h: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -219,8 +220,8 @@ func TestUploadFindsOneVerifiedDump(t *testing.T) {
 			c.setUp(t, dir)
 			terminationLog := filepath.Join(t.TempDir(), "termination-log")
 			code, stdout, stderr := run("upload", "--dump-dir", dir, "--instance", "lug", "--termination-log", terminationLog)
-			if code != exitFailure || !strings.Contains(stderr, c.want) || stdout != "" {
-				t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message saying %q", code, stdout, stderr, exitFailure, c.want)
+			if code != subcommand.ExitFailure || !strings.Contains(stderr, c.want) || stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message saying %q", code, stdout, stderr, subcommand.ExitFailure, c.want)
 			}
 			if _, err := os.Stat(terminationLog); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("a failed upload wrote the termination log (%v)", err)
@@ -228,8 +229,8 @@ func TestUploadFindsOneVerifiedDump(t *testing.T) {
 		})
 	}
 	code, _, stderr := run("upload", "--dump-dir", filepath.Join(t.TempDir(), "missing"), "--instance", "lug")
-	if code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
-		t.Errorf("upload from a missing directory: exit %d, stderr %q; want %d saying so", code, stderr, exitFailure)
+	if code != subcommand.ExitFailure || !strings.Contains(stderr, "no such file or directory") {
+		t.Errorf("upload from a missing directory: exit %d, stderr %q; want %d saying so", code, stderr, subcommand.ExitFailure)
 	}
 }
 
@@ -247,16 +248,16 @@ func TestDeleteFromDirectory(t *testing.T) {
 	}
 	for _, name := range []string{deleted, deleted, halfDeleted} {
 		code, stdout, stderr := run("delete", "--dir", dir, "--file", name)
-		if want := `{"deleted":"` + name + `"}` + "\n"; code != exitOK || stdout != want {
-			t.Errorf("delete %s: exit %d, stdout %q, stderr %q; want %d and %q", name, code, stdout, stderr, exitOK, want)
+		if want := `{"deleted":"` + name + `"}` + "\n"; code != subcommand.ExitOK || stdout != want {
+			t.Errorf("delete %s: exit %d, stdout %q, stderr %q; want %d and %q", name, code, stdout, stderr, subcommand.ExitOK, want)
 		}
 	}
 	if left, want := dirNames(t, dir), []string{kept, kept + dumps.ResultSuffix}; !slices.Equal(left, want) {
 		t.Errorf("left in the directory: %q, want %q", left, want)
 	}
 	code, _, stderr := run("delete", "--dir", filepath.Join(dir, "missing"), "--file", kept)
-	if code != exitFailure || !strings.Contains(stderr, "no such file or directory") {
-		t.Errorf("delete from a missing directory: exit %d, stderr %q; want %d saying so (a wrong --dir is no dump already gone)", code, stderr, exitFailure)
+	if code != subcommand.ExitFailure || !strings.Contains(stderr, "no such file or directory") {
+		t.Errorf("delete from a missing directory: exit %d, stderr %q; want %d saying so (a wrong --dir is no dump already gone)", code, stderr, subcommand.ExitFailure)
 	}
 }
 
@@ -278,7 +279,7 @@ func TestFindInDirectory(t *testing.T) {
 	// The Job started a fraction of a second before the second its dump is named after.
 	code, stdout, stderr := find(at.Add(-300*time.Millisecond), at.Add(time.Minute), "--termination-log", terminationLog)
 	got, err := dumps.ParseResult([]byte(stdout))
-	if code != exitOK || err != nil || !reflect.DeepEqual(got, written) {
+	if code != subcommand.ExitOK || err != nil || !reflect.DeepEqual(got, written) {
 		t.Fatalf("find = %d, %q (%v), stderr %q; want %+v", code, stdout, err, stderr, written)
 	}
 	if logged, _ := os.ReadFile(terminationLog); string(logged) != stdout {
@@ -304,12 +305,12 @@ func TestFindInDirectory(t *testing.T) {
 			}
 			code, stdout, stderr := find(c.from, c.to, extra...)
 			if c.want == "" {
-				if got, err := dumps.ParseResult([]byte(stdout)); code != exitOK || err != nil || !reflect.DeepEqual(got, earlier) {
+				if got, err := dumps.ParseResult([]byte(stdout)); code != subcommand.ExitOK || err != nil || !reflect.DeepEqual(got, earlier) {
 					t.Errorf("find = %d, %q, stderr %q; want %+v", code, stdout, stderr, earlier)
 				}
 				return
 			}
-			if code != exitFailure || stdout != "" || !strings.Contains(stderr, c.want) {
+			if code != subcommand.ExitFailure || stdout != "" || !strings.Contains(stderr, c.want) {
 				t.Errorf("find = %d, %q, stderr %q; want exit 1 saying %q", code, stdout, stderr, c.want)
 			}
 		})
@@ -319,7 +320,7 @@ func TestFindInDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, written.File), []byte("PGDMP the lost 0ne"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := find(at, at.Add(time.Minute)); code != exitFailure || !strings.Contains(stderr, "it is damaged") {
+	if code, _, stderr := find(at, at.Add(time.Minute)); code != subcommand.ExitFailure || !strings.Contains(stderr, "it is damaged") {
 		t.Errorf("find of a damaged dump = %d, stderr %q; want exit 1, damaged", code, stderr)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 // listEntry is a line of list's output.
@@ -43,10 +44,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if err == flag.ErrHelp {
 			return err
 		}
-		return usageErrorf("%v", err)
+		return subcommand.UsageErrorf("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
+		return subcommand.UsageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }
@@ -64,7 +65,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if p, ok := presignedObject(*key); ok {
 		if *dumpDir == "" || *key == "" || *file != "" || *instance != "" {
-			return usageErrorf("with a pre-signed URL (%s), give --dump-dir and --key, the key the URL was signed for", backupenv.PresignedURL)
+			return subcommand.UsageErrorf("with a pre-signed URL (%s), give --dump-dir and --key, the key the URL was signed for", backupenv.PresignedURL)
 		}
 		result, err := uploadDumpPresigned(ctx, p, *dumpDir)
 		if err != nil {
@@ -74,15 +75,15 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	switch {
 	case (*dumpDir == "") == (*file == ""):
-		return usageErrorf("give exactly one of --dump-dir and --file")
+		return subcommand.UsageErrorf("give exactly one of --dump-dir and --file")
 	case *dumpDir != "" && *key != "":
-		return usageErrorf("--key goes with --file: a dump's key is <prefix>/<instance>/<the dump's name>")
+		return subcommand.UsageErrorf("--key goes with --file: a dump's key is <prefix>/<instance>/<the dump's name>")
 	case *dumpDir != "" && !validInstance(*instance):
-		return usageErrorf("--dump-dir needs --instance, a name without slashes")
+		return subcommand.UsageErrorf("--dump-dir needs --instance, a name without slashes")
 	case *file != "" && *key == "":
-		return usageErrorf("--file needs --key")
+		return subcommand.UsageErrorf("--file needs --key")
 	case *file != "" && *instance != "":
-		return usageErrorf("--instance goes with --dump-dir: with --file, --key is the whole key")
+		return subcommand.UsageErrorf("--instance goes with --dump-dir: with --file, --key is the whole key")
 	}
 	cfg, err := dest.config()
 	if err != nil {
@@ -168,7 +169,7 @@ func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *key == "" || *file == "" {
-		return usageErrorf("--key and --file are required")
+		return subcommand.UsageErrorf("--key and --file are required")
 	}
 	var downloaded objectstore.Object
 	var err error
@@ -176,7 +177,7 @@ func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		downloaded, err = p.Download(ctx, *file, *sum)
 	} else {
 		if *sum != "" {
-			return usageErrorf("--sha256 goes with a pre-signed URL (%s): with credentials, the checksum stored with the object is checked", backupenv.PresignedURL)
+			return subcommand.UsageErrorf("--sha256 goes with a pre-signed URL (%s): with credentials, the checksum stored with the object is checked", backupenv.PresignedURL)
 		}
 		var cfg objectstore.Config
 		if cfg, err = dest.config(); err != nil {
@@ -203,7 +204,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if _, ok := presignedObject(""); ok {
-		return usageErrorf("a pre-signed URL (%s) grants one object: there is nothing to list with it", backupenv.PresignedURL)
+		return subcommand.UsageErrorf("a pre-signed URL (%s) grants one object: there is nothing to list with it", backupenv.PresignedURL)
 	}
 	cfg, err := dest.config()
 	if err != nil {
@@ -211,7 +212,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *instance != "" {
 		if !validInstance(*instance) {
-			return usageErrorf("--instance must be a name without slashes")
+			return subcommand.UsageErrorf("--instance must be a name without slashes")
 		}
 		cfg.Prefix = dumps.InstancePrefix(cfg.Prefix, *instance)
 	}
@@ -241,16 +242,16 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	switch {
 	case (*key == "") == (*dir == ""):
-		return usageErrorf("give exactly one of --key (a dump in the bucket) and --dir (a volume, with --file)")
+		return subcommand.UsageErrorf("give exactly one of --key (a dump in the bucket) and --dir (a volume, with --file)")
 	case *key != "" && *file != "":
-		return usageErrorf("--file goes with --dir")
+		return subcommand.UsageErrorf("--file goes with --dir")
 	case *key != "":
 		if _, ok := dumps.ParseKeyTime(*key); !ok {
-			return usageErrorf("--key %q is not the key of a dump (<prefix>/<instance>/<UTC time>.dump)", *key)
+			return subcommand.UsageErrorf("--key %q is not the key of a dump (<prefix>/<instance>/<UTC time>.dump)", *key)
 		}
 	default:
 		if _, ok := dumps.ParseFileName(*file); !ok {
-			return usageErrorf("--file %q is not the name of a dump (<UTC time>.dump, without a directory)", *file)
+			return subcommand.UsageErrorf("--file %q is not the name of a dump (<UTC time>.dump, without a directory)", *file)
 		}
 	}
 	if *dir != "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 func destinationEnvSummary() string {
@@ -42,10 +43,10 @@ func bindDestination(fs *flag.FlagSet) *destination {
 // config is the objectstore configuration of d, with the credentials of the environment.
 func (d *destination) config() (objectstore.Config, error) {
 	if d.insecureEnvErr != nil {
-		return objectstore.Config{}, usageErrorf("%s: %v", backupenv.Insecure, d.insecureEnvErr)
+		return objectstore.Config{}, subcommand.UsageErrorf("%s: %v", backupenv.Insecure, d.insecureEnvErr)
 	}
 	if d.endpoint == "" || d.bucket == "" {
-		return objectstore.Config{}, usageErrorf("the endpoint and the bucket are required (--endpoint, --bucket or %s, %s)", backupenv.Endpoint, backupenv.Bucket)
+		return objectstore.Config{}, subcommand.UsageErrorf("the endpoint and the bucket are required (--endpoint, --bucket or %s, %s)", backupenv.Endpoint, backupenv.Bucket)
 	}
 	cfg := objectstore.Config{
 		Endpoint:        d.endpoint,
@@ -57,7 +58,7 @@ func (d *destination) config() (objectstore.Config, error) {
 		SecretAccessKey: os.Getenv(backupenv.SecretAccessKey),
 	}
 	if cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
-		return objectstore.Config{}, usageErrorf("the credentials are read from the environment: set %s and %s", backupenv.AccessKeyID, backupenv.SecretAccessKey)
+		return objectstore.Config{}, subcommand.UsageErrorf("the credentials are read from the environment: set %s and %s", backupenv.AccessKeyID, backupenv.SecretAccessKey)
 	}
 	if d.caFile != "" {
 		pem, err := os.ReadFile(d.caFile)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 // find recovers the result of a backup whose pod went before the operator read it: the one dump
@@ -35,13 +36,13 @@ func runFind(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	to, errTo := time.Parse(time.RFC3339, *before)
 	switch {
 	case errFrom != nil || errTo != nil:
-		return usageErrorf("--after and --before are required, as RFC 3339 times")
+		return subcommand.UsageErrorf("--after and --before are required, as RFC 3339 times")
 	case to.Before(from):
-		return usageErrorf("--before %s is earlier than --after %s", *before, *after)
+		return subcommand.UsageErrorf("--before %s is earlier than --after %s", *before, *after)
 	case (*dir == "") == (*instance == ""):
-		return usageErrorf("give exactly one of --dir (a volume) and --instance (its folder of the bucket)")
+		return subcommand.UsageErrorf("give exactly one of --dir (a volume) and --instance (its folder of the bucket)")
 	case *instance != "" && !validInstance(*instance):
-		return usageErrorf("--instance must be a name without slashes")
+		return subcommand.UsageErrorf("--instance must be a name without slashes")
 	}
 	w := window{from: from, to: to}
 	if *except != "" {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore/s3testserver"
 	"github.com/kinto-storage/kinto-operator/internal/crddefaults"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 // presignedStep sets the environment of a Job's step in a tenant namespace under a shared
@@ -60,7 +62,7 @@ func TestPresignedBackupAndRestore(t *testing.T) {
 	presignedStep(t, s, http.MethodPut, key)
 	stdout := mustRun(t, "upload", "--dump-dir", dumpDir, "--key", key)
 	want := dumps.Result{File: written.File, Size: int64(len(content)), SHA256: sha256Hex(content), Key: key}
-	if got, err := dumps.ParseResult([]byte(stdout)); err != nil || got != want {
+	if got, err := dumps.ParseResult([]byte(stdout)); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("upload printed %q (%v), want %+v", stdout, err, want)
 	}
 	// The PUT URL does not read, list or delete.
@@ -68,11 +70,11 @@ func TestPresignedBackupAndRestore(t *testing.T) {
 		{"download", "--key", key, "--file", filepath.Join(t.TempDir(), "x.dump"), "--sha256", want.SHA256},
 		{"delete", "--key", key},
 	} {
-		if code, _, stderr := run(args...); code != exitFailure || !strings.Contains(stderr, "403 Forbidden") {
+		if code, _, stderr := run(args...); code != subcommand.ExitFailure || !strings.Contains(stderr, "403 Forbidden") {
 			t.Errorf("%q with the PUT URL: exit %d, %s", args, code, stderr)
 		}
 	}
-	if code, _, stderr := run("list"); code != exitUsage {
+	if code, _, stderr := run("list"); code != subcommand.ExitUsage {
 		t.Errorf("list with a pre-signed URL: exit %d, %s", code, stderr)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 // TestPresignedCommandLineMistakes: with a pre-signed URL, each command takes what reaches its
@@ -23,7 +24,7 @@ func TestPresignedCommandLineMistakes(t *testing.T) {
 		{[]string{"delete", "--key", "coop/lug/notes/not-a-dump"}, "not the key of a dump"},
 	} {
 		code, _, stderr := run(tc.args...)
-		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+		if code != subcommand.ExitUsage || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
 		}
 	}
@@ -35,7 +36,7 @@ func TestSHA256GoesWithAPresignedURL(t *testing.T) {
 	t.Setenv(backupenv.Endpoint, "s3.example.org")
 	t.Setenv(backupenv.Bucket, "backups")
 	code, _, stderr := run("download", "--key", "coop/lug/notes/20261126T030000Z.dump", "--file", "x", "--sha256", strings.Repeat("0", 64))
-	if code != exitUsage || !strings.Contains(stderr, backupenv.PresignedURL) {
+	if code != subcommand.ExitUsage || !strings.Contains(stderr, backupenv.PresignedURL) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

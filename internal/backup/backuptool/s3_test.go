@@ -19,6 +19,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore/s3testserver"
+	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
 const bucket = "backups"
@@ -52,7 +53,7 @@ func writeFile(t *testing.T, content string) string {
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
 	code, stdout, stderr := run(args...)
-	if code != exitOK {
+	if code != subcommand.ExitOK {
 		t.Fatalf("Main(%q) = %d\nstdout: %s\nstderr: %s", args, code, stdout, stderr)
 	}
 	return stdout
@@ -127,8 +128,8 @@ func TestUploadRefusesADumpNotAsRecorded(t *testing.T) {
 	}
 	terminationLog := filepath.Join(t.TempDir(), "termination-log")
 	code, stdout, stderr := run("upload", "--dump-dir", dumpDir, "--instance", "lug", "--termination-log", terminationLog)
-	if code != exitFailure || !strings.Contains(stderr, "recorded when it was written") || stdout != "" {
-		t.Errorf("exit %d, stdout %q, stderr %q; want %d saying the dump is not as recorded", code, stdout, stderr, exitFailure)
+	if code != subcommand.ExitFailure || !strings.Contains(stderr, "recorded when it was written") || stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d saying the dump is not as recorded", code, stdout, stderr, subcommand.ExitFailure)
 	}
 	if left := listKeys(t, context.Background(), s, "kinto"); len(left) != 0 {
 		t.Errorf("stored: %q, want nothing", left)
@@ -202,9 +203,9 @@ func TestWrongCredentials(t *testing.T) {
 	terminationLog := filepath.Join(t.TempDir(), "termination-log")
 	code, stdout, stderr := run("upload", "--dump-dir", dumpDir, "--instance", "lug", "--termination-log", terminationLog)
 	want := "backup upload: s3 upload of \"kinto/lug/"
-	if code != exitFailure || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "was refused by") ||
+	if code != subcommand.ExitFailure || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "was refused by") ||
 		!strings.Contains(stderr, "SignatureDoesNotMatch") || stdout != "" {
-		t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message starting %q saying the access key was refused", code, stdout, stderr, exitFailure, want)
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message starting %q saying the access key was refused", code, stdout, stderr, subcommand.ExitFailure, want)
 	}
 	if strings.Contains(stdout+stderr, wrongSecret) {
 		t.Errorf("the secret key is printed: %s", stderr)
@@ -223,8 +224,8 @@ func TestDownloadRefusesACorruptedDump(t *testing.T) {
 	}
 	restored := filepath.Join(t.TempDir(), "restored.dump")
 	code, _, stderr := run("download", "--key", "kinto/lug/20261126T030000Z.dump", "--file", restored)
-	if code != exitFailure || !strings.Contains(stderr, "the stored object is corrupted") {
-		t.Errorf("exit %d, stderr %q; want %d saying the object is corrupted", code, stderr, exitFailure)
+	if code != subcommand.ExitFailure || !strings.Contains(stderr, "the stored object is corrupted") {
+		t.Errorf("exit %d, stderr %q; want %d saying the object is corrupted", code, stderr, subcommand.ExitFailure)
 	}
 	for _, path := range []string{restored, restored + dumps.ResultSuffix} {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -267,7 +268,7 @@ func TestFindInBucket(t *testing.T) {
 		{"not uploaded by the tool", []string{"find", "--instance", "lug", "--after", at.Add(time.Hour).Format(time.RFC3339), "--before", at.Add(2 * time.Hour).Format(time.RFC3339)}, "has no record of its checksum"},
 	} {
 		code, stdout, stderr := run(c.args...)
-		if code != exitFailure || stdout != "" || !strings.Contains(stderr, c.want) {
+		if code != subcommand.ExitFailure || stdout != "" || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s: find = %d, %q, stderr %q; want exit 1 saying %q", c.name, code, stdout, stderr, c.want)
 		}
 	}
