@@ -49,7 +49,7 @@ fmt: ## Format the Go code.
 
 .PHONY: vet
 vet: ## Run go vet (the operator's module and hack/imagepack's).
-	go vet -tags kinto,e2e,s3 ./...
+	go vet -tags kinto,e2e,s3,fleet ./...
 	cd hack/imagepack && go vet ./...
 
 .PHONY: verify
@@ -57,7 +57,7 @@ verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generate
 	hack/verify-generated.sh
 	go mod tidy -diff
 	cd hack/imagepack && go mod tidy -diff
-	$(STATICCHECK) -tags kinto,e2e,s3 ./...
+	$(STATICCHECK) -tags kinto,e2e,s3,fleet ./...
 	cd hack/imagepack && $(STATICCHECK) ./...
 	shellcheck hack/*.sh .ci/run
 
@@ -94,6 +94,11 @@ bench: kube-binaries s3-server ## Benchmarks of the builders and of a full recon
 	go test -run '^$$' -bench . -benchmem ./internal/...
 	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) go test -run '^$$' -bench . -benchmem -benchtime 50x ./controllers/...
 	VERSITYGW_BIN=$(VERSITYGW) go test -tags s3 -run '^$$' -bench . -benchmem ./internal/backup/objectstore/...
+
+.PHONY: bench-fleet
+bench-fleet: kube-binaries build ## The operator at fleet scale (#14) on the tests' API server: prints a table, writes bin/bench-fleet.json (N=500; not part of `make test`).
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) MANAGER_BIN=$(LOCALBIN)/manager BENCH_FLEET_OUT=$(LOCALBIN)/bench-fleet.json \
+		go test -tags fleet -count=1 -timeout 3h -v -run TestFleet ./test/fleet/
 
 ##@ Build
 
