@@ -35,7 +35,7 @@ func TestHolds(t *testing.T) {
 		}, true},
 		{"a value edited", map[string]any{
 			"metadata": map[string]any{"labels": map[string]any{"app": "kinto"}},
-			"spec": map[string]any{"replicas": int64(5), "ports": []any{map[string]any{"name": "http", "port": int64(8888)}}},
+			"spec":     map[string]any{"replicas": int64(5), "ports": []any{map[string]any{"name": "http", "port": int64(8888)}}},
 		}, false},
 		{"a label removed", map[string]any{
 			"metadata": map[string]any{},

@@ -78,7 +78,7 @@ const (
 	// DefaultClientQPS and DefaultClientBurst: none on the client (0), as controller-runtime's
 	// own default: the API server's priority and fairness share it between its clients.
 	DefaultClientQPS   float32 = 0
-	DefaultClientBurst         = 0
+	DefaultClientBurst int     = 0
 	// DefaultMaxConcurrentRollouts instances roll their pods at once.
 	DefaultMaxConcurrentRollouts = 5
 )

@@ -35,7 +35,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -53,6 +52,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -323,7 +323,7 @@ type bench struct {
 }
 
 func startBench(t *testing.T, ctx context.Context, managerBin string) *bench {
-	log.SetLogger(logr.Discard()) // the bench's own cache has nothing to say; the manager logs to its file
+	log.SetLogger(zap.New(zap.WriteTo(io.Discard))) // the bench's own cache has nothing to say; the manager logs to its file
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}, ErrorIfCRDPathMissing: true}
 	// Room for the Services of thousands of instances (envtest's default range has 256).
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
