@@ -43,7 +43,14 @@ func main() {
 	flag.StringVar(&dnsNamespaces, "dns-namespace-selector", "kubernetes.io/metadata.name=kube-system",
 		"Label selector of the namespaces of the cluster DNS pods, the only DNS servers instances reach.")
 	flag.StringVar(&dnsPods, "dns-pod-selector", "k8s-app=kube-dns", "Label selector of the cluster DNS pods.")
-	flag.IntVar(&opts.MaxConcurrentRollouts, "max-concurrent-rollouts", 5,
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles,
+		"How many instances, and how many backups, are reconciled at once (never the same one twice).")
+	var qps float64
+	flag.Float64Var(&qps, "kube-api-qps", float64(controllers.DefaultClientQPS),
+		"Requests a second the operator may send to the API server, on average. 0: no limit on the operator's side, the API server's priority and fairness share it.")
+	flag.IntVar(&opts.ClientBurst, "kube-api-burst", controllers.DefaultClientBurst,
+		"Requests the operator may send to the API server in a burst, above --kube-api-qps.")
+	flag.IntVar(&opts.MaxConcurrentRollouts, "max-concurrent-rollouts", controllers.DefaultMaxConcurrentRollouts,
 		"How many instances may roll their running pods at once (new release, configuration or Secret); the others wait their turn. 0: no cap.")
 	flag.IntVar(&opts.MaxRolloutsPerNamespace, "max-concurrent-rollouts-per-namespace", 2,
 		"How many of those slots the instances of one namespace (one tenant) may hold at once, so that one tenant's stuck rollouts never hold them all. 0: only --max-concurrent-rollouts.")
@@ -61,6 +68,7 @@ func main() {
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&logOpts)))
+	opts.ClientQPS = float32(qps)
 	setupLog := ctrl.Log.WithName("setup")
 
 	selector := func(flagName, value string) metav1.LabelSelector {

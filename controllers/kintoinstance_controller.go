@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -48,6 +49,8 @@ type KintoInstanceReconciler struct {
 	RolloutSlots         rollout.Slots
 	RolloutRetryInterval time.Duration
 	RolloutDeadline      time.Duration
+	// slotsFreed wakes the instances waiting for a slot when one is given back (see giveBackSlot).
+	slotsFreed chan event.GenericEvent
 	// OperatorImage runs the object-storage steps of backup and restore Jobs (`manager backup`).
 	OperatorImage string
 	// RequireClass holds every instance that no KintoHostingClass hosts.
@@ -266,7 +269,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		countJobs(&before.Status, p.status)
 	}
 	if p.releaseSlot {
-		r.RolloutSlots.Release(inst.UID)
+		r.giveBackSlot(inst)
 	}
 	if failure != nil {
 		// An error is logged by controller-runtime and retried with exponential backoff.
@@ -384,6 +387,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 			func(_ context.Context, o client.Object) []reconcile.Request {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*v1alpha1.KintoBackup).Spec.Instance}}}
 			})).
+		WatchesRawSource(r.slotsFreedSource(mgr.GetClient())).
 		Named("kintoinstance").
 		Complete(r)
 }

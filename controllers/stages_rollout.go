@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -150,6 +156,50 @@ func stopWaiting(p *pass) {
 	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRollingOut); c != nil && c.Reason == reasonWaitingForRolloutSlot {
 		meta.RemoveStatusCondition(&p.status.Conditions, v1alpha1.ConditionRollingOut)
 	}
+}
+
+// giveBackSlot gives the instance's slot back and wakes the instances waiting longest for one:
+// they need not wait for their next retry (RolloutRetryInterval), which would set the pace of a
+// fleet-wide change.
+func (r *KintoInstanceReconciler) giveBackSlot(inst *v1alpha1.KintoInstance) {
+	r.RolloutSlots.Release(inst.UID)
+	if r.slotsFreed == nil {
+		return
+	}
+	select {
+	case r.slotsFreed <- event.GenericEvent{Object: inst}:
+	default: // Full: the waiting instances' own retries stand in.
+	}
+}
+
+// slotsFreedSource maps a slot given back to the instances waiting longest for one, as many as
+// the cap has slots (one of them may be held back by its namespace's share); all of them would
+// be a pass of every waiting instance for every slot.
+func (r *KintoInstanceReconciler) slotsFreedSource(c client.Reader) source.Source {
+	r.slotsFreed = make(chan event.GenericEvent, 1024)
+	return source.Channel(r.slotsFreed, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		list := &v1alpha1.KintoInstanceList{}
+		if err := c.List(ctx, list); err != nil {
+			log.FromContext(ctx).Error(err, "listing the instances waiting for a rollout slot")
+			return nil
+		}
+		type waiter struct {
+			req   reconcile.Request
+			since time.Time
+		}
+		var waiting []waiter
+		for i := range list.Items {
+			if c := meta.FindStatusCondition(list.Items[i].Status.Conditions, v1alpha1.ConditionRollingOut); c != nil && c.Reason == reasonWaitingForRolloutSlot {
+				waiting = append(waiting, waiter{reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}, c.LastTransitionTime.Time})
+			}
+		}
+		sort.Slice(waiting, func(a, b int) bool { return waiting[a].since.Before(waiting[b].since) })
+		wake := make([]reconcile.Request, 0, len(waiting))
+		for _, w := range waiting[:min(len(waiting), max(r.RolloutLimits.Max, 1))] {
+			wake = append(wake, w.req)
+		}
+		return wake
+	}))
 }
 
 func rolloutInstance(inst *v1alpha1.KintoInstance) rollout.Instance {

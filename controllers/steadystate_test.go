@@ -2,31 +2,43 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 // requestCounter counts the HTTP requests a client sends to the API server about one namespace,
-// by method.
+// by method, writes of a status apart ("PATCH status").
 type requestCounter struct {
 	namespace string
 	next      http.RoundTripper
 	mu        sync.Mutex
 	byMethod  map[string]int
+	patched   []string
 }
 
 func (c *requestCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.Contains(req.URL.Path, "/namespaces/"+c.namespace+"/") {
+		what := req.Method
+		if strings.HasSuffix(req.URL.Path, "/status") {
+			what += " status"
+		}
 		c.mu.Lock()
-		c.byMethod[req.Method]++
+		c.byMethod[what]++
+		if req.Method == http.MethodPatch {
+			c.patched = append(c.patched, req.URL.Path)
+		}
 		c.mu.Unlock()
 	}
 	return c.next.RoundTrip(req)
@@ -43,11 +55,22 @@ func (c *requestCounter) counts() map[string]int {
 	return out
 }
 
-// A converged instance with no disruption budget, Ingress or HTTPRoute costs no DELETE on a pass
-// that changes nothing: the optional children it does not have are looked up in the cache, not
-// deleted blindly. Counted on the wire, from a reconciler set up as the manager's is (reads from
-// the operator's cache, writes to the API server), with the Gateway API served.
-func TestSteadyStatePassDeletesNothing(t *testing.T) {
+// patchedPaths are the paths of the PATCH requests since it was last called.
+func (c *requestCounter) patchedPaths() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.patched
+	c.patched = nil
+	return out
+}
+
+// A converged instance costs the API server no write on a pass that changes nothing: no child
+// is applied again (each carries the hash of what was applied, and still holds it), the optional
+// children it does not have (disruption budget, Ingress, HTTPRoute) are looked up in the cache,
+// not deleted blindly, and the status, unchanged, is not written. Counted on the wire, from a
+// reconciler set up as the manager's is (reads from the operator's cache, writes to the API
+// server), with the Gateway API served. A child edited by hand is then applied again, and only it.
+func TestSteadyStatePassWritesNothing(t *testing.T) {
 	ns := newNamespace(t)
 	inst := bringUp(t, createInstance(t, ns, "steady", nil))
 
@@ -59,6 +82,8 @@ func TestSteadyStatePassDeletesNothing(t *testing.T) {
 		Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage,
 	}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)}
+	writes := []string{http.MethodPatch, http.MethodPut, http.MethodPost, http.MethodDelete,
+		http.MethodPatch + " status", http.MethodPut + " status"}
 	// The first pass may still find the status the manager's last pass wrote out of date in the
 	// cache; the second is the steady state.
 	for pass := 1; pass <= 2; pass++ {
@@ -68,11 +93,51 @@ func TestSteadyStatePassDeletesNothing(t *testing.T) {
 		got := counter.counts()
 		t.Logf("pass %d: requests by method: %v", pass, got)
 		if pass == 2 {
-			for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodPut} {
+			for _, method := range writes {
 				if got[method] != 0 {
 					t.Errorf("a steady-state pass sent %d %s requests, want none", got[method], method)
 				}
 			}
 		}
 	}
+
+	// A hand edit of a value the operator set: the next pass applies that child, and only it.
+	cm := &corev1.ConfigMap{}
+	get(t, ns, resources.ConfigMapName(inst), cm)
+	rendered := cm.Data[resources.ConfigFileName]
+	cm.Data[resources.ConfigFileName] = "[app:main]\n"
+	if err := k8s.Update(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the operator's cache sees the edit", func() error {
+		cached := &corev1.ConfigMap{}
+		if err := operatorCache.Get(context.Background(), client.ObjectKeyFromObject(cm), cached); err != nil {
+			return err
+		}
+		if cached.Data[resources.ConfigFileName] == rendered {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	// The manager's own reconciler, which watches the ConfigMap too, may undo the edit first.
+	got := counter.counts()
+	t.Logf("pass after a hand edit: requests by method: %v", got)
+	for _, method := range writes {
+		if method != http.MethodPatch && got[method] != 0 {
+			t.Errorf("the pass after a hand edit of the ConfigMap sent %d %s requests, want none", got[method], method)
+		}
+	}
+	if patched := counter.patchedPaths(); len(patched) > 1 || len(patched) == 1 && !strings.HasSuffix(patched[0], "/configmaps/"+cm.Name) {
+		t.Errorf("the pass after a hand edit of the ConfigMap patched %v, want that ConfigMap at most", patched)
+	}
+	eventually(t, "the hand edit undone", func() error {
+		get(t, ns, resources.ConfigMapName(inst), cm)
+		if cm.Data[resources.ConfigFileName] != rendered {
+			return fmt.Errorf("kinto.ini still edited: %q", cm.Data[resources.ConfigFileName])
+		}
+		return nil
+	})
 }
