@@ -145,6 +145,9 @@ var repoPath = regexp.MustCompile(`^(\.ci|api|config|controllers|hack|internal|t
 // otherProgramsFlags are flags the README names that belong to other programs than the manager.
 var otherProgramsFlags = map[string]string{
 	"--kubelet-preferred-address-types": "kube-apiserver's, in the local cluster's table",
+	"--context":                         "kubectl's and kubectl kinto's",
+	"--namespace":                       "kubectl's and kubectl kinto's",
+	"--wait":                            "kubectl kinto backup's",
 }
 
 // kubectlValueFlags are the kubectl flags the README uses that take the next word as value.
