@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -68,7 +69,8 @@ func (r *KintoBackupReconciler) queuedBehind(ctx context.Context, backup *v1alph
 		return "", err
 	}
 	for i := range jobs.Items {
-		if job := &jobs.Items[i]; jobState(job) == "" {
+		// A suspended Job (a scheduled run waiting for its turn) runs nothing; nor does backup's own.
+		if job := &jobs.Items[i]; jobState(job) == "" && !ptr.Deref(job.Spec.Suspend, false) && job.Name != backup.Name {
 			return fmt.Sprintf("queued, next: backup Job %s of instance %s runs, and its backups run one at a time", job.Name, backup.Spec.Instance), nil
 		}
 	}

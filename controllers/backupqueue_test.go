@@ -10,6 +10,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -28,7 +29,8 @@ func runningBackupJobs(t testing.TB, ns, instance string) []string {
 	}
 	var running []string
 	for i := range jobs.Items {
-		if !jobFinished(&jobs.Items[i]) {
+		// A suspended Job (a scheduled run waiting for its turn) runs no pod.
+		if !jobFinished(&jobs.Items[i]) && !ptr.Deref(jobs.Items[i].Spec.Suspend, false) {
 			running = append(running, jobs.Items[i].Name)
 		}
 	}
@@ -124,4 +126,32 @@ func TestOnDemandBackupsQueueOneJobAtATime(t *testing.T) {
 	if running := runningBackupJobs(t, ns, inst.Name); len(running) != 0 {
 		t.Errorf("backup Jobs still running: %v", running)
 	}
+}
+
+// A scheduled run that comes while an on-demand backup runs waits, its Job suspended as the
+// CronJob created it, and starts once that backup finished: the schedule never runs beside it.
+func TestScheduledRunWaitsForTheRunningBackup(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "notes", withVolumeBackups(10)))
+	createBackup(t, ns, "now", inst.Name, "")
+	waitForBackup(t, ns, "now", v1alpha1.BackupRunning)
+
+	startScheduledRun(t, inst, "notes-backup-2")
+	waitForBackup(t, ns, "notes-backup-2", v1alpha1.BackupQueued)
+	job := &batchv1.Job{}
+	get(t, ns, "notes-backup-2", job)
+	if !ptr.Deref(job.Spec.Suspend, false) {
+		t.Fatal("the scheduled run's Job was resumed while the on-demand backup runs")
+	}
+
+	runJob(t, ns, "now", "dump", dumpResult(time.Now(), ""), false)
+	waitForBackup(t, ns, "now", v1alpha1.BackupCompleted)
+	eventually(t, "the scheduled run's Job resumed", func() error {
+		get(t, ns, "notes-backup-2", job)
+		if ptr.Deref(job.Spec.Suspend, false) {
+			return fmt.Errorf("still suspended")
+		}
+		return nil
+	})
+	waitForBackup(t, ns, "notes-backup-2", v1alpha1.BackupRunning)
 }

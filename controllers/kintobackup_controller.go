@@ -216,6 +216,18 @@ func (r *KintoBackupReconciler) follow(ctx context.Context, backup *v1alpha1.Kin
 			return ctrl.Result{}, err
 		}
 	}
+	if ptr.Deref(job.Spec.Suspend, false) {
+		// A scheduled run's Job waits suspended for its turn in the instance's queue.
+		if why, err := r.queuedBehind(ctx, backup); err != nil || why != "" {
+			status.Phase, status.Error = v1alpha1.BackupQueued, why
+			return ctrl.Result{}, err
+		}
+		patch := client.MergeFrom(job.DeepCopy())
+		job.Spec.Suspend = ptr.To(false)
+		if err := r.Patch(ctx, job, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 
 	if status.Destination == nil {
 		if unknownClass != "" {

@@ -110,7 +110,7 @@ func BackupCronJob(inst *v1alpha1.KintoInstance, operatorImage string) *batchv1.
 			FailedJobsHistoryLimit:     ptr.To[int32](3),
 			JobTemplate: batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       jobSpec(labels, backupPod(inst, dest, operatorImage, nil), backupBackoffLimit, backupDeadline),
+				Spec:       scheduledJobSpec(labels, backupPod(inst, dest, operatorImage, nil)),
 			},
 		},
 	}
@@ -360,4 +360,13 @@ func claimVolume(name, claim string, readOnly bool) corev1.Volume {
 	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly},
 	}}
+}
+
+// scheduledJobSpec is the spec of a scheduled run's Job: created suspended, it starts when the
+// KintoBackup controller resumes it, at its turn in the instance's queue, so that it never runs
+// beside an on-demand backup.
+func scheduledJobSpec(labels map[string]string, pod corev1.PodSpec) batchv1.JobSpec {
+	spec := jobSpec(labels, pod, backupBackoffLimit, backupDeadline)
+	spec.Suspend = ptr.To(true)
+	return spec
 }
