@@ -21,6 +21,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -170,6 +171,11 @@ func crashRole(t *testing.T, role, ns, name string, bucket *s3Bucket, recordCred
 	}
 	inst := applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
 		i.Name = name
+		// Small requests: the built-in ones (50m per pod) would not fit thirty instances on a
+		// two-core node, and the scheduler, not the operator, would hold the test.
+		small := &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("64Mi")}}
+		i.Spec.Resources = small
+		i.Spec.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{Resources: small.DeepCopy()}}
 		switch role {
 		case "retain":
 			i.Spec.DeletionPolicy = v1alpha1.DeletionPolicyRetain
