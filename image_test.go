@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // operatorImage is what makes the operator's image: how its binary is built (the environment
@@ -91,7 +93,7 @@ func equalFacts(a, b any) bool {
 // -o), sorted.
 func goBuild(t *testing.T, line string) (env, flags []string) {
 	t.Helper()
-	words := shellWords(line)
+	words := kintotest.ShellWords(line)
 	i := slices.Index(words, "go")
 	if i < 0 || i+1 >= len(words) || words[i+1] != "build" {
 		t.Fatalf("no go build in %q", line)
@@ -106,38 +108,6 @@ func goBuild(t *testing.T, line string) (env, flags []string) {
 	slices.Sort(env)
 	slices.Sort(flags)
 	return env, flags
-}
-
-// shellWords splits a line as the shell would, for the quoting these files use (single and
-// double quotes, no escapes nor expansions).
-func shellWords(line string) []string {
-	var words []string
-	var word strings.Builder
-	inWord := false
-	var quote rune
-	for _, r := range line {
-		switch {
-		case quote != 0 && r == quote:
-			quote = 0
-		case quote != 0:
-			word.WriteRune(r)
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t':
-			if inWord {
-				words = append(words, word.String())
-				word.Reset()
-				inWord = false
-			}
-		default:
-			word.WriteRune(r)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, word.String())
-	}
-	return words
 }
 
 // logicalLines reads path with backslash-continued lines joined.
@@ -261,7 +231,7 @@ func localImage(t *testing.T, makefile, script string) operatorImage {
 	}
 	nonroot, caBundle := false, false
 	for _, line := range body {
-		words := shellWords(line)
+		words := kintotest.ShellWords(line)
 		if len(words) == 0 {
 			continue
 		}

@@ -18,6 +18,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // readme is what a README tells a newcomer to run or look at.
@@ -81,7 +83,7 @@ func parseREADME(text string) readme {
 	for _, m := range inlineCode.FindAllStringSubmatch(strings.Join(prose, " "), -1) {
 		span := strings.TrimSpace(m[1])
 		r.spans = append(r.spans, span)
-		if words := withoutEnv(shellWords(span)); len(words) > 0 && (words[0] == "make" || words[0] == "kubectl") {
+		if words := withoutEnv(kintotest.ShellWords(span)); len(words) > 0 && (words[0] == "make" || words[0] == "kubectl") {
 			r.commands = append(r.commands, span)
 		}
 	}
@@ -103,37 +105,6 @@ func stripComment(line string) string {
 func withoutEnv(words []string) []string {
 	for len(words) > 0 && regexp.MustCompile(`^[A-Z_][A-Z0-9_]*=`).MatchString(words[0]) {
 		words = words[1:]
-	}
-	return words
-}
-
-// shellWords splits a command as the shell would, for the quoting the README uses.
-func shellWords(line string) []string {
-	var words []string
-	var word strings.Builder
-	inWord := false
-	var quote rune
-	for _, r := range line {
-		switch {
-		case quote != 0 && r == quote:
-			quote = 0
-		case quote != 0:
-			word.WriteRune(r)
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t':
-			if inWord {
-				words = append(words, word.String())
-				word.Reset()
-				inWord = false
-			}
-		default:
-			word.WriteRune(r)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, word.String())
 	}
 	return words
 }
@@ -216,7 +187,7 @@ func (c *readmeChecker) check(r readme) []string {
 		}
 	}
 	for _, span := range r.spans {
-		words := shellWords(span)
+		words := kintotest.ShellWords(span)
 		if len(words) > 0 {
 			checkPath(words[0])
 		}
@@ -225,7 +196,7 @@ func (c *readmeChecker) check(r readme) []string {
 		}
 	}
 	for _, command := range r.commands {
-		words := withoutEnv(shellWords(command))
+		words := withoutEnv(kintotest.ShellWords(command))
 		for _, w := range words {
 			checkPath(w)
 		}

@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // The whole suite runs under a watch for leaked secrets (issue #12, point 8): every value of
@@ -34,28 +34,10 @@ import (
 // chance, and every secret the operator generates (passwords, HMAC secrets) is far longer.
 const minSecretLength = 8
 
-// syncBuffer is a buffer the manager's logger writes to from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // leakWatch gathers, over the whole run, the Secrets' values and the texts the operator writes
 // where a tenant or an administrator reads them.
 type leakWatch struct {
-	log *syncBuffer
+	log *kintotest.SyncBuffer
 
 	mu sync.Mutex
 	// secrets maps each value seen to the Secret key that held it.
@@ -66,7 +48,7 @@ type leakWatch struct {
 
 // startLeakWatch watches, as an administrator, every Secret, Event, KintoInstance and
 // KintoBackup of the cluster; log is the manager's log.
-func startLeakWatch(ctx context.Context, cfg *rest.Config, log *syncBuffer) (*leakWatch, error) {
+func startLeakWatch(ctx context.Context, cfg *rest.Config, log *kintotest.SyncBuffer) (*leakWatch, error) {
 	w := &leakWatch{log: log, secrets: map[string]string{}, texts: map[string]string{}}
 	c, err := cache.New(cfg, cache.Options{Scheme: controllers.Scheme()})
 	if err != nil {
@@ -145,7 +127,7 @@ func (w *leakWatch) findings(ctx context.Context, c client.Client) ([]string, er
 	}
 	found := scanForSecrets(w.secrets, texts)
 	fmt.Fprintf(os.Stderr, "leak watch: %d Secret values looked for in %d events and statuses and %d bytes of log: %d found\n",
-		len(w.secrets), len(w.texts), w.log.buf.Len(), len(found))
+		len(w.secrets), len(w.texts), w.log.Len(), len(found))
 	return found, nil
 }
 

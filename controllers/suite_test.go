@@ -53,7 +53,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// The log is kept, to be searched for secrets at the end (see leakWatch).
-	managerLog := &syncBuffer{}
+	managerLog := &kintotest.SyncBuffer{}
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(os.Stderr, managerLog)), zap.UseDevMode(true)))
 	httpRoutes, err := kintotest.GatewayAPIHTTPRouteCRD()
 	if err != nil {

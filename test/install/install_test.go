@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +41,7 @@ import (
 
 // operatorLog holds everything the operator, controller-runtime and client-go log, where a
 // refused request shows as "forbidden".
-var operatorLog syncBuffer
+var operatorLog kintotest.SyncBuffer
 
 func TestMain(m *testing.M) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -55,28 +54,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// from returns what was logged past offset.
-func (b *syncBuffer) from(offset int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()[offset:]
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
+// loggedSince returns what was logged past offset.
+func loggedSince(b *kintotest.SyncBuffer, offset int) string {
+	return b.String()[offset:]
 }
 
 // testImage is the operator's image in the bundles these tests render.

@@ -115,7 +115,7 @@ func runInstalled(t *testing.T, objs []*unstructured.Unstructured, hosted, ignor
 		}
 	}
 
-	for _, line := range strings.Split(operatorLog.from(logStart), "\n") {
+	for _, line := range strings.Split(loggedSince(&operatorLog, logStart), "\n") {
 		if strings.Contains(strings.ToLower(line), "forbidden") {
 			t.Errorf("the operator was refused a request: %s", line)
 		}

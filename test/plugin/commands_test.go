@@ -17,6 +17,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/plugin"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 func TestStatus(t *testing.T) {
@@ -146,7 +147,7 @@ func backupOf(t *testing.T, ns, instance string) *v1alpha1.KintoBackup {
 }
 
 // waitFor waits until the output holds want.
-func waitFor(t *testing.T, out *syncBuffer, want string) {
+func waitFor(t *testing.T, out *kintotest.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), want) {
@@ -183,7 +184,7 @@ func TestBackupWait(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			instance(t, ns, tc.instance, v1alpha1.KintoInstanceSpec{})
-			var out, errOut syncBuffer
+			var out, errOut kintotest.SyncBuffer
 			done := make(chan int)
 			go func() {
 				done <- kubectlKintoTo(context.Background(), &out, &errOut, ns, "backup", tc.instance, "--wait")

@@ -4,13 +4,11 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/plugin"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 var (
@@ -86,32 +85,14 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer is an output read while the plugin writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // kubectlKinto runs the plugin as `kubectl kinto ARGS` runs it, in namespace ns.
 func kubectlKinto(ctx context.Context, ns string, args ...string) (code int, stdout, stderr string) {
-	var out, errOut syncBuffer
+	var out, errOut kintotest.SyncBuffer
 	code = kubectlKintoTo(ctx, &out, &errOut, ns, args...)
 	return code, out.String(), errOut.String()
 }
 
-func kubectlKintoTo(ctx context.Context, out, errOut *syncBuffer, ns string, args ...string) int {
+func kubectlKintoTo(ctx context.Context, out, errOut *kintotest.SyncBuffer, ns string, args ...string) int {
 	return plugin.Run(ctx, append([]string{"--kubeconfig", kubeconfig, "-n", ns}, args...),
 		plugin.Streams{In: strings.NewReader(""), Out: out, ErrOut: errOut})
 }
