@@ -46,6 +46,7 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kub
 	cp config/rbac/role.yaml charts/kinto-operator/files/manager-role.yaml
 	cp config/namespaced/watched/role.yaml charts/kinto-operator/files/namespaced-role.yaml
 	cp config/namespaced/operator/rbac/cluster_role.yaml charts/kinto-operator/files/cluster-role.yaml
+	cp config/portal/member_role.yaml charts/kinto-operator/files/portal-member-role.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the deepcopy methods of the API types.

@@ -2,7 +2,8 @@
 # Installs, from Debian's packages, what the tests need on the machine itself and a bare machine
 # lacks: PostgreSQL (the real-Kinto tests), the node of the local cluster (containerd, runc, the
 # CNI plugins, iptables, conntrack), debootstrap, which builds the images' Debian root file
-# systems, the CA certificates the operator's image carries, and shellcheck (`make verify`).
+# systems, the CA certificates the operator's image carries, shellcheck (`make verify`), and
+# Chromium, the headless browser the members' page tests drive (test/portal).
 # Packages already installed are left alone. Needs root.
 #
 # Usage: hack/install-host-packages.sh
@@ -19,6 +20,7 @@ declare -A wanted=(
   [debootstrap]=/usr/sbin/debootstrap
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
   [shellcheck]=/usr/bin/shellcheck
+  [chromium]=/usr/bin/chromium
 )
 missing=()
 for pkg in "${!wanted[@]}"; do
