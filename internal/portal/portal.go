@@ -42,6 +42,9 @@ type Options struct {
 	// server's --oidc-username-prefix would ("oidc:" makes user "oidc:alice@example.org"), so that
 	// a member can never pass for a Kubernetes user or group such as system:masters.
 	IdentityPrefix string
+	// Groups are the provider's groups passed on when impersonating; the member's other groups
+	// are dropped, since the page's ServiceAccount may impersonate these only.
+	Groups []string
 	// AdminGroup is the provider's group (without the prefix) whose members see every instance.
 	AdminGroup string
 	// NamespaceTemplate is the namespace of a member's instances, "{user}" standing for their
@@ -293,9 +296,11 @@ type member struct {
 }
 
 func (s *Server) memberOf(sess session) (*member, error) {
-	groups := make([]string, len(sess.Groups))
-	for i, g := range sess.Groups {
-		groups[i] = s.opts.IdentityPrefix + g
+	var groups []string
+	for _, g := range sess.Groups {
+		if slices.Contains(s.opts.Groups, g) {
+			groups = append(groups, s.opts.IdentityPrefix+g)
+		}
 	}
 	kube, err := s.kube.as(s.opts.IdentityPrefix+sess.User, groups)
 	if err != nil {

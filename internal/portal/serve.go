@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("portal serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var opts Options
-	var listen, clientSecretFile, sessionKeyFile, issuerCAFile, tlsCert, tlsKey string
+	var listen, groups, clientSecretFile, sessionKeyFile, issuerCAFile, tlsCert, tlsKey string
 	fs.StringVar(&listen, "listen", ":8080", "Address the page listens on.")
 	fs.StringVar(&opts.PublicURL, "public-url", "", "Where members reach the page (https://members.example.org): the provider sends them back to <public-url>/callback.")
 	fs.StringVar(&opts.Issuer, "issuer", "", "The co-op's OpenID Connect provider (its issuer URL).")
@@ -45,6 +45,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.StringVar(&opts.GroupsClaim, "groups-claim", "groups", "The ID token's claim read as the member's groups.")
 	fs.StringVar(&opts.IdentityPrefix, "identity-prefix", "oidc:", "Put before the user name and each group when impersonating (as the API server's --oidc-username-prefix): RoleBindings name members so.")
 	fs.StringVar(&opts.AdminGroup, "admin-group", "", "The provider's group (without prefix) whose members see every instance; empty: nobody.")
+	fs.StringVar(&groups, "groups", "", "Comma-separated groups of the provider (without prefix) passed on when impersonating; the others are dropped. The page's ServiceAccount may impersonate these only.")
 	fs.StringVar(&opts.NamespaceTemplate, "namespace-template", "kinto-{user}", "Namespace of a member's instances; {user} is their user name as a DNS label.")
 	fs.StringVar(&tlsCert, "tls-cert-file", "", "Serve https with this certificate (and --tls-key-file); empty: plain http behind the ingress.")
 	fs.StringVar(&tlsKey, "tls-key-file", "", "The key of --tls-cert-file.")
@@ -56,6 +57,9 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if v == "" {
 			return subcommand.UsageErrorf("--%s is required", flagName)
 		}
+	}
+	if groups != "" {
+		opts.Groups = strings.Split(groups, ",")
 	}
 	secret, err := os.ReadFile(clientSecretFile)
 	if err != nil {
