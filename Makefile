@@ -58,7 +58,7 @@ fmt: ## Format the Go code.
 
 .PHONY: vet
 vet: ## Run go vet (the operator's module, hack/imagepack's and hack/monitoringcheck's).
-	go vet -tags kinto,e2e,s3,fleet ./...
+	go vet -tags kinto,e2e,s3,fleet,browser ./...
 	cd hack/imagepack && go vet ./...
 	cd hack/monitoringcheck && go vet ./...
 
@@ -68,7 +68,7 @@ verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generate
 	go mod tidy -diff
 	cd hack/imagepack && go mod tidy -diff
 	cd hack/monitoringcheck && go mod tidy -diff
-	$(STATICCHECK) -tags kinto,e2e,s3,fleet ./...
+	$(STATICCHECK) -tags kinto,e2e,s3,fleet,browser ./...
 	cd hack/imagepack && $(STATICCHECK) ./...
 	cd hack/monitoringcheck && $(STATICCHECK) ./...
 	shellcheck hack/*.sh .ci/run
@@ -76,7 +76,7 @@ verify: host-packages $(CONTROLLER_GEN) $(STATICCHECK) vet ## Fail when generate
 ##@ Tests
 
 .PHONY: test
-test: verify test-unit test-envtest fuzz-short test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, a short fuzzing run, real Kinto, S3, end to end.
+test: verify test-unit test-envtest test-browser fuzz-short test-kinto test-s3 test-e2e ## Run every test suite: unit, API server, the members' page in a browser, a short fuzzing run, real Kinto, S3, end to end.
 
 .PHONY: test-unit
 test-unit: ## Unit tests of the pure builders and renderers (no API server), of the image definitions (Dockerfile and hack/build-images.sh agree), of hack/namespacedrbac, of hack/imagepack, and of config/monitoring's rules and dashboard (hack/monitoringcheck).
@@ -85,8 +85,12 @@ test-unit: ## Unit tests of the pure builders and renderers (no API server), of 
 	cd hack/monitoringcheck && $(GOTEST) ./...
 
 .PHONY: test-envtest
-test-envtest: kube-binaries $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles, the Helm chart and the kubectl plugin included.
-	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/... ./test/plugin/... ./test/fuzz/...
+test-envtest: kube-binaries $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles, the Helm chart, the kubectl plugin and the members' page included.
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/... ./test/plugin/... ./test/portal/... ./test/fuzz/...
+
+.PHONY: test-browser
+test-browser: host-packages kube-binaries ## The members' page in headless Chromium (Debian's chromium, driven by chromedp) on the tests' API server, with a local OpenID provider (PORTAL_SCREENSHOT=docs/members-page.png retakes the README's screenshot).
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CHROMIUM_BIN=/usr/bin/chromium $(GOTEST) -tags browser -run '^TestBrowser' ./test/portal/...
 
 # How long `make fuzz` runs each fuzz target; `make fuzz-short` (part of `make test`) runs each
 # for FUZZ_SHORT_TIME. An input that fails is written under the package's testdata/fuzz, where
