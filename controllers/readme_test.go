@@ -138,15 +138,19 @@ func newREADMEChecker(t *testing.T) *readmeChecker {
 	t.Helper()
 	c := &readmeChecker{ns: newNamespace(t), managerFlags: map[string]bool{}, names: map[string][]string{},
 		categories: map[string][]string{}, makeTargets: map[string]error{}}
-	out, err := exec.Command(buildManager(t), "-help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("manager -help: %v\n%s", err, out)
-	}
-	for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
-		c.managerFlags["--"+m[1]] = true
-	}
-	if len(c.managerFlags) < 10 {
-		t.Fatalf("manager -help lists %d flags:\n%s", len(c.managerFlags), out)
+	// The flags of the operator, and of the members' page it also runs (`manager portal serve`).
+	for _, args := range [][]string{{"-help"}, {"portal", "serve", "-help"}} {
+		out, err := exec.Command(buildManager(t), args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("manager %v: %v\n%s", args, err, out)
+		}
+		before := len(c.managerFlags)
+		for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+			c.managerFlags["--"+m[1]] = true
+		}
+		if len(c.managerFlags)-before < 10 {
+			t.Fatalf("manager %v lists %d new flags:\n%s", args, len(c.managerFlags)-before, out)
+		}
 	}
 	lists, err := discovery.NewDiscoveryClientForConfigOrDie(restConfig).ServerPreferredResources()
 	if err != nil {
