@@ -159,7 +159,11 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, m *member) {
 	if m.Admin {
 		opts = nil
 	}
-	if err := m.kube.List(r.Context(), &list, opts...); err != nil {
+	if err := m.kube.List(r.Context(), &list, opts...); apierrors.IsForbidden(err) {
+		s.render(w, http.StatusForbidden, "error", page{Member: m,
+			Message: fmt.Sprintf("Your space (namespace %s) is not open to you yet: ask the co-op's administrators.", m.Namespace)})
+		return
+	} else if err != nil {
 		s.fail(w, m, err)
 		return
 	}

@@ -175,6 +175,7 @@ func (s *Server) member(h memberHandler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10) // the page's forms are a few fields
 			if err := s.checkForm(r, sess.CSRF); err != nil {
 				http.Error(w, "refused: "+err.Error(), http.StatusForbidden)
 				return

@@ -84,6 +84,12 @@ func TestMembersCannotReachEachOthersInstances(t *testing.T) {
 		t.Errorf("alice downloading her backup: %d, want the download hook's answer\n%s", code, body)
 	}
 
+	// A member the administrators have not given a namespace yet is told so.
+	erin := signIn(t, base, provider, "erin")
+	if code, body := erin.get("/"); code != http.StatusForbidden || !strings.Contains(body, "namespace "+memberNamespace("erin")+") is not open to you yet") {
+		t.Errorf("erin, without a RoleBinding: %d\n%s", code, body)
+	}
+
 	carol := signIn(t, base, provider, "carol")
 	code, body = carol.get("/")
 	if code != http.StatusOK || !strings.Contains(body, "Every instance") || !strings.Contains(body, notesPath) {
