@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,35 @@ func TestDNSLabel(t *testing.T) {
 		if got := DNSLabel(in); got != want {
 			t.Errorf("DNSLabel(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// `manager portal serve` names the first missing flag, and refuses a short session key.
+func TestServeFlags(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := Main([]string{"serve", "--public-url=https://m.example.org"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--issuer is required") {
+		t.Errorf("serve without --issuer: exit %d\n%s", code, errOut.String())
+	}
+	provider := oidcprovider.Start(t, "kinto-members", "secret", nil)
+	dir := t.TempDir()
+	secret, key := dir+"/client-secret", dir+"/session-key"
+	if err := os.WriteFile(secret, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte("too short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A cluster that is never reached: the key is refused first.
+	kubeconfig := dir + "/kubeconfig"
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: https://127.0.0.1:1}}]\n"+
+		"users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig)
+	errOut.Reset()
+	code := Main([]string{"serve", "--public-url=https://m.example.org", "--issuer=" + provider.Issuer, "--client-id=kinto-members",
+		"--client-secret-file=" + secret, "--session-key-file=" + key}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "--session-key-file: the session key must hold at least 32 bytes") {
+		t.Errorf("serve with a 9-byte session key: exit %d\n%s", code, errOut.String())
 	}
 }

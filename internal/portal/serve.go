@@ -52,10 +52,10 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for flagName, v := range map[string]string{"public-url": opts.PublicURL, "issuer": opts.Issuer, "client-id": opts.ClientID,
-		"client-secret-file": clientSecretFile, "session-key-file": sessionKeyFile} {
-		if v == "" {
-			return subcommand.UsageErrorf("--%s is required", flagName)
+	for _, required := range []struct{ flag, value string }{{"public-url", opts.PublicURL}, {"issuer", opts.Issuer}, {"client-id", opts.ClientID},
+		{"client-secret-file", clientSecretFile}, {"session-key-file", sessionKeyFile}} {
+		if required.value == "" {
+			return subcommand.UsageErrorf("--%s is required", required.flag)
 		}
 	}
 	if groups != "" {

@@ -29,8 +29,8 @@ type session struct {
 
 // login is the state of one sign-in, kept in its own short-lived cookie.
 type login struct {
-	State, Nonce, Verifier, Return string
-	Expires                        time.Time
+	State, Nonce, Verifier string
+	Expires                time.Time
 }
 
 // sealer encrypts and authenticates cookie values (AES-256-GCM), so that a member can neither
