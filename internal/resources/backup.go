@@ -253,16 +253,22 @@ func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string, grant *
 		return nil
 	}
 
-	labels := instanceLabels(backup.Spec.Instance, ComponentDumpDeletion)
+	return detachedJob(backup, DumpDeletionJobName(backup), ComponentDumpDeletion, pod, dumpDeletionBackoffLimit, dumpDeletionDeadline)
+}
+
+// detachedJob is a Job of backup's running pod (a detachedPodSpec), named name: controlled by
+// the KintoBackup and labelled with its instance's name only, as the instance may be gone.
+func detachedJob(backup *v1alpha1.KintoBackup, name, component string, pod corev1.PodSpec, backoffLimit int32, deadline time.Duration) *batchv1.Job {
+	labels := instanceLabels(backup.Spec.Instance, component)
 	return &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            DumpDeletionJobName(backup),
+			Name:            name,
 			Namespace:       backup.Namespace,
 			Labels:          labels,
 			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
 		},
-		Spec: jobSpec(labels, pod, dumpDeletionBackoffLimit, dumpDeletionDeadline),
+		Spec: jobSpec(labels, pod, backoffLimit, deadline),
 	}
 }
 
