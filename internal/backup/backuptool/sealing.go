@@ -125,7 +125,7 @@ var errSealedWithoutKey = errors.New("the dump is encrypted (age): restoring it 
 // against want (its result as stored): a plain dump is renamed to dst; a sealed one is opened
 // with ids into dst, with the result of the plaintext, and refused without them.
 func openDownloaded(stored string, want dumps.Result, ids encryption.Identities, dst string) (dumps.Result, error) {
-	sealed, err := startsSealed(stored)
+	sealed, err := encryption.FileIsSealed(stored)
 	if err != nil {
 		return dumps.Result{}, err
 	}
@@ -140,21 +140,6 @@ func openDownloaded(stored string, want dumps.Result, ids encryption.Identities,
 	}
 	defer os.Remove(stored)
 	return openSealed(stored, want.SHA256, ids, dst)
-}
-
-// startsSealed tells whether the file at path is age ciphertext.
-func startsSealed(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	head := make([]byte, len(encryption.Magic))
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return false, err
-	}
-	return encryption.IsSealed(head[:n]), nil
 }
 
 // openSealed writes the dump sealed in the file at path, opened with ids, to dst (atomically)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -154,4 +155,19 @@ func (ids Identities) Open(src io.Reader) (io.Reader, error) {
 // IsSealed tells whether head, the first bytes of a file, starts age ciphertext.
 func IsSealed(head []byte) bool {
 	return bytes.HasPrefix(head, []byte(Magic))
+}
+
+// FileIsSealed tells whether the file at path is age ciphertext.
+func FileIsSealed(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	head := make([]byte, len(Magic))
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return IsSealed(head[:n]), nil
 }
