@@ -178,4 +178,3 @@ func fileSHA256(path string) (string, error) {
 	sum, _, err := dumps.Checksum(f)
 	return sum, err
 }
-
