@@ -21,6 +21,8 @@ import (
 	"strings"
 
 	"filippo.io/age"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
 
 // Magic starts every age file: the first line of its header.
@@ -51,6 +53,15 @@ func ParseRecipients(field string, keys []string) (Recipients, error) {
 		rs = append(rs, r)
 	}
 	return rs, nil
+}
+
+// SpecRecipients are the public keys of spec.backup.encryption, as age reads them.
+func SpecRecipients(e *v1alpha1.BackupEncryption) (Recipients, error) {
+	keys := make([]string, len(e.Recipients))
+	for i, k := range e.Recipients {
+		keys[i] = string(k)
+	}
+	return ParseRecipients("spec.backup.encryption.recipients", keys)
 }
 
 // Fingerprints name the recipients in records (status, result lines), sorted: a short hash of
