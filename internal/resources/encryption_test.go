@@ -142,4 +142,3 @@ func TestRestoreJobWithDecryptionKey(t *testing.T) {
 		})
 	}
 }
-
