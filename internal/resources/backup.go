@@ -227,9 +227,9 @@ type RestoreSource struct {
 	// DecryptionKey is the Secret key of the age private key that opens an encrypted dump; the
 	// download step alone mounts it.
 	DecryptionKey *v1alpha1.SecretKeyRef
-	// Encrypted: the dump's record says it is sealed (a dump in S3 is opened if it is, whatever
-	// the record; one on a volume is copied out, opened, only if this is set).
-	Encrypted bool
+	// Encryption is the record's, when it says the dump is sealed (a dump in S3 is opened if it
+	// is, whatever the record; one on a volume is copied out and opened only with this set).
+	Encryption *v1alpha1.BackupEncryptionRecord
 }
 
 // RestoreJob restores src into the instance's fresh managed database (the API allows
@@ -255,7 +255,7 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 		file = path.Join(dumpDir, path.Base(src.Key))
 		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(src.S3)...)
 		steps = append(steps, objectStorageStep(stepDownload, operatorImage, downloadCommand(src.Key, file), src.S3, "", writeDumps))
-	case src.Encrypted && src.DecryptionKey != nil:
+	case src.Encryption != nil && src.DecryptionKey != nil:
 		file = path.Join(dumpDir, src.File)
 		pod.Volumes = []corev1.Volume{scratchVolume(inst), claimVolume(backupVolume, src.VolumeClaimName, true)}
 		steps = append(steps, operatorStep(stepDownload, operatorImage, openFromVolumeCommand(backupDir, src.File, file, src.SHA256), nil,

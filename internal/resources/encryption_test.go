@@ -101,8 +101,8 @@ func TestRestoreJobWithDecryptionKey(t *testing.T) {
 		name string
 		src  RestoreSource
 	}{
-		{"volume", RestoreSource{VolumeClaimName: "notes-backups", File: "20261126T030000Z.dump", SHA256: sum, DecryptionKey: key, Encrypted: true}},
-		{"s3", RestoreSource{S3: ptr.To(testS3Connection()), Key: "kinto/ns/notes/20261126T030000Z.dump", SHA256: sum, DecryptionKey: key, Encrypted: true}},
+		{"volume", RestoreSource{VolumeClaimName: "notes-backups", File: "20261126T030000Z.dump", SHA256: sum, DecryptionKey: key, Encryption: &v1alpha1.BackupEncryptionRecord{}}},
+		{"s3", RestoreSource{S3: ptr.To(testS3Connection()), Key: "kinto/ns/notes/20261126T030000Z.dump", SHA256: sum, DecryptionKey: key, Encryption: &v1alpha1.BackupEncryptionRecord{}}},
 		{"class bucket", RestoreSource{S3: ptr.To(testS3Connection()), Key: "coop/ns/notes/20261126T030000Z.dump", SHA256: sum, DecryptionKey: key,
 			Grant: &ObjectGrant{Key: "coop/ns/notes/20261126T030000Z.dump", URL: testDownloadURL}}},
 	}
