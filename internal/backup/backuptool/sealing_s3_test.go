@@ -69,6 +69,14 @@ func TestEncryptedUploadThenDownload(t *testing.T) {
 			if plain, err := io.ReadAll(r); err != nil || string(plain) != content {
 				t.Errorf("the object opens to %q (%v), want the dump", plain, err)
 			}
+			// A lost result found again says the dump is encrypted (for keys it cannot name).
+			if path == "credentials" {
+				window := []string{"--after", at.Add(-time.Second).Format(time.RFC3339), "--before", at.Add(time.Minute).Format(time.RFC3339)}
+				found, err := dumps.ParseResult([]byte(mustRun(t, append([]string{"find", "--instance", "lug"}, window...)...)))
+				if err != nil || found.SHA256 != uploaded.SHA256 || found.Encryption == nil {
+					t.Errorf("find = %+v (%v), want the sealed object, recorded as encrypted", found, err)
+				}
+			}
 			// Nothing of the sealing is left in the dump directory.
 			if left := dirNames(t, dumpDir); !slices.Equal(left, []string{written.File, written.File + dumps.ResultSuffix}) {
 				t.Errorf("the dump directory holds %q", left)

@@ -237,6 +237,30 @@ func Stat(ctx context.Context, cfg Config, key string) (Object, error) {
 	return objectFromInfo(info), nil
 }
 
+// ReadHead returns the first n bytes of the object key (fewer when it is shorter): enough to
+// tell what it holds without reading it all.
+func ReadHead(ctx context.Context, cfg Config, key string, n int64) ([]byte, error) {
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("read of the head of %q", key)
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetRange(0, n-1); err != nil {
+		return nil, err
+	}
+	reader, err := client.GetObject(ctx, cfg.Bucket, key, opts)
+	if err != nil {
+		return nil, explain(cfg, what, err)
+	}
+	defer reader.Close()
+	head, err := io.ReadAll(io.LimitReader(reader, n))
+	if err != nil {
+		return nil, explain(cfg, what, err)
+	}
+	return head, nil
+}
+
 // List returns the objects under cfg.Prefix, at any depth, sorted by key (for backup keys, by
 // time). Their SHA256 is empty: listings carry no metadata.
 func List(ctx context.Context, cfg Config) ([]Object, error) {
