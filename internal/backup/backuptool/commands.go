@@ -59,7 +59,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dest := bindDestination(fs)
 	dumpDir := fs.String("dump-dir", "", "the directory `manager db dump` wrote into: its dump, checked against its result file, goes to <prefix>/<instance>/<the dump's name>")
 	instance := fs.String("instance", "", "the instance whose dump this is (with --dump-dir)")
-	file := fs.String("file", "", "a file to upload as it is, instead of a dump directory (with --key)")
+	file := fs.String("file", "", "a file to upload, instead of a dump directory (with --key); sealed too when "+backupenv.Recipients+" is set")
 	key := fs.String("key", "", "the file's full key in the bucket (with --file)")
 	toDir := fs.String("to-dir", "", "store the dump of --dump-dir in this directory (a backup volume), with its result file, instead of the bucket")
 	terminationLog := fs.String("termination-log", "", "also write the result line to this file (the container's /dev/termination-log)")
@@ -196,13 +196,39 @@ func finishedDump(dir string) (name, path string, recorded dumps.Result, err err
 	return name, path, recorded, nil
 }
 
-// uploadFile uploads any file under key.
+// uploadFile uploads any file under key, sealed as a dump is when the backup is encrypted.
 func uploadFile(ctx context.Context, cfg objectstore.Config, file, key string) (dumps.Result, error) {
-	uploaded, err := objectstore.Upload(ctx, cfg, key, file)
+	if rs, err := sealingRecipients(); err != nil || rs == nil {
+		if err != nil {
+			return dumps.Result{}, err
+		}
+		uploaded, err := objectstore.Upload(ctx, cfg, key, file)
+		if err != nil {
+			return dumps.Result{}, err
+		}
+		return dumps.Result{File: filepath.Base(file), Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+	}
+	// Measured first: the sealed copy is checked against what was read.
+	f, err := os.Open(file)
 	if err != nil {
 		return dumps.Result{}, err
 	}
-	return dumps.Result{File: filepath.Base(file), Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+	sum, size, err := dumps.Checksum(f)
+	f.Close()
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	send, result, done, err := sendable(file, dumps.Result{File: filepath.Base(file), Size: size, SHA256: sum})
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	defer done()
+	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, send, result.Size, result.SHA256)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	result.Size, result.SHA256, result.Key = uploaded.Size, uploaded.SHA256, uploaded.Key
+	return result, nil
 }
 
 func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) error {

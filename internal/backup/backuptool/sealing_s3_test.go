@@ -125,3 +125,21 @@ func mustReadFile(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// TestEncryptedFileUpload: a file uploaded by --file (such as an export written beside the
+// dumps) is sealed like a dump when the backup is encrypted.
+func TestEncryptedFileUpload(t *testing.T) {
+	s := startServer(t)
+	alice, _ := newKey(t)
+	fingerprints := sealFor(t, alice)
+	key := "kinto/lug/export.yaml"
+	uploaded, err := dumps.ParseResult([]byte(mustRun(t, "upload", "--file", writeFile(t, "buckets:\n  notes: {}\n"), "--key", key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := mustReadFile(t, s.ObjectPath(bucket, key))
+	if !encryption.IsSealed(stored) || bytes.Contains(stored, []byte("notes")) || uploaded.SHA256 != sha256Hex(string(stored)) ||
+		uploaded.Encryption == nil || !slices.Equal(uploaded.Encryption.Recipients, fingerprints) {
+		t.Errorf("upload --file stored %q... and printed %+v, want age ciphertext recorded as such", stored[:20], uploaded)
+	}
+}
