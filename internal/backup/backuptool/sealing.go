@@ -59,7 +59,6 @@ func writeStored(dst, plain string, recorded dumps.Result, rs encryption.Recipie
 	}
 	defer src.Close()
 	result := recorded
-	result.File = filepath.Base(dst)
 	if rs != nil {
 		result.Encryption = &dumps.Encryption{Recipients: rs.Fingerprints()}
 	}
