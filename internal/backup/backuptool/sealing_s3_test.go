@@ -4,6 +4,7 @@ package backuptool
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -133,8 +134,8 @@ func TestEncryptedFileUpload(t *testing.T) {
 	alice, _ := newKey(t)
 	fingerprints := sealFor(t, alice)
 	key := "kinto/lug/export.yaml"
-	uploaded, err := dumps.ParseResult([]byte(mustRun(t, "upload", "--file", writeFile(t, "buckets:\n  notes: {}\n"), "--key", key)))
-	if err != nil {
+	var uploaded dumps.Result
+	if err := json.Unmarshal([]byte(mustRun(t, "upload", "--file", writeFile(t, "buckets:\n  notes: {}\n"), "--key", key)), &uploaded); err != nil {
 		t.Fatal(err)
 	}
 	stored := mustReadFile(t, s.ObjectPath(bucket, key))
