@@ -292,7 +292,8 @@ func withDecryptionKey(pod *corev1.PodSpec, step *corev1.Container, key *v1alpha
 	pod.Volumes = append(pod.Volumes, corev1.Volume{Name: identityVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 		SecretName:  key.Name,
 		Items:       []corev1.KeyToPath{{Key: key.Key, Path: identityFile}},
-		DefaultMode: ptr.To[int32](0o400),
+		// Readable by the pod's group (fsGroup, the step's user), by no one else.
+		DefaultMode: ptr.To[int32](0o440),
 	}}})
 	step.VolumeMounts = append(step.VolumeMounts, corev1.VolumeMount{Name: identityVolume, MountPath: identityDir, ReadOnly: true})
 	step.Env = append(step.Env, corev1.EnvVar{Name: backupenv.IdentityFile, Value: path.Join(identityDir, identityFile)})
