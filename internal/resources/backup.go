@@ -290,8 +290,8 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 // debugging shell prints more readily.
 func withDecryptionKey(pod *corev1.PodSpec, step *corev1.Container, key *v1alpha1.SecretKeyRef) {
 	pod.Volumes = append(pod.Volumes, corev1.Volume{Name: identityVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-		SecretName:  key.Name,
-		Items:       []corev1.KeyToPath{{Key: key.Key, Path: identityFile}},
+		SecretName: key.Name,
+		Items:      []corev1.KeyToPath{{Key: key.Key, Path: identityFile}},
 		// Readable by the pod's group (fsGroup, the step's user), by no one else.
 		DefaultMode: ptr.To[int32](0o440),
 	}}})
