@@ -288,6 +288,10 @@ func (r *KintoBackupReconciler) complete(status *v1alpha1.KintoBackupStatus, res
 	status.Phase, status.Error = v1alpha1.BackupCompleted, ""
 	status.File, status.Key, status.Size, status.SHA256 = result.File, result.Key, result.Size, result.SHA256
 	status.Counts = result.Counts
+	status.Encryption = nil
+	if result.Encryption != nil {
+		status.Encryption = &v1alpha1.BackupEncryptionRecord{Recipients: result.Encryption.Recipients}
+	}
 	status.Location = dumps.Location(status.Destination, status.VolumeClaimName, result.File, result.Key)
 	status.CompletedAt = completedAt
 	if status.CompletedAt == nil {

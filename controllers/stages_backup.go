@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/encryption"
 	"github.com/kinto-storage/kinto-operator/internal/backup/health"
 	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -58,6 +60,15 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 		return nil, nil
 	}
 	src, problem, err := r.restoreSource(ctx, inst)
+	if problem == "" && err == nil {
+		var reason string
+		if reason, problem, err = r.checkDecryptionKey(ctx, inst, src); problem != "" && err == nil {
+			// Refused before any Job runs: nothing to retry until the user gives the key.
+			setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reason, problem)
+			p.requeueAt(r.now().Add(secretRecheckInterval))
+			return nil, nil
+		}
+	}
 	if problem == "" && err == nil {
 		problem, err = r.grantRestore(ctx, p, inst, src)
 	}
@@ -112,11 +123,12 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 				"(to restore it anyway, annotate the instance with %s=%s)", from.BackupName, v, inst.Spec.Version, v1alpha1.ForceDowngradeAnnotation, inst.Spec.Version), nil
 		}
 		st := backup.Status
-		src = resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256}
+		src = resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256, Encryption: st.Encryption}
 		if st.Destination != nil && st.Destination.S3 != nil {
 			src.S3 = &st.Destination.S3.S3Connection
 		}
 	}
+	src.DecryptionKey = from.DecryptionKey
 	if src.S3 != nil {
 		// A dump of a class's shared bucket is read with the class's credentials (grantRestore).
 		if shared, err := r.SharedBuckets.find(ctx, r.Client, inst.Namespace, src.S3); shared != nil || err != nil {
@@ -127,6 +139,63 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 		}
 	}
 	return &src, "", nil
+}
+
+// Restored's reasons when the private key of an encrypted backup is missing, or is not one
+// that opens it.
+const (
+	reasonDecryptionKeyMissing = "DecryptionKeyMissing"
+	reasonDecryptionKeyRefused = "DecryptionKeyRefused"
+)
+
+// decryptionKeyField is the field the refusals name.
+const decryptionKeyField = "spec.bootstrap.fromBackup.decryptionKey"
+
+// checkDecryptionKey says why src cannot be opened with the private key spec.bootstrap names
+// (a reason and a message naming the field), "" when it can or needs none. It reads the key to
+// compare its public key with those the backup recorded, and says nothing of it. A dump
+// without a record (in S3) is checked by the download step, which refuses a sealed dump it
+// cannot open.
+func (r *KintoInstanceReconciler) checkDecryptionKey(ctx context.Context, inst *v1alpha1.KintoInstance, src *resources.RestoreSource) (string, string, error) {
+	ref := src.DecryptionKey
+	what := fmt.Sprintf("KintoBackup %q", inst.Spec.Bootstrap.FromBackup.BackupName)
+	if src.Encryption != nil && ref == nil {
+		return reasonDecryptionKeyMissing, fmt.Sprintf("%s is encrypted (for the keys %s): set %s to a Secret's key holding one of their private keys (age-keygen's key file); nothing is restored without it",
+			what, describeFingerprints(src.Encryption.Recipients), decryptionKeyField), nil
+	}
+	if ref == nil {
+		return "", "", nil
+	}
+	secret, problem, err := r.readSecretKey(ctx, inst.Namespace, *ref)
+	if err != nil {
+		return "", "", err
+	}
+	if owner := secretOwner(secret); problem == "" && owner != "" && owner != inst.Name {
+		secret, problem = nil, fmt.Sprintf("Secret %q belongs to KintoInstance %q", ref.Name, owner)
+	}
+	if err := r.watchSecret(ctx, secret); err != nil {
+		return "", "", err
+	}
+	if problem != "" {
+		return reasonDecryptionKeyRefused, fmt.Sprintf("%s: %s", decryptionKeyField, problem), nil
+	}
+	ids, err := encryption.ParseIdentities(fmt.Sprintf("%s (Secret %q, key %q)", decryptionKeyField, ref.Name, ref.Key), secret.Data[ref.Key])
+	if err != nil {
+		return reasonDecryptionKeyRefused, err.Error(), nil
+	}
+	if src.Encryption != nil && len(src.Encryption.Recipients) > 0 && !ids.Opens(src.Encryption.Recipients) {
+		return reasonDecryptionKeyRefused, fmt.Sprintf("%s: the private key in Secret %q (key %q) is not one of those %s was encrypted for (%s): its public key has fingerprint %s; nothing was restored",
+			decryptionKeyField, ref.Name, ref.Key, what, describeFingerprints(src.Encryption.Recipients), describeFingerprints(ids.Fingerprints())), nil
+	}
+	return "", "", nil
+}
+
+// describeFingerprints lists the fingerprints of public keys for a message.
+func describeFingerprints(fps []string) string {
+	if len(fps) == 0 {
+		return "not recorded"
+	}
+	return strings.Join(fps, ", ")
 }
 
 // checkS3Credentials says what is wrong with the Secrets of an S3 connection, "" when both keys

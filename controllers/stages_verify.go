@@ -29,6 +29,8 @@ import (
 const (
 	reasonNoBackupYet = "NoBackupYet"
 	reasonVerifying   = "Verifying"
+	// reasonEncrypted: the newest backup is encrypted, and its key is the user's alone.
+	reasonEncrypted = "Encrypted"
 )
 
 // reconcileBackupVerification starts the verification of the schedule's run that is due, with
@@ -79,6 +81,14 @@ func (r *KintoInstanceReconciler) reconcileBackupVerification(ctx context.Contex
 		return err
 	}
 	newest := newestCompleted(backups)
+	if newest != nil && newest.Status.Encryption != nil {
+		p.status.BackupVerification = &v1alpha1.BackupVerification{ScheduledAt: metav1.NewTime(due), Backup: newest.Name}
+		setCondition(p, v1alpha1.ConditionBackupVerified, metav1.ConditionUnknown, reasonEncrypted,
+			fmt.Sprintf("KintoBackup %s is encrypted (spec.backup.encryption) and the operator holds no private key to open it: it is not verified. "+
+				"To check it, restore it into a new instance with spec.bootstrap.fromBackup.decryptionKey", newest.Name))
+		p.requeueAt(schedule.Next(due))
+		return nil
+	}
 	var job *batchv1.Job
 	if newest != nil {
 		job = resources.VerifyJob(inst, newest, due, r.OperatorImage)

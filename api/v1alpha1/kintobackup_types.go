@@ -55,6 +55,14 @@ const (
 	BackupFailed BackupPhase = "Failed"
 )
 
+// BackupEncryptionRecord says whom a dump was encrypted for.
+type BackupEncryptionRecord struct {
+	// Recipients are the fingerprints of the public keys ("age1:" and 16 hexadecimal digits
+	// of the SHA-256 of the key); empty when not known (a result found again without its record).
+	// +optional
+	Recipients []string `json:"recipients,omitempty"`
+}
+
 // KintoBackupStatus is what is known of one backup.
 type KintoBackupStatus struct {
 	// Phase: Pending, Queued, Running, Completed or Failed.
@@ -112,6 +120,11 @@ type KintoBackupStatus struct {
 	// from it when it was taken: what a verification's restore must give back.
 	// +optional
 	Counts map[string]int64 `json:"counts,omitempty"`
+
+	// Encryption, when the dump is sealed with age: the fingerprints of the public keys it was
+	// encrypted for. Size and SHA256 are then those of the ciphertext stored.
+	// +optional
+	Encryption *BackupEncryptionRecord `json:"encryption,omitempty"`
 
 	// Error says why the backup failed, or what holds it back.
 	// +optional

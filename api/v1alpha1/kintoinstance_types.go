@@ -20,7 +20,7 @@ const ForceDowngradeAnnotation = "hosting.kinto-storage.org/force-downgrade"
 const DefaultPostgreSQLVersion = "15"
 
 // KintoInstanceSpec is the desired state of one Kinto server with its database.
-// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || self.bootstrap == oldSelf.bootstrap)",message="spec.bootstrap is set when the instance is created and cannot change: restore into a new instance instead",fieldPath=".bootstrap"
+// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || (has(self.bootstrap.fromBackup.backupName) == has(oldSelf.bootstrap.fromBackup.backupName) && (!has(self.bootstrap.fromBackup.backupName) || self.bootstrap.fromBackup.backupName == oldSelf.bootstrap.fromBackup.backupName) && has(self.bootstrap.fromBackup.s3) == has(oldSelf.bootstrap.fromBackup.s3) && (!has(self.bootstrap.fromBackup.s3) || self.bootstrap.fromBackup.s3 == oldSelf.bootstrap.fromBackup.s3)))",message="spec.bootstrap is set when the instance is created and cannot change, but for fromBackup.decryptionKey (the key of an encrypted backup, given once it is asked for): restore into a new instance instead",fieldPath=".bootstrap"
 // +kubebuilder:validation:XValidation:rule="!has(self.bootstrap) || !has(self.database) || has(self.database.managed)",message="spec.bootstrap restores into a managed database: restore into an external database with pg_restore yourself",fieldPath=".bootstrap"
 // +kubebuilder:validation:XValidation:rule="!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot' || (has(self.backup) && (!has(self.database) || has(self.database.managed)))",message="deletionPolicy Snapshot needs spec.backup, which says where the final backup goes, and a managed database",fieldPath=".deletionPolicy"
 // +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="spec.ingress and spec.gateway are alternatives: set one of them"
@@ -545,7 +545,31 @@ type BackupSpec struct {
 	// +kubebuilder:default={schedule:"0 5 * * 0"}
 	// +optional
 	Verify *BackupVerify `json:"verify,omitempty"`
+
+	// Encryption seals every backup in its pod, with age, for the public keys listed, before it
+	// leaves the pod: the backup volume or the bucket holds only ciphertext, which neither the
+	// host nor the object store can read. Restoring one then takes a matching private key
+	// (spec.bootstrap.fromBackup.decryptionKey). The operator holds no private key, so the
+	// verifications (verify) skip encrypted backups and say so.
+	// +optional
+	Encryption *BackupEncryption `json:"encryption,omitempty"`
 }
+
+// BackupEncryption lists whom an instance's backups are encrypted for.
+type BackupEncryption struct {
+	// Recipients are age public keys (age1..., as age-keygen prints them, X25519): any one of
+	// their private keys opens the backups. List a second key kept apart, so that losing one key
+	// loses no backup.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	Recipients []AgeRecipient `json:"recipients"`
+}
+
+// AgeRecipient is an age X25519 public key: age1 and 58 bech32 characters.
+// +kubebuilder:validation:MaxLength=62
+// +kubebuilder:validation:XValidation:rule="self.matches('^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$')",message="must be an age public key: age1 and 58 lower-case letters and digits, as age-keygen prints it (never the private key, AGE-SECRET-KEY-1...)"
+type AgeRecipient string
 
 // BackupVerify schedules the verification of an instance's backups.
 // Each verification restores a whole backup: a tenant may not ask for more than one an hour.
@@ -678,6 +702,13 @@ type BackupSource struct {
 	// S3 is a dump in S3-compatible object storage.
 	// +optional
 	S3 *S3Source `json:"s3,omitempty"`
+
+	// DecryptionKey is the Secret key holding the age private key (an identity file, as
+	// age-keygen writes it) that opens an encrypted backup: one of the keys spec.backup.encryption
+	// listed when it was taken. Only the restore's pod reads it; the operator checks that it
+	// matches the backup, and never copies it elsewhere. Delete the Secret once restored.
+	// +optional
+	DecryptionKey *SecretKeyRef `json:"decryptionKey,omitempty"`
 }
 
 // S3Source is one dump in a bucket.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/encryption"
 )
 
 // tablesSQL lists the tables of the database, "" when it holds none.
@@ -83,6 +84,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if actual != expected {
 		return refused(fmt.Errorf("%s has SHA-256 %s, not the %s recorded when it was taken: the dump is damaged or not the one recorded", file, actual, expected))
+	}
+	if sealed, err := encryption.FileIsSealed(file); err != nil || sealed {
+		return refused(fmt.Errorf("%s is encrypted (age): a restore opens it with the private key first (spec.bootstrap.fromBackup.decryptionKey)", file))
 	}
 	if err := runProgram(ctx, io.Discard, stderr, "pg_restore", "--list", file); err != nil {
 		return refused(fmt.Errorf("%s is not a dump pg_restore can read: %w", file, err))

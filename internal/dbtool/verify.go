@@ -14,6 +14,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/encryption"
 )
 
 // verifyDatabase is the database of the throw-away server a dump is restored into.
@@ -63,6 +64,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if actual != expected {
 		return fmt.Errorf("%s has SHA-256 %s, not the %s recorded when it was taken: the dump is damaged or not the one recorded", file, actual, expected)
+	}
+	if sealed, err := encryption.FileIsSealed(file); err != nil || sealed {
+		return fmt.Errorf("%s is encrypted (age): a verification holds no private key to open it (the operator skips encrypted backups)", file)
 	}
 	recorded, err := recordedCounts(file)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/encryption"
 )
 
 // The built-in defaults of the fields a class may set, for instances under no class or under a
@@ -85,6 +86,12 @@ func Effective(inst *v1alpha1.KintoInstance, class *v1alpha1.KintoHostingClass) 
 		s.Ingress.ClassName = ptr.To(*ingress.ClassName)
 	}
 	problems = append(problems, ingressAnnotations(inst, class)...)
+	if s.Backup != nil && s.Backup.Encryption != nil {
+		// The API server checked the keys' form; age reads them.
+		if _, err := encryption.SpecRecipients(s.Backup.Encryption); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	if class == nil {
 		return out, problems
 	}

@@ -452,3 +452,21 @@ func TestCommunitySampleFitsItsClass(t *testing.T) {
 		t.Errorf("the sample instance exceeds the sample class: %v", violations)
 	}
 }
+
+// A public key of the right form whose bech32 checksum is wrong passes the API server's
+// pattern; the operator, reading it with age, holds the instance, naming the field.
+func TestBackupKeyAgeCannotRead(t *testing.T) {
+	const good = "age1lscm3ym4j5lcwywsyvd74g07k7vjn3ca0t47tp0hzga9p9g8venskvlq3k"
+	const badChecksum = "age1lscm3ym4j5lcwywsyvd74g07k7vjn3ca0t47tp0hzga9p9g8venskvlq3q"
+	for key, want := range map[string][]string{
+		good:        nil,
+		badChecksum: {`spec.backup.encryption.recipients[1] "` + badChecksum + `" is not an age public key (age1..., as age-keygen prints it)`},
+	} {
+		inst := newInstance(func(i *v1alpha1.KintoInstance) {
+			i.Spec.Backup = &v1alpha1.BackupSpec{Encryption: &v1alpha1.BackupEncryption{Recipients: []v1alpha1.AgeRecipient{good, v1alpha1.AgeRecipient(key)}}}
+		})
+		if _, got := Effective(inst, nil); !slices.Equal(got, want) {
+			t.Errorf("key %s: violations %q, want %q", key, got, want)
+		}
+	}
+}

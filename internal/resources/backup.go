@@ -3,6 +3,7 @@ package resources
 import (
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -35,6 +36,15 @@ const (
 	// scratch space for a dump on its way to or from S3.
 	dumpVolume = "dumps"
 	dumpDir    = "/dumps"
+	// backupVolume, mounted at backupDir, is the backup volume where a step moves a dump between
+	// it and the scratch space at dumpDir: a sealed dump is stored there, and opened from there.
+	backupVolume = "backups"
+	backupDir    = "/backups"
+	// identityVolume projects the restore's private key (spec.bootstrap.fromBackup.decryptionKey)
+	// to identityDir/identityFile, for the download step only.
+	identityVolume = "decryption-key"
+	identityDir    = "/etc/kinto-backup/decryption-key"
+	identityFile   = "key.txt"
 	// caBundleVolume projects an S3 connection's CA bundle to caBundleDir/caBundleFile.
 	caBundleVolume = "s3-ca-bundle"
 	caBundleDir    = "/etc/kinto-backup/s3-ca"
@@ -148,21 +158,46 @@ func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, o
 	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
 	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpDir, Value: dumpDir})
 	steps := []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, writeDumps)}
-	readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
+	sealing := sealingEnv(inst)
+	// The upload reads the dump; sealing it, it writes the sealed copy beside it.
+	uploadDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: sealing == nil}
+	var upload corev1.Container
 	switch s3 := dest.S3; {
 	case s3 != nil && grant != nil:
 		pod.Volumes = []corev1.Volume{scratchVolume(inst)}
-		steps = append(steps, presignedStep(stepUpload, operatorImage, uploadPresignedCommand(dumpDir, grant.Key), grant, readDumps))
+		upload = presignedStep(stepUpload, operatorImage, uploadPresignedCommand(dumpDir, grant.Key), grant, uploadDumps)
 	case s3 != nil:
 		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(&s3.S3Connection)...)
 		folder := dumps.NamespaceFolder(s3.Prefix, inst.Namespace)
-		steps = append(steps, objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, folder, readDumps))
+		upload = objectStorageStep(stepUpload, operatorImage, uploadCommand(dumpDir, inst.Name), &s3.S3Connection, folder, uploadDumps)
+	case sealing != nil:
+		// Only the sealed dump reaches the backup volume: the dump waits in scratch space.
+		pod.Volumes = []corev1.Volume{scratchVolume(inst), claimVolume(backupVolume, BackupVolumeClaimName(inst), false)}
+		upload = operatorStep(stepUpload, operatorImage, storeInVolumeCommand(dumpDir, backupDir), nil, uploadDumps,
+			corev1.VolumeMount{Name: backupVolume, MountPath: backupDir})
 	default:
 		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, BackupVolumeClaimName(inst), false)}
+	}
+	if upload.Name != "" {
+		upload.Env = append(upload.Env, sealing...)
+		steps = append(steps, upload)
 	}
 	runSteps(&pod, steps)
 	withDatabaseTools(&pod, operatorImage)
 	return pod
+}
+
+// sealingEnv gives the upload the public keys of spec.backup.encryption, nil without it. Public
+// keys: a plain value.
+func sealingEnv(inst *v1alpha1.KintoInstance) []corev1.EnvVar {
+	if inst.Spec.Backup == nil || inst.Spec.Backup.Encryption == nil {
+		return nil
+	}
+	keys := make([]string, len(inst.Spec.Backup.Encryption.Recipients))
+	for i, k := range inst.Spec.Backup.Encryption.Recipients {
+		keys[i] = string(k)
+	}
+	return []corev1.EnvVar{{Name: backupenv.Recipients, Value: strings.Join(keys, "\n")}}
 }
 
 // BackupResultContainerOf names the container of a backup pod whose termination message is the
@@ -189,6 +224,12 @@ type RestoreSource struct {
 	// Grant, for a dump of a shared bucket, lets the download read that dump only, without the
 	// bucket's credentials.
 	Grant *ObjectGrant
+	// DecryptionKey is the Secret key of the age private key that opens an encrypted dump; the
+	// download step alone mounts it.
+	DecryptionKey *v1alpha1.SecretKeyRef
+	// Encryption is the record's, when it says the dump is sealed (a dump in S3 is opened if it
+	// is, whatever the record; one on a volume is copied out and opened only with this set).
+	Encryption *v1alpha1.BackupEncryptionRecord
 }
 
 // RestoreJob restores src into the instance's fresh managed database (the API allows
@@ -201,6 +242,10 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 	var steps []corev1.Container
 	var file string
 	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
+	// The checksum of the dump restore reads: the record's, unless the dump is opened on the
+	// way (the record is then the ciphertext's, which the download checks, and the result file it
+	// writes beside the dump has the plaintext's).
+	checksum := src.SHA256
 	switch {
 	case src.S3 != nil && src.Grant != nil:
 		file = path.Join(dumpDir, path.Base(src.Key))
@@ -210,13 +255,22 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 		file = path.Join(dumpDir, path.Base(src.Key))
 		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(src.S3)...)
 		steps = append(steps, objectStorageStep(stepDownload, operatorImage, downloadCommand(src.Key, file), src.S3, "", writeDumps))
+	case src.Encryption != nil && src.DecryptionKey != nil:
+		file = path.Join(dumpDir, src.File)
+		pod.Volumes = []corev1.Volume{scratchVolume(inst), claimVolume(backupVolume, src.VolumeClaimName, true)}
+		steps = append(steps, operatorStep(stepDownload, operatorImage, openFromVolumeCommand(backupDir, src.File, file, src.SHA256), nil,
+			writeDumps, corev1.VolumeMount{Name: backupVolume, MountPath: backupDir, ReadOnly: true}))
 	default:
 		file = path.Join(dumpDir, src.File)
 		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, src.VolumeClaimName, true)}
 	}
+	if src.DecryptionKey != nil && len(steps) > 0 {
+		withDecryptionKey(&pod, &steps[0], src.DecryptionKey)
+		checksum = ""
+	}
 	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpFile, Value: file})
-	if src.SHA256 != "" {
-		env = append(env, corev1.EnvVar{Name: backupenv.DumpSHA256, Value: src.SHA256})
+	if checksum != "" {
+		env = append(env, corev1.EnvVar{Name: backupenv.DumpSHA256, Value: checksum})
 	}
 	readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
 	steps = append(steps, databaseStep(inst, stepRestore, RestoreCommand(), env, readDumps))
@@ -229,6 +283,20 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 		ObjectMeta: objectMeta(inst, RestoreJobName(inst), ComponentRestore),
 		Spec:       jobSpec(labels, pod, restoreBackoffLimit, restoreDeadline),
 	}
+}
+
+// withDecryptionKey mounts the private key of key into step (the download) alone, and tells it
+// where: a file of a Secret volume, never an environment variable, which a crash report or a
+// debugging shell prints more readily.
+func withDecryptionKey(pod *corev1.PodSpec, step *corev1.Container, key *v1alpha1.SecretKeyRef) {
+	pod.Volumes = append(pod.Volumes, corev1.Volume{Name: identityVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: key.Name,
+		Items:      []corev1.KeyToPath{{Key: key.Key, Path: identityFile}},
+		// Readable by the pod's group (fsGroup, the step's user), by no one else.
+		DefaultMode: ptr.To[int32](0o440),
+	}}})
+	step.VolumeMounts = append(step.VolumeMounts, corev1.VolumeMount{Name: identityVolume, MountPath: identityDir, ReadOnly: true})
+	step.Env = append(step.Env, corev1.EnvVar{Name: backupenv.IdentityFile, Value: path.Join(identityDir, identityFile)})
 }
 
 // DumpDeletionJob deletes the dump of a completed KintoBackup, as its status locates it, when the
@@ -253,16 +321,22 @@ func DumpDeletionJob(backup *v1alpha1.KintoBackup, operatorImage string, grant *
 		return nil
 	}
 
-	labels := instanceLabels(backup.Spec.Instance, ComponentDumpDeletion)
+	return detachedJob(backup, DumpDeletionJobName(backup), ComponentDumpDeletion, pod, dumpDeletionBackoffLimit, dumpDeletionDeadline)
+}
+
+// detachedJob is a Job of backup's running pod (a detachedPodSpec), named name: controlled by
+// the KintoBackup and labelled with its instance's name only, as the instance may be gone.
+func detachedJob(backup *v1alpha1.KintoBackup, name, component string, pod corev1.PodSpec, backoffLimit int32, deadline time.Duration) *batchv1.Job {
+	labels := instanceLabels(backup.Spec.Instance, component)
 	return &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            DumpDeletionJobName(backup),
+			Name:            name,
 			Namespace:       backup.Namespace,
 			Labels:          labels,
 			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
 		},
-		Spec: jobSpec(labels, pod, dumpDeletionBackoffLimit, dumpDeletionDeadline),
+		Spec: jobSpec(labels, pod, backoffLimit, deadline),
 	}
 }
 

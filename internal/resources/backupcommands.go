@@ -29,6 +29,24 @@ func uploadCommand(dir, instance string) []string {
 		"--termination-log", corev1.TerminationMessagePathDefault)
 }
 
+// storeInVolumeCommand stores the dump the dump step wrote in dir, sealed, in the backup volume
+// mounted at volumeDir, and reports it in the termination message.
+func storeInVolumeCommand(dir, volumeDir string) []string {
+	return backupToolCommand("upload", "--dump-dir", dir, "--to-dir", volumeDir,
+		"--termination-log", corev1.TerminationMessagePathDefault)
+}
+
+// openFromVolumeCommand opens the sealed dump name of the backup volume mounted at volumeDir,
+// checked against sum, into file, with its result beside it (the private key: the step's
+// environment).
+func openFromVolumeCommand(volumeDir, name, file, sum string) []string {
+	cmd := backupToolCommand("download", "--dir", volumeDir, "--key", name, "--file", file)
+	if sum != "" {
+		cmd = append(cmd, "--sha256", sum)
+	}
+	return cmd
+}
+
 // uploadPresignedCommand uploads the dump the dump step wrote in dir through the URL pre-signed
 // for key, and reports it in the termination message.
 func uploadPresignedCommand(dir, key string) []string {

@@ -5,7 +5,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
@@ -42,17 +41,7 @@ func ResultRecoveryJob(backup *v1alpha1.KintoBackup, from, to time.Time, except 
 		return nil
 	}
 
-	labels := instanceLabels(backup.Spec.Instance, ComponentDumpCheck)
-	return &batchv1.Job{
-		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            ResultRecoveryJobName(backup),
-			Namespace:       backup.Namespace,
-			Labels:          labels,
-			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
-		},
-		Spec: jobSpec(labels, pod, resultRecoveryBackoffLimit, resultRecoveryDeadline),
-	}
+	return detachedJob(backup, ResultRecoveryJobName(backup), ComponentDumpCheck, pod, resultRecoveryBackoffLimit, resultRecoveryDeadline)
 }
 
 // ResultRecoveryContainer is the container of a ResultRecoveryJob whose termination message is

@@ -37,7 +37,7 @@ func ReferencedSecrets(inst *v1alpha1.KintoInstance) []SecretReference {
 
 // ObjectStorageSecrets lists the keys of the user's Secrets the instance's backup and restore
 // Jobs read: the access keys (and CA bundle) of its S3 backup destination and of the S3 dump it
-// starts from. They roll no pod of the server.
+// starts from, and the private key that opens an encrypted one. They roll no pod of the server.
 func ObjectStorageSecrets(inst *v1alpha1.KintoInstance) []v1alpha1.SecretKeyRef {
 	var refs []v1alpha1.SecretKeyRef
 	add := func(conn *v1alpha1.S3Connection) {
@@ -51,6 +51,9 @@ func ObjectStorageSecrets(inst *v1alpha1.KintoInstance) []v1alpha1.SecretKeyRef 
 	}
 	if b := inst.Spec.Bootstrap; b != nil && b.FromBackup.S3 != nil {
 		add(&b.FromBackup.S3.S3Connection)
+	}
+	if b := inst.Spec.Bootstrap; b != nil && b.FromBackup.DecryptionKey != nil {
+		refs = append(refs, *b.FromBackup.DecryptionKey)
 	}
 	return refs
 }

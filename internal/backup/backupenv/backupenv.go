@@ -24,6 +24,17 @@ const (
 	PresignedCABundle = "BACKUP_S3_PRESIGNED_CA_BUNDLE"
 )
 
+// Encryption of what a backup stores (internal/backup/encryption).
+const (
+	// Recipients are the age public keys (age1..., one a line) every upload seals for; unset,
+	// uploads store files as they are. Public keys: a plain value of the pod spec.
+	Recipients = "BACKUP_RECIPIENTS"
+	// IdentityFile is the path of an age identity file (a private key, mounted from the Secret
+	// the user named) a download opens a sealed dump with. Never the key itself in the
+	// environment.
+	IdentityFile = "BACKUP_IDENTITY_FILE"
+)
+
 // The dump and restore steps, besides libpq's PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD.
 const (
 	// DumpDir is the directory the dump is written into: the backup volume, or a scratch volume

@@ -324,3 +324,23 @@ func TestFindInDirectory(t *testing.T) {
 		t.Errorf("find of a damaged dump = %d, stderr %q; want exit 1, damaged", code, stderr)
 	}
 }
+
+// writeFile writes a small stand-in for a pg_dump file, under a name of no meaning.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kinto.dump")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// mustRun runs Main and fails the test unless it exits 0.
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, stdout, stderr := run(args...)
+	if code != subcommand.ExitOK {
+		t.Fatalf("Main(%q) = %d\nstdout: %s\nstderr: %s", args, code, stdout, stderr)
+	}
+	return stdout
+}

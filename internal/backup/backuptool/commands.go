@@ -3,6 +3,7 @@ package backuptool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/encryption"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
@@ -57,11 +59,22 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dest := bindDestination(fs)
 	dumpDir := fs.String("dump-dir", "", "the directory `manager db dump` wrote into: its dump, checked against its result file, goes to <prefix>/<instance>/<the dump's name>")
 	instance := fs.String("instance", "", "the instance whose dump this is (with --dump-dir)")
-	file := fs.String("file", "", "a file to upload as it is, instead of a dump directory (with --key)")
+	file := fs.String("file", "", "a file to upload, instead of a dump directory (with --key); sealed too when "+backupenv.Recipients+" is set")
 	key := fs.String("key", "", "the file's full key in the bucket (with --file)")
+	toDir := fs.String("to-dir", "", "store the dump of --dump-dir in this directory (a backup volume), with its result file, instead of the bucket")
 	terminationLog := fs.String("termination-log", "", "also write the result line to this file (the container's /dev/termination-log)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *toDir != "" {
+		if *dumpDir == "" || *key != "" || *file != "" || *instance != "" {
+			return subcommand.UsageErrorf("--to-dir goes with --dump-dir alone")
+		}
+		result, err := storeDumpInDir(*dumpDir, *toDir)
+		if err != nil {
+			return err
+		}
+		return writeUploadResult(result, stdout, *terminationLog)
 	}
 	if p, ok := presignedObject(*key); ok {
 		if *dumpDir == "" || *key == "" || *file != "" || *instance != "" {
@@ -126,12 +139,45 @@ func uploadDump(ctx context.Context, cfg objectstore.Config, dir, instance strin
 	if err != nil {
 		return dumps.Result{}, err
 	}
-	key := dumps.InstancePrefix(cfg.Prefix, instance) + name
-	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, path, recorded.Size, recorded.SHA256)
+	send, result, done, err := sendable(path, recorded)
 	if err != nil {
 		return dumps.Result{}, err
 	}
-	return dumps.Result{File: name, Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+	defer done()
+	key := dumps.InstancePrefix(cfg.Prefix, instance) + name
+	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, send, result.Size, result.SHA256)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	result.File, result.Size, result.SHA256, result.Key = name, uploaded.Size, uploaded.SHA256, uploaded.Key
+	return result, nil
+}
+
+// storeDumpInDir stores the dump `manager db dump` wrote into dir in toDir (a backup volume)
+// under its own name, sealed when the backup is encrypted, then its result file: the dump
+// written, as the dump step writes it straight to a volume otherwise.
+func storeDumpInDir(dir, toDir string) (dumps.Result, error) {
+	name, path, recorded, err := finishedDump(dir)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	rs, err := sealingRecipients()
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	stored := filepath.Join(toDir, name)
+	if _, err := os.Lstat(stored); err == nil {
+		return dumps.Result{}, fmt.Errorf("%s already exists", stored)
+	}
+	result, err := writeStored(stored, path, recorded, rs)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	if err := dumps.WriteResultFile(stored+dumps.ResultSuffix, result); err != nil {
+		os.Remove(stored)
+		return dumps.Result{}, err
+	}
+	return result, nil
 }
 
 // finishedDump is the one finished dump in dir, with its path and the result recorded when it
@@ -150,13 +196,39 @@ func finishedDump(dir string) (name, path string, recorded dumps.Result, err err
 	return name, path, recorded, nil
 }
 
-// uploadFile uploads any file under key.
+// uploadFile uploads any file under key, sealed as a dump is when the backup is encrypted.
 func uploadFile(ctx context.Context, cfg objectstore.Config, file, key string) (dumps.Result, error) {
-	uploaded, err := objectstore.Upload(ctx, cfg, key, file)
+	if rs, err := sealingRecipients(); err != nil || rs == nil {
+		if err != nil {
+			return dumps.Result{}, err
+		}
+		uploaded, err := objectstore.Upload(ctx, cfg, key, file)
+		if err != nil {
+			return dumps.Result{}, err
+		}
+		return dumps.Result{File: filepath.Base(file), Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+	}
+	// Measured first: the sealed copy is checked against what was read.
+	f, err := os.Open(file)
 	if err != nil {
 		return dumps.Result{}, err
 	}
-	return dumps.Result{File: filepath.Base(file), Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+	sum, size, err := dumps.Checksum(f)
+	f.Close()
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	send, result, done, err := sendable(file, dumps.Result{File: filepath.Base(file), Size: size, SHA256: sum})
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	defer done()
+	uploaded, err := objectstore.UploadRecorded(ctx, cfg, key, send, result.Size, result.SHA256)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	result.Size, result.SHA256, result.Key = uploaded.Size, uploaded.SHA256, uploaded.Key
+	return result, nil
 }
 
 func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -165,16 +237,29 @@ func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	key := fs.String("key", "", "the object's full key in the bucket (required)")
 	file := fs.String("file", "", "where to write the dump (required); written only once verified, then its result beside it as <file>"+dumps.ResultSuffix)
 	sum := fs.String("sha256", "", "the SHA-256 the dump must have (hex); unset, the one stored with the object (with a pre-signed URL only)")
+	identityFile := fs.String("identity-file", os.Getenv(backupenv.IdentityFile), "an age identity file (the private key) to open an encrypted dump with (env "+backupenv.IdentityFile+")")
+	fromDir := fs.String("dir", "", "open the encrypted dump --key names (a file name) in this directory (a backup volume) instead of the bucket, into --file (with --identity-file)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *key == "" || *file == "" {
 		return subcommand.UsageErrorf("--key and --file are required")
 	}
+	ids, err := readIdentities(*identityFile)
+	if err != nil {
+		return err
+	}
+	if *fromDir != "" {
+		return openFromDir(*fromDir, *key, *file, *sum, ids, stdout)
+	}
+	// A dump to open is downloaded beside file first, verified, then opened into file.
+	stored := *file
+	if ids != nil {
+		stored = filepath.Join(filepath.Dir(*file), "."+filepath.Base(*file)+".sealed")
+	}
 	var downloaded objectstore.Object
-	var err error
 	if p, ok := presignedObject(*key); ok {
-		downloaded, err = p.Download(ctx, *file, *sum)
+		downloaded, err = p.Download(ctx, stored, *sum)
 	} else {
 		if *sum != "" {
 			return subcommand.UsageErrorf("--sha256 goes with a pre-signed URL (%s): with credentials, the checksum stored with the object is checked", backupenv.PresignedURL)
@@ -183,15 +268,43 @@ func runDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if cfg, err = dest.config(); err != nil {
 			return err
 		}
-		downloaded, err = objectstore.Download(ctx, cfg, *key, *file)
+		downloaded, err = objectstore.Download(ctx, cfg, *key, stored)
 	}
 	if err != nil {
 		return err
 	}
+	result, err := openDownloaded(stored, dumps.Result{Size: downloaded.Size, SHA256: downloaded.SHA256}, ids, *file)
+	if err != nil {
+		return fmt.Errorf("download of %q: %w", *key, err)
+	}
+	result.Key = downloaded.Key
+	return writeDownloadResult(*file, result, stdout)
+}
+
+// openFromDir opens the encrypted dump name of dir (a backup volume, read-only), which must
+// have sum (its recorded checksum, when given), into file, and writes its result beside it.
+func openFromDir(dir, name, file, sum string, ids encryption.Identities, stdout io.Writer) error {
+	if _, ok := dumps.ParseFileName(name); !ok {
+		return subcommand.UsageErrorf("with --dir, --key %q must be the name of a dump (<UTC time>.dump)", name)
+	}
+	if ids == nil {
+		return subcommand.UsageErrorf("--dir opens an encrypted dump: give --identity-file (or %s)", backupenv.IdentityFile)
+	}
+	result, err := openSealed(filepath.Join(dir, name), sum, ids, file)
+	if errors.Is(err, encryption.ErrNotSealed) {
+		return fmt.Errorf("%s: %w: restore it from the volume as it is", filepath.Join(dir, name), err)
+	}
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", filepath.Join(dir, name), err)
+	}
+	return writeDownloadResult(file, result, stdout)
+}
+
+// writeDownloadResult writes the result of the dump downloaded to file beside it, and prints it.
+func writeDownloadResult(file string, result dumps.Result, stdout io.Writer) error {
 	// The result file is what `manager db restore` verifies the dump against.
-	result := dumps.Result{File: filepath.Base(*file), Size: downloaded.Size, SHA256: downloaded.SHA256, Key: downloaded.Key}
-	if err := dumps.WriteResultFile(*file+dumps.ResultSuffix, result); err != nil {
-		return fmt.Errorf("the dump was downloaded to %s, but writing its result file failed: %w", *file, err)
+	if err := dumps.WriteResultFile(file+dumps.ResultSuffix, result); err != nil {
+		return fmt.Errorf("the dump was downloaded to %s, but writing its result file failed: %w", file, err)
 	}
 	return writeJSONLine(stdout, result)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/backup/encryption"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
@@ -187,7 +188,17 @@ func findInBucket(ctx context.Context, cfg objectstore.Config, instance string, 
 			unrecorded = append(unrecorded, o.Key)
 			continue
 		}
-		found = append(found, dumps.Result{File: name, Size: o.Size, SHA256: o.SHA256, Key: o.Key})
+		result := dumps.Result{File: name, Size: o.Size, SHA256: o.SHA256, Key: o.Key}
+		// The object does not say whom it was sealed for (a pre-signed upload stores no
+		// metadata), but that it is sealed: a restore must then ask for a key.
+		head, err := objectstore.ReadHead(ctx, cfg, o.Key, int64(len(encryption.Magic)))
+		if err != nil {
+			return dumps.Result{}, err
+		}
+		if encryption.IsSealed(head) {
+			result.Encryption = &dumps.Encryption{}
+		}
+		found = append(found, result)
 	}
 	return theOne(found, unrecorded, "s3://"+cfg.Bucket+"/"+folder, w)
 }

@@ -31,9 +31,15 @@ func uploadDumpPresigned(ctx context.Context, p objectstore.Presigned, dir strin
 	if err != nil {
 		return dumps.Result{}, err
 	}
-	uploaded, err := p.UploadRecorded(ctx, path, recorded.Size, recorded.SHA256)
+	send, result, done, err := sendable(path, recorded)
 	if err != nil {
 		return dumps.Result{}, err
 	}
-	return dumps.Result{File: name, Size: uploaded.Size, SHA256: uploaded.SHA256, Key: uploaded.Key}, nil
+	defer done()
+	uploaded, err := p.UploadRecorded(ctx, send, result.Size, result.SHA256)
+	if err != nil {
+		return dumps.Result{}, err
+	}
+	result.File, result.Size, result.SHA256, result.Key = name, uploaded.Size, uploaded.SHA256, uploaded.Key
+	return result, nil
 }

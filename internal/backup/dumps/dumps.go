@@ -59,6 +59,16 @@ type Result struct {
 	// Counts is how many live objects of each resource type (CountedResources) the dump holds,
 	// as `manager db dump` read them back from it: what a restore must give back.
 	Counts map[string]int64 `json:"counts,omitempty"`
+	// Encryption, when the stored file is the dump sealed with age (internal/backup/encryption):
+	// Size and SHA256 are then the ciphertext's, as stored.
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// Encryption says whom a stored dump was sealed for.
+type Encryption struct {
+	// Recipients are the fingerprints of the public keys (encryption.Fingerprint); empty when
+	// not known (a dump found without its record).
+	Recipients []string `json:"recipients,omitempty"`
 }
 
 // CountedResources are the resource types whose objects a dump's Counts records and a

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
@@ -134,30 +133,17 @@ func presignedFailure(what string, resp *http.Response) error {
 // the backup (its KintoBackup's status.sha256) keeps it, and a restore is given it.
 func (p Presigned) UploadRecorded(ctx context.Context, localPath string, size int64, sum string) (Object, error) {
 	what := fmt.Sprintf("upload of %q", p.Key)
-	file, err := os.Open(localPath)
+	src, err := openUpload(Config{}, what, localPath, &recording{size: size, sha256: sum})
 	if err != nil {
-		return Object{}, fmt.Errorf("s3 %s: %w", what, err)
+		return Object{}, err
 	}
-	defer file.Close()
-	before, err := regularFileInfo(file)
-	if err != nil {
-		return Object{}, fmt.Errorf("s3 %s: %w", what, err)
-	}
-	got, n, err := dumps.Checksum(file)
-	if err != nil {
-		return Object{}, fmt.Errorf("s3 %s: reading %s: %w", what, localPath, err)
-	}
-	if n != size || got != sum {
-		return Object{}, &storeError{kind: ErrChecksumMismatch, msg: fmt.Sprintf(
-			"s3 %s: %s has %d bytes and sha256 %s, not the %d bytes and sha256 %s recorded when it was written: it is damaged or not the file recorded; nothing was uploaded",
-			what, localPath, n, got, size, sum)}
-	}
-	resp, err := p.do(ctx, what, http.MethodPut, io.NewSectionReader(file, 0, size), size, http.StatusOK)
+	defer src.file.Close()
+	resp, err := p.do(ctx, what, http.MethodPut, src.body(), src.size, http.StatusOK)
 	if err != nil {
 		return Object{}, err
 	}
 	resp.Body.Close()
-	if err := checkUnchanged(file, before); err != nil {
+	if err := checkUnchanged(src.file, src.before); err != nil {
 		// The URL grants no DELETE: the object stays, and the failed upload is not recorded.
 		return Object{}, fmt.Errorf("s3 %s: %s %w", what, localPath, err)
 	}

@@ -49,43 +49,70 @@ func upload(ctx context.Context, cfg Config, key, localPath string, recorded *re
 	if err != nil {
 		return Object{}, err
 	}
-	file, err := os.Open(localPath)
+	src, err := openUpload(cfg, what, localPath, recorded)
 	if err != nil {
-		return Object{}, fmt.Errorf("s3 %s: %w", what, err)
+		return Object{}, err
 	}
-	defer file.Close()
-	before, err := regularFileInfo(file)
-	if err != nil {
-		return Object{}, fmt.Errorf("s3 %s: %w", what, err)
-	}
-	sum, size, err := dumps.Checksum(file)
-	if err != nil {
-		return Object{}, fmt.Errorf("s3 %s: reading %s: %w", what, localPath, err)
-	}
-	if size != before.Size() {
-		return Object{}, fmt.Errorf("s3 %s: %s changed while it was read (%d bytes, then %d)", what, localPath, before.Size(), size)
-	}
-	if recorded != nil && (size != recorded.size || sum != recorded.sha256) {
-		return Object{}, newError(cfg, ErrChecksumMismatch, nil,
-			"s3 %s: %s has %d bytes and sha256 %s, not the %d bytes and sha256 %s recorded when it was written: it is damaged or not the file recorded; nothing was uploaded",
-			what, localPath, size, sum, recorded.size, recorded.sha256)
-	}
-
-	// A SectionReader starts at offset 0 whatever the file's offset after hashing, and keeps
-	// ReadAt, which minio-go's parallel multipart upload needs.
-	body := io.NewSectionReader(file, 0, size)
-	_, err = client.PutObject(ctx, cfg.Bucket, key, body, size, minio.PutObjectOptions{
+	defer src.file.Close()
+	_, err = client.PutObject(ctx, cfg.Bucket, key, src.body(), src.size, minio.PutObjectOptions{
 		ContentType:  "application/octet-stream",
-		UserMetadata: map[string]string{metadataSHA256: sum},
+		UserMetadata: map[string]string{metadataSHA256: src.sum},
 	})
 	if err != nil {
 		return Object{}, explain(cfg, what, err)
 	}
-	if err := checkUnchanged(file, before); err != nil {
+	if err := checkUnchanged(src.file, src.before); err != nil {
 		_ = client.RemoveObject(ctx, cfg.Bucket, key, minio.RemoveObjectOptions{})
 		return Object{}, fmt.Errorf("s3 %s: %s %w; the object was deleted", what, localPath, err)
 	}
-	return verifyStored(ctx, client, cfg, what, key, sum, size)
+	return verifyStored(ctx, client, cfg, what, key, src.sum, src.size)
+}
+
+// uploadSource is a local file about to be sent, measured first: S3 takes the size, and the
+// checksum with credentials, before the body.
+type uploadSource struct {
+	file   *os.File
+	before os.FileInfo
+	size   int64
+	sum    string
+}
+
+// openUpload opens localPath and measures it, refusing a file that changes while it is read or
+// that no longer matches recorded (when given), before anything is sent. The caller closes
+// file.
+func openUpload(cfg Config, what, localPath string, recorded *recording) (src uploadSource, err error) {
+	file, err := os.Open(localPath)
+	if err != nil {
+		return uploadSource{}, fmt.Errorf("s3 %s: %w", what, err)
+	}
+	defer func() {
+		if err != nil {
+			file.Close()
+		}
+	}()
+	before, err := regularFileInfo(file)
+	if err != nil {
+		return uploadSource{}, fmt.Errorf("s3 %s: %w", what, err)
+	}
+	sum, size, err := dumps.Checksum(file)
+	if err != nil {
+		return uploadSource{}, fmt.Errorf("s3 %s: reading %s: %w", what, localPath, err)
+	}
+	if size != before.Size() {
+		return uploadSource{}, fmt.Errorf("s3 %s: %s changed while it was read (%d bytes, then %d)", what, localPath, before.Size(), size)
+	}
+	if recorded != nil && (size != recorded.size || sum != recorded.sha256) {
+		return uploadSource{}, newError(cfg, ErrChecksumMismatch, nil,
+			"s3 %s: %s has %d bytes and sha256 %s, not the %d bytes and sha256 %s recorded when it was written: it is damaged or not the file recorded; nothing was uploaded",
+			what, localPath, size, sum, recorded.size, recorded.sha256)
+	}
+	return uploadSource{file: file, before: before, size: size, sum: sum}, nil
+}
+
+// body reads the file from its start whatever its offset after hashing, and keeps ReadAt,
+// which minio-go's parallel multipart upload needs.
+func (src uploadSource) body() *io.SectionReader {
+	return io.NewSectionReader(src.file, 0, src.size)
 }
 
 // regularFileInfo refuses directories and devices, whose size means nothing to an upload.
@@ -208,6 +235,30 @@ func Stat(ctx context.Context, cfg Config, key string) (Object, error) {
 		return Object{}, explain(cfg, fmt.Sprintf("stat of %q", key), err)
 	}
 	return objectFromInfo(info), nil
+}
+
+// ReadHead returns the first n bytes of the object key (fewer when it is shorter): enough to
+// tell what it holds without reading it all.
+func ReadHead(ctx context.Context, cfg Config, key string, n int64) ([]byte, error) {
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("read of the head of %q", key)
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetRange(0, n-1); err != nil {
+		return nil, err
+	}
+	reader, err := client.GetObject(ctx, cfg.Bucket, key, opts)
+	if err != nil {
+		return nil, explain(cfg, what, err)
+	}
+	defer reader.Close()
+	head, err := io.ReadAll(io.LimitReader(reader, n))
+	if err != nil {
+		return nil, explain(cfg, what, err)
+	}
+	return head, nil
 }
 
 // List returns the objects under cfg.Prefix, at any depth, sorted by key (for backup keys, by
