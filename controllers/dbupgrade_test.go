@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -35,7 +36,10 @@ func startMajorUpgrade(t *testing.T, name string) *v1alpha1.KintoInstance {
 	ns := newNamespace(t)
 	inst := bringUp(t, createInstance(t, ns, name, nil))
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Database.Managed.Version = "17" })
-	waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeStartingServer))
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeStartingServer))
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "DatabaseUpgrading" {
+		t.Errorf("Ready while the upgrade holds the writes: %+v", c)
+	}
 
 	deploy := &appsv1.Deployment{}
 	get(t, ns, resources.ServerName(inst), deploy)
