@@ -127,7 +127,8 @@ func (p *pass) requeueAt(t time.Time) {
 }
 
 // runStages runs the stages of one pass. The input stages read, in order, what the children
-// depend on (hosting class, credentials, Secrets, restore source, the schema's release); then
+// depend on (hosting class, credentials, Secrets, restore source, the schema's release, the
+// PostgreSQL server and its major upgrade); then
 // every child is built once, gated, and held to the sizes its volumes can have; the first of
 // these that fails ends the pass. The three
 // stages after them need nothing of each other (an Ingress the API server refuses stops no
@@ -152,6 +153,10 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err := r.reconcileSchemaVersion(ctx, p, inst); err != nil {
 		return inStage(stageMigration, err)
 	}
+	databaseUpgrade, err := r.reconcileDatabaseUpgrade(ctx, p, inst)
+	if err != nil {
+		return inStage(stageDatabaseUpgrade, err)
+	}
 	sharedBucket, err := r.usesSharedBucket(ctx, inst)
 	if err != nil {
 		return inStage(stageBackups, err)
@@ -160,6 +165,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
 		ExternalDatabasePort: databasePort, RestoreSource: restore, PasswordRotation: p.rotatingPassword,
 		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage, SharedBucket: sharedBucket != nil,
+		DatabaseUpgrade: databaseUpgradeInputs(inst, databaseUpgrade),
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())

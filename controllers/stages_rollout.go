@@ -215,7 +215,7 @@ func (r *KintoInstanceReconciler) liveRevisions(ctx context.Context, p *pass, in
 		return live, err
 	}
 	if inst.Spec.ManagedDatabase() != nil {
-		live.Database, err = r.templateHash(ctx, inst.Namespace, resources.DatabaseName(inst), &appsv1.StatefulSet{})
+		live.Database, err = r.templateHash(ctx, inst.Namespace, resources.DatabaseStatefulSetName(inst), &appsv1.StatefulSet{})
 	}
 	return live, err
 }

@@ -79,7 +79,7 @@ func (r *KintoInstanceReconciler) passwordTaken(ctx context.Context, inst *v1alp
 		return false, nil
 	}
 	sts := &appsv1.StatefulSet{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: resources.DatabaseName(inst)}, sts)
+	err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: resources.DatabaseStatefulSetName(inst)}, sts)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}

@@ -78,6 +78,9 @@ func (r *KintoInstanceReconciler) reconcileWorkloads(ctx context.Context, p *pas
 	if err := r.applyAll(ctx, children); err != nil {
 		return inStage(stageApply, err)
 	}
+	if err := r.startDatabaseCopy(ctx, p, children.DatabaseCopy); err != nil {
+		return inStage(stageDatabaseUpgrade, err)
+	}
 	if err := r.reportDatabase(ctx, p, inst, children.Database, children.DataVolumeClaim); err != nil {
 		return inStage(stageDatabase, err)
 	}

@@ -81,6 +81,11 @@ func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonHibernating, "the instance is hibernating")
 		return
 	}
+	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionDatabaseUpgraded); c != nil && databaseUpgradeUnderWay[c.Reason] {
+		// The server is scaled to zero, or starts on the new major: nothing is served meanwhile.
+		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, "DatabaseUpgrading", c.Message)
+		return
+	}
 	required := readinessConditions
 	if p.inst.Spec.Bootstrap != nil {
 		// The database first, then the restore into it.
@@ -102,6 +107,15 @@ func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 		}
 	}
 	setCondition(p, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready", "Kinto serves requests at "+p.status.URL)
+}
+
+// databaseUpgradeUnderWay are the reasons of DatabaseUpgraded while a major upgrade holds the
+// instance's writes or switches its server.
+var databaseUpgradeUnderWay = map[string]bool{
+	string(v1alpha1.DatabaseUpgradeClosingWrites):  true,
+	string(v1alpha1.DatabaseUpgradeStartingServer): true,
+	string(v1alpha1.DatabaseUpgradeCopying):        true,
+	string(v1alpha1.DatabaseUpgradeSwitching):      true,
 }
 
 // recordTransitions emits an event for every condition whose status or reason changed in this

@@ -13,21 +13,23 @@
 #   kube-network-policies.tar   sig-network's NetworkPolicy enforcer (as kind runs), its queue
 #                               through xtables' NFQUEUE (see hack/kube-network-policies/)
 #   debian.tar                  Debian minbase: local-path-provisioner's helper pods
-#   postgres-<major>.tar        PostgreSQL from Debian's packages, laid out as the official image
+#   postgres-<major>.tar        PostgreSQL from Debian's packages, laid out as the official image:
+#                               15 from bookworm, 17 from trixie (bookworm has no 17)
 #   kinto-server-<version>.tar  Kinto from PyPI on Debian's Python, as the official image
 #
 # OUTDIR/images.txt lists "file ref" per line (file relative to OUTDIR), for importing them all;
 # hack/verify-images.sh runs each image in a throwaway containerd.
 # Cached: an archive that names its ref is not rebuilt (the operator's: unless bin/manager is
 # newer; `make build` makes it when missing); delete an archive to rebuild it. The Debian base
-# file system is kept in OUTDIR/rootfs/base. Needs root (files keep their owners, debootstrap
+# file systems are kept in OUTDIR/rootfs/base (bookworm) and OUTDIR/rootfs/base-<suite> (trixie,
+# for the PostgreSQL majors bookworm lacks). Needs root (files keep their owners, debootstrap
 # and chroot), gcc with a static libc, debootstrap, Go.
 #
 # Usage: hack/build-images.sh [OUTDIR]          (default bin/images)
 # Env:   IMAGES (default "pause operator coredns local-path-provisioner kube-network-policies
 #        debian postgres kinto"), PAUSE_REF, KUBE_VERSION, OPERATOR_REF, COREDNS_VERSION,
 #        LOCAL_PATH_VERSION, NETWORK_POLICIES_VERSION, DEBIAN_REF, DEBIAN_MIRROR,
-#        POSTGRES_VERSION, KINTO_VERSIONS (default "26.5.0 26.4.0")
+#        POSTGRES_VERSIONS (default "15 17"), KINTO_VERSIONS (default "26.5.0 26.4.0")
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,7 +49,7 @@ knp_ref=registry.k8s.io/networking/kube-network-policies:$knp_version
 debian_suite=bookworm
 debian_ref=${DEBIAN_REF:-docker.io/library/debian:bookworm-slim}
 debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-postgres_version=${POSTGRES_VERSION:-15}
+postgres_versions=${POSTGRES_VERSIONS:-15 17}
 kinto_versions=${KINTO_VERSIONS:-26.5.0 26.4.0}
 images=${IMAGES:-pause operator coredns local-path-provisioner kube-network-policies debian postgres kinto}
 
@@ -69,7 +71,7 @@ flock -n 9 || { echo "build-images: waiting for another build in $out"; flock 9;
 work=$(mktemp -d "$out/.work.XXXXXX")
 cleanup() {
   unmount_under "$work" || true
-  unmount_under "$out/rootfs/base.tmp" || true
+  for b in "$out"/rootfs/base*.tmp; do unmount_under "$b" || true; done
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
@@ -247,17 +249,19 @@ unmount_under() {
   done
 }
 
-# debian_base: OUTDIR/rootfs/base, Debian minbase with current updates, made once (debootstrap
-# takes minutes) and copied by every Debian image. Only the mirror is needed: no Docker Hub.
+# debian_base [SUITE]: OUTDIR/rootfs/base (bookworm) or OUTDIR/rootfs/base-SUITE, Debian minbase
+# with current updates, made once per suite (debootstrap takes minutes) and copied by every
+# Debian image. Only the mirror is needed: no Docker Hub.
 debian_base() {
-  local base=$out/rootfs/base
+  local suite=${1:-$debian_suite} base
+  base=$(debian_base_dir "$suite")
   [ -d "$base" ] && return
   command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install debootstrap"
-  echo "build-images: debootstrap $debian_suite from $debian_mirror into $base"
+  echo "build-images: debootstrap $suite from $debian_mirror into $base"
   mkdir -p "$out/rootfs"
   unmount_under "$base.tmp"
   rm -rf --one-file-system "$base.tmp"
-  debootstrap --variant=minbase "$debian_suite" "$base.tmp" "$debian_mirror"
+  debootstrap --variant=minbase "$suite" "$base.tmp" "$debian_mirror"
   unmount_under "$base.tmp"
   # This host's name and debootstrap's log are no part of an image (the runtime provides
   # /etc/hostname).
@@ -267,13 +271,13 @@ debian_base() {
   cat >"$base.tmp/etc/apt/sources.list.d/debian.sources" <<SOURCES
 Types: deb
 URIs: $debian_mirror
-Suites: $debian_suite $debian_suite-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: ${debian_mirror%/debian}/debian-security
-Suites: $debian_suite-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
@@ -294,10 +298,31 @@ SLIM
   mv "$base.tmp" "$base"
 }
 
-# debian_rootfs NAME: a fresh copy of the Debian base under the scratch space.
+# debian_base_dir SUITE: where the base of SUITE is kept (bookworm's where it always was).
+debian_base_dir() {
+  if [ "$1" = "$debian_suite" ]; then
+    echo "$out/rootfs/base"
+  else
+    echo "$out/rootfs/base-$1"
+  fi
+}
+
+# debian_rootfs NAME [SUITE]: a fresh copy of the Debian base of SUITE (default bookworm) under
+# the scratch space.
 debian_rootfs() {
-  debian_base
-  cp -a "$out/rootfs/base" "$work/$1"
+  local suite=${2:-$debian_suite}
+  debian_base "$suite"
+  cp -a "$(debian_base_dir "$suite")" "$work/$1"
+}
+
+# postgres_suite MAJOR: the Debian release whose own packages carry PostgreSQL MAJOR (each
+# release ships one major: no third-party repository).
+postgres_suite() {
+  case $1 in
+    15) echo bookworm ;;
+    17) echo trixie ;;
+    *) die "no Debian release known to carry PostgreSQL $1 (15: bookworm, 17: trixie)" ;;
+  esac
 }
 
 # in_chroot DIR COMMAND...: runs COMMAND in DIR as root with a clean environment, /proc mounted
@@ -335,8 +360,8 @@ build_debian() {
 }
 
 build_postgres() {
-  local file=$1 ref=$2 r=$work/postgres bin=/usr/lib/postgresql/$postgres_version/bin b
-  debian_rootfs postgres
+  local file=$1 ref=$2 postgres_version=$3 r=$work/postgres-$3 bin=/usr/lib/postgresql/$3/bin b
+  debian_rootfs "postgres-$postgres_version" "$(postgres_suite "$postgres_version")"
   # The official image's user: uid and gid 999, made before the packages so that
   # postgresql-common takes them as they are. The operator runs the pod as 999, and initdb
   # refuses a uid without a passwd entry.
@@ -436,7 +461,11 @@ for img in $images; do
     local-path-provisioner) image local-path-provisioner.tar "$lpp_ref" build_local_path_provisioner ;;
     kube-network-policies) image kube-network-policies.tar "$knp_ref" build_kube_network_policies ;;
     debian) image debian.tar "$debian_ref" build_debian ;;
-    postgres) image "postgres-$postgres_version.tar" "docker.io/library/postgres:$postgres_version" build_postgres ;;
+    postgres)
+      for v in $postgres_versions; do
+        image "postgres-$v.tar" "docker.io/library/postgres:$v" build_postgres "$v"
+      done
+      ;;
     kinto)
       for v in $kinto_versions; do
         image "kinto-server-$v.tar" "docker.io/kinto/kinto-server:$v" build_kinto "$v"

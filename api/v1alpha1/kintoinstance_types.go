@@ -252,12 +252,25 @@ type DatabaseSpec struct {
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName cannot change after creation",fieldPath=".storageClassName"
 type ManagedDatabase struct {
 	// Version is the PostgreSQL major version. It selects the image tag postgres:<version> unless
-	// image is set, and cannot change in place: a major upgrade goes through backup and restore.
+	// image is set. Raising it upgrades the database to that major: the operator closes Kinto's
+	// writes, dumps the database into a new volume running the new major, switches the server
+	// over, and keeps the old volume for oldVolumeRetention once the instance is healthy on the
+	// new one; if the new server does not start, or the copy or the server on it fails, the
+	// instance goes back to the old volume (status.database.upgrade says how far it went). It
+	// never goes down: a dump of a newer major may not restore into an older one.
 	// +kubebuilder:default="15"
 	// +kubebuilder:validation:Pattern=`^1[3-8]$`
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="PostgreSQL major version cannot change in place; restore a backup into a new instance instead"
+	// +kubebuilder:validation:XValidation:rule="int(self) >= int(oldSelf)",message="spec.database.managed.version cannot go down: a PostgreSQL major upgrade only goes forward"
 	// +optional
 	Version string `json:"version,omitempty"`
+
+	// OldVolumeRetention is how long the volume of the previous major is kept after a major
+	// upgrade succeeded, in hours, days or weeks ("72h", "7d", "2w"), before the operator
+	// deletes it.
+	// +kubebuilder:default="7d"
+	// +kubebuilder:validation:Pattern=`^[1-9][0-9]{0,4}(h|d|w)$`
+	// +optional
+	OldVolumeRetention string `json:"oldVolumeRetention,omitempty"`
 
 	// Image overrides the PostgreSQL image. It must hold the major version named by version, with
 	// initdb, postgres, pg_isready, psql, pg_dump and pg_restore on its PATH and a postgres user
@@ -790,6 +803,10 @@ const (
 	// (Refused) when the API server refuses the Ingress or route, in its words: the instance's
 	// other objects are applied all the same.
 	ConditionExposed = "Exposed"
+	// ConditionDatabaseUpgraded is present once spec.database.managed.version asked for a new
+	// PostgreSQL major: false while the upgrade runs (reason: its phase) or after it was rolled
+	// back (RolledBack) or refused (DowngradeRefused); true once it succeeded.
+	ConditionDatabaseUpgraded = "DatabaseUpgraded"
 )
 
 // KintoInstanceStatus is the observed state of a KintoInstance.
@@ -802,7 +819,7 @@ type KintoInstanceStatus struct {
 	// an instance that starts from a backup; BackupHealthy when it is backed up (spec.backup, or
 	// its class's); Hibernating while the instance hibernates; RollingOut while a change rolls its
 	// running pods, or waits to; Exposed with a public host; VolumesSized while a volume cannot
-	// have the size its spec asks for.
+	// have the size its spec asks for; DatabaseUpgraded once a new PostgreSQL major was asked for.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -840,6 +857,80 @@ type KintoInstanceStatus struct {
 	// BackupVerification is the last scheduled verification of a backup (spec.backup.verify).
 	// +optional
 	BackupVerification *BackupVerification `json:"backupVerification,omitempty"`
+
+	// Database is the managed PostgreSQL server serving the instance, and its last major
+	// upgrade.
+	// +optional
+	Database *DatabaseStatus `json:"database,omitempty"`
+}
+
+// DatabaseStatus is the managed PostgreSQL server that serves an instance.
+type DatabaseStatus struct {
+	DatabaseServerRef `json:",inline"`
+	// Upgrade is the last major upgrade, under way or done.
+	// +optional
+	Upgrade *DatabaseUpgrade `json:"upgrade,omitempty"`
+}
+
+// DatabaseUpgradePhase is the step a PostgreSQL major upgrade is at.
+type DatabaseUpgradePhase string
+
+const (
+	// DatabaseUpgradeClosingWrites: the Kinto server is scaled to zero, so that nothing is
+	// written after the dump.
+	DatabaseUpgradeClosingWrites DatabaseUpgradePhase = "ClosingWrites"
+	// DatabaseUpgradeStartingServer: the new major's server starts on its new volume.
+	DatabaseUpgradeStartingServer DatabaseUpgradePhase = "StartingServer"
+	// DatabaseUpgradeCopying: a Job dumps the old server and restores the dump into the new one.
+	DatabaseUpgradeCopying DatabaseUpgradePhase = "Copying"
+	// DatabaseUpgradeSwitching: the Kinto server runs again, on the new server; the upgrade
+	// succeeds once it is ready.
+	DatabaseUpgradeSwitching DatabaseUpgradePhase = "Switching"
+	// DatabaseUpgradeSucceeded: the instance is served by the new major; the old volume is kept
+	// until oldVolumeRetention has passed.
+	DatabaseUpgradeSucceeded DatabaseUpgradePhase = "Succeeded"
+	// DatabaseUpgradeCompleted: the upgrade succeeded and the old volume is deleted.
+	DatabaseUpgradeCompleted DatabaseUpgradePhase = "Completed"
+	// DatabaseUpgradeRolledBack: the new server did not start, the copy failed or the Kinto
+	// server did not get ready on it: the instance runs on the old volume, as before. The new
+	// volume is kept; deleting it starts the upgrade again.
+	DatabaseUpgradeRolledBack DatabaseUpgradePhase = "RolledBack"
+)
+
+// DatabaseUpgrade is one PostgreSQL major upgrade of an instance.
+type DatabaseUpgrade struct {
+	// From and To are the majors it goes between.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Phase it is at.
+	Phase DatabaseUpgradePhase `json:"phase"`
+	// StartedAt is when it began; PhaseStartedAt, when it reached its phase.
+	StartedAt      metav1.Time `json:"startedAt"`
+	PhaseStartedAt metav1.Time `json:"phaseStartedAt"`
+	// WritesClosedAt and WritesOpenedAt bound the time the Kinto server was down for it.
+	// +optional
+	WritesClosedAt *metav1.Time `json:"writesClosedAt,omitempty"`
+	// +optional
+	WritesOpenedAt *metav1.Time `json:"writesOpenedAt,omitempty"`
+	// Previous is the server the instance ran on before: kept until the upgrade succeeded and
+	// oldVolumeRetention has passed; after a roll-back, the server it runs on again.
+	Previous DatabaseServerRef `json:"previous"`
+	// Message says what it waits for, or why it was rolled back.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// DatabaseServerRef names one PostgreSQL server of an instance.
+type DatabaseServerRef struct {
+	// Version is the PostgreSQL major it runs.
+	Version string `json:"version"`
+	// Image it runs.
+	Image string `json:"image"`
+	// StatefulSet running it, and VolumeClaim holding its data: the instance's first server's
+	// are <instance>-postgres and <instance>-pgdata, a major upgrade's carry its major
+	// (<instance>-postgres-v17, <instance>-pgdata-v17).
+	StatefulSet string `json:"statefulSet"`
+	VolumeClaim string `json:"volumeClaim"`
 }
 
 // BackupVerification is one verification of a backup by restoring it.

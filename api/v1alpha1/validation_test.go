@@ -241,11 +241,11 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 			wantMsg:  "storageClassName cannot change after creation",
 		},
 		{
-			name:     "PostgreSQL major version",
-			initial:  `{}`,
-			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.Version = "16" },
+			name:     "PostgreSQL major version lowered",
+			initial:  `{"database": {"managed": {"version": "17"}}}`,
+			mutate:   func(s *v1alpha1.KintoInstanceSpec) { s.Database.Managed.Version = "15" },
 			wantPath: "spec.database.managed.version",
-			wantMsg:  "cannot change in place",
+			wantMsg:  "cannot go down",
 		},
 		{
 			name:    "managed to external",

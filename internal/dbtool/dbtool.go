@@ -43,7 +43,7 @@ var tool = subcommand.Tool{
 		{Name: "install", Summary: "copy this binary to the path given (the pod's shared volume)", Run: runInstall},
 		{Name: "init", Summary: "prepare the data directory (initdb, role, database) and set the role's password", Run: runInit},
 		{Name: "dump", Summary: "dump the database into $DUMP_DIR and report its result", Run: runDump},
-		{Name: "restore", Summary: "restore the verified dump $DUMP_FILE into the empty database", Run: runRestore},
+		{Name: "restore", Summary: "restore the verified dump $DUMP_FILE (or the one dump in $DUMP_DIR) into the empty database", Run: runRestore},
 		{Name: "verify", Summary: "restore the dump $DUMP_FILE into a throw-away server in $PGDATA and check it gives back what was dumped", Run: runVerify},
 	},
 	Failed: failed,

@@ -195,3 +195,31 @@ func TestInstall(t *testing.T) {
 		t.Errorf("install left %v", entries)
 	}
 }
+
+// A major upgrade's restore takes the one finished dump its pod's dump step left: not a
+// temporary file, not a dump without its result, and never a pick among several.
+func TestOnlyDump(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := onlyDump(dir); err == nil {
+		t.Fatal("an empty directory gave a dump")
+	}
+	write("20261206T230000Z.dump")
+	write(dumps.PartialName("20261206T230100Z.dump"))
+	if _, err := onlyDump(dir); err == nil {
+		t.Fatal("a dump without its result file was taken")
+	}
+	write("20261206T230000Z.dump" + dumps.ResultSuffix)
+	if got, err := onlyDump(dir); err != nil || got != filepath.Join(dir, "20261206T230000Z.dump") {
+		t.Fatalf("onlyDump = %q, %v", got, err)
+	}
+	write("20261206T230200Z.dump")
+	write("20261206T230200Z.dump" + dumps.ResultSuffix)
+	if got, err := onlyDump(dir); err == nil {
+		t.Fatalf("two dumps gave %s", got)
+	}
+}

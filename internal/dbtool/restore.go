@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -41,7 +42,8 @@ func restoredMarker(sha256 string) string {
 
 var sha256HexRE = regexp.MustCompile(`^[0-9a-f]+$`)
 
-// `db restore` restores the dump $DUMP_FILE made by `db dump` into a fresh database, before
+// `db restore` restores the dump $DUMP_FILE made by `db dump` (or the one in $DUMP_DIR, for a
+// dump taken in the same pod: a major upgrade's copy) into a fresh database, before
 // Kinto runs on it; `kinto migrate` comes next, so that a dump of an older release comes up on
 // the instance's.
 //
@@ -66,11 +68,20 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := noArguments(args); err != nil {
 		return err
 	}
-	env, err := requiredEnv(backupenv.DumpFile, "PGUSER", "PGDATABASE")
+	env, err := requiredEnv("PGUSER", "PGDATABASE")
 	if err != nil {
 		return refused(err)
 	}
-	file, role, database := env[0], env[1], env[2]
+	role, database := env[0], env[1]
+	file := os.Getenv(backupenv.DumpFile)
+	if dir := os.Getenv(backupenv.DumpDir); file == "" && dir != "" {
+		if file, err = onlyDump(dir); err != nil {
+			return refused(err)
+		}
+	}
+	if file == "" {
+		return refused(fmt.Errorf("[%s] must be set", backupenv.DumpFile))
+	}
 	if info, err := os.Stat(file); err != nil || !info.Mode().IsRegular() {
 		return refused(fmt.Errorf("%s is not a readable file", file))
 	}
@@ -130,6 +141,28 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "restored %s into database %s\n", file, database)
 	return nil
+}
+
+// onlyDump is the path of the one finished dump in dir, as `db dump` leaves it there (a dump
+// with its result file): the restore of a dump taken in the same pod, whose name is its time.
+func onlyDump(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, e := range entries {
+		if _, ok := dumps.ParseFileName(e.Name()); !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name()+dumps.ResultSuffix)); err == nil {
+			found = append(found, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(found) != 1 {
+		return "", fmt.Errorf("%s holds %d finished dumps, not one: %v", dir, len(found), found)
+	}
+	return found[0], nil
 }
 
 // refusal is a restore refused before anything was written.

@@ -365,8 +365,13 @@ func runSteps(pod *corev1.PodSpec, steps []corev1.Container) {
 // databaseStep is a step running `manager db` with the client tools of the managed database's
 // image (the pod installs the binary: withDatabaseTools).
 func databaseStep(inst *v1alpha1.KintoInstance, name string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
+	return serverStep(ServingDatabase(inst), name, command, env, mounts...)
+}
+
+// serverStep is a step running `manager db` with the client tools of one server's image.
+func serverStep(server v1alpha1.DatabaseServerRef, name string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
 	mounts = append(mounts, toolsMount)
-	return jobStep(name, DatabaseImage(inst.Spec.ManagedDatabase()), command, env, mounts, stepResources("50m", "64Mi", "512Mi"))
+	return jobStep(name, server.Image, command, env, mounts, stepResources("50m", "64Mi", "512Mi"))
 }
 
 // operatorStep is a step running the operator's binary.

@@ -32,14 +32,48 @@ func DatabaseImage(db *v1alpha1.ManagedDatabase) string {
 	return "postgres:" + db.Version
 }
 
-// DataVolumeClaim returns the volume of a managed database. The operator makes it itself,
-// rather than through the StatefulSet's claim templates, so that it can grow it and keep it
-// when the instance is deleted.
+// ServingDatabase is the PostgreSQL server that serves the instance: the one its status records
+// (status.database), else its first: the spec's major and image, under the names an instance's
+// database always had.
+func ServingDatabase(inst *v1alpha1.KintoInstance) v1alpha1.DatabaseServerRef {
+	if d := inst.Status.Database; d != nil {
+		return d.DatabaseServerRef
+	}
+	db := inst.Spec.ManagedDatabase()
+	return v1alpha1.DatabaseServerRef{
+		Version:     db.Version,
+		Image:       DatabaseImage(db),
+		StatefulSet: DatabaseName(inst),
+		VolumeClaim: childName(inst.Name, "pgdata", maxNameLength),
+	}
+}
+
+// UpgradedDatabase is the server a major upgrade to the spec's version brings up: the spec's
+// image, on a volume and StatefulSet of their own whose names carry the major (the old server's
+// are kept, beside it, until the upgrade is done).
+func UpgradedDatabase(inst *v1alpha1.KintoInstance) v1alpha1.DatabaseServerRef {
+	db := inst.Spec.ManagedDatabase()
+	return v1alpha1.DatabaseServerRef{
+		Version:     db.Version,
+		Image:       DatabaseImage(db),
+		StatefulSet: childName(inst.Name, "postgres-v"+db.Version, statefulSetMaxNameLength),
+		VolumeClaim: childName(inst.Name, "pgdata-v"+db.Version, maxNameLength),
+	}
+}
+
+// DataVolumeClaim returns the volume of the managed database serving the instance.
 func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim {
+	return DatabaseVolumeClaim(inst, ServingDatabase(inst))
+}
+
+// DatabaseVolumeClaim returns the volume of one PostgreSQL server of the instance. The operator
+// makes it itself, rather than through the StatefulSet's claim templates, so that it can grow
+// it and keep it when the instance is deleted.
+func DatabaseVolumeClaim(inst *v1alpha1.KintoInstance, server v1alpha1.DatabaseServerRef) *corev1.PersistentVolumeClaim {
 	db := inst.Spec.ManagedDatabase()
 	return &corev1.PersistentVolumeClaim{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
-		ObjectMeta: dataObjectMeta(inst, DataVolumeClaimName(inst), ComponentDatabase),
+		ObjectMeta: dataObjectMeta(inst, server.VolumeClaim, ComponentDatabase),
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			StorageClassName: db.StorageClassName,
@@ -50,16 +84,23 @@ func DataVolumeClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim
 	}
 }
 
-// DatabaseStatefulSet returns the single-pod StatefulSet running the managed PostgreSQL server.
+// DatabaseStatefulSet returns the StatefulSet of the server serving the instance
+// (DatabaseServerStatefulSet).
+func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, operatorImage string, rotating bool) *appsv1.StatefulSet {
+	return DatabaseServerStatefulSet(inst, ServingDatabase(inst), credentialsRevision, operatorImage, rotating)
+}
+
+// DatabaseServerStatefulSet returns the single-pod StatefulSet running one PostgreSQL server of
+// the instance.
 // Its init container (`manager db init`, installed from operatorImage) prepares the data
 // directory and sets the role's password; credentialsRevision restarts the pod when the
 // credentials change, so that it sets a new one. With rotating, the password it sets is the one
 // waiting in the credentials Secret (SecretKeyDatabasePasswordNext): that template is applied
 // once the instance may roll its pods, and PostgreSQL takes the new password before any other
 // pod is given it.
-func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, operatorImage string, rotating bool) *appsv1.StatefulSet {
+func DatabaseServerStatefulSet(inst *v1alpha1.KintoInstance, server v1alpha1.DatabaseServerRef, credentialsRevision, operatorImage string, rotating bool) *appsv1.StatefulSet {
 	db := inst.Spec.ManagedDatabase()
-	image := DatabaseImage(db)
+	image := server.Image
 	passwordKey := SecretKeyDatabasePassword
 	if rotating {
 		passwordKey = SecretKeyDatabasePasswordNext
@@ -128,7 +169,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, oper
 		SecurityContext: containerSecurityContext(),
 	}}
 	pod.Volumes = []corev1.Volume{
-		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: DataVolumeClaimName(inst)}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: server.VolumeClaim}}},
 		emptyDirVolume("run"),
 		emptyDirVolume("tmp"),
 	}
@@ -137,7 +178,7 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, oper
 	labels := Labels(inst, ComponentDatabase)
 	sts := &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-		ObjectMeta: finalBackupObjectMeta(inst, DatabaseName(inst), ComponentDatabase),
+		ObjectMeta: finalBackupObjectMeta(inst, server.StatefulSet, ComponentDatabase),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:    databaseReplicas(inst),
 			ServiceName: DatabaseHeadlessName(inst),
@@ -155,6 +196,12 @@ func DatabaseStatefulSet(inst *v1alpha1.KintoInstance, credentialsRevision, oper
 	return sts
 }
 
+// DatabasePodHost is the DNS name of the pod of a server of the instance, through the headless
+// Service: a major upgrade's copy reaches each server by it.
+func DatabasePodHost(inst *v1alpha1.KintoInstance, server v1alpha1.DatabaseServerRef) string {
+	return server.StatefulSet + "-0." + DatabaseHeadlessName(inst)
+}
+
 // databaseReplicas is one PostgreSQL server on its volume (PostgreSQL has no shared-storage
 // replication), or none while hibernating.
 func databaseReplicas(inst *v1alpha1.KintoInstance) *int32 {
@@ -164,16 +211,19 @@ func databaseReplicas(inst *v1alpha1.KintoInstance) *int32 {
 	return ptr.To[int32](1)
 }
 
-// DatabaseServices returns the client Service Kinto connects to and the headless Service that
-// gives the StatefulSet's pod its stable DNS name.
+// DatabaseServices returns the client Service Kinto connects to, which selects the pod of the
+// serving server only (a major upgrade runs a second one beside it), and the headless Service
+// that gives each server's pod its stable DNS name.
 func DatabaseServices(inst *v1alpha1.KintoInstance) []*corev1.Service {
+	serving := SelectorLabels(inst, ComponentDatabase)
+	serving[appsv1.StatefulSetPodNameLabel] = ServingDatabase(inst).StatefulSet + "-0"
 	port := []corev1.ServicePort{{Name: "postgresql", Port: DatabasePort, TargetPort: intstr.FromString("postgresql")}}
 	client := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: finalBackupObjectMeta(inst, DatabaseName(inst), ComponentDatabase),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
-			Selector: SelectorLabels(inst, ComponentDatabase),
+			Selector: serving,
 			Ports:    port,
 		},
 	}

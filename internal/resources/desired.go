@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -41,6 +42,28 @@ type Inputs struct {
 	// tenant, whose credentials its pods never get: the operator runs the schedule itself
 	// (ScheduledBackupJob), so no CronJob is built.
 	SharedBucket bool
+	// DatabaseUpgrade is what the step of a PostgreSQL major upgrade runs; nil when it runs
+	// nothing besides the serving server.
+	DatabaseUpgrade *DatabaseUpgradeStep
+}
+
+// DatabaseUpgradeStep is what one step of a PostgreSQL major upgrade (internal/pgupgrade) asks of
+// the children.
+type DatabaseUpgradeStep struct {
+	// CloseWrites scales the Kinto server to zero.
+	CloseWrites bool
+	// Target, when set, is the new server to run beside the serving one; CopyFrom, when set
+	// too, the server its copy Job dumps into it.
+	Target, CopyFrom *v1alpha1.DatabaseServerRef
+	// Retired are servers to delete: their StatefulSet, and their volume claim when
+	// WithVolume.
+	Retired []RetiredDatabase
+}
+
+// RetiredDatabase is a server of the instance that goes.
+type RetiredDatabase struct {
+	Server     v1alpha1.DatabaseServerRef
+	WithVolume bool
 }
 
 // Children are every object an instance owns, as one pass wants them. Nil fields are children
@@ -66,6 +89,11 @@ type Children struct {
 	// The scheduled backups, applied once their destination is checked.
 	BackupVolumeClaim *corev1.PersistentVolumeClaim
 	BackupSchedule    *batchv1.CronJob
+	// A PostgreSQL major upgrade's new server, while it is started and filled (the serving one
+	// is Database), and its copy Job; the reconciler adds them as its step asks.
+	UpgradeVolumeClaim *corev1.PersistentVolumeClaim
+	UpgradeDatabase    *appsv1.StatefulSet
+	DatabaseCopy       *batchv1.Job
 	// Jobs are created once, when their step is due: their pod template cannot change.
 	// Migration migrates the schema to spec.version; Restore restores RestoreSource.
 	Migration, Restore *batchv1.Job
@@ -97,17 +125,24 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		GuardHMACSecrets(inst, c.Migration)
 	}
 	if inst.Spec.ManagedDatabase() != nil {
+		credentials := SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision})
 		c.DataVolumeClaim = DataVolumeClaim(inst)
 		c.DatabaseServices = DatabaseServices(inst)
-		c.Database = DatabaseStatefulSet(inst, SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision}), in.OperatorImage, in.PasswordRotation)
+		c.Database = DatabaseStatefulSet(inst, credentials, in.OperatorImage, in.PasswordRotation)
 		c.BackupVolumeClaim = BackupVolumeClaim(inst)
 		if in.RestoreSource != nil {
 			// The API allows spec.bootstrap with a managed database only.
 			c.Restore = RestoreJob(inst, *in.RestoreSource, in.OperatorImage)
 		}
+		if u := in.DatabaseUpgrade; u != nil {
+			c.withDatabaseUpgrade(inst, u, credentials, in.OperatorImage)
+		}
 	}
 	if in.SchemaVersion != "" {
 		c.Server = ServerDeployment(inst, in.SchemaVersion, hash, in.SecretsRevision)
+		if in.DatabaseUpgrade != nil && in.DatabaseUpgrade.CloseWrites {
+			c.Server.Spec.Replicas = ptr.To[int32](0)
+		}
 		if c.DisruptionBudget = ServerDisruptionBudget(inst); c.DisruptionBudget == nil {
 			c.Remove = append(c.Remove, &policyv1.PodDisruptionBudget{ObjectMeta: childMeta(inst, ServerName(inst))})
 		}
@@ -125,6 +160,27 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		c.Remove = append(c.Remove, &batchv1.CronJob{ObjectMeta: childMeta(inst, BackupCronJobName(inst))})
 	}
 	return c, nil
+}
+
+// withDatabaseUpgrade adds the new server a major upgrade's step runs, with its copy Job, and
+// removes the servers it retires (never the serving one).
+func (c *Children) withDatabaseUpgrade(inst *v1alpha1.KintoInstance, u *DatabaseUpgradeStep, credentials, operatorImage string) {
+	if u.Target != nil {
+		c.UpgradeVolumeClaim = DatabaseVolumeClaim(inst, *u.Target)
+		c.UpgradeDatabase = DatabaseServerStatefulSet(inst, *u.Target, credentials, operatorImage, false)
+		if u.CopyFrom != nil {
+			c.DatabaseCopy = DatabaseCopyJob(inst, *u.CopyFrom, *u.Target, operatorImage)
+		}
+	}
+	serving := ServingDatabase(inst)
+	for _, r := range u.Retired {
+		if r.Server.StatefulSet != serving.StatefulSet {
+			c.Remove = append(c.Remove, &appsv1.StatefulSet{ObjectMeta: childMeta(inst, r.Server.StatefulSet)})
+		}
+		if r.WithVolume && r.Server.VolumeClaim != serving.VolumeClaim {
+			c.Remove = append(c.Remove, &corev1.PersistentVolumeClaim{ObjectMeta: childMeta(inst, r.Server.VolumeClaim)})
+		}
+	}
 }
 
 // WithoutExposure drops the instance's Ingress and HTTPRoute from what is applied and removes
@@ -169,10 +225,13 @@ func (c *Children) Applied() []client.Object {
 	if c.DataVolumeClaim != nil {
 		objs = append(objs, c.DataVolumeClaim)
 	}
+	if c.UpgradeVolumeClaim != nil {
+		objs = append(objs, c.UpgradeVolumeClaim)
+	}
 	for _, svc := range c.DatabaseServices {
 		objs = append(objs, svc)
 	}
-	objs = append(objs, nonNil(c.Database, c.ServerService, c.Server, c.DisruptionBudget)...)
+	objs = append(objs, nonNil(c.Database, c.UpgradeDatabase, c.ServerService, c.Server, c.DisruptionBudget)...)
 	return objs
 }
 
@@ -185,7 +244,7 @@ func (c *Children) Exposure() []client.Object {
 // Jobs. Tests iterate it to hold every child to the same rules (owned, labelled, restricted pods).
 func (c *Children) All() []client.Object {
 	all := append(c.Applied(), c.Exposure()...)
-	return append(all, nonNil(c.BackupVolumeClaim, c.BackupSchedule, c.Migration, c.Restore)...)
+	return append(all, nonNil(c.BackupVolumeClaim, c.BackupSchedule, c.Migration, c.Restore, c.DatabaseCopy)...)
 }
 
 // nonNil drops the children an instance does not have: typed nil pointers, which are not nil

@@ -141,7 +141,10 @@ func TestAllHoldsEveryChild(t *testing.T) {
 		i.Spec.Gateway = &v1alpha1.GatewaySpec{Name: "public"}
 		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "notes.example.org"}
 	})
-	c, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version, GatewayAPI: true, RestoreSource: &RestoreSource{S3: &s3, Key: "k"}})
+	from, to := ServingDatabase(inst), UpgradedDatabase(inst)
+	to.Version = "17"
+	c, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version, GatewayAPI: true, RestoreSource: &RestoreSource{S3: &s3, Key: "k"},
+		DatabaseUpgrade: &DatabaseUpgradeStep{Target: &to, CopyFrom: &from}})
 	if err != nil {
 		t.Fatal(err)
 	}

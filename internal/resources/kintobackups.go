@@ -47,12 +47,21 @@ func ScheduledBackup(job metav1.ObjectMeta, instance string) *v1alpha1.KintoBack
 // the instance go. The database's are absent with an external database.
 func KeptForFinalBackup(inst *v1alpha1.KintoInstance) []client.Object {
 	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: inst.Namespace, Name: name} }
-	return []client.Object{
-		&appsv1.StatefulSet{ObjectMeta: meta(DatabaseName(inst))},
+	kept := []client.Object{
+		&appsv1.StatefulSet{ObjectMeta: meta(DatabaseStatefulSetName(inst))},
 		&corev1.Service{ObjectMeta: meta(DatabaseName(inst))},
 		&corev1.Service{ObjectMeta: meta(DatabaseHeadlessName(inst))},
 		&networkingv1.NetworkPolicy{ObjectMeta: meta(DatabaseName(inst))},
 		&networkingv1.NetworkPolicy{ObjectMeta: meta(BackupNetworkPolicyName(inst))},
 		&corev1.ServiceAccount{ObjectMeta: meta(ServiceAccountName(inst))},
 	}
+	// A major upgrade may run a second server: the old one, or the new one.
+	if db := inst.Status.Database; db != nil && db.Upgrade != nil {
+		for _, name := range []string{db.Upgrade.Previous.StatefulSet, UpgradedDatabase(inst).StatefulSet} {
+			if name != db.StatefulSet {
+				kept = append(kept, &appsv1.StatefulSet{ObjectMeta: meta(name)})
+			}
+		}
+	}
+	return kept
 }

@@ -40,6 +40,8 @@ const (
 	// ComponentDumpCheck: the Jobs reading a KintoBackup's dump where it is stored, without the
 	// database: finding the result of a backup whose pod went before it was read.
 	ComponentDumpCheck = "dump-check"
+	// ComponentDatabaseCopy: the Job copying the database into a new PostgreSQL major.
+	ComponentDatabaseCopy = "database-copy"
 )
 
 // RestoredAnnotation on a database volume claim records the restore of spec.bootstrap that
@@ -86,16 +88,24 @@ func ServerName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "server", maxNameLength)
 }
 
+// DatabaseName names the database's client Service and network policy, and the StatefulSet of
+// the instance's first server.
 func DatabaseName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "postgres", statefulSetMaxNameLength)
+}
+
+// DatabaseStatefulSetName names the StatefulSet of the server serving the instance.
+func DatabaseStatefulSetName(inst *v1alpha1.KintoInstance) string {
+	return ServingDatabase(inst).StatefulSet
 }
 
 func DatabaseHeadlessName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "postgres-hl", maxNameLength)
 }
 
+// DataVolumeClaimName names the volume of the server serving the instance.
 func DataVolumeClaimName(inst *v1alpha1.KintoInstance) string {
-	return childName(inst.Name, "pgdata", maxNameLength)
+	return ServingDatabase(inst).VolumeClaim
 }
 
 // KintoNetworkPolicyName names the policy of the Kinto pods; the database's is DatabaseName.
@@ -131,6 +141,11 @@ func BackupNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
 
 func DumpDeletionNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "dump-deletion", maxNameLength)
+}
+
+// DatabaseCopyJobName names the copy of a major upgrade to version.
+func DatabaseCopyJobName(inst *v1alpha1.KintoInstance, version string) string {
+	return childName(inst.Name, "pg-copy-v"+version, maxNameLength)
 }
 
 func RestoreJobName(inst *v1alpha1.KintoInstance) string {

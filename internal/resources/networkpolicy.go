@@ -80,7 +80,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 	backupPods := metav1.LabelSelector{
 		MatchLabels: map[string]string{NameLabel: "kinto", InstanceLabel: inst.Name},
 		MatchExpressions: []metav1.LabelSelectorRequirement{{
-			Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentBackup, ComponentRestore},
+			Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentBackup, ComponentRestore, ComponentDatabaseCopy},
 		}},
 	}
 	databasePods := metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)}

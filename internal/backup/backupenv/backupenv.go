@@ -41,7 +41,8 @@ const (
 	// an uploader reads afterwards. It must be writable, and on one file system (the dump is
 	// renamed into place).
 	DumpDir = "DUMP_DIR"
-	// DumpFile is the path of the dump to restore.
+	// DumpFile is the path of the dump to restore. Unset, the restore takes the one finished
+	// dump in DumpDir (a dump taken in the same pod).
 	DumpFile = "DUMP_FILE"
 	// DumpSHA256 is the SHA-256 the dump to restore must have (hex). Unset, the restore reads it
 	// from the dump's result file beside it (DUMP_FILE.json).

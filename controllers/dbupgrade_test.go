@@ -1,0 +1,132 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+)
+
+// markStatefulSetReady reports the pod of the StatefulSet named name ready.
+func markStatefulSetReady(t testing.TB, ns, name string) {
+	t.Helper()
+	eventually(t, "marking StatefulSet "+name+" ready", func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := k8s.Get(context.Background(), key(ns, name), sts); err != nil {
+			return err
+		}
+		sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1,
+			CurrentReplicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1}
+		return k8s.Status().Update(context.Background(), sts)
+	})
+}
+
+// startMajorUpgrade brings an instance up on PostgreSQL 15, raises it to 17 and takes the
+// upgrade to its copy: writes closed, the new server on its own volume beside the old one.
+func startMajorUpgrade(t *testing.T, name string) *v1alpha1.KintoInstance {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, name, nil))
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Database.Managed.Version = "17" })
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeStartingServer))
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "DatabaseUpgrading" {
+		t.Errorf("Ready while the upgrade holds the writes: %+v", c)
+	}
+
+	deploy := &appsv1.Deployment{}
+	get(t, ns, resources.ServerName(inst), deploy)
+	if *deploy.Spec.Replicas != 0 {
+		t.Errorf("writes are not closed: the server has %d replicas", *deploy.Spec.Replicas)
+	}
+	sts := &appsv1.StatefulSet{}
+	get(t, ns, name+"-postgres-v17", sts)
+	if img := sts.Spec.Template.Spec.Containers[0].Image; img != "postgres:17" {
+		t.Errorf("the new server runs %s", img)
+	}
+	get(t, ns, name+"-pgdata-v17", &corev1.PersistentVolumeClaim{})
+	get(t, ns, name+"-pgdata", &corev1.PersistentVolumeClaim{})
+	get(t, ns, name+"-postgres", &appsv1.StatefulSet{})
+
+	markStatefulSetReady(t, ns, name+"-postgres-v17")
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeCopying))
+	job := &batchv1.Job{}
+	get(t, ns, name+"-pg-copy-v17", job)
+	if !isControlledBy(job, inst) {
+		t.Error("the copy Job is not the instance's")
+	}
+	return inst
+}
+
+// servedBy checks the client Service selects the pod of the StatefulSet named sts.
+func servedBy(t *testing.T, inst *v1alpha1.KintoInstance, sts string) {
+	t.Helper()
+	eventually(t, "the client Service selecting "+sts, func() error {
+		svc := &corev1.Service{}
+		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.DatabaseName(inst)), svc); err != nil {
+			return err
+		}
+		if got := svc.Spec.Selector[appsv1.StatefulSetPodNameLabel]; got != sts+"-0" {
+			return fmt.Errorf("selects %q", got)
+		}
+		return nil
+	})
+}
+
+func TestDatabaseMajorUpgradeRollsBackWhenTheCopyFails(t *testing.T) {
+	inst := startMajorUpgrade(t, "pgback")
+	finishJob(t, inst.Namespace, "pgback-pg-copy-v17", false)
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeRolledBack))
+	if db := cur.Status.Database; db.StatefulSet != "pgback-postgres" || db.Version != "15" || db.Upgrade.WritesOpenedAt == nil {
+		t.Errorf("status.database %+v", db)
+	}
+	servedBy(t, inst, "pgback-postgres")
+	waitGone(t, "the new server", &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: "pgback-postgres-v17"}})
+	// Nothing holding data goes: both volumes stay.
+	get(t, inst.Namespace, "pgback-pgdata-v17", &corev1.PersistentVolumeClaim{})
+	get(t, inst.Namespace, "pgback-pgdata", &corev1.PersistentVolumeClaim{})
+	eventually(t, "the server scaled back up", func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.ServerName(inst)), d); err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != 1 {
+			return fmt.Errorf("%d replicas", *d.Spec.Replicas)
+		}
+		return nil
+	})
+	if e, ok := eventReasons(t, inst)["DatabaseUpgradeRolledBack"]; !ok || e.Type != corev1.EventTypeWarning {
+		t.Errorf("no Warning event DatabaseUpgradeRolledBack: %+v", e)
+	}
+}
+
+func TestDatabaseMajorUpgradeSwitchesAndKeepsTheOldVolume(t *testing.T) {
+	inst := startMajorUpgrade(t, "pgup")
+	finishJob(t, inst.Namespace, "pgup-pg-copy-v17", true)
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeSwitching))
+	servedBy(t, inst, "pgup-postgres-v17")
+	markServerAvailable(t, inst)
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionTrue, string(v1alpha1.DatabaseUpgradeSucceeded))
+	if db := cur.Status.Database; db.StatefulSet != "pgup-postgres-v17" || db.VolumeClaim != "pgup-pgdata-v17" || db.Version != "17" {
+		t.Errorf("status.database %+v", db)
+	}
+	waitGone(t, "the old server", &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: "pgup-postgres"}})
+	old := &corev1.PersistentVolumeClaim{}
+	get(t, inst.Namespace, "pgup-pgdata", old)
+	if !old.DeletionTimestamp.IsZero() {
+		t.Fatal("the old volume is deleted before the retention passed")
+	}
+	withClockAdvanced(8*24*time.Hour, func() {
+		updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Annotations = map[string]string{"test/poke": "1"} })
+		waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionTrue, string(v1alpha1.DatabaseUpgradeCompleted))
+		waitGone(t, "the old volume, after the retention", old)
+	})
+	get(t, inst.Namespace, "pgup-pgdata-v17", &corev1.PersistentVolumeClaim{})
+}
