@@ -115,6 +115,9 @@ type pass struct {
 	// hmacSecretsDrawn says the credentials Secret holds HMAC secrets the operator drew for an
 	// external database not yet migrated (resources.SecretKeyHMACSecretsDrawn).
 	hmacSecretsDrawn bool
+	// releaseImages are the images of the releases of the instance's catalogue, when it follows
+	// one (see reconcileRelease).
+	releaseImages map[string]string
 	// recheckAt, when set, is when the instance must be looked at again though nothing changes.
 	recheckAt time.Time
 }
@@ -160,6 +163,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
 		ExternalDatabasePort: databasePort, RestoreSource: restore, PasswordRotation: p.rotatingPassword,
 		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage, SharedBucket: sharedBucket != nil,
+		ReleaseImages: p.releaseImages,
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
@@ -311,6 +315,9 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	if err != nil {
 		return err
 	}
+	if err := indexClassCatalogs(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	if err := indexHosts(ctx, mgr, r.GatewayAPI); err != nil {
 		return err
 	}
@@ -368,6 +375,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
+		Watches(&v1alpha1.KintoReleaseCatalog{}, handler.EnqueueRequestsFromMapFunc(instancesOfCatalog(mgr.GetClient()))).
 		// A namespace's labels decide which classes its instances may have.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, ns client.Object) []reconcile.Request {
 			list := &v1alpha1.KintoInstanceList{}

@@ -25,6 +25,7 @@ const DefaultPostgreSQLVersion = "15"
 // +kubebuilder:validation:XValidation:rule="!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot' || (has(self.backup) && (!has(self.database) || has(self.database.managed)))",message="deletionPolicy Snapshot needs spec.backup, which says where the final backup goes, and a managed database",fieldPath=".deletionPolicy"
 // +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="spec.ingress and spec.gateway are alternatives: set one of them"
 // +kubebuilder:validation:XValidation:rule="!has(self.auth) || !has(self.auth.accounts) || !(has(self.auth.accounts.registration) && self.auth.accounts.registration == 'AdminsOnly') || (has(self.auth.accounts.admins) && size(self.auth.accounts.admins) > 0)",message="auth.accounts.registration AdminsOnly needs at least one entry in auth.accounts.admins",fieldPath=".auth.accounts.admins"
+// +kubebuilder:validation:XValidation:rule="!has(self.updates) || !has(self.image)",message="spec.image must be unset while spec.updates follows the class's release catalogue, whose images the host chooses",fieldPath=".image"
 type KintoInstanceSpec struct {
 	// Version is the Kinto server release to run, such as "26.5.0". It selects the image tag
 	// kinto/kinto-server:<version> unless image is set. A change first runs the schema migration
@@ -41,6 +42,14 @@ type KintoInstanceSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// Updates makes the instance follow the release catalogue of its hosting class instead of
+	// spec.version, which it then does not use: a new instance starts on the catalogue's newest
+	// release, and takes the newer ones its policy allows in its maintenance window (see
+	// status.updates). The catalogue's images are the host's choice: spec.image stays unset.
+	// Unset, spec.version pins the release, as it always did.
+	// +optional
+	Updates *InstanceUpdates `json:"updates,omitempty"`
 
 	// ClassName is the KintoHostingClass the instance is hosted under: the plan that fills in
 	// replicas, resources, storage, backups and exposure the instance leaves unset, and bounds
@@ -759,6 +768,12 @@ const (
 	// (Refused) when the API server refuses the Ingress or route, in its words: the instance's
 	// other objects are applied all the same.
 	ConditionExposed = "Exposed"
+	// ConditionRelease is present on an instance that follows a release catalogue
+	// (spec.updates): true while it runs, or moves to, a release of the catalogue; false when the
+	// catalogue is missing (CatalogNotFound), lacks the release the instance runs (NotInCatalog:
+	// its objects are left as they are), or withdrew it (Withdrawn: it keeps running until an
+	// update within its policy comes).
+	ConditionRelease = "Release"
 )
 
 // KintoInstanceStatus is the observed state of a KintoInstance.
@@ -809,6 +824,10 @@ type KintoInstanceStatus struct {
 	// BackupVerification is the last scheduled verification of a backup (spec.backup.verify).
 	// +optional
 	BackupVerification *BackupVerification `json:"backupVerification,omitempty"`
+
+	// Updates is what the release catalogue offers an instance that follows it (spec.updates).
+	// +optional
+	Updates *UpdatesStatus `json:"updates,omitempty"`
 }
 
 // BackupVerification is one verification of a backup by restoring it.

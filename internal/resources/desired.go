@@ -41,6 +41,10 @@ type Inputs struct {
 	// tenant, whose credentials its pods never get: the operator runs the schedule itself
 	// (ScheduledBackupJob), so no CronJob is built.
 	SharedBucket bool
+	// ReleaseImages are the images of the releases of the instance's release catalogue, when it
+	// follows one (spec.updates): the server runs the image of SchemaVersion, the migration the
+	// image of spec.version. Nil: spec.image, else the official image, for both.
+	ReleaseImages map[string]string
 }
 
 // Children are every object an instance owns, as one pass wants them. Nil fields are children
@@ -88,7 +92,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		NetworkPolicies: NetworkPolicies(inst, in.Network, in.ExternalDatabasePort, objectStoragePorts(inst, in.RestoreSource)),
 		ServerService:   ServerService(inst),
 		Ingress:         Ingress(inst),
-		Migration:       MigrateJob(inst, inst.Spec.Version),
+		Migration:       MigrateJob(withReleaseImage(inst, in.ReleaseImages, inst.Spec.Version), inst.Spec.Version),
 	}
 	if !in.SharedBucket {
 		c.BackupSchedule = BackupCronJob(inst, in.OperatorImage)
@@ -107,7 +111,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		}
 	}
 	if in.SchemaVersion != "" {
-		c.Server = ServerDeployment(inst, in.SchemaVersion, hash, in.SecretsRevision)
+		c.Server = ServerDeployment(withReleaseImage(inst, in.ReleaseImages, in.SchemaVersion), in.SchemaVersion, hash, in.SecretsRevision)
 		if c.DisruptionBudget = ServerDisruptionBudget(inst); c.DisruptionBudget == nil {
 			c.Remove = append(c.Remove, &policyv1.PodDisruptionBudget{ObjectMeta: childMeta(inst, ServerName(inst))})
 		}
@@ -125,6 +129,18 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		c.Remove = append(c.Remove, &batchv1.CronJob{ObjectMeta: childMeta(inst, BackupCronJobName(inst))})
 	}
 	return c, nil
+}
+
+// withReleaseImage is inst with the image images give release as its spec.image; inst itself
+// when they give none.
+func withReleaseImage(inst *v1alpha1.KintoInstance, images map[string]string, release string) *v1alpha1.KintoInstance {
+	image, ok := images[release]
+	if !ok {
+		return inst
+	}
+	out := *inst // only spec.image differs: the rest is shared, and read only
+	out.Spec.Image = image
+	return &out
 }
 
 // WithoutExposure drops the instance's Ingress and HTTPRoute from what is applied and removes
