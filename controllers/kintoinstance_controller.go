@@ -27,6 +27,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/catalog"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/rollout"
 )
@@ -255,6 +256,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	r.setReady(p, failure)
 	r.releaseRolloutSlot(p)
+	catalog.Settle(p.status.Updates, p.status.Version, p.status.Conditions, p.now)
 	p.status.ObservedGeneration = inst.Generation
 
 	if !equality.Semantic.DeepEqual(inst.Status, *p.status) {

@@ -164,10 +164,7 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 			last.Outcome, last.Finished = v1alpha1.UpgradeAbandoned, &metav1.Time{Time: now}
 		}
 	case last != nil && last.Outcome == v1alpha1.UpgradeInProgress && last.To == running:
-		if meta.IsStatusConditionTrue(inst.Status.Conditions, v1alpha1.ConditionReady) &&
-			meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionRollingOut) == nil {
-			last.Outcome, last.Finished = v1alpha1.UpgradeSucceeded, &metav1.Time{Time: now}
-		}
+		// Migrated: Settle records the outcome once the instance is Ready on it.
 	case last != nil && last.Outcome == v1alpha1.UpgradeInProgress:
 		// The schema moved elsewhere (spec.updates was unset and set again).
 		last.Outcome, last.Finished = v1alpha1.UpgradeAbandoned, &metav1.Time{Time: now}
@@ -205,6 +202,20 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		}
 	}
 	return res
+}
+
+// Settle records the outcome of an upgrade in progress at the end of a pass: succeeded once the
+// schema is at its release (version, status.version) and the instance is Ready with its
+// rollout done (conditions).
+func Settle(status *v1alpha1.UpdatesStatus, version string, conditions []metav1.Condition, now time.Time) {
+	if status == nil || status.LastUpgrade == nil {
+		return
+	}
+	last := status.LastUpgrade
+	if last.Outcome == v1alpha1.UpgradeInProgress && last.To == version && meta.IsStatusConditionTrue(conditions, v1alpha1.ConditionReady) &&
+		meta.FindStatusCondition(conditions, v1alpha1.ConditionRollingOut) == nil {
+		last.Outcome, last.Finished = v1alpha1.UpgradeSucceeded, &metav1.Time{Time: now}
+	}
 }
 
 func ptrDeref(u *v1alpha1.InstanceUpdates) v1alpha1.InstanceUpdates {

@@ -55,7 +55,6 @@ func instance(running string, own *v1alpha1.InstanceUpdates, last *v1alpha1.Upgr
 
 func TestResolve(t *testing.T) {
 	started := metav1.Time{Time: sundayAt(3, 10)}
-	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}
 	for _, tc := range []struct {
 		name      string
 		cat       *v1alpha1.KintoReleaseCatalog
@@ -148,13 +147,13 @@ func TestResolve(t *testing.T) {
 		version: "26.4.0", reason: ReasonCurrent,
 		outcome: v1alpha1.UpgradeAbandoned,
 	}, {
-		name:    "an upgrade succeeds once the schema is at its release and the instance is Ready",
+		name:    "a migrated upgrade stays in progress until Settle sees the instance Ready",
 		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
 		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
-		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}, ready),
+		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}),
 		now:     sundayAt(8, 0),
 		version: "26.5.0", reason: ReasonCurrent,
-		outcome: v1alpha1.UpgradeSucceeded,
+		outcome: v1alpha1.UpgradeInProgress,
 	}, {
 		name:    "the instance's window narrows the class's: both must be open",
 		cat:     testCatalog(release("26.4.0"), release("26.4.1")),
@@ -213,6 +212,28 @@ func TestResolve(t *testing.T) {
 				t.Errorf("database image %q", got.DatabaseImage)
 			}
 		})
+	}
+}
+
+func TestSettle(t *testing.T) {
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}
+	rolling := metav1.Condition{Type: v1alpha1.ConditionRollingOut, Status: metav1.ConditionTrue}
+	for _, tc := range []struct {
+		name       string
+		version    string
+		conditions []metav1.Condition
+		want       v1alpha1.UpgradeOutcome
+	}{
+		{"not migrated yet", "26.4.0", []metav1.Condition{ready}, v1alpha1.UpgradeInProgress},
+		{"migrated, still rolling", "26.5.0", []metav1.Condition{ready, rolling}, v1alpha1.UpgradeInProgress},
+		{"migrated, not Ready", "26.5.0", nil, v1alpha1.UpgradeInProgress},
+		{"migrated and Ready", "26.5.0", []metav1.Condition{ready}, v1alpha1.UpgradeSucceeded},
+	} {
+		status := &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Outcome: v1alpha1.UpgradeInProgress}}
+		Settle(status, tc.version, tc.conditions, sundayAt(9, 0))
+		if got := status.LastUpgrade.Outcome; got != tc.want || (got == v1alpha1.UpgradeSucceeded) != (status.LastUpgrade.Finished != nil) {
+			t.Errorf("%s: %+v, want %s", tc.name, status.LastUpgrade, tc.want)
+		}
 	}
 }
 
