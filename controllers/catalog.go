@@ -72,6 +72,15 @@ func (r *KintoInstanceReconciler) reconcileRelease(ctx context.Context, p *pass,
 	return nil
 }
 
+// heldByCatalog is the Release condition of an instance its catalogue holds, else nil.
+func heldByCatalog(p *pass) *metav1.Condition {
+	c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionRelease)
+	if c == nil || !catalog.Holds(c.Reason) {
+		return nil
+	}
+	return c
+}
+
 // instancesOfCatalog maps a catalogue to the instances of the classes that name it, through the
 // classes' index: a new release or image reaches them at once.
 func instancesOfCatalog(c client.Reader) func(context.Context, client.Object) []reconcile.Request {

@@ -227,6 +227,7 @@ func TestCataloguePolicyBoundsAndMissingCatalogue(t *testing.T) {
 
 	orphan := createInstance(t, ns, "orphan", following(class.Name))
 	waitForCondition(t, orphan, v1alpha1.ConditionRelease, metav1.ConditionFalse, "CatalogNotFound")
+	waitForCondition(t, orphan, v1alpha1.ConditionReady, metav1.ConditionFalse, "CatalogNotFound")
 	err := k8s.Get(context.Background(), key(ns, resources.ConfigMapName(orphan)), &corev1.ConfigMap{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("an instance held for its missing catalogue got its ConfigMap (%v)", err)

@@ -52,6 +52,11 @@ type Resolution struct {
 	RecheckAt time.Time
 }
 
+// Holds says whether a Release condition's reason holds the instance's objects as they are.
+func Holds(reason string) bool {
+	return reason == ReasonCatalogNotFound || reason == ReasonNotInCatalog || reason == ReasonNoRelease
+}
+
 // Healthy says whether the Release condition is true.
 func (r Resolution) Healthy() bool { return !r.Hold && r.Reason != ReasonWithdrawn }
 
