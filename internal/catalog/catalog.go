@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
@@ -86,7 +87,7 @@ func Looser(class v1alpha1.ClassUpdates, own v1alpha1.InstanceUpdates) bool {
 // nil when the catalogue the class names does not exist. The instance's status (its schema's
 // release, its last upgrade, its Ready condition) is the one its previous pass recorded.
 func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, inst *v1alpha1.KintoInstance, now time.Time) Resolution {
-	own := ptrDeref(inst.Spec.Updates)
+	own := ptr.Deref(inst.Spec.Updates, v1alpha1.InstanceUpdates{})
 	res := Resolution{Status: v1alpha1.UpdatesStatus{Catalog: class.Catalog}}
 	if last := inst.Status.Updates; last != nil && last.LastUpgrade != nil {
 		res.Status.LastUpgrade = last.LastUpgrade.DeepCopy()
@@ -97,7 +98,7 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		return res
 	}
 	if cat == nil {
-		return held(ReasonCatalogNotFound, fmt.Sprintf("KintoReleaseCatalog %q, which hosting class %s's spec.updates.catalog names, does not exist", class.Catalog, inst.Status.ClassName))
+		return held(ReasonCatalogNotFound, fmt.Sprintf("KintoReleaseCatalog %q, which the hosting class's spec.updates.catalog names, does not exist", class.Catalog))
 	}
 	res.Images = map[string]string{}
 	releases := map[string]v1alpha1.KintoRelease{}
@@ -221,13 +222,6 @@ func Settle(status *v1alpha1.UpdatesStatus, version string, conditions []metav1.
 		meta.FindStatusCondition(conditions, v1alpha1.ConditionRollingOut) == nil {
 		last.Outcome, last.Finished = v1alpha1.UpgradeSucceeded, &metav1.Time{Time: now}
 	}
-}
-
-func ptrDeref(u *v1alpha1.InstanceUpdates) v1alpha1.InstanceUpdates {
-	if u == nil {
-		return v1alpha1.InstanceUpdates{}
-	}
-	return *u
 }
 
 // image is the reference of a release's image, pinned by its digest when it has one.
