@@ -38,13 +38,11 @@ func TestCatalogueUpgradeInItsWindow(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
 	}
-	inst := waitReady(t, applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
+	// A new follower starts on the catalogue's only release, not on spec.version's default.
+	inst := waitReadyAt(t, applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
 		i.Spec.ClassName = class.Name
 		i.Spec.Updates = &v1alpha1.InstanceUpdates{}
-	}))
-	if inst.Status.Version != previousKintoVersion {
-		t.Fatalf("a new follower runs %q, want the catalogue's only release %s", inst.Status.Version, previousKintoVersion)
-	}
+	}), previousKintoVersion, readyTimeout)
 	api := kintoAPI(t, inst)
 	waitHealthy(t, api)
 	ids := kintotest.Populate(t, api)
@@ -100,7 +98,7 @@ func TestCatalogueUpgradeInItsWindow(t *testing.T) {
 	if started := cur.Status.Updates.LastUpgrade.Started.Time; started.Before(opens) || !started.Before(opens.Add(window.Duration.Duration)) {
 		t.Errorf("the upgrade started at %s, outside the window %s + %s", started, opens, window.Duration.Duration)
 	}
-	waitReady(t, cur)
+	waitReadyAt(t, cur, v1alpha1.DefaultKintoVersion, readyTimeout)
 	waitHealthy(t, api)
 	if h := api.Hello(); h.ProjectVersion != v1alpha1.DefaultKintoVersion {
 		t.Errorf("after the upgrade Kinto reports project_version %q, want %s", h.ProjectVersion, v1alpha1.DefaultKintoVersion)
