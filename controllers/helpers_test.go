@@ -165,9 +165,16 @@ func markServerAvailable(t testing.TB, inst *v1alpha1.KintoInstance) {
 // bringUp takes a new managed instance through database, migration and server to Ready.
 func bringUp(t testing.TB, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
 	t.Helper()
+	return bringUpAt(t, inst, inst.Spec.Version)
+}
+
+// bringUpAt is bringUp for an instance that runs release, not its spec.version: one that
+// follows a release catalogue.
+func bringUpAt(t testing.TB, inst *v1alpha1.KintoInstance, release string) *v1alpha1.KintoInstance {
+	t.Helper()
 	markDatabaseReady(t, inst)
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
-	finishJob(t, inst.Namespace, resources.MigrateJobName(inst, inst.Spec.Version), true)
+	finishJob(t, inst.Namespace, resources.MigrateJobName(inst, release), true)
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
 	markServerAvailable(t, inst)
 	return waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")

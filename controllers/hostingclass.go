@@ -50,8 +50,9 @@ var errHeldByClass = errors.New("held by its hosting class")
 type hosting struct {
 	// inst is the effective instance (hostingclass.Effective); nil when the class is not found.
 	inst *v1alpha1.KintoInstance
-	// className is the class that applies, "" when none does.
+	// className is the class that applies, "" when none does; updates are its spec.updates.
 	className string
+	updates   *v1alpha1.ClassUpdates
 	// The HostingClass condition.
 	status          metav1.ConditionStatus
 	reason, message string
@@ -102,6 +103,9 @@ func hostedInstance(ctx context.Context, c client.Reader, inst *v1alpha1.KintoIn
 
 	effective, violations := hostingclass.Effective(inst, class)
 	h := hosting{inst: effective, status: metav1.ConditionTrue}
+	if class != nil {
+		h.updates = class.Spec.Updates
+	}
 	switch {
 	case class == nil && requireClass:
 		// Held, but effective as it is: its backups go on under the built-in defaults.
@@ -164,6 +168,9 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 		h.inst.ObjectMeta = p.inst.ObjectMeta // the generation the conditions describe
 	}
 	p.status.ClassName = h.className
+	if err := r.reconcileRelease(ctx, p, h.inst, h.updates); err != nil {
+		return nil, err
+	}
 	return h.inst, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/catalog"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/rollout"
 )
@@ -115,6 +116,9 @@ type pass struct {
 	// hmacSecretsDrawn says the credentials Secret holds HMAC secrets the operator drew for an
 	// external database not yet migrated (resources.SecretKeyHMACSecretsDrawn).
 	hmacSecretsDrawn bool
+	// releaseImages are the images of the releases of the instance's catalogue, when it follows
+	// one (see reconcileRelease).
+	releaseImages map[string]string
 	// recheckAt, when set, is when the instance must be looked at again though nothing changes.
 	recheckAt time.Time
 }
@@ -166,6 +170,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		ExternalDatabasePort: databasePort, RestoreSource: restore, PasswordRotation: p.rotatingPassword,
 		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage, SharedBucket: sharedBucket != nil,
 		DatabaseUpgrade: databaseUpgradeInputs(inst, databaseUpgrade),
+		ReleaseImages: p.releaseImages,
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
@@ -257,6 +262,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	r.setReady(p, failure)
 	r.releaseRolloutSlot(p)
+	catalog.Settle(p.status.Updates, p.status.Version, p.status.Conditions, p.now)
 	p.status.ObservedGeneration = inst.Generation
 
 	if !equality.Semantic.DeepEqual(inst.Status, *p.status) {
@@ -317,6 +323,9 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	if err != nil {
 		return err
 	}
+	if err := indexClassCatalogs(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	if err := indexHosts(ctx, mgr, r.GatewayAPI); err != nil {
 		return err
 	}
@@ -374,6 +383,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
+		Watches(&v1alpha1.KintoReleaseCatalog{}, handler.EnqueueRequestsFromMapFunc(instancesOfCatalog(mgr.GetClient()))).
 		// A namespace's labels decide which classes its instances may have.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, ns client.Object) []reconcile.Request {
 			list := &v1alpha1.KintoInstanceList{}

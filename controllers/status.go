@@ -61,7 +61,11 @@ func setCondition(p *pass, condType string, status metav1.ConditionStatus, reaso
 // pass, or while hibernating, else false with the first readiness condition that is not true,
 // else true.
 func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
-	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionHostingClass); failure == nil && c != nil && c.Status != metav1.ConditionTrue {
+	c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionHostingClass)
+	if c == nil || c.Status == metav1.ConditionTrue {
+		c = heldByCatalog(p)
+	}
+	if failure == nil && c != nil && c.Status != metav1.ConditionTrue {
 		// The pass applied nothing: the other conditions, Hibernating too, describe the objects
 		// as they were.
 		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)

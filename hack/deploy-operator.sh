@@ -53,7 +53,7 @@ if [ -n "$existed" ]; then
   "$kubectl" -n "$namespace" rollout restart "$deployment"
 fi
 "$kubectl" wait --for condition=Established --timeout=60s crd/kintoinstances.hosting.kinto-storage.org crd/kintobackups.hosting.kinto-storage.org \
-  crd/kintohostingclasses.hosting.kinto-storage.org
+  crd/kintohostingclasses.hosting.kinto-storage.org crd/kintoreleasecatalogs.hosting.kinto-storage.org
 if ! "$kubectl" -n "$namespace" rollout status "$deployment" --timeout=180s; then
   echo "deploy-operator: the operator did not become ready; its pods and log:" >&2
   "$kubectl" -n "$namespace" get pods -o wide >&2 || true

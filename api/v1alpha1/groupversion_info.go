@@ -26,6 +26,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&KintoInstance{}, &KintoInstanceList{},
 		&KintoBackup{}, &KintoBackupList{},
 		&KintoHostingClass{}, &KintoHostingClassList{},
+		&KintoReleaseCatalog{}, &KintoReleaseCatalogList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

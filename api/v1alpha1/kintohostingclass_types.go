@@ -85,6 +85,11 @@ type KintoHostingClassSpec struct {
 	// +optional
 	DomainTemplate string `json:"domainTemplate,omitempty"`
 
+	// Updates names the release catalogue of the instances that follow one (their spec.updates),
+	// the updates they take by themselves and when.
+	// +optional
+	Updates *ClassUpdates `json:"updates,omitempty"`
+
 	// Ingress is how the Ingress of domainTemplate is made; its className also goes to the
 	// Ingress of an instance whose spec.ingress names no class.
 	// +optional

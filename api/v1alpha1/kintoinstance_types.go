@@ -25,6 +25,7 @@ const DefaultPostgreSQLVersion = "15"
 // +kubebuilder:validation:XValidation:rule="!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot' || (has(self.backup) && (!has(self.database) || has(self.database.managed)))",message="deletionPolicy Snapshot needs spec.backup, which says where the final backup goes, and a managed database",fieldPath=".deletionPolicy"
 // +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="spec.ingress and spec.gateway are alternatives: set one of them"
 // +kubebuilder:validation:XValidation:rule="!has(self.auth) || !has(self.auth.accounts) || !(has(self.auth.accounts.registration) && self.auth.accounts.registration == 'AdminsOnly') || (has(self.auth.accounts.admins) && size(self.auth.accounts.admins) > 0)",message="auth.accounts.registration AdminsOnly needs at least one entry in auth.accounts.admins",fieldPath=".auth.accounts.admins"
+// +kubebuilder:validation:XValidation:rule="!has(self.updates) || !has(self.image)",message="spec.image must be unset while spec.updates follows the class's release catalogue, whose images the host chooses",fieldPath=".image"
 type KintoInstanceSpec struct {
 	// Version is the Kinto server release to run, such as "26.5.0". It selects the image tag
 	// kinto/kinto-server:<version> unless image is set. A change first runs the schema migration
@@ -41,6 +42,14 @@ type KintoInstanceSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// Updates makes the instance follow the release catalogue of its hosting class instead of
+	// spec.version, which it then does not use: a new instance starts on the catalogue's newest
+	// release, and takes the newer ones its policy allows in its maintenance window (see
+	// status.updates). The catalogue's images are the host's choice: spec.image stays unset.
+	// Unset, spec.version pins the release, as it always did.
+	// +optional
+	Updates *InstanceUpdates `json:"updates,omitempty"`
 
 	// ClassName is the KintoHostingClass the instance is hosted under: the plan that fills in
 	// replicas, resources, storage, backups and exposure the instance leaves unset, and bounds
@@ -807,6 +816,12 @@ const (
 	// PostgreSQL major: false while the upgrade runs (reason: its phase) or after it was rolled
 	// back (RolledBack) or refused (DowngradeRefused); true once it succeeded.
 	ConditionDatabaseUpgraded = "DatabaseUpgraded"
+	// ConditionRelease is present on an instance that follows a release catalogue
+	// (spec.updates): true while it runs, or moves to, a release of the catalogue; false when the
+	// catalogue is missing (CatalogNotFound), lacks the release the instance runs (NotInCatalog:
+	// its objects are left as they are), or withdrew it (Withdrawn: it keeps running until an
+	// update within its policy comes).
+	ConditionRelease = "Release"
 )
 
 // KintoInstanceStatus is the observed state of a KintoInstance.
@@ -862,6 +877,10 @@ type KintoInstanceStatus struct {
 	// upgrade.
 	// +optional
 	Database *DatabaseStatus `json:"database,omitempty"`
+
+	// Updates is what the release catalogue offers an instance that follows it (spec.updates).
+	// +optional
+	Updates *UpdatesStatus `json:"updates,omitempty"`
 }
 
 // DatabaseStatus is the managed PostgreSQL server that serves an instance.
@@ -978,6 +997,7 @@ type LastBackup struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
 // +kubebuilder:printcolumn:name="Class",type=string,JSONPath=`.status.className`,priority=1
+// +kubebuilder:printcolumn:name="Update",type=string,JSONPath=`.status.updates.available`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 63 characters starting with a letter: it names the instance's Services and labels its pods"
 type KintoInstance struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/encryption"
+	"github.com/kinto-storage/kinto-operator/internal/catalog"
 )
 
 // The built-in defaults of the fields a class may set, for instances under no class or under a
@@ -302,6 +303,15 @@ func exceeds(s *v1alpha1.KintoInstanceSpec, class *v1alpha1.KintoHostingClass) [
 	}
 	out = append(out, backupBeyond(s.Backup, c.BackupLimits, class.Name)...)
 	out = append(out, podsBeyond(s, c.Pods, class.Name)...)
+	if c.Updates != nil && s.Updates != nil {
+		if catalog.Looser(*c.Updates, *s.Updates) {
+			out = append(out, fmt.Sprintf("spec.updates.automatic is %s, more than the %s hosting class %s allows (spec.updates.automatic may only be stricter)",
+				s.Updates.Automatic, catalog.Automatic(*c.Updates, v1alpha1.InstanceUpdates{}), class.Name))
+		}
+		if s.Image != "" {
+			out = append(out, fmt.Sprintf("spec.image is set while spec.updates follows the release catalogue of hosting class %s, whose images the host chooses", class.Name))
+		}
+	}
 	if c.AllowedPlugins != nil {
 		for _, p := range s.Plugins {
 			if !slices.Contains(c.AllowedPlugins, p) {

@@ -205,6 +205,28 @@ func TestInstancesBeyondTheClassAreTold(t *testing.T) {
 			want: []string{"spec.replicas is 4, above the 3 hosting class small allows"},
 		},
 		{
+			name: "automatic updates looser than the class's",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Updates = &v1alpha1.InstanceUpdates{Automatic: v1alpha1.AutomaticMajor}
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Updates = &v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor}
+			},
+			want: []string{"spec.updates.automatic is Major, more than the Minor hosting class small allows (spec.updates.automatic may only be stricter)"},
+		},
+		{
+			name: "automatic updates stricter than the class's, following the catalogue with an image of its own",
+			edit: func(i *v1alpha1.KintoInstance) {
+				i.Spec.Updates = &v1alpha1.InstanceUpdates{Automatic: v1alpha1.AutomaticNone}
+				i.Spec.Image = "registry.example.org/kinto:mine"
+			},
+			class: func(c *v1alpha1.KintoHostingClass) {
+				c.Spec.Updates = &v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor}
+				c.Spec.Pods = &v1alpha1.PodsPolicy{AllowImages: true}
+			},
+			want: []string{"spec.image is set while spec.updates follows the release catalogue of hosting class small, whose images the host chooses"},
+		},
+		{
 			name: "limits and requests",
 			edit: func(i *v1alpha1.KintoInstance) {
 				i.Spec.Resources = resources("1500m", "1Gi")

@@ -29,14 +29,17 @@ type InstanceStatus struct {
 	// BackupHealthy is the status of the BackupHealthy condition, empty when not backed up.
 	BackupHealthy string `json:"backupHealthy,omitempty"`
 	Hibernate     bool   `json:"hibernate"`
-	// SpecVersion is the Kinto release asked for; Version the one the instance runs.
+	// SpecVersion is the Kinto release asked for (for an instance that follows a release
+	// catalogue, the one its catalogue's upgrade goes to); Version the one the instance runs.
 	SpecVersion   string               `json:"specVersion"`
 	Version       string               `json:"version,omitempty"`
 	Replicas      int32                `json:"replicas"`
 	ReadyReplicas int32                `json:"readyReplicas"`
 	URL           string               `json:"url,omitempty"`
 	LastBackup    *v1alpha1.LastBackup `json:"lastBackup,omitempty"`
-	Conditions    []metav1.Condition   `json:"conditions,omitempty"`
+	// Updates is what the release catalogue offers an instance that follows one.
+	Updates    *v1alpha1.UpdatesStatus `json:"updates,omitempty"`
+	Conditions []metav1.Condition      `json:"conditions,omitempty"`
 }
 
 // statusOf summarises an instance.
@@ -52,7 +55,16 @@ func statusOf(inst *v1alpha1.KintoInstance) InstanceStatus {
 		ReadyReplicas: inst.Status.ReadyReplicas,
 		URL:           inst.Status.URL,
 		LastBackup:    inst.Status.LastBackup,
+		Updates:       inst.Status.Updates,
 		Conditions:    inst.Status.Conditions,
+	}
+	if inst.Spec.Updates != nil {
+		// A follower does not use spec.version (the API server's default): it goes where its
+		// catalogue's upgrade goes, else stays.
+		st.SpecVersion = inst.Status.Version
+		if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.Outcome == v1alpha1.UpgradeInProgress {
+			st.SpecVersion = u.LastUpgrade.To
+		}
 	}
 	if c := meta.FindStatusCondition(inst.Status.Conditions, v1alpha1.ConditionBackupHealthy); c != nil {
 		st.BackupHealthy = string(c.Status)

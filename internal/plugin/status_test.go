@@ -43,6 +43,16 @@ func TestStatusOf(t *testing.T) {
 	if st.Ready != "False" || st.BackupHealthy != "False" || !st.Hibernate || st.SpecVersion != "26.5.0" || st.Version != "26.4.0" {
 		t.Errorf("statusOf = %+v", st)
 	}
+	// A follower of a release catalogue runs 26.4.0, spec.version's default being unused: it
+	// shows no upgrade until its catalogue starts one.
+	inst.Spec.Updates = &v1alpha1.InstanceUpdates{}
+	if st = statusOf(inst); versionText(st) != "26.4.0" {
+		t.Errorf("a follower at rest shows version %q, want 26.4.0", versionText(st))
+	}
+	inst.Status.Updates = &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.4.1", Outcome: v1alpha1.UpgradeInProgress}}
+	if st = statusOf(inst); versionText(st) != "26.4.0 -> 26.4.1" {
+		t.Errorf("a follower upgrading shows version %q, want 26.4.0 -> 26.4.1", versionText(st))
+	}
 	st = statusOf(&v1alpha1.KintoInstance{})
 	if st.Ready != "Unknown" || st.BackupHealthy != "" {
 		t.Errorf("an instance without conditions: Ready %q, BackupHealthy %q; want Unknown and empty", st.Ready, st.BackupHealthy)

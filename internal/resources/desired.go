@@ -45,6 +45,10 @@ type Inputs struct {
 	// DatabaseUpgrade is what the step of a PostgreSQL major upgrade runs; nil when it runs
 	// nothing besides the serving server.
 	DatabaseUpgrade *DatabaseUpgradeStep
+	// ReleaseImages are the images of the releases of the instance's release catalogue, when it
+	// follows one (spec.updates): the server runs the image of SchemaVersion, the migration the
+	// image of spec.version. Nil: spec.image, else the official image, for both.
+	ReleaseImages map[string]string
 }
 
 // DatabaseUpgradeStep is what one step of a PostgreSQL major upgrade (internal/pgupgrade) asks of
@@ -116,7 +120,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		NetworkPolicies: NetworkPolicies(inst, in.Network, in.ExternalDatabasePort, objectStoragePorts(inst, in.RestoreSource)),
 		ServerService:   ServerService(inst),
 		Ingress:         Ingress(inst),
-		Migration:       MigrateJob(inst, inst.Spec.Version),
+		Migration:       MigrateJob(withReleaseImage(inst, in.ReleaseImages, inst.Spec.Version), inst.Spec.Version),
 	}
 	if !in.SharedBucket {
 		c.BackupSchedule = BackupCronJob(inst, in.OperatorImage)
@@ -139,7 +143,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		}
 	}
 	if in.SchemaVersion != "" {
-		c.Server = ServerDeployment(inst, in.SchemaVersion, hash, in.SecretsRevision)
+		c.Server = ServerDeployment(withReleaseImage(inst, in.ReleaseImages, in.SchemaVersion), in.SchemaVersion, hash, in.SecretsRevision)
 		if in.DatabaseUpgrade != nil && in.DatabaseUpgrade.CloseWrites {
 			c.Server.Spec.Replicas = ptr.To[int32](0)
 		}
@@ -181,6 +185,18 @@ func (c *Children) withDatabaseUpgrade(inst *v1alpha1.KintoInstance, u *Database
 			c.Remove = append(c.Remove, &corev1.PersistentVolumeClaim{ObjectMeta: childMeta(inst, r.Server.VolumeClaim)})
 		}
 	}
+}
+
+// withReleaseImage is inst with the image images give release as its spec.image; inst itself
+// when they give none.
+func withReleaseImage(inst *v1alpha1.KintoInstance, images map[string]string, release string) *v1alpha1.KintoInstance {
+	image, ok := images[release]
+	if !ok {
+		return inst
+	}
+	out := *inst // only spec.image differs: the rest is shared, and read only
+	out.Spec.Image = image
+	return &out
 }
 
 // WithoutExposure drops the instance's Ingress and HTTPRoute from what is applied and removes

@@ -293,3 +293,30 @@ func TestFinalBackupNeedsAreNotControlledUnderSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// Following a release catalogue, the server runs the image of the release its schema is at, and
+// the migration the image of the release it moves to: the server changes image once migrated.
+func TestDesiredRunsTheCatalogueImageOfEachRelease(t *testing.T) {
+	images := map[string]string{"26.4.0": "registry.example.org/kinto:26.4.0", "26.5.0": "registry.example.org/kinto:26.5.0@sha256:0123"}
+	inst := newInstance(func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	c, err := Desired(inst, Inputs{SchemaVersion: "26.4.0", OperatorImage: testOperatorImage, ReleaseImages: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Server.Spec.Template.Spec.Containers[0].Image; got != images["26.4.0"] {
+		t.Errorf("server image %s, want %s", got, images["26.4.0"])
+	}
+	if got := c.Migration.Spec.Template.Spec.Containers[0].Image; got != images["26.5.0"] {
+		t.Errorf("migration image %s, want %s", got, images["26.5.0"])
+	}
+	if inst.Spec.Image != "" {
+		t.Errorf("Desired changed the instance's spec.image to %s", inst.Spec.Image)
+	}
+	without, err := Desired(inst, Inputs{SchemaVersion: "26.4.0", OperatorImage: testOperatorImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := without.Server.Spec.Template.Spec.Containers[0].Image; got != "kinto/kinto-server:26.4.0" {
+		t.Errorf("without a catalogue the server image is %s, want the official one", got)
+	}
+}

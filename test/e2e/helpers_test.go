@@ -102,6 +102,13 @@ func waitReady(t *testing.T, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstan
 // waitReadyWithin is waitReady with its own timeout.
 func waitReadyWithin(t *testing.T, inst *v1alpha1.KintoInstance, timeout time.Duration) *v1alpha1.KintoInstance {
 	t.Helper()
+	return waitReadyAt(t, inst, "", timeout)
+}
+
+// waitReadyAt waits until the instance is Ready for its current spec on release: spec.version
+// when "", the one its release catalogue gives it for an instance that follows one.
+func waitReadyAt(t *testing.T, inst *v1alpha1.KintoInstance, release string, timeout time.Duration) *v1alpha1.KintoInstance {
+	t.Helper()
 	key := client.ObjectKeyFromObject(inst)
 	got := &v1alpha1.KintoInstance{}
 	kintotest.Eventually(t, timeout, pollInterval, fmt.Sprintf("instance %s Ready", key), func() (bool, string) {
@@ -109,8 +116,12 @@ func waitReadyWithin(t *testing.T, inst *v1alpha1.KintoInstance, timeout time.Du
 			return false, err.Error()
 		}
 		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+		want := release
+		if want == "" {
+			want = got.Spec.Version
+		}
 		done := ready != nil && ready.Status == metav1.ConditionTrue &&
-			got.Status.ObservedGeneration == got.Generation && got.Status.Version == got.Spec.Version
+			got.Status.ObservedGeneration == got.Generation && got.Status.Version == want
 		return done, describeStatus(got)
 	})
 	return got

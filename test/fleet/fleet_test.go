@@ -120,6 +120,10 @@ type results struct {
 		Cap           int     `json:"cap"`
 		MaxRollingOut int     `json:"maxRollingOut"`
 		Seconds       float64 `json:"seconds"`
+		// Through is how the release changed: one write to the catalogue of the fleet's class.
+		Through string `json:"through"`
+		// Succeeded counts the instances whose status.updates.lastUpgrade says Succeeded.
+		Succeeded int `json:"succeeded"`
 	} `json:"rollout"`
 }
 
@@ -225,18 +229,23 @@ func TestFleet(t *testing.T) {
 	res.Memory.RSSPerInstance = res.Memory.RSSBefore / float64(memoryN)
 	res.Memory.HeapPerInstance = res.Memory.HeapBefore / float64(memoryN)
 
-	// 5. The release of the first N changed at once: the cap holds, every instance finishes.
+	// 5. The release of the first N changed at once, by one write to their class's catalogue:
+	// the cap holds, every instance finishes.
 	res.Rollout.Instances = n
 	res.Rollout.Cap, _ = strconv.Atoi(b.settings["max-concurrent-rollouts"])
+	res.Rollout.Through = "KintoReleaseCatalog " + fleetCatalog
+	b.followCatalog(t, ctx, fleet)
+	b.waitReady(t, fleet, releaseBefore, 30*time.Minute)
 	start = time.Now()
 	var maxRolling atomic.Int64
 	sampling, stopSampling := context.WithCancel(ctx)
 	go b.sampleRollingOut(sampling, &maxRolling)
-	b.changeRelease(t, ctx, fleet, releaseAfter)
+	b.publishRelease(t, ctx, releaseAfter)
 	b.waitReady(t, fleet, releaseAfter, 60*time.Minute)
 	res.Rollout.Seconds = time.Since(start).Seconds()
 	stopSampling()
 	res.Rollout.MaxRollingOut = int(maxRolling.Load())
+	res.Rollout.Succeeded = b.upgradesSucceeded(t, fleet, releaseAfter)
 
 	b.stopManager(t)
 	raw, err := json.MarshalIndent(res, "", "  ")
@@ -255,6 +264,9 @@ func TestFleet(t *testing.T) {
 
 	if res.SteadyState.Writes != 0 {
 		t.Errorf("the steady state after a restart sent %d writes, want none: %v", res.SteadyState.Writes, res.SteadyState.RequestsByVerb)
+	}
+	if res.Rollout.Succeeded != n {
+		t.Errorf("%d of %d instances record their upgrade to %s as succeeded", res.Rollout.Succeeded, n, releaseAfter)
 	}
 	if res.Rollout.Cap > 0 && res.Rollout.MaxRollingOut > res.Rollout.Cap {
 		t.Errorf("%d instances rolled out at once, over the cap of %d", res.Rollout.MaxRollingOut, res.Rollout.Cap)
@@ -283,7 +295,7 @@ func formatTable(r *results) string {
 		"RSS %s (%+.1f %%), Go heap %s (%+.1f %%) (goal <= +10 %%)", mib(m.RSSAfter), 100*m.RSSIncrease, mib(m.HeapAfter), 100*m.HeapIncrease)
 	ro := r.Rollout
 	row(fmt.Sprintf("5. release %s -> %s on %d instances", releaseBefore, releaseAfter, ro.Instances),
-		"%.0f s; at most %d rolling at once (cap %d)", ro.Seconds, ro.MaxRollingOut, ro.Cap)
+		"%.0f s through %s; %d succeeded; at most %d rolling at once (cap %d)", ro.Seconds, ro.Through, ro.Succeeded, ro.MaxRollingOut, ro.Cap)
 	s.WriteString(r.Note + "\n")
 	return s.String()
 }
@@ -744,13 +756,54 @@ func (b *bench) runWorkloads(ctx context.Context) {
 	}
 }
 
-// changeRelease sets every instance's release, as a host upgrading its fleet would.
-func (b *bench) changeRelease(t *testing.T, ctx context.Context, keys []client.ObjectKey, release string) {
+// The catalogue and class figure 5 moves the fleet's release through.
+const fleetCatalog, fleetClass = "fleet", "fleet"
+
+// followCatalog puts the instances under a class whose catalogue offers the release they run
+// (as the official image, so nothing rolls), and makes them follow it: the members' one-time
+// choice, before the host publishes anything.
+func (b *bench) followCatalog(t *testing.T, ctx context.Context, keys []client.ObjectKey) {
+	cat := &v1alpha1.KintoReleaseCatalog{ObjectMeta: metav1.ObjectMeta{Name: fleetCatalog}, Spec: v1alpha1.KintoReleaseCatalogSpec{
+		Releases: []v1alpha1.KintoRelease{{Version: releaseBefore, Image: "kinto/kinto-server:" + releaseBefore}}}}
+	class := &v1alpha1.KintoHostingClass{ObjectMeta: metav1.ObjectMeta{Name: fleetClass}, Spec: v1alpha1.KintoHostingClassSpec{
+		Updates: &v1alpha1.ClassUpdates{Catalog: fleetCatalog, Automatic: v1alpha1.AutomaticMinor}}}
+	for _, obj := range []client.Object{cat, class} {
+		if err := b.admin.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
 	parallel(t, 8, len(keys), func(i int) error {
-		patch := []byte(fmt.Sprintf(`{"spec":{"version":%q}}`, release))
+		patch := []byte(fmt.Sprintf(`{"spec":{"className":%q,"updates":{}}}`, fleetClass))
 		inst := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: keys[i].Namespace, Name: keys[i].Name}}
 		return b.admin.Patch(ctx, inst, client.RawPatch("application/merge-patch+json", patch))
 	})
+}
+
+// publishRelease adds release to the fleet's catalogue: one write, as a host publishing it.
+func (b *bench) publishRelease(t *testing.T, ctx context.Context, release string) {
+	cat := &v1alpha1.KintoReleaseCatalog{}
+	if err := b.admin.Get(ctx, client.ObjectKey{Name: fleetCatalog}, cat); err != nil {
+		t.Fatal(err)
+	}
+	cat.Spec.Releases = append(cat.Spec.Releases, v1alpha1.KintoRelease{Version: release, Image: "kinto/kinto-server:" + release})
+	if err := b.admin.Update(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upgradesSucceeded counts the instances whose last upgrade, to release, succeeded.
+func (b *bench) upgradesSucceeded(t *testing.T, keys []client.ObjectKey, release string) int {
+	n := 0
+	for _, k := range keys {
+		inst := &v1alpha1.KintoInstance{}
+		if err := b.cache.Get(context.Background(), k, inst); err != nil {
+			t.Fatal(err)
+		}
+		if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.To == release && u.LastUpgrade.Outcome == v1alpha1.UpgradeSucceeded {
+			n++
+		}
+	}
+	return n
 }
 
 // sampleRollingOut records the most instances seen holding a rollout slot at once.

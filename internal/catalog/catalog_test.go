@@ -1,0 +1,292 @@
+package catalog
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+)
+
+func testCatalog(releases ...v1alpha1.KintoRelease) *v1alpha1.KintoReleaseCatalog {
+	return &v1alpha1.KintoReleaseCatalog{
+		ObjectMeta: metav1.ObjectMeta{Name: "main"},
+		Spec: v1alpha1.KintoReleaseCatalogSpec{Releases: releases,
+			PostgreSQL: []v1alpha1.PostgreSQLMajor{{Major: "15", Image: "registry.example.org/postgres:15.9"}}},
+	}
+}
+
+func release(v string) v1alpha1.KintoRelease {
+	return v1alpha1.KintoRelease{Version: v, Image: "registry.example.org/kinto:" + v}
+}
+
+func withdrawn(v string) v1alpha1.KintoRelease {
+	r := release(v)
+	r.Withdrawn = true
+	return r
+}
+
+// sunday3 opens every Sunday at 03:00 UTC for two hours.
+var sunday3 = &v1alpha1.MaintenanceWindow{Schedule: "0 3 * * 0", Duration: metav1.Duration{Duration: 2 * time.Hour}}
+
+// daily4 opens every day at 04:00 UTC for two hours.
+var daily4 = &v1alpha1.MaintenanceWindow{Schedule: "0 4 * * *", Duration: metav1.Duration{Duration: 2 * time.Hour}}
+
+// Sunday 2026-12-06.
+var (
+	sundayAt = func(h, m int) time.Time { return time.Date(2026, 12, 6, h, m, 0, 0, time.UTC) }
+	nextSun  = time.Date(2026, 12, 13, 3, 0, 0, 0, time.UTC)
+)
+
+func instance(running string, own *v1alpha1.InstanceUpdates, last *v1alpha1.UpgradeRecord, conditions ...metav1.Condition) *v1alpha1.KintoInstance {
+	inst := &v1alpha1.KintoInstance{}
+	inst.Spec.Version = "26.5.0" // the CRD's default, which a follower does not use
+	inst.Spec.Updates = own
+	inst.Spec.Database = &v1alpha1.DatabaseSpec{Managed: &v1alpha1.ManagedDatabase{Version: "15"}}
+	inst.Status.Version = running
+	inst.Status.ClassName = "members"
+	inst.Status.Conditions = conditions
+	if last != nil {
+		inst.Status.Updates = &v1alpha1.UpdatesStatus{LastUpgrade: last}
+	}
+	return inst
+}
+
+func TestResolve(t *testing.T) {
+	started := metav1.Time{Time: sundayAt(3, 10)}
+	for _, tc := range []struct {
+		name      string
+		cat       *v1alpha1.KintoReleaseCatalog
+		class     v1alpha1.ClassUpdates
+		inst      *v1alpha1.KintoInstance
+		now       time.Time
+		version   string
+		reason    string
+		hold      bool
+		available string
+		within    bool
+		window    time.Time
+		recheck   time.Time
+		outcome   v1alpha1.UpgradeOutcome // of status.updates.lastUpgrade, "" for none
+	}{{
+		name:    "a new instance starts on the newest release that is not withdrawn, whatever the window",
+		cat:     testCatalog(release("26.4.0"), release("26.5.0"), withdrawn("26.6.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticNone, MaintenanceWindow: sunday3},
+		inst:    instance("", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.5.0", reason: ReasonCurrent,
+	}, {
+		name:    "a minor update within the policy starts in the open window",
+		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor, MaintenanceWindow: sunday3},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(3, 30),
+		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true,
+		window:  sundayAt(3, 0),
+		outcome: v1alpha1.UpgradeInProgress,
+	}, {
+		name:    "outside the window it waits for the next one, and says when",
+		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor, MaintenanceWindow: sunday3},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(5, 0), // the window closed at 05:00
+		version: "26.4.0", reason: ReasonCurrent, available: "26.5.0", within: true,
+		window: nextSun, recheck: nextSun,
+	}, {
+		name:    "the instance's stricter policy keeps it from a minor update its class allows",
+		cat:     testCatalog(release("26.4.0"), release("26.4.1"), release("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{Automatic: v1alpha1.AutomaticPatch}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.4.1", reason: ReasonUpgrading, available: "26.4.1", within: true,
+		outcome: v1alpha1.UpgradeInProgress,
+	}, {
+		name:    "a major update beyond the policy is shown, not taken",
+		cat:     testCatalog(release("26.5.0"), release("27.0.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.5.0", reason: ReasonCurrent, available: "27.0.0", within: false,
+	}, {
+		name:    "None takes nothing",
+		cat:     testCatalog(release("26.5.0"), release("26.5.1")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticNone},
+		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.5.0", reason: ReasonCurrent, available: "26.5.1",
+	}, {
+		name:    "a withdrawn release is never chosen: the newest within policy that is not withdrawn is",
+		cat:     testCatalog(release("26.4.0"), release("26.5.0"), withdrawn("26.6.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true,
+		outcome: v1alpha1.UpgradeInProgress,
+	}, {
+		name:    "running a withdrawn release is reported, not downgraded",
+		cat:     testCatalog(release("26.4.0"), withdrawn("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMajor},
+		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.5.0", reason: ReasonWithdrawn,
+	}, {
+		name:    "an upgrade started in a window goes on after it closes",
+		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor, MaintenanceWindow: sunday3},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}),
+		now:     sundayAt(8, 0),
+		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true, window: nextSun,
+		outcome: v1alpha1.UpgradeInProgress,
+	}, {
+		name:    "an upgrade whose release is withdrawn before the schema moved is abandoned",
+		cat:     testCatalog(release("26.4.0"), withdrawn("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}),
+		now:     sundayAt(8, 0),
+		version: "26.4.0", reason: ReasonCurrent,
+		outcome: v1alpha1.UpgradeAbandoned,
+	}, {
+		name:    "a migrated upgrade stays in progress until Settle sees the instance Ready",
+		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}),
+		now:     sundayAt(8, 0),
+		version: "26.5.0", reason: ReasonCurrent,
+		outcome: v1alpha1.UpgradeInProgress,
+	}, {
+		name:    "the instance's window narrows the class's: both must be open",
+		cat:     testCatalog(release("26.4.0"), release("26.4.1")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main", MaintenanceWindow: daily4},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{MaintenanceWindow: sunday3}, nil),
+		now:     sundayAt(3, 30), // the instance's window is open, the class's not yet
+		version: "26.4.0", reason: ReasonCurrent, available: "26.4.1", within: true,
+		window: sundayAt(4, 0), recheck: sundayAt(4, 0),
+	}, {
+		name:    "release not in the catalogue: held",
+		cat:     testCatalog(release("26.5.0")),
+		class:   v1alpha1.ClassUpdates{Catalog: "main"},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.4.0", reason: ReasonNotInCatalog, hold: true,
+	}, {
+		name:    "no catalogue: held",
+		class:   v1alpha1.ClassUpdates{Catalog: "main"},
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil),
+		now:     sundayAt(12, 0),
+		version: "26.4.0", reason: ReasonCatalogNotFound, hold: true,
+	}, {
+		name:   "a new instance and only withdrawn releases: held",
+		cat:    testCatalog(withdrawn("26.5.0")),
+		class:  v1alpha1.ClassUpdates{Catalog: "main"},
+		inst:   instance("", &v1alpha1.InstanceUpdates{}, nil),
+		now:    sundayAt(12, 0),
+		reason: ReasonNoRelease, hold: true,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Resolve(tc.cat, tc.class, tc.inst, tc.now)
+			if got.Version != tc.version || got.Reason != tc.reason || got.Hold != tc.hold {
+				t.Errorf("version %q, reason %s, hold %v (%s); want %q, %s, %v", got.Version, got.Reason, got.Hold, got.Message, tc.version, tc.reason, tc.hold)
+			}
+			if got.Status.Available != tc.available || got.Status.WithinPolicy != tc.within {
+				t.Errorf("available %q within policy %v, want %q %v", got.Status.Available, got.Status.WithinPolicy, tc.available, tc.within)
+			}
+			var window time.Time
+			if got.Status.NextWindow != nil {
+				window = got.Status.NextWindow.Time
+			}
+			if !window.Equal(tc.window) || !got.RecheckAt.Equal(tc.recheck) {
+				t.Errorf("next window %v, recheck %v; want %v, %v", window, got.RecheckAt, tc.window, tc.recheck)
+			}
+			var outcome v1alpha1.UpgradeOutcome
+			if got.Status.LastUpgrade != nil {
+				outcome = got.Status.LastUpgrade.Outcome
+			}
+			if outcome != tc.outcome {
+				t.Errorf("last upgrade %+v, want outcome %q", got.Status.LastUpgrade, tc.outcome)
+			}
+			if !tc.hold && got.Version != "" && got.Images[got.Version] != "registry.example.org/kinto:"+got.Version {
+				t.Errorf("image of %s is %q", got.Version, got.Images[got.Version])
+			}
+			if tc.cat != nil && got.DatabaseImage != "registry.example.org/postgres:15.9" {
+				t.Errorf("database image %q", got.DatabaseImage)
+			}
+		})
+	}
+}
+
+func TestSettle(t *testing.T) {
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}
+	rolling := metav1.Condition{Type: v1alpha1.ConditionRollingOut, Status: metav1.ConditionTrue}
+	for _, tc := range []struct {
+		name       string
+		version    string
+		conditions []metav1.Condition
+		want       v1alpha1.UpgradeOutcome
+	}{
+		{"not migrated yet", "26.4.0", []metav1.Condition{ready}, v1alpha1.UpgradeInProgress},
+		{"migrated, still rolling", "26.5.0", []metav1.Condition{ready, rolling}, v1alpha1.UpgradeInProgress},
+		{"migrated, not Ready", "26.5.0", nil, v1alpha1.UpgradeInProgress},
+		{"migrated and Ready", "26.5.0", []metav1.Condition{ready}, v1alpha1.UpgradeSucceeded},
+	} {
+		status := &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Outcome: v1alpha1.UpgradeInProgress}}
+		Settle(status, tc.version, tc.conditions, sundayAt(9, 0))
+		if got := status.LastUpgrade.Outcome; got != tc.want || (got == v1alpha1.UpgradeSucceeded) != (status.LastUpgrade.Finished != nil) {
+			t.Errorf("%s: %+v, want %s", tc.name, status.LastUpgrade, tc.want)
+		}
+	}
+}
+
+// A rebuilt image pinned by a new digest is the release's image: the server rolls to it.
+func TestResolvePinsDigest(t *testing.T) {
+	r := release("26.5.0")
+	r.Digest = "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	got := Resolve(testCatalog(r), v1alpha1.ClassUpdates{Catalog: "main"}, instance("26.5.0", &v1alpha1.InstanceUpdates{}, nil), sundayAt(12, 0))
+	if want := "registry.example.org/kinto:26.5.0@" + r.Digest; got.Images["26.5.0"] != want {
+		t.Errorf("image %q, want %q", got.Images["26.5.0"], want)
+	}
+}
+
+func TestLooser(t *testing.T) {
+	for _, tc := range []struct {
+		class, own v1alpha1.AutomaticUpdates
+		looser     bool
+	}{
+		{v1alpha1.AutomaticMinor, v1alpha1.AutomaticPatch, false},
+		{v1alpha1.AutomaticMinor, v1alpha1.AutomaticMinor, false},
+		{v1alpha1.AutomaticMinor, v1alpha1.AutomaticMajor, true},
+		{"", v1alpha1.AutomaticMinor, true}, // the class's default is Patch
+		{v1alpha1.AutomaticNone, v1alpha1.AutomaticPatch, true},
+		{v1alpha1.AutomaticNone, "", false},
+	} {
+		if got := Looser(v1alpha1.ClassUpdates{Automatic: tc.class}, v1alpha1.InstanceUpdates{Automatic: tc.own}); got != tc.looser {
+			t.Errorf("class %q, instance %q: looser %v, want %v", tc.class, tc.own, got, tc.looser)
+		}
+	}
+}
+
+func TestNextWindow(t *testing.T) {
+	monday9 := &v1alpha1.MaintenanceWindow{Schedule: "0 9 * * 1", Duration: metav1.Duration{Duration: time.Hour}}
+	for _, tc := range []struct {
+		name    string
+		windows []*v1alpha1.MaintenanceWindow
+		now     time.Time
+		opened  time.Time
+		open    bool
+		never   bool
+	}{
+		{"no window: always open", []*v1alpha1.MaintenanceWindow{nil, nil}, sundayAt(12, 0), time.Time{}, true, false},
+		{"open at its first minute", []*v1alpha1.MaintenanceWindow{sunday3}, sundayAt(3, 0), sundayAt(3, 0), true, false},
+		{"closed at its last instant", []*v1alpha1.MaintenanceWindow{sunday3}, sundayAt(5, 0), nextSun, false, false},
+		{"before it opens", []*v1alpha1.MaintenanceWindow{sunday3}, sundayAt(2, 59), sundayAt(3, 0), false, false},
+		{"two windows overlapping", []*v1alpha1.MaintenanceWindow{sunday3, daily4}, sundayAt(4, 30), sundayAt(4, 0), true, false},
+		{"two windows never open together", []*v1alpha1.MaintenanceWindow{sunday3, monday9}, sundayAt(12, 0), time.Time{}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opened, open, never := nextWindow(tc.windows, tc.now)
+			if !opened.Equal(tc.opened) || open != tc.open || never != tc.never {
+				t.Errorf("opened %v open %v never %v; want %v %v %v", opened, open, never, tc.opened, tc.open, tc.never)
+			}
+		})
+	}
+}
