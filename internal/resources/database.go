@@ -44,7 +44,7 @@ func ServingDatabase(inst *v1alpha1.KintoInstance) v1alpha1.DatabaseServerRef {
 		Version:     db.Version,
 		Image:       DatabaseImage(db),
 		StatefulSet: DatabaseName(inst),
-		VolumeClaim: childName(inst.Name, "pgdata", maxNameLength),
+		VolumeClaim: DataVolumeClaimName(inst),
 	}
 }
 

@@ -103,9 +103,13 @@ func DatabaseHeadlessName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "postgres-hl", maxNameLength)
 }
 
-// DataVolumeClaimName names the volume of the server serving the instance.
+// DataVolumeClaimName names the volume of the server serving the instance: the one its status
+// records, else its first. It needs no spec, so that it names the volume a deleted instance kept.
 func DataVolumeClaimName(inst *v1alpha1.KintoInstance) string {
-	return ServingDatabase(inst).VolumeClaim
+	if d := inst.Status.Database; d != nil {
+		return d.VolumeClaim
+	}
+	return childName(inst.Name, "pgdata", maxNameLength)
 }
 
 // KintoNetworkPolicyName names the policy of the Kinto pods; the database's is DatabaseName.
