@@ -37,6 +37,9 @@ type Inputs struct {
 	GatewayAPI bool
 	// OperatorImage runs the object-storage steps of backup and restore pods.
 	OperatorImage string
+	// RunningDatabase is the database's StatefulSet as it is, nil before it exists: the tools
+	// image it runs stays while nothing else changes (DatabaseStatefulSetKeepingTools).
+	RunningDatabase *appsv1.StatefulSet
 	// SharedBucket says the instance's backups go to its hosting class's bucket, shared by every
 	// tenant, whose credentials its pods never get: the operator runs the schedule itself
 	// (ScheduledBackupJob), so no CronJob is built.
@@ -99,7 +102,8 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	if inst.Spec.ManagedDatabase() != nil {
 		c.DataVolumeClaim = DataVolumeClaim(inst)
 		c.DatabaseServices = DatabaseServices(inst)
-		c.Database = DatabaseStatefulSet(inst, SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision}), in.OperatorImage, in.PasswordRotation)
+		c.Database = DatabaseStatefulSetKeepingTools(inst, SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision}),
+			in.OperatorImage, in.PasswordRotation, in.RunningDatabase)
 		c.BackupVolumeClaim = BackupVolumeClaim(inst)
 		if in.RestoreSource != nil {
 			// The API allows spec.bootstrap with a managed database only.
