@@ -134,6 +134,11 @@ bench-fleet: kube-binaries build ## The operator at fleet scale (#14) on the tes
 	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) MANAGER_BIN=$(LOCALBIN)/manager BENCH_FLEET_OUT=$(LOCALBIN)/bench-fleet.json \
 		go test -tags fleet -count=1 -timeout 3h -v -run TestFleet ./test/fleet/
 
+.PHONY: bench-cluster
+bench-cluster: host-packages kube-binaries build images $(HELM) ## The operator's overhead on the local cluster (#14): the smallest sample to Kinto's heartbeat against the same children applied directly, 5 runs each; prints a table, writes bin/bench-cluster.json (not part of `make test`).
+	E2E_BENCH_OUT=$(LOCALBIN)/bench-cluster.json KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) HELM=$(HELM) \
+		hack/e2e.sh -run '^TestOperatorOverhead$$'
+
 ##@ Build
 
 .PHONY: build
@@ -174,9 +179,11 @@ deploy: manifests kube-binaries $(if $(filter chart,$(DEPLOY_WITH)),$(HELM)) ## 
 build-installer: manifests kube-binaries ## Write dist/install.yaml (what `make deploy` applies, image $(IMG)) and dist/install-namespaced.yaml (config/namespaced).
 	KUBECTL=$(KUBECTL) hack/build-installer.sh dist $(IMG)
 
+# Every object of config/default but the CRDs, whose deletion would delete every instance.
 .PHONY: undeploy
-undeploy: kube-binaries ## Remove the operator deployment.
-	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+undeploy: kube-binaries ## Remove the operator (its namespace, RBAC, Deployment), not the CRDs: the instances and their data stay.
+	$(KUBECTL) kustomize config/default | awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/(^|\n)kind: CustomResourceDefinition\n/' | \
+		$(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: demo
 demo: host-packages kube-binaries build images ## Start the local cluster, deploy the operator, run a Kinto instance and talk to it.

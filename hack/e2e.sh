@@ -30,7 +30,7 @@ set -euo pipefail
 . "$(dirname "$0")/cluster-lib.sh"
 cd "$root"
 export E2E_ARTIFACTS=${E2E_ARTIFACTS:-$root/.e2e-artifacts}
-export HELM=${HELM:-$root/bin/helm-v4.3.2} DEPLOY_WITH=chart E2E_CHART=$root/charts/kinto-operator
+export HELM=${HELM:-$root/bin/helm-v4.3.2} DEPLOY_WITH=chart
 export E2E_OPERATOR_IMAGE=$image E2E_PREVIOUS_OPERATOR_IMAGE=${PREVIOUS_IMG:-kinto-operator:e2e-previous}
 
 cleanup() {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -21,9 +24,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
-// The operator's Helm release, as hack/deploy-operator.sh installs it.
 const (
-	operatorRelease    = "kinto-operator"
 	operatorDeployment = "kinto-operator-controller-manager"
 	// upgradeSettleTime is how long the tenants' pods are watched after the new operator has
 	// reconciled every instance: a rollout it started would show in it.
@@ -35,19 +36,21 @@ const (
 // Ready instances with their managed databases under it, then upgrades the operator to the
 // build under test with `helm upgrade`, as a co-op would. Once the new operator has reconciled
 // every instance, no server or database pod of theirs was restarted or replaced: same pods,
-// restart counts, ReplicaSets and StatefulSet revisions.
+// restart counts, ReplicaSets and StatefulSet revisions. Then the operator is uninstalled, and
+// installed again: the instances' pods and volumes are still the same. The upgrade and the
+// uninstall are the README's own commands.
 //
 // Not parallel: it replaces the operator, so it runs before the parallel tests, which start once
 // the build under test runs again.
 func TestOperatorUpgradeRestartsNoTenantPod(t *testing.T) {
-	helm, chart := os.Getenv("HELM"), os.Getenv("E2E_CHART")
 	previous, current := os.Getenv("E2E_PREVIOUS_OPERATOR_IMAGE"), os.Getenv("E2E_OPERATOR_IMAGE")
-	if helm == "" || chart == "" || previous == "" || current == "" {
-		t.Fatal("HELM, E2E_CHART, E2E_PREVIOUS_OPERATOR_IMAGE and E2E_OPERATOR_IMAGE are set by hack/e2e.sh (make test-e2e)")
+	if os.Getenv("HELM") == "" || os.Getenv("DEPLOY_WITH") != "chart" || previous == "" || current == "" {
+		t.Fatal("HELM, DEPLOY_WITH=chart, E2E_PREVIOUS_OPERATOR_IMAGE and E2E_OPERATOR_IMAGE are set by hack/e2e.sh (make test-e2e)")
 	}
+	upgrade, uninstall := readmeCommands(t, "Upgrading the operator"), readmeCommands(t, "Uninstalling without losing tenant data")
 	// Whatever happens, the other tests run under the build under test.
-	t.Cleanup(func() { upgradeOperator(t, helm, chart, current) })
-	upgradeOperator(t, helm, chart, previous)
+	t.Cleanup(func() { installOperator(t) })
+	runREADME(t, upgrade, previous)
 	previousVersion := operatorVersion(t, previous)
 
 	ns := newNamespace(t)
@@ -61,33 +64,95 @@ func TestOperatorUpgradeRestartsNoTenantPod(t *testing.T) {
 	}
 	before := tenantPods(t, insts)
 
-	upgradeOperator(t, helm, chart, current)
+	runREADME(t, upgrade, current)
 	if v := operatorVersion(t, current); v == previousVersion {
 		t.Fatalf("the operator reports version %q before and after the upgrade: not another build", v)
 	}
 	for _, inst := range insts {
 		waitReconciled(t, inst)
 	}
-	deadline := time.Now().Add(upgradeSettleTime)
-	for time.Now().Before(deadline) {
-		if after := tenantPods(t, insts); after != before {
-			t.Fatalf("the operator's upgrade (%s to %s) changed the tenants' pods:\nbefore:\n%s\nafter:\n%s", previous, current, before, after)
-		}
-		time.Sleep(pollInterval)
+	checkUnchanged(t, fmt.Sprintf("the operator's upgrade (%s to %s)", previous, current), insts, before)
+
+	runREADME(t, uninstall, "")
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: operatorDeployment}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the operator's Deployment after the README's uninstall: %v, want it gone", err)
 	}
+	checkUnchanged(t, "uninstalling the operator", insts, before)
+	for _, inst := range insts {
+		dataVolume(t, inst)
+		waitHealthy(t, kintoAPI(t, inst))
+	}
+	installOperator(t)
+	for _, inst := range insts {
+		waitReconciled(t, inst)
+	}
+	checkUnchanged(t, "installing the operator again", insts, before)
 	for _, inst := range insts {
 		waitReady(t, inst)
 		waitHealthy(t, kintoAPI(t, inst))
 	}
 }
 
-// upgradeOperator moves the operator's Helm release to image (keeping every other value) and
-// waits until it runs.
-func upgradeOperator(t *testing.T, helm, chart, image string) {
+// checkUnchanged watches the instances' pods for upgradeSettleTime: they stay as before.
+func checkUnchanged(t *testing.T, what string, insts []*v1alpha1.KintoInstance, before string) {
 	t.Helper()
-	run(t, helm, "upgrade", operatorRelease, chart, "--namespace", operatorNamespace, "--skip-crds", "--reuse-values",
-		"--set-string", "image="+image)
-	run(t, kubectl, "-n", operatorNamespace, "rollout", "status", "deployment/"+operatorDeployment, "--timeout=180s")
+	deadline := time.Now().Add(upgradeSettleTime)
+	for time.Now().Before(deadline) {
+		if after := tenantPods(t, insts); after != before {
+			t.Fatalf("%s changed the tenants' pods:\nbefore:\n%s\nafter:\n%s", what, before, after)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// readmeCommands are the lines of the first sh block under the README's heading "### heading".
+func readmeCommands(t *testing.T, heading string) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, found := strings.Cut(string(raw), "\n### "+heading+"\n")
+	if !found {
+		t.Fatalf("the README has no heading %q", heading)
+	}
+	_, block, found := strings.Cut(section, "```sh\n")
+	block, _, closed := strings.Cut(block, "```")
+	if !found || !closed || strings.Contains(section[:strings.Index(section, block)], "\n## ") {
+		t.Fatalf("the README has no sh block under %q", heading)
+	}
+	return block
+}
+
+// runREADME runs commands from the README in the repository's folder with kubectl and helm
+// those of the tests, the image placeholder replaced by image.
+func runREADME(t *testing.T, commands, image string) {
+	t.Helper()
+	bin := t.TempDir()
+	for name, target := range map[string]string{"kubectl": kubectl, "helm": os.Getenv("HELM")} {
+		if err := os.Symlink(target, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := regexp.MustCompile(`<registry>/kinto-operator:<[a-z-]+>`).ReplaceAllString(commands, image)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's commands:\n%s\n%v\n%s", script, err, out)
+	}
+	t.Logf("ran the README's commands:\n%s", script)
+}
+
+// installOperator installs the build under test as hack/e2e.sh did (hack/deploy-operator.sh,
+// from the chart, with the local cluster's flags).
+func installOperator(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command("../../hack/deploy-operator.sh", os.Getenv("E2E_OPERATOR_IMAGE"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/deploy-operator.sh: %v\n%s", err, out)
+	}
 }
 
 // operatorVersion is what `manager --version` prints in the running operator pod of image.
