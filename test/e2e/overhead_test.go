@@ -60,9 +60,13 @@ func TestOperatorOverhead(t *testing.T) {
 		t.Skipf("the overhead bench runs with %s set (make bench-cluster)", overheadOutEnv)
 	}
 	r := overheadResults{Cores: runtime.NumCPU(), Sample: defaultSample}
+	// Each run in a subtest, whose namespace is gone before the next starts.
 	for i := range overheadRuns {
-		r.Operator = append(r.Operator, timeOperator(t, i))
-		r.Direct = append(r.Direct, timeDirect(t, i))
+		t.Run(fmt.Sprintf("operator-%d", i+1), func(t *testing.T) { r.Operator = append(r.Operator, timeOperator(t, i)) })
+		t.Run(fmt.Sprintf("direct-%d", i+1), func(t *testing.T) { r.Direct = append(r.Direct, timeDirect(t, i)) })
+		if t.Failed() {
+			t.FailNow()
+		}
 		t.Logf("run %d: operator %.1f s, plain client %.1f s", i+1, r.Operator[i], r.Direct[i])
 	}
 	r.OperatorMedian, r.DirectMedian = median(r.Operator), median(r.Direct)
