@@ -10,7 +10,9 @@ COPY main.go ./
 COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o manager .
+# The version string `manager --version` prints: docker build --build-arg VERSION=$(git describe ...).
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o manager .
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /

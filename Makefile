@@ -1,5 +1,7 @@
 # Image the deploy target runs.
 IMG ?= kinto-operator:dev
+# The operator's version string (`manager --version`, its first log line).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 # One Kubernetes minor for the client libraries (go.mod: k8s.io/* v0.36.x) and the binaries the
 # tests run (built from source by hack/build-kube-binaries.sh).
@@ -118,12 +120,12 @@ test-s3: s3-server ## Backup object storage against a real S3-compatible server 
 	VERSITYGW_BIN=$(VERSITYGW) $(GOTEST) -tags s3 ./internal/backup/objectstore/... ./internal/backup/backuptool/...
 
 .PHONY: test-e2e
-test-e2e: host-packages kube-binaries build images s3-server ## End to end on the local cluster: the operator in-cluster, Kinto and PostgreSQL in pods.
-	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) hack/e2e.sh
+test-e2e: host-packages kube-binaries build images previous-operator-image s3-server $(HELM) ## End to end on the local cluster: the operator in-cluster from the Helm chart, Kinto and PostgreSQL in pods.
+	KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) PREVIOUS_IMG=$(PREVIOUS_IMG) HELM=$(HELM) VERSITYGW_BIN=$(VERSITYGW) hack/e2e.sh
 
 .PHONY: test-crash
-test-crash: host-packages kube-binaries build images s3-server ## Kill the operator 20 times while 30 instances (10 at a time) are provisioned, backed up, restored, upgraded and deleted (not in `test`).
-	E2E_CRASH=1 KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) VERSITYGW_BIN=$(VERSITYGW) \
+test-crash: host-packages kube-binaries build images s3-server $(HELM) ## Kill the operator 20 times while 30 instances (10 at a time) are provisioned, backed up, restored, upgraded and deleted (not in `test`).
+	E2E_CRASH=1 KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) HELM=$(HELM) VERSITYGW_BIN=$(VERSITYGW) \
 	hack/e2e.sh -run TestOperatorSurvivesKills -timeout 90m -parallel 10
 
 .PHONY: bench
@@ -137,11 +139,16 @@ bench-fleet: kube-binaries build ## The operator at fleet scale (#14) on the tes
 	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) MANAGER_BIN=$(LOCALBIN)/manager BENCH_FLEET_OUT=$(LOCALBIN)/bench-fleet.json \
 		go test -tags fleet -count=1 -timeout 3h -v -run TestFleet ./test/fleet/
 
+.PHONY: bench-cluster
+bench-cluster: host-packages kube-binaries build images $(HELM) ## The operator's overhead on the local cluster (#14): the smallest sample to Kinto's heartbeat against the same children applied directly, 5 runs each; prints a table, writes bin/bench-cluster.json (not part of `make test`).
+	E2E_BENCH_OUT=$(LOCALBIN)/bench-cluster.json KUBE_ASSETS=$(KUBE_ASSETS) LOCAL_CLUSTER=$(LOCAL_CLUSTER) IMG=$(IMG) HELM=$(HELM) \
+		hack/e2e.sh -run '^TestOperatorOverhead$$'
+
 ##@ Build
 
 .PHONY: build
 build: ## Build the operator binary (as the Dockerfile does: image_test.go checks they agree).
-	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/manager .
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=$(VERSION)" -o $(LOCALBIN)/manager .
 
 .PHONY: plugin
 plugin: ## Build the kubectl plugin, bin/kubectl-kinto (put bin/ on PATH for `kubectl kinto`).
@@ -177,9 +184,11 @@ deploy: manifests kube-binaries $(if $(filter chart,$(DEPLOY_WITH)),$(HELM)) ## 
 build-installer: manifests kube-binaries ## Write dist/install.yaml (what `make deploy` applies, image $(IMG)) and dist/install-namespaced.yaml (config/namespaced).
 	KUBECTL=$(KUBECTL) hack/build-installer.sh dist $(IMG)
 
+# Every object of config/default but the CRDs, whose deletion would delete every instance.
 .PHONY: undeploy
-undeploy: kube-binaries ## Remove the operator deployment.
-	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+undeploy: kube-binaries ## Remove the operator (its namespace, RBAC, Deployment), not the CRDs: the instances and their data stay.
+	$(KUBECTL) kustomize config/default | awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/(^|\n)kind: CustomResourceDefinition\n/' | \
+		$(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: demo
 demo: host-packages kube-binaries build images ## Start the local cluster, deploy the operator, run a Kinto instance and talk to it.
@@ -216,6 +225,16 @@ host-packages: ## Install the Debian packages the tests and the local cluster ne
 .PHONY: images
 images: host-packages build ## Build the images the local cluster runs (Kinto, PostgreSQL, the operator, ...) into bin/images.
 	KINTO_VERSIONS="$(KINTO_VERSION) $(KINTO_PREVIOUS_VERSION)" hack/build-images.sh $(LOCALBIN)/images
+
+# The e2e upgrade test's operator before the upgrade: this tree built under another version
+# string, as image $(PREVIOUS_IMG).
+PREVIOUS_IMG ?= kinto-operator:e2e-previous
+
+.PHONY: previous-operator-image
+previous-operator-image: host-packages ## The operator built again as version e2e-previous, image $(PREVIOUS_IMG) (bin/images/kinto-operator-previous.tar): the e2e upgrade test's previous operator.
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=e2e-previous" -o $(LOCALBIN)/manager-previous .
+	OPERATOR_BIN=$(LOCALBIN)/manager-previous OPERATOR_FILE=kinto-operator-previous.tar OPERATOR_REF=docker.io/library/$(PREVIOUS_IMG) \
+		IMAGES=operator hack/build-images.sh $(LOCALBIN)/images
 
 .PHONY: kube-binaries
 kube-binaries: ## Build kube-apiserver, kubelet, etcd, kubectl, ... from source into bin/k8s/$(KUBE_VERSION).

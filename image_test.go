@@ -205,6 +205,8 @@ func localImage(t *testing.T, makefile, script string) operatorImage {
 		}
 		if recipe && strings.HasPrefix(line, "\t") {
 			if strings.Contains(line, "go build") && strings.Contains(line, "$(LOCALBIN)/manager") {
+				// make's $(VERSION) is the Dockerfile's ${VERSION}.
+				line = strings.ReplaceAll(line, "$(VERSION)", "${VERSION}")
 				img.buildEnv, img.buildFlags = goBuild(t, strings.TrimSpace(line))
 			}
 			continue
@@ -240,7 +242,7 @@ func localImage(t *testing.T, makefile, script string) operatorImage {
 			nonroot = true
 		case words[0] == "install" && strings.Contains(line, "ca-certificates.crt") && strings.Contains(line, "$rootfs/etc/ssl/certs/ca-certificates.crt"):
 			caBundle = true
-		case words[0] == "install" && strings.Contains(line, "$root/bin/manager"):
+		case words[0] == "install" && strings.Contains(line, "$operator_bin"):
 			img.binaryPath = strings.TrimPrefix(words[len(words)-1], "$rootfs")
 		case words[0] == "pack":
 			for i := 0; i+1 < len(words); i++ {

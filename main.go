@@ -7,6 +7,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -22,9 +23,16 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/portal"
 )
 
+// version names the build: `make build` sets it from `git describe` (VERSION=...), the
+// Dockerfile from its VERSION argument. It is how an operator upgrade is told apart from a restart.
+var version = "dev"
+
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
+		case "--version", "version":
+			fmt.Println(version)
+			return
 		case "backup":
 			os.Exit(backuptool.Main(os.Args[2:], os.Stdout, os.Stderr))
 		case "db":
@@ -118,7 +126,7 @@ func main() {
 		setupLog.Error(err, "setting up the manager")
 		os.Exit(1)
 	}
-	setupLog.Info("starting the manager")
+	setupLog.Info("starting the manager", "version", version)
 	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "running the manager")
 		os.Exit(1)

@@ -165,12 +165,17 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err != nil {
 		return inStage(stageBackups, err)
 	}
+	database, err := r.runningDatabase(ctx, inst)
+	if err != nil {
+		return inStage(stageDatabase, err)
+	}
 	children, err := resources.Desired(inst, resources.Inputs{
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
 		ExternalDatabasePort: databasePort, RestoreSource: restore, PasswordRotation: p.rotatingPassword,
 		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage, SharedBucket: sharedBucket != nil,
 		DatabaseUpgrade: databaseUpgradeInputs(inst, databaseUpgrade),
-		ReleaseImages: p.releaseImages,
+		ReleaseImages:   p.releaseImages,
+		RunningDatabase: database,
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())

@@ -111,7 +111,7 @@ func withoutEnv(words []string) []string {
 
 // repoPath matches what names a file or directory of the repository (bin/ holds what builds
 // make, which a fresh checkout lacks).
-var repoPath = regexp.MustCompile(`^(\.ci|api|config|controllers|hack|internal|test)/[A-Za-z0-9_./-]*$`)
+var repoPath = regexp.MustCompile(`^(\.ci|api|charts|config|controllers|hack|internal|test)/[A-Za-z0-9_./-]*$`)
 
 // otherProgramsFlags are flags the README names that belong to other programs than the manager.
 var otherProgramsFlags = map[string]string{
@@ -221,6 +221,10 @@ func (c *readmeChecker) check(r readme) []string {
 			if p := c.kubectlResource(words[1:]); p != "" {
 				problems = append(problems, fmt.Sprintf("%q: %s", command, p))
 			}
+		case "helm":
+			for _, err := range c.helmRelease(words[1:]) {
+				problems = append(problems, fmt.Sprintf("%q: %v", command, err))
+			}
 		}
 	}
 	for i, manifest := range r.manifests {
@@ -296,6 +300,36 @@ func (c *readmeChecker) kubectlResource(args []string) string {
 	return ""
 }
 
+// placeholder is what the README writes for a value of the reader's, such as <registry>.
+var placeholder = regexp.MustCompile(`<[^>]*>`)
+
+// helmRelease renders a `helm install` or `helm upgrade` command (args after helm) with `helm
+// template` and the same chart and values, and passes every object through the API server's
+// dry run. Other helm commands are left alone.
+func (c *readmeChecker) helmRelease(args []string) []error {
+	if len(args) < 3 || (args[0] != "install" && args[0] != "upgrade") {
+		return nil
+	}
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		return []error{errors.New("HELM is not set (make test-envtest sets it)")}
+	}
+	template := []string{"template"}
+	for _, a := range args[1:] {
+		// The release's stored values, which a fresh rendering has not.
+		if a != "--reuse-values" {
+			template = append(template, placeholder.ReplaceAllString(a, "x"))
+		}
+	}
+	cmd := exec.Command(helm, template...)
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	if err != nil {
+		return []error{fmt.Errorf("helm %s: %v", strings.Join(template, " "), err)}
+	}
+	return c.dryRun(string(out))
+}
+
 // dryRun asks the API server to create each object of manifest (those with apiVersion and
 // kind: fragments are left alone), in the checker's namespace when namespaced, without keeping
 // it.
@@ -362,10 +396,12 @@ func TestREADMECommands(t *testing.T) {
 		len(r.commands), len(r.spans), len(r.manifests), len(r.refusals), keys(c.makeTargets))
 
 	broken := parseREADME(string(raw) + "\nThen `make no-such-target`, `config/samples/no-such-sample.yaml`, `--no-such-flag=1` and `kubectl describe kinto-hosting x`.\n" +
-		"```yaml\napiVersion: hosting.kinto-storage.org/v1alpha1\nkind: KintoInstance\nmetadata: {name: broken}\nspec: {plugins: [flush]}\n```\n")
+		"```yaml\napiVersion: hosting.kinto-storage.org/v1alpha1\nkind: KintoInstance\nmetadata: {name: broken}\nspec: {plugins: [flush]}\n```\n" +
+		"```sh\nhelm upgrade kinto-operator charts/no-such-chart\nhelm install kinto-operator charts/kinto-operator --set resources.requests.cpu=lots\n```\n")
 	problems := strings.Join(c.check(broken), "\n")
 	for _, want := range []string{"make -n no-such-target", "config/samples/no-such-sample.yaml does not exist",
-		"flag --no-such-flag is not one of the manager's", "kinto-hosting is a category", `Unsupported value: "flush"`} {
+		"flag --no-such-flag is not one of the manager's", "kinto-hosting is a category", `Unsupported value: "flush"`,
+		"charts/no-such-chart does not exist", "helm template kinto-operator charts/no-such-chart", "quantities must match"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("a README with mistakes: the problems found do not say %q:\n%s", want, problems)
 		}

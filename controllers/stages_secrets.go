@@ -78,19 +78,32 @@ func (r *KintoInstanceReconciler) passwordTaken(ctx context.Context, inst *v1alp
 	if inst.Spec.ManagedDatabase() == nil || len(creds.Data[resources.SecretKeyDatabasePasswordNext]) == 0 {
 		return false, nil
 	}
-	sts := &appsv1.StatefulSet{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: resources.DatabaseStatefulSetName(inst)}, sts)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
+	sts, err := r.runningDatabase(ctx, inst)
+	if sts == nil || err != nil {
 		return false, err
 	}
-	want := resources.DatabaseStatefulSet(inst, resources.SecretsRevision(map[string]string{creds.Name: creds.ResourceVersion}), r.OperatorImage, true)
+	want := resources.DatabaseStatefulSetKeepingTools(inst, resources.SecretsRevision(map[string]string{creds.Name: creds.ResourceVersion}), r.OperatorImage, true, sts)
 	st := sts.Status
 	return sts.Annotations[resources.TemplateHashAnnotation] == want.Annotations[resources.TemplateHashAnnotation] &&
 		st.ObservedGeneration == sts.Generation && st.ReadyReplicas > 0 && st.UpdatedReplicas > 0 &&
 		st.CurrentRevision == st.UpdateRevision, nil
+}
+
+// runningDatabase is the managed database's StatefulSet as the cache holds it, nil when there is
+// none.
+func (r *KintoInstanceReconciler) runningDatabase(ctx context.Context, inst *v1alpha1.KintoInstance) (*appsv1.StatefulSet, error) {
+	if inst.Spec.ManagedDatabase() == nil {
+		return nil, nil
+	}
+	sts := &appsv1.StatefulSet{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: resources.DatabaseStatefulSetName(inst)}, sts)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sts, nil
 }
 
 // reconcileReferencedSecrets checks the user's Secrets the instance reads and labels them so that

@@ -101,6 +101,23 @@ func TestSteadyStatePassWritesNothing(t *testing.T) {
 		}
 	}
 
+	// An operator upgraded to a new image, and nothing else: its pass rolls no workload (the
+	// database keeps installing its tools from the image it runs), so no tenant pod restarts.
+	counter.patchedPaths()
+	upgraded := &controllers.KintoInstanceReconciler{
+		Client: r.Client, APIReader: k8s, Recorder: discardEvents{},
+		Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage + "-next",
+	}
+	if _, err := upgraded.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pass of an operator with a new image: requests by method: %v", counter.counts())
+	for _, path := range counter.patchedPaths() {
+		if strings.Contains(path, "/statefulsets/") || strings.Contains(path, "/deployments/") {
+			t.Errorf("the pass of an operator with a new image patched %s", path)
+		}
+	}
+
 	// A hand edit of a value the operator set: the next pass applies that child, and only it.
 	cm := &corev1.ConfigMap{}
 	get(t, ns, resources.ConfigMapName(inst), cm)

@@ -8,6 +8,8 @@
 #   pause.tar                   registry.k8s.io/pause (containerd's sandbox_image), from
 #                               build/pause of the Kubernetes sources
 #   kinto-operator.tar          the operator (bin/manager), as the Dockerfile's distroless image
+#                               (OPERATOR_BIN, OPERATOR_FILE and OPERATOR_REF make another build
+#                               of it, such as the e2e upgrade test's previous operator)
 #   coredns.tar                 CoreDNS with the cluster-DNS plugins only (no forward)
 #   local-path-provisioner.tar  rancher's dynamic volume provisioner
 #   kube-network-policies.tar   sig-network's NetworkPolicy enforcer (as kind runs), its queue
@@ -27,7 +29,8 @@
 #
 # Usage: hack/build-images.sh [OUTDIR]          (default bin/images)
 # Env:   IMAGES (default "pause operator coredns local-path-provisioner kube-network-policies
-#        debian postgres kinto"), PAUSE_REF, KUBE_VERSION, OPERATOR_REF, COREDNS_VERSION,
+#        debian postgres kinto"), PAUSE_REF, KUBE_VERSION, OPERATOR_BIN (default bin/manager),
+#        OPERATOR_FILE (default kinto-operator.tar), OPERATOR_REF, COREDNS_VERSION,
 #        LOCAL_PATH_VERSION, NETWORK_POLICIES_VERSION, DEBIAN_REF, DEBIAN_MIRROR,
 #        POSTGRES_VERSIONS (default "15 17"), KINTO_VERSIONS (default "26.5.0 26.4.0")
 set -euo pipefail
@@ -39,6 +42,8 @@ out=${1:-$root/bin/images}
 # kubelet v1.36 no longer names a sandbox image (containerd's sandbox_image does, 3.6 by default).
 kube_version=${KUBE_VERSION:-v1.36.5}
 pause_ref=${PAUSE_REF:-registry.k8s.io/pause:3.10.2}
+operator_bin=${OPERATOR_BIN:-$root/bin/manager}
+operator_file=${OPERATOR_FILE:-kinto-operator.tar}
 operator_ref=${OPERATOR_REF:-docker.io/library/kinto-operator:dev}
 coredns_version=${COREDNS_VERSION:-v1.15.0}
 coredns_ref=docker.io/coredns/coredns:${coredns_version#v}
@@ -117,7 +122,7 @@ image() {
 
 # stale FILE: an archive older than what it packs (only the operator's can be).
 stale() {
-  [ "$1" = kinto-operator.tar ] && [ "$root/bin/manager" -nt "$out/$1" ]
+  [ "$1" = "$operator_file" ] && [ "$operator_bin" -nt "$out/$1" ]
 }
 
 # nonroot_files DIR: the files of a distroless "static:nonroot" image: users root and nonroot
@@ -156,7 +161,7 @@ build_pause() {
 build_operator() {
   local file=$1 ref=$2 rootfs=$work/operator
   nonroot_files "$rootfs"
-  install -m 0755 "$root/bin/manager" "$rootfs/manager"
+  install -m 0755 "$operator_bin" "$rootfs/manager"
   # The backup Jobs' `manager backup` talks TLS to object storage: the CAs Debian trusts, where
   # distroless keeps them (and Go looks first).
   [ -s /etc/ssl/certs/ca-certificates.crt ] || die "no /etc/ssl/certs/ca-certificates.crt: run hack/install-host-packages.sh"
@@ -451,11 +456,12 @@ for img in $images; do
   case $img in
     pause) image pause.tar "$pause_ref" build_pause ;;
     operator)
-      if [ ! -x "$root/bin/manager" ]; then
+      if [ ! -x "$operator_bin" ]; then
+        [ "$operator_bin" = "$root/bin/manager" ] || die "no $operator_bin"
         echo "build-images: no bin/manager, running make build"
         make -C "$root" build
       fi
-      image kinto-operator.tar "$operator_ref" build_operator
+      image "$operator_file" "$operator_ref" build_operator
       ;;
     coredns) image coredns.tar "$coredns_ref" build_coredns ;;
     local-path-provisioner) image local-path-provisioner.tar "$lpp_ref" build_local_path_provisioner ;;

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Runs the end-to-end tests (test/e2e) on a real cluster, with the operator deployed in-cluster
-# from its image and RBAC as users deploy it. By default the cluster is the local one of
+# from its image and RBAC as users deploy it: from the Helm chart (charts/kinto-operator), the
+# bundle's path being `make demo`'s and test/install's. The upgrade test moves that release to
+# the previous build (PREVIOUS_IMG) and back. By default the cluster is the local one of
 # hack/local-cluster.sh: started here and stopped at the end, or reused, and left running, when
 # `make demo` or `make cluster-up` already started it.
 #
-# Usage: hack/e2e.sh [go test flags...]   (after `make kube-binaries build images s3-server`)
+# Usage: hack/e2e.sh [go test flags...]
+#        (after `make kube-binaries build images previous-operator-image s3-server`)
 # Env:   USE_EXISTING_CLUSTER=true  use the cluster of $KUBECONFIG instead (its nodes must have
 #                                   the images, and this host must reach its Service IPs)
 #        LOCAL_CLUSTER   the local cluster's folder (default .local-cluster of the repository)
 #        KUBE_ASSETS, IMG (default kinto-operator:dev), E2E_ARTIFACTS (default .e2e-artifacts)
+#        PREVIOUS_IMG    the operator built under another version string (default
+#                        kinto-operator:e2e-previous, `make previous-operator-image`)
+#        HELM            the Helm CLI (default bin/helm-v4.3.2, `go install`ed by the Makefile)
 #        VERSITYGW_BIN   versitygw (`make s3-server`): the S3 backup test starts it on the local
 #                        cluster's node address, which pods reach
 # On the local cluster the tests run in the node's network namespace (hack/local-cluster.sh exec),
@@ -24,6 +30,8 @@ set -euo pipefail
 . "$(dirname "$0")/cluster-lib.sh"
 cd "$root"
 export E2E_ARTIFACTS=${E2E_ARTIFACTS:-$root/.e2e-artifacts}
+export HELM=${HELM:-$root/bin/helm-v4.3.2} DEPLOY_WITH=chart
+export E2E_OPERATOR_IMAGE=$image E2E_PREVIOUS_OPERATOR_IMAGE=${PREVIOUS_IMG:-kinto-operator:e2e-previous}
 
 cleanup() {
   local rc=$?

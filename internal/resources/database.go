@@ -202,6 +202,27 @@ func DatabasePodHost(inst *v1alpha1.KintoInstance, server v1alpha1.DatabaseServe
 	return server.StatefulSet + "-0." + DatabaseHeadlessName(inst)
 }
 
+// DatabaseStatefulSetKeepingTools is DatabaseStatefulSet, but for the image the database pod
+// installs its tools (`manager db`) from: running's, when the template built with it is the one
+// running, so that a new operator image alone restarts no database; the pod takes the new
+// image's tools with the next change of its template. running is the StatefulSet as it is, or
+// nil.
+func DatabaseStatefulSetKeepingTools(inst *v1alpha1.KintoInstance, credentialsRevision, operatorImage string, rotating bool, running *appsv1.StatefulSet) *appsv1.StatefulSet {
+	want := DatabaseStatefulSet(inst, credentialsRevision, operatorImage, rotating)
+	if running == nil {
+		return want
+	}
+	i := slices.IndexFunc(running.Spec.Template.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == stepInstallTools })
+	if i < 0 || running.Spec.Template.Spec.InitContainers[i].Image == operatorImage {
+		return want
+	}
+	kept := DatabaseStatefulSet(inst, credentialsRevision, running.Spec.Template.Spec.InitContainers[i].Image, rotating)
+	if kept.Annotations[TemplateHashAnnotation] != running.Annotations[TemplateHashAnnotation] {
+		return want
+	}
+	return kept
+}
+
 // databaseReplicas is one PostgreSQL server on its volume (PostgreSQL has no shared-storage
 // replication), or none while hibernating.
 func databaseReplicas(inst *v1alpha1.KintoInstance) *int32 {

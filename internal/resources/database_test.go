@@ -1,9 +1,12 @@
 package resources
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 
@@ -83,6 +86,44 @@ func TestDatabaseStatefulSet(t *testing.T) {
 				if e.Name == "POSTGRES_PASSWORD" && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != CredentialsSecretName(tc.inst) || e.ValueFrom.SecretKeyRef.Key != SecretKeyDatabasePassword) {
 					t.Errorf("password must come from the credentials Secret: %+v", e)
 				}
+			}
+		})
+	}
+}
+
+// A new operator image alone leaves a running database's template as it is: its tools come from
+// the image it runs until something else in its template changes.
+func TestDatabaseStatefulSetKeepingTools(t *testing.T) {
+	const previousImage = "kinto-operator:previous"
+	inst := newInstance()
+	running := DatabaseStatefulSet(inst, "r1", previousImage, false)
+	noTools := running.DeepCopy()
+	noTools.Spec.Template.Spec.InitContainers = noTools.Spec.Template.Spec.InitContainers[1:]
+	cases := []struct {
+		name                string
+		inst                *v1alpha1.KintoInstance
+		credentialsRevision string
+		rotating            bool
+		running             *appsv1.StatefulSet
+		wantTools           string
+	}{
+		{"no StatefulSet yet", inst, "r1", false, nil, testOperatorImage},
+		{"only the operator image differs", inst, "r1", false, running, previousImage},
+		{"the credentials changed", inst, "r2", false, running, testOperatorImage},
+		{"the password rotates", inst, "r1", true, running, testOperatorImage},
+		{"the resources changed", newInstance(func(i *v1alpha1.KintoInstance) {
+			i.Spec.Database.Managed.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}
+		}), "r1", false, running, testOperatorImage},
+		{"a template without the tools step", inst, "r1", false, noTools, testOperatorImage},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := DatabaseStatefulSetKeepingTools(tc.inst, tc.credentialsRevision, testOperatorImage, tc.rotating, tc.running)
+			if tools := podContainer(got.Spec.Template.Spec, stepInstallTools).Image; tools != tc.wantTools {
+				t.Errorf("tools from %q, want %q", tools, tc.wantTools)
+			}
+			if want := DatabaseStatefulSet(tc.inst, tc.credentialsRevision, tc.wantTools, tc.rotating); !reflect.DeepEqual(got, want) {
+				t.Errorf("the StatefulSet is not the one built with the tools of %s", tc.wantTools)
 			}
 		})
 	}

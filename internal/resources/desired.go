@@ -38,6 +38,9 @@ type Inputs struct {
 	GatewayAPI bool
 	// OperatorImage runs the object-storage steps of backup and restore pods.
 	OperatorImage string
+	// RunningDatabase is the database's StatefulSet as it is, nil before it exists: the tools
+	// image it runs stays while nothing else changes (DatabaseStatefulSetKeepingTools).
+	RunningDatabase *appsv1.StatefulSet
 	// SharedBucket says the instance's backups go to its hosting class's bucket, shared by every
 	// tenant, whose credentials its pods never get: the operator runs the schedule itself
 	// (ScheduledBackupJob), so no CronJob is built.
@@ -132,7 +135,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		credentials := SecretsRevision(map[string]string{CredentialsSecretName(inst): in.CredentialsRevision})
 		c.DataVolumeClaim = DataVolumeClaim(inst)
 		c.DatabaseServices = DatabaseServices(inst)
-		c.Database = DatabaseStatefulSet(inst, credentials, in.OperatorImage, in.PasswordRotation)
+		c.Database = DatabaseStatefulSetKeepingTools(inst, credentials, in.OperatorImage, in.PasswordRotation, in.RunningDatabase)
 		c.BackupVolumeClaim = BackupVolumeClaim(inst)
 		if in.RestoreSource != nil {
 			// The API allows spec.bootstrap with a managed database only.
