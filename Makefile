@@ -41,7 +41,7 @@ help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2} /^##@/ {printf "\n%s\n", substr($$0, 5)}' $(MAKEFILE_LIST)
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers (the namespaced install's Role and ClusterRole, and the Helm chart's copies, from them).
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers (the namespaced install's Role and ClusterRole, and the Helm chart's copies of them and of config/monitoring).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 	go run ./hack/namespacedrbac
 	cp config/crd/bases/*.yaml charts/kinto-operator/crds/
@@ -49,6 +49,7 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kub
 	cp config/namespaced/watched/role.yaml charts/kinto-operator/files/namespaced-role.yaml
 	cp config/namespaced/operator/rbac/cluster_role.yaml charts/kinto-operator/files/cluster-role.yaml
 	cp config/portal/member_role.yaml charts/kinto-operator/files/portal-member-role.yaml
+	cp config/monitoring/service_monitor.yaml config/monitoring/prometheus_rule.yaml config/monitoring/grafana_dashboard.json charts/kinto-operator/files/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the deepcopy methods of the API types.
@@ -181,7 +182,7 @@ deploy: manifests kube-binaries $(if $(filter chart,$(DEPLOY_WITH)),$(HELM)) ## 
 	KUBECTL=$(KUBECTL) HELM=$(HELM) DEPLOY_WITH=$(DEPLOY_WITH) hack/deploy-operator.sh $(IMG)
 
 .PHONY: build-installer
-build-installer: manifests kube-binaries ## Write dist/install.yaml (what `make deploy` applies, image $(IMG)) and dist/install-namespaced.yaml (config/namespaced).
+build-installer: manifests kube-binaries ## Write dist/install.yaml (what `make deploy` applies, image $(IMG)) dist/install-namespaced.yaml (config/namespaced) and dist/install-monitoring.yaml (config/default-monitoring).
 	KUBECTL=$(KUBECTL) hack/build-installer.sh dist $(IMG)
 
 # Every object of config/default but the CRDs, whose deletion would delete every instance.

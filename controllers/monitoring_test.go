@@ -16,33 +16,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-)
 
-// monitoringCRDs generates the Prometheus operator's PrometheusRule and ServiceMonitor CRDs from
-// its API types (the module hack/monitoringcheck requires), as its own build does, with
-// controller-gen ($CONTROLLER_GEN, which `make test-envtest` sets).
-func monitoringCRDs(t *testing.T) []string {
-	t.Helper()
-	gen := os.Getenv("CONTROLLER_GEN")
-	if gen == "" {
-		t.Fatal("CONTROLLER_GEN is not set: run these tests with `make test-envtest`, or set it to bin/controller-gen-<version>")
-	}
-	gen, err := filepath.Abs(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cmd := exec.Command(gen, "crd:crdVersions=v1,maxDescLen=0",
-		"paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1", "output:crd:dir="+dir)
-	cmd.Dir = "../hack/monitoringcheck"
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("generating the Prometheus operator's CRDs: %v\n%s", err, out)
-	}
-	return []string{
-		filepath.Join(dir, "monitoring.coreos.com_prometheusrules.yaml"),
-		filepath.Join(dir, "monitoring.coreos.com_servicemonitors.yaml"),
-	}
-}
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
+)
 
 // kustomized is what kubectl kustomize renders of dir.
 func kustomized(t *testing.T, dir string) []*unstructured.Unstructured {
@@ -105,7 +81,7 @@ func renderedMonitoring(t *testing.T, ns string) []*unstructured.Unstructured {
 // operator's CRDs installed; a rule the schema refuses is refused.
 func TestMonitoringObjectsPassTheAPIServer(t *testing.T) {
 	ctx := context.Background()
-	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{Paths: monitoringCRDs(t), ErrorIfPathMissing: true}); err != nil {
+	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{Paths: kintotest.MonitoringCRDs(t), ErrorIfPathMissing: true}); err != nil {
 		t.Fatalf("installing the Prometheus operator's CRDs: %v", err)
 	}
 	ns := newNamespace(t)

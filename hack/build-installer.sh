@@ -4,6 +4,8 @@
 #                            operator's namespace, RBAC, Deployment and metrics Service
 #   install-namespaced.yaml  the same operator hosting only namespace kinto-tenants, with a Role
 #                            there in place of the ClusterRole (config/namespaced)
+#   install-monitoring.yaml  install.yaml with the Prometheus operator's ServiceMonitor and
+#                            alerts, and the Grafana dashboard (config/default-monitoring)
 # with the operator's image set to IMAGE.
 #
 # Usage: hack/build-installer.sh OUT_DIR IMAGE
@@ -17,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 kubectl=${KUBECTL:-kubectl}
 
 mkdir -p "$out"
-for variant in default:install namespaced:install-namespaced; do
+for variant in default:install namespaced:install-namespaced default-monitoring:install-monitoring; do
   # The Deployment names the image twice (its container and OPERATOR_IMAGE), as controller:latest.
   "$kubectl" kustomize "$root/config/${variant%%:*}" | sed -e "s|controller:latest|$image|g" >"$out/${variant##*:}.yaml"
 done

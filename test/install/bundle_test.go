@@ -12,9 +12,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
-// Every object of both bundles passes the API server's checks (schema, CRD structure, RBAC
+// Every object of the three bundles passes the API server's checks (schema, CRD structure, RBAC
 // escalation, admission: Pod Security's "restricted" profile, which the operator's namespace
 // enforces, warns about a Deployment whose pods it would refuse) in a server-side dry run, and
 // the bundles hold what `make deploy` installs.
@@ -25,8 +28,11 @@ func TestBundlesPassServerSideDryRun(t *testing.T) {
 	// operator's, as the bundle labels it, and the namespaced bundle's watched one.
 	apply(t, c, objectsOf(readObjects(t, filepath.Join(bundles, "install.yaml")), "Namespace"), false)
 	ensureNamespaces(t, c, []string{watchedNamespace}, nil)
+	if _, err := envtest.InstallCRDs(admin, envtest.CRDInstallOptions{Paths: kintotest.MonitoringCRDs(t), ErrorIfPathMissing: true}); err != nil {
+		t.Fatalf("installing the Prometheus operator's CRDs: %v", err)
+	}
 
-	for _, bundle := range []string{"install.yaml", "install-namespaced.yaml"} {
+	for _, bundle := range []string{"install.yaml", "install-namespaced.yaml", "install-monitoring.yaml"} {
 		t.Run(bundle, func(t *testing.T) {
 			objs := readObjects(t, filepath.Join(bundles, bundle))
 			for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "Role", "ClusterRole", "Deployment", "Service"} {

@@ -12,7 +12,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 const chartDir = "../../charts/kinto-operator"
@@ -56,6 +59,16 @@ func TestChartRendersTheBundles(t *testing.T) {
 		compareObjects(t, readObjects(t, filepath.Join(bundles, "install-namespaced.yaml")),
 			renderChart(t, "--set", "watchNamespaces={"+watchedNamespace+"}"))
 	})
+	t.Run("monitoring", func(t *testing.T) {
+		compareObjects(t, readObjects(t, filepath.Join(bundles, "install-monitoring.yaml")), renderChart(t, monitoringValues...))
+	})
+}
+
+// monitoringValues turn on every monitoring object of the chart (config/default-monitoring's).
+var monitoringValues = []string{
+	"--set", "metrics.serviceMonitor.enabled=true",
+	"--set", "metrics.prometheusRule.enabled=true",
+	"--set", "metrics.grafanaDashboard.enabled=true",
 }
 
 // compareObjects checks that the chart renders every object of the bundle but its Namespace,
@@ -103,12 +116,45 @@ func TestChartPassesServerSideDryRun(t *testing.T) {
 		"--set", "leaderElection.enabled=false",
 		"--set", "extraArgs={--max-concurrent-rollouts=10}",
 	}
+	monitoring := append(slices.Clone(monitoringValues),
+		"--set", "metrics.serviceMonitor.labels.release=prometheus",
+		"--set", "metrics.prometheusRule.labels.release=prometheus",
+		"--set", "metrics.grafanaDashboard.labels.team=hosting")
+	if _, err := envtest.InstallCRDs(admin, envtest.CRDInstallOptions{Paths: kintotest.MonitoringCRDs(t), ErrorIfPathMissing: true}); err != nil {
+		t.Fatalf("installing the Prometheus operator's CRDs: %v", err)
+	}
 	namespaces := []string{operatorNamespace, watchedNamespace, "tenant-two"}
 	ensureNamespaces(t, c, namespaces, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
-	for name, args := range map[string][]string{"default": nil, "custom": custom} {
+	for name, args := range map[string][]string{"default": nil, "custom": custom, "monitoring": monitoring} {
 		t.Run(name, func(t *testing.T) {
 			objs := renderChart(t, args...)
 			dryRunWithoutWarnings(t, admin, c, objs)
+			// The monitoring objects are off by default; when on, the extra labels add to theirs.
+			for _, kind := range []string{"ServiceMonitor", "PrometheusRule", "ConfigMap"} {
+				want := 0
+				if name == "monitoring" {
+					want = 1
+				}
+				if found := len(objectsOf(objs, kind)); found != want {
+					t.Errorf("want %d %s, the chart renders %d", want, kind, found)
+				}
+			}
+			if name == "monitoring" {
+				for kind, label := range map[string]string{"ServiceMonitor": "release=prometheus", "PrometheusRule": "release=prometheus", "ConfigMap": "team=hosting"} {
+					k, v, _ := strings.Cut(label, "=")
+					if found := objectsOf(objs, kind); len(found) == 1 && found[0].GetLabels()[k] != v {
+						t.Errorf("the %s lacks its extra label %s: %v", kind, label, found[0].GetLabels())
+					}
+				}
+				for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+					if found := objectsOf(objs, kind); len(found) == 1 && found[0].GetLabels()["app.kubernetes.io/name"] != "kinto-operator" {
+						t.Errorf("the %s lost its own labels: %v", kind, found[0].GetLabels())
+					}
+				}
+				if cm := objectsOf(objs, "ConfigMap"); len(cm) == 1 && cm[0].GetLabels()["grafana_dashboard"] != "1" {
+					t.Errorf("the dashboard's ConfigMap lost the label Grafana's sidecar selects: %v", cm[0].GetLabels())
+				}
+			}
 			if name == "custom" {
 				d := &appsv1.Deployment{}
 				convert(t, objectsOf(objs, "Deployment")[0], d)
