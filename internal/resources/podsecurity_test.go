@@ -5,15 +5,13 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // podSpecs are every pod template the operator generates for an instance: those of its
@@ -33,7 +31,7 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 			t.Fatal(err)
 		}
 		for _, child := range children.All() {
-			if pod, ok := podSpecOf(child); ok {
+			if pod, ok := kintotest.PodSpecOf(child); ok {
 				pods[fmt.Sprintf("%s %s%s", child.GetObjectKind().GroupVersionKind().Kind, child.GetName(), variant)] = pod
 			}
 		}
@@ -50,27 +48,12 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 	}
 	if b := inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil && inst.Spec.ManagedDatabase() != nil {
 		for name, obj := range sharedBucketObjects(t, inst) {
-			if pod, ok := podSpecOf(obj); ok {
+			if pod, ok := kintotest.PodSpecOf(obj); ok {
 				pods["shared bucket's "+name] = pod
 			}
 		}
 	}
 	return pods
-}
-
-// podSpecOf is the pod template of a child that runs pods.
-func podSpecOf(obj client.Object) (corev1.PodSpec, bool) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return o.Spec.Template.Spec, true
-	case *appsv1.StatefulSet:
-		return o.Spec.Template.Spec, true
-	case *batchv1.Job:
-		return o.Spec.Template.Spec, true
-	case *batchv1.CronJob:
-		return o.Spec.JobTemplate.Spec.Template.Spec, true
-	}
-	return corev1.PodSpec{}, false
 }
 
 // Every pod of every spec variant passes the Pod Security "restricted" profile, checked by the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // The grants of a shared bucket's Jobs in these tests: stand-ins for URLs the operator signs.
@@ -63,7 +64,7 @@ func TestSharedBucketCredentialsStayOut(t *testing.T) {
 				t.Errorf("%s names the shared bucket's Secret %s", name, secret)
 			}
 		}
-		pod, ok := podSpecOf(obj)
+		pod, ok := kintotest.PodSpecOf(obj)
 		if !ok {
 			if _, isCronJob := obj.(*batchv1.CronJob); isCronJob {
 				t.Errorf("%s: a CronJob runs the schedule of a shared bucket", name)
@@ -106,7 +107,7 @@ func TestSharedBucketGrants(t *testing.T) {
 		{"dump deletion", stepDelete, testDeleteURL,
 			[]string{managerBinary, "backup", "delete", "--key", "tenants/notes/20261126T030000Z.dump"}},
 	} {
-		pod, _ := podSpecOf(objects[tc.object])
+		pod, _ := kintotest.PodSpecOf(objects[tc.object])
 		for _, c := range append(pod.InitContainers, pod.Containers...) {
 			env := map[string]string{}
 			for _, e := range c.Env {

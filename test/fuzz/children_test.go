@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,6 +16,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 // What a fuzzed spec holds, one bit each.
@@ -143,21 +141,6 @@ func admitted(t *testing.T, spec map[string]any) *v1alpha1.KintoInstance {
 	return inst
 }
 
-// podSpecOf is the pod template of a child that runs pods.
-func podSpecOf(obj client.Object) (corev1.PodSpec, bool) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return o.Spec.Template.Spec, true
-	case *appsv1.StatefulSet:
-		return o.Spec.Template.Spec, true
-	case *batchv1.Job:
-		return o.Spec.Template.Spec, true
-	case *batchv1.CronJob:
-		return o.Spec.JobTemplate.Spec.Template.Spec, true
-	}
-	return corev1.PodSpec{}, false
-}
-
 // Any spec the API server accepts yields children (and an on-demand backup Job) that the API
 // server accepts, in a server-side dry run, and whose pods meet the restricted Pod Security
 // profile; no builder panics.
@@ -196,7 +179,7 @@ func FuzzAcceptedSpecYieldsAcceptedRestrictedChildren(f *testing.F) {
 			if err := k8s.Create(context.Background(), obj.DeepCopyObject().(client.Object), client.DryRunAll); err != nil {
 				t.Errorf("spec %s: the API server refuses %s: %v", raw, what, err)
 			}
-			if pod, ok := podSpecOf(obj); ok {
+			if pod, ok := kintotest.PodSpecOf(obj); ok {
 				for _, r := range evaluator.EvaluatePod(restricted, &metav1.ObjectMeta{}, &pod) {
 					if !r.Allowed {
 						t.Errorf("spec %s: %s breaks the restricted profile: %s: %s", raw, what, r.ForbiddenReason, r.ForbiddenDetail)
