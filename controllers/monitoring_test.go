@@ -81,9 +81,7 @@ func renderedMonitoring(t *testing.T, ns string) []*unstructured.Unstructured {
 // operator's CRDs installed; a rule the schema refuses is refused.
 func TestMonitoringObjectsPassTheAPIServer(t *testing.T) {
 	ctx := context.Background()
-	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{Paths: kintotest.MonitoringCRDs(t), ErrorIfPathMissing: true}); err != nil {
-		t.Fatalf("installing the Prometheus operator's CRDs: %v", err)
-	}
+	installMonitoringCRDs(t)
 	ns := newNamespace(t)
 	objs := renderedMonitoring(t, ns)
 	for _, obj := range objs {
@@ -107,5 +105,14 @@ func TestMonitoringObjectsPassTheAPIServer(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "for") {
 			t.Errorf("a rule with for: \"15 minutes\" was not refused: %v", err)
 		}
+	}
+}
+
+// installMonitoringCRDs installs the Prometheus operator's CRDs on the suite's API server, for
+// the objects of config/monitoring (and the chart's, which the README installs).
+func installMonitoringCRDs(t *testing.T) {
+	t.Helper()
+	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{Paths: kintotest.MonitoringCRDs(t), ErrorIfPathMissing: true}); err != nil {
+		t.Fatalf("installing the Prometheus operator's CRDs: %v", err)
 	}
 }

@@ -377,6 +377,8 @@ func TestREADMECommands(t *testing.T) {
 	if len(r.commands) < 10 || len(r.manifests) < 3 || len(r.refusals) == 0 {
 		t.Fatalf("the README's commands were not found: %d commands, %d manifests, %d refusals", len(r.commands), len(r.manifests), len(r.refusals))
 	}
+	// The chart's lines turn on its ServiceMonitor and PrometheusRule.
+	installMonitoringCRDs(t)
 	samples, err := filepath.Glob("../config/samples/*.yaml")
 	if err != nil || len(samples) == 0 {
 		t.Fatalf("no samples: %v", err)
