@@ -1,7 +1,8 @@
 // Command manager runs the kinto-operator controllers. The same binary works in the pods the
 // operator makes: `manager backup ...` is the storage step of the backup and restore Jobs, run
 // from the operator's own image; `manager db ...` is the database's init, dump and restore, run
-// in the PostgreSQL image from a copy of the binary.
+// in the PostgreSQL image from a copy of the binary; `manager portable ...` exports and imports a
+// Kinto server through its HTTP API, in kinto-wizard's YAML.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backuptool"
 	"github.com/kinto-storage/kinto-operator/internal/dbtool"
+	"github.com/kinto-storage/kinto-operator/internal/portable"
 )
 
 func main() {
@@ -27,6 +29,8 @@ func main() {
 			os.Exit(backuptool.Main(os.Args[2:], os.Stdout, os.Stderr))
 		case "db":
 			os.Exit(dbtool.Main(os.Args[2:], os.Stdout, os.Stderr))
+		case "portable":
+			os.Exit(portable.Main(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	var opts controllers.Options

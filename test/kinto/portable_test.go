@@ -1,0 +1,378 @@
+//go:build kinto
+
+package kinto_test
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
+	"github.com/kinto-storage/kinto-operator/internal/portable"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
+)
+
+// The identity that exports and imports an instance: an account that the instance's settings
+// let read every bucket, collection, group and record (<kind>_read_principals: a principal in
+// bucket_read_principals alone lists neither the groups nor the records others own), and that
+// reads every account (an admin).
+const (
+	porter         = "porter"
+	porterPassword = "porter-secret-1"
+)
+
+// kintoWizardBin is the real kinto-wizard (KINTO_WIZARD_BIN, installed by `make kinto-server`).
+func kintoWizardBin(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("KINTO_WIZARD_BIN")
+	if bin == "" {
+		t.Fatalf("KINTO_WIZARD_BIN is not set: run `make test-kinto`, or `make kinto-server` then KINTO_WIZARD_BIN=$PWD/bin/kinto-wizard-6.0.1/bin/kinto-wizard")
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// portableInstance is an instance with accounts open to sign-up, whose porter account may read
+// everything.
+func portableInstance(name string) *v1alpha1.KintoInstance {
+	return newInstance(name, func(s *v1alpha1.KintoInstanceSpec) {
+		s.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true, Admins: []string{porter}}}
+		s.Settings = map[string]v1alpha1.SettingValue{}
+		for _, kind := range []string{"bucket", "collection", "group", "record"} {
+			s.Settings[kind+"_read_principals"] = "account:" + porter
+		}
+	})
+}
+
+// plainKinto is a Kinto server from pip with nothing of the operator: memory backends, accounts,
+// and an admin account "admin" that reads every bucket, as someone would run one at home.
+type plainKinto struct {
+	api   kintotest.Client
+	admin kintotest.Client
+}
+
+func startPlainKinto(t *testing.T) *plainKinto {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	ini := filepath.Join(dir, "kinto.ini")
+	if err := os.WriteFile(ini, []byte(fmt.Sprintf(`[app:main]
+use = egg:kinto
+kinto.storage_backend = kinto.core.storage.memory
+kinto.permission_backend = kinto.core.permission.memory
+kinto.cache_backend = kinto.core.cache.memory
+kinto.userid_hmac_secret = a-plain-server-secret
+kinto.includes = kinto.plugins.accounts
+multiauth.policies = account
+multiauth.policy.account.use = kinto.plugins.accounts.AccountsPolicy
+kinto.account_create_principals = system.Everyone
+kinto.account_read_principals = account:admin
+kinto.account_write_principals = account:admin
+kinto.bucket_read_principals = account:admin
+kinto.group_read_principals = account:admin
+kinto.collection_read_principals = account:admin
+kinto.record_read_principals = account:admin
+
+[server:main]
+use = egg:waitress#main
+host = 127.0.0.1
+port = %d
+`, port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "kinto.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(kintoBin(t), "start", "--ini", ini)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logFile, logFile
+	processGroup(cmd, nil)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &kintoServer{name: "plain", root: fmt.Sprintf("http://127.0.0.1:%d", port), url: fmt.Sprintf("http://127.0.0.1:%d/v1", port), port: port, cmd: cmd, exited: make(chan struct{}), logPath: logPath}
+	go func() { cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("log of the plain server:\n%s", tail(logPath, 8000))
+		}
+	})
+	kintotest.Eventually(t, startTimeout, pollInterval, "the plain Kinto server answers", func() (bool, string) {
+		resp, err := http.Get(s.url + "/__heartbeat__")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	api := kintotest.New(t, s.url)
+	api.CreateAccount("admin", "admin-secret-1")
+	return &plainKinto{api: api, admin: api.As("admin", "admin-secret-1")}
+}
+
+// runPortable runs `manager portable <command>` as its Job would, with env.
+func runPortable(t *testing.T, command string, env ...string) string {
+	t.Helper()
+	cmd := exec.Command(operatorBinary, "portable", command)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("manager portable %s: %v\n%s", command, err, out)
+	}
+	if strings.Contains(string(out), porterPassword) {
+		t.Errorf("manager portable %s prints the password", command)
+	}
+	return string(out)
+}
+
+// exportInstance exports the server at url as porter into a new directory, and returns the
+// export's path and result.
+func exportInstance(t *testing.T, url string) (string, dumps.Result) {
+	t.Helper()
+	dir := t.TempDir()
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	out := runPortable(t, "export", backupenv.PortableURL+"="+url, backupenv.PortableUser+"="+porter,
+		backupenv.PortablePassword+"="+porterPassword, backupenv.DumpDir+"="+dir, backupenv.TerminationLog+"="+termLog)
+	t.Logf("export: %s", lastLines(out, 1))
+	raw, err := os.ReadFile(termLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dumps.ParseResult(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, res.File), res
+}
+
+// wizard runs the real kinto-wizard.
+func wizard(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(kintoWizardBin(t), args...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("kinto-wizard %s: %v\n%s\n%s", args[0], err, out, stderr)
+	}
+	return string(out)
+}
+
+// content is what a reader given read on everything sees of the library bucket: each object's
+// data without its timestamp, and its permissions without the principal that loaded it (Kinto
+// gives the writer of an object write on it).
+func content(t *testing.T, c kintotest.Client, loader string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var read func(path string, children ...string)
+	read = func(path string, children ...string) {
+		var o kintotest.Object
+		c.Must("GET", path, nil, &o, http.StatusOK)
+		delete(o.Data, "last_modified")
+		perms := map[string][]string{}
+		for p, principals := range o.Permissions {
+			principals = slices.DeleteFunc(slices.Clone(principals), func(s string) bool { return s == loader })
+			if len(principals) > 0 {
+				slices.Sort(principals)
+				perms[p] = principals
+			}
+		}
+		out[path] = fmt.Sprintf("data=%v permissions=%v", o.Data, perms)
+		if len(children) == 0 {
+			return
+		}
+		var l kintotest.List
+		c.Must("GET", path+"/"+children[0], nil, &l, http.StatusOK)
+		for _, e := range l.Data {
+			read(path+"/"+children[0]+"/"+e["id"].(string), children[1:]...)
+		}
+	}
+	read("/buckets/library", "collections", "records")
+	var groups kintotest.List
+	c.Must("GET", "/buckets/library/groups", nil, &groups, http.StatusOK)
+	for _, g := range groups.Data {
+		read("/buckets/library/groups/" + g["id"].(string))
+	}
+	return out
+}
+
+func compareContent(t *testing.T, what string, want, got map[string]string) {
+	t.Helper()
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if got[k] != want[k] {
+			t.Errorf("%s: %s is\n  %s\nwant\n  %s", what, k, got[k], want[k])
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: %s is there, and was not before: %s", what, k, got[k])
+		}
+	}
+	t.Logf("%s: %d objects (bucket, collection, records, group) read back identical", what, len(want))
+}
+
+// populateLibrary writes Populate's data and a group.
+func populateLibrary(t *testing.T, anon kintotest.Client) {
+	t.Helper()
+	kintotest.Populate(t, anon)
+	anon.As("alice", "alice-secret-1").Must("PUT", "/buckets/library/groups/readers", map[string]any{
+		"data":        map[string]any{"members": []string{"account:bob"}, "title": "Readers"},
+		"permissions": map[string]any{"write": []string{"account:bob"}},
+	}, nil, http.StatusCreated)
+}
+
+// TestPortableExportLoadedByKintoWizard exports an instance through its API and has the real
+// kinto-wizard load the file into a plain Kinto server from pip: the same buckets, collections,
+// groups and records, with their permissions, read back there. kinto-wizard's own validation
+// takes the file too, and so does a dump of the plain server back through ReadYAML.
+func TestPortableExportLoadedByKintoWizard(t *testing.T) {
+	t.Parallel()
+	d := deploy(t, portableInstance("export"))
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+	anon.CreateAccount(porter, porterPassword)
+	populateLibrary(t, anon)
+	before := content(t, anon.As(porter, porterPassword), "")
+
+	file, res := exportInstance(t, s.url)
+	want := map[string]int64{"buckets": 1, "collections": 1, "records": 6, "groups": 1, "accounts": 3}
+	if !maps.Equal(res.Counts, want) {
+		t.Errorf("export counts %v, want %v", res.Counts, want)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, _, _ := dumps.Checksum(strings.NewReader(string(raw))); sum != res.SHA256 {
+		t.Errorf("the export's SHA-256 is %s, its result says %s", sum, res.SHA256)
+	}
+	t.Logf("export: %d bytes, counts %v", res.Size, res.Counts)
+
+	wizard(t, "validate", file)
+	plain := startPlainKinto(t)
+	wizard(t, "load", "--server", plain.api.Base(), "--auth", "admin:admin-secret-1", file)
+	loaded := content(t, plain.admin, "account:admin")
+	compareContent(t, "the plain server loaded by kinto-wizard", before, loaded)
+
+	// And back: what kinto-wizard dumps of the plain server, ReadYAML reads.
+	dumped := wizard(t, "dump", "--full", "--server", plain.api.Base(), "--auth", "admin:admin-secret-1")
+	e, err := portable.ReadYAML(strings.NewReader(dumped))
+	if err != nil {
+		t.Fatalf("ReadYAML of kinto-wizard's dump: %v\n%s", err, dumped)
+	}
+	if got := e.Counts(); got["records"] != 6 || got["groups"] != 1 || got["collections"] != 1 {
+		t.Errorf("kinto-wizard's dump of the loaded server counts %v", got)
+	}
+}
+
+// TestPortableImportOfKintoWizardDump has the real kinto-wizard dump a plain Kinto server and
+// imports the file into an instance with `manager portable import`: the same data read back.
+// The import runs again, as a retried Job would: nothing is duplicated, nothing changes. An
+// import straight from the plain server's URL gives the same.
+func TestPortableImportOfKintoWizardDump(t *testing.T) {
+	t.Parallel()
+	plain := startPlainKinto(t)
+	populateLibrary(t, plain.api)
+	before := content(t, plain.admin, "")
+	dumped := wizard(t, "dump", "--full", "--server", plain.api.Base(), "--auth", "admin:admin-secret-1")
+	file := filepath.Join(t.TempDir(), "home.yaml")
+	if err := os.WriteFile(file, []byte(dumped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	d := deploy(t, portableInstance("import"))
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+	anon.CreateAccount(porter, porterPassword)
+	as := anon.As(porter, porterPassword)
+	env := []string{backupenv.PortableURL + "=" + s.url, backupenv.PortableUser + "=" + porter, backupenv.PortablePassword + "=" + porterPassword}
+
+	out := runPortable(t, "import", append(env, backupenv.DumpFile+"="+file)...)
+	t.Logf("import: %s", lastLines(out, 1))
+	// kinto-wizard dumps records without their permissions (its records come from a list), so
+	// only the others are compared for records.
+	withoutRecordPermissions := func(m map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			if strings.Contains(k, "/records/") {
+				v = v[:strings.Index(v, " permissions=")]
+			}
+			out[k] = v
+		}
+		return out
+	}
+	first := content(t, as, "account:"+porter)
+	compareContent(t, "the instance after the import of kinto-wizard's dump", withoutRecordPermissions(before), withoutRecordPermissions(first))
+	var etag1 string
+	if r := as.Call("GET", kintotest.BooksPath, nil); r.Status == http.StatusOK {
+		etag1 = r.Header.Get("ETag")
+	}
+
+	out = runPortable(t, "import", append(env, backupenv.DumpFile+"="+file)...)
+	t.Logf("import again: %s", lastLines(out, 1))
+	compareContent(t, "the instance after the import ran a second time", first, content(t, as, "account:"+porter))
+	var l kintotest.List
+	as.Must("GET", kintotest.BooksPath, nil, &l, http.StatusOK)
+	if len(l.Data) != 6 {
+		t.Errorf("after two imports the collection holds %d records, want 6", len(l.Data))
+	}
+	t.Logf("records' ETag after the first import %s", etag1)
+
+	// Straight from the plain server's URL: record permissions come too.
+	d2 := deploy(t, portableInstance("import-url"))
+	d2.migrate()
+	s2 := d2.startServer()
+	anon2 := newAPI(t, s2)
+	anon2.CreateAccount(porter, porterPassword)
+	runPortable(t, "import", backupenv.PortableURL+"="+s2.url, backupenv.PortableUser+"="+porter, backupenv.PortablePassword+"="+porterPassword,
+		backupenv.PortableSourceURL+"="+plain.api.Base(), backupenv.PortableSourceUser+"=admin", backupenv.PortableSourcePassword+"=admin-secret-1")
+	compareContent(t, "the instance imported from the plain server's URL", before, content(t, anon2.As(porter, porterPassword), "account:"+porter))
+}
+
+// TestAccountPasswordHashDoesNotMove checks, on the real server, what the README says of
+// accounts: an admin reads an account's bcrypt hash, but a hash sent back through the API is
+// hashed again, so the account it makes answers to the hash, not to the original password.
+func TestAccountPasswordHashDoesNotMove(t *testing.T) {
+	t.Parallel()
+	d := deploy(t, portableInstance("hashes"))
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+	anon.CreateAccount(porter, porterPassword)
+	anon.CreateAccount("alice", "alice-secret-1")
+	admin := anon.As(porter, porterPassword)
+	var alice kintotest.Object
+	admin.Must("GET", "/accounts/alice", nil, &alice, http.StatusOK)
+	hash, _ := alice.Data["password"].(string)
+	if !strings.HasPrefix(hash, "$2") {
+		t.Fatalf("an admin reads alice's account as %v: no bcrypt hash", alice.Data)
+	}
+	admin.Must("PUT", "/accounts/alice-moved", map[string]any{"data": map[string]any{"password": hash}}, nil, http.StatusCreated)
+	time.Sleep(10 * time.Millisecond)
+	if r := anon.As("alice-moved", "alice-secret-1").Call("GET", "/", nil); strings.Contains(string(r.Body), `"account:alice-moved"`) {
+		t.Errorf("an account made from alice's hash logs in with alice's password: the hash moved")
+	}
+	if id := anon.As("alice-moved", hash).UserID(); id != "account:alice-moved" {
+		t.Errorf("the account made from the hash logs in with the hash as %s", id)
+	}
+	t.Logf("a bcrypt hash PUT through the API is hashed again: the account answers to the hash string, not to the password")
+}
