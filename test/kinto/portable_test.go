@@ -376,3 +376,76 @@ func TestAccountPasswordHashDoesNotMove(t *testing.T) {
 	}
 	t.Logf("a bcrypt hash PUT through the API is hashed again: the account answers to the hash string, not to the password")
 }
+
+// readmeBlock is the sh block of the README section titled heading that holds marker.
+func readmeBlock(t *testing.T, heading, marker string) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n### "+heading+"\n")
+	if !ok {
+		t.Fatalf("the README has no section %q", heading)
+	}
+	if end := strings.Index(section, "\n### "); end >= 0 {
+		section = section[:end]
+	}
+	for _, block := range strings.Split(section, "```sh\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if strings.Contains(block, marker) {
+			return block
+		}
+	}
+	t.Fatalf("the README section %q has no sh block holding %q", heading, marker)
+	return ""
+}
+
+// TestREADMEMovingToYourOwnServer runs the README's "at home" commands as written, on a real
+// Portable export of an instance and a plain Kinto server from pip: the home server then holds
+// what the instance held.
+func TestREADMEMovingToYourOwnServer(t *testing.T) {
+	t.Parallel()
+	block := readmeBlock(t, "Moving to your own server", "kinto-wizard load")
+	d := deploy(t, portableInstance("home"))
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+	anon.CreateAccount(porter, porterPassword)
+	populateLibrary(t, anon)
+	before := content(t, anon.As(porter, porterPassword), "account:alice")
+	file, _ := exportInstance(t, s.url)
+
+	home := startPlainKinto(t)
+	dir := t.TempDir()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.yaml"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const alicePassword = "alice-at-home-1"
+	script := exec.Command("bash", "-euo", "pipefail", "-c", block)
+	script.Dir = dir
+	script.Env = append(os.Environ(), "HOME_KINTO="+home.api.Base(), "ALICE_PASSWORD="+alicePassword,
+		"PATH="+filepath.Dir(kintoWizardBin(t))+":"+os.Getenv("PATH"))
+	out, err := script.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's commands failed: %v\n%s\n%s", err, block, out)
+	}
+	t.Logf("ran the README's %d commands", strings.Count(strings.TrimSpace(block), "\n")+1)
+	alice := home.api.As("alice", alicePassword)
+	compareContent(t, "the home server after the README's commands", before, content(t, alice, "account:alice"))
+	check, err := os.ReadFile(filepath.Join(dir, "check.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := portable.ReadYAML(strings.NewReader(string(check)))
+	if err != nil {
+		t.Fatalf("check.yaml: %v", err)
+	}
+	if got := e.Counts()["records"]; got != 6 {
+		t.Errorf("check.yaml holds %d records, want 6", got)
+	}
+}
