@@ -57,7 +57,8 @@ func portableInstance(name string) *v1alpha1.KintoInstance {
 }
 
 // plainKinto is a Kinto server from pip with nothing of the operator: memory backends, accounts,
-// and an admin account "admin" that reads every bucket, as someone would run one at home.
+// and an admin account "admin" that reads and writes everything, as someone would run one at
+// home.
 type plainKinto struct {
 	api   kintotest.Client
 	admin kintotest.Client
@@ -84,6 +85,10 @@ kinto.bucket_read_principals = account:admin
 kinto.group_read_principals = account:admin
 kinto.collection_read_principals = account:admin
 kinto.record_read_principals = account:admin
+kinto.bucket_write_principals = account:admin
+kinto.collection_write_principals = account:admin
+kinto.group_write_principals = account:admin
+kinto.record_write_principals = account:admin
 
 [server:main]
 use = egg:waitress#main
@@ -447,5 +452,98 @@ func TestREADMEMovingToYourOwnServer(t *testing.T) {
 	}
 	if got := e.Counts()["records"]; got != 6 {
 		t.Errorf("check.yaml holds %d records, want 6", got)
+	}
+}
+
+// TestMirrorBothWays keeps a copy of one real server's data on another, incrementally: the
+// first sync copies everything; later ones copy creations, changes (data and permissions) and
+// deletions, and report an object changed on both sides without overwriting it; the other
+// direction works the same.
+func TestMirrorBothWays(t *testing.T) {
+	t.Parallel()
+	a, b := startPlainKinto(t), startPlainKinto(t)
+	populateLibrary(t, a.api)
+	ctx := t.Context()
+	client := func(p *plainKinto) *portable.Client {
+		c, err := portable.NewClient(ctx, p.api.Base(), portable.Credentials{User: "admin", Password: "admin-secret-1"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ca, cb := client(a), client(b)
+	aToB, bToA := portable.MirrorState{}, portable.MirrorState{}
+	sync := func(what string, src, dst *portable.Client, state portable.MirrorState) portable.MirrorResult {
+		t.Helper()
+		res, err := portable.Mirror(ctx, src, dst, []string{"library"}, state)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %s %v", what, res, res.Conflicts)
+		return res
+	}
+	same := func(what string) {
+		t.Helper()
+		compareContent(t, what, content(t, a.admin, "account:admin"), content(t, b.admin, "account:admin"))
+	}
+
+	// A bucket outside the list is left out.
+	a.admin.Must("PUT", "/buckets/other", map[string]any{"data": map[string]any{}}, nil, http.StatusCreated)
+	first := sync("first sync A to B", ca, cb, aToB)
+	if first.Copied != 1+1+1+6 || first.Deleted != 0 || len(first.Conflicts) != 0 {
+		t.Errorf("first sync: %s, want 9 copied (bucket, group, collection, 6 records)", first)
+	}
+	same("B after the first sync")
+	if r := b.admin.Call("GET", "/buckets/other", nil); r.Status != http.StatusForbidden && r.Status != http.StatusNotFound {
+		t.Errorf("a bucket not listed was mirrored: %d", r.Status)
+	}
+	if again := sync("sync with nothing changed", ca, cb, aToB); again.Copied != 0 || again.Deleted != 0 {
+		t.Errorf("a sync with nothing changed: %s", again)
+	}
+
+	alice := a.api.As("alice", "alice-secret-1")
+	books := kintotest.BooksPath
+	alice.Must("PUT", books+"/new", map[string]any{"data": map[string]any{"title": "New"}}, nil, http.StatusCreated)
+	alice.Must("PATCH", books+"/neuromancer", map[string]any{"data": map[string]any{"year": 1985}}, nil, http.StatusOK)
+	alice.Must("DELETE", books+"/shared-write", nil, nil, http.StatusOK)
+	alice.Must("PATCH", books+"/private", map[string]any{"permissions": map[string]any{"read": []string{"account:bob"}}}, nil, http.StatusOK)
+	alice.Must("PATCH", "/buckets/library/groups/readers", map[string]any{"data": map[string]any{"members": []string{"account:bob", "account:carol"}}}, nil, http.StatusOK)
+	second := sync("second sync A to B", ca, cb, aToB)
+	if second.Copied != 4 || second.Deleted != 1 || len(second.Conflicts) != 0 {
+		t.Errorf("second sync: %s, want 4 copied (a creation, a change, a permission change, a group) and 1 deleted", second)
+	}
+	same("B after creations, changes, a permission change and a deletion on A")
+
+	// Changed on both sides: reported, B's left as it is.
+	alice.Must("PATCH", books+"/changed", map[string]any{"data": map[string]any{"title": "A's title"}}, nil, http.StatusOK)
+	b.admin.Must("PATCH", books+"/changed", map[string]any{"data": map[string]any{"title": "B's title"}}, nil, http.StatusOK)
+	conflict := sync("sync with a conflict", ca, cb, aToB)
+	if !slices.Equal(conflict.Conflicts, []string{books + "/changed"}) || conflict.Copied != 0 {
+		t.Errorf("sync of an object changed on both sides: %s %v, want the conflict reported and nothing copied", conflict, conflict.Conflicts)
+	}
+	var o kintotest.Object
+	b.admin.Must("GET", books+"/changed", nil, &o, http.StatusOK)
+	if o.Data["title"] != "B's title" {
+		t.Errorf("the conflict was overwritten on B: title %v", o.Data["title"])
+	}
+
+	// The other way: B to A, starting afresh: what A holds already is left, the record that
+	// differs is a conflict. Then changes on B.
+	if fresh := sync("first sync B to A", cb, ca, bToA); fresh.Copied != 0 || !slices.Equal(fresh.Conflicts, []string{books + "/changed"}) {
+		t.Errorf("first sync B to A: %s %v, want nothing copied and the record that differs reported", fresh, fresh.Conflicts)
+	}
+	a.admin.Must("GET", books+"/changed", nil, &o, http.StatusOK)
+	if o.Data["title"] != "A's title" {
+		t.Errorf("the first sync B to A overwrote A's record: title %v", o.Data["title"])
+	}
+	b.admin.Must("PUT", books+"/from-b", map[string]any{"data": map[string]any{"title": "Written at home"}}, nil, http.StatusCreated)
+	b.admin.Must("DELETE", books+"/new", nil, nil, http.StatusOK)
+	back := sync("second sync B to A", cb, ca, bToA)
+	if back.Copied != 1 || back.Deleted != 1 {
+		t.Errorf("sync B to A: %s, want 1 copied, 1 deleted", back)
+	}
+	a.admin.Must("GET", books+"/from-b", nil, nil, http.StatusOK)
+	if r := a.admin.Call("GET", books+"/new", nil); r.Status != http.StatusNotFound && r.Status != http.StatusForbidden {
+		t.Errorf("a record deleted on B is still on A: %d", r.Status)
 	}
 }
