@@ -2,12 +2,12 @@ package portable
 
 import (
 	"context"
-	"maps"
-	"reflect"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 )
 
