@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
@@ -26,10 +27,12 @@ var tool = subcommand.Tool{
 	Notes: func(w io.Writer) {
 		fmt.Fprintf(w, "The server is $%s; the identity $%s and $%s, or $%s.\n", backupenv.PortableURL, backupenv.PortableUser, backupenv.PortablePassword, backupenv.PortableBearerToken)
 		fmt.Fprintf(w, "import reads $%s, or else the server $%s (identity $%s and $%s, or $%s).\n", backupenv.DumpFile, backupenv.PortableSourceURL, backupenv.PortableSourceUser, backupenv.PortableSourcePassword, backupenv.PortableSourceBearerToken)
+		fmt.Fprintf(w, "mirror reads the server $%s likewise, the buckets $%s (comma-separated; unset: all), and keeps its state in $%s.\n", backupenv.PortableSourceURL, backupenv.MirrorBuckets, backupenv.MirrorState)
 	},
 	Commands: []subcommand.Command{
 		{Name: "export", Summary: "read the server through its API and write it in kinto-wizard's YAML into $DUMP_DIR, reporting its result as `manager db dump` does", Run: runExport},
 		{Name: "import", Summary: "load an export (kinto-wizard's YAML), or another server read through its API, into the server, in batches; a retry writes the same objects", Run: runImport},
+		{Name: "mirror", Summary: "copy to the server what changed on the source server since the last sync ($MIRROR_STATE), reporting copies, deletions and conflicts", Run: runMirror},
 	},
 }
 
@@ -152,6 +155,54 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "import loaded: %s\n", line)
 	return nil
+}
+
+// runMirror syncs the source server into the server once, from and to the state file.
+func runMirror(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if err := noArguments(args); err != nil {
+		return err
+	}
+	statePath := os.Getenv(backupenv.MirrorState)
+	if statePath == "" {
+		return subcommand.UsageErrorf("$%s is required", backupenv.MirrorState)
+	}
+	var buckets []string
+	if b := os.Getenv(backupenv.MirrorBuckets); b != "" {
+		buckets = strings.Split(b, ",")
+	}
+	state := MirrorState{}
+	switch raw, err := os.ReadFile(statePath); {
+	case os.IsNotExist(err):
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(raw, &state); err != nil {
+			return fmt.Errorf("%s: %w", statePath, err)
+		}
+	}
+	source, err := clientFromEnv(ctx, backupenv.PortableSourceURL, backupenv.PortableSourceUser, backupenv.PortableSourcePassword, backupenv.PortableSourceBearerToken)
+	if err != nil {
+		return err
+	}
+	target, err := clientFromEnv(ctx, backupenv.PortableURL, backupenv.PortableUser, backupenv.PortablePassword, backupenv.PortableBearerToken)
+	if err != nil {
+		return err
+	}
+	result, syncErr := Mirror(ctx, source, target, buckets, state)
+	// What was synced before an error stays synced: the state is kept either way.
+	raw, err := json.Marshal(state)
+	if err != nil {
+		return err
+	}
+	if err := dumps.WriteAtomically(statePath, func(w io.Writer) error { _, err := w.Write(raw); return err }); err != nil {
+		return err
+	}
+	line, err := json.Marshal(map[string]any{"copied": result.Copied, "deleted": result.Deleted, "conflicts": result.Conflicts})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "mirror synced: %s\n", line)
+	return syncErr
 }
 
 // readVerified reads the export at path once its SHA-256 matches want or, want empty, the one

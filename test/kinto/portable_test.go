@@ -3,6 +3,7 @@
 package kinto_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -472,7 +473,7 @@ func TestMirrorBothWays(t *testing.T) {
 		return c
 	}
 	ca, cb := client(a), client(b)
-	aToB, bToA := portable.MirrorState{}, portable.MirrorState{}
+	aToB := portable.MirrorState{}
 	sync := func(what string, src, dst *portable.Client, state portable.MirrorState) portable.MirrorResult {
 		t.Helper()
 		res, err := portable.Mirror(ctx, src, dst, []string{"library"}, state)
@@ -527,10 +528,27 @@ func TestMirrorBothWays(t *testing.T) {
 		t.Errorf("the conflict was overwritten on B: title %v", o.Data["title"])
 	}
 
-	// The other way: B to A, starting afresh: what A holds already is left, the record that
-	// differs is a conflict. Then changes on B.
-	if fresh := sync("first sync B to A", cb, ca, bToA); fresh.Copied != 0 || !slices.Equal(fresh.Conflicts, []string{books + "/changed"}) {
-		t.Errorf("first sync B to A: %s %v, want nothing copied and the record that differs reported", fresh, fresh.Conflicts)
+	// The other way, B to A, with `manager portable mirror` as a Job would run it, its state
+	// in a file. Starting afresh: what A holds already is left, the record that differs is a
+	// conflict. Then changes on B.
+	stateFile := filepath.Join(t.TempDir(), "state.json")
+	mirrorCommand := func(what string) (res struct {
+		Copied, Deleted int64
+		Conflicts       []string
+	}) {
+		t.Helper()
+		out := runPortable(t, "mirror", backupenv.PortableURL+"="+a.api.Base(), backupenv.PortableUser+"=admin", backupenv.PortablePassword+"=admin-secret-1",
+			backupenv.PortableSourceURL+"="+b.api.Base(), backupenv.PortableSourceUser+"=admin", backupenv.PortableSourcePassword+"=admin-secret-1",
+			backupenv.MirrorState+"="+stateFile, backupenv.MirrorBuckets+"=library")
+		_, line, _ := strings.Cut(strings.TrimSpace(out), "mirror synced: ")
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Fatalf("%s: the mirror's output %q: %v", what, out, err)
+		}
+		t.Logf("%s: %s", what, line)
+		return res
+	}
+	if fresh := mirrorCommand("first sync B to A"); fresh.Copied != 0 || !slices.Equal(fresh.Conflicts, []string{books + "/changed"}) {
+		t.Errorf("first sync B to A: %+v, want nothing copied and the record that differs reported", fresh)
 	}
 	a.admin.Must("GET", books+"/changed", nil, &o, http.StatusOK)
 	if o.Data["title"] != "A's title" {
@@ -538,9 +556,8 @@ func TestMirrorBothWays(t *testing.T) {
 	}
 	b.admin.Must("PUT", books+"/from-b", map[string]any{"data": map[string]any{"title": "Written at home"}}, nil, http.StatusCreated)
 	b.admin.Must("DELETE", books+"/new", nil, nil, http.StatusOK)
-	back := sync("second sync B to A", cb, ca, bToA)
-	if back.Copied != 1 || back.Deleted != 1 {
-		t.Errorf("sync B to A: %s, want 1 copied, 1 deleted", back)
+	if back := mirrorCommand("second sync B to A"); back.Copied != 1 || back.Deleted != 1 {
+		t.Errorf("sync B to A: %+v, want 1 copied, 1 deleted", back)
 	}
 	a.admin.Must("GET", books+"/from-b", nil, nil, http.StatusOK)
 	if r := a.admin.Call("GET", books+"/new", nil); r.Status != http.StatusNotFound && r.Status != http.StatusForbidden {

@@ -65,4 +65,9 @@ const (
 	PortableSourceUser        = "PORTABLE_SOURCE_USER"
 	PortableSourcePassword    = "PORTABLE_SOURCE_PASSWORD"
 	PortableSourceBearerToken = "PORTABLE_SOURCE_BEARER_TOKEN"
+	// MirrorState is the file where `manager portable mirror` keeps the timestamps of the last
+	// sync (portable.MirrorState, JSON), on a volume that outlives its pods.
+	MirrorState = "MIRROR_STATE"
+	// MirrorBuckets are the ids of the buckets to mirror, separated by commas; unset, every one.
+	MirrorBuckets = "MIRROR_BUCKETS"
 )
