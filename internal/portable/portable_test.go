@@ -2,6 +2,7 @@ package portable
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -147,5 +148,24 @@ func TestCredentialsHeader(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%+v: header %q (%v), want %q", tc.creds, got, err, tc.want)
 		}
+	}
+}
+
+func TestSameDataLeavesTheTimestampOut(t *testing.T) {
+	a := map[string]any{"id": "r", "last_modified": json.Number("1"), "title": "T", "n": json.Number("3")}
+	for _, tc := range []struct {
+		b    map[string]any
+		want bool
+	}{
+		{map[string]any{"id": "r", "last_modified": json.Number("2"), "title": "T", "n": json.Number("3")}, true},
+		{map[string]any{"id": "r", "last_modified": json.Number("1"), "title": "U", "n": json.Number("3")}, false},
+		{map[string]any{"id": "r", "title": "T"}, false},
+	} {
+		if got := sameData(a, tc.b); got != tc.want {
+			t.Errorf("sameData(%v, %v) = %v, want %v", a, tc.b, got, tc.want)
+		}
+	}
+	if a["last_modified"] == nil {
+		t.Error("sameData changed its argument")
 	}
 }

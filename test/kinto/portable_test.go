@@ -59,7 +59,7 @@ func portableInstance(name string) *v1alpha1.KintoInstance {
 
 // plainKinto is a Kinto server from pip with nothing of the operator: memory backends, accounts,
 // and an admin account "admin" that reads and writes everything, as someone would run one at
-// home.
+// home. Lists come two objects a page, so that every reader follows the pages.
 type plainKinto struct {
 	api   kintotest.Client
 	admin kintotest.Client
@@ -76,6 +76,7 @@ kinto.storage_backend = kinto.core.storage.memory
 kinto.permission_backend = kinto.core.permission.memory
 kinto.cache_backend = kinto.core.cache.memory
 kinto.userid_hmac_secret = a-plain-server-secret
+kinto.paginate_by = 2
 kinto.includes = kinto.plugins.accounts
 multiauth.policies = account
 multiauth.policy.account.use = kinto.plugins.accounts.AccountsPolicy
@@ -204,19 +205,31 @@ func content(t *testing.T, c kintotest.Client, loader string) map[string]string 
 		if len(children) == 0 {
 			return
 		}
-		var l kintotest.List
-		c.Must("GET", path+"/"+children[0], nil, &l, http.StatusOK)
-		for _, e := range l.Data {
+		for _, e := range listAll(t, c, path+"/"+children[0]) {
 			read(path+"/"+children[0]+"/"+e["id"].(string), children[1:]...)
 		}
 	}
 	read("/buckets/library", "collections", "records")
-	var groups kintotest.List
-	c.Must("GET", "/buckets/library/groups", nil, &groups, http.StatusOK)
-	for _, g := range groups.Data {
+	for _, g := range listAll(t, c, "/buckets/library/groups") {
 		read("/buckets/library/groups/" + g["id"].(string))
 	}
 	return out
+}
+
+// listAll is every object of the list at path, page after page.
+func listAll(t *testing.T, c kintotest.Client, path string) []map[string]any {
+	t.Helper()
+	var all []map[string]any
+	for path != "" {
+		var l kintotest.List
+		r := c.Must("GET", path, nil, &l, http.StatusOK)
+		all = append(all, l.Data...)
+		path = ""
+		if next := r.Header.Get("Next-Page"); next != "" {
+			_, path, _ = strings.Cut(next, "/v1")
+		}
+	}
+	return all
 }
 
 func compareContent(t *testing.T, what string, want, got map[string]string) {
@@ -336,10 +349,8 @@ func TestPortableImportOfKintoWizardDump(t *testing.T) {
 	out = runPortable(t, "import", append(env, backupenv.DumpFile+"="+file)...)
 	t.Logf("import again: %s", lastLines(out, 1))
 	compareContent(t, "the instance after the import ran a second time", first, content(t, as, "account:"+porter))
-	var l kintotest.List
-	as.Must("GET", kintotest.BooksPath, nil, &l, http.StatusOK)
-	if len(l.Data) != 6 {
-		t.Errorf("after two imports the collection holds %d records, want 6", len(l.Data))
+	if n := len(listAll(t, as, kintotest.BooksPath)); n != 6 {
+		t.Errorf("after two imports the collection holds %d records, want 6", n)
 	}
 	t.Logf("records' ETag after the first import %s", etag1)
 
