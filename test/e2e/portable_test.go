@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,13 +57,8 @@ func TestPortableExportToS3(t *testing.T) {
 	}
 	backup = waitBackupCompleted(t, ns, backup.Name)
 	checkCompletedBackup(t, backup)
-	want := map[string]int64{"buckets": 1, "collections": 1, "records": 6, "groups": 0, "accounts": 3}
-	for k, v := range want {
-		if backup.Status.Counts[k] != v {
-			t.Errorf("the export counts %v, want %v", backup.Status.Counts, want)
-			break
-		}
-	}
+	// (The counts of a backup uploaded to S3 stay in its pod: the upload reports what the
+	// bucket holds, as a download or a lost result's search would, and the bucket holds none.)
 	file := filepath.Join(t.TempDir(), "export.yaml")
 	if _, err := objectstore.Download(context.Background(), bucket.config(), backup.Status.Key, file); err != nil {
 		t.Fatalf("downloading %s: %v", backup.Status.Key, err)
@@ -76,8 +72,9 @@ func TestPortableExportToS3(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the export in the bucket is not kinto-wizard's YAML: %v", err)
 	}
-	if got := e.Counts(); got["records"] != 6 || e.Buckets["library"] == nil {
-		t.Errorf("the export in the bucket holds %v", got)
+	want := map[string]int64{"buckets": 1, "collections": 1, "records": 6, "groups": 0, "accounts": 3}
+	if got := e.Counts(); !maps.Equal(got, want) || e.Buckets["library"] == nil {
+		t.Errorf("the export in the bucket holds %v, want %v", got, want)
 	}
-	t.Logf("Portable export %s: %d bytes, counts %v", backup.Status.Location, backup.Status.Size, backup.Status.Counts)
+	t.Logf("Portable export %s: %d bytes, holding %v", backup.Status.Location, backup.Status.Size, e.Counts())
 }
