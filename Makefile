@@ -14,6 +14,8 @@ HELM_VERSION ?= v4.3.2
 # before it, from which the upgrade tests start.
 KINTO_VERSION ?= $(shell sed -n 's/^const DefaultKintoVersion = "\(.*\)"/\1/p' api/v1alpha1/kintoinstance_types.go)
 KINTO_PREVIOUS_VERSION ?= 26.4.0
+# kinto-wizard, Kinto's YAML dump and load tool, which reads and writes the portable exports.
+KINTO_WIZARD_VERSION ?= 6.0.1
 # The S3-compatible server the object-storage tests start (Versity Gateway, Apache-2.0; built from
 # source by hack/build-s3-server.sh).
 VERSITYGW_VERSION ?= v1.8.0
@@ -114,6 +116,7 @@ fuzz-short: ## The fuzz targets for FUZZ_SHORT_TIME each (part of make test).
 test-kinto: host-packages kinto-server ## Tests that boot the real Kinto server on a real PostgreSQL.
 	KINTO_BIN=$(LOCALBIN)/kinto-$(KINTO_VERSION)/bin/kinto \
 	KINTO_PREVIOUS_BIN=$(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)/bin/kinto \
+	KINTO_WIZARD_BIN=$(LOCALBIN)/kinto-wizard-$(KINTO_WIZARD_VERSION)/bin/kinto-wizard \
 	$(GOTEST) -tags kinto ./test/kinto/...
 
 .PHONY: test-s3
@@ -242,9 +245,10 @@ kube-binaries: ## Build kube-apiserver, kubelet, etcd, kubectl, ... from source 
 	KUBE_VERSION=$(KUBE_VERSION) hack/build-kube-binaries.sh $(KUBE_ASSETS)
 
 .PHONY: kinto-server
-kinto-server: ## Install the real Kinto server (default and previous release) into bin/kinto-<version>.
+kinto-server: ## Install the real Kinto server (default and previous release) into bin/kinto-<version>, and kinto-wizard.
 	hack/install-kinto.sh $(KINTO_VERSION) $(LOCALBIN)/kinto-$(KINTO_VERSION)
 	hack/install-kinto.sh $(KINTO_PREVIOUS_VERSION) $(LOCALBIN)/kinto-$(KINTO_PREVIOUS_VERSION)
+	hack/install-kinto-wizard.sh $(KINTO_WIZARD_VERSION) $(LOCALBIN)/kinto-wizard-$(KINTO_WIZARD_VERSION)
 
 .PHONY: s3-server
 s3-server: ## Build versitygw, the S3-compatible server of test-s3 and test-e2e, from source into bin/versitygw-<version>.

@@ -2,7 +2,8 @@
 // operator makes: `manager backup ...` is the storage step of the backup and restore Jobs, run
 // from the operator's own image; `manager db ...` is the database's init, dump and restore, run
 // in the PostgreSQL image from a copy of the binary; `manager portal serve` is the members' page,
-// run by its own Deployment.
+// run by its own Deployment; `manager portable ...` exports and imports a Kinto server through
+// its HTTP API, in kinto-wizard's YAML.
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/backuptool"
 	"github.com/kinto-storage/kinto-operator/internal/dbtool"
 	"github.com/kinto-storage/kinto-operator/internal/portal"
+	"github.com/kinto-storage/kinto-operator/internal/portable"
 )
 
 // version names the build: `make build` sets it from `git describe` (VERSION=...), the
@@ -39,6 +41,8 @@ func main() {
 			os.Exit(dbtool.Main(os.Args[2:], os.Stdout, os.Stderr))
 		case "portal":
 			os.Exit(portal.Main(os.Args[2:], os.Stdout, os.Stderr))
+		case "portable":
+			os.Exit(portable.Main(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	var opts controllers.Options

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"slices"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -112,6 +113,8 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 		case !backup.DeletionTimestamp.IsZero() && deletesDump(backup):
 			// Its dump may be gone already.
 			return nil, fmt.Sprintf("KintoBackup %q is being deleted with its dump", from.BackupName), nil
+		case backup.Spec.Portable():
+			return nil, fmt.Sprintf("KintoBackup %q is a Portable export, which pg_restore cannot read: load it into the running instance with kinto-wizard (README: Moving to your own server)", from.BackupName), nil
 		case backup.Status.Phase == v1alpha1.BackupFailed:
 			return nil, fmt.Sprintf("KintoBackup %q failed: only a completed backup is restored", from.BackupName), nil
 		case backup.Status.Phase != v1alpha1.BackupCompleted:
@@ -282,6 +285,9 @@ func (r *KintoInstanceReconciler) reconcileBackups(ctx context.Context, p *pass,
 	if err != nil {
 		return err
 	}
+	// The health of the backups is that of the dumps, which restore the instance: a Portable
+	// export does not.
+	backups = slices.DeleteFunc(backups, func(b v1alpha1.KintoBackup) bool { return b.Spec.Portable() })
 	p.status.LastBackup = health.LastBackup(backups)
 	if inst.Spec.ManagedDatabase() == nil {
 		setCondition(p, v1alpha1.ConditionBackupHealthy, metav1.ConditionFalse, "ExternalDatabase",

@@ -152,12 +152,13 @@ func (r *KintoInstanceReconciler) verificationAfter(ctx context.Context, inst *v
 	return newest, nil
 }
 
-// newestCompleted is the completed backup of backups that completed last, nil when none has.
+// newestCompleted is the completed dump of backups that completed last, nil when none has. A
+// Portable export is no dump: a verification cannot restore it.
 func newestCompleted(backups []v1alpha1.KintoBackup) *v1alpha1.KintoBackup {
 	var newest *v1alpha1.KintoBackup
 	for i := range backups {
 		b := &backups[i]
-		if b.Status.Phase != v1alpha1.BackupCompleted || b.Status.CompletedAt == nil || !b.DeletionTimestamp.IsZero() {
+		if b.Status.Phase != v1alpha1.BackupCompleted || b.Status.CompletedAt == nil || !b.DeletionTimestamp.IsZero() || b.Spec.Portable() {
 			continue
 		}
 		if newest == nil || b.Status.CompletedAt.After(newest.Status.CompletedAt.Time) {

@@ -11,6 +11,7 @@ const ScheduledBackupLabel = "hosting.kinto-storage.org/scheduled"
 // KintoBackupSpec says which instance to back up, and what becomes of the dump when the
 // KintoBackup is deleted. It cannot change: a KintoBackup records one backup.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a KintoBackup's spec cannot change: create another KintoBackup"
+// +kubebuilder:validation:XValidation:rule="has(self.credentials) == (has(self.format) && self.format == 'Portable')",message="spec.credentials goes with format Portable, and only with it: a Portable export reads the server as that identity",fieldPath=".credentials"
 type KintoBackupSpec struct {
 	// Instance is the name of the KintoInstance, in the same namespace, to back up. The backup
 	// goes to the instance's spec.backup.destination.
@@ -24,6 +25,59 @@ type KintoBackupSpec struct {
 	// +kubebuilder:default=Retain
 	// +optional
 	DeletionPolicy BackupDeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// Format of the backup: Dump, a pg_dump of the instance's database, which restores into an
+	// instance of this operator (spec.bootstrap); or Portable, every bucket, collection, group and
+	// record with its permissions, and the accounts, read through Kinto's HTTP API as
+	// spec.credentials sees them, written in the YAML of kinto-wizard (Kinto's dump and load
+	// tool), which any Kinto server loads (`kinto-wizard load`). Either goes to the instance's
+	// backup destination, with the same retention and records.
+	// +kubebuilder:default=Dump
+	// +optional
+	Format BackupFormat `json:"format,omitempty"`
+
+	// Credentials are the identity a Portable export reads the server as: it holds what that
+	// identity may read. To export everything, name it in the instance's settings
+	// bucket_read_principals, collection_read_principals, group_read_principals and
+	// record_read_principals (and auth.accounts.admins, for the accounts).
+	// +optional
+	Credentials *KintoCredentials `json:"credentials,omitempty"`
+}
+
+// BackupFormat is what a backup holds.
+// +kubebuilder:validation:Enum=Dump;Portable
+type BackupFormat string
+
+const (
+	// BackupFormatDump is a pg_dump of the database.
+	BackupFormatDump BackupFormat = "Dump"
+	// BackupFormatPortable is kinto-wizard's YAML, read through Kinto's HTTP API.
+	BackupFormatPortable BackupFormat = "Portable"
+)
+
+// KintoCredentials are an identity on a Kinto server: an account's or basic auth's user and
+// password, or an OpenID Connect bearer token. Secrets hold the password and the token.
+// +kubebuilder:validation:XValidation:rule="has(self.user) == has(self.password) && has(self.user) != has(self.bearerToken)",message="give user and password, or bearerToken"
+type KintoCredentials struct {
+	// User is the account's id (or basic auth's user name).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9_.@+-]*$`
+	// +optional
+	User string `json:"user,omitempty"`
+
+	// Password of User, a key of a Secret in the namespace.
+	// +optional
+	Password *SecretKeyRef `json:"password,omitempty"`
+
+	// BearerToken is an OpenID Connect access token, a key of a Secret in the namespace.
+	// +optional
+	BearerToken *SecretKeyRef `json:"bearerToken,omitempty"`
+}
+
+// Portable says whether the backup is a portable export.
+func (s *KintoBackupSpec) Portable() bool {
+	return s.Format == BackupFormatPortable
 }
 
 // BackupDeletionPolicy is what happens to a dump when its KintoBackup is deleted.

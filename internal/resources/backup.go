@@ -25,6 +25,7 @@ import (
 // Steps of the Jobs: their containers' names.
 const (
 	stepDump     = "dump"
+	stepExport   = "export"
 	stepUpload   = "upload"
 	stepDownload = "download"
 	stepRestore  = "restore"
@@ -120,7 +121,7 @@ func BackupCronJob(inst *v1alpha1.KintoInstance, operatorImage string) *batchv1.
 			FailedJobsHistoryLimit:     ptr.To[int32](3),
 			JobTemplate: batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       scheduledJobSpec(labels, backupPod(inst, dest, operatorImage, nil)),
+				Spec:       scheduledJobSpec(labels, backupPod(inst, nil, dest, operatorImage, nil)),
 			},
 		},
 	}
@@ -144,20 +145,28 @@ func BackupJob(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, opera
 			Labels:          labels,
 			OwnerReferences: []metav1.OwnerReference{controllerReference("KintoBackup", backup)},
 		},
-		Spec: jobSpec(labels, backupPod(inst, dest, operatorImage, grant), backupBackoffLimit, backupDeadline),
+		Spec: jobSpec(labels, backupPod(inst, backup, dest, operatorImage, grant), backupBackoffLimit, backupDeadline),
 	}
 }
 
-// backupPod takes a backup to dest: the dump, written straight to the backup volume or, for S3,
-// to scratch space the upload reads. Retention is not the Job's: the KintoBackup controller
-// applies it to the records, deleting each dropped one's dump with it. grant, for a shared
-// bucket, is the one object the upload writes.
-func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, operatorImage string, grant *ObjectGrant) corev1.PodSpec {
+// backupPod takes a backup to dest: the dump (or, for a Portable backup, the export), written
+// straight to the backup volume or, for S3, to scratch space the upload reads: both write the
+// same files and result, so what follows is the same. Retention is not the Job's: the
+// KintoBackup controller applies it to the records, deleting each dropped one's dump with it.
+// backup is nil for a scheduled run (always a dump). grant, for a shared bucket, is the one
+// object the upload writes.
+func backupPod(inst *v1alpha1.KintoInstance, backup *v1alpha1.KintoBackup, dest *v1alpha1.BackupDestination, operatorImage string, grant *ObjectGrant) corev1.PodSpec {
 	pod := podSpecBase(inst, postgresUID)
 	pod.RestartPolicy = corev1.RestartPolicyNever
 	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
-	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpDir, Value: dumpDir})
-	steps := []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, writeDumps)}
+	portable := backup != nil && backup.Spec.Portable()
+	var steps []corev1.Container
+	if portable {
+		steps = []corev1.Container{operatorStep(stepExport, operatorImage, portableExportCommand(), portableExportEnv(inst, backup.Spec.Credentials), writeDumps)}
+	} else {
+		env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpDir, Value: dumpDir})
+		steps = []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, writeDumps)}
+	}
 	sealing := sealingEnv(inst)
 	// The upload reads the dump; sealing it, it writes the sealed copy beside it.
 	uploadDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: sealing == nil}
@@ -183,7 +192,9 @@ func backupPod(inst *v1alpha1.KintoInstance, dest *v1alpha1.BackupDestination, o
 		steps = append(steps, upload)
 	}
 	runSteps(&pod, steps)
-	withDatabaseTools(&pod, operatorImage)
+	if !portable {
+		withDatabaseTools(&pod, operatorImage)
+	}
 	return pod
 }
 
@@ -201,15 +212,19 @@ func sealingEnv(inst *v1alpha1.KintoInstance) []corev1.EnvVar {
 }
 
 // BackupResultContainerOf names the container of a backup pod whose termination message is the
-// dumps.Result: the upload step where there is one (S3), else the dump step (volume). It reads
-// the pod as it was made, so it holds whatever the destination became since.
+// dumps.Result: the upload step where there is one (S3), else the dump or export step (volume).
+// It reads the pod as it was made, so it holds whatever the destination became since.
 func BackupResultContainerOf(pod corev1.PodSpec) string {
+	first := stepDump
 	for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
 		if c.Name == stepUpload {
 			return stepUpload
 		}
+		if c.Name == stepExport {
+			first = stepExport
+		}
 	}
-	return stepDump
+	return first
 }
 
 // RestoreSource is a dump to restore, resolved by the controller from spec.bootstrap.fromBackup.

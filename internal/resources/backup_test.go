@@ -515,3 +515,61 @@ func TestNoDumpDeletionJob(t *testing.T) {
 		}
 	}
 }
+
+// A Portable backup's first step is the export, in the operator's image, reading the instance's
+// own Service as the KintoBackup's identity, the secret parts from their Secrets; what follows
+// it (the upload, the result) is a dump's.
+func TestPortableBackupJob(t *testing.T) {
+	cases := []struct {
+		name      string
+		inst      *v1alpha1.KintoInstance
+		creds     v1alpha1.KintoCredentials
+		wantSteps []string
+		wantEnv   map[string]string
+	}{
+		{"volume, an account", newInstance(withVolumeBackup),
+			v1alpha1.KintoCredentials{User: "porter", Password: &v1alpha1.SecretKeyRef{Name: "porter", Key: "password"}},
+			[]string{"export " + testOperatorImage},
+			map[string]string{backupenv.PortableUser: "porter", backupenv.PortablePassword: "secret porter/password"}},
+		{"S3, a bearer token", newInstance(withS3Backup),
+			v1alpha1.KintoCredentials{BearerToken: &v1alpha1.SecretKeyRef{Name: "oidc", Key: "token"}},
+			[]string{"export " + testOperatorImage, "upload " + testOperatorImage},
+			map[string]string{backupenv.PortableBearerToken: "secret oidc/token"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			backup := newBackup(tc.inst)
+			backup.Spec.Format = v1alpha1.BackupFormatPortable
+			backup.Spec.Credentials = &tc.creds
+			pod := BackupJob(tc.inst, backup, testOperatorImage, nil).Spec.Template.Spec
+			checkJobSteps(t, pod)
+			if got := podSteps(pod); !slices.Equal(got, tc.wantSteps) {
+				t.Errorf("steps %q, want %q (no database tools: the export reads the API)", got, tc.wantSteps)
+			}
+			if result := BackupResultContainerOf(pod); pod.Containers[0].Name != result {
+				t.Errorf("the result comes from %s, the Job's container is %s", result, pod.Containers[0].Name)
+			}
+			export := podContainer(pod, "export")
+			if !slices.Equal(export.Command, []string{"/manager", "portable", "export"}) {
+				t.Errorf("export command %q", export.Command)
+			}
+			want := maps.Clone(tc.wantEnv)
+			want[backupenv.DumpDir] = "/dumps"
+			want[backupenv.PortableURL] = "http://notes-server.tenants.svc/v1"
+			got := map[string]string{}
+			for _, e := range export.Env {
+				if e.ValueFrom != nil {
+					got[e.Name] = "secret " + e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+				} else {
+					got[e.Name] = e.Value
+				}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("export env %v, want %v", got, want)
+			}
+			if !slices.Contains(export.VolumeMounts, corev1.VolumeMount{Name: "dumps", MountPath: "/dumps"}) {
+				t.Errorf("export mounts %+v", export.VolumeMounts)
+			}
+		})
+	}
+}

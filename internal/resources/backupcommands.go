@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"fmt"
 	"path"
 	"strings"
 	"time"
@@ -94,6 +95,31 @@ func findDumpCommand(dir, instance string, from, to time.Time, except []string) 
 		flags = append(flags, "--except", strings.Join(except, ","))
 	}
 	return backupToolCommand("find", append(flags, "--termination-log", corev1.TerminationMessagePathDefault)...)
+}
+
+// portableExportCommand reads the instance through its API into the dump directory
+// (internal/portable), writing the files and result `manager db dump` writes.
+func portableExportCommand() []string {
+	return []string{managerBinary, "portable", "export"}
+}
+
+// portableExportEnv points the export at the instance's own Service, as creds: the user as it
+// is, the password or token from its Secret.
+func portableExportEnv(inst *v1alpha1.KintoInstance, creds *v1alpha1.KintoCredentials) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: backupenv.DumpDir, Value: dumpDir},
+		// The Service inside the cluster, never the public host: the export stays off the ingress.
+		{Name: backupenv.PortableURL, Value: fmt.Sprintf("http://%s.%s.svc/v1", ServerName(inst), inst.Namespace)},
+	}
+	switch {
+	case creds == nil:
+	case creds.BearerToken != nil:
+		env = append(env, secretEnv(backupenv.PortableBearerToken, creds.BearerToken.Name, creds.BearerToken.Key))
+	case creds.Password != nil:
+		env = append(env, corev1.EnvVar{Name: backupenv.PortableUser, Value: creds.User},
+			secretEnv(backupenv.PortablePassword, creds.Password.Name, creds.Password.Key))
+	}
+	return env
 }
 
 // objectStorageEnv tells backuptool the bucket of conn, with prefix the folder of an

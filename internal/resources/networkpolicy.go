@@ -63,10 +63,11 @@ func (o NetworkOptions) externalPeers() []networkingv1.NetworkPolicyPeer {
 }
 
 // NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
-// migration) take traffic only from the ingress controller and reach only DNS, their database
-// and the OpenID providers; PostgreSQL takes traffic only from its instance's Kinto, backup and
-// restore pods and reaches nothing; the backup, restore and dump-deletion pods take no traffic
-// and reach only DNS, the database and object storage. DNS is the cluster DNS pods', and
+// migration) take traffic only from the ingress controller and their instance's backup pods (a
+// Portable export reads the API) and reach only DNS, their database and the OpenID providers;
+// PostgreSQL takes traffic only from its instance's Kinto, backup and restore pods and reaches
+// nothing; the backup, restore and dump-deletion pods take no traffic and reach only DNS, the
+// database, object storage and (backup and restore) their instance's Kinto server. DNS is the cluster DNS pods', and
 // "outside the cluster" leaves out the cluster's own ranges and link-local addresses. externalDatabasePort is the port of an external
 // database's URL; objectStoragePorts are the ports of the S3 endpoints the backup and restore
 // pods reach (ObjectStoragePort), in any order.
@@ -119,7 +120,8 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			PodSelector: kintoPods,
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()}},
+				// The backup pods read the server through its API for a Portable export.
+				From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()}, {PodSelector: backupPods.DeepCopy()}},
 				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
 			}},
 			Egress: egress,
@@ -142,14 +144,22 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 		},
 	}
 
+	serverPods := metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentServer)}
+	server := networkingv1.NetworkPolicyEgressRule{
+		To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &serverPods}},
+		Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
+	}
 	backupEgress := []networkingv1.NetworkPolicyEgressRule{dns, database}
+	var objectStorage *networkingv1.NetworkPolicyEgressRule
 	if ports := slices.Compact(slices.Sorted(slices.Values(objectStoragePorts))); len(ports) > 0 {
 		rule := networkingv1.NetworkPolicyEgressRule{To: opts.externalPeers()}
 		for _, p := range ports {
 			rule.Ports = append(rule.Ports, port(p, tcp))
 		}
+		objectStorage = &rule
 		backupEgress = append(backupEgress, rule)
 	}
+	backupEgress = append(backupEgress, server)
 	backup := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: finalBackupObjectMeta(inst, BackupNetworkPolicyName(inst), ComponentBackup),
@@ -162,8 +172,8 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 	}
 	// The dump-deletion and dump-check pods reach object storage, or only their volume: not the database.
 	deletionEgress := []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy()}
-	if len(backupEgress) > 2 {
-		deletionEgress = append(deletionEgress, *backupEgress[2].DeepCopy())
+	if objectStorage != nil {
+		deletionEgress = append(deletionEgress, *objectStorage.DeepCopy())
 	}
 	deletion := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},

@@ -96,6 +96,8 @@ func egressPorts(p *networkingv1.NetworkPolicy) []string {
 
 func TestNetworkPolicies(t *testing.T) {
 	dnsAndDatabase := []string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods"}
+	// The backup pods reach their own server too, for a Portable export.
+	backupReach := append(slices.Clone(dnsAndDatabase), "8888/TCP/pods")
 	cases := []struct {
 		name               string
 		inst               *v1alpha1.KintoInstance
@@ -105,14 +107,14 @@ func TestNetworkPolicies(t *testing.T) {
 		// wantBackupEgress is the egress of the backup and restore pods; nil: no such policy.
 		wantBackupEgress []string
 	}{
-		{"managed database", newInstance(), 0, nil, dnsAndDatabase, dnsAndDatabase},
+		{"managed database", newInstance(), 0, nil, dnsAndDatabase, backupReach},
 		{"external database on its own port", newInstance(external), 6432, nil,
 			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "6432/TCP/anywhere"}, nil},
 		{"OpenID provider", newInstance(withOpenID), 0, nil,
-			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods", "443/TCP/anywhere"}, dnsAndDatabase},
-		{"backups on a volume", newInstance(withVolumeBackup), 0, nil, dnsAndDatabase, dnsAndDatabase},
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods", "443/TCP/anywhere"}, backupReach},
+		{"backups on a volume", newInstance(withVolumeBackup), 0, nil, dnsAndDatabase, backupReach},
 		{"backups and restore in S3, ports sorted and deduplicated", newInstance(withS3Backup), 0, []int32{9000, 443, 9000},
-			dnsAndDatabase, append(slices.Clone(dnsAndDatabase), "443/TCP/anywhere", "9000/TCP/anywhere")},
+			dnsAndDatabase, append(slices.Clone(dnsAndDatabase), "443/TCP/anywhere", "9000/TCP/anywhere", "8888/TCP/pods")},
 		{"external database: no backup policy whatever the object storage", newInstance(external, withS3Backup), 5432, []int32{443},
 			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/anywhere"}, nil},
 	}
@@ -130,9 +132,11 @@ func TestNetworkPolicies(t *testing.T) {
 			if got := egressPorts(kinto); !slices.Equal(got, tc.wantEgress) {
 				t.Errorf("kinto egress = %v, want %v", got, tc.wantEgress)
 			}
-			from := kinto.Spec.Ingress[0].From[0]
-			if from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from.PodSelector != nil {
-				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces only", from)
+			from := kinto.Spec.Ingress[0].From
+			if len(from) != 2 || from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from[0].PodSelector != nil ||
+				from[1].NamespaceSelector != nil || from[1].PodSelector.MatchLabels[InstanceLabel] != tc.inst.Name ||
+				!slices.Equal(from[1].PodSelector.MatchExpressions[0].Values, []string{ComponentBackup, ComponentRestore}) {
+				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces and the instance's own backup and restore pods only", from)
 			}
 			if kinto.Spec.Ingress[0].Ports[0].Port.IntValue() != 8888 {
 				t.Errorf("kinto ingress port %v", kinto.Spec.Ingress[0].Ports[0].Port)
@@ -160,9 +164,9 @@ func TestNetworkPolicies(t *testing.T) {
 			if got := egressPorts(backup); !slices.Equal(got, tc.wantBackupEgress) {
 				t.Errorf("backup egress = %v, want %v", got, tc.wantBackupEgress)
 			}
-			// Dump deletion: the backup pods' reach but the database.
+			// Dump deletion: the backup pods' reach but the database and the server.
 			deletion := policies[3]
-			wantDeletion := slices.DeleteFunc(slices.Clone(tc.wantBackupEgress), func(p string) bool { return p == "5432/TCP/pods" })
+			wantDeletion := slices.DeleteFunc(slices.Clone(tc.wantBackupEgress), func(p string) bool { return p == "5432/TCP/pods" || p == "8888/TCP/pods" })
 			if got := egressPorts(deletion); deletion.Name != DumpDeletionNetworkPolicyName(tc.inst) || len(deletion.Spec.Ingress) != 0 || !slices.Equal(got, wantDeletion) {
 				t.Errorf("dump deletion policy %s: ingress %+v, egress %v, want none and %v", deletion.Name, deletion.Spec.Ingress, got, wantDeletion)
 			}

@@ -57,7 +57,7 @@ func ScheduledBackupJob(inst *v1alpha1.KintoInstance, scheduledAt time.Time, ope
 	}
 	meta := objectMeta(inst, ScheduledBackupJobName(inst, scheduledAt), ComponentBackup)
 	meta.Labels[v1alpha1.ScheduledBackupLabel] = "true"
-	spec := jobSpec(meta.Labels, backupPod(inst, dest, operatorImage, &grant), backupBackoffLimit, backupDeadline)
+	spec := jobSpec(meta.Labels, backupPod(inst, nil, dest, operatorImage, &grant), backupBackoffLimit, backupDeadline)
 	spec.TTLSecondsAfterFinished = ptr.To(int32(scheduledRunsKept / time.Second))
 	return &batchv1.Job{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"}, ObjectMeta: meta, Spec: spec}
 }

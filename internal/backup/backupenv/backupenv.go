@@ -63,3 +63,23 @@ const (
 	DatabaseName     = "KINTO_DATABASE"
 	DatabasePassword = "POSTGRES_PASSWORD"
 )
+
+// `manager portable` (internal/portable): the Kinto server it reads or loads through the HTTP
+// API, and the identity it does so as, from a Secret: a user and a password (Kinto accounts,
+// basic auth) or a bearer token (OpenID Connect). An import from another server reads it with
+// the PORTABLE_SOURCE_ set.
+const (
+	PortableURL               = "PORTABLE_URL"
+	PortableUser              = "PORTABLE_USER"
+	PortablePassword          = "PORTABLE_PASSWORD"
+	PortableBearerToken       = "PORTABLE_BEARER_TOKEN"
+	PortableSourceURL         = "PORTABLE_SOURCE_URL"
+	PortableSourceUser        = "PORTABLE_SOURCE_USER"
+	PortableSourcePassword    = "PORTABLE_SOURCE_PASSWORD"
+	PortableSourceBearerToken = "PORTABLE_SOURCE_BEARER_TOKEN"
+	// MirrorState is the file where `manager portable mirror` keeps the timestamps of the last
+	// sync (portable.MirrorState, JSON), on a volume that outlives its pods.
+	MirrorState = "MIRROR_STATE"
+	// MirrorBuckets are the ids of the buckets to mirror, separated by commas; unset, every one.
+	MirrorBuckets = "MIRROR_BUCKETS"
+)

@@ -1,0 +1,80 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/portable"
+)
+
+// TestPortableExportToS3 takes a Portable KintoBackup of an instance on the cluster: its Job
+// reads the instance through its Service (past the network policies, under Pod Security
+// restricted) as an account the instance's settings let read everything, and uploads the
+// export to the bucket, where it is kinto-wizard's YAML holding the instance's data.
+func TestPortableExportToS3(t *testing.T) {
+	t.Parallel()
+	bucket := newS3Bucket(t)
+	ns := newNamespace(t)
+	const porter, password = "porter", "porter-secret-1"
+	source := waitReady(t, applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true, Admins: []string{porter}}}
+		i.Spec.Settings = map[string]v1alpha1.SettingValue{}
+		for _, kind := range []string{"bucket", "collection", "group", "record"} {
+			i.Spec.Settings[kind+"_read_principals"] = "account:" + porter
+		}
+		i.Spec.Backup = &v1alpha1.BackupSpec{
+			Schedule: "0 3 1 1 *", // never during the test
+			Destination: &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{
+				S3Connection: bucket.connection(t, ns),
+				Prefix:       bucket.prefix,
+			}},
+		}
+	}))
+	populate(t, source)
+	kintoAPI(t, source).CreateAccount(porter, password)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "porter-kinto"}, StringData: map[string]string{"password": password}}
+	if err := k8s.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	backup := &v1alpha1.KintoBackup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: source.Name + "-portable"},
+		Spec: v1alpha1.KintoBackupSpec{Instance: source.Name, Format: v1alpha1.BackupFormatPortable, Credentials: &v1alpha1.KintoCredentials{
+			User: porter, Password: &v1alpha1.SecretKeyRef{Name: secret.Name, Key: "password"},
+		}},
+	}
+	if err := k8s.Create(context.Background(), backup); err != nil {
+		t.Fatal(err)
+	}
+	backup = waitBackupCompleted(t, ns, backup.Name)
+	checkCompletedBackup(t, backup)
+	// (The counts of a backup uploaded to S3 stay in its pod: the upload reports what the
+	// bucket holds, as a download or a lost result's search would, and the bucket holds none.)
+	file := filepath.Join(t.TempDir(), "export.yaml")
+	if _, err := objectstore.Download(context.Background(), bucket.config(), backup.Status.Key, file); err != nil {
+		t.Fatalf("downloading %s: %v", backup.Status.Key, err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	e, err := portable.ReadYAML(f)
+	if err != nil {
+		t.Fatalf("the export in the bucket is not kinto-wizard's YAML: %v", err)
+	}
+	want := map[string]int64{"buckets": 1, "collections": 1, "records": 6, "groups": 0, "accounts": 3}
+	if got := e.Counts(); !maps.Equal(got, want) || e.Buckets["library"] == nil {
+		t.Errorf("the export in the bucket holds %v, want %v", got, want)
+	}
+	t.Logf("Portable export %s: %d bytes, holding %v", backup.Status.Location, backup.Status.Size, e.Counts())
+}
