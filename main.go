@@ -18,6 +18,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backuptool"
 	"github.com/kinto-storage/kinto-operator/internal/dbtool"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
 
 func main() {
@@ -27,6 +28,8 @@ func main() {
 			os.Exit(backuptool.Main(os.Args[2:], os.Stdout, os.Stderr))
 		case "db":
 			os.Exit(dbtool.Main(os.Args[2:], os.Stdout, os.Stderr))
+		case "upgrade":
+			os.Exit(upgrade.Main(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	var opts controllers.Options
