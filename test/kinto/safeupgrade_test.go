@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
@@ -104,4 +106,70 @@ func TestReadOnlyAndHealthGate(t *testing.T) {
 	} else {
 		t.Logf("record gone: %v", err)
 	}
+}
+
+// TestRollbackRestoresTheUpgradeBackup is the rollback of a failed upgrade, for real: the
+// previous release's database is backed up (writes closed: nothing written after), the new
+// release migrates it and writes to it, then the rollback Job's restore (resources.RollbackJob:
+// the restore told to replace) puts the backup back over it, and the previous release serves
+// exactly what it served before, with the release table saying it may run.
+func TestRollbackRestoresTheUpgradeBackup(t *testing.T) {
+	t.Parallel()
+	oldBin, newBin := kintoPreviousBin(t), kintoBin(t)
+	oldInst := backupInstance("rollback", func(s *v1alpha1.KintoInstanceSpec) { s.Version = previousKintoVersion })
+	d := deploy(t, oldInst)
+	d.bin = oldBin
+	oldMigrate, oldServer := d.migrateC, d.serverC
+	d.migrate()
+	oldAPI := newAPI(t, d.startServer())
+	recordIDs := kintotest.Populate(t, oldAPI)
+	before := withHistory(t, kintotest.Snapshot(t, oldAPI, recordIDs), oldAPI)
+
+	dir := d.backupDir()
+	res, _ := d.backup(dir)
+
+	newInst := oldInst.DeepCopy()
+	newInst.Spec.Version = v1alpha1.DefaultKintoVersion
+	d.inst, d.bin = newInst, newBin
+	d.migrateC = resources.MigrateJob(newInst, newInst.Spec.Version).Spec.Template.Spec.Containers[0]
+	d.serverC = resources.ServerDeployment(newInst, newInst.Spec.Version, "", "").Spec.Template.Spec.Containers[0]
+	d.migrate()
+	newAPI(t, d.startServer()).As("alice", "alice-secret-1").Must("PUT", kintotest.BooksPath+"/after-upgrade",
+		map[string]any{"data": map[string]any{"title": "lost with the rollback"}}, nil, http.StatusCreated)
+	if v := d.db.SQL(t, "kinto", "SELECT version FROM "+resources.ReleaseTable); v != v1alpha1.DefaultKintoVersion {
+		t.Fatalf("release table after the migration: %q", v)
+	}
+
+	dump := filepath.Join(dir, res.File)
+	if run := d.restore(dump, backupenv.DumpSHA256+"="+res.SHA256); run.err == nil {
+		t.Fatalf("a plain restore wrote over the upgraded database:\n%s", run.out)
+	}
+	rollback := resources.RollbackJob(oldInst, &v1alpha1.UpgradeStatus{To: newInst.Spec.Version}, resources.RestoreSource{File: res.File, SHA256: res.SHA256}, "operator")
+	var replace []string
+	for _, e := range rollback.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == backupenv.RestoreReplace {
+			replace = append(replace, e.Name+"="+e.Value)
+		}
+	}
+	if len(replace) != 1 {
+		t.Fatalf("the rollback Job's restore step has no %s", backupenv.RestoreReplace)
+	}
+	run := d.restore(dump, append(replace, backupenv.DumpSHA256+"="+res.SHA256)...)
+	if run.err != nil {
+		t.Fatalf("the rollback's restore failed (%v):\n%s", run.err, run.out)
+	}
+	t.Logf("rollback restore:\n%s", run.out)
+	if v := d.db.SQL(t, "kinto", "SELECT version FROM "+resources.ReleaseTable); v != previousKintoVersion {
+		t.Errorf("release table after the rollback: %q, want %s", v, previousKintoVersion)
+	}
+
+	d.inst, d.bin, d.migrateC, d.serverC = oldInst, oldBin, oldMigrate, oldServer
+	// The previous release's migration Job, which its release guard runs, accepts the database.
+	d.migrate()
+	back := newAPI(t, d.startServer())
+	if v := back.Hello(); v.ProjectVersion != previousKintoVersion {
+		t.Fatalf("rolled-back server reports %q", v.ProjectVersion)
+	}
+	kintotest.CompareSnapshots(t, "the "+previousKintoVersion+" server after the rollback", before, withHistory(t, kintotest.Snapshot(t, back, recordIDs), back))
+	back.As("alice", "alice-secret-1").Must("GET", kintotest.BooksPath+"/after-upgrade", nil, nil, http.StatusNotFound, http.StatusForbidden)
 }
