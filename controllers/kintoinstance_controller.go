@@ -29,6 +29,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/rollout"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
 
 // KintoInstanceReconciler turns each KintoInstance into the objects that run it.
@@ -149,6 +150,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err != nil {
 		return inStage(stageRestoreSource, err)
 	}
+	if err := r.reconcileUpgrade(ctx, p, inst); err != nil {
+		return inStage(stageUpgrade, err)
+	}
 	if err := r.reconcileSchemaVersion(ctx, p, inst); err != nil {
 		return inStage(stageMigration, err)
 	}
@@ -160,6 +164,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		SchemaVersion: p.status.Version, CredentialsRevision: credentials, SecretsRevision: secrets,
 		ExternalDatabasePort: databasePort, RestoreSource: restore, PasswordRotation: p.rotatingPassword,
 		Network: r.Network, GatewayAPI: r.GatewayAPI, OperatorImage: r.OperatorImage, SharedBucket: sharedBucket != nil,
+		WritesClosed: upgrade.WritesClosed(p.status.Upgrade),
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
@@ -267,6 +272,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		r.recordTransitions(before, p.status)
 		countJobs(&before.Status, p.status)
+		countUpgrade(&before.Status, p.status)
 	}
 	if p.releaseSlot {
 		r.giveBackSlot(inst)

@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -37,6 +38,9 @@ type Inputs struct {
 	GatewayAPI bool
 	// OperatorImage runs the object-storage steps of backup and restore pods.
 	OperatorImage string
+	// WritesClosed says a safe upgrade runs the server in Kinto's read-only mode (CloseWrites),
+	// and its migration, if due, runs as one of its steps.
+	WritesClosed bool
 	// SharedBucket says the instance's backups go to its hosting class's bucket, shared by every
 	// tenant, whose credentials its pods never get: the operator runs the schedule itself
 	// (ScheduledBackupJob), so no CronJob is built.
@@ -93,6 +97,11 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	if !in.SharedBucket {
 		c.BackupSchedule = BackupCronJob(inst, in.OperatorImage)
 	}
+	if in.WritesClosed {
+		// A failed migration is the upgrade's answer, and rolls it back: one retry, for a pod
+		// lost, not the backoff that waits for a database starting.
+		c.Migration.Spec.BackoffLimit = ptr.To[int32](1)
+	}
 	if inst.Spec.ExternalDatabase() != nil && in.SchemaVersion == "" {
 		GuardHMACSecrets(inst, c.Migration)
 	}
@@ -108,6 +117,9 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	}
 	if in.SchemaVersion != "" {
 		c.Server = ServerDeployment(inst, in.SchemaVersion, hash, in.SecretsRevision)
+		if in.WritesClosed {
+			CloseWrites(c.Server)
+		}
 		if c.DisruptionBudget = ServerDisruptionBudget(inst); c.DisruptionBudget == nil {
 			c.Remove = append(c.Remove, &policyv1.PodDisruptionBudget{ObjectMeta: childMeta(inst, ServerName(inst))})
 		}

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -119,9 +120,9 @@ func TestNetworkPolicies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			policies := NetworkPolicies(tc.inst, testNetwork, tc.port, tc.objectStoragePorts)
-			wantPolicies := 1
+			wantPolicies := 2
 			if tc.wantBackupEgress != nil {
-				wantPolicies = 4
+				wantPolicies = 5
 			}
 			if len(policies) != wantPolicies {
 				t.Fatalf("%d policies, want %d", len(policies), wantPolicies)
@@ -132,7 +133,17 @@ func TestNetworkPolicies(t *testing.T) {
 			}
 			from := kinto.Spec.Ingress[0].From[0]
 			if from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from.PodSelector != nil {
-				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces only", from)
+				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces", from)
+			}
+			// And the upgrade's health gate pods, of this instance, which reach the server only.
+			if from := kinto.Spec.Ingress[0].From; len(from) != 2 || from[1].NamespaceSelector != nil ||
+				!maps.Equal(from[1].PodSelector.MatchLabels, SelectorLabels(tc.inst, ComponentHealthGate)) {
+				t.Errorf("kinto ingress from %+v, want the ingress controller and the health gate pods", from)
+			}
+			gate := policies[len(policies)-1]
+			if got := egressPorts(gate); gate.Name != HealthGateNetworkPolicyName(tc.inst) || len(gate.Spec.Ingress) != 0 ||
+				!slices.Equal(got, []string{"53/UDP/namespaces", "53/TCP/namespaces", "8888/TCP/pods"}) {
+				t.Errorf("health gate policy %s: ingress %+v, egress %v", gate.Name, gate.Spec.Ingress, got)
 			}
 			if kinto.Spec.Ingress[0].Ports[0].Port.IntValue() != 8888 {
 				t.Errorf("kinto ingress port %v", kinto.Spec.Ingress[0].Ports[0].Port)

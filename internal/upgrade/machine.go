@@ -30,6 +30,8 @@ const (
 type Step struct {
 	State   JobState
 	Failure string
+	// Name is the KintoBackup's, for the backup.
+	Name string
 }
 
 // Observed is what the reconciler saw of an instance, for its upgrade.
@@ -125,7 +127,7 @@ func Next(o Observed) Decision {
 			return to(v1alpha1.UpgradeRolledBack)
 		}
 		if o.Backup.State == JobSucceeded && o.Sample.State == JobSucceeded {
-			next.Baseline = o.Baseline
+			next.Baseline, next.Backup = o.Baseline, o.Backup.Name
 			return to(v1alpha1.UpgradeMigrating)
 		}
 	case v1alpha1.UpgradeMigrating:

@@ -48,15 +48,15 @@ func TestNext(t *testing.T) {
 		{name: "backup running", o: base(at(v1alpha1.UpgradeBackingUp), func(o *Observed) { o.Backup.State, o.Sample.State = JobRunning, JobSucceeded }),
 			phase: v1alpha1.UpgradeBackingUp},
 		{name: "backup and baseline done: migrate", o: base(at(v1alpha1.UpgradeBackingUp), func(o *Observed) {
-			o.Backup.State, o.Sample.State, o.Baseline = JobSucceeded, JobSucceeded, map[string]string{"/buckets/": "x"}
+			o.Backup, o.Sample.State, o.Baseline = Step{State: JobSucceeded, Name: "b"}, JobSucceeded, map[string]string{"/buckets/": "x"}
 		}), phase: v1alpha1.UpgradeMigrating, changed: true},
 		{name: "backup failed: nothing migrated, writes reopen", o: base(at(v1alpha1.UpgradeBackingUp), func(o *Observed) {
-			o.Backup = Step{JobFailed, "bucket unreachable"}
+			o.Backup = Step{State: JobFailed, Failure: "bucket unreachable"}
 		}), phase: v1alpha1.UpgradeRolledBack, changed: true, failure: "bucket unreachable"},
 		{name: "migration runs", o: base(at(v1alpha1.UpgradeMigrating), func(o *Observed) { o.Migration.State = JobRunning }), phase: v1alpha1.UpgradeMigrating},
 		{name: "migration done: the new release starts", o: base(at(v1alpha1.UpgradeMigrating), func(o *Observed) { o.Migration.State = JobSucceeded }),
 			phase: v1alpha1.UpgradeStarting, version: "26.5.0", changed: true},
-		{name: "migration failed: roll back", o: base(at(v1alpha1.UpgradeMigrating), func(o *Observed) { o.Migration = Step{JobFailed, "boom"} }),
+		{name: "migration failed: roll back", o: base(at(v1alpha1.UpgradeMigrating), func(o *Observed) { o.Migration = Step{State: JobFailed, Failure: "boom"} }),
 			phase: v1alpha1.UpgradeRollingBack, changed: true, failure: "the migration failed: boom"},
 		{name: "new pods not ready yet", o: base(at(v1alpha1.UpgradeStarting), func(o *Observed) { o.ServerVersion = "26.5.0" }), phase: v1alpha1.UpgradeStarting},
 		{name: "old pods ready are not the new release", o: base(at(v1alpha1.UpgradeStarting), func(o *Observed) { o.ServerReady = true }), phase: v1alpha1.UpgradeStarting},
@@ -67,11 +67,11 @@ func TestNext(t *testing.T) {
 		{name: "gate watching", o: base(at(v1alpha1.UpgradeHealthGate), func(o *Observed) { o.Gate.State = JobRunning }), phase: v1alpha1.UpgradeHealthGate},
 		{name: "gate passed: writes open", o: base(at(v1alpha1.UpgradeHealthGate), func(o *Observed) { o.Gate.State = JobSucceeded }),
 			phase: v1alpha1.UpgradeSucceeded, changed: true},
-		{name: "gate failed: roll back", o: base(at(v1alpha1.UpgradeHealthGate), func(o *Observed) { o.Gate = Step{JobFailed, "version 26.4.0"} }),
+		{name: "gate failed: roll back", o: base(at(v1alpha1.UpgradeHealthGate), func(o *Observed) { o.Gate = Step{State: JobFailed, Failure: "version 26.4.0"} }),
 			phase: v1alpha1.UpgradeRollingBack, changed: true, failure: "the health gate failed: version 26.4.0"},
 		{name: "restore running: the schema stays", o: base(at(v1alpha1.UpgradeRollingBack), func(o *Observed) { o.Restore.State = JobRunning }),
 			phase: v1alpha1.UpgradeRollingBack},
-		{name: "restore failed: writes stay closed", o: base(at(v1alpha1.UpgradeRollingBack), func(o *Observed) { o.Restore = Step{JobFailed, "x"} }),
+		{name: "restore failed: writes stay closed", o: base(at(v1alpha1.UpgradeRollingBack), func(o *Observed) { o.Restore = Step{State: JobFailed, Failure: "x"} }),
 			phase: v1alpha1.UpgradeRollingBack},
 		{name: "restored: the previous release comes back", o: base(at(v1alpha1.UpgradeRollingBack), func(o *Observed) {
 			o.Restore.State, o.ServerVersion, o.ServerReady = JobSucceeded, "26.5.0", true
@@ -102,8 +102,8 @@ func TestNext(t *testing.T) {
 				t.Errorf("writes closed at %v, want now", d.Upgrade.WritesClosedAt)
 			case (phase == v1alpha1.UpgradeSucceeded || phase == v1alpha1.UpgradeRolledBack) && d.Changed && d.Upgrade.WritesOpenedAt == nil:
 				t.Error("writes opened at is not recorded")
-			case phase == v1alpha1.UpgradeMigrating && d.Changed && d.Upgrade.Baseline["/buckets/"] != "x":
-				t.Errorf("baseline %v not kept", d.Upgrade.Baseline)
+			case phase == v1alpha1.UpgradeMigrating && d.Changed && (d.Upgrade.Baseline["/buckets/"] != "x" || d.Upgrade.Backup != "b"):
+				t.Errorf("baseline %v or backup %q not kept", d.Upgrade.Baseline, d.Upgrade.Backup)
 			}
 			if WritesClosed(d.Upgrade) != (phase != "" && phase != v1alpha1.UpgradeSucceeded && phase != v1alpha1.UpgradeRolledBack) {
 				t.Errorf("WritesClosed in phase %q is %v", phase, WritesClosed(d.Upgrade))
