@@ -61,7 +61,7 @@ func UpgradeBackup(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) *v1a
 // compares the new release with (`manager upgrade sample`, whose result is its termination
 // message).
 func UpgradeSampleJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, operatorImage string) *batchv1.Job {
-	return healthGateJob(inst, u, UpgradeSampleJobName(inst, u), operatorImage, []string{"/manager", "upgrade", "sample"}, nil, 10*time.Minute)
+	return healthGateJob(inst, u, UpgradeSampleJobName(inst, u), operatorImage, []string{managerBinary, "upgrade", "sample"}, nil, 10*time.Minute)
 }
 
 // HealthGateJob watches the new release for spec.upgrade.healthGateSeconds (`manager upgrade
@@ -79,7 +79,7 @@ func HealthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, oper
 		{Name: upgrade.EnvBaseline, Value: string(baseline)},
 	}
 	deadline := time.Duration(seconds)*time.Second + 5*time.Minute
-	return healthGateJob(inst, u, HealthGateJobName(inst, u), operatorImage, []string{"/manager", "upgrade", "gate"}, env, deadline), nil
+	return healthGateJob(inst, u, HealthGateJobName(inst, u), operatorImage, []string{managerBinary, "upgrade", "gate"}, env, deadline), nil
 }
 
 // HealthGateSeconds is spec.upgrade.healthGateSeconds, defaulted.

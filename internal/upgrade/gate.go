@@ -18,6 +18,9 @@ import (
 // lost or changed what it stores, without weighing on the server it judges.
 const MaxSampled = 8
 
+// maxPath bounds the paths sampled: the baseline travels in a termination message (4 KiB).
+const maxPath = 256
+
 // Baseline is what a few objects answered before the upgrade: the fingerprint of each object's
 // data by its path under /v1. The paths list the buckets, collections and records anyone may
 // read (the gate holds no credentials, and is given none), and the list of readable buckets
@@ -45,6 +48,9 @@ func Sample(ctx context.Context, hc *http.Client, base string) (Baseline, error)
 				return nil
 			}
 			p := parent + "/" + url.PathEscape(id)
+			if len(p) > maxPath {
+				continue
+			}
 			fp, err := object(ctx, hc, base, p)
 			if err != nil {
 				return err
