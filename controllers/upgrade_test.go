@@ -192,7 +192,7 @@ func TestFailedUpgradeRollsBack(t *testing.T) {
 		return client.IgnoreNotFound(err)
 	})
 	time.Sleep(2 * time.Second)
-	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack)
 	if err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), &batchv1.Job{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the rolled-back release migrates again: %v", err)
 	}
