@@ -5,6 +5,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,13 +79,20 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 		_, err = startJob(ctx, r.Client, client.ObjectKeyFromObject(gate), p.inst.UID, func() *batchv1.Job { return gate })
 		return err
 	case v1alpha1.UpgradeRollingBack:
+		key := client.ObjectKey{Namespace: inst.Namespace, Name: resources.RollbackJobName(inst, u)}
+		if err := r.Get(ctx, key, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+			return err
+		}
 		backup := &v1alpha1.KintoBackup{}
 		if err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: u.Backup}, backup); err != nil {
 			return err
 		}
 		src := restoreSourceOf(backup)
-		_, err := startJob(ctx, r.Client, client.ObjectKey{Namespace: inst.Namespace, Name: resources.RollbackJobName(inst, u)}, p.inst.UID,
-			func() *batchv1.Job { return resources.RollbackJob(inst, u, src, r.OperatorImage) })
+		// A dump of the class's shared bucket is read through a signed URL.
+		if problem, err := r.grantRestore(ctx, p, inst, &src); err != nil || problem != "" {
+			return errors.Join(err, errorIf(problem))
+		}
+		_, err := startJob(ctx, r.Client, key, p.inst.UID, func() *batchv1.Job { return resources.RollbackJob(inst, u, src, r.OperatorImage) })
 		return err
 	}
 	return nil
@@ -171,6 +179,14 @@ func (r *KintoInstanceReconciler) upgradeJob(ctx context.Context, inst *v1alpha1
 		return upgrade.Step{State: upgrade.JobFailed, Failure: fmt.Sprintf("%s (Job %s): %s", what, name, why)}, err
 	}
 	return upgrade.Step{State: upgrade.JobRunning}, nil
+}
+
+// errorIf is problem as an error, nil when there is none.
+func errorIf(problem string) error {
+	if problem == "" {
+		return nil
+	}
+	return errors.New(problem)
 }
 
 // restoreSourceOf locates the dump of a completed KintoBackup.
