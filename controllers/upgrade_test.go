@@ -84,7 +84,9 @@ func upgradeToMigration(t *testing.T, name string) (*v1alpha1.KintoInstance, *v1
 		t.Errorf("status.upgrade records backup %q, baseline %v", u.Backup, u.Baseline)
 	}
 	job := &batchv1.Job{}
-	eventually(t, "the migration Job", func() error { return k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), job) })
+	eventually(t, "the migration Job", func() error {
+		return k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), job)
+	})
 	if *job.Spec.BackoffLimit != 1 {
 		t.Errorf("the upgrade's migration retries %d times: a failure is the upgrade's answer", *job.Spec.BackoffLimit)
 	}
