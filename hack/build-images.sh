@@ -15,8 +15,8 @@
 #   debian.tar                  Debian minbase: local-path-provisioner's helper pods
 #   postgres-<major>.tar        PostgreSQL from Debian's packages, laid out as the official image
 #   kinto-server-<version>.tar  Kinto from PyPI on Debian's Python, as the official image
-#   kinto-server-26.9x.0.tar    IMAGES=kinto-faulty only: Kinto whose migration fails (26.90.0)
-#                               or whose server never serves (26.91.0), for the rollback e2e
+#   kinto-server-26.9x.0.tar    Kinto whose migration fails (26.90.0) or whose server never
+#                               serves (26.91.0), for the rollback e2e (IMAGES=kinto-faulty)
 #
 # OUTDIR/images.txt lists "file ref" per line (file relative to OUTDIR), for importing them all;
 # hack/verify-images.sh runs each image in a throwaway containerd.
@@ -27,7 +27,7 @@
 #
 # Usage: hack/build-images.sh [OUTDIR]          (default bin/images)
 # Env:   IMAGES (default "pause operator coredns local-path-provisioner kube-network-policies
-#        debian postgres kinto"), PAUSE_REF, KUBE_VERSION, OPERATOR_REF, COREDNS_VERSION,
+#        debian postgres kinto kinto-faulty"), PAUSE_REF, KUBE_VERSION, OPERATOR_REF, COREDNS_VERSION,
 #        LOCAL_PATH_VERSION, NETWORK_POLICIES_VERSION, DEBIAN_REF, DEBIAN_MIRROR,
 #        POSTGRES_VERSION, KINTO_VERSIONS (default "26.5.0 26.4.0")
 set -euo pipefail
@@ -51,11 +51,11 @@ debian_ref=${DEBIAN_REF:-docker.io/library/debian:bookworm-slim}
 debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 postgres_version=${POSTGRES_VERSION:-15}
 kinto_versions=${KINTO_VERSIONS:-26.5.0 26.4.0}
-# The faulty releases (IMAGES=kinto-faulty, for the rollback tests: not built by default) are
-# this release with a broken `kinto`, tagged 26.90.0 (its migration fails) and 26.91.0 (its
+# The faulty releases (IMAGES=kinto-faulty, for the rollback tests) are this release with a
+# broken `kinto`, tagged 26.90.0 (its migration fails) and 26.91.0 (its
 # server never serves).
 faulty_kinto_base=${FAULTY_KINTO_BASE:-26.5.0}
-images=${IMAGES:-pause operator coredns local-path-provisioner kube-network-policies debian postgres kinto}
+images=${IMAGES:-pause operator coredns local-path-provisioner kube-network-policies debian postgres kinto kinto-faulty}
 
 die() {
   echo "build-images: $*" >&2
