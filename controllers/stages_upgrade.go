@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -113,10 +114,22 @@ func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1al
 	if err == nil {
 		s := deploy.Status
 		want := *deploy.Spec.Replicas
-		// No pod of an older template is left (terminating pods are not counted, and no longer
-		// receive requests).
+		// No pod of an older template is counted.
 		rolled := s.ObservedGeneration >= deploy.Generation && s.Replicas == s.UpdatedReplicas
 		o.WritesClosed = rolled && resources.WritesClosed(&deploy.Spec.Template)
+		if o.WritesClosed {
+			// A pod of an older template serves the connections its clients keep open until
+			// its process exits, terminating or not: writes are closed once none is left.
+			pods := &corev1.PodList{}
+			if err := r.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(resources.SelectorLabels(inst, resources.ComponentServer))); err != nil {
+				return err
+			}
+			for i := range pods.Items {
+				if !resources.WritesClosed(&corev1.PodTemplateSpec{Spec: pods.Items[i].Spec}) {
+					o.WritesClosed = false
+				}
+			}
+		}
 		o.ServerVersion = deploy.Spec.Template.Labels[resources.VersionLabel]
 		o.ServerReady = rolled && s.UpdatedReplicas == want && s.AvailableReplicas == want
 	}

@@ -66,7 +66,21 @@ func upgradeToMigration(t *testing.T, name string) (*v1alpha1.KintoInstance, *v1
 	if u := cur.Status.Upgrade; u.From != "26.4.0" || u.To != "26.5.0" || u.Image != "kinto/kinto-server:26.5.0" || u.WritesClosedAt != nil {
 		t.Errorf("status.upgrade while closing writes: %+v", u)
 	}
+	// A pod of the template taking writes, terminating or not, keeps them open: its clients'
+	// connections reach it until its process exits.
+	open := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-open", Labels: resources.Labels(inst, resources.ComponentServer)},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "kinto", Image: "kinto/kinto-server:26.4.0"}}},
+	}
+	if err := k8s.Create(context.Background(), open); err != nil {
+		t.Fatal(err)
+	}
 	markServerAvailable(t, inst)
+	time.Sleep(2 * time.Second)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	if err := k8s.Delete(context.Background(), open, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
 	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp)
 	u := cur.Status.Upgrade
 	if u.WritesClosedAt == nil || u.WritesClosedAt.Before(&u.StartedAt) {
