@@ -114,23 +114,23 @@ func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1al
 	if err == nil {
 		s := deploy.Status
 		want := *deploy.Spec.Replicas
-		// No pod of an older template is counted.
+		closed := resources.WritesClosed(&deploy.Spec.Template)
+		o.ServerVersion = deploy.Spec.Template.Labels[resources.VersionLabel]
+		// A pod of another template serves the connections its clients keep open (and those
+		// kube-proxy has not moved yet) until its process exits, terminating or not: the server
+		// is rolled once none is left.
+		pods := &corev1.PodList{}
+		if err := r.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(resources.SelectorLabels(inst, resources.ComponentServer))); err != nil {
+			return err
+		}
 		rolled := s.ObservedGeneration >= deploy.Generation && s.Replicas == s.UpdatedReplicas
-		o.WritesClosed = rolled && resources.WritesClosed(&deploy.Spec.Template)
-		if o.WritesClosed {
-			// A pod of an older template serves the connections its clients keep open until
-			// its process exits, terminating or not: writes are closed once none is left.
-			pods := &corev1.PodList{}
-			if err := r.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(resources.SelectorLabels(inst, resources.ComponentServer))); err != nil {
-				return err
-			}
-			for i := range pods.Items {
-				if !resources.WritesClosed(&corev1.PodTemplateSpec{Spec: pods.Items[i].Spec}) {
-					o.WritesClosed = false
-				}
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if pod.Labels[resources.VersionLabel] != o.ServerVersion || resources.WritesClosed(&corev1.PodTemplateSpec{Spec: pod.Spec}) != closed {
+				rolled = false
 			}
 		}
-		o.ServerVersion = deploy.Spec.Template.Labels[resources.VersionLabel]
+		o.WritesClosed = rolled && closed
 		o.ServerReady = rolled && s.UpdatedReplicas == want && s.AvailableReplicas == want
 	}
 	switch u.Phase {

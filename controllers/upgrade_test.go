@@ -122,7 +122,23 @@ func TestSafeUpgrade(t *testing.T) {
 		}
 		return nil
 	})
+	// A pod of the previous release, terminating or not, would answer the gate.
+	labels := resources.Labels(inst, resources.ComponentServer)
+	labels[resources.VersionLabel] = "26.4.0"
+	old := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "safe-old", Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "kinto", Image: "kinto/kinto-server:26.4.0",
+			Env: []corev1.EnvVar{{Name: resources.EnvReadOnly, Value: "true"}}}}},
+	}
+	if err := k8s.Create(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
 	markServerAvailable(t, inst)
+	time.Sleep(2 * time.Second)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeStarting)
+	if err := k8s.Delete(context.Background(), old, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
 	waitForUpgrade(t, inst, v1alpha1.UpgradeHealthGate)
 	gate := &batchv1.Job{}
 	get(t, ns, resources.HealthGateJobName(inst, u), gate)
