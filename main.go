@@ -21,8 +21,9 @@ import (
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backuptool"
 	"github.com/kinto-storage/kinto-operator/internal/dbtool"
-	"github.com/kinto-storage/kinto-operator/internal/portal"
 	"github.com/kinto-storage/kinto-operator/internal/portable"
+	"github.com/kinto-storage/kinto-operator/internal/portal"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
 
 // version names the build: `make build` sets it from `git describe` (VERSION=...), the
@@ -43,6 +44,8 @@ func main() {
 			os.Exit(portal.Main(os.Args[2:], os.Stdout, os.Stderr))
 		case "portable":
 			os.Exit(portable.Main(os.Args[2:], os.Stdout, os.Stderr))
+		case "upgrade":
+			os.Exit(upgrade.Main(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	var opts controllers.Options

@@ -113,7 +113,7 @@ func TestCatalogueReleaseReachesFollowersInTheirWindowWithinTheCap(t *testing.T)
 			eventually(t, name+" starts its upgrade in the window", func() error {
 				cur := &v1alpha1.KintoInstance{}
 				get(t, ns, name, cur)
-				if u := cur.Status.Updates; u == nil || u.LastUpgrade == nil || u.LastUpgrade.To != "26.5.0" || u.LastUpgrade.Outcome != v1alpha1.UpgradeInProgress {
+				if u := cur.Status.Updates; u == nil || u.LastUpgrade == nil || u.LastUpgrade.To != "26.5.0" || u.LastUpgrade.Outcome != v1alpha1.UpgradeOutcomeInProgress {
 					return fmt.Errorf("status.updates %+v", u)
 				}
 				return nil
@@ -158,7 +158,7 @@ func TestCatalogueReleaseReachesFollowersInTheirWindowWithinTheCap(t *testing.T)
 			cur := &v1alpha1.KintoInstance{}
 			get(t, ns, name, cur)
 			u := cur.Status.Updates
-			if cur.Status.Version != "26.5.0" || u == nil || u.LastUpgrade == nil || u.LastUpgrade.Outcome != v1alpha1.UpgradeSucceeded || u.Available != "" {
+			if cur.Status.Version != "26.5.0" || u == nil || u.LastUpgrade == nil || u.LastUpgrade.Outcome != v1alpha1.UpgradeOutcomeSucceeded || u.Available != "" {
 				return fmt.Errorf("version %s, status.updates %+v", cur.Status.Version, u)
 			}
 			if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRelease); c == nil || c.Status != metav1.ConditionTrue {

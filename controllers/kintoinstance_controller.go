@@ -30,6 +30,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/catalog"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/rollout"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
 
 // KintoInstanceReconciler turns each KintoInstance into the objects that run it.
@@ -154,6 +155,9 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 	if err != nil {
 		return inStage(stageRestoreSource, err)
 	}
+	if err := r.reconcileUpgrade(ctx, p, inst); err != nil {
+		return inStage(stageUpgrade, err)
+	}
 	if err := r.reconcileSchemaVersion(ctx, p, inst); err != nil {
 		return inStage(stageMigration, err)
 	}
@@ -176,6 +180,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		DatabaseUpgrade: databaseUpgradeInputs(inst, databaseUpgrade),
 		ReleaseImages:   p.releaseImages,
 		RunningDatabase: database,
+		WritesClosed:    upgrade.WritesClosed(p.status.Upgrade),
 	})
 	if err != nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "InvalidConfiguration", err.Error())
@@ -284,6 +289,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		r.recordTransitions(before, p.status)
 		countJobs(&before.Status, p.status)
+		countUpgrade(&before.Status, p.status)
 	}
 	if p.releaseSlot {
 		r.giveBackSlot(inst)

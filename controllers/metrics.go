@@ -27,6 +27,7 @@ const (
 	stageReferencedSecret   = "referenced secrets"
 	stageRestoreSource      = "restore source"
 	stageMigration          = "migration"
+	stageUpgrade            = "upgrade"
 	stageConfig             = "config"
 	stageHost               = "host"
 	stageRolloutSlot        = "rollout slot"
@@ -47,7 +48,7 @@ const (
 // reconcileStages lists every stage, so that each error counter starts at zero: a rule on its
 // increase then sees the first error.
 var reconcileStages = []string{
-	stageHostingClass, stageCredentials, stageReferencedSecret, stageRestoreSource, stageMigration,
+	stageHostingClass, stageCredentials, stageReferencedSecret, stageRestoreSource, stageUpgrade, stageMigration,
 	stageConfig, stageHost, stageRolloutSlot, stageVolumeSizes, stageApply, stageDatabase, stageRestore, stageServer,
 	stageExposure, stageBackups, stageBackupVerification, stageFinalizer, stageDeletion, stageStatus,
 }
@@ -84,6 +85,10 @@ var (
 		Name: "kinto_operator_reconcile_errors_total",
 		Help: "Failed passes of the KintoInstance controller, by the stage that failed.",
 	}, []string{"stage"})
+	upgradesFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kinto_operator_upgrades_total",
+		Help: "Safe upgrades of instances seen to finish, by result (succeeded, rolled_back).",
+	}, []string{"result"})
 	jobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kinto_operator_jobs_finished_total",
 		Help: "Backup, restore and migration Jobs seen to finish, by job (backup, restore, migration) and result (succeeded, failed).",
@@ -99,7 +104,10 @@ func init() {
 			jobsFinished.WithLabelValues(job, result)
 		}
 	}
-	ctrlmetrics.Registry.MustRegister(reconcileErrors, jobsFinished)
+	for _, result := range []string{upgradeSucceeded, upgradeRolledBack} {
+		upgradesFinished.WithLabelValues(result)
+	}
+	ctrlmetrics.Registry.MustRegister(reconcileErrors, jobsFinished, upgradesFinished)
 }
 
 // stageLabel is a stage's name as a label value: words joined by underscores.
@@ -145,6 +153,26 @@ func countJobs(old, next *v1alpha1.KintoInstanceStatus) {
 		if c := meta.FindStatusCondition(next.Conditions, v1alpha1.ConditionSchemaMigrated); c != nil && c.Reason == "Migrated" {
 			jobsFinished.WithLabelValues(jobMigration, jobSucceeded).Inc()
 		}
+	}
+}
+
+// The results of kinto_operator_upgrades_total.
+const (
+	upgradeSucceeded  = "succeeded"
+	upgradeRolledBack = "rolled_back"
+)
+
+// countUpgrade counts an upgrade whose end the status written over old records, once.
+func countUpgrade(old, next *v1alpha1.KintoInstanceStatus) {
+	u := next.Upgrade
+	if u == nil || old.Upgrade != nil && old.Upgrade.Phase == u.Phase && old.Upgrade.StartedAt.Equal(&u.StartedAt) {
+		return
+	}
+	switch u.Phase {
+	case v1alpha1.UpgradeSucceeded:
+		upgradesFinished.WithLabelValues(upgradeSucceeded).Inc()
+	case v1alpha1.UpgradeRolledBack:
+		upgradesFinished.WithLabelValues(upgradeRolledBack).Inc()
 	}
 }
 

@@ -236,7 +236,8 @@ func TestOperatorMetricsFollowAnInstance(t *testing.T) {
 	expectSample(t, "kinto_operator_jobs_finished_total", jobs("backup", "failed"), backupFailed+1)
 	expectSample(t, "kinto_operator_instance_condition", condition("BackupHealthy", "False", "BackupFailed"), 1)
 
-	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	// Without backups, the upgrade migrates in place (no safe upgrade): its migration Job fails.
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version, i.Spec.Backup = "26.5.0", nil })
 	waitForCondition(t, inst, v1alpha1.ConditionRollingOut, metav1.ConditionTrue, "RolloutStarted")
 	expectSample(t, "kinto_operator_instance_condition", condition("RollingOut", "True", "RolloutStarted"), 1)
 	if n, _ := sample(scrape(t), "kinto_operator_rollout_slots_in_use", nil); n < 1 {

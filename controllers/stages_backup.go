@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -125,11 +125,7 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 			return nil, fmt.Sprintf("KintoBackup %q holds a schema of Kinto %s, newer than spec.version %s: Kinto's migrations only go forward "+
 				"(to restore it anyway, annotate the instance with %s=%s)", from.BackupName, v, inst.Spec.Version, v1alpha1.ForceDowngradeAnnotation, inst.Spec.Version), nil
 		}
-		st := backup.Status
-		src = resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256, Encryption: st.Encryption}
-		if st.Destination != nil && st.Destination.S3 != nil {
-			src.S3 = &st.Destination.S3.S3Connection
-		}
+		src = restoreSourceOf(backup)
 	}
 	src.DecryptionKey = from.DecryptionKey
 	if src.S3 != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/podstatus"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
 
 // claimPendingGrace is how long a new volume claim may wait for its volume before DatabaseReady
@@ -117,6 +118,13 @@ func (r *KintoInstanceReconciler) reconcileSchemaVersion(ctx context.Context, p 
 		}
 		return nil
 	}
+	if u := p.status.Upgrade; upgrade.Active(u) {
+		return nil // The upgrade moves status.version (reconcileUpgrade).
+	} else if upgrade.Failed(u, target, resources.ServerImage(inst, target)) {
+		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated",
+			fmt.Sprintf("the database schema is at Kinto %s: the upgrade to %s was rolled back (see Upgraded)", current, target))
+		return nil
+	}
 	if current != "" && olderRelease(target, current) {
 		if inst.Annotations[v1alpha1.ForceDowngradeAnnotation] == target {
 			p.status.Version = target
@@ -155,6 +163,9 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 	target, current := inst.Spec.Version, p.status.Version
 	if target == current || current != "" && olderRelease(target, current) {
 		return nil // reconcileSchemaVersion reports it
+	}
+	if u := p.status.Upgrade; upgrade.Failed(u, target, resources.ServerImage(inst, target)) || upgrade.Active(u) && u.Phase != v1alpha1.UpgradeMigrating {
+		return nil // The migration is a step of the upgrade (reconcileUpgrade).
 	}
 	if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionDatabaseReady) {
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "WaitingForDatabase",

@@ -42,6 +42,8 @@ var progressReasons = map[string]bool{
 	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true, reasonHibernating: true,
 	reasonWaitingForRolloutSlot: true, "Restoring": true, "WaitingForRestore": true, reasonWaitingForBackup: true, reasonTakingFinalBackup: true,
 	reasonNoBackupYet: true, reasonVerifying: true,
+	string(v1alpha1.UpgradeClosingWrites): true, string(v1alpha1.UpgradeBackingUp): true, string(v1alpha1.UpgradeStarting): true,
+	string(v1alpha1.UpgradeHealthGate): true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {

@@ -18,6 +18,8 @@
 #   postgres-<major>.tar        PostgreSQL from Debian's packages, laid out as the official image:
 #                               15 from bookworm, 17 from trixie (bookworm has no 17)
 #   kinto-server-<version>.tar  Kinto from PyPI on Debian's Python, as the official image
+#   kinto-server-26.9x.0.tar    Kinto whose migration fails (26.90.0) or whose server never
+#                               serves (26.91.0), for the rollback e2e (IMAGES=kinto-faulty)
 #
 # OUTDIR/images.txt lists "file ref" per line (file relative to OUTDIR), for importing them all;
 # hack/verify-images.sh runs each image in a throwaway containerd.
@@ -29,7 +31,7 @@
 #
 # Usage: hack/build-images.sh [OUTDIR]          (default bin/images)
 # Env:   IMAGES (default "pause operator coredns local-path-provisioner kube-network-policies
-#        debian postgres kinto"), PAUSE_REF, KUBE_VERSION, OPERATOR_BIN (default bin/manager),
+#        debian postgres kinto kinto-faulty"), PAUSE_REF, KUBE_VERSION, OPERATOR_BIN (default bin/manager),
 #        OPERATOR_FILE (default kinto-operator.tar), OPERATOR_REF, COREDNS_VERSION,
 #        LOCAL_PATH_VERSION, NETWORK_POLICIES_VERSION, DEBIAN_REF, DEBIAN_MIRROR,
 #        POSTGRES_VERSIONS (default "15 17"), KINTO_VERSIONS (default "26.5.0 26.4.0")
@@ -56,7 +58,11 @@ debian_ref=${DEBIAN_REF:-docker.io/library/debian:bookworm-slim}
 debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 postgres_versions=${POSTGRES_VERSIONS:-15 17}
 kinto_versions=${KINTO_VERSIONS:-26.5.0 26.4.0}
-images=${IMAGES:-pause operator coredns local-path-provisioner kube-network-policies debian postgres kinto}
+# The faulty releases (IMAGES=kinto-faulty, for the rollback tests) are this release with a
+# broken `kinto`, tagged 26.90.0 (its migration fails) and 26.91.0 (its
+# server never serves).
+faulty_kinto_base=${FAULTY_KINTO_BASE:-26.5.0}
+images=${IMAGES:-pause operator coredns local-path-provisioner kube-network-policies debian postgres kinto kinto-faulty}
 
 die() {
   echo "build-images: $*" >&2
@@ -416,8 +422,10 @@ python_rootfs() {
   chroot_clean "$r"
 }
 
-build_kinto() {
-  local file=$1 ref=$2 version=$3 r=$work/kinto-$3 ca v pip_env=()
+# kinto_rootfs VERSION: the file system of the Kinto image of VERSION, in $work/kinto-VERSION.
+kinto_rootfs() {
+  local version=$1 r=$work/kinto-$1 ca v pip_env=()
+  [ -d "$r" ] && return
   python_rootfs
   cp -a "$work/python" "$r"
   # pip in the chroot trusts what this host trusts (its CA bundle, which holds any intercepting
@@ -442,14 +450,43 @@ build_kinto() {
   in_chroot "$r" /opt/venv/bin/kinto init --ini /etc/kinto/kinto.ini --host 0.0.0.0 \
     --backend=memory --cache-backend=memory >/dev/null
   chroot_clean "$r"
-  # The official image's environment and default command (migrate, then start), expanded by
-  # the container's sh.
+}
+
+# pack_kinto ROOTFS REF FILE: the official image's environment and default command (migrate,
+# then start), expanded by the container's sh.
+pack_kinto() {
   # shellcheck disable=SC2016
-  pack "$r" "$ref" "$file" -user 10001:10001 -workdir /app \
+  pack "$1" "$2" "$3" -user 10001:10001 -workdir /app \
     -env PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     -env LANG=C.UTF-8 -env KINTO_INI=/etc/kinto/kinto.ini -env PORT=8888 \
     -env PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     -cmd '["sh", "-c", "kinto migrate --ini $KINTO_INI && kinto start --ini $KINTO_INI --port $PORT"]'
+}
+
+build_kinto() {
+  kinto_rootfs "$3"
+  pack_kinto "$work/kinto-$3" "$2" "$1"
+}
+
+# build_faulty_kinto FILE REF FAULT: Kinto $faulty_kinto_base whose `kinto` fails one way, for the
+# tests of the operator's rollback: FAULT migrate-fails makes `kinto migrate` fail,
+# never-ready makes `kinto start` never serve. Every other command is Kinto's own.
+build_faulty_kinto() {
+  local file=$1 ref=$2 fault=$3 r=$work/kinto-$3
+  kinto_rootfs "$faulty_kinto_base"
+  cp -a "$work/kinto-$faulty_kinto_base" "$r"
+  mv "$r/opt/venv/bin/kinto" "$r/opt/venv/bin/kinto.real"
+  # The wrapper's own "$1" and "$@", not this script's.
+  # shellcheck disable=SC2016
+  case $fault in
+    migrate-fails)
+      printf '#!/bin/sh\nif [ "$1" = migrate ]; then echo "kinto migrate: this test release fails its migration" >&2; exit 1; fi\nexec /opt/venv/bin/kinto.real "$@"\n' ;;
+    never-ready)
+      printf '#!/bin/sh\nif [ "$1" = start ]; then echo "kinto start: this test release never serves" >&2; exec sleep infinity; fi\nexec /opt/venv/bin/kinto.real "$@"\n' ;;
+    *) die "unknown fault $fault" ;;
+  esac >"$r/opt/venv/bin/kinto"
+  chmod 755 "$r/opt/venv/bin/kinto"
+  pack_kinto "$r" "$ref" "$file"
 }
 
 for img in $images; do
@@ -476,6 +513,10 @@ for img in $images; do
       for v in $kinto_versions; do
         image "kinto-server-$v.tar" "docker.io/kinto/kinto-server:$v" build_kinto "$v"
       done
+      ;;
+    kinto-faulty)
+      image kinto-server-26.90.0.tar docker.io/kinto/kinto-server:26.90.0 build_faulty_kinto migrate-fails
+      image kinto-server-26.91.0.tar docker.io/kinto/kinto-server:26.91.0 build_faulty_kinto never-ready
       ;;
     *) die "unknown image '$img' in IMAGES" ;;
   esac

@@ -184,6 +184,13 @@ type KintoInstanceSpec struct {
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
 
+	// Upgrade tunes the safe upgrade that a change of version (or image) goes through when the
+	// instance is backed up (spec.backup, or its class's): writes closed, a backup, the migration,
+	// the new release under a health gate, and an automatic rollback to the backup if any of it
+	// fails.
+	// +optional
+	Upgrade *UpgradeSpec `json:"upgrade,omitempty"`
+
 	// Bootstrap fills a new instance's database from a backup before the server first starts.
 	// It is set when the instance is created and never changes.
 	// +optional
@@ -204,6 +211,32 @@ type KintoInstanceSpec struct {
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
+
+// UpgradeSpec tunes the safe upgrade.
+type UpgradeSpec struct {
+	// HealthGateSeconds is how long the new release must stay healthy (heartbeat all green, its
+	// version at the root URL, a few existing objects answering as before) before writes open
+	// again; a failure within it rolls the upgrade back.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=3600
+	// +kubebuilder:default=60
+	// +optional
+	HealthGateSeconds int32 `json:"healthGateSeconds,omitempty"`
+
+	// ReadyTimeoutSeconds is how long the new release's pods have, from the end of the migration,
+	// to be ready; past it, the upgrade is rolled back.
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=3600
+	// +kubebuilder:default=600
+	// +optional
+	ReadyTimeoutSeconds int32 `json:"readyTimeoutSeconds,omitempty"`
+}
+
+// Defaults of UpgradeSpec, for an instance that leaves spec.upgrade out.
+const (
+	DefaultHealthGateSeconds   = 60
+	DefaultReadyTimeoutSeconds = 600
+)
 
 // LabelValue is the value of a Kubernetes label: empty, or at most 63 letters, digits, '-',
 // '_' or '.', starting and ending with a letter or digit.
@@ -822,7 +855,68 @@ const (
 	// its objects are left as they are), or withdrew it (Withdrawn: it keeps running until an
 	// update within its policy comes).
 	ConditionRelease = "Release"
+	// ConditionUpgraded is present once the instance went through a safe upgrade: false while
+	// one runs (its reason is the phase) or after it was rolled back (RolledBack), true after it
+	// succeeded (Succeeded); false (NotProtected) when the version changed on an instance that is
+	// not backed up, which then migrates in place, with no backup to roll back to.
+	ConditionUpgraded = "Upgraded"
 )
+
+// UpgradePhase is where a safe upgrade is.
+// +kubebuilder:validation:Enum=ClosingWrites;BackingUp;Migrating;Starting;HealthGate;RollingBack;Succeeded;RolledBack
+type UpgradePhase string
+
+// The phases of a safe upgrade, in order; RollingBack comes after any failure from the
+// migration on.
+const (
+	// UpgradeClosingWrites: the server rolls to Kinto's read-only mode (writes answer 405).
+	UpgradeClosingWrites UpgradePhase = "ClosingWrites"
+	// UpgradeBackingUp: writes are closed; the upgrade's KintoBackup is taken.
+	UpgradeBackingUp UpgradePhase = "BackingUp"
+	// UpgradeMigrating: the migration Job of the new release runs.
+	UpgradeMigrating UpgradePhase = "Migrating"
+	// UpgradeStarting: the new release's pods start, read-only.
+	UpgradeStarting UpgradePhase = "Starting"
+	// UpgradeHealthGate: the health gate Job watches the new release.
+	UpgradeHealthGate UpgradePhase = "HealthGate"
+	// UpgradeRollingBack: the upgrade's backup is restored, then the previous release runs.
+	UpgradeRollingBack UpgradePhase = "RollingBack"
+	// UpgradeSucceeded: the new release serves, writes are open.
+	UpgradeSucceeded UpgradePhase = "Succeeded"
+	// UpgradeRolledBack: the previous release serves the backup, writes are open; the release
+	// upgraded to is not tried again until spec.version or spec.image changes.
+	UpgradeRolledBack UpgradePhase = "RolledBack"
+)
+
+// UpgradeStatus is the last safe upgrade of the instance, running or done.
+type UpgradeStatus struct {
+	// Phase is where the upgrade is.
+	Phase UpgradePhase `json:"phase"`
+	// From is the release the instance ran before; To the release upgraded to, and Image its
+	// image. After a rollback they are the release (and image) that failed.
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Image string `json:"image,omitempty"`
+	// StartedAt is when the upgrade began; PhaseSince when its phase did.
+	StartedAt  metav1.Time `json:"startedAt"`
+	PhaseSince metav1.Time `json:"phaseSince"`
+	// WritesClosedAt is when the last pod taking writes was gone; WritesOpenedAt when writes
+	// opened again (after success or rollback).
+	// +optional
+	WritesClosedAt *metav1.Time `json:"writesClosedAt,omitempty"`
+	// +optional
+	WritesOpenedAt *metav1.Time `json:"writesOpenedAt,omitempty"`
+	// Backup is the KintoBackup taken once writes were closed: what a rollback restores.
+	// +optional
+	Backup string `json:"backup,omitempty"`
+	// Baseline is what a few objects anyone may read answered before the migration, by path
+	// (fingerprints of their data): the health gate compares the new release's answers to it.
+	// +optional
+	Baseline map[string]string `json:"baseline,omitempty"`
+	// Failure says why the upgrade was rolled back.
+	// +optional
+	Failure string `json:"failure,omitempty"`
+}
 
 // KintoInstanceStatus is the observed state of a KintoInstance.
 type KintoInstanceStatus struct {
@@ -881,6 +975,10 @@ type KintoInstanceStatus struct {
 	// Updates is what the release catalogue offers an instance that follows it (spec.updates).
 	// +optional
 	Updates *UpdatesStatus `json:"updates,omitempty"`
+
+	// Upgrade is the last safe upgrade, running or done (see spec.upgrade).
+	// +optional
+	Upgrade *UpgradeStatus `json:"upgrade,omitempty"`
 }
 
 // DatabaseStatus is the managed PostgreSQL server that serves an instance.

@@ -177,11 +177,11 @@ type UpgradeOutcome string
 
 // The outcomes of an upgrade.
 const (
-	UpgradeInProgress UpgradeOutcome = "InProgress"
-	UpgradeSucceeded  UpgradeOutcome = "Succeeded"
-	// UpgradeAbandoned: its release was withdrawn or left the catalogue before the schema moved
+	UpgradeOutcomeInProgress UpgradeOutcome = "InProgress"
+	UpgradeOutcomeSucceeded  UpgradeOutcome = "Succeeded"
+	// UpgradeOutcomeAbandoned: its release was withdrawn or left the catalogue before the schema moved
 	// to it; the instance keeps running the release it ran.
-	UpgradeAbandoned UpgradeOutcome = "Abandoned"
+	UpgradeOutcomeAbandoned UpgradeOutcome = "Abandoned"
 )
 
 // UpgradeRecord is one upgrade the catalogue started.

@@ -162,24 +162,24 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 	res.Version = running
 	last := res.Status.LastUpgrade
 	switch {
-	case last != nil && last.Outcome == v1alpha1.UpgradeInProgress && last.From == running:
+	case last != nil && last.Outcome == v1alpha1.UpgradeOutcomeInProgress && last.From == running:
 		// Started in a window: it goes on, window or not, while the catalogue still offers it.
 		if r, ok := releases[last.To]; ok && !r.Withdrawn {
 			res.Version = last.To
 		} else {
-			last.Outcome, last.Finished = v1alpha1.UpgradeAbandoned, &metav1.Time{Time: now}
+			last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeAbandoned, &metav1.Time{Time: now}
 		}
-	case last != nil && last.Outcome == v1alpha1.UpgradeInProgress && last.To == running:
+	case last != nil && last.Outcome == v1alpha1.UpgradeOutcomeInProgress && last.To == running:
 		// Migrated: Settle records the outcome once the instance is Ready on it.
-	case last != nil && last.Outcome == v1alpha1.UpgradeInProgress:
+	case last != nil && last.Outcome == v1alpha1.UpgradeOutcomeInProgress:
 		// The schema moved elsewhere (spec.updates was unset and set again).
-		last.Outcome, last.Finished = v1alpha1.UpgradeAbandoned, &metav1.Time{Time: now}
+		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeAbandoned, &metav1.Time{Time: now}
 	}
-	inProgress := last != nil && last.Outcome == v1alpha1.UpgradeInProgress
+	inProgress := last != nil && last.Outcome == v1alpha1.UpgradeOutcomeInProgress
 	if best != "" && !inProgress {
 		if open {
 			res.Version = best
-			res.Status.LastUpgrade = &v1alpha1.UpgradeRecord{From: running, To: best, Started: metav1.Time{Time: now}, Outcome: v1alpha1.UpgradeInProgress}
+			res.Status.LastUpgrade = &v1alpha1.UpgradeRecord{From: running, To: best, Started: metav1.Time{Time: now}, Outcome: v1alpha1.UpgradeOutcomeInProgress}
 		} else if !never {
 			res.RecheckAt = opened
 		}
@@ -218,9 +218,9 @@ func Settle(status *v1alpha1.UpdatesStatus, version string, conditions []metav1.
 		return
 	}
 	last := status.LastUpgrade
-	if last.Outcome == v1alpha1.UpgradeInProgress && last.To == version && meta.IsStatusConditionTrue(conditions, v1alpha1.ConditionReady) &&
+	if last.Outcome == v1alpha1.UpgradeOutcomeInProgress && last.To == version && meta.IsStatusConditionTrue(conditions, v1alpha1.ConditionReady) &&
 		meta.FindStatusCondition(conditions, v1alpha1.ConditionRollingOut) == nil {
-		last.Outcome, last.Finished = v1alpha1.UpgradeSucceeded, &metav1.Time{Time: now}
+		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeSucceeded, &metav1.Time{Time: now}
 	}
 }
 

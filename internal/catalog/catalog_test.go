@@ -84,7 +84,7 @@ func TestResolve(t *testing.T) {
 		now:     sundayAt(3, 30),
 		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true,
 		window:  sundayAt(3, 0),
-		outcome: v1alpha1.UpgradeInProgress,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
 		name:    "outside the window it waits for the next one, and says when",
 		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
@@ -100,7 +100,7 @@ func TestResolve(t *testing.T) {
 		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{Automatic: v1alpha1.AutomaticPatch}, nil),
 		now:     sundayAt(12, 0),
 		version: "26.4.1", reason: ReasonUpgrading, available: "26.4.1", within: true,
-		outcome: v1alpha1.UpgradeInProgress,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
 		name:    "a major update beyond the policy is shown, not taken",
 		cat:     testCatalog(release("26.5.0"), release("27.0.0")),
@@ -122,7 +122,7 @@ func TestResolve(t *testing.T) {
 		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil),
 		now:     sundayAt(12, 0),
 		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true,
-		outcome: v1alpha1.UpgradeInProgress,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
 		name:    "running a withdrawn release is reported, not downgraded",
 		cat:     testCatalog(release("26.4.0"), withdrawn("26.5.0")),
@@ -134,26 +134,26 @@ func TestResolve(t *testing.T) {
 		name:    "an upgrade started in a window goes on after it closes",
 		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
 		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor, MaintenanceWindow: sunday3},
-		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}),
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeOutcomeInProgress}),
 		now:     sundayAt(8, 0),
 		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true, window: nextSun,
-		outcome: v1alpha1.UpgradeInProgress,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
 		name:    "an upgrade whose release is withdrawn before the schema moved is abandoned",
 		cat:     testCatalog(release("26.4.0"), withdrawn("26.5.0")),
 		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
-		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}),
+		inst:    instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeOutcomeInProgress}),
 		now:     sundayAt(8, 0),
 		version: "26.4.0", reason: ReasonCurrent,
-		outcome: v1alpha1.UpgradeAbandoned,
+		outcome: v1alpha1.UpgradeOutcomeAbandoned,
 	}, {
 		name:    "a migrated upgrade stays in progress until Settle sees the instance Ready",
 		cat:     testCatalog(release("26.4.0"), release("26.5.0")),
 		class:   v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
-		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeInProgress}),
+		inst:    instance("26.5.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeOutcomeInProgress}),
 		now:     sundayAt(8, 0),
 		version: "26.5.0", reason: ReasonCurrent,
-		outcome: v1alpha1.UpgradeInProgress,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
 		name:    "the instance's window narrows the class's: both must be open",
 		cat:     testCatalog(release("26.4.0"), release("26.4.1")),
@@ -224,14 +224,14 @@ func TestSettle(t *testing.T) {
 		conditions []metav1.Condition
 		want       v1alpha1.UpgradeOutcome
 	}{
-		{"not migrated yet", "26.4.0", []metav1.Condition{ready}, v1alpha1.UpgradeInProgress},
-		{"migrated, still rolling", "26.5.0", []metav1.Condition{ready, rolling}, v1alpha1.UpgradeInProgress},
-		{"migrated, not Ready", "26.5.0", nil, v1alpha1.UpgradeInProgress},
-		{"migrated and Ready", "26.5.0", []metav1.Condition{ready}, v1alpha1.UpgradeSucceeded},
+		{"not migrated yet", "26.4.0", []metav1.Condition{ready}, v1alpha1.UpgradeOutcomeInProgress},
+		{"migrated, still rolling", "26.5.0", []metav1.Condition{ready, rolling}, v1alpha1.UpgradeOutcomeInProgress},
+		{"migrated, not Ready", "26.5.0", nil, v1alpha1.UpgradeOutcomeInProgress},
+		{"migrated and Ready", "26.5.0", []metav1.Condition{ready}, v1alpha1.UpgradeOutcomeSucceeded},
 	} {
-		status := &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Outcome: v1alpha1.UpgradeInProgress}}
+		status := &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Outcome: v1alpha1.UpgradeOutcomeInProgress}}
 		Settle(status, tc.version, tc.conditions, sundayAt(9, 0))
-		if got := status.LastUpgrade.Outcome; got != tc.want || (got == v1alpha1.UpgradeSucceeded) != (status.LastUpgrade.Finished != nil) {
+		if got := status.LastUpgrade.Outcome; got != tc.want || (got == v1alpha1.UpgradeOutcomeSucceeded) != (status.LastUpgrade.Finished != nil) {
 			t.Errorf("%s: %+v, want %s", tc.name, status.LastUpgrade, tc.want)
 		}
 	}

@@ -35,6 +35,11 @@ BEGIN
 END
 $$;`
 
+// replaceSQL empties the database for the rollback of an upgrade (backupenv.RestoreReplace): every
+// table, function and sequence of Kinto's schemas is in the public schema, which the database's
+// owner (the instance's role, through pg_database_owner) may drop and create again.
+const replaceSQL = `DROP SCHEMA public CASCADE; CREATE SCHEMA public;`
+
 // restoredMarker is the database comment that records a restore of the dump of this SHA-256.
 func restoredMarker(sha256 string) string {
 	return "kinto-operator restored the dump of SHA-256 " + sha256
@@ -62,7 +67,9 @@ var sha256HexRE = regexp.MustCompile(`^[0-9a-f]+$`)
 // It connects as $PGUSER, which owns the database but is no superuser. Objects are created as
 // that role whoever owned them where the dump was taken (--no-owner, --role): without it, a role
 // of another name, as an external database on another host may have, fails on the dump's first
-// ALTER ... OWNER TO ("must be member of role"). Grants are not replayed (--no-privileges):
+// ALTER ... OWNER TO ("must be member of role"). With $RESTORE_REPLACE=true (the rollback of a
+// failed upgrade, whose backup was taken with writes closed) a database holding tables is
+// emptied first, rather than refused. Grants are not replayed (--no-privileges):
 // Kinto makes none, and any added by hand would name roles of the server the dump comes from.
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := noArguments(args); err != nil {
@@ -119,8 +126,17 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stdout, "database %s already holds the restore of %s (SHA-256 %s), kept from an earlier run: it is left as it is\n", database, file, actual)
 			return nil
 		}
-		return refused(fmt.Errorf("database %s already holds tables (%s), not restored from this dump: a restore fills an empty database only "+
-			"and never writes over data, which is kept as it is. Restore into a new instance, whose database is fresh, then switch to it", database, t))
+		if os.Getenv(backupenv.RestoreReplace) != "true" {
+			return refused(fmt.Errorf("database %s already holds tables (%s), not restored from this dump: a restore fills an empty database only "+
+				"and never writes over data, which is kept as it is. Restore into a new instance, whose database is fresh, then switch to it", database, t))
+		}
+		// A failure after this leaves the database empty, and marked with no dump: the restore
+		// runs again on an empty database.
+		if err := runProgram(ctx, io.Discard, stderr, "psql", "--no-psqlrc", "--no-password", "--quiet", "--dbname="+database,
+			"--set=ON_ERROR_STOP=1", "--single-transaction", "--command="+replaceSQL); err != nil {
+			return refused(fmt.Errorf("cannot empty database %s to restore %s over it: %w", database, file, err))
+		}
+		fmt.Fprintf(stdout, "emptied database %s (it held %s) to restore %s over it\n", database, t, file)
 	}
 
 	// Recorded before the restore, so that no crash comes between the restored rows and their

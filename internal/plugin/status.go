@@ -62,7 +62,7 @@ func statusOf(inst *v1alpha1.KintoInstance) InstanceStatus {
 		// A follower does not use spec.version (the API server's default): it goes where its
 		// catalogue's upgrade goes, else stays.
 		st.SpecVersion = inst.Status.Version
-		if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.Outcome == v1alpha1.UpgradeInProgress {
+		if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.Outcome == v1alpha1.UpgradeOutcomeInProgress {
 			st.SpecVersion = u.LastUpgrade.To
 		}
 	}

@@ -49,7 +49,7 @@ func TestStatusOf(t *testing.T) {
 	if st = statusOf(inst); versionText(st) != "26.4.0" {
 		t.Errorf("a follower at rest shows version %q, want 26.4.0", versionText(st))
 	}
-	inst.Status.Updates = &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.4.1", Outcome: v1alpha1.UpgradeInProgress}}
+	inst.Status.Updates = &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.4.1", Outcome: v1alpha1.UpgradeOutcomeInProgress}}
 	if st = statusOf(inst); versionText(st) != "26.4.0 -> 26.4.1" {
 		t.Errorf("a follower upgrading shows version %q, want 26.4.0 -> 26.4.1", versionText(st))
 	}

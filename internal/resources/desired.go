@@ -41,6 +41,9 @@ type Inputs struct {
 	// RunningDatabase is the database's StatefulSet as it is, nil before it exists: the tools
 	// image it runs stays while nothing else changes (DatabaseStatefulSetKeepingTools).
 	RunningDatabase *appsv1.StatefulSet
+	// WritesClosed says a safe upgrade runs the server in Kinto's read-only mode (CloseWrites),
+	// and its migration, if due, runs as one of its steps.
+	WritesClosed bool
 	// SharedBucket says the instance's backups go to its hosting class's bucket, shared by every
 	// tenant, whose credentials its pods never get: the operator runs the schedule itself
 	// (ScheduledBackupJob), so no CronJob is built.
@@ -128,6 +131,11 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	if !in.SharedBucket {
 		c.BackupSchedule = BackupCronJob(inst, in.OperatorImage)
 	}
+	if in.WritesClosed {
+		// A failed migration is the upgrade's answer, and rolls it back: one retry, for a pod
+		// lost, not the backoff that waits for a database starting.
+		c.Migration.Spec.BackoffLimit = ptr.To[int32](1)
+	}
 	if inst.Spec.ExternalDatabase() != nil && in.SchemaVersion == "" {
 		GuardHMACSecrets(inst, c.Migration)
 	}
@@ -149,6 +157,8 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		c.Server = ServerDeployment(withReleaseImage(inst, in.ReleaseImages, in.SchemaVersion), in.SchemaVersion, hash, in.SecretsRevision)
 		if in.DatabaseUpgrade != nil && in.DatabaseUpgrade.CloseWrites {
 			c.Server.Spec.Replicas = ptr.To[int32](0)
+		} else if in.WritesClosed {
+			CloseWrites(c.Server)
 		}
 		if c.DisruptionBudget = ServerDisruptionBudget(inst); c.DisruptionBudget == nil {
 			c.Remove = append(c.Remove, &policyv1.PodDisruptionBudget{ObjectMeta: childMeta(inst, ServerName(inst))})

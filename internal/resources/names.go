@@ -205,3 +205,8 @@ func selectorLabels(instance, component string) map[string]string {
 		ComponentLabel: component,
 	}
 }
+
+// HealthGateNetworkPolicyName names the network policy of the upgrade's health gate pods.
+func HealthGateNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "health-gate", maxNameLength)
+}

@@ -85,6 +85,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 		}},
 	}
 	databasePods := metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)}
+	gatePods := metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentHealthGate)}
 	tcp, udp := ptr.To(corev1.ProtocolTCP), ptr.To(corev1.ProtocolUDP)
 	port := func(p int32, proto *corev1.Protocol) networkingv1.NetworkPolicyPort {
 		return networkingv1.NetworkPolicyPort{Protocol: proto, Port: ptr.To(intstr.FromInt32(p))}
@@ -120,15 +121,30 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			PodSelector: kintoPods,
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				// The backup pods read the server through its API for a Portable export.
-				From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()}, {PodSelector: backupPods.DeepCopy()}},
+				// The backup pods read the server through its API for a Portable export; the
+				// upgrade's health gate pods read it too.
+				From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()},
+					{PodSelector: backupPods.DeepCopy()}, {PodSelector: gatePods.DeepCopy()}},
 				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
 			}},
 			Egress: egress,
 		},
 	}
+	// The health gate's pods reach the server only.
+	gate := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: objectMeta(inst, HealthGateNetworkPolicyName(inst), ComponentHealthGate),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: gatePods,
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy(), {
+				To:    []networkingv1.NetworkPolicyPeer{{PodSelector: kintoPods.DeepCopy()}},
+				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
+			}},
+		},
+	}
 	if inst.Spec.ManagedDatabase() == nil {
-		return []*networkingv1.NetworkPolicy{kinto}
+		return []*networkingv1.NetworkPolicy{kinto, gate}
 	}
 	databasePolicy := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
@@ -190,7 +206,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			Egress:      deletionEgress,
 		},
 	}
-	return []*networkingv1.NetworkPolicy{kinto, databasePolicy, backup, deletion}
+	return []*networkingv1.NetworkPolicy{kinto, databasePolicy, backup, deletion, gate}
 }
 
 // ObjectStoragePort is the port of an S3 endpoint: the one it names, else http's when it is

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -121,9 +122,9 @@ func TestNetworkPolicies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			policies := NetworkPolicies(tc.inst, testNetwork, tc.port, tc.objectStoragePorts)
-			wantPolicies := 1
+			wantPolicies := 2
 			if tc.wantBackupEgress != nil {
-				wantPolicies = 4
+				wantPolicies = 5
 			}
 			if len(policies) != wantPolicies {
 				t.Fatalf("%d policies, want %d", len(policies), wantPolicies)
@@ -133,10 +134,16 @@ func TestNetworkPolicies(t *testing.T) {
 				t.Errorf("kinto egress = %v, want %v", got, tc.wantEgress)
 			}
 			from := kinto.Spec.Ingress[0].From
-			if len(from) != 2 || from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from[0].PodSelector != nil ||
+			if len(from) != 3 || from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from[0].PodSelector != nil ||
 				from[1].NamespaceSelector != nil || from[1].PodSelector.MatchLabels[InstanceLabel] != tc.inst.Name ||
-				!slices.Equal(from[1].PodSelector.MatchExpressions[0].Values, []string{ComponentBackup, ComponentRestore}) {
-				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces and the instance's own backup and restore pods only", from)
+				!slices.Equal(from[1].PodSelector.MatchExpressions[0].Values, []string{ComponentBackup, ComponentRestore}) ||
+				from[2].NamespaceSelector != nil || !maps.Equal(from[2].PodSelector.MatchLabels, SelectorLabels(tc.inst, ComponentHealthGate)) {
+				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces, the instance's own backup and restore pods, and its health gate pods only", from)
+			}
+			gate := policies[len(policies)-1]
+			if got := egressPorts(gate); gate.Name != HealthGateNetworkPolicyName(tc.inst) || len(gate.Spec.Ingress) != 0 ||
+				!slices.Equal(got, []string{"53/UDP/namespaces", "53/TCP/namespaces", "8888/TCP/pods"}) {
+				t.Errorf("health gate policy %s: ingress %+v, egress %v", gate.Name, gate.Spec.Ingress, got)
 			}
 			if kinto.Spec.Ingress[0].Ports[0].Port.IntValue() != 8888 {
 				t.Errorf("kinto ingress port %v", kinto.Spec.Ingress[0].Ports[0].Port)

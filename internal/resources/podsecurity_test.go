@@ -45,6 +45,16 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 			pods["verification"] = job.Spec.Template.Spec
 		}
 		pods["result recovery"] = ResultRecoveryJob(completedBackup(inst), time.Now(), time.Now(), nil, testOperatorImage).Spec.Template.Spec
+		u := &v1alpha1.UpgradeStatus{From: "26.4.0", To: "26.5.0", StartedAt: metav1.Now(), Baseline: map[string]string{"/buckets/": "x"}}
+		pods["upgrade sample"] = UpgradeSampleJob(inst, u, testOperatorImage).Spec.Template.Spec
+		gate, err := HealthGateJob(inst, u, testOperatorImage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods["health gate"] = gate.Spec.Template.Spec
+		if inst.Spec.ManagedDatabase() != nil {
+			pods["rollback"] = RollbackJob(inst, u, RestoreSource{VolumeClaimName: "b", File: "f.dump"}, testOperatorImage).Spec.Template.Spec
+		}
 	}
 	if b := inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil && inst.Spec.ManagedDatabase() != nil {
 		for name, obj := range sharedBucketObjects(t, inst) {

@@ -188,3 +188,29 @@ func URL(inst *v1alpha1.KintoInstance) string {
 	}
 	return fmt.Sprintf("http://%s.%s.svc/v1/", ServerName(inst), inst.Namespace)
 }
+
+// EnvReadOnly is Kinto's readonly setting as the environment sets it (Kinto reads it as JSON).
+// It is set on the server only, never in kinto.ini: `kinto migrate` skips its work on a
+// read-only configuration, and the upgrade's migration must run.
+const EnvReadOnly = "KINTO_READONLY"
+
+// CloseWrites puts the server of d in Kinto's read-only mode, which refuses every write with
+// Kinto's own error and serves reads: the upgrade's backup then holds everything written. The
+// template changes, so the pods roll.
+func CloseWrites(d *appsv1.Deployment) {
+	c := &d.Spec.Template.Spec.Containers[0]
+	c.Env = append(c.Env, corev1.EnvVar{Name: EnvReadOnly, Value: "true"})
+	d.Annotations[TemplateHashAnnotation] = TemplateHash(d.Spec.Template)
+}
+
+// WritesClosed says whether the pod template of d runs Kinto read-only (CloseWrites).
+func WritesClosed(template *corev1.PodTemplateSpec) bool {
+	for _, c := range template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == EnvReadOnly && e.Value == "true" {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -88,7 +88,7 @@ func TestCatalogueUpgradeInItsWindow(t *testing.T) {
 			return false, err.Error()
 		}
 		last := cur.Status.Updates.LastUpgrade
-		return cur.Status.Version == v1alpha1.DefaultKintoVersion && last != nil && last.Outcome == v1alpha1.UpgradeSucceeded,
+		return cur.Status.Version == v1alpha1.DefaultKintoVersion && last != nil && last.Outcome == v1alpha1.UpgradeOutcomeSucceeded,
 			fmt.Sprintf("version %s, last upgrade %+v; %s", cur.Status.Version, last, describeStatus(cur))
 	})
 	cur := &v1alpha1.KintoInstance{}

@@ -799,7 +799,7 @@ func (b *bench) upgradesSucceeded(t *testing.T, keys []client.ObjectKey, release
 		if err := b.cache.Get(context.Background(), k, inst); err != nil {
 			t.Fatal(err)
 		}
-		if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.To == release && u.LastUpgrade.Outcome == v1alpha1.UpgradeSucceeded {
+		if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.To == release && u.LastUpgrade.Outcome == v1alpha1.UpgradeOutcomeSucceeded {
 			n++
 		}
 	}

@@ -53,6 +53,9 @@ const (
 	// DumpCounts is the JSON object of the counts a dump to verify must give back
 	// (dumps.Result.Counts): unset, those of its result file.
 	DumpCounts = "DUMP_COUNTS"
+	// RestoreReplace, "true", lets the restore replace what the database holds: the rollback of
+	// a failed upgrade restores the backup taken before it over the schema it left.
+	RestoreReplace = "RESTORE_REPLACE"
 )
 
 // The database's init container: the data directory, and the instance's role, database and

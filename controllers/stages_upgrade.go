@@ -1,0 +1,259 @@
+// The safe upgrade: the stage that applies upgrade.Next to an instance.
+
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
+)
+
+// upgradePollInterval is how often a running upgrade is looked at: its KintoBackup and the
+// server's pods bring no event to the instance.
+const upgradePollInterval = 5 * time.Second
+
+// reasonNotProtected is Upgraded's reason when the version changes on an instance with no backup.
+const reasonNotProtected = "NotProtected"
+
+// upgradeProtected says whether an upgrade of the instance can be rolled back: it is backed up,
+// in the clear (the operator holds no key to an encrypted dump), into a managed database the
+// rollback restores, and runs (a hibernating instance has no server to gate).
+func upgradeProtected(inst *v1alpha1.KintoInstance) bool {
+	b := inst.Spec.Backup
+	return b != nil && b.Encryption == nil && inst.Spec.ManagedDatabase() != nil && !inst.Spec.Hibernate
+}
+
+// reconcileUpgrade takes the instance's upgrade one step (upgrade.Next) from what its objects
+// show, records it in status.upgrade (and status.version, which the server runs), and starts the
+// objects of the phase it is in. It comes before the children are built: the phase says whether
+// the server runs read-only, and which release.
+func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) error {
+	o := upgrade.Observed{
+		Now: p.now, Current: p.status.Version, Target: inst.Spec.Version, TargetImage: resources.ServerImage(inst, inst.Spec.Version),
+		Downgrade: p.status.Version != "" && olderRelease(inst.Spec.Version, p.status.Version),
+		Protected: upgradeProtected(inst), Last: p.status.Upgrade,
+		HealthGate: time.Duration(resources.HealthGateSeconds(inst)) * time.Second, ReadyTimeout: resources.ReadyTimeout(inst),
+	}
+	if err := r.observeUpgrade(ctx, inst, &o); err != nil {
+		return err
+	}
+	d := upgrade.Next(o)
+	p.status.Upgrade = d.Upgrade
+	if d.Version != "" {
+		p.status.Version = d.Version
+	}
+	u := d.Upgrade
+	reportUpgrade(p, inst, u)
+	if !upgrade.Active(u) {
+		if d.Changed && u.Phase == v1alpha1.UpgradeRolledBack {
+			// A new image of the same release migrates again, under a Job of the same name.
+			return r.deleteIfExists(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: resources.MigrateJobName(inst, u.To)}})
+		}
+		return nil
+	}
+	p.requeueAt(p.now.Add(upgradePollInterval))
+	switch u.Phase {
+	case v1alpha1.UpgradeBackingUp:
+		if err := r.Create(ctx, resources.UpgradeBackup(inst, u)); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		_, err := startJob(ctx, r.Client, client.ObjectKey{Namespace: inst.Namespace, Name: resources.UpgradeSampleJobName(inst, u)}, p.inst.UID,
+			func() *batchv1.Job { return resources.UpgradeSampleJob(inst, u, r.OperatorImage) })
+		return err
+	case v1alpha1.UpgradeHealthGate:
+		gate, err := resources.HealthGateJob(inst, u, r.OperatorImage)
+		if err != nil {
+			return err
+		}
+		_, err = startJob(ctx, r.Client, client.ObjectKeyFromObject(gate), p.inst.UID, func() *batchv1.Job { return gate })
+		return err
+	case v1alpha1.UpgradeRollingBack:
+		key := client.ObjectKey{Namespace: inst.Namespace, Name: resources.RollbackJobName(inst, u)}
+		if err := r.Get(ctx, key, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+			return err
+		}
+		backup := &v1alpha1.KintoBackup{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: u.Backup}, backup); err != nil {
+			return err
+		}
+		src := restoreSourceOf(backup)
+		// A dump of the class's shared bucket is read through a signed URL.
+		if problem, err := r.grantRestore(ctx, p, inst, &src); err != nil || problem != "" {
+			return errors.Join(err, errorIf(problem))
+		}
+		_, err := startJob(ctx, r.Client, key, p.inst.UID, func() *batchv1.Job { return resources.RollbackJob(inst, u, src, r.OperatorImage) })
+		return err
+	}
+	return nil
+}
+
+// observeUpgrade reads what the upgrade's phase depends on: the server Deployment, and the
+// objects of the phase's step.
+func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1alpha1.KintoInstance, o *upgrade.Observed) error {
+	u := o.Last
+	if !upgrade.Active(u) {
+		return nil
+	}
+	deploy := &appsv1.Deployment{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.ServerName(inst)}, deploy)
+	if client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	if err == nil {
+		s := deploy.Status
+		want := *deploy.Spec.Replicas
+		closed := resources.WritesClosed(&deploy.Spec.Template)
+		o.ServerVersion = deploy.Spec.Template.Labels[resources.VersionLabel]
+		// A pod of another template serves the connections its clients keep open (and those
+		// kube-proxy has not moved yet) until its process exits, terminating or not: the server
+		// is rolled once none is left.
+		pods := &corev1.PodList{}
+		if err := r.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(resources.SelectorLabels(inst, resources.ComponentServer))); err != nil {
+			return err
+		}
+		rolled := s.ObservedGeneration >= deploy.Generation && s.Replicas == s.UpdatedReplicas
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if pod.Labels[resources.VersionLabel] != o.ServerVersion || resources.WritesClosed(&corev1.PodTemplateSpec{Spec: pod.Spec}) != closed {
+				rolled = false
+			}
+		}
+		o.WritesClosed = rolled && closed
+		o.ServerReady = rolled && s.UpdatedReplicas == want && s.AvailableReplicas == want
+	}
+	switch u.Phase {
+	case v1alpha1.UpgradeBackingUp:
+		backup := &v1alpha1.KintoBackup{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.UpgradeBackupName(inst, u)}, backup)
+		if client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		switch backup.Status.Phase {
+		case v1alpha1.BackupCompleted:
+			o.Backup = upgrade.Step{State: upgrade.JobSucceeded, Name: backup.Name}
+		case v1alpha1.BackupFailed:
+			o.Backup = upgrade.Step{State: upgrade.JobFailed, Failure: fmt.Sprintf("the upgrade's backup, KintoBackup %s, failed: %s", backup.Name, backup.Status.Error)}
+		}
+		sample, err := r.upgradeJob(ctx, inst, resources.UpgradeSampleJobName(inst, u), "the baseline of the health gate")
+		if err != nil || sample.State != upgrade.JobSucceeded {
+			o.Sample = sample
+			return err
+		}
+		job := &batchv1.Job{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.UpgradeSampleJobName(inst, u)}, job); err != nil {
+			return err
+		}
+		result, ok, err := jobResult(ctx, r.Client, job, "upgrade")
+		if err != nil || !ok {
+			return err // The result shows with the pod: looked at again.
+		}
+		if err := json.Unmarshal([]byte(result), &o.Baseline); err != nil {
+			o.Sample = upgrade.Step{State: upgrade.JobFailed, Failure: fmt.Sprintf("the baseline of the health gate is unreadable: %v", err)}
+			return nil
+		}
+		o.Sample.State = upgrade.JobSucceeded
+	case v1alpha1.UpgradeMigrating:
+		o.Migration, err = r.upgradeJob(ctx, inst, resources.MigrateJobName(inst, u.To), "the migration Job")
+	case v1alpha1.UpgradeHealthGate:
+		o.Gate, err = r.upgradeJob(ctx, inst, resources.HealthGateJobName(inst, u), "the health gate")
+	case v1alpha1.UpgradeRollingBack:
+		o.Restore, err = r.upgradeJob(ctx, inst, resources.RollbackJobName(inst, u), "the restore of the upgrade's backup")
+	}
+	return err
+}
+
+// upgradeJob is the state of one of the upgrade's Jobs, and why it failed.
+func (r *KintoInstanceReconciler) upgradeJob(ctx context.Context, inst *v1alpha1.KintoInstance, name, what string) (upgrade.Step, error) {
+	job := &batchv1.Job{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: name}, job)
+	if apierrors.IsNotFound(err) {
+		return upgrade.Step{}, nil
+	}
+	if err != nil {
+		return upgrade.Step{}, err
+	}
+	switch jobState(job) {
+	case batchv1.JobComplete:
+		return upgrade.Step{State: upgrade.JobSucceeded}, nil
+	case batchv1.JobFailed:
+		why, err := jobFailure(ctx, r.Client, job)
+		return upgrade.Step{State: upgrade.JobFailed, Failure: fmt.Sprintf("%s (Job %s): %s", what, name, why)}, err
+	}
+	return upgrade.Step{State: upgrade.JobRunning}, nil
+}
+
+// errorIf is problem as an error, nil when there is none.
+func errorIf(problem string) error {
+	if problem == "" {
+		return nil
+	}
+	return errors.New(problem)
+}
+
+// restoreSourceOf locates the dump of a completed KintoBackup.
+func restoreSourceOf(backup *v1alpha1.KintoBackup) resources.RestoreSource {
+	st := backup.Status
+	src := resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256}
+	if st.Destination != nil && st.Destination.S3 != nil {
+		src.S3 = &st.Destination.S3.S3Connection
+	}
+	return src
+}
+
+// reportUpgrade sets Upgraded from the upgrade's phase.
+func reportUpgrade(p *pass, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) {
+	if !upgrade.Active(u) && p.status.Version != "" && inst.Spec.Version != p.status.Version && !upgradeProtected(inst) &&
+		!olderRelease(inst.Spec.Version, p.status.Version) {
+		why := "with no backup to roll back to: set spec.backup (on a managed database) for safe upgrades"
+		if b := inst.Spec.Backup; b != nil && b.Encryption != nil {
+			why = "with no backup the operator could restore: spec.backup.encryption seals them to keys it does not hold"
+		}
+		setCondition(p, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, reasonNotProtected, fmt.Sprintf(
+			"Kinto %s is migrated in place, writes open, %s", inst.Spec.Version, why))
+		return
+	}
+	if u == nil {
+		return
+	}
+	closed := ""
+	if u.WritesClosedAt != nil {
+		closed = " since " + u.WritesClosedAt.UTC().Format(time.RFC3339)
+	}
+	var status metav1.ConditionStatus = metav1.ConditionFalse
+	var message string
+	switch u.Phase {
+	case v1alpha1.UpgradeClosingWrites:
+		message = fmt.Sprintf("upgrading from Kinto %s to %s: the server rolls to read-only (writes answer 405)", u.From, u.To)
+	case v1alpha1.UpgradeBackingUp:
+		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; KintoBackup %s is taken", u.From, u.To, closed, resources.UpgradeBackupName(inst, u))
+	case v1alpha1.UpgradeMigrating:
+		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; the migration runs (backup %s)", u.From, u.To, closed, u.Backup)
+	case v1alpha1.UpgradeStarting:
+		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; the new release starts", u.From, u.To, closed)
+	case v1alpha1.UpgradeHealthGate:
+		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; the health gate watches the new release for %d s", u.From, u.To, closed, resources.HealthGateSeconds(inst))
+	case v1alpha1.UpgradeRollingBack:
+		message = fmt.Sprintf("the upgrade from Kinto %s to %s failed (%s): writes closed%s; KintoBackup %s is restored, then %s runs again", u.From, u.To, u.Failure, closed, u.Backup, u.From)
+	case v1alpha1.UpgradeSucceeded:
+		status = metav1.ConditionTrue
+		message = fmt.Sprintf("upgraded from Kinto %s to %s; writes were closed from %s to %s", u.From, u.To,
+			u.WritesClosedAt.UTC().Format(time.RFC3339), u.WritesOpenedAt.UTC().Format(time.RFC3339))
+	case v1alpha1.UpgradeRolledBack:
+		message = fmt.Sprintf("the upgrade from Kinto %s to %s (image %s) was rolled back: %s. Kinto %s serves the data as it was; writes are open again. "+
+			"This release is not tried again until spec.version or spec.image changes", u.From, u.To, u.Image, u.Failure, u.From)
+	}
+	setCondition(p, v1alpha1.ConditionUpgraded, status, string(u.Phase), message)
+}

@@ -1,0 +1,130 @@
+package resources
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
+)
+
+// ComponentHealthGate labels the pods that read the server during an upgrade (`manager upgrade
+// sample|gate`): the only pods of the instance, besides the ingress controller's, that reach it.
+const ComponentHealthGate = "health-gate"
+
+// UpgradeLabel carries, on the objects of one upgrade, the time it started (upgradeStamp).
+const UpgradeLabel = "hosting.kinto-storage.org/upgrade"
+
+// upgradeStamp names the objects of the upgrade that started at t, which a later upgrade of
+// the same release (after a rollback and a new image) does not reuse.
+func upgradeStamp(t metav1.Time) string { return t.UTC().Format("20060102t150405") }
+
+// UpgradeBackupName, UpgradeSampleJobName, HealthGateJobName and RollbackJobName name the
+// objects of the upgrade u.
+func UpgradeBackupName(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string {
+	return childName(inst.Name, "upgrade-"+upgradeStamp(u.StartedAt), maxNameLength)
+}
+
+func UpgradeSampleJobName(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string {
+	return childName(inst.Name, "sample-"+upgradeStamp(u.StartedAt), maxNameLength)
+}
+
+func HealthGateJobName(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string {
+	return childName(inst.Name, "gate-"+upgradeStamp(u.StartedAt), maxNameLength)
+}
+
+func RollbackJobName(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string {
+	return childName(inst.Name, "rollback-"+upgradeStamp(u.StartedAt), maxNameLength)
+}
+
+// UpgradeBackup is the KintoBackup an upgrade takes once writes are closed: the instance's
+// backup machinery takes it to spec.backup's destination, and a rollback restores it. It is kept
+// (Retain): it is the state before the upgrade.
+func UpgradeBackup(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) *v1alpha1.KintoBackup {
+	labels := Labels(inst, ComponentBackup)
+	labels[UpgradeLabel] = upgradeStamp(u.StartedAt)
+	return &v1alpha1.KintoBackup{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "KintoBackup"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: UpgradeBackupName(inst, u), Labels: labels},
+		Spec:       v1alpha1.KintoBackupSpec{Instance: inst.Name, DeletionPolicy: v1alpha1.BackupDeletionPolicyRetain},
+	}
+}
+
+// UpgradeSampleJob records, on the server with its writes closed, the baseline the health gate
+// compares the new release with (`manager upgrade sample`, whose result is its termination
+// message).
+func UpgradeSampleJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, operatorImage string) *batchv1.Job {
+	return healthGateJob(inst, u, UpgradeSampleJobName(inst, u), operatorImage, []string{managerBinary, "upgrade", "sample"}, nil, 10*time.Minute)
+}
+
+// HealthGateJob watches the new release for spec.upgrade.healthGateSeconds (`manager upgrade
+// gate`): it fails at the first look that finds the heartbeat failing, another version at the
+// root URL, or an object of the baseline answering otherwise.
+func HealthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, operatorImage string) (*batchv1.Job, error) {
+	baseline, err := json.Marshal(u.Baseline)
+	if err != nil {
+		return nil, err
+	}
+	seconds := HealthGateSeconds(inst)
+	env := []corev1.EnvVar{
+		{Name: upgrade.EnvVersion, Value: u.To},
+		{Name: upgrade.EnvGateSeconds, Value: strconv.Itoa(int(seconds))},
+		{Name: upgrade.EnvBaseline, Value: string(baseline)},
+	}
+	deadline := time.Duration(seconds)*time.Second + 5*time.Minute
+	return healthGateJob(inst, u, HealthGateJobName(inst, u), operatorImage, []string{managerBinary, "upgrade", "gate"}, env, deadline), nil
+}
+
+// HealthGateSeconds is spec.upgrade.healthGateSeconds, defaulted.
+func HealthGateSeconds(inst *v1alpha1.KintoInstance) int32 {
+	if u := inst.Spec.Upgrade; u != nil && u.HealthGateSeconds > 0 {
+		return u.HealthGateSeconds
+	}
+	return v1alpha1.DefaultHealthGateSeconds
+}
+
+// ReadyTimeout is spec.upgrade.readyTimeoutSeconds, defaulted.
+func ReadyTimeout(inst *v1alpha1.KintoInstance) time.Duration {
+	if u := inst.Spec.Upgrade; u != nil && u.ReadyTimeoutSeconds > 0 {
+		return time.Duration(u.ReadyTimeoutSeconds) * time.Second
+	}
+	return v1alpha1.DefaultReadyTimeoutSeconds * time.Second
+}
+
+// healthGateJob runs `manager upgrade` against the server's Service, with no credentials (the
+// pod mounts no Secret and no token) and one try: a failed look is the gate's answer.
+func healthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, name, operatorImage string, command []string, env []corev1.EnvVar, deadline time.Duration) *batchv1.Job {
+	pod := podSpecBase(inst, kintoUID)
+	pod.RestartPolicy = corev1.RestartPolicyNever
+	env = append([]corev1.EnvVar{{Name: upgrade.EnvServerURL, Value: fmt.Sprintf("http://%s.%s.svc:%d", ServerName(inst), inst.Namespace, ServicePort)}}, env...)
+	pod.Containers = []corev1.Container{operatorStep("upgrade", operatorImage, command, env)}
+	pod.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageReadFile
+	labels := Labels(inst, ComponentHealthGate)
+	labels[UpgradeLabel] = upgradeStamp(u.StartedAt)
+	meta := objectMeta(inst, name, ComponentHealthGate)
+	meta.Labels = labels
+	return &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: meta,
+		Spec:       jobSpec(labels, pod, 0, deadline),
+	}
+}
+
+// RollbackJob restores the upgrade's backup over the database the failed upgrade left: the
+// restore Job's steps (RestoreJob), told to replace what the database holds
+// (backupenv.RestoreReplace).
+func RollbackJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, src RestoreSource, operatorImage string) *batchv1.Job {
+	job := RestoreJob(inst, src, operatorImage)
+	job.Name = RollbackJobName(inst, u)
+	job.Labels[UpgradeLabel] = upgradeStamp(u.StartedAt)
+	c := &job.Spec.Template.Spec.Containers[0]
+	c.Env = append(c.Env, corev1.EnvVar{Name: backupenv.RestoreReplace, Value: "true"})
+	return job
+}

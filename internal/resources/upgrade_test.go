@@ -1,0 +1,99 @@
+package resources
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
+)
+
+func TestUpgradeObjects(t *testing.T) {
+	inst := newInstance(withVolumeBackup)
+	started := metav1.NewTime(time.Date(2026, 12, 6, 22, 40, 5, 0, time.UTC))
+	u := &v1alpha1.UpgradeStatus{From: "26.4.0", To: "26.5.0", StartedAt: started, Baseline: map[string]string{"/buckets/": "abc", "/buckets/b": "def"}}
+
+	backup := UpgradeBackup(inst, u)
+	if backup.Name != inst.Name+"-upgrade-20261206t224005" || backup.Spec.Instance != inst.Name || backup.Spec.DeletionPolicy != v1alpha1.BackupDeletionPolicyRetain {
+		t.Errorf("upgrade backup %s %+v", backup.Name, backup.Spec)
+	}
+
+	gate, err := HealthGateJob(inst, u, testOperatorImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	c := gate.Spec.Template.Spec.Containers[0]
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			t.Errorf("the gate reads %s from %+v: it holds no credentials", e.Name, e.ValueFrom)
+		}
+		env[e.Name] = e.Value
+	}
+	var baseline upgrade.Baseline
+	if err := json.Unmarshal([]byte(env[upgrade.EnvBaseline]), &baseline); err != nil || baseline["/buckets/b"] != "def" {
+		t.Errorf("baseline %q: %v", env[upgrade.EnvBaseline], err)
+	}
+	if env[upgrade.EnvVersion] != "26.5.0" || env[upgrade.EnvGateSeconds] != "60" || env[upgrade.EnvServerURL] != "http://"+ServerName(inst)+"."+inst.Namespace+".svc:80" {
+		t.Errorf("gate env %v", env)
+	}
+	if *gate.Spec.BackoffLimit != 0 || gate.Spec.Template.Labels[ComponentLabel] != ComponentHealthGate || len(gate.Spec.Template.Spec.Volumes) != 0 {
+		t.Errorf("gate Job: backoff %d, labels %v, volumes %v", *gate.Spec.BackoffLimit, gate.Spec.Template.Labels, gate.Spec.Template.Spec.Volumes)
+	}
+	if c.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
+		t.Errorf("gate's termination message policy %s: its message is its result, never its log", c.TerminationMessagePolicy)
+	}
+	inst.Spec.Upgrade = &v1alpha1.UpgradeSpec{HealthGateSeconds: 300, ReadyTimeoutSeconds: 120}
+	if gate, _ := HealthGateJob(inst, u, testOperatorImage); *gate.Spec.ActiveDeadlineSeconds != 600 || ReadyTimeout(inst) != 2*time.Minute {
+		t.Errorf("gate deadline %d s, ready timeout %s", *gate.Spec.ActiveDeadlineSeconds, ReadyTimeout(inst))
+	}
+
+	rollback := RollbackJob(inst, u, RestoreSource{VolumeClaimName: BackupVolumeClaimName(inst), File: "f.dump", SHA256: "00"}, testOperatorImage)
+	restore := RestoreJob(inst, RestoreSource{VolumeClaimName: BackupVolumeClaimName(inst), File: "f.dump", SHA256: "00"}, testOperatorImage)
+	if rollback.Name == restore.Name || rollback.Spec.Template.Labels[ComponentLabel] != ComponentRestore {
+		t.Errorf("rollback Job %s labelled %v", rollback.Name, rollback.Spec.Template.Labels)
+	}
+	replace := 0
+	for _, e := range rollback.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == backupenv.RestoreReplace && e.Value == "true" {
+			replace++
+		}
+	}
+	for _, e := range restore.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == backupenv.RestoreReplace {
+			t.Errorf("a bootstrap restore may replace the database: %+v", e)
+		}
+	}
+	if replace != 1 {
+		t.Errorf("the rollback's restore is not told to replace the database")
+	}
+}
+
+func TestCloseWrites(t *testing.T) {
+	inst := newInstance()
+	open, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version, WritesClosed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if WritesClosed(&open.Server.Spec.Template) || !WritesClosed(&closed.Server.Spec.Template) {
+		t.Fatal("WritesClosed does not follow Inputs.WritesClosed")
+	}
+	if open.Server.Annotations[TemplateHashAnnotation] == closed.Server.Annotations[TemplateHashAnnotation] {
+		t.Error("closing writes leaves the template hash: the rollout gate would not see the pods roll")
+	}
+	if open.Config.Data[ConfigFileName] != closed.Config.Data[ConfigFileName] || WritesClosed(&closed.Migration.Spec.Template) {
+		t.Error("read-only reaches kinto.ini or the migration, which Kinto then skips")
+	}
+	if *closed.Migration.Spec.BackoffLimit != 1 {
+		t.Errorf("the upgrade's migration retries %d times", *closed.Migration.Spec.BackoffLimit)
+	}
+}
