@@ -121,10 +121,11 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			PodSelector: kintoPods,
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				// The backup pods read the server through its API for a Portable export; the
-				// upgrade's health gate pods read it too.
+				// The backup pods read the server through its API for a Portable export (not the
+				// restore or copy pods, which only reach the database); the upgrade's health gate
+				// pods read it too.
 				From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()},
-					{PodSelector: backupPods.DeepCopy()}, {PodSelector: gatePods.DeepCopy()}},
+					{PodSelector: &metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentBackup)}}, {PodSelector: gatePods.DeepCopy()}},
 				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
 			}},
 			Egress: egress,

@@ -135,10 +135,9 @@ func TestNetworkPolicies(t *testing.T) {
 			}
 			from := kinto.Spec.Ingress[0].From
 			if len(from) != 3 || from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from[0].PodSelector != nil ||
-				from[1].NamespaceSelector != nil || from[1].PodSelector.MatchLabels[InstanceLabel] != tc.inst.Name ||
-				!slices.Equal(from[1].PodSelector.MatchExpressions[0].Values, []string{ComponentBackup, ComponentRestore}) ||
+				from[1].NamespaceSelector != nil || !maps.Equal(from[1].PodSelector.MatchLabels, SelectorLabels(tc.inst, ComponentBackup)) ||
 				from[2].NamespaceSelector != nil || !maps.Equal(from[2].PodSelector.MatchLabels, SelectorLabels(tc.inst, ComponentHealthGate)) {
-				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces, the instance's own backup and restore pods, and its health gate pods only", from)
+				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces, the instance's own backup pods (exports), and its health gate pods only", from)
 			}
 			gate := policies[len(policies)-1]
 			if got := egressPorts(gate); gate.Name != HealthGateNetworkPolicyName(tc.inst) || len(gate.Spec.Ingress) != 0 ||
