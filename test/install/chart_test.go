@@ -114,12 +114,22 @@ func TestChartPassesServerSideDryRun(t *testing.T) {
 		"--set", "watchNamespaces={" + watchedNamespace + ",tenant-two}",
 		"--set", "metrics.enabled=false",
 		"--set", "leaderElection.enabled=false",
-		"--set", "extraArgs={--max-concurrent-rollouts=10}",
+		"--set", "maxConcurrentReconciles=8",
+		"--set", "maxConcurrentRollouts=0",
+		"--set", "ingressNamespaceSelector=kubernetes.io/metadata.name=traefik",
+		"--set", "extraArgs={--require-class}",
+		"--set", "commonLabels.team=hosting",
+		// The portal's objects, for commonLabels.
+		"--set", "portal.enabled=true",
+		"--set", "portal.publicURL=https://members.example.org",
+		"--set", "portal.issuer=https://id.example.org",
+		"--set", "portal.clientID=kinto-members",
 	}
 	monitoring := append(slices.Clone(monitoringValues),
 		"--set", "metrics.serviceMonitor.labels.release=prometheus",
 		"--set", "metrics.prometheusRule.labels.release=prometheus",
-		"--set", "metrics.grafanaDashboard.labels.team=hosting")
+		"--set", "metrics.grafanaDashboard.labels.team=hosting",
+		"--set", "commonLabels.co-op=example")
 	if _, err := envtest.InstallCRDs(admin, envtest.CRDInstallOptions{Paths: kintotest.MonitoringCRDs(t), ErrorIfPathMissing: true}); err != nil {
 		t.Fatalf("installing the Prometheus operator's CRDs: %v", err)
 	}
@@ -154,21 +164,54 @@ func TestChartPassesServerSideDryRun(t *testing.T) {
 				if cm := objectsOf(objs, "ConfigMap"); len(cm) == 1 && cm[0].GetLabels()["grafana_dashboard"] != "1" {
 					t.Errorf("the dashboard's ConfigMap lost the label Grafana's sidecar selects: %v", cm[0].GetLabels())
 				}
+				requireLabelOnEveryObject(t, objs, "co-op", "example")
 			}
 			if name == "custom" {
 				d := &appsv1.Deployment{}
-				convert(t, objectsOf(objs, "Deployment")[0], d)
+				for _, dep := range objectsOf(objs, "Deployment") {
+					if dep.GetName() == "kinto-operator-controller-manager" {
+						convert(t, dep, d)
+					}
+				}
 				args := d.Spec.Template.Spec.Containers[0].Args
-				if *d.Spec.Replicas != 2 || !slices.Contains(args, "--leader-elect=false") || !slices.Contains(args, "--metrics-bind-address=0") ||
-					!slices.Contains(args, "--watch-namespaces="+watchedNamespace+",tenant-two") || !slices.Contains(args, "--max-concurrent-rollouts=10") {
-					t.Errorf("the custom values did not all reach the Deployment: replicas %d, args %q", *d.Spec.Replicas, args)
+				for _, want := range []string{"--leader-elect=false", "--metrics-bind-address=0", "--watch-namespaces=" + watchedNamespace + ",tenant-two",
+					"--max-concurrent-reconciles=8", "--max-concurrent-rollouts=0", "--ingress-namespace-selector=kubernetes.io/metadata.name=traefik", "--require-class"} {
+					if !slices.Contains(args, want) {
+						t.Errorf("the manager's args lack %s: %q", want, args)
+					}
+				}
+				if *d.Spec.Replicas != 2 {
+					t.Errorf("want 2 replicas of the manager, got %d", *d.Spec.Replicas)
+				}
+				requireLabelOnEveryObject(t, objs, "team", "hosting")
+				// Selectors stay as they are, so that an upgrade changing commonLabels can patch the Deployments.
+				for _, dep := range objectsOf(objs, "Deployment") {
+					selector, _, _ := unstructured.NestedStringMap(dep.Object, "spec", "selector", "matchLabels")
+					if _, found := selector["team"]; found {
+						t.Errorf("commonLabels reached the selector of Deployment %s: %v", dep.GetName(), selector)
+					}
 				}
 				// A Role in each watched namespace, and one in the operator's for its shared buckets' Secrets.
-				if len(objectsOf(objs, "Service")) != 0 || len(objectsOf(objs, "Role")) != 3 {
-					t.Errorf("want no metrics Service and a Role in each of 2 watched namespaces and the operator's only, got %d Services, %d Roles",
-						len(objectsOf(objs, "Service")), len(objectsOf(objs, "Role")))
+				var services []string
+				for _, svc := range objectsOf(objs, "Service") {
+					services = append(services, svc.GetName())
+				}
+				if !slices.Equal(services, []string{"kinto-operator-portal"}) || len(objectsOf(objs, "Role")) != 3 {
+					t.Errorf("want no metrics Service (the portal's only) and a Role in each of 2 watched namespaces and the operator's only, got Services %q, %d Roles",
+						services, len(objectsOf(objs, "Role")))
 				}
 			}
 		})
+	}
+}
+
+// requireLabelOnEveryObject checks that commonLabels reached every object the chart renders
+// but the CRDs, which Helm installs from crds/ untemplated.
+func requireLabelOnEveryObject(t *testing.T, objs []*unstructured.Unstructured, key, value string) {
+	t.Helper()
+	for _, obj := range objs {
+		if obj.GetKind() != "CustomResourceDefinition" && obj.GetLabels()[key] != value {
+			t.Errorf("%s %s lacks the common label %s=%s: %v", obj.GetKind(), obj.GetName(), key, value, obj.GetLabels())
+		}
 	}
 }
