@@ -206,7 +206,7 @@ func errorIf(problem string) error {
 // restoreSourceOf locates the dump of a completed KintoBackup.
 func restoreSourceOf(backup *v1alpha1.KintoBackup) resources.RestoreSource {
 	st := backup.Status
-	src := resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256}
+	src := resources.RestoreSource{VolumeClaimName: st.VolumeClaimName, File: st.File, Key: st.Key, SHA256: st.SHA256, Encryption: st.Encryption}
 	if st.Destination != nil && st.Destination.S3 != nil {
 		src.S3 = &st.Destination.S3.S3Connection
 	}
