@@ -113,6 +113,9 @@ type MaintenanceWindow struct {
 	Schedule string `json:"schedule"`
 
 	// Duration the window stays open, such as 2h.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	Duration metav1.Duration `json:"duration"`
 }
 
