@@ -194,6 +194,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	if err := backups.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	mirrors := &KintoMirrorReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
+		Network: opts.Network, OperatorImage: opts.OperatorImage}
+	if err := mirrors.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
-// Package v1alpha1 holds the hosting.kinto-storage.org/v1alpha1 API: KintoInstance, KintoBackup
-// and KintoHostingClass.
+// Package v1alpha1 holds the hosting.kinto-storage.org/v1alpha1 API: KintoInstance, KintoBackup,
+// KintoHostingClass, KintoReleaseCatalog and KintoMirror.
 // +kubebuilder:object:generate=true
 // +groupName=hosting.kinto-storage.org
 package v1alpha1
@@ -27,6 +27,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&KintoBackup{}, &KintoBackupList{},
 		&KintoHostingClass{}, &KintoHostingClassList{},
 		&KintoReleaseCatalog{}, &KintoReleaseCatalogList{},
+		&KintoMirror{}, &KintoMirrorList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -197,12 +197,23 @@ func runMirror(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := dumps.WriteAtomically(statePath, func(w io.Writer) error { _, err := w.Write(raw); return err }); err != nil {
 		return err
 	}
-	line, err := json.Marshal(map[string]any{"copied": result.Copied, "deleted": result.Deleted, "conflicts": result.Conflicts})
+	line, err := json.Marshal(result.Report())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "mirror synced: %s\n", line)
-	return syncErr
+	if syncErr != nil {
+		return syncErr
+	}
+	// The operator reads the result where it reads a backup's: in the termination log.
+	terminationLog := os.Getenv(backupenv.TerminationLog)
+	if terminationLog == "" {
+		terminationLog = "/dev/termination-log"
+	}
+	if err := os.WriteFile(terminationLog, append(line, '\n'), 0o644); err != nil {
+		return fmt.Errorf("cannot write the result to %s: %w", terminationLog, err)
+	}
+	return nil
 }
 
 // readVerified reads the export at path once its SHA-256 matches want or, want empty, the one

@@ -222,3 +222,32 @@ func sameData(a, b map[string]any) bool {
 	}
 	return reflect.DeepEqual(strip(a), strip(b))
 }
+
+// MirrorReport is a MirrorResult as the mirror's pod reports it to the operator, in its
+// termination log: bounded to fit there (4096 bytes), the conflicts counted and the first few
+// listed.
+type MirrorReport struct {
+	Copied        int64    `json:"copied"`
+	Deleted       int64    `json:"deleted"`
+	ConflictCount int64    `json:"conflictCount"`
+	Conflicts     []string `json:"conflicts,omitempty"`
+}
+
+// Report bounds, and maxReportPath each path it lists, so that a report stays under 4096 bytes.
+const (
+	maxReportConflicts = 20
+	maxReportPath      = 180
+)
+
+// Report is the result as the pod reports it: every conflict counted, the first ones listed
+// (a path too long to list is cut, ending in "...").
+func (r MirrorResult) Report() MirrorReport {
+	report := MirrorReport{Copied: r.Copied, Deleted: r.Deleted, ConflictCount: int64(len(r.Conflicts))}
+	for _, p := range r.Conflicts[:min(len(r.Conflicts), maxReportConflicts)] {
+		if len(p) > maxReportPath {
+			p = p[:maxReportPath-3] + "..."
+		}
+		report.Conflicts = append(report.Conflicts, p)
+	}
+	return report
+}

@@ -63,8 +63,8 @@ func (o NetworkOptions) externalPeers() []networkingv1.NetworkPolicyPeer {
 }
 
 // NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
-// migration) take traffic only from the ingress controller and their instance's backup pods (a
-// Portable export reads the API) and reach only DNS, their database and the OpenID providers;
+// migration) take traffic only from the ingress controller, their instance's backup pods (a
+// Portable export reads the API) and the pods of the KintoMirrors syncing the instance and reach only DNS, their database and the OpenID providers;
 // PostgreSQL takes traffic only from its instance's Kinto, backup and restore pods and reaches
 // nothing; the backup, restore and dump-deletion pods take no traffic and reach only DNS, the
 // database, object storage and (backup and restore) their instance's Kinto server. DNS is the cluster DNS pods', and
@@ -124,8 +124,10 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 				// The backup pods read the server through its API for a Portable export (not the
 				// restore or copy pods, which only reach the database); the upgrade's health gate
 				// pods read it too.
-				From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()},
+				// So do the pods of the KintoMirrors that sync the instance.
+				From: append([]networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.IngressNamespaces.DeepCopy()},
 					{PodSelector: &metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentBackup)}}, {PodSelector: gatePods.DeepCopy()}},
+					mirrorPeers(inst)...),
 				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
 			}},
 			Egress: egress,

@@ -134,10 +134,15 @@ func TestNetworkPolicies(t *testing.T) {
 				t.Errorf("kinto egress = %v, want %v", got, tc.wantEgress)
 			}
 			from := kinto.Spec.Ingress[0].From
-			if len(from) != 3 || from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from[0].PodSelector != nil ||
+			mirrorPods := func(label string) map[string]string {
+				return map[string]string{NameLabel: "kinto", ComponentLabel: ComponentMirror, label: tc.inst.Name}
+			}
+			if len(from) != 5 || from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" || from[0].PodSelector != nil ||
 				from[1].NamespaceSelector != nil || !maps.Equal(from[1].PodSelector.MatchLabels, SelectorLabels(tc.inst, ComponentBackup)) ||
-				from[2].NamespaceSelector != nil || !maps.Equal(from[2].PodSelector.MatchLabels, SelectorLabels(tc.inst, ComponentHealthGate)) {
-				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces, the instance's own backup pods (exports), and its health gate pods only", from)
+				from[2].NamespaceSelector != nil || !maps.Equal(from[2].PodSelector.MatchLabels, SelectorLabels(tc.inst, ComponentHealthGate)) ||
+				from[3].NamespaceSelector != nil || !maps.Equal(from[3].PodSelector.MatchLabels, mirrorPods(MirrorLocalLabel)) ||
+				from[4].NamespaceSelector != nil || !maps.Equal(from[4].PodSelector.MatchLabels, mirrorPods(MirrorRemoteLabel)) {
+				t.Errorf("kinto ingress from %+v, want the ingress controller's namespaces, the instance's own backup pods (exports), its health gate pods, and the pods of the mirrors syncing it only", from)
 			}
 			gate := policies[len(policies)-1]
 			if got := egressPorts(gate); gate.Name != HealthGateNetworkPolicyName(tc.inst) || len(gate.Spec.Ingress) != 0 ||

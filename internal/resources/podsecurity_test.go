@@ -15,7 +15,8 @@ import (
 )
 
 // podSpecs are every pod template the operator generates for an instance: those of its
-// children (Children.All, for each kind of restore source), and those of its KintoBackups' Jobs.
+// children (Children.All, for each kind of restore source), those of its KintoBackups' Jobs,
+// and a KintoMirror's.
 func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodSpec {
 	t.Helper()
 	s3 := testS3Connection()
@@ -36,6 +37,7 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 			}
 		}
 	}
+	pods["mirror"] = MirrorCronJob(newMirror(inst), inst, testOperatorImage).Spec.JobTemplate.Spec.Template.Spec
 	if job := BackupJob(inst, newBackup(inst), testOperatorImage, nil); job != nil {
 		pods["on-demand backup"] = job.Spec.Template.Spec
 	}
