@@ -128,7 +128,9 @@ func (r *KintoMirrorReconciler) report(ctx context.Context, m *v1alpha1.KintoMir
 		if jobState(job) == "" {
 			continue
 		}
-		if at := jobFinishedAt(job); newest == nil || at.After(finishedAt) {
+		// Times are to the second: of two syncs ending in the same second, the later-named
+		// (a CronJob names its runs by their scheduled time) is the newer.
+		if at := jobFinishedAt(job); newest == nil || at.After(finishedAt) || (at.Equal(finishedAt) && job.Name > newest.Name) {
 			newest, finishedAt = job, at
 		}
 	}
