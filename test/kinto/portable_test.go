@@ -542,23 +542,24 @@ func TestMirrorBothWays(t *testing.T) {
 	// The other way, B to A, with `manager portable mirror` as a Job would run it, its state
 	// in a file. Starting afresh: what A holds already is left, the record that differs is a
 	// conflict. Then changes on B.
-	stateFile := filepath.Join(t.TempDir(), "state.json")
-	mirrorCommand := func(what string) (res struct {
-		Copied, Deleted int64
-		Conflicts       []string
-	}) {
+	// The report goes to the termination log too, where the operator reads it (KintoMirror).
+	stateFile, termLog := filepath.Join(t.TempDir(), "state.json"), filepath.Join(t.TempDir(), "termination-log")
+	mirrorCommand := func(what string) (res portable.MirrorReport) {
 		t.Helper()
 		out := runPortable(t, "mirror", backupenv.PortableURL+"="+a.api.Base(), backupenv.PortableUser+"=admin", backupenv.PortablePassword+"=admin-secret-1",
 			backupenv.PortableSourceURL+"="+b.api.Base(), backupenv.PortableSourceUser+"=admin", backupenv.PortableSourcePassword+"=admin-secret-1",
-			backupenv.MirrorState+"="+stateFile, backupenv.MirrorBuckets+"=library")
+			backupenv.MirrorState+"="+stateFile, backupenv.MirrorBuckets+"=library", backupenv.TerminationLog+"="+termLog)
 		_, line, _ := strings.Cut(strings.TrimSpace(out), "mirror synced: ")
 		if err := json.Unmarshal([]byte(line), &res); err != nil {
 			t.Fatalf("%s: the mirror's output %q: %v", what, out, err)
 		}
+		if reported, err := os.ReadFile(termLog); err != nil || strings.TrimSpace(string(reported)) != line {
+			t.Errorf("%s: termination log %q (%v), want the report %q", what, reported, err, line)
+		}
 		t.Logf("%s: %s", what, line)
 		return res
 	}
-	if fresh := mirrorCommand("first sync B to A"); fresh.Copied != 0 || !slices.Equal(fresh.Conflicts, []string{books + "/changed"}) {
+	if fresh := mirrorCommand("first sync B to A"); fresh.Copied != 0 || fresh.ConflictCount != 1 || !slices.Equal(fresh.Conflicts, []string{books + "/changed"}) {
 		t.Errorf("first sync B to A: %+v, want nothing copied and the record that differs reported", fresh)
 	}
 	a.admin.Must("GET", books+"/changed", nil, &o, http.StatusOK)
@@ -567,8 +568,14 @@ func TestMirrorBothWays(t *testing.T) {
 	}
 	b.admin.Must("PUT", books+"/from-b", map[string]any{"data": map[string]any{"title": "Written at home"}}, nil, http.StatusCreated)
 	b.admin.Must("DELETE", books+"/new", nil, nil, http.StatusOK)
-	if back := mirrorCommand("second sync B to A"); back.Copied != 1 || back.Deleted != 1 {
-		t.Errorf("sync B to A: %+v, want 1 copied, 1 deleted", back)
+	b.admin.Must("PATCH", books+"/neuromancer", map[string]any{"permissions": map[string]any{"read": []string{"account:carol"}}}, nil, http.StatusOK)
+	if back := mirrorCommand("second sync B to A"); back.Copied != 2 || back.Deleted != 1 || back.ConflictCount != 0 {
+		t.Errorf("sync B to A: %+v, want 2 copied (a creation, a permission change), 1 deleted", back)
+	}
+	var perms kintotest.Object
+	a.admin.Must("GET", books+"/neuromancer", nil, &perms, http.StatusOK)
+	if !slices.Contains(perms.Permissions["read"], "account:carol") {
+		t.Errorf("the permission change on B did not reach A: %v", perms.Permissions)
 	}
 	a.admin.Must("GET", books+"/from-b", nil, nil, http.StatusOK)
 	if r := a.admin.Call("GET", books+"/new", nil); r.Status != http.StatusNotFound && r.Status != http.StatusForbidden {
