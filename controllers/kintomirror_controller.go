@@ -208,6 +208,9 @@ func (r *KintoMirrorReconciler) notReady(m *v1alpha1.KintoMirror, status *v1alph
 func (r *KintoMirrorReconciler) failed(m *v1alpha1.KintoMirror, status *v1alpha1.KintoMirrorStatus, job string, at metav1.Time, why string) {
 	status.LastSyncJob, status.LastSyncTime, status.LastSyncResult = job, &at, "Failed"
 	status.Copied, status.Deleted, status.ConflictCount, status.Conflicts = 0, 0, 0, nil
+	// A failed sync says nothing of conflicts: the next one reports them again if still there
+	// (its state is that of what was synced before the failure).
+	meta.RemoveStatusCondition(&status.Conditions, mirrorConditionConflicts)
 	r.notReady(m, status, mirrorReasonSyncFailed, "last sync failed: "+why)
 }
 

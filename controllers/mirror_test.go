@@ -128,6 +128,9 @@ func TestMirrorRunsOnItsScheduleAndReportsItsSyncs(t *testing.T) {
 	if c := meta.FindStatusCondition(failed.Status.Conditions, "Ready"); !strings.Contains(c.Message, "403 Forbidden") || strings.Contains(c.Message, "mirror-secret-1") {
 		t.Errorf("Ready message %q, want why the sync failed, the password masked", c.Message)
 	}
+	if c := meta.FindStatusCondition(failed.Status.Conditions, "Conflicts"); c != nil {
+		t.Errorf("Conflicts condition %+v after a failed sync, which found none", c)
+	}
 }
 
 func TestMirrorWaitsForItsInstancesInItsNamespace(t *testing.T) {

@@ -166,6 +166,16 @@ func MirrorCronJob(m *v1alpha1.KintoMirror, local *v1alpha1.KintoInstance, opera
 	}
 }
 
+// MirrorStateFile is where a mirror's syncs keep their state, one file for each pair of source
+// and target: the timestamps of one server mean nothing on another, so a mirror whose direction
+// or remote changes starts afresh (a first sync, which deletes nothing) rather than take one
+// server's timestamps for the other's. Its buckets may change: a bucket added is synced from
+// scratch, list by list.
+func MirrorStateFile(m *v1alpha1.KintoMirror) string {
+	pair := strings.Join([]string{string(m.Spec.Direction), m.Spec.Local.Instance, m.Spec.Remote.Instance, m.Spec.Remote.URL}, "\n")
+	return mirrorStateDir + "/state-" + shortHash([]byte(pair), 12) + ".json"
+}
+
 // mirrorEnv points `manager portable mirror` at its source and target: the local instance's
 // Service and the remote, the way spec.direction says.
 func mirrorEnv(m *v1alpha1.KintoMirror) ([]corev1.EnvVar, error) {
@@ -180,7 +190,7 @@ func mirrorEnv(m *v1alpha1.KintoMirror) ([]corev1.EnvVar, error) {
 	if m.Spec.Direction == v1alpha1.MirrorPull {
 		source, target = target, source
 	}
-	env := []corev1.EnvVar{{Name: backupenv.MirrorState, Value: mirrorStateDir + "/state.json"}}
+	env := []corev1.EnvVar{{Name: backupenv.MirrorState, Value: MirrorStateFile(m)}}
 	if len(m.Spec.Buckets) > 0 {
 		ids := make([]string, len(m.Spec.Buckets))
 		for i, b := range m.Spec.Buckets {

@@ -62,7 +62,7 @@ func TestMirrorCronJob(t *testing.T) {
 		wantEnv map[string]string
 	}{
 		{"push to an instance, every bucket", newMirror(inst), map[string]string{
-			backupenv.MirrorState:            "/var/lib/kinto-mirror/state.json",
+			backupenv.MirrorState:            "state",
 			backupenv.PortableSourceURL:      localAPI,
 			backupenv.PortableSourceUser:     "mirror",
 			backupenv.PortableSourcePassword: "local-mirror/password",
@@ -73,7 +73,7 @@ func TestMirrorCronJob(t *testing.T) {
 			m.Spec.Direction = v1alpha1.MirrorPull
 			m.Spec.Buckets = []v1alpha1.KintoObjectID{"notes", "photos"}
 		}), map[string]string{
-			backupenv.MirrorState:               "/var/lib/kinto-mirror/state.json",
+			backupenv.MirrorState:               "state",
 			backupenv.MirrorBuckets:             "notes,photos",
 			backupenv.PortableSourceURL:         "https://kinto.example.org/v1",
 			backupenv.PortableSourceBearerToken: "home-token/token",
@@ -99,7 +99,11 @@ func TestMirrorCronJob(t *testing.T) {
 				!slices.Equal(pod.Spec.Containers[0].Command, []string{"/manager", "portable", "mirror"}) {
 				t.Fatalf("containers %+v, want one running `manager portable mirror`", pod.Spec.Containers)
 			}
-			if got := envOf(pod.Spec.Containers[0].Env); !maps.Equal(got, tc.wantEnv) {
+			got := envOf(pod.Spec.Containers[0].Env)
+			if got[backupenv.MirrorState] == MirrorStateFile(tc.mirror) && strings.HasPrefix(got[backupenv.MirrorState], "/var/lib/kinto-mirror/state-") {
+				got[backupenv.MirrorState] = "state"
+			}
+			if !maps.Equal(got, tc.wantEnv) {
 				t.Errorf("env %v\nwant %v", got, tc.wantEnv)
 			}
 			if v := pod.Spec.Volumes; len(v) != 1 || v[0].PersistentVolumeClaim == nil || v[0].PersistentVolumeClaim.ClaimName != MirrorStateClaimName(tc.mirror) {
@@ -213,5 +217,31 @@ func TestMirrorStateClaim(t *testing.T) {
 	}
 	if owner := metav1.GetControllerOf(pvc); owner == nil || owner.Kind != "KintoMirror" || owner.UID != m.UID {
 		t.Errorf("controller %+v, want the mirror (its state goes with it)", owner)
+	}
+}
+
+// The state of one pair of servers is never read for another: a change of direction or remote
+// starts afresh, a change of buckets or schedule does not.
+func TestMirrorStateFileFollowsTheServerPair(t *testing.T) {
+	inst := newInstance()
+	base := MirrorStateFile(newMirror(inst))
+	for name, edit := range map[string]func(*v1alpha1.KintoMirror){
+		"direction": func(m *v1alpha1.KintoMirror) { m.Spec.Direction = v1alpha1.MirrorPull },
+		"remote":    func(m *v1alpha1.KintoMirror) { m.Spec.Remote.Instance = "cottage" },
+		"to a URL":  toURL("https://kinto.example.org/v1", false),
+		"local":     func(m *v1alpha1.KintoMirror) { m.Spec.Local.Instance = "photos" },
+	} {
+		if MirrorStateFile(newMirror(inst, edit)) == base {
+			t.Errorf("a change of %s keeps the state file %s", name, base)
+		}
+	}
+	for name, edit := range map[string]func(*v1alpha1.KintoMirror){
+		"buckets":  func(m *v1alpha1.KintoMirror) { m.Spec.Buckets = []v1alpha1.KintoObjectID{"notes"} },
+		"schedule": func(m *v1alpha1.KintoMirror) { m.Spec.Schedule = "@daily" },
+		"suspend":  func(m *v1alpha1.KintoMirror) { m.Spec.Suspend = true },
+	} {
+		if got := MirrorStateFile(newMirror(inst, edit)); got != base {
+			t.Errorf("a change of %s moves the state file from %s to %s", name, base, got)
+		}
 	}
 }
