@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -30,21 +31,54 @@ func markStatefulSetReady(t testing.TB, ns, name string) {
 	})
 }
 
+// serverWritesClosed waits for the server Deployment's template to run read-only, or not.
+func serverWritesClosed(t *testing.T, inst *v1alpha1.KintoInstance, closed bool) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("the server's template read-only %v", closed), func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.ServerName(inst)), d); err != nil {
+			return err
+		}
+		if got := resources.WritesClosed(&d.Spec.Template); got != closed || *d.Spec.Replicas != 1 {
+			return fmt.Errorf("read-only %v, %d replicas", got, *d.Spec.Replicas)
+		}
+		return nil
+	})
+}
+
 // startMajorUpgrade brings an instance up on PostgreSQL 15, raises it to 17 and takes the
-// upgrade to its copy: writes closed, the new server on its own volume beside the old one.
+// upgrade to its copy: writes closed (the server rolled read-only, still serving reads), the new
+// server on its own volume beside the old one.
 func startMajorUpgrade(t *testing.T, name string) *v1alpha1.KintoInstance {
 	ns := newNamespace(t)
 	inst := bringUp(t, createInstance(t, ns, name, nil))
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Database.Managed.Version = "17" })
-	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeStartingServer))
+	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeClosingWrites))
+	if u := cur.Status.Database.Upgrade; u.WritesClosedAt != nil {
+		t.Errorf("writes closed at %v before the server rolled read-only", u.WritesClosedAt)
+	}
+	serverWritesClosed(t, inst, true)
+	// A pod taking writes, terminating or not, keeps them open: its clients' connections
+	// reach it until its process exits.
+	open := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-open", Labels: resources.Labels(inst, resources.ComponentServer)},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "kinto", Image: "kinto/kinto-server"}}},
+	}
+	if err := k8s.Create(context.Background(), open); err != nil {
+		t.Fatal(err)
+	}
+	markServerAvailable(t, inst)
+	time.Sleep(2 * time.Second)
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeClosingWrites))
+	if err := k8s.Delete(context.Background(), open, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	cur = waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeStartingServer))
 	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "DatabaseUpgrading" {
 		t.Errorf("Ready while the upgrade holds the writes: %+v", c)
 	}
-
-	deploy := &appsv1.Deployment{}
-	get(t, ns, resources.ServerName(inst), deploy)
-	if *deploy.Spec.Replicas != 0 {
-		t.Errorf("writes are not closed: the server has %d replicas", *deploy.Spec.Replicas)
+	if u := cur.Status.Database.Upgrade; u.WritesClosedAt == nil || u.WritesClosedAt.Before(&u.StartedAt) {
+		t.Errorf("writes closed at %v, the upgrade started at %v", u.WritesClosedAt, u.StartedAt)
 	}
 	sts := &appsv1.StatefulSet{}
 	get(t, ns, name+"-postgres-v17", sts)
@@ -92,16 +126,7 @@ func TestDatabaseMajorUpgradeRollsBackWhenTheCopyFails(t *testing.T) {
 	// Nothing holding data goes: both volumes stay.
 	get(t, inst.Namespace, "pgback-pgdata-v17", &corev1.PersistentVolumeClaim{})
 	get(t, inst.Namespace, "pgback-pgdata", &corev1.PersistentVolumeClaim{})
-	eventually(t, "the server scaled back up", func() error {
-		d := &appsv1.Deployment{}
-		if err := k8s.Get(context.Background(), key(inst.Namespace, resources.ServerName(inst)), d); err != nil {
-			return err
-		}
-		if *d.Spec.Replicas != 1 {
-			return fmt.Errorf("%d replicas", *d.Spec.Replicas)
-		}
-		return nil
-	})
+	serverWritesClosed(t, inst, false)
 	if e, ok := eventReasons(t, inst)["DatabaseUpgradeRolledBack"]; !ok || e.Type != corev1.EventTypeWarning {
 		t.Errorf("no Warning event DatabaseUpgradeRolledBack: %+v", e)
 	}
@@ -112,6 +137,7 @@ func TestDatabaseMajorUpgradeSwitchesAndKeepsTheOldVolume(t *testing.T) {
 	finishJob(t, inst.Namespace, "pgup-pg-copy-v17", true)
 	waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeSwitching))
 	servedBy(t, inst, "pgup-postgres-v17")
+	serverWritesClosed(t, inst, false)
 	markServerAvailable(t, inst)
 	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionTrue, string(v1alpha1.DatabaseUpgradeSucceeded))
 	if db := cur.Status.Database; db.StatefulSet != "pgup-postgres-v17" || db.VolumeClaim != "pgup-pgdata-v17" || db.Version != "17" {

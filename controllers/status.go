@@ -88,7 +88,7 @@ func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 		return
 	}
 	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionDatabaseUpgraded); c != nil && databaseUpgradeUnderWay[c.Reason] {
-		// The server is scaled to zero, or starts on the new major: nothing is served meanwhile.
+		// Writes are closed (reads are served), or the server rolls onto the new major.
 		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, "DatabaseUpgrading", c.Message)
 		return
 	}
