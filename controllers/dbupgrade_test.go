@@ -114,7 +114,20 @@ func servedBy(t *testing.T, inst *v1alpha1.KintoInstance, sts string) {
 	})
 }
 
+// databaseUpgradesCounted waits for kinto_operator_database_upgrades_total{result} to be one
+// above was.
+func databaseUpgradesCounted(t *testing.T, result string, was float64) {
+	t.Helper()
+	eventually(t, "the upgrade counted "+result, func() error {
+		if got := counter(t, "kinto_operator_database_upgrades_total", map[string]string{"result": result}); got != was+1 {
+			return fmt.Errorf("kinto_operator_database_upgrades_total{result=%s} = %v, was %v", result, got, was)
+		}
+		return nil
+	})
+}
+
 func TestDatabaseMajorUpgradeRollsBackWhenTheCopyFails(t *testing.T) {
+	rolledBack := counter(t, "kinto_operator_database_upgrades_total", map[string]string{"result": "rolled_back"})
 	inst := startMajorUpgrade(t, "pgback")
 	finishJob(t, inst.Namespace, "pgback-pg-copy-v17", false)
 	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeRolledBack))
@@ -130,9 +143,11 @@ func TestDatabaseMajorUpgradeRollsBackWhenTheCopyFails(t *testing.T) {
 	if e, ok := eventReasons(t, inst)["DatabaseUpgradeRolledBack"]; !ok || e.Type != corev1.EventTypeWarning {
 		t.Errorf("no Warning event DatabaseUpgradeRolledBack: %+v", e)
 	}
+	databaseUpgradesCounted(t, "rolled_back", rolledBack)
 }
 
 func TestDatabaseMajorUpgradeSwitchesAndKeepsTheOldVolume(t *testing.T) {
+	succeeded := counter(t, "kinto_operator_database_upgrades_total", map[string]string{"result": "succeeded"})
 	inst := startMajorUpgrade(t, "pgup")
 	finishJob(t, inst.Namespace, "pgup-pg-copy-v17", true)
 	waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeSwitching))
@@ -143,6 +158,7 @@ func TestDatabaseMajorUpgradeSwitchesAndKeepsTheOldVolume(t *testing.T) {
 	if db := cur.Status.Database; db.StatefulSet != "pgup-postgres-v17" || db.VolumeClaim != "pgup-pgdata-v17" || db.Version != "17" {
 		t.Errorf("status.database %+v", db)
 	}
+	databaseUpgradesCounted(t, "succeeded", succeeded)
 	waitGone(t, "the old server", &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: "pgup-postgres"}})
 	old := &corev1.PersistentVolumeClaim{}
 	get(t, inst.Namespace, "pgup-pgdata", old)
