@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,4 +172,75 @@ func TestDatabaseMajorUpgradeSwitchesAndKeepsTheOldVolume(t *testing.T) {
 		waitGone(t, "the old volume, after the retention", old)
 	})
 	get(t, inst.Namespace, "pgup-pgdata-v17", &corev1.PersistentVolumeClaim{})
+}
+
+// The catalogue's default PostgreSQL major, raised, reaches the followers whose automatic updates
+// are Major in their maintenance window, by a major upgrade (writes closed read-only first, the
+// new major from the catalogue's image); a follower taking Minor updates only and an instance
+// that does not follow stay on their major, the former told it is available.
+func TestCatalogueDefaultPostgreSQLMajorUpgradesFollowersInTheirWindow(t *testing.T) {
+	ns := newNamespace(t)
+	opens := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Minute)
+	window := &v1alpha1.MaintenanceWindow{Schedule: fmt.Sprintf("%d %d * * *", opens.Minute(), opens.Hour()), Duration: metav1.Duration{Duration: 30 * time.Minute}}
+	cat := createCatalog(t, "pg-"+ns, catalogRelease("26.5.0"))
+	updateCatalog(t, cat.Name, func(c *v1alpha1.KintoReleaseCatalog) {
+		c.Spec.PostgreSQL = []v1alpha1.PostgreSQLMajor{{Major: "15", Image: "registry.example.org/postgres:15"}, {Major: "17", Image: "registry.example.org/postgres:17"}}
+		c.Spec.DefaultPostgreSQL = "15"
+	})
+	class := createClass(t, "pg-"+ns, v1alpha1.KintoHostingClassSpec{
+		Updates: &v1alpha1.ClassUpdates{Catalog: cat.Name, Automatic: v1alpha1.AutomaticMajor, MaintenanceWindow: window}})
+	major := bringUpAt(t, createInstance(t, ns, "major", following(class.Name)), "26.5.0")
+	minor := bringUpAt(t, createInstance(t, ns, "minor", func(i *v1alpha1.KintoInstance) {
+		following(class.Name)(i)
+		i.Spec.Updates.Automatic = v1alpha1.AutomaticMinor
+	}), "26.5.0")
+	pinned := bringUp(t, createInstance(t, ns, "pinned", inClass(class.Name)))
+
+	updateCatalog(t, cat.Name, func(c *v1alpha1.KintoReleaseCatalog) { c.Spec.DefaultPostgreSQL = "17" })
+	released := func(inst *v1alpha1.KintoInstance, holds string) {
+		t.Helper()
+		eventually(t, inst.Name+"'s Release condition", func() error {
+			cur := &v1alpha1.KintoInstance{}
+			get(t, ns, inst.Name, cur)
+			c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRelease)
+			if c == nil || !strings.Contains(c.Message, holds) {
+				return fmt.Errorf("Release %+v, want it to hold %q", c, holds)
+			}
+			return nil
+		})
+	}
+	released(major, "PostgreSQL 17, the catalogue's default, is available, and starts in the maintenance window opening at "+opens.Format(time.RFC3339))
+	released(minor, "PostgreSQL 17, the catalogue's default, is available, beyond its automatic updates (Minor)")
+	noUpgrade := func(inst *v1alpha1.KintoInstance) {
+		t.Helper()
+		cur := &v1alpha1.KintoInstance{}
+		get(t, ns, inst.Name, cur)
+		if db := cur.Status.Database; db == nil || db.Version != "15" || db.Upgrade != nil {
+			t.Errorf("%s: status.database %+v", inst.Name, db)
+		}
+	}
+	for _, inst := range []*v1alpha1.KintoInstance{major, minor, pinned} {
+		noUpgrade(inst)
+	}
+
+	withClockAdvanced(3*time.Hour+time.Minute, func() {
+		updateCatalog(t, cat.Name, func(c *v1alpha1.KintoReleaseCatalog) { c.Labels = map[string]string{"touched": "yes"} })
+		cur := waitForCondition(t, major, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeClosingWrites))
+		if u := cur.Status.Database.Upgrade; u.From != "15" || u.To != "17" {
+			t.Errorf("status.database.upgrade %+v", u)
+		}
+		serverWritesClosed(t, major, true)
+		markServerAvailable(t, major)
+		waitForCondition(t, major, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeStartingServer))
+		sts := &appsv1.StatefulSet{}
+		get(t, ns, "major-postgres-v17", sts)
+		if img := sts.Spec.Template.Spec.Containers[0].Image; img != "registry.example.org/postgres:17" {
+			t.Errorf("the new major runs %s, not the catalogue's image", img)
+		}
+	})
+	// Once started, it goes on after the window closed.
+	markStatefulSetReady(t, ns, "major-postgres-v17")
+	waitForCondition(t, major, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeCopying))
+	noUpgrade(minor)
+	noUpgrade(pinned)
 }

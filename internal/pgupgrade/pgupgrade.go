@@ -28,8 +28,13 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
-// defaultRetention applies when oldVolumeRetention is unset (the API defaults it).
-const defaultRetention = 7 * 24 * time.Hour
+const (
+	// defaultRetention applies when oldVolumeRetention is unset (the API defaults it).
+	defaultRetention = 7 * 24 * time.Hour
+	// PollInterval is how often the server's pods are looked at while writes close and while
+	// they reopen: a pod gone brings no event to the instance.
+	PollInterval = 5 * time.Second
+)
 
 // JobState is how far the copy Job got.
 type JobState string
@@ -136,6 +141,7 @@ func Next(inst *v1alpha1.KintoInstance, obs Observed) Step {
 			Message: "the Kinto server rolls to read-only (reads are served, writes answer 405), so that nothing is written after the dump",
 		}
 		step.CloseWrites = true
+		step.RecheckAt = obs.Now.Add(PollInterval)
 		step.Event = &Event{Reason: "DatabaseUpgradeStarted", Action: "Upgrade",
 			Message: fmt.Sprintf("upgrading PostgreSQL %s to %s: writes are closed while the database is copied", db.Version, spec.Version)}
 	}
@@ -152,6 +158,7 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 	switch u.Phase {
 	case v1alpha1.DatabaseUpgradeClosingWrites:
 		step.CloseWrites = true
+		step.RecheckAt = obs.Now.Add(PollInterval)
 		if obs.WritesClosed {
 			enter(u, obs, v1alpha1.DatabaseUpgradeStartingServer, fmt.Sprintf("writes are closed; PostgreSQL %s starts on volume %s", u.To, target.VolumeClaim))
 			u.WritesClosedAt = &u.PhaseStartedAt
@@ -181,7 +188,7 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 			db.DatabaseServerRef = target
 			enter(u, obs, v1alpha1.DatabaseUpgradeSwitching, fmt.Sprintf("the Kinto server starts on PostgreSQL %s", u.To))
 			step.CloseWrites, step.RunTarget, step.RunCopy = false, false, false
-			step.RecheckAt = obs.Now.Add(timeout)
+			step.RecheckAt = obs.Now.Add(PollInterval)
 		}
 	case v1alpha1.DatabaseUpgradeSwitching:
 		switch deadline := u.PhaseStartedAt.Add(timeout); {
@@ -199,7 +206,10 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 		case !obs.Now.Before(deadline):
 			rollBack(obs, step, fmt.Sprintf("the Kinto server was not ready on PostgreSQL %s within %s (spec.upgrade.readyTimeoutSeconds)", u.To, timeout))
 		default:
-			step.RecheckAt = deadline
+			step.RecheckAt = obs.Now.Add(PollInterval)
+			if deadline.Before(step.RecheckAt) {
+				step.RecheckAt = deadline
+			}
 		}
 	}
 }

@@ -26,16 +26,22 @@ import (
 // server's initdb, the copy Job, the server's restart; or its roll-back.
 const majorUpgradeTimeout = 12 * time.Minute
 
-// upgradeMajor raises the instance's PostgreSQL major to 17 (with image, when set), then waits
-// for the upgrade to reach phase final, logging when each phase was first seen. Meanwhile a
-// writer writes as alice through api: every write is accepted or gets Kinto's read-only answer,
-// none accepted is lost; and once writes are closed, a read answers and a write gets Kinto's
-// read-only answer.
-func upgradeMajor(t *testing.T, api kintotest.Client, inst *v1alpha1.KintoInstance, image string, final v1alpha1.DatabaseUpgradePhase) *v1alpha1.KintoInstance {
-	t.Helper()
+// openJournal creates the collection the upgrade's writer writes to, as alice, whom it returns:
+// before the snapshot of the data, which then lists its bucket.
+func openJournal(api kintotest.Client) kintotest.Client {
 	alice := api.As("alice", "alice-secret-1")
 	alice.Must("PUT", "/buckets/journal", nil, nil, http.StatusCreated)
 	alice.Must("PUT", "/buckets/journal/collections/entries", nil, nil, http.StatusCreated)
+	return alice
+}
+
+// upgradeMajor raises the instance's PostgreSQL major to 17 (with image, when set), then waits
+// for the upgrade to reach phase final, logging when each phase was first seen. Meanwhile a
+// writer writes as alice (openJournal): every write is accepted or gets Kinto's read-only
+// answer, none accepted is lost; and once writes are closed, a read answers and a write gets
+// Kinto's read-only answer.
+func upgradeMajor(t *testing.T, alice kintotest.Client, inst *v1alpha1.KintoInstance, image string, final v1alpha1.DatabaseUpgradePhase) *v1alpha1.KintoInstance {
+	t.Helper()
 	w := startWriter(alice, 300*time.Millisecond)
 	probed := false
 	patch := client.MergeFrom(inst.DeepCopy())
@@ -155,12 +161,13 @@ func TestPostgreSQLMajorUpgrade(t *testing.T) {
 	api := kintoAPI(t, inst)
 	waitHealthy(t, api)
 	ids := kintotest.Populate(t, api)
+	alice := openJournal(api)
 	before := kintotest.Snapshot(t, api, ids)
 	if v := serverVersion(t, ns, inst.Name+"-postgres"); v != "15" {
 		t.Fatalf("the instance starts on PostgreSQL %s", v)
 	}
 
-	inst = upgradeMajor(t, api, inst, "", v1alpha1.DatabaseUpgradeSucceeded)
+	inst = upgradeMajor(t, alice, inst, "", v1alpha1.DatabaseUpgradeSucceeded)
 	if db := inst.Status.Database; db.StatefulSet != inst.Name+"-postgres-v17" || db.Version != "17" {
 		t.Errorf("status.database %+v", db)
 	}
@@ -169,7 +176,7 @@ func TestPostgreSQLMajorUpgrade(t *testing.T) {
 	}
 	waitHealthy(t, api)
 	kintotest.CompareSnapshots(t, "the instance on PostgreSQL 17", before, kintotest.Snapshot(t, api, ids))
-	api.As("alice", "alice-secret-1").Must("PUT", kintotest.BooksPath+"/after-pg-upgrade", map[string]any{"data": map[string]any{"title": "new"}}, nil, http.StatusCreated)
+	alice.Must("PUT", kintotest.BooksPath+"/after-pg-upgrade", map[string]any{"data": map[string]any{"title": "new"}}, nil, http.StatusCreated)
 	if !claimExists(t, ns, inst.Name+"-pgdata") {
 		t.Error("the old volume is gone before oldVolumeRetention passed")
 	}
@@ -185,10 +192,11 @@ func TestPostgreSQLMajorUpgradeRollsBack(t *testing.T) {
 	api := kintoAPI(t, inst)
 	waitHealthy(t, api)
 	ids := kintotest.Populate(t, api)
+	alice := openJournal(api)
 	before := kintotest.Snapshot(t, api, ids)
 
 	// No such image exists here, nor can it be pulled: its pod waits in ErrImagePull.
-	inst = upgradeMajor(t, api, inst, "docker.io/library/postgres:17-cannot-start", v1alpha1.DatabaseUpgradeRolledBack)
+	inst = upgradeMajor(t, alice, inst, "docker.io/library/postgres:17-cannot-start", v1alpha1.DatabaseUpgradeRolledBack)
 	if db := inst.Status.Database; db.StatefulSet != inst.Name+"-postgres" || db.Version != "15" {
 		t.Errorf("status.database %+v", db)
 	}
@@ -197,7 +205,7 @@ func TestPostgreSQLMajorUpgradeRollsBack(t *testing.T) {
 	}
 	waitHealthy(t, api)
 	kintotest.CompareSnapshots(t, "the instance rolled back to PostgreSQL 15", before, kintotest.Snapshot(t, api, ids))
-	api.As("alice", "alice-secret-1").Must("PUT", kintotest.BooksPath+"/after-rollback", map[string]any{"data": map[string]any{"title": "new"}}, nil, http.StatusCreated)
+	alice.Must("PUT", kintotest.BooksPath+"/after-rollback", map[string]any{"data": map[string]any{"title": "new"}}, nil, http.StatusCreated)
 	if !claimExists(t, ns, inst.Name+"-pgdata-v17") || !claimExists(t, ns, inst.Name+"-pgdata") {
 		t.Error("a volume went in the roll-back")
 	}
