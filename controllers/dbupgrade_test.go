@@ -132,8 +132,8 @@ func TestDatabaseMajorUpgradeRollsBackWhenTheCopyFails(t *testing.T) {
 	inst := startMajorUpgrade(t, "pgback")
 	finishJob(t, inst.Namespace, "pgback-pg-copy-v17", false)
 	cur := waitForCondition(t, inst, v1alpha1.ConditionDatabaseUpgraded, metav1.ConditionFalse, string(v1alpha1.DatabaseUpgradeRolledBack))
-	if db := cur.Status.Database; db.StatefulSet != "pgback-postgres" || db.Version != "15" || db.Upgrade.WritesOpenedAt == nil {
-		t.Errorf("status.database %+v", db)
+	if db := cur.Status.Database; db.StatefulSet != "pgback-postgres" || db.Version != "15" || db.Upgrade.WritesOpenedAt != nil {
+		t.Errorf("status.database %+v: writes open before the server rolled back to read-write", db)
 	}
 	servedBy(t, inst, "pgback-postgres")
 	waitGone(t, "the new server", &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: "pgback-postgres-v17"}})
@@ -141,6 +141,15 @@ func TestDatabaseMajorUpgradeRollsBackWhenTheCopyFails(t *testing.T) {
 	get(t, inst.Namespace, "pgback-pgdata-v17", &corev1.PersistentVolumeClaim{})
 	get(t, inst.Namespace, "pgback-pgdata", &corev1.PersistentVolumeClaim{})
 	serverWritesClosed(t, inst, false)
+	markServerAvailable(t, inst)
+	eventually(t, "writes recorded open once the server is ready read-write", func() error {
+		cur := &v1alpha1.KintoInstance{}
+		get(t, inst.Namespace, inst.Name, cur)
+		if u := cur.Status.Database.Upgrade; u.WritesOpenedAt == nil || u.WritesOpenedAt.Before(u.WritesClosedAt) {
+			return fmt.Errorf("writes closed at %v, opened at %v", u.WritesClosedAt, u.WritesOpenedAt)
+		}
+		return nil
+	})
 	if e, ok := eventReasons(t, inst)["DatabaseUpgradeRolledBack"]; !ok || e.Type != corev1.EventTypeWarning {
 		t.Errorf("no Warning event DatabaseUpgradeRolledBack: %+v", e)
 	}

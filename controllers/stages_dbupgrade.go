@@ -78,6 +78,13 @@ func (r *KintoInstanceReconciler) observeDatabaseUpgrade(ctx context.Context, p 
 			return obs, err
 		}
 		obs.TargetClaimExists = err == nil
+		if u.WritesOpenedAt == nil {
+			w, err := r.serverWrites(ctx, inst)
+			if err != nil {
+				return obs, err
+			}
+			obs.ServerReady = w.Ready && !w.Closed
+		}
 	case v1alpha1.DatabaseUpgradeClosingWrites:
 		w, err := r.serverWrites(ctx, inst)
 		if err != nil {

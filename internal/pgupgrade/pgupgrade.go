@@ -52,7 +52,8 @@ type Observed struct {
 	// WritesClosed: no Kinto server pod taking writes is left (resources.WritesOf).
 	WritesClosed bool
 	// ServerReady: the server Deployment runs all the replicas it wants, ready, on its current
-	// template, which takes writes (resources.WritesOf). ServerStuck says why one of its pods
+	// template, which takes writes (resources.WritesOf); observed while Switching, and after a
+	// roll-back until writes opened again. ServerStuck says why one of its pods
 	// cannot start, "" if none.
 	ServerReady bool
 	ServerStuck string
@@ -112,6 +113,8 @@ func Next(inst *v1alpha1.KintoInstance, obs Observed) Step {
 			return step
 		case v1alpha1.DatabaseUpgradeSucceeded:
 			retire(inst, obs, &step)
+		case v1alpha1.DatabaseUpgradeRolledBack:
+			reopened(obs, &step)
 		}
 	}
 	spec := inst.Spec.ManagedDatabase()
@@ -215,18 +218,33 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 }
 
 // rollBack puts the instance back on the server it ran on before, untouched since writes were
-// closed, and keeps the new server's volume.
+// closed, and keeps the new server's volume. Writes open once the server rolled back to
+// read-write (reopened).
 func rollBack(obs Observed, step *Step, why string) {
 	db, u := step.Database, step.Database.Upgrade
 	db.DatabaseServerRef = u.Previous
-	now := metav1.NewTime(obs.Now)
-	u.WritesOpenedAt = &now
+	u.WritesOpenedAt = nil
 	enter(u, obs, v1alpha1.DatabaseUpgradeRolledBack, why+fmt.Sprintf(
 		"; the instance runs on PostgreSQL %s again. Fix the cause, then delete the new volume claim to try again", u.From))
 	step.CloseWrites, step.RunTarget, step.RunCopy = false, false, false
 	step.RemoveTargetServer = true
-	step.RecheckAt = time.Time{}
+	step.RecheckAt = obs.Now.Add(PollInterval)
 	step.Event = &Event{Warning: true, Reason: "DatabaseUpgradeRolledBack", Action: "Upgrade", Message: u.Message}
+}
+
+// reopened records when writes opened again after a roll-back: once every pod of the server
+// runs read-write, on the old server, and is ready.
+func reopened(obs Observed, step *Step) {
+	u := step.Database.Upgrade
+	if u.WritesOpenedAt != nil || u.WritesClosedAt == nil {
+		return
+	}
+	if !obs.ServerReady {
+		step.RecheckAt = obs.Now.Add(PollInterval)
+		return
+	}
+	now := metav1.NewTime(obs.Now)
+	u.WritesOpenedAt = &now
 }
 
 // retire removes the old server once the upgrade succeeded, and its volume once

@@ -63,7 +63,7 @@ func TestNext(t *testing.T) {
 			wantServing: first},
 		{name: "the same major: nothing to do", inst: instance("15", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}),
 			wantServing: first},
-		{name: "a higher major closes writes first", inst: instance("17", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}), 
+		{name: "a higher major closes writes first", inst: instance("17", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}),
 			wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true, wantEvent: "DatabaseUpgradeStarted", wantRecheck: later.Add(PollInterval)},
 		{name: "a lower major is refused, naming the field", inst: instance("13", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}),
 			wantServing: first, wantHeld: "DowngradeRefused", wantMessage: "spec.database.managed.version 13 is below 15"},
@@ -79,15 +79,15 @@ func TestNext(t *testing.T) {
 		{name: "the new major cannot start: rolled back, its volume kept", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0, first)),
 			obs:       Observed{TargetStuck: "container postgres of pod notes-postgres-v17-0: CrashLoopBackOff"},
 			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack",
-			wantMessage: "PostgreSQL 17 cannot start: container postgres of pod notes-postgres-v17-0: CrashLoopBackOff; the instance runs on PostgreSQL 15 again"},
+			wantMessage: "PostgreSQL 17 cannot start: container postgres of pod notes-postgres-v17-0: CrashLoopBackOff; the instance runs on PostgreSQL 15 again", wantRecheck: later.Add(PollInterval)},
 		{name: "the new major not ready in time: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0.Add(-defaultTimeout), first)),
-			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack"},
+			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack", wantRecheck: later.Add(PollInterval)},
 		{name: "copying", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeCopying, t0, first)), obs: Observed{Copy: JobRunning},
 			wantPhase: v1alpha1.DatabaseUpgradeCopying, wantServing: first, wantClosed: true, wantTarget: true, wantCopy: true},
 		{name: "the copy failed: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeCopying, t0, first)),
 			obs:       Observed{Copy: JobFailed, CopyFailure: "container restore exited with status 1: restore failed"},
 			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack",
-			wantMessage: "the copy into PostgreSQL 17 failed: container restore exited with status 1"},
+			wantMessage: "the copy into PostgreSQL 17 failed: container restore exited with status 1", wantRecheck: later.Add(PollInterval)},
 		{name: "the copy succeeded: the new major serves, writes open", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeCopying, t0, first)),
 			obs: Observed{Copy: JobSucceeded}, wantPhase: v1alpha1.DatabaseUpgradeSwitching, wantServing: v17, wantRecheck: later.Add(PollInterval)},
 		{name: "switching, the server not ready yet: looked at again soon", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0, v17)),
@@ -99,15 +99,15 @@ func TestNext(t *testing.T) {
 			wantEvent: "DatabaseUpgraded", wantRecheck: later.Add(7 * 24 * time.Hour)},
 		{name: "the server cannot start on the new major: rolled back to the old server", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0, v17)),
 			obs: Observed{ServerStuck: "CrashLoopBackOff"}, wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true,
-			wantEvent: "DatabaseUpgradeRolledBack"},
+			wantEvent: "DatabaseUpgradeRolledBack", wantRecheck: later.Add(PollInterval)},
 		{name: "the server not ready in time: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(-defaultTimeout), v17)),
-			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack"},
+			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack", wantRecheck: later.Add(PollInterval)},
 		{name: "succeeded, within the retention: the old volume is kept", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSucceeded, t0, v17)),
 			wantPhase: v1alpha1.DatabaseUpgradeSucceeded, wantServing: v17, wantRemovePrev: true, wantRecheck: t0.Add(7 * 24 * time.Hour)},
 		{name: "succeeded, the retention over: the old volume is deleted", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSucceeded, t0.Add(-7*24*time.Hour), v17)),
 			wantPhase: v1alpha1.DatabaseUpgradeCompleted, wantServing: v17, wantRemovePrev: true, wantRemovePrevClaim: true},
 		{name: "rolled back: held while the failed attempt's volume exists", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeRolledBack, t0, first)),
-			obs: Observed{TargetClaimExists: true}, wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true},
+			obs: Observed{TargetClaimExists: true}, wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantRecheck: later.Add(PollInterval)},
 		{name: "rolled back, its volume deleted: the upgrade starts again", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeRolledBack, t0, first)),
 			wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true, wantEvent: "DatabaseUpgradeStarted", wantRecheck: later.Add(PollInterval)},
 	}
@@ -161,15 +161,24 @@ func TestNext(t *testing.T) {
 	}
 }
 
-// A rolled-back or succeeded upgrade records when writes opened again, after they were closed.
+// A succeeded upgrade records when writes opened again, after they were closed; a rolled-back
+// one, once the server rolled back to read-write and is ready.
 func TestWritesReopen(t *testing.T) {
-	for _, obs := range []Observed{{ServerReady: true}, {ServerStuck: "CrashLoopBackOff"}} {
-		obs.Now = t0.Add(3 * time.Minute)
-		step := Next(instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(time.Minute), v17)), obs)
-		u := step.Database.Upgrade
-		if u.WritesOpenedAt == nil || u.WritesOpenedAt.Sub(u.WritesClosedAt.Time) != 3*time.Minute {
-			t.Errorf("%+v: writes closed at %v, opened at %v", obs, u.WritesClosedAt, u.WritesOpenedAt)
-		}
+	step := Next(instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(time.Minute), v17)), Observed{Now: t0.Add(3 * time.Minute), ServerReady: true})
+	if u := step.Database.Upgrade; u.WritesOpenedAt == nil || u.WritesOpenedAt.Sub(u.WritesClosedAt.Time) != 3*time.Minute {
+		t.Errorf("succeeded: writes closed at %v, opened at %v", u.WritesClosedAt, u.WritesOpenedAt)
+	}
+
+	inst := instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(time.Minute), v17))
+	inst.Status.Database = Next(inst, Observed{Now: t0.Add(3 * time.Minute), ServerStuck: "CrashLoopBackOff"}).Database
+	if u := inst.Status.Database.Upgrade; u.Phase != v1alpha1.DatabaseUpgradeRolledBack || u.WritesOpenedAt != nil {
+		t.Fatalf("rolled back: phase %s, writes opened at %v while the server is still read-only", u.Phase, u.WritesOpenedAt)
+	}
+	if u := Next(inst, Observed{Now: t0.Add(4 * time.Minute), TargetClaimExists: true}).Database.Upgrade; u.WritesOpenedAt != nil {
+		t.Errorf("rolled back, the server not ready read-write: writes opened at %v", u.WritesOpenedAt)
+	}
+	if u := Next(inst, Observed{Now: t0.Add(5 * time.Minute), ServerReady: true, TargetClaimExists: true}).Database.Upgrade; u.WritesOpenedAt == nil || u.WritesOpenedAt.Sub(u.WritesClosedAt.Time) != 5*time.Minute {
+		t.Errorf("rolled back, the server ready read-write: writes closed at %v, opened at %v", u.WritesClosedAt, u.WritesOpenedAt)
 	}
 }
 

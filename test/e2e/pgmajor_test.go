@@ -71,7 +71,7 @@ func upgradeMajor(t *testing.T, alice kintotest.Client, inst *v1alpha1.KintoInst
 			probeClosedWrites(t, alice)
 		}
 		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
-		return db.Upgrade.Phase == final && c != nil && c.Status == metav1.ConditionTrue && got.Status.ObservedGeneration == got.Generation,
+		return db.Upgrade.Phase == final && db.Upgrade.WritesOpenedAt != nil && c != nil && c.Status == metav1.ConditionTrue && got.Status.ObservedGeneration == got.Generation,
 			describeStatus(got) + " phase " + string(db.Upgrade.Phase) + ": " + db.Upgrade.Message
 	})
 	u := got.Status.Database.Upgrade
@@ -80,17 +80,16 @@ func upgradeMajor(t *testing.T, alice kintotest.Client, inst *v1alpha1.KintoInst
 	if !probed {
 		t.Error("the upgrade never showed a phase with writes closed")
 	}
-	kintotest.Eventually(t, readyTimeout, pollInterval, "writes open again", func() (bool, string) {
-		r, err := alice.TryCall("GET", "/", nil)
-		if err != nil {
-			return false, err.Error()
+	// Recorded open once no read-only pod is left, terminating ones included.
+	var pods corev1.PodList
+	if err := k8s.List(context.Background(), &pods, client.InNamespace(inst.Namespace), client.MatchingLabels(resources.SelectorLabels(inst, resources.ComponentServer))); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pods.Items {
+		if resources.WritesClosed(&corev1.PodTemplateSpec{Spec: pods.Items[i].Spec}) {
+			t.Errorf("pod %s still runs read-only once writes are recorded open", pods.Items[i].Name)
 		}
-		var hello struct {
-			Settings map[string]any `json:"settings"`
-		}
-		_ = json.Unmarshal(r.Body, &hello)
-		return hello.Settings["readonly"] == false, string(r.Body)
-	})
+	}
 	stored, statuses := w.finish()
 	t.Logf("writes during the upgrade: %v", statuses)
 	for s := range statuses {
