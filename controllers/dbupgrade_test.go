@@ -169,6 +169,14 @@ func TestDatabaseMajorUpgradeSwitchesAndKeepsTheOldVolume(t *testing.T) {
 		t.Errorf("status.database %+v", db)
 	}
 	databaseUpgradesCounted(t, "succeeded", succeeded)
+	// Its phases are progress, not warnings.
+	events := eventReasons(t, inst)
+	for _, phase := range []v1alpha1.DatabaseUpgradePhase{v1alpha1.DatabaseUpgradeClosingWrites, v1alpha1.DatabaseUpgradeStartingServer,
+		v1alpha1.DatabaseUpgradeCopying, v1alpha1.DatabaseUpgradeSwitching} {
+		if e, ok := events[string(phase)]; !ok || e.Type != corev1.EventTypeNormal {
+			t.Errorf("event %s: %+v, want a Normal one", phase, e)
+		}
+	}
 	waitGone(t, "the old server", &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: "pgup-postgres"}})
 	old := &corev1.PersistentVolumeClaim{}
 	get(t, inst.Namespace, "pgup-pgdata", old)

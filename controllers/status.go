@@ -44,6 +44,9 @@ var progressReasons = map[string]bool{
 	reasonNoBackupYet: true, reasonVerifying: true,
 	string(v1alpha1.UpgradeClosingWrites): true, string(v1alpha1.UpgradeBackingUp): true, string(v1alpha1.UpgradeStarting): true,
 	string(v1alpha1.UpgradeHealthGate): true,
+	// A PostgreSQL major upgrade's phases (ClosingWrites is the safe upgrade's reason too).
+	string(v1alpha1.DatabaseUpgradeStartingServer): true, string(v1alpha1.DatabaseUpgradeCopying): true,
+	string(v1alpha1.DatabaseUpgradeSwitching): true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {

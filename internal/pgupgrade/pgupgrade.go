@@ -189,7 +189,7 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 			rollBack(obs, step, fmt.Sprintf("the copy into PostgreSQL %s failed: %s", u.To, obs.CopyFailure))
 		case JobSucceeded:
 			db.DatabaseServerRef = target
-			enter(u, obs, v1alpha1.DatabaseUpgradeSwitching, fmt.Sprintf("the Kinto server starts on PostgreSQL %s", u.To))
+			enter(u, obs, v1alpha1.DatabaseUpgradeSwitching, fmt.Sprintf("the Kinto server rolls back to read-write, on PostgreSQL %s", u.To))
 			step.CloseWrites, step.RunTarget, step.RunCopy = false, false, false
 			step.RecheckAt = obs.Now.Add(PollInterval)
 		}
