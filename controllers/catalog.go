@@ -66,8 +66,15 @@ func (r *KintoInstanceReconciler) reconcileRelease(ctx context.Context, p *pass,
 	}
 	inst.Spec.Version, inst.Spec.Image = res.Version, ""
 	p.releaseImages = res.Images
-	if db := inst.Spec.ManagedDatabase(); db != nil && res.DatabaseImage != "" {
-		db.Image = res.DatabaseImage
+	if db := inst.Spec.ManagedDatabase(); db != nil {
+		// The catalogue's default major reaches the instance as a change of
+		// spec.database.managed.version would: by a PostgreSQL major upgrade.
+		if res.DatabaseVersion != db.Version {
+			db.Version, db.Image = res.DatabaseVersion, ""
+		}
+		if res.DatabaseImage != "" {
+			db.Image = res.DatabaseImage
+		}
 	}
 	return nil
 }

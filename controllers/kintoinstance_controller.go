@@ -290,6 +290,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.recordTransitions(before, p.status)
 		countJobs(&before.Status, p.status)
 		countUpgrade(&before.Status, p.status)
+		countDatabaseUpgrade(&before.Status, p.status)
 	}
 	if p.releaseSlot {
 		r.giveBackSlot(inst)

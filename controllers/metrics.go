@@ -89,6 +89,10 @@ var (
 		Name: "kinto_operator_upgrades_total",
 		Help: "Safe upgrades of instances seen to finish, by result (succeeded, rolled_back).",
 	}, []string{"result"})
+	databaseUpgradesFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kinto_operator_database_upgrades_total",
+		Help: "PostgreSQL major upgrades of instances seen to finish, by result (succeeded, rolled_back).",
+	}, []string{"result"})
 	jobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kinto_operator_jobs_finished_total",
 		Help: "Backup, restore and migration Jobs seen to finish, by job (backup, restore, migration) and result (succeeded, failed).",
@@ -106,8 +110,9 @@ func init() {
 	}
 	for _, result := range []string{upgradeSucceeded, upgradeRolledBack} {
 		upgradesFinished.WithLabelValues(result)
+		databaseUpgradesFinished.WithLabelValues(result)
 	}
-	ctrlmetrics.Registry.MustRegister(reconcileErrors, jobsFinished, upgradesFinished)
+	ctrlmetrics.Registry.MustRegister(reconcileErrors, jobsFinished, upgradesFinished, databaseUpgradesFinished)
 }
 
 // stageLabel is a stage's name as a label value: words joined by underscores.
@@ -156,7 +161,7 @@ func countJobs(old, next *v1alpha1.KintoInstanceStatus) {
 	}
 }
 
-// The results of kinto_operator_upgrades_total.
+// The results of kinto_operator_upgrades_total and kinto_operator_database_upgrades_total.
 const (
 	upgradeSucceeded  = "succeeded"
 	upgradeRolledBack = "rolled_back"
@@ -173,6 +178,24 @@ func countUpgrade(old, next *v1alpha1.KintoInstanceStatus) {
 		upgradesFinished.WithLabelValues(upgradeSucceeded).Inc()
 	case v1alpha1.UpgradeRolledBack:
 		upgradesFinished.WithLabelValues(upgradeRolledBack).Inc()
+	}
+}
+
+// countDatabaseUpgrade counts a PostgreSQL major upgrade whose end the status written over old
+// records, once: its phase changed to Succeeded or RolledBack.
+func countDatabaseUpgrade(old, next *v1alpha1.KintoInstanceStatus) {
+	if next.Database == nil || next.Database.Upgrade == nil {
+		return
+	}
+	u := next.Database.Upgrade
+	if o := old.Database; o != nil && o.Upgrade != nil && o.Upgrade.Phase == u.Phase && o.Upgrade.StartedAt.Equal(&u.StartedAt) {
+		return
+	}
+	switch u.Phase {
+	case v1alpha1.DatabaseUpgradeSucceeded:
+		databaseUpgradesFinished.WithLabelValues(upgradeSucceeded).Inc()
+	case v1alpha1.DatabaseUpgradeRolledBack:
+		databaseUpgradesFinished.WithLabelValues(upgradeRolledBack).Inc()
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -79,12 +78,19 @@ func (r *KintoInstanceReconciler) observeDatabaseUpgrade(ctx context.Context, p 
 			return obs, err
 		}
 		obs.TargetClaimExists = err == nil
+		if u.WritesOpenedAt == nil {
+			w, err := r.serverWrites(ctx, inst)
+			if err != nil {
+				return obs, err
+			}
+			obs.ServerReady = w.Ready && !w.Closed
+		}
 	case v1alpha1.DatabaseUpgradeClosingWrites:
-		pods := &corev1.PodList{}
-		if err := r.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(resources.SelectorLabels(inst, resources.ComponentServer))); err != nil {
+		w, err := r.serverWrites(ctx, inst)
+		if err != nil {
 			return obs, err
 		}
-		obs.ServerPods = len(pods.Items)
+		obs.WritesClosed = w.Closed
 	case v1alpha1.DatabaseUpgradeStartingServer:
 		sts := &appsv1.StatefulSet{}
 		err := r.Get(ctx, key(target.StatefulSet), sts)
@@ -123,15 +129,12 @@ func (r *KintoInstanceReconciler) observeDatabaseUpgrade(ctx context.Context, p 
 			obs.Copy = pgupgrade.JobRunning
 		}
 	case v1alpha1.DatabaseUpgradeSwitching:
-		deploy := &appsv1.Deployment{}
-		err := r.Get(ctx, key(resources.ServerName(inst)), deploy)
-		if client.IgnoreNotFound(err) != nil {
+		w, err := r.serverWrites(ctx, inst)
+		if err != nil {
 			return obs, err
 		}
-		if err == nil {
-			want, s := ptr.Deref(deploy.Spec.Replicas, 1), deploy.Status
-			obs.ServerReady = want > 0 && s.ObservedGeneration == deploy.Generation && s.UpdatedReplicas >= want && s.AvailableReplicas >= want
-		}
+		// Ready read-write on the new server: the read-only pods, on the old one, are gone.
+		obs.ServerReady = w.Ready && !w.Closed
 		stuck, err := r.stuckPod(ctx, inst, resources.SelectorLabels(inst, resources.ComponentServer))
 		if err != nil {
 			return obs, err

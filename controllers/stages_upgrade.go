@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,33 +105,11 @@ func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1al
 	if !upgrade.Active(u) {
 		return nil
 	}
-	deploy := &appsv1.Deployment{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.ServerName(inst)}, deploy)
-	if client.IgnoreNotFound(err) != nil {
+	w, err := r.serverWrites(ctx, inst)
+	if err != nil {
 		return err
 	}
-	if err == nil {
-		s := deploy.Status
-		want := *deploy.Spec.Replicas
-		closed := resources.WritesClosed(&deploy.Spec.Template)
-		o.ServerVersion = deploy.Spec.Template.Labels[resources.VersionLabel]
-		// A pod of another template serves the connections its clients keep open (and those
-		// kube-proxy has not moved yet) until its process exits, terminating or not: the server
-		// is rolled once none is left.
-		pods := &corev1.PodList{}
-		if err := r.List(ctx, pods, client.InNamespace(inst.Namespace), client.MatchingLabels(resources.SelectorLabels(inst, resources.ComponentServer))); err != nil {
-			return err
-		}
-		rolled := s.ObservedGeneration >= deploy.Generation && s.Replicas == s.UpdatedReplicas
-		for i := range pods.Items {
-			pod := &pods.Items[i]
-			if pod.Labels[resources.VersionLabel] != o.ServerVersion || resources.WritesClosed(&corev1.PodTemplateSpec{Spec: pod.Spec}) != closed {
-				rolled = false
-			}
-		}
-		o.WritesClosed = rolled && closed
-		o.ServerReady = rolled && s.UpdatedReplicas == want && s.AvailableReplicas == want
-	}
+	o.ServerVersion, o.WritesClosed, o.ServerReady = w.Version, w.Closed, w.Ready
 	switch u.Phase {
 	case v1alpha1.UpgradeBackingUp:
 		backup := &v1alpha1.KintoBackup{}

@@ -44,6 +44,9 @@ var progressReasons = map[string]bool{
 	reasonNoBackupYet: true, reasonVerifying: true,
 	string(v1alpha1.UpgradeClosingWrites): true, string(v1alpha1.UpgradeBackingUp): true, string(v1alpha1.UpgradeStarting): true,
 	string(v1alpha1.UpgradeHealthGate): true,
+	// A PostgreSQL major upgrade's phases (ClosingWrites is the safe upgrade's reason too).
+	string(v1alpha1.DatabaseUpgradeStartingServer): true, string(v1alpha1.DatabaseUpgradeCopying): true,
+	string(v1alpha1.DatabaseUpgradeSwitching): true,
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {
@@ -88,7 +91,7 @@ func (r *KintoInstanceReconciler) setReady(p *pass, failure error) {
 		return
 	}
 	if c := meta.FindStatusCondition(p.status.Conditions, v1alpha1.ConditionDatabaseUpgraded); c != nil && databaseUpgradeUnderWay[c.Reason] {
-		// The server is scaled to zero, or starts on the new major: nothing is served meanwhile.
+		// Writes are closed (reads are served), or the server rolls onto the new major.
 		setCondition(p, v1alpha1.ConditionReady, metav1.ConditionFalse, "DatabaseUpgrading", c.Message)
 		return
 	}

@@ -224,7 +224,8 @@ type UpgradeSpec struct {
 	HealthGateSeconds int32 `json:"healthGateSeconds,omitempty"`
 
 	// ReadyTimeoutSeconds is how long the new release's pods have, from the end of the migration,
-	// to be ready; past it, the upgrade is rolled back.
+	// to be ready; past it, the upgrade is rolled back. A PostgreSQL major upgrade gives the new
+	// server's pod, then the Kinto server's pods on it, as long each.
 	// +kubebuilder:validation:Minimum=60
 	// +kubebuilder:validation:Maximum=3600
 	// +kubebuilder:default=600
@@ -993,15 +994,16 @@ type DatabaseStatus struct {
 type DatabaseUpgradePhase string
 
 const (
-	// DatabaseUpgradeClosingWrites: the Kinto server is scaled to zero, so that nothing is
-	// written after the dump.
+	// DatabaseUpgradeClosingWrites: the Kinto server rolls to Kinto's read-only mode (reads are
+	// served, writes refused with Kinto's own error), so that nothing is written after the dump;
+	// the phase ends once no pod taking writes is left, terminating ones included.
 	DatabaseUpgradeClosingWrites DatabaseUpgradePhase = "ClosingWrites"
 	// DatabaseUpgradeStartingServer: the new major's server starts on its new volume.
 	DatabaseUpgradeStartingServer DatabaseUpgradePhase = "StartingServer"
 	// DatabaseUpgradeCopying: a Job dumps the old server and restores the dump into the new one.
 	DatabaseUpgradeCopying DatabaseUpgradePhase = "Copying"
-	// DatabaseUpgradeSwitching: the Kinto server runs again, on the new server; the upgrade
-	// succeeds once it is ready.
+	// DatabaseUpgradeSwitching: the Kinto server rolls back to read-write, on the new server;
+	// the upgrade succeeds once every pod is ready on it.
 	DatabaseUpgradeSwitching DatabaseUpgradePhase = "Switching"
 	// DatabaseUpgradeSucceeded: the instance is served by the new major; the old volume is kept
 	// until oldVolumeRetention has passed.
@@ -1024,7 +1026,9 @@ type DatabaseUpgrade struct {
 	// StartedAt is when it began; PhaseStartedAt, when it reached its phase.
 	StartedAt      metav1.Time `json:"startedAt"`
 	PhaseStartedAt metav1.Time `json:"phaseStartedAt"`
-	// WritesClosedAt and WritesOpenedAt bound the time the Kinto server was down for it.
+	// WritesClosedAt is when the last pod taking writes was gone; WritesOpenedAt when writes
+	// opened again (on the new server, or the old one after a roll-back). Reads are served
+	// throughout, by the read-only server.
 	// +optional
 	WritesClosedAt *metav1.Time `json:"writesClosedAt,omitempty"`
 	// +optional

@@ -9,6 +9,7 @@ import (
 // and follow it (their own spec.updates) run these images and no others. Changing an entry (a new
 // release, an image rebuilt with a patched base) reaches every instance that follows it, within
 // the operator's rollout cap.
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultPostgreSQL) || (has(self.postgresql) && self.postgresql.exists(p, p.major == self.defaultPostgreSQL))",message="spec.defaultPostgreSQL must be one of the majors spec.postgresql lists",fieldPath=".defaultPostgreSQL"
 type KintoReleaseCatalogSpec struct {
 	// Releases of Kinto offered, each version once.
 	// +kubebuilder:validation:MaxItems=64
@@ -24,6 +25,15 @@ type KintoReleaseCatalogSpec struct {
 	// +listMapKey=major
 	// +optional
 	PostgreSQL []PostgreSQLMajor `json:"postgresql,omitempty"`
+
+	// DefaultPostgreSQL is the PostgreSQL major following instances run, one spec.postgresql
+	// lists. Raising it moves those whose automatic updates are Major and whose
+	// spec.database.managed.version is lower to it, by a PostgreSQL major upgrade started in
+	// their maintenance window (a PostgreSQL major counts as a major update: writes are closed
+	// while the database is copied). An instance never goes down to it.
+	// +kubebuilder:validation:Pattern=`^1[3-8]$`
+	// +optional
+	DefaultPostgreSQL string `json:"defaultPostgreSQL,omitempty"`
 }
 
 // KintoRelease is one Kinto release of a catalogue.

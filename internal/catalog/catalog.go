@@ -8,6 +8,7 @@ package catalog
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,9 +39,11 @@ type Resolution struct {
 	// pins them): the server runs the image of the release its schema is at, the migration the
 	// image of Version.
 	Images map[string]string
-	// DatabaseImage is the catalogue's image of the instance's PostgreSQL major, "" when it lists
-	// none.
-	DatabaseImage string
+	// DatabaseVersion is the PostgreSQL major the instance's managed database is to run ("" for
+	// an external database): its spec.database.managed.version, or the one it already runs if
+	// higher, or the catalogue's spec.defaultPostgreSQL once an upgrade to it starts (see
+	// databaseMajor). DatabaseImage is the catalogue's image of that major, "" when it lists none.
+	DatabaseVersion, DatabaseImage string
 	// Status is status.updates.
 	Status v1alpha1.UpdatesStatus
 	// Hold says the instance's objects must be left as they are (its release cannot be run from
@@ -114,12 +117,11 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		}
 	}
 	slices.SortFunc(offered, func(a, b string) int { return -compare(a, b) })
+	// A new instance starts on the major its spec names, the catalogue's default being for
+	// those that run.
 	if db := inst.Spec.ManagedDatabase(); db != nil {
-		for _, pg := range cat.Spec.PostgreSQL {
-			if pg.Major == db.Version {
-				res.DatabaseImage = pg.Image
-			}
-		}
+		res.DatabaseVersion = db.Version
+		res.DatabaseImage = databaseImage(cat, db.Version)
 	}
 
 	if running == "" {
@@ -185,6 +187,15 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		}
 	}
 
+	database := ""
+	if db := inst.Spec.ManagedDatabase(); db != nil {
+		var recheck bool
+		res.DatabaseVersion, database, recheck = databaseMajor(cat, db.Version, inst.Status.Database, automatic, opened, open, never)
+		res.DatabaseImage = databaseImage(cat, res.DatabaseVersion)
+		if recheck && res.RecheckAt.IsZero() {
+			res.RecheckAt = opened
+		}
+	}
 	switch {
 	case releases[running].Withdrawn:
 		res.Reason = ReasonWithdrawn
@@ -207,7 +218,59 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 			res.Message += fmt.Sprintf("; %s is available, beyond its automatic updates (%s)", res.Status.Available, automatic)
 		}
 	}
+	if database != "" {
+		res.Message += "; " + database
+	}
 	return res
+}
+
+// databaseMajor is the PostgreSQL major a following instance's managed database runs, whose
+// spec asks for want, its status.database being db, and why when it is not want: the catalogue's
+// spec.defaultPostgreSQL when higher than what the instance asks for and runs, in its
+// maintenance window (opened, open, never as nextWindow says), if its automatic updates are
+// Major. A PostgreSQL major is another axis than Kinto's releases, but as disruptive as a Kinto
+// major (writes closed while the whole database is copied), so only Major takes it. An upgrade
+// started goes on, window or not; recheck says the window opening at opened is awaited. The
+// instance never goes down: the major it runs, moved there by the catalogue, stays.
+func databaseMajor(cat *v1alpha1.KintoReleaseCatalog, want string, db *v1alpha1.DatabaseStatus, automatic v1alpha1.AutomaticUpdates,
+	opened time.Time, open, never bool) (version, why string, recheck bool) {
+	version = want
+	if db != nil && majorOf(db.Version) > majorOf(version) {
+		version = db.Version
+	}
+	def := cat.Spec.DefaultPostgreSQL
+	if def == "" || majorOf(def) <= majorOf(version) {
+		return version, "", false
+	}
+	if db != nil && db.Upgrade != nil && db.Upgrade.To == def && db.Upgrade.Phase != v1alpha1.DatabaseUpgradeRolledBack {
+		u := db.Upgrade
+		return def, fmt.Sprintf("upgrading PostgreSQL %s to %s, the default of KintoReleaseCatalog %s", u.From, def, cat.Name), false
+	}
+	switch {
+	case automatic != v1alpha1.AutomaticMajor:
+		return version, fmt.Sprintf("PostgreSQL %s, the catalogue's default, is available, beyond its automatic updates (%s): a PostgreSQL major is a major update", def, automatic), false
+	case open:
+		return def, fmt.Sprintf("upgrading PostgreSQL %s to %s, the default of KintoReleaseCatalog %s", version, def, cat.Name), false
+	case never:
+		return version, fmt.Sprintf("PostgreSQL %s, the catalogue's default, is available, but the class's and the instance's maintenance windows are never open together", def), false
+	}
+	return version, fmt.Sprintf("PostgreSQL %s, the catalogue's default, is available, and starts in the maintenance window opening at %s", def, opened.UTC().Format(time.RFC3339)), true
+}
+
+// databaseImage is the catalogue's image of PostgreSQL major, "" when it lists none.
+func databaseImage(cat *v1alpha1.KintoReleaseCatalog, major string) string {
+	for _, pg := range cat.Spec.PostgreSQL {
+		if pg.Major == major {
+			return pg.Image
+		}
+	}
+	return ""
+}
+
+// majorOf is a PostgreSQL major as a number, 0 for none.
+func majorOf(v string) int {
+	n, _ := strconv.Atoi(v)
+	return n
 }
 
 // Settle records the outcome of an upgrade in progress at the end of a pass: succeeded once the

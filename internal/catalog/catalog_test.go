@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -286,6 +287,110 @@ func TestNextWindow(t *testing.T) {
 			opened, open, never := nextWindow(tc.windows, tc.now)
 			if !opened.Equal(tc.opened) || open != tc.open || never != tc.never {
 				t.Errorf("opened %v open %v never %v; want %v %v %v", opened, open, never, tc.opened, tc.open, tc.never)
+			}
+		})
+	}
+}
+
+// withDefault17 is a catalogue offering PostgreSQL 15 and 17, 17 its default.
+func withDefault17() *v1alpha1.KintoReleaseCatalog {
+	cat := testCatalog(release("26.5.0"))
+	cat.Spec.PostgreSQL = append(cat.Spec.PostgreSQL, v1alpha1.PostgreSQLMajor{Major: "17", Image: "registry.example.org/postgres:17.2"})
+	cat.Spec.DefaultPostgreSQL = "17"
+	return cat
+}
+
+// onDatabase is a following instance on 26.5.0 asking for PostgreSQL want and running db.
+func onDatabase(want string, db *v1alpha1.DatabaseStatus) *v1alpha1.KintoInstance {
+	inst := instance("26.5.0", &v1alpha1.InstanceUpdates{}, nil)
+	inst.Spec.Database.Managed.Version = want
+	inst.Status.Database = db
+	return inst
+}
+
+func TestResolveDatabaseMajor(t *testing.T) {
+	on15 := &v1alpha1.DatabaseStatus{DatabaseServerRef: v1alpha1.DatabaseServerRef{Version: "15"}}
+	on17 := &v1alpha1.DatabaseStatus{DatabaseServerRef: v1alpha1.DatabaseServerRef{Version: "17"}}
+	upgrading := func(phase v1alpha1.DatabaseUpgradePhase) *v1alpha1.DatabaseStatus {
+		db := on15.DeepCopy()
+		db.Upgrade = &v1alpha1.DatabaseUpgrade{From: "15", To: "17", Phase: phase}
+		return db
+	}
+	major := v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMajor, MaintenanceWindow: sunday3}
+	for _, tc := range []struct {
+		name                 string
+		cat                  *v1alpha1.KintoReleaseCatalog
+		class                v1alpha1.ClassUpdates
+		inst                 *v1alpha1.KintoInstance
+		now                  time.Time
+		wantVersion, wantImg string
+		wantMessage          string
+		recheck              time.Time
+	}{{
+		name: "no default: the spec's major, with the catalogue's image", cat: testCatalog(release("26.5.0")), class: major,
+		inst: onDatabase("15", on15), now: sundayAt(3, 10), wantVersion: "15", wantImg: "registry.example.org/postgres:15.9",
+	}, {
+		name: "a higher default, Major, in the window: upgraded to it, with its image", cat: withDefault17(), class: major,
+		inst: onDatabase("15", on15), now: sundayAt(3, 10), wantVersion: "17", wantImg: "registry.example.org/postgres:17.2",
+		wantMessage: "upgrading PostgreSQL 15 to 17, the default of KintoReleaseCatalog main",
+	}, {
+		name: "a higher default, Major, out of the window: waits for it", cat: withDefault17(), class: major,
+		inst: onDatabase("15", on15), now: sundayAt(12, 0), wantVersion: "15", wantImg: "registry.example.org/postgres:15.9",
+		wantMessage: "PostgreSQL 17, the catalogue's default, is available, and starts in the maintenance window opening at 2026-12-13T03:00:00Z",
+		recheck:     nextSun,
+	}, {
+		name: "an upgrade under way goes on once the window closed", cat: withDefault17(), class: major,
+		inst: onDatabase("15", upgrading(v1alpha1.DatabaseUpgradeCopying)), now: sundayAt(12, 0), wantVersion: "17",
+		wantImg: "registry.example.org/postgres:17.2", wantMessage: "upgrading PostgreSQL 15 to 17",
+	}, {
+		name: "rolled back: tried again in the next window only", cat: withDefault17(), class: major,
+		inst: onDatabase("15", upgrading(v1alpha1.DatabaseUpgradeRolledBack)), now: sundayAt(12, 0), wantVersion: "15",
+		wantImg: "registry.example.org/postgres:15.9", recheck: nextSun, wantMessage: "starts in the maintenance window",
+	}, {
+		name: "Minor: a PostgreSQL major is a major update, not taken", cat: withDefault17(),
+		class: v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor, MaintenanceWindow: sunday3},
+		inst:  onDatabase("15", on15), now: sundayAt(3, 10), wantVersion: "15", wantImg: "registry.example.org/postgres:15.9",
+		wantMessage: "PostgreSQL 17, the catalogue's default, is available, beyond its automatic updates (Minor)",
+	}, {
+		name: "the instance narrows its class's Major to Minor: not taken", cat: withDefault17(), class: major,
+		inst: func() *v1alpha1.KintoInstance {
+			i := onDatabase("15", on15)
+			i.Spec.Updates.Automatic = v1alpha1.AutomaticMinor
+			return i
+		}(), now: sundayAt(3, 10), wantVersion: "15", wantImg: "registry.example.org/postgres:15.9", wantMessage: "beyond its automatic updates (Minor)",
+	}, {
+		name: "moved by the catalogue, its spec still 15: stays on 17", cat: withDefault17(), class: major,
+		inst: onDatabase("15", on17), now: sundayAt(12, 0), wantVersion: "17", wantImg: "registry.example.org/postgres:17.2",
+	}, {
+		name: "the default lowered again: never down", cat: func() *v1alpha1.KintoReleaseCatalog {
+			c := withDefault17()
+			c.Spec.DefaultPostgreSQL = "15"
+			return c
+		}(), class: major, inst: onDatabase("15", on17), now: sundayAt(3, 10), wantVersion: "17", wantImg: "registry.example.org/postgres:17.2",
+	}, {
+		name: "an instance asking for a higher major than the default keeps it", cat: withDefault17(), class: major,
+		inst: func() *v1alpha1.KintoInstance {
+			i := onDatabase("18", on17)
+			return i
+		}(), now: sundayAt(3, 10), wantVersion: "18",
+	}, {
+		name: "a new instance starts on its spec's major", cat: withDefault17(), class: major,
+		inst: func() *v1alpha1.KintoInstance {
+			i := onDatabase("15", nil)
+			i.Status.Version = ""
+			return i
+		}(), now: sundayAt(12, 0), wantVersion: "15", wantImg: "registry.example.org/postgres:15.9",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Resolve(tc.cat, tc.class, tc.inst, tc.now)
+			if res.DatabaseVersion != tc.wantVersion || res.DatabaseImage != tc.wantImg {
+				t.Errorf("PostgreSQL %q image %q, want %q %q", res.DatabaseVersion, res.DatabaseImage, tc.wantVersion, tc.wantImg)
+			}
+			if !strings.Contains(res.Message, tc.wantMessage) {
+				t.Errorf("message %q, want it to hold %q", res.Message, tc.wantMessage)
+			}
+			if !res.RecheckAt.Equal(tc.recheck) {
+				t.Errorf("recheck at %v, want %v", res.RecheckAt, tc.recheck)
 			}
 		})
 	}

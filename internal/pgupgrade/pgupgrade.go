@@ -3,10 +3,13 @@
 // way of keeping a multi-pass procedure testable, its every transition a table row.
 //
 // An upgrade (spec.database.managed.version raised above status.database.version) goes:
-// ClosingWrites (the Kinto server scaled to zero: nothing is written after the dump) →
+// ClosingWrites (the Kinto server rolls to Kinto's read-only mode, as in the safe upgrade of a
+// release: reads are served throughout, writes get Kinto's read-only answer, and the phase ends
+// once no pod taking writes is left, so nothing is written after the dump) →
 // StartingServer (the new major on a new volume) → Copying (a Job dumps the old server and
 // restores into the new one) → Switching (status.database names the new server: the client
-// Service selects it, the Kinto server runs again) → Succeeded once the server is ready on it →
+// Service selects it, the Kinto server rolls back to read-write on it) → Succeeded once the
+// server is ready on it →
 // Completed once the old volume, kept for oldVolumeRetention, is deleted. If the new server
 // cannot start, the copy fails or the Kinto server does not get ready on the new server, it is
 // RolledBack: status.database names the old server again, which was never written to since the
@@ -26,13 +29,11 @@ import (
 )
 
 const (
-	// StartTimeout bounds StartingServer: the new server's startup probe allows five minutes,
-	// and its volume may wait for a provisioner.
-	StartTimeout = 10 * time.Minute
-	// ServerTimeout bounds Switching: the Kinto server's pods starting on the new server.
-	ServerTimeout = 10 * time.Minute
 	// defaultRetention applies when oldVolumeRetention is unset (the API defaults it).
 	defaultRetention = 7 * 24 * time.Hour
+	// PollInterval is how often the server's pods are looked at while writes close and while
+	// they reopen: a pod gone brings no event to the instance.
+	PollInterval = 5 * time.Second
 )
 
 // JobState is how far the copy Job got.
@@ -48,11 +49,12 @@ const (
 // Observed is what the reconciler saw of the instance's workloads in this pass.
 type Observed struct {
 	Now time.Time
-	// ServerPods counts the Kinto server's pods, whatever their state: writes are closed when
-	// there is none.
-	ServerPods int
-	// ServerReady: the server Deployment runs all the replicas it wants (at least one), ready,
-	// on its current template. ServerStuck says why one of its pods cannot start, "" if none.
+	// WritesClosed: no Kinto server pod taking writes is left (resources.WritesOf).
+	WritesClosed bool
+	// ServerReady: the server Deployment runs all the replicas it wants, ready, on its current
+	// template, which takes writes (resources.WritesOf); observed while Switching, and after a
+	// roll-back until writes opened again. ServerStuck says why one of its pods
+	// cannot start, "" if none.
 	ServerReady bool
 	ServerStuck string
 	// TargetReady: the new major's server is ready. TargetStuck says why its pod cannot start.
@@ -69,7 +71,7 @@ type Observed struct {
 type Step struct {
 	// Database is the next status.database: the server serving the instance, and the upgrade.
 	Database *v1alpha1.DatabaseStatus
-	// CloseWrites scales the Kinto server to zero.
+	// CloseWrites runs the Kinto server in Kinto's read-only mode (resources.CloseWrites).
 	CloseWrites bool
 	// RunTarget applies the new major's volume claim and StatefulSet; RunCopy its copy Job.
 	RunTarget, RunCopy bool
@@ -111,6 +113,8 @@ func Next(inst *v1alpha1.KintoInstance, obs Observed) Step {
 			return step
 		case v1alpha1.DatabaseUpgradeSucceeded:
 			retire(inst, obs, &step)
+		case v1alpha1.DatabaseUpgradeRolledBack:
+			reopened(obs, &step)
 		}
 	}
 	spec := inst.Spec.ManagedDatabase()
@@ -136,10 +140,11 @@ func Next(inst *v1alpha1.KintoInstance, obs Observed) Step {
 		now := metav1.NewTime(obs.Now)
 		db.Upgrade = &v1alpha1.DatabaseUpgrade{
 			From: db.Version, To: spec.Version, Phase: v1alpha1.DatabaseUpgradeClosingWrites,
-			StartedAt: now, PhaseStartedAt: now, WritesClosedAt: &now, Previous: db.DatabaseServerRef,
-			Message: "the Kinto server is scaled to zero, so that nothing is written after the dump",
+			StartedAt: now, PhaseStartedAt: now, Previous: db.DatabaseServerRef,
+			Message: "the Kinto server rolls to read-only (reads are served, writes answer 405), so that nothing is written after the dump",
 		}
 		step.CloseWrites = true
+		step.RecheckAt = obs.Now.Add(PollInterval)
 		step.Event = &Event{Reason: "DatabaseUpgradeStarted", Action: "Upgrade",
 			Message: fmt.Sprintf("upgrading PostgreSQL %s to %s: writes are closed while the database is copied", db.Version, spec.Version)}
 	}
@@ -150,17 +155,22 @@ func Next(inst *v1alpha1.KintoInstance, obs Observed) Step {
 func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 	db, u := step.Database, step.Database.Upgrade
 	target := Target(inst, u)
+	// The new server's pod, then the Kinto server's pods on it, each have
+	// spec.upgrade.readyTimeoutSeconds to be ready, as a new release's pods have.
+	timeout := resources.ReadyTimeout(inst)
 	switch u.Phase {
 	case v1alpha1.DatabaseUpgradeClosingWrites:
 		step.CloseWrites = true
-		if obs.ServerPods == 0 {
-			enter(u, obs, v1alpha1.DatabaseUpgradeStartingServer, fmt.Sprintf("PostgreSQL %s starts on volume %s", u.To, target.VolumeClaim))
+		step.RecheckAt = obs.Now.Add(PollInterval)
+		if obs.WritesClosed {
+			enter(u, obs, v1alpha1.DatabaseUpgradeStartingServer, fmt.Sprintf("writes are closed; PostgreSQL %s starts on volume %s", u.To, target.VolumeClaim))
+			u.WritesClosedAt = &u.PhaseStartedAt
 			step.RunTarget = true
-			step.RecheckAt = obs.Now.Add(StartTimeout)
+			step.RecheckAt = obs.Now.Add(timeout)
 		}
 	case v1alpha1.DatabaseUpgradeStartingServer:
 		step.CloseWrites, step.RunTarget = true, true
-		switch deadline := u.PhaseStartedAt.Add(StartTimeout); {
+		switch deadline := u.PhaseStartedAt.Add(timeout); {
 		case obs.TargetStuck != "":
 			rollBack(obs, step, fmt.Sprintf("PostgreSQL %s cannot start: %s", u.To, obs.TargetStuck))
 		case obs.TargetReady:
@@ -168,7 +178,7 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 				resources.DatabaseCopyJobName(inst, u.To), u.To))
 			step.RunCopy = true
 		case !obs.Now.Before(deadline):
-			rollBack(obs, step, fmt.Sprintf("PostgreSQL %s was not ready within %s", u.To, StartTimeout))
+			rollBack(obs, step, fmt.Sprintf("PostgreSQL %s was not ready within %s (spec.upgrade.readyTimeoutSeconds)", u.To, timeout))
 		default:
 			step.RecheckAt = deadline
 		}
@@ -179,12 +189,12 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 			rollBack(obs, step, fmt.Sprintf("the copy into PostgreSQL %s failed: %s", u.To, obs.CopyFailure))
 		case JobSucceeded:
 			db.DatabaseServerRef = target
-			enter(u, obs, v1alpha1.DatabaseUpgradeSwitching, fmt.Sprintf("the Kinto server starts on PostgreSQL %s", u.To))
+			enter(u, obs, v1alpha1.DatabaseUpgradeSwitching, fmt.Sprintf("the Kinto server rolls back to read-write, on PostgreSQL %s", u.To))
 			step.CloseWrites, step.RunTarget, step.RunCopy = false, false, false
-			step.RecheckAt = obs.Now.Add(ServerTimeout)
+			step.RecheckAt = obs.Now.Add(PollInterval)
 		}
 	case v1alpha1.DatabaseUpgradeSwitching:
-		switch deadline := u.PhaseStartedAt.Add(ServerTimeout); {
+		switch deadline := u.PhaseStartedAt.Add(timeout); {
 		case obs.ServerStuck != "":
 			rollBack(obs, step, fmt.Sprintf("the Kinto server cannot start on PostgreSQL %s: %s", u.To, obs.ServerStuck))
 		case obs.ServerReady:
@@ -197,26 +207,44 @@ func advance(inst *v1alpha1.KintoInstance, obs Observed, step *Step) {
 			step.Event = &Event{Reason: "DatabaseUpgraded", Action: "Upgrade", Message: fmt.Sprintf(
 				"PostgreSQL %s to %s: the instance runs on the new major, writes were closed for %s", u.From, u.To, obs.Now.Sub(u.WritesClosedAt.Time).Round(time.Second))}
 		case !obs.Now.Before(deadline):
-			rollBack(obs, step, fmt.Sprintf("the Kinto server was not ready on PostgreSQL %s within %s", u.To, ServerTimeout))
+			rollBack(obs, step, fmt.Sprintf("the Kinto server was not ready on PostgreSQL %s within %s (spec.upgrade.readyTimeoutSeconds)", u.To, timeout))
 		default:
-			step.RecheckAt = deadline
+			step.RecheckAt = obs.Now.Add(PollInterval)
+			if deadline.Before(step.RecheckAt) {
+				step.RecheckAt = deadline
+			}
 		}
 	}
 }
 
 // rollBack puts the instance back on the server it ran on before, untouched since writes were
-// closed, and keeps the new server's volume.
+// closed, and keeps the new server's volume. Writes open once the server rolled back to
+// read-write (reopened).
 func rollBack(obs Observed, step *Step, why string) {
 	db, u := step.Database, step.Database.Upgrade
 	db.DatabaseServerRef = u.Previous
-	now := metav1.NewTime(obs.Now)
-	u.WritesOpenedAt = &now
+	u.WritesOpenedAt = nil
 	enter(u, obs, v1alpha1.DatabaseUpgradeRolledBack, why+fmt.Sprintf(
 		"; the instance runs on PostgreSQL %s again. Fix the cause, then delete the new volume claim to try again", u.From))
 	step.CloseWrites, step.RunTarget, step.RunCopy = false, false, false
 	step.RemoveTargetServer = true
-	step.RecheckAt = time.Time{}
+	step.RecheckAt = obs.Now.Add(PollInterval)
 	step.Event = &Event{Warning: true, Reason: "DatabaseUpgradeRolledBack", Action: "Upgrade", Message: u.Message}
+}
+
+// reopened records when writes opened again after a roll-back: once every pod of the server
+// runs read-write, on the old server, and is ready.
+func reopened(obs Observed, step *Step) {
+	u := step.Database.Upgrade
+	if u.WritesOpenedAt != nil || u.WritesClosedAt == nil {
+		return
+	}
+	if !obs.ServerReady {
+		step.RecheckAt = obs.Now.Add(PollInterval)
+		return
+	}
+	now := metav1.NewTime(obs.Now)
+	u.WritesOpenedAt = &now
 }
 
 // retire removes the old server once the upgrade succeeded, and its volume once

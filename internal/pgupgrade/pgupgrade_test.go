@@ -40,6 +40,10 @@ func upgrading(phase v1alpha1.DatabaseUpgradePhase, since time.Time, serving v1a
 	}}
 }
 
+// defaultTimeout is spec.upgrade.readyTimeoutSeconds' default: the new server's, then the Kinto
+// server's, time to be ready.
+const defaultTimeout = v1alpha1.DefaultReadyTimeoutSeconds * time.Second
+
 func TestNext(t *testing.T) {
 	later := t0.Add(time.Minute)
 	tests := []struct {
@@ -59,48 +63,53 @@ func TestNext(t *testing.T) {
 			wantServing: first},
 		{name: "the same major: nothing to do", inst: instance("15", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}),
 			wantServing: first},
-		{name: "a higher major closes writes first", inst: instance("17", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}), obs: Observed{ServerPods: 2},
-			wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true, wantEvent: "DatabaseUpgradeStarted"},
+		{name: "a higher major closes writes first", inst: instance("17", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}),
+			wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true, wantEvent: "DatabaseUpgradeStarted", wantRecheck: later.Add(PollInterval)},
 		{name: "a lower major is refused, naming the field", inst: instance("13", &v1alpha1.DatabaseStatus{DatabaseServerRef: first}),
 			wantServing: first, wantHeld: "DowngradeRefused", wantMessage: "spec.database.managed.version 13 is below 15"},
-		{name: "writes stay closed while a server pod remains", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeClosingWrites, t0, first)),
-			obs: Observed{ServerPods: 1}, wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true},
-		{name: "no server pod left: the new major starts", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeClosingWrites, t0, first)),
-			wantPhase: v1alpha1.DatabaseUpgradeStartingServer, wantServing: first, wantClosed: true, wantTarget: true, wantRecheck: later.Add(StartTimeout)},
+		{name: "writes stay closed while a pod taking writes remains", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeClosingWrites, t0, first)),
+			wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true, wantRecheck: later.Add(PollInterval)},
+		{name: "no pod taking writes left: the new major starts", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeClosingWrites, t0, first)),
+			obs: Observed{WritesClosed: true}, wantPhase: v1alpha1.DatabaseUpgradeStartingServer, wantServing: first, wantClosed: true, wantTarget: true,
+			wantRecheck: later.Add(defaultTimeout)},
 		{name: "the new major starting", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0, first)),
-			wantPhase: v1alpha1.DatabaseUpgradeStartingServer, wantServing: first, wantClosed: true, wantTarget: true, wantRecheck: t0.Add(StartTimeout)},
+			wantPhase: v1alpha1.DatabaseUpgradeStartingServer, wantServing: first, wantClosed: true, wantTarget: true, wantRecheck: t0.Add(defaultTimeout)},
 		{name: "the new major ready: the copy runs", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0, first)),
 			obs: Observed{TargetReady: true}, wantPhase: v1alpha1.DatabaseUpgradeCopying, wantServing: first, wantClosed: true, wantTarget: true, wantCopy: true},
 		{name: "the new major cannot start: rolled back, its volume kept", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0, first)),
 			obs:       Observed{TargetStuck: "container postgres of pod notes-postgres-v17-0: CrashLoopBackOff"},
 			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack",
-			wantMessage: "PostgreSQL 17 cannot start: container postgres of pod notes-postgres-v17-0: CrashLoopBackOff; the instance runs on PostgreSQL 15 again"},
-		{name: "the new major not ready in time: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0.Add(-StartTimeout), first)),
-			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack"},
+			wantMessage: "PostgreSQL 17 cannot start: container postgres of pod notes-postgres-v17-0: CrashLoopBackOff; the instance runs on PostgreSQL 15 again", wantRecheck: later.Add(PollInterval)},
+		{name: "the new major not ready in time: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0.Add(-defaultTimeout), first)),
+			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack", wantRecheck: later.Add(PollInterval)},
 		{name: "copying", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeCopying, t0, first)), obs: Observed{Copy: JobRunning},
 			wantPhase: v1alpha1.DatabaseUpgradeCopying, wantServing: first, wantClosed: true, wantTarget: true, wantCopy: true},
 		{name: "the copy failed: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeCopying, t0, first)),
 			obs:       Observed{Copy: JobFailed, CopyFailure: "container restore exited with status 1: restore failed"},
 			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack",
-			wantMessage: "the copy into PostgreSQL 17 failed: container restore exited with status 1"},
+			wantMessage: "the copy into PostgreSQL 17 failed: container restore exited with status 1", wantRecheck: later.Add(PollInterval)},
 		{name: "the copy succeeded: the new major serves, writes open", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeCopying, t0, first)),
-			obs: Observed{Copy: JobSucceeded}, wantPhase: v1alpha1.DatabaseUpgradeSwitching, wantServing: v17, wantRecheck: later.Add(ServerTimeout)},
+			obs: Observed{Copy: JobSucceeded}, wantPhase: v1alpha1.DatabaseUpgradeSwitching, wantServing: v17, wantRecheck: later.Add(PollInterval)},
+		{name: "switching, the server not ready yet: looked at again soon", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0, v17)),
+			wantPhase: v1alpha1.DatabaseUpgradeSwitching, wantServing: v17, wantRecheck: later.Add(PollInterval)},
+		{name: "switching, the deadline before the next look", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, later.Add(time.Second-defaultTimeout), v17)),
+			wantPhase: v1alpha1.DatabaseUpgradeSwitching, wantServing: v17, wantRecheck: later.Add(time.Second)},
 		{name: "the server ready on the new major: succeeded, the old server goes, its volume stays", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0, v17)),
 			obs: Observed{ServerReady: true}, wantPhase: v1alpha1.DatabaseUpgradeSucceeded, wantServing: v17, wantRemovePrev: true,
 			wantEvent: "DatabaseUpgraded", wantRecheck: later.Add(7 * 24 * time.Hour)},
 		{name: "the server cannot start on the new major: rolled back to the old server", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0, v17)),
 			obs: Observed{ServerStuck: "CrashLoopBackOff"}, wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true,
-			wantEvent: "DatabaseUpgradeRolledBack"},
-		{name: "the server not ready in time: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(-ServerTimeout), v17)),
-			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack"},
+			wantEvent: "DatabaseUpgradeRolledBack", wantRecheck: later.Add(PollInterval)},
+		{name: "the server not ready in time: rolled back", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(-defaultTimeout), v17)),
+			wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantEvent: "DatabaseUpgradeRolledBack", wantRecheck: later.Add(PollInterval)},
 		{name: "succeeded, within the retention: the old volume is kept", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSucceeded, t0, v17)),
 			wantPhase: v1alpha1.DatabaseUpgradeSucceeded, wantServing: v17, wantRemovePrev: true, wantRecheck: t0.Add(7 * 24 * time.Hour)},
 		{name: "succeeded, the retention over: the old volume is deleted", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeSucceeded, t0.Add(-7*24*time.Hour), v17)),
 			wantPhase: v1alpha1.DatabaseUpgradeCompleted, wantServing: v17, wantRemovePrev: true, wantRemovePrevClaim: true},
 		{name: "rolled back: held while the failed attempt's volume exists", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeRolledBack, t0, first)),
-			obs: Observed{TargetClaimExists: true}, wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true},
+			obs: Observed{TargetClaimExists: true}, wantPhase: v1alpha1.DatabaseUpgradeRolledBack, wantServing: first, wantRemoveTarget: true, wantRecheck: later.Add(PollInterval)},
 		{name: "rolled back, its volume deleted: the upgrade starts again", inst: instance("17", upgrading(v1alpha1.DatabaseUpgradeRolledBack, t0, first)),
-			obs: Observed{ServerPods: 1}, wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true, wantEvent: "DatabaseUpgradeStarted"},
+			wantPhase: v1alpha1.DatabaseUpgradeClosingWrites, wantServing: first, wantClosed: true, wantEvent: "DatabaseUpgradeStarted", wantRecheck: later.Add(PollInterval)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,15 +161,24 @@ func TestNext(t *testing.T) {
 	}
 }
 
-// A rolled-back or succeeded upgrade records when writes opened again, after they were closed.
+// A succeeded upgrade records when writes opened again, after they were closed; a rolled-back
+// one, once the server rolled back to read-write and is ready.
 func TestWritesReopen(t *testing.T) {
-	for _, obs := range []Observed{{ServerReady: true}, {ServerStuck: "CrashLoopBackOff"}} {
-		obs.Now = t0.Add(3 * time.Minute)
-		step := Next(instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(time.Minute), v17)), obs)
-		u := step.Database.Upgrade
-		if u.WritesOpenedAt == nil || u.WritesOpenedAt.Sub(u.WritesClosedAt.Time) != 3*time.Minute {
-			t.Errorf("%+v: writes closed at %v, opened at %v", obs, u.WritesClosedAt, u.WritesOpenedAt)
-		}
+	step := Next(instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(time.Minute), v17)), Observed{Now: t0.Add(3 * time.Minute), ServerReady: true})
+	if u := step.Database.Upgrade; u.WritesOpenedAt == nil || u.WritesOpenedAt.Sub(u.WritesClosedAt.Time) != 3*time.Minute {
+		t.Errorf("succeeded: writes closed at %v, opened at %v", u.WritesClosedAt, u.WritesOpenedAt)
+	}
+
+	inst := instance("17", upgrading(v1alpha1.DatabaseUpgradeSwitching, t0.Add(time.Minute), v17))
+	inst.Status.Database = Next(inst, Observed{Now: t0.Add(3 * time.Minute), ServerStuck: "CrashLoopBackOff"}).Database
+	if u := inst.Status.Database.Upgrade; u.Phase != v1alpha1.DatabaseUpgradeRolledBack || u.WritesOpenedAt != nil {
+		t.Fatalf("rolled back: phase %s, writes opened at %v while the server is still read-only", u.Phase, u.WritesOpenedAt)
+	}
+	if u := Next(inst, Observed{Now: t0.Add(4 * time.Minute), TargetClaimExists: true}).Database.Upgrade; u.WritesOpenedAt != nil {
+		t.Errorf("rolled back, the server not ready read-write: writes opened at %v", u.WritesOpenedAt)
+	}
+	if u := Next(inst, Observed{Now: t0.Add(5 * time.Minute), ServerReady: true, TargetClaimExists: true}).Database.Upgrade; u.WritesOpenedAt == nil || u.WritesOpenedAt.Sub(u.WritesClosedAt.Time) != 5*time.Minute {
+		t.Errorf("rolled back, the server ready read-write: writes closed at %v, opened at %v", u.WritesClosedAt, u.WritesOpenedAt)
 	}
 }
 
@@ -173,6 +191,34 @@ func TestOldVolumeRetention(t *testing.T) {
 	}
 	if step := Next(inst, Observed{Now: t0.Add(2 * time.Hour)}); !step.RemovePreviousClaim {
 		t.Error("two hours in: the old volume is kept")
+	}
+}
+
+// Writes close when the last pod taking them is gone, not when the upgrade starts: the time
+// recorded is the time members could not write.
+func TestWritesClosedAt(t *testing.T) {
+	inst := instance("17", &v1alpha1.DatabaseStatus{DatabaseServerRef: first})
+	started := Next(inst, Observed{Now: t0}).Database
+	if started.Upgrade.WritesClosedAt != nil {
+		t.Fatalf("writes closed at %v as the upgrade starts, before the server rolled to read-only", started.Upgrade.WritesClosedAt)
+	}
+	inst.Status.Database = started
+	closed := Next(inst, Observed{Now: t0.Add(20 * time.Second), WritesClosed: true}).Database.Upgrade
+	if closed.WritesClosedAt == nil || !closed.WritesClosedAt.Time.Equal(t0.Add(20*time.Second)) {
+		t.Errorf("writes closed at %v, want %v", closed.WritesClosedAt, t0.Add(20*time.Second))
+	}
+}
+
+// spec.upgrade.readyTimeoutSeconds bounds the new server's start, as it bounds a new release's.
+func TestReadyTimeout(t *testing.T) {
+	inst := instance("17", upgrading(v1alpha1.DatabaseUpgradeStartingServer, t0, first))
+	inst.Spec.Upgrade = &v1alpha1.UpgradeSpec{ReadyTimeoutSeconds: 120}
+	if step := Next(inst, Observed{Now: t0.Add(time.Minute)}); !step.RecheckAt.Equal(t0.Add(2 * time.Minute)) {
+		t.Errorf("recheck at %v, want %v", step.RecheckAt, t0.Add(2*time.Minute))
+	}
+	step := Next(inst, Observed{Now: t0.Add(2 * time.Minute)})
+	if u := step.Database.Upgrade; u.Phase != v1alpha1.DatabaseUpgradeRolledBack || !strings.Contains(u.Message, "within 2m0s (spec.upgrade.readyTimeoutSeconds)") {
+		t.Errorf("phase %s: %s", u.Phase, u.Message)
 	}
 }
 

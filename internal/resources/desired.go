@@ -60,7 +60,7 @@ type Inputs struct {
 // DatabaseUpgradeStep is what one step of a PostgreSQL major upgrade (internal/pgupgrade) asks of
 // the children.
 type DatabaseUpgradeStep struct {
-	// CloseWrites scales the Kinto server to zero.
+	// CloseWrites runs the Kinto server in Kinto's read-only mode while the database is copied.
 	CloseWrites bool
 	// Target, when set, is the new server to run beside the serving one; CopyFrom, when set
 	// too, the server its copy Job dumps into it.
@@ -155,9 +155,7 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 	}
 	if in.SchemaVersion != "" {
 		c.Server = ServerDeployment(withReleaseImage(inst, in.ReleaseImages, in.SchemaVersion), in.SchemaVersion, hash, in.SecretsRevision)
-		if in.DatabaseUpgrade != nil && in.DatabaseUpgrade.CloseWrites {
-			c.Server.Spec.Replicas = ptr.To[int32](0)
-		} else if in.WritesClosed {
+		if in.WritesClosed || (in.DatabaseUpgrade != nil && in.DatabaseUpgrade.CloseWrites) {
 			CloseWrites(c.Server)
 		}
 		if c.DisruptionBudget = ServerDisruptionBudget(inst); c.DisruptionBudget == nil {
