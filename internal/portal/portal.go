@@ -56,8 +56,6 @@ type Options struct {
 	SessionLifetime time.Duration
 	// Kube is the page's own connection to the API server, used only to impersonate.
 	Kube *rest.Config
-	// Download serves a completed backup's dump; nil: see downloadUnavailable.
-	Download DownloadFunc
 }
 
 // Server is the members' page.
@@ -92,9 +90,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.SessionLifetime == 0 {
 		opts.SessionLifetime = 8 * time.Hour
-	}
-	if opts.Download == nil {
-		opts.Download = downloadUnavailable
 	}
 	sealer, err := newSealer(opts.SessionKey)
 	if err != nil {

@@ -114,13 +114,14 @@ func setUp(cfg *rest.Config) error {
 	return grant(ctx)
 }
 
-// members are the provider's users: alice and bob are members, carol administers, erin has
+// members are the provider's users: alice, bob and dave are members, carol administers, erin has
 // no namespace yet.
 var members = map[string][]string{
 	"alice": {"members"},
 	"bob":   {"members"},
 	"carol": {"members", adminGroup},
 	"erin":  {"members"},
+	"dave":  {"members"},
 }
 
 // memberNamespace is where the page makes a provider user's instances.
@@ -142,7 +143,7 @@ func grant(ctx context.Context) error {
 		&v1alpha1.KintoHostingClass{ObjectMeta: metav1.ObjectMeta{Name: "large"},
 			Spec: v1alpha1.KintoHostingClassSpec{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "large"}}}},
 	}
-	for _, user := range []string{"alice", "bob", "carol"} {
+	for _, user := range []string{"alice", "bob", "carol", "dave"} {
 		ns := memberNamespace(user)
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"tier": "small"}}},
 			&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "member"},
