@@ -6,11 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/bucketaccess"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 )
 
@@ -27,7 +24,7 @@ func (s *Server) serveBackup(w http.ResponseWriter, r *http.Request, m *member, 
 			"backup %s is on a volume (%s), which this page cannot read: ask the co-op's administrators for it", backup.Name, backup.Status.Location)})
 		return
 	}
-	cfg, refusal, err := bucketAs(r, m.kube, backup.Namespace, &dest.S3.S3Connection)
+	cfg, refusal, err := bucketaccess.Config(r.Context(), m.kube, backup.Namespace, &dest.S3.S3Connection)
 	if err != nil {
 		s.fail(w, m, err)
 		return
@@ -59,35 +56,6 @@ func (s *Server) serveBackup(w http.ResponseWriter, r *http.Request, m *member, 
 	default:
 		s.render(w, http.StatusBadGateway, "error", page{Member: m, Message: fmt.Sprintf("backup %s cannot be read: %v", backup.Name, err)})
 	}
-}
-
-// bucketAs is the configuration reaching conn with the credentials the member may read in
-// namespace, or why they may not.
-func bucketAs(r *http.Request, as client.Client, namespace string, conn *v1alpha1.S3Connection) (objectstore.Config, string, error) {
-	refs := []v1alpha1.SecretKeyRef{conn.Credentials.AccessKeyID, conn.Credentials.SecretAccessKey}
-	if conn.CABundle != nil {
-		refs = append(refs, *conn.CABundle)
-	}
-	var values [][]byte
-	for _, ref := range refs {
-		var secret corev1.Secret
-		err := as.Get(r.Context(), client.ObjectKey{Namespace: namespace, Name: ref.Name}, &secret)
-		switch {
-		case apierrors.IsForbidden(err) || apierrors.IsNotFound(err):
-			return objectstore.Config{}, fmt.Sprintf("its credentials (Secret %q of namespace %s) cannot be read (%s)", ref.Name, namespace, apierrors.ReasonForError(err)), nil
-		case err != nil:
-			return objectstore.Config{}, "", err
-		case len(secret.Data[ref.Key]) == 0:
-			return objectstore.Config{}, fmt.Sprintf("its credentials (Secret %q of namespace %s) have no key %q", ref.Name, namespace, ref.Key), nil
-		}
-		values = append(values, secret.Data[ref.Key])
-	}
-	cfg := objectstore.Config{Endpoint: conn.Endpoint, Bucket: conn.Bucket, Region: conn.Region, Insecure: conn.Insecure,
-		AccessKeyID: string(values[0]), SecretAccessKey: string(values[1])}
-	if conn.CABundle != nil {
-		cfg.CABundle = values[2]
-	}
-	return cfg, "", nil
 }
 
 // downloadName is the file the member's browser saves the backup as: the instance's name and the
