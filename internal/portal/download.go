@@ -2,60 +2,63 @@ package portal
 
 import (
 	"fmt"
+	"io"
 	"net/http"
-	"strconv"
+	"os"
 	"strings"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/backup/bucketaccess"
-	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/backup/downloads"
 )
 
-// serveBackup streams a completed backup (a dump or a portable export) from its bucket to the
-// member. The page reads the bucket's credentials Secret as the member, so their own RBAC decides
-// whether they may reach the bucket; the page's ServiceAccount reads nothing. An encrypted backup
-// goes out as stored, ciphertext: the member holds the key. A volume's backup, or one in a bucket
-// a hosting class shares (its credentials lie in the operator's namespace), is out of the member's
-// reach: the page says so, and the co-op's administrators hand it out (kubectl kinto export -o).
+// serveBackup hands a completed backup (a dump or a portable export) out to the member from the
+// operator, which holds every destination's credentials (their own bucket, or their hosting
+// class's shared one): the page names the member as it impersonates them, proves it is the page
+// with its ServiceAccount's token bound to downloads.Audience, and the operator asks the API
+// server whether the member may get kintobackups/download. The page reads no Secret. An
+// encrypted backup goes out as stored, ciphertext: the member holds the key.
 func (s *Server) serveBackup(w http.ResponseWriter, r *http.Request, m *member, backup *v1alpha1.KintoBackup) {
-	dest := backup.Status.Destination
-	if dest == nil || dest.S3 == nil || backup.Status.Key == "" {
-		s.render(w, http.StatusNotImplemented, "error", page{Member: m, Message: fmt.Sprintf(
-			"backup %s is on a volume (%s), which this page cannot read: ask the co-op's administrators for it", backup.Name, backup.Status.Location)})
-		return
-	}
-	cfg, refusal, err := bucketaccess.Config(r.Context(), m.kube, backup.Namespace, &dest.S3.S3Connection)
+	resp, err := s.askOperator(r, m, backup)
 	if err != nil {
-		s.fail(w, m, err)
+		s.render(w, http.StatusBadGateway, "error", page{Member: m, Message: fmt.Sprintf("backup %s cannot be downloaded: %v", backup.Name, err)})
 		return
 	}
-	if refusal != "" {
-		s.render(w, http.StatusForbidden, "error", page{Member: m, Message: fmt.Sprintf("backup %s is in bucket %s, which is out of your reach: %s; ask the co-op's administrators for it",
-			backup.Name, dest.S3.Bucket, refusal)})
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		s.render(w, resp.StatusCode, "error", page{Member: m, Message: strings.TrimSpace(string(msg))})
 		return
 	}
-	started := false
-	_, err = objectstore.Stream(r.Context(), cfg, backup.Status.Key, w, func(o objectstore.Object) error {
-		if backup.Status.SHA256 != "" && o.SHA256 != backup.Status.SHA256 {
-			return fmt.Errorf("the object %s in the bucket has sha256 %s, not the backup's %s: it was replaced since", backup.Status.Key, o.SHA256, backup.Status.SHA256)
-		}
-		h := w.Header()
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", downloadName(backup)))
-		h.Set("Content-Length", strconv.FormatInt(o.Size, 10))
-		h.Set("Cache-Control", "no-store")
-		started = true
-		return nil
-	})
-	switch {
-	case err == nil:
-	case started:
-		// The member has had bytes that do not match the backup: cut the response, so that their
-		// browser reports a failed download instead of keeping a corrupted file.
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", downloadName(backup)))
+	h.Set("Content-Length", resp.Header.Get("Content-Length"))
+	h.Set("Cache-Control", "no-store")
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		// The operator cut its response (the object did not match the backup's checksum, or the
+		// bucket failed): cut the member's, so that their browser reports a failed download
+		// instead of keeping a partial file.
 		panic(http.ErrAbortHandler)
-	default:
-		s.render(w, http.StatusBadGateway, "error", page{Member: m, Message: fmt.Sprintf("backup %s cannot be read: %v", backup.Name, err)})
 	}
+}
+
+// askOperator sends the member's download to the operator's endpoint.
+func (s *Server) askOperator(r *http.Request, m *member, backup *v1alpha1.KintoBackup) (*http.Response, error) {
+	// Read at each download: the kubelet renews the projected token before it expires.
+	token, err := os.ReadFile(s.opts.OperatorTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("the page's token for the operator: %w", err)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(s.opts.OperatorURL, "/")+downloads.Path(backup.Namespace, backup.Name), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	req.Header.Set(downloads.UserHeader, m.kubeUser)
+	for _, g := range m.kubeGroups {
+		req.Header.Add(downloads.GroupHeader, g)
+	}
+	return s.operator.Do(req)
 }
 
 // downloadName is the file the member's browser saves the backup as: the instance's name and the

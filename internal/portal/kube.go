@@ -41,7 +41,6 @@ func newKubeClients(config *rest.Config) (*kubeClients, error) {
 	mapper.Add(v1alpha1.GroupVersion.WithKind("KintoBackup"), meta.RESTScopeNamespace)
 	mapper.Add(v1alpha1.GroupVersion.WithKind("KintoHostingClass"), meta.RESTScopeRoot)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
-	mapper.Add(corev1.SchemeGroupVersion.WithKind("Secret"), meta.RESTScopeNamespace)
 	return &kubeClients{config: config, base: base, scheme: scheme, mapper: mapper}, nil
 }
 
