@@ -44,8 +44,9 @@ const (
 // co-op would, signing in with a local OpenID provider that the test runs on the node's address
 // (which the page's pod reaches), and drives headless Chromium through it from this host over a
 // port-forward: alice signs in, creates an instance and sees it become Ready (a real one), backs
-// it up, downloads the backup from her bucket, hibernates and wakes it, and deletes it; bob,
-// signed in meanwhile, never sees it, nor reaches it or its backup by its address.
+// it up, downloads the backup (which the operator reads from her bucket and hands the page),
+// hibernates and wakes it, and deletes it; bob, signed in meanwhile, never sees it, nor reaches
+// it or its backup by its address.
 //
 // Not parallel: it upgrades the operator's Helm release (the page on, then off again), which the
 // parallel tests must not see half done.
