@@ -1,5 +1,5 @@
 // Package bucketaccess reaches the bucket of an S3 destination with the credentials its Secrets
-// hold, read by whoever asks (the members' page as the member, the kubectl plugin as the
+// hold, read by whoever asks (the operator serving a member's download, the kubectl plugin as the
 // administrator): their RBAC decides whether they may.
 package bucketaccess
 
