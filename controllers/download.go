@@ -27,8 +27,9 @@ import (
 // BackupDownloads serves the members' page the object of a completed backup (downloads.Path),
 // from the tenant's own bucket or a hosting class's shared one, with the credentials only the
 // operator reads: members never get the Secrets of their instance. It answers only the page
-// (a TokenReview of its token, bound to downloads.Audience) and only for a member the API server
-// lets get kintobackups/download of that backup (a SubjectAccessReview).
+// (a TokenReview of its token, bound to downloads.Audience), for a member it may impersonate, and
+// only when the API server lets that member get kintobackups/download of that backup
+// (SubjectAccessReviews).
 type BackupDownloads struct {
 	// Reviews creates the TokenReviews and SubjectAccessReviews.
 	Reviews client.Client
@@ -51,7 +52,8 @@ func (d *BackupDownloads) Handler() http.Handler {
 func (d *BackupDownloads) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	namespace, name := r.PathValue("namespace"), r.PathValue("name")
-	if refusal, err := d.authenticate(ctx, r.Header.Get("Authorization")); err != nil || refusal != "" {
+	page, refusal, err := d.authenticate(ctx, r.Header.Get("Authorization"))
+	if err != nil || refusal != "" {
 		d.refuse(w, err, http.StatusUnauthorized, refusal)
 		return
 	}
@@ -60,14 +62,26 @@ func (d *BackupDownloads) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no "+downloads.UserHeader+" header: whose download is it?", http.StatusBadRequest)
 		return
 	}
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: groups,
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: namespace, Verb: "get", Group: v1alpha1.GroupVersion.Group,
-			Resource: "kintobackups", Subresource: downloads.Subresource, Name: name}}}
-	if err := d.Reviews.Create(ctx, sar); err != nil {
+	// The page names here only whom it may impersonate (its groups, never system:masters): its
+	// word is worth no more than its impersonation rights.
+	for _, who := range append([]authorizationv1.ResourceAttributes{{Verb: "impersonate", Resource: "users", Name: user}}, impersonatedGroups(groups)...) {
+		allowed, err := d.allowed(ctx, page, who)
+		if err != nil {
+			d.refuse(w, err, 0, "")
+			return
+		}
+		if !allowed {
+			http.Error(w, fmt.Sprintf("the members' page may not impersonate %s %q", strings.TrimSuffix(who.Resource, "s"), who.Name), http.StatusForbidden)
+			return
+		}
+	}
+	allowed, err := d.allowed(ctx, authenticationv1.UserInfo{Username: user, Groups: groups}, authorizationv1.ResourceAttributes{
+		Namespace: namespace, Verb: "get", Group: v1alpha1.GroupVersion.Group, Resource: "kintobackups", Subresource: downloads.Subresource, Name: name})
+	if err != nil {
 		d.refuse(w, err, 0, "")
 		return
 	}
-	if !sar.Status.Allowed {
+	if !allowed {
 		http.Error(w, fmt.Sprintf("%s may not download kintobackup %s of namespace %s (get kintobackups/%s): ask the co-op's administrators",
 			user, name, namespace, downloads.Subresource), http.StatusForbidden)
 		return
@@ -118,20 +132,44 @@ func (d *BackupDownloads) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authenticate says why the bearer token in authorization is not the page's, "" when it is.
-func (d *BackupDownloads) authenticate(ctx context.Context, authorization string) (string, error) {
+// authenticate returns the page as the API server knows it from the bearer token in
+// authorization, or says why that token is not the page's.
+func (d *BackupDownloads) authenticate(ctx context.Context, authorization string) (authenticationv1.UserInfo, string, error) {
 	token, found := strings.CutPrefix(authorization, "Bearer ")
 	if !found || token == "" {
-		return "no bearer token: only the members' page is served", nil
+		return authenticationv1.UserInfo{}, "no bearer token: only the members' page is served", nil
 	}
 	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{downloads.Audience}}}
 	if err := d.Reviews.Create(ctx, review); err != nil {
-		return "", err
+		return authenticationv1.UserInfo{}, "", err
 	}
 	if !review.Status.Authenticated || !slices.Contains(review.Status.Audiences, downloads.Audience) || review.Status.User.Username != d.Page {
-		return "the token is not the members' page's: only the members' page is served", nil
+		return authenticationv1.UserInfo{}, "the token is not the members' page's: only the members' page is served", nil
 	}
-	return "", nil
+	return review.Status.User, "", nil
+}
+
+// allowed asks the API server whether who may do attrs.
+func (d *BackupDownloads) allowed(ctx context.Context, who authenticationv1.UserInfo, attrs authorizationv1.ResourceAttributes) (bool, error) {
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, v := range who.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: who.Username, UID: who.UID, Groups: who.Groups,
+		Extra: extra, ResourceAttributes: &attrs}}
+	if err := d.Reviews.Create(ctx, sar); err != nil {
+		return false, err
+	}
+	return sar.Status.Allowed, nil
+}
+
+// impersonatedGroups are the reviews of impersonating each of groups.
+func impersonatedGroups(groups []string) []authorizationv1.ResourceAttributes {
+	var attrs []authorizationv1.ResourceAttributes
+	for _, g := range groups {
+		attrs = append(attrs, authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "groups", Name: g})
+	}
+	return attrs
 }
 
 // bucket is the configuration reaching the backup's object: a class's shared bucket with the

@@ -292,7 +292,7 @@ func TestOperatorDownloadsRefuseForgedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ask := func(token, user string) (int, []byte) {
+	ask := func(token, user, group string) (int, []byte) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, operatorURL+downloads.Path(aliceNS, export.Name), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -301,7 +301,7 @@ func TestOperatorDownloadsRefuseForgedRequests(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		req.Header.Set(downloads.UserHeader, user)
-		req.Header.Add(downloads.GroupHeader, "oidc:members")
+		req.Header.Add(downloads.GroupHeader, group)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -311,20 +311,24 @@ func TestOperatorDownloadsRefuseForgedRequests(t *testing.T) {
 		return resp.StatusCode, body
 	}
 	aliceUser, bobUser := "oidc:alice@example.org", "oidc:bob@example.org"
+	members := "oidc:members"
 	cases := []struct {
-		what, token, user string
-		want              int
+		what, token, user, group string
+		want                     int
+		says                     string
 	}{
-		{"alice's name, no token", "", aliceUser, http.StatusUnauthorized},
-		{"alice's name, a token that is no token", "forged", aliceUser, http.StatusUnauthorized},
-		{"alice's name, the page's token for the API server (another audience)", pageConfig.BearerToken, aliceUser, http.StatusUnauthorized},
-		{"alice's name, another ServiceAccount's token of the right audience", otherToken, aliceUser, http.StatusUnauthorized},
-		{"bob's name, the page's token", pageDownloadToken, bobUser, http.StatusForbidden},
-		{"alice's name, the page's token", pageDownloadToken, aliceUser, http.StatusOK},
+		{"alice's name, no token", "", aliceUser, members, http.StatusUnauthorized, "only the members' page is served"},
+		{"alice's name, a token that is no token", "forged", aliceUser, members, http.StatusUnauthorized, "only the members' page is served"},
+		{"alice's name, the page's token for the API server (another audience)", pageConfig.BearerToken, aliceUser, members, http.StatusUnauthorized, "only the members' page is served"},
+		{"alice's name, another ServiceAccount's token of the right audience", otherToken, aliceUser, members, http.StatusUnauthorized, "only the members' page is served"},
+		{"bob's name, the page's token", pageDownloadToken, bobUser, members, http.StatusForbidden, "oidc:bob@example.org may not download kintobackup album-export"},
+		// The page's word is worth its impersonation rights: never a group outside --groups.
+		{"bob's name in group system:masters, the page's token", pageDownloadToken, bobUser, "system:masters", http.StatusForbidden, `may not impersonate group "system:masters"`},
+		{"alice's name, the page's token", pageDownloadToken, aliceUser, members, http.StatusOK, ""},
 	}
 	for _, c := range cases {
-		code, body := ask(c.token, c.user)
-		if code != c.want || (code != http.StatusOK) == bytes.Equal(body, content) {
+		code, body := ask(c.token, c.user, c.group)
+		if code != c.want || (code != http.StatusOK) == bytes.Equal(body, content) || !strings.Contains(string(body), c.says) {
 			t.Errorf("%s: %d (%d bytes), want %d\n%.300s", c.what, code, len(body), c.want, body)
 		}
 	}
