@@ -46,13 +46,18 @@ func bucketDestination(s3 *s3testserver.Server, secret, prefix string) *v1alpha1
 			SecretAccessKey: v1alpha1.SecretKeyRef{Name: secret, Key: "secret-access-key"}}}}
 }
 
-// createCredentials writes the bucket's credentials to Secret name of namespace.
+// createCredentials writes the bucket's credentials to Secret name of namespace (replacing those
+// of an earlier test's server).
 func createCredentials(t *testing.T, s3 *s3testserver.Server, namespace, name string) {
 	t.Helper()
 	cfg := s3.Config(backupsBucket)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Data: map[string][]byte{"access-key-id": []byte(cfg.AccessKeyID), "secret-access-key": []byte(cfg.SecretAccessKey)}}
-	if err := admin.Create(context.Background(), secret); err != nil && !apierrors.IsAlreadyExists(err) {
+	err := admin.Create(context.Background(), secret)
+	if apierrors.IsAlreadyExists(err) {
+		err = admin.Update(context.Background(), secret)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }
