@@ -90,12 +90,12 @@ test-unit: ## Unit tests of the pure builders and renderers (no API server), of 
 	cd hack/monitoringcheck && $(GOTEST) ./...
 
 .PHONY: test-envtest
-test-envtest: kube-binaries $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles, the Helm chart, the kubectl plugin and the members' page included.
-	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) $(GOTEST) ./api/... ./controllers/... ./test/install/... ./test/plugin/... ./test/portal/... ./test/fuzz/...
+test-envtest: kube-binaries s3-server $(HELM) $(CONTROLLER_GEN) ## Tests against a real kube-apiserver and etcd (envtest), the install bundles, the Helm chart, the kubectl plugin and the members' page included (its downloads from a real S3 server, versitygw).
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CONTROLLER_GEN=$(CONTROLLER_GEN) VERSITYGW_BIN=$(VERSITYGW) $(GOTEST) ./api/... ./controllers/... ./test/install/... ./test/plugin/... ./test/portal/... ./test/fuzz/...
 
 .PHONY: test-browser
-test-browser: host-packages kube-binaries ## The members' page in headless Chromium (Debian's chromium, driven by chromedp) on the tests' API server, with a local OpenID provider (PORTAL_SCREENSHOT=docs/members-page.png retakes the README's screenshot).
-	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) CHROMIUM_BIN=/usr/bin/chromium $(GOTEST) -tags browser -run '^TestBrowser' ./test/portal/...
+test-browser: host-packages kube-binaries s3-server ## The members' page in headless Chromium (Debian's chromium, driven by chromedp) on the tests' API server, with a local OpenID provider and a real S3 server the backups are downloaded from (PORTAL_SCREENSHOT=docs/members-page.png retakes the README's screenshot).
+	KUBEBUILDER_ASSETS=$(KUBE_ASSETS) VERSITYGW_BIN=$(VERSITYGW) CHROMIUM_BIN=/usr/bin/chromium $(GOTEST) -tags browser -run '^TestBrowser' ./test/portal/...
 
 # How long `make fuzz` runs each fuzz target; `make fuzz-short` (part of `make test`) runs each
 # for FUZZ_SHORT_TIME. An input that fails is written under the package's testdata/fuzz, where

@@ -83,6 +83,10 @@ func main() {
 		"Comma-separated namespaces, the only ones whose instances the operator hosts (the install of config/namespaced grants it Roles there only); empty: every namespace.")
 	flag.StringVar(&opts.OperatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"),
 		"The operator's own namespace, where the credentials of the S3 buckets hosting classes share between tenants are read (default $POD_NAMESPACE).")
+	flag.StringVar(&opts.DownloadAddr, "download-bind-address", ":8082",
+		"Address where the members' page downloads the members' backups from (a member's RBAC must grant get on kintobackups/download); 0 disables it.")
+	flag.StringVar(&opts.PageServiceAccount, "download-page-serviceaccount", "kinto-operator-portal",
+		"The members' page's ServiceAccount, in the operator's namespace: the only caller of --download-bind-address.")
 	logOpts := zap.Options{}
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

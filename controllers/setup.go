@@ -82,6 +82,10 @@ type Options struct {
 	// OperatorNamespace is the operator's own namespace, where the Secrets of the buckets hosting
 	// classes share between tenants are read; "" leaves such buckets unreachable.
 	OperatorNamespace string
+	// DownloadAddr is where BackupDownloads serves the members' page, whose ServiceAccount is
+	// PageServiceAccount of OperatorNamespace; "" or "0" serves nothing, nor does an unknown
+	// OperatorNamespace.
+	DownloadAddr, PageServiceAccount string
 }
 
 // The manager's defaults, measured by `make bench-fleet` (README, "At fleet scale").
@@ -198,6 +202,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		Network: opts.Network, OperatorImage: opts.OperatorImage}
 	if err := mirrors.SetupWithManager(mgr); err != nil {
 		return nil, err
+	}
+	if opts.DownloadAddr != "" && opts.DownloadAddr != "0" && opts.OperatorNamespace != "" && opts.PageServiceAccount != "" {
+		handler := (&BackupDownloads{Reviews: mgr.GetClient(), Reader: mgr.GetAPIReader(), SharedBuckets: sharedBuckets,
+			Page: "system:serviceaccount:" + opts.OperatorNamespace + ":" + opts.PageServiceAccount}).Handler()
+		if err := mgr.Add(downloadServer{addr: opts.DownloadAddr, handler: handler}); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err

@@ -29,7 +29,12 @@ func TestArgumentsRefused(t *testing.T) {
 		{[]string{"url"}, "accepts 1 arg"},
 		{[]string{"psql"}, "requires at least 1 arg"},
 		{[]string{"logs", "notes", "--follow=maybe"}, "invalid argument"},
-		{[]string{"export", "notes"}, `unknown command "export"`},
+		{[]string{"export"}, "accepts 1 arg"},
+		{[]string{"export", "notes"}, "give --user and --password-secret, or --token-secret"},
+		{[]string{"export", "notes", "--user", "me", "--password-secret", "p", "--token-secret", "t"}, "give --user and --password-secret, or --token-secret"},
+		{[]string{"export", "notes", "--password-secret", "p"}, "--password-secret: give --user too"},
+		{[]string{"export", "notes", "--user", "me", "--token-secret", "t"}, "--user: give it with --password-secret, not with --token-secret"},
+		{[]string{"export", "notes", "--token-secret", "/token"}, `--token-secret "/token": want SECRET or SECRET/KEY`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -149,6 +149,7 @@ func NewCommand(streams Streams) *cobra.Command {
 	root.AddCommand(
 		statusCommand(run),
 		backupCommand(run),
+		exportCommand(run),
 		restoreCommand(run),
 		hibernateCommand(run, true),
 		hibernateCommand(run, false),

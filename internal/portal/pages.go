@@ -21,19 +21,6 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 )
 
-// DownloadFunc writes a completed backup's dump to w. It runs after the page has read the
-// KintoBackup as the member, so only a backup they may read reaches it; as is the API server
-// as the member.
-type DownloadFunc func(w http.ResponseWriter, r *http.Request, as client.Client, backup *v1alpha1.KintoBackup)
-
-// downloadUnavailable is the download hook of this version.
-// HOOK(#17 portable export): serve the instance's portable export (or the dump) here, reading it
-// as the member, once the operator can hand a dump out of its volume or bucket.
-func downloadUnavailable(w http.ResponseWriter, _ *http.Request, _ client.Client, backup *v1alpha1.KintoBackup) {
-	http.Error(w, fmt.Sprintf("backup %s is complete (%s), but this version of the page cannot hand its dump out yet: ask the co-op's administrators for it",
-		backup.Name, backup.Status.Location), http.StatusNotImplemented)
-}
-
 var templateFuncs = template.FuncMap{
 	// titled hands the shared header its title with the page.
 	"titled": func(title string, p page) titledPage { return titledPage{Title: title, Page: p} },
@@ -332,6 +319,6 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, m *member) {
 	case backup.Status.Phase != v1alpha1.BackupCompleted:
 		s.render(w, http.StatusConflict, "error", page{Member: m, Message: fmt.Sprintf("backup %s is not complete (%s)", backup.Name, backup.Status.Phase)})
 	default:
-		s.opts.Download(w, r, m.kube, &backup)
+		s.serveBackup(w, r, m, &backup)
 	}
 }

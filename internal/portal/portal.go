@@ -56,8 +56,10 @@ type Options struct {
 	SessionLifetime time.Duration
 	// Kube is the page's own connection to the API server, used only to impersonate.
 	Kube *rest.Config
-	// Download serves a completed backup's dump; nil: see downloadUnavailable.
-	Download DownloadFunc
+	// OperatorURL is the operator's endpoint that serves the backups' bytes (downloads.Path), and
+	// OperatorTokenFile the page's ServiceAccount token bound to downloads.Audience that it
+	// accepts (a projected volume).
+	OperatorURL, OperatorTokenFile string
 }
 
 // Server is the members' page.
@@ -70,6 +72,8 @@ type Server struct {
 	verifier *oidc.IDTokenVerifier
 	kube     *kubeClients
 	pages    *template.Template
+	// operator reaches OperatorURL; a download lasts as long as it takes.
+	operator *http.Client
 }
 
 //go:embed templates/*.html static/*
@@ -92,9 +96,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.SessionLifetime == 0 {
 		opts.SessionLifetime = 8 * time.Hour
-	}
-	if opts.Download == nil {
-		opts.Download = downloadUnavailable
 	}
 	sealer, err := newSealer(opts.SessionKey)
 	if err != nil {
@@ -122,6 +123,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			RedirectURL: base + "/callback", Scopes: []string{oidc.ScopeOpenID, "email", "profile", "groups"}},
 		verifier: provider.Verifier(&oidc.Config{ClientID: opts.ClientID}),
 		kube:     kube, pages: pages,
+		operator: &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: time.Minute}},
 	}, nil
 }
 
@@ -294,6 +296,9 @@ type member struct {
 	Admin     bool
 	Namespace string // where their instances are made
 	kube      client.Client
+	// kubeUser and kubeGroups are who the page impersonates (prefixed).
+	kubeUser   string
+	kubeGroups []string
 }
 
 func (s *Server) memberOf(sess session) (*member, error) {
@@ -303,11 +308,12 @@ func (s *Server) memberOf(sess session) (*member, error) {
 			groups = append(groups, s.opts.IdentityPrefix+g)
 		}
 	}
-	kube, err := s.kube.as(s.opts.IdentityPrefix+sess.User, groups)
+	user := s.opts.IdentityPrefix + sess.User
+	kube, err := s.kube.as(user, groups)
 	if err != nil {
 		return nil, err
 	}
-	return &member{session: sess, kube: kube, Admin: s.opts.AdminGroup != "" && slices.Contains(sess.Groups, s.opts.AdminGroup),
+	return &member{session: sess, kube: kube, kubeUser: user, kubeGroups: groups, Admin: s.opts.AdminGroup != "" && slices.Contains(sess.Groups, s.opts.AdminGroup),
 		Namespace: strings.ReplaceAll(s.opts.NamespaceTemplate, "{user}", DNSLabel(sess.User))}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
+	"github.com/kinto-storage/kinto-operator/internal/backup/downloads"
 	"github.com/kinto-storage/kinto-operator/internal/subcommand"
 )
 
@@ -47,6 +48,10 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.StringVar(&opts.AdminGroup, "admin-group", "", "The provider's group (without prefix) whose members see every instance; empty: nobody.")
 	fs.StringVar(&groups, "groups", "", "Comma-separated groups of the provider (without prefix) passed on when impersonating; the others are dropped. The page's ServiceAccount may impersonate these only.")
 	fs.StringVar(&opts.NamespaceTemplate, "namespace-template", "kinto-{user}", "Namespace of a member's instances; {user} is their user name as a DNS label.")
+	fs.StringVar(&opts.OperatorURL, "operator-url", "http://kinto-operator-downloads:8082",
+		"The operator's endpoint serving the backups members download (its --download-bind-address, through its Service).")
+	fs.StringVar(&opts.OperatorTokenFile, "operator-token-file", "/var/run/secrets/kinto-operator/downloads/token",
+		"The page's ServiceAccount token for the operator's endpoint (a projected token of audience "+downloads.Audience+").")
 	fs.StringVar(&tlsCert, "tls-cert-file", "", "Serve https with this certificate (and --tls-key-file); empty: plain http behind the ingress.")
 	fs.StringVar(&tlsKey, "tls-key-file", "", "The key of --tls-cert-file.")
 	if err := fs.Parse(args); err != nil {

@@ -3,24 +3,28 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
+	"github.com/kinto-storage/kinto-operator/internal/plugin"
 	"github.com/kinto-storage/kinto-operator/internal/portable"
 )
 
-// TestPortableExportToS3 takes a Portable KintoBackup of an instance on the cluster: its Job
-// reads the instance through its Service (past the network policies, under Pod Security
-// restricted) as an account the instance's settings let read everything, and uploads the
-// export to the bucket, where it is kinto-wizard's YAML holding the instance's data.
+// TestPortableExportToS3 takes a Portable KintoBackup of an instance on the cluster with
+// `kubectl kinto export -o`: its Job reads the instance through its Service (past the network
+// policies, under Pod Security restricted) as an account the instance's settings let read
+// everything, and uploads the export to the bucket, whence the plugin writes kinto-wizard's YAML
+// holding the instance's data.
 func TestPortableExportToS3(t *testing.T) {
 	t.Parallel()
 	bucket := newS3Bucket(t)
@@ -46,23 +50,22 @@ func TestPortableExportToS3(t *testing.T) {
 	if err := k8s.Create(context.Background(), secret); err != nil {
 		t.Fatal(err)
 	}
-	backup := &v1alpha1.KintoBackup{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: source.Name + "-portable"},
-		Spec: v1alpha1.KintoBackupSpec{Instance: source.Name, Format: v1alpha1.BackupFormatPortable, Credentials: &v1alpha1.KintoCredentials{
-			User: porter, Password: &v1alpha1.SecretKeyRef{Name: secret.Name, Key: "password"},
-		}},
+	// The administrators' plugin takes it, follows it and writes it from the bucket, with the
+	// bucket's credentials Secret its kubeconfig reads.
+	file := filepath.Join(t.TempDir(), "export.yaml")
+	var out, errOut bytes.Buffer
+	if code := plugin.Run(context.Background(), []string{"--kubeconfig", os.Getenv("KUBECONFIG"), "-n", ns, "export", source.Name,
+		"--user", porter, "--password-secret", secret.Name, "-o", file}, plugin.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}); code != 0 {
+		t.Fatalf("kubectl kinto export: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	if err := k8s.Create(context.Background(), backup); err != nil {
-		t.Fatal(err)
+	created := regexp.MustCompile(`kintobackup/(\S+) created`).FindStringSubmatch(out.String())
+	if created == nil || !strings.Contains(out.String(), file+" written: ") {
+		t.Fatalf("kubectl kinto export:\n%s", out.String())
 	}
-	backup = waitBackupCompleted(t, ns, backup.Name)
+	backup := waitBackupCompleted(t, ns, created[1])
 	checkCompletedBackup(t, backup)
 	// (The counts of a backup uploaded to S3 stay in its pod: the upload reports what the
 	// bucket holds, as a download or a lost result's search would, and the bucket holds none.)
-	file := filepath.Join(t.TempDir(), "export.yaml")
-	if _, err := objectstore.Download(context.Background(), bucket.config(), backup.Status.Key, file); err != nil {
-		t.Fatalf("downloading %s: %v", backup.Status.Key, err)
-	}
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)

@@ -196,8 +196,8 @@ func TestChartPassesServerSideDryRun(t *testing.T) {
 				for _, svc := range objectsOf(objs, "Service") {
 					services = append(services, svc.GetName())
 				}
-				if !slices.Equal(services, []string{"kinto-operator-portal"}) || len(objectsOf(objs, "Role")) != 3 {
-					t.Errorf("want no metrics Service (the portal's only) and a Role in each of 2 watched namespaces and the operator's only, got Services %q, %d Roles",
+				if !slices.Equal(services, []string{"kinto-operator-portal", "kinto-operator-downloads"}) || len(objectsOf(objs, "Role")) != 3 {
+					t.Errorf("want no metrics Service (the portal's and its downloads' only) and a Role in each of 2 watched namespaces and the operator's only, got Services %q, %d Roles",
 						services, len(objectsOf(objs, "Role")))
 				}
 			}

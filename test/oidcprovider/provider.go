@@ -1,5 +1,5 @@
-// Package oidcprovider is a small OpenID Connect provider for tests: it listens on loopback, signs
-// its ID tokens with an RSA key made at start, and serves discovery, JWKS, an authorization page
+// Package oidcprovider is a small OpenID Connect provider for tests: it listens on loopback (or the
+// address given), signs its ID tokens with an RSA key made at start, and serves discovery, JWKS, an authorization page
 // (a form where the test, or the browser it drives, types who signs in) and the token endpoint
 // with PKCE (S256) checked. It knows the members it was given, with their groups.
 package oidcprovider
@@ -44,6 +44,12 @@ type grant struct {
 // Start runs a provider on loopback until the test ends. members maps each user who may sign
 // in to their groups.
 func Start(t testing.TB, clientID, clientSecret string, members map[string][]string) *Provider {
+	return StartOn(t, "127.0.0.1", clientID, clientSecret, members)
+}
+
+// StartOn runs the provider on host, an address of this machine: the end-to-end tests give the
+// local cluster's node address, which the page's pod reaches.
+func StartOn(t testing.TB, host, clientID, clientSecret string, members map[string][]string) *Provider {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +59,7 @@ func Start(t testing.TB, clientID, clientSecret string, members map[string][]str
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,8 +80,12 @@ func TestMembersCannotReachEachOthersInstances(t *testing.T) {
 	if code, body := bob.get(download); code != http.StatusNotFound {
 		t.Errorf("bob downloading alice's backup: %d\n%s", code, body)
 	}
-	if code, body := alice.get(download); code != http.StatusNotImplemented || !strings.Contains(body, backup.Name+" is complete") {
-		t.Errorf("alice downloading her backup: %d, want the download hook's answer\n%s", code, body)
+	if code, body := alice.get(download); code != http.StatusForbidden || !strings.Contains(body, "may not download kintobackup "+backup.Name) {
+		t.Errorf("alice downloading her backup, not granted kintobackups/download: %d\n%s", code, body)
+	}
+	allowDownloads(t, "alice")
+	if code, body := alice.get(download); code != http.StatusNotImplemented || !strings.Contains(body, backup.Name+" is on a volume") {
+		t.Errorf("alice downloading her backup from a volume, which the operator does not hand out: %d\n%s", code, body)
 	}
 
 	// A member the administrators have not given a namespace yet is told so.
@@ -152,6 +156,7 @@ func TestPageAccountCanOnlyImpersonate(t *testing.T) {
 		{authorizationv1.ResourceAttributes{Verb: "list", Group: v1alpha1.GroupVersion.Group, Resource: "kintoinstances"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: v1alpha1.GroupVersion.Group, Resource: "kintobackups", Namespace: memberNamespace("alice")}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: pageNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: v1alpha1.GroupVersion.Group, Resource: "kintobackups", Subresource: "download", Namespace: memberNamespace("alice")}, false},
 		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "pods", Namespace: pageNamespace}, false},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "namespaces", Name: memberNamespace("alice")}, false},
 		{authorizationv1.ResourceAttributes{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}, false},

@@ -34,6 +34,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/controllers"
+	"github.com/kinto-storage/kinto-operator/internal/backup/downloads"
 	"github.com/kinto-storage/kinto-operator/internal/portal"
 	"github.com/kinto-storage/kinto-operator/test/oidcprovider"
 )
@@ -41,13 +43,18 @@ import (
 const (
 	pageNamespace = "kinto-operator-system"
 	pageAccount   = "kinto-operator-portal"
-	adminGroup    = "kinto-admins"
+	// operatorNamespace holds the Secrets of the hosting classes' shared buckets.
+	operatorNamespace = pageNamespace
+	adminGroup        = "kinto-admins"
 )
 
 var (
 	admin      client.Client // system:masters, the test's own view of the API server
 	adminCfg   *rest.Config
 	pageConfig *rest.Config // the page's ServiceAccount token
+	// pageDownloadToken is the page's ServiceAccount token for the operator's downloads
+	// (audience downloads.Audience), in pageDownloadTokenFile as the projected volume holds it.
+	pageDownloadToken, pageDownloadTokenFile string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -60,7 +67,13 @@ func run(m *testing.M) int {
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	defer func() { _ = env.Stop() }()
+	tokenDir, err2 := os.MkdirTemp("", "portal-token-")
 	if err == nil {
+		err = err2
+		defer func() { _ = os.RemoveAll(tokenDir) }()
+	}
+	if err == nil {
+		pageDownloadTokenFile = filepath.Join(tokenDir, "token")
 		err = setUp(cfg)
 	}
 	if err != nil {
@@ -111,16 +124,35 @@ func setUp(cfg *rest.Config) error {
 		return fmt.Errorf("token of the page's ServiceAccount: %w", err)
 	}
 	pageConfig = &rest.Config{Host: cfg.Host, BearerToken: req.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}}
+	if pageDownloadToken, err = serviceAccountToken(ctx, pageNamespace, pageAccount, downloads.Audience); err != nil {
+		return fmt.Errorf("download token of the page's ServiceAccount: %w", err)
+	}
+	if err := os.WriteFile(pageDownloadTokenFile, []byte(pageDownloadToken), 0o600); err != nil {
+		return err
+	}
 	return grant(ctx)
 }
 
-// members are the provider's users: alice and bob are members, carol administers, erin has
+// serviceAccountToken is a token of ServiceAccount name of namespace for audience, as a
+// projected volume holds it.
+func serviceAccountToken(ctx context.Context, namespace, name, audience string) (string, error) {
+	expiry := int64(3600)
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry, Audiences: []string{audience}}}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if err := admin.SubResource("token").Create(ctx, sa, req); err != nil {
+		return "", err
+	}
+	return req.Status.Token, nil
+}
+
+// members are the provider's users: alice, bob and dave are members, carol administers, erin has
 // no namespace yet.
 var members = map[string][]string{
 	"alice": {"members"},
 	"bob":   {"members"},
 	"carol": {"members", adminGroup},
 	"erin":  {"members"},
+	"dave":  {"members"},
 }
 
 // memberNamespace is where the page makes a provider user's instances.
@@ -142,7 +174,7 @@ func grant(ctx context.Context) error {
 		&v1alpha1.KintoHostingClass{ObjectMeta: metav1.ObjectMeta{Name: "large"},
 			Spec: v1alpha1.KintoHostingClassSpec{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "large"}}}},
 	}
-	for _, user := range []string{"alice", "bob", "carol"} {
+	for _, user := range []string{"alice", "bob", "carol", "dave"} {
 		ns := memberNamespace(user)
 		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"tier": "small"}}},
 			&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "member"},
@@ -157,10 +189,35 @@ func grant(ctx context.Context) error {
 	return nil
 }
 
-// startPage runs the members' page on loopback, as its ServiceAccount, with a provider of its
-// own, until the test ends.
-func startPage(t *testing.T) (string, *oidcprovider.Provider) {
+// startOperatorDownloads runs the operator's download endpoint on loopback, as the operator
+// serves it (with the test's admin client standing for the operator's ServiceAccount), until the
+// test ends; the Secrets of the hosting classes' shared buckets lie in operatorNamespace.
+func startOperatorDownloads(t *testing.T) string {
 	t.Helper()
+	endpoint := &controllers.BackupDownloads{Reviews: admin, Reader: admin,
+		SharedBuckets: controllers.SharedBuckets{Namespace: operatorNamespace, Secrets: admin},
+		Page:          "system:serviceaccount:" + pageNamespace + ":" + pageAccount}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &http.Server{Handler: endpoint.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = server.Serve(ln) }()
+	t.Cleanup(func() { _ = server.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// startPage runs the members' page on loopback, as its ServiceAccount, with a provider of its
+// own and the operator's download endpoint, until the test ends.
+func startPage(t *testing.T) (string, *oidcprovider.Provider) {
+	base, provider, _ := startPageAndOperator(t)
+	return base, provider
+}
+
+// startPageAndOperator is startPage that also says where the operator's downloads are served.
+func startPageAndOperator(t *testing.T) (string, *oidcprovider.Provider, string) {
+	t.Helper()
+	operatorURL := startOperatorDownloads(t)
 	provider := oidcprovider.Start(t, "kinto-members", "members-secret", members)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -171,6 +228,7 @@ func startPage(t *testing.T) (string, *oidcprovider.Provider) {
 		PublicURL: base, Issuer: provider.Issuer, ClientID: provider.ClientID, ClientSecret: provider.ClientSecret,
 		IdentityPrefix: "oidc:", AdminGroup: adminGroup, Groups: []string{"members", adminGroup}, NamespaceTemplate: "kinto-{user}",
 		SessionKey: []byte("a session key of at least thirty-two bytes"), Kube: pageConfig,
+		OperatorURL: operatorURL, OperatorTokenFile: pageDownloadTokenFile,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +236,7 @@ func startPage(t *testing.T) (string, *oidcprovider.Provider) {
 	server := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = server.Serve(ln) }()
 	t.Cleanup(func() { _ = server.Close() })
-	return base, provider
+	return base, provider, operatorURL
 }
 
 // browser is a member's HTTP client: a cookie jar, signed in through the provider's form.

@@ -425,3 +425,50 @@ func BenchmarkDownload(b *testing.B) {
 		}
 	}
 }
+
+// TestStream hands an object out as it is read: whole and announced first when intact, refused
+// once read when it was altered behind the server's back.
+func TestStream(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	ctx := context.Background()
+	cfg := s.Config(bucket)
+	local, sum := writeRandomFile(t, 100000)
+	want, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "kinto/lug/streamed.dump"
+	if _, err := objectstore.Upload(ctx, cfg, key, local); err != nil {
+		t.Fatalf("Upload: %v", err)
+	}
+	var got bytes.Buffer
+	var announced objectstore.Object
+	object, err := objectstore.Stream(ctx, cfg, key, &got, func(o objectstore.Object) error {
+		if got.Len() != 0 {
+			t.Error("started was called after the first byte")
+		}
+		announced = o
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), want) || announced != object || object.SHA256 != sum || object.Size != int64(len(want)) {
+		t.Errorf("Stream gave %d bytes, object %+v announced %+v; want %d bytes of sha256 %s", got.Len(), object, announced, len(want), sum)
+	}
+
+	refusal := errors.New("not this one")
+	got.Reset()
+	if _, err := objectstore.Stream(ctx, cfg, key, &got, func(objectstore.Object) error { return refusal }); !errors.Is(err, refusal) || got.Len() != 0 {
+		t.Errorf("Stream refused by started: error %v and %d bytes written, want the refusal and none", err, got.Len())
+	}
+
+	if err := os.Truncate(s.ObjectPath(bucket, key), 4096); err != nil {
+		t.Fatal(err)
+	}
+	got.Reset()
+	if _, err := objectstore.Stream(ctx, cfg, key, &got, func(objectstore.Object) error { return nil }); !errors.Is(err, objectstore.ErrChecksumMismatch) || got.Len() >= 4096 {
+		t.Errorf("Stream of a truncated object: error %v, %d bytes written; want ErrChecksumMismatch and its last byte held back", err, got.Len())
+	}
+}

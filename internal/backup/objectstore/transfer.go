@@ -184,6 +184,71 @@ func Download(ctx context.Context, cfg Config, key, localPath string) (Object, e
 	return object, nil
 }
 
+// Stream writes the object key to w, checking its content against the SHA-256 stored with it as
+// it flows. started gets the object (size, checksum) before the first byte, so that a caller can
+// announce it, or refuse it by returning an error. w gets the object's last byte only once the
+// whole has been verified: a caller that cannot take back what it wrote (an HTTP response of a
+// announced length) aborts on a mismatch, and its client, short of a byte, sees a failure.
+func Stream(ctx context.Context, cfg Config, key string, w io.Writer, started func(Object) error) (Object, error) {
+	what := fmt.Sprintf("read of %q", key)
+	client, err := newClient(cfg)
+	if err != nil {
+		return Object{}, err
+	}
+	reader, err := client.GetObject(ctx, cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return Object{}, explain(cfg, what, err)
+	}
+	defer reader.Close()
+	info, err := reader.Stat()
+	if err != nil {
+		return Object{}, explain(cfg, what, err)
+	}
+	object := objectFromInfo(info)
+	if object.SHA256 == "" {
+		return Object{}, newError(cfg, ErrChecksumMismatch, nil,
+			"s3 %s: the object has no sha256 metadata, so its content cannot be verified; it was not uploaded by the backup tool", what)
+	}
+	if err := started(object); err != nil {
+		return object, err
+	}
+	h := sha256.New()
+	held := &lastByteHeld{w: w}
+	n, err := io.Copy(io.MultiWriter(held, h), reader)
+	if err == nil {
+		err = checkContent(object, n, h)
+	}
+	if err != nil {
+		return object, explainDownload(cfg, what, err)
+	}
+	if _, err := w.Write(held.last); err != nil {
+		return object, explainDownload(cfg, what, err)
+	}
+	return object, nil
+}
+
+// lastByteHeld passes on to w everything written to it but the last byte so far.
+type lastByteHeld struct {
+	w    io.Writer
+	last []byte
+}
+
+func (l *lastByteHeld) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(l.last) != 0 {
+		if _, err := l.w.Write(l.last); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := l.w.Write(p[:len(p)-1]); err != nil {
+		return 0, err
+	}
+	l.last = append(l.last[:0], p[len(p)-1])
+	return len(p), nil
+}
+
 // writeVerified copies r into localPath, checking size and checksum against object before the
 // file takes that name.
 func writeVerified(r io.Reader, object Object, localPath string) error {
