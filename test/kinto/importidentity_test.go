@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
@@ -19,16 +19,23 @@ import (
 // the real server. Kinto gives whoever writes an object write on it (ShareableModel._allow_write,
 // on every create and every update, so no later write by the same identity takes it away): an
 // import as an account the source never named leaves that account in the write permission of
-// every bucket, group, collection and record it loaded. With kinto.explicit_permissions off and
-// the loader made admin by the instance's configuration (<kind>_create_principals and
-// <kind>_write_principals: granted by the settings, not written on the objects), the objects end with the
-// source's permissions exactly, and a second import changes nothing.
+// every bucket, group, collection and record it loaded. Through the import server, whose ini
+// (kintoconfig.RenderImport) has explicit permissions off and lets the loader write everything
+// by its settings alone, the objects end with the source's permissions exactly, and a second
+// import changes nothing.
 func TestPortableImportLoaderPrincipal(t *testing.T) {
 	t.Parallel()
 	plain := startPlainKinto(t)
 	populateLibrary(t, plain.api)
-	source := withoutRecordPermissions(content(t, plain.admin, ""))
-	dumped := wizard(t, "dump", "--full", "--server", plain.api.Base(), "--auth", "admin:admin-secret-1")
+	// Alice, who owns the library, reads the permissions: Kinto shows them to writers only.
+	alice := func(c kintotest.Client) kintotest.Client { return c.As("alice", "alice-secret-1") }
+	source := withoutRecordPermissions(content(t, alice(plain.api), ""))
+	if !strings.Contains(source["/buckets/library"], "account:alice") {
+		t.Fatalf("the source's bucket is read without its permissions: %s", source["/buckets/library"])
+	}
+	// Dumped as alice: Kinto shows an object's permissions only to its writers, so a dump by a
+	// mere reader (the plain server's admin) holds none to compare.
+	dumped := wizard(t, "dump", "--full", "--server", plain.api.Base(), "--auth", "alice:alice-secret-1")
 	file := filepath.Join(t.TempDir(), "home.yaml")
 	if err := os.WriteFile(file, []byte(dumped), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,26 +65,34 @@ func TestPortableImportLoaderPrincipal(t *testing.T) {
 	}
 	t.Logf("imported as account:%s with explicit permissions (Kinto's default): %d of %d objects name the loader, which the source did not", porter, stray, len(source))
 
-	// A loader that the configuration makes admin, with explicit permissions off: nothing stray.
-	admin := deploy(t, newInstance("loader-admin", func(s *v1alpha1.KintoInstanceSpec) {
-		s.Auth = &v1alpha1.AuthSpec{Accounts: &v1alpha1.AccountsSpec{Enabled: true, Admins: []string{porter}}}
-		// Settings grant each permission by itself: the write of a bucket named here gives no
-		// group:create in it (inheritance runs over the objects' permissions only).
-		s.Settings = map[string]v1alpha1.SettingValue{}
-		for _, kind := range []string{"bucket", "collection", "group", "record"} {
-			for _, perm := range []string{"create", "read", "write"} {
-				s.Settings[kind+"_"+perm+"_principals"] = "account:" + porter
-			}
-		}
-	}), withEnv("KINTO_EXPLICIT_PERMISSIONS=false"))
-	admin.migrate()
-	s := admin.startServer()
-	as = importAs(s)
-	first := withoutRecordPermissions(content(t, as, ""))
-	compareContent(t, "imported as an admin by configuration, explicit permissions off", source, first)
-	runPortable(t, "import", backupenv.PortableURL+"="+s.url, backupenv.PortableUser+"="+porter,
-		backupenv.PortablePassword+"="+porterPassword, backupenv.DumpFile+"="+file)
-	compareContent(t, "imported a second time", source, withoutRecordPermissions(content(t, as, "")))
+	// Through the import server (kintoconfig.RenderImport) on the same database: nothing stray,
+	// as the instance's own server reads it.
+	d = deploy(t, portableInstance("loader-import"))
+	d.migrate()
+	public := newAPI(t, d.startServer())
+	public.CreateAccount(porter, porterPassword)
+	served := d.ini
+	importIni, err := kintoconfig.RenderImport(d.inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// localIni moves the host to 127.0.0.1 itself, from the server's 0.0.0.0.
+	d.ini = strings.Replace(importIni, "\nhost = 127.0.0.1\n", "\nhost = 0.0.0.0\n", 1)
+	importServer := d.startServer()
+	d.ini = served
+	load := func() string {
+		// Any user and password: basic auth alone, on a server no one else reaches.
+		return runPortable(t, "import", backupenv.PortableURL+"="+importServer.url, backupenv.PortableUser+"=import",
+			backupenv.PortablePassword+"=any-password", backupenv.DumpFile+"="+file)
+	}
+	out := load()
+	t.Logf("import through the import server: %s", lastLines(out, 1))
+	// Alice signs up again under the same id (README: accounts), and owns her library again.
+	public.CreateAccount("alice", "alice-secret-1")
+	as = alice(public)
+	compareContent(t, "imported through the import server", source, withoutRecordPermissions(content(t, as, "")))
+	load()
+	compareContent(t, "imported through the import server a second time", source, withoutRecordPermissions(content(t, as, "")))
 	if n := len(listAll(t, as, kintotest.BooksPath)); n != 6 {
 		t.Errorf("after two imports the collection holds %d records, want 6", n)
 	}
