@@ -33,6 +33,11 @@ func TestPortableImportLoaderPrincipal(t *testing.T) {
 	if !strings.Contains(source["/buckets/library"], "account:alice") {
 		t.Fatalf("the source's bucket is read without its permissions: %s", source["/buckets/library"])
 	}
+	var asReader kintotest.Object
+	plain.admin.Must("GET", "/buckets/library", nil, &asReader, http.StatusOK)
+	if len(asReader.Permissions) != 0 {
+		t.Errorf("Kinto shows the bucket's permissions %v to a reader that does not write it: exports as a reader would hold them", asReader.Permissions)
+	}
 	// Dumped as alice: Kinto shows an object's permissions only to its writers, so a dump by a
 	// mere reader (the plain server's admin) holds none to compare.
 	dumped := wizard(t, "dump", "--full", "--server", plain.api.Base(), "--auth", "alice:alice-secret-1")
