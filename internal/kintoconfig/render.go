@@ -85,7 +85,9 @@ func RenderImport(inst *v1alpha1.KintoInstance) (string, error) {
 	}
 	overrides := []setting{
 		{"kinto.explicit_permissions", "false"},
-		// Basic auth alone: the accounts and OpenID policies need nothing of the loader.
+		// Basic auth alone: the loader needs no account, and Kinto fetches the discovery
+		// document of the OpenID providers multiauth.policies lists only, so the import's pod
+		// reaches no provider.
 		{"multiauth.policies", "basicauth"},
 	}
 	for _, kind := range []string{"bucket", "collection", "group", "record"} {
