@@ -57,8 +57,6 @@ func TestPortableExportToS3(t *testing.T) {
 	}
 	backup = waitBackupCompleted(t, ns, backup.Name)
 	checkCompletedBackup(t, backup)
-	// (The counts of a backup uploaded to S3 stay in its pod: the upload reports what the
-	// bucket holds, as a download or a lost result's search would, and the bucket holds none.)
 	file := filepath.Join(t.TempDir(), "export.yaml")
 	if _, err := objectstore.Download(context.Background(), bucket.config(), backup.Status.Key, file); err != nil {
 		t.Fatalf("downloading %s: %v", backup.Status.Key, err)
@@ -75,6 +73,10 @@ func TestPortableExportToS3(t *testing.T) {
 	want := map[string]int64{"buckets": 1, "collections": 1, "records": 6, "groups": 0, "accounts": 3}
 	if got := e.Counts(); !maps.Equal(got, want) || e.Buckets["library"] == nil {
 		t.Errorf("the export in the bucket holds %v, want %v", got, want)
+	}
+	// The upload reports the counts the export step recorded, as a volume's result file does.
+	if !maps.Equal(backup.Status.Counts, want) {
+		t.Errorf("status.counts of the export uploaded to S3 is %v, want %v", backup.Status.Counts, want)
 	}
 	t.Logf("Portable export %s: %d bytes, holding %v", backup.Status.Location, backup.Status.Size, e.Counts())
 }
