@@ -136,7 +136,8 @@ port = %d
 func runPortable(t *testing.T, command string, env ...string) string {
 	t.Helper()
 	cmd := exec.Command(operatorBinary, "portable", command)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	// A step writes its result to the termination log, which env may name (a later value wins).
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), backupenv.TerminationLog + "=" + filepath.Join(t.TempDir(), "termination-log")}, env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("manager portable %s: %v\n%s", command, err, out)
