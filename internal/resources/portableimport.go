@@ -41,7 +41,11 @@ func ImportJob(inst *v1alpha1.KintoInstance, version string, src RestoreSource, 
 	importIni := path.Join(ConfigDir, ImportConfigFileName)
 	pod := kintoPodSpec(inst, version, []string{"kinto", "start", "--ini", importIni})
 	pod.RestartPolicy = corev1.RestartPolicyNever
+	// The steps reading the export run as the backups that wrote it (files only their owner
+	// reads), as a restore's do; Kinto runs as in the server's pods.
+	pod.SecurityContext = podSecurityContext(postgresUID)
 	server := pod.Containers[0]
+	server.SecurityContext.RunAsUser, server.SecurityContext.RunAsGroup = ptr.To[int64](kintoUID), ptr.To[int64](kintoUID)
 	server.Name = ImportServerContainer
 	server.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
 	server.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError

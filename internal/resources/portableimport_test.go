@@ -51,6 +51,9 @@ func TestImportJob(t *testing.T) {
 
 			// The import server: a native sidecar on the instance's database, with the import's ini.
 			kinto := podContainer(pod, ImportServerContainer)
+			if *pod.SecurityContext.RunAsUser != postgresUID || *kinto.SecurityContext.RunAsUser != kintoUID {
+				t.Errorf("the pod runs as %d, Kinto as %d: want the dumps' owner, and Kinto's user", *pod.SecurityContext.RunAsUser, *kinto.SecurityContext.RunAsUser)
+			}
 			if kinto.RestartPolicy == nil || *kinto.RestartPolicy != corev1.ContainerRestartPolicyAlways || pod.InitContainers[len(pod.InitContainers)-1].Name != ImportServerContainer {
 				t.Errorf("the import server is not the last init container, restarting always: %q", podSteps(pod))
 			}
