@@ -131,9 +131,9 @@ func TestPortableImportComesAfterTheMigration(t *testing.T) {
 		t.Errorf("the backup policy %v does not select the import pod %v (%v)", policy.Spec.PodSelector, job.Spec.Template.Labels, err)
 	}
 
-	runJob(t, ns, job.Name, "import", `{"counts":{"buckets":2,"collections":3,"groups":1,"records":40}}`, false)
+	runJob(t, ns, job.Name, "import", `{"counts":{"buckets":2,"collections":3,"groups":1,"records":40},"accountsNotMoved":2}`, false)
 	cur = waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionTrue, "Restored")
-	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "2 buckets, 3 collections, 1 groups, 40 records") {
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "2 buckets, 3 collections, 1 groups, 40 records; 2 accounts not moved") {
 		t.Errorf("Restored says %q, want the loader's counts", c.Message)
 	}
 	markServerAvailable(t, inst)

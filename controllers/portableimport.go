@@ -71,7 +71,7 @@ func (r *KintoInstanceReconciler) reconcileImport(ctx context.Context, p *pass, 
 
 // describeLoaded says what the loader's result line counts, and the accounts it could not move.
 func describeLoaded(result string) string {
-	var loaded portable.Loaded
+	var loaded portable.ImportResult
 	if err := json.Unmarshal([]byte(result), &loaded); err != nil || loaded.Counts == nil {
 		return "its result is unreadable"
 	}
@@ -80,7 +80,7 @@ func describeLoaded(result string) string {
 		parts = append(parts, fmt.Sprintf("%d %s", loaded.Counts[kind], kind))
 	}
 	s := strings.Join(parts, ", ")
-	if n := len(loaded.AccountsNotMoved); n > 0 {
+	if n := loaded.AccountsNotMoved; n > 0 {
 		s += fmt.Sprintf("; %d accounts not moved (Kinto hashes a password sent through its API again: their owners sign up again under the same id)", n)
 	}
 	return s

@@ -778,11 +778,12 @@ type PortableSource struct {
 type PortableS3Source struct {
 	S3Connection `json:",inline"`
 
-	// Key of the export in the bucket, a .yaml file (.yaml.age when encrypted), such as
-	// backups/coop/notes/20261126T030000Z.yaml.
+	// Key of the export in the bucket: status.key of a Portable KintoBackup (such as
+	// backups/coop/notes/20261126T030000Z.dump, YAML inside), or a kinto-wizard file ending in
+	// .yaml or .yml (.age after it when encrypted with age).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*\.yaml(\.age)?$`
+	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*([0-9]{8}T[0-9]{6}Z\.dump|[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*\.ya?ml(\.age)?)$`
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '.' || s == '..')",message="key must not hold '.' or '..' as a folder"
 	Key string `json:"key"`
 

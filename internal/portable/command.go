@@ -150,12 +150,25 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	// The operator puts the counts in the instance's status.
-	if err := os.WriteFile(terminationLogPath(), append(line, '\n'), 0o644); err != nil {
+	// The operator puts the counts in the instance's status; the termination log holds 4 KiB,
+	// so the accounts not moved are counted there, not named.
+	result, err := json.Marshal(ImportResult{Counts: loaded.Counts, AccountsNotMoved: len(loaded.AccountsNotMoved)})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(terminationLogPath(), append(result, '\n'), 0o644); err != nil {
 		return fmt.Errorf("cannot write the result to %s: %w", terminationLogPath(), err)
 	}
 	fmt.Fprintf(stdout, "import loaded: %s\n", line)
 	return nil
+}
+
+// ImportResult is what an import leaves in its termination log.
+type ImportResult struct {
+	// Counts of the objects written, by kind.
+	Counts map[string]int64 `json:"counts"`
+	// AccountsNotMoved counts the export's accounts the import did not create (Loaded).
+	AccountsNotMoved int `json:"accountsNotMoved,omitempty"`
 }
 
 // terminationLogPath is where a step leaves its result for the operator: $TERMINATION_LOG, or
