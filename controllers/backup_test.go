@@ -272,7 +272,7 @@ func TestRetentionDeletesEachDroppedBackupWithItsDump(t *testing.T) {
 		if expired == "before-upgrade" {
 			// Nothing restores a dump on its way out.
 			restored := createInstance(t, ns, "copy", func(i *v1alpha1.KintoInstance) {
-				i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: expired}}
+				i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: expired}}
 			})
 			cur := waitForCondition(t, restored, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady")
 			if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "being deleted with its dump") {
@@ -424,7 +424,7 @@ func TestRestoreComesBeforeTheMigration(t *testing.T) {
 	backup := waitForBackup(t, ns, "move", v1alpha1.BackupCompleted)
 
 	inst := createInstance(t, ns, "new-host", func(i *v1alpha1.KintoInstance) {
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "move"}}
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: "move"}}
 	})
 	waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionFalse, "WaitingForDatabase")
 	markDatabaseReady(t, inst)
@@ -457,7 +457,7 @@ func TestRestoreComesBeforeTheMigration(t *testing.T) {
 func TestFailedRestoreSaysWhy(t *testing.T) {
 	ns := newNamespace(t)
 	inst := createInstance(t, ns, "new-host", func(i *v1alpha1.KintoInstance) {
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "missing"}}
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: "missing"}}
 	})
 	waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionFalse, "BackupNotReady")
 

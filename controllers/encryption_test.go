@@ -74,7 +74,7 @@ func TestEncryptedBackupIsRestoredOnlyWithItsKey(t *testing.T) {
 	}
 
 	inst := createInstance(t, ns, "moved", func(i *v1alpha1.KintoInstance) {
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "sealed"}}
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: "sealed"}}
 	})
 	markDatabaseReady(t, inst)
 	refused := func(reason string, says ...string) {

@@ -146,7 +146,7 @@ func countJobs(old, next *v1alpha1.KintoInstanceStatus) {
 		switch c.Reason {
 		case reasonRestored:
 			jobsFinished.WithLabelValues(jobRestore, jobSucceeded).Inc()
-		case "RestoreFailed":
+		case "RestoreFailed", reasonImportFailed:
 			jobsFinished.WithLabelValues(jobRestore, jobFailed).Inc()
 		}
 	}

@@ -57,11 +57,15 @@ func (r *KintoInstanceReconciler) reconcileRestoreRecord(ctx context.Context, p 
 	if !ok {
 		return false, nil
 	}
-	// This instance's own restore Job records the restore before the status saying so is
+	// This instance's own restore (or import) Job records the restore before the status saying so is
 	// written: a pass that read the instance before that write (or after it failed) finds the
 	// record, and the Job that made it.
 	job := &batchv1.Job{}
-	err = r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.RestoreJobName(inst)}, job)
+	name := resources.RestoreJobName(inst)
+	if inst.Spec.Bootstrap.FromPortable != nil {
+		name = resources.ImportJobName(inst)
+	}
+	err = r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: name}, job)
 	if client.IgnoreNotFound(err) != nil {
 		return false, err
 	}

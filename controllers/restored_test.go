@@ -30,7 +30,7 @@ func TestReappliedRestoredInstanceKeepsItsData(t *testing.T) {
 	waitForBackup(t, ns, "move", v1alpha1.BackupCompleted)
 
 	bootstrap := func(i *v1alpha1.KintoInstance) {
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "move"}}
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: "move"}}
 	}
 	inst := createInstance(t, ns, "copy", bootstrap)
 	markDatabaseReady(t, inst)

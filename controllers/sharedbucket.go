@@ -137,10 +137,10 @@ func restoreKeyRefusal(shared *v1alpha1.S3Destination, inst *v1alpha1.KintoInsta
 	if src == nil || src.S3 == nil {
 		return ""
 	}
-	from := inst.Spec.Bootstrap.FromBackup
-	field := "spec.bootstrap.fromBackup.s3.key"
+	from := resources.BootstrapSource(inst)
+	field := from.Field + ".s3.key"
 	if from.S3 == nil {
-		field = fmt.Sprintf("the key of KintoBackup %q (status.key), which spec.bootstrap.fromBackup.backupName names,", from.BackupName)
+		field = fmt.Sprintf("the key of KintoBackup %q (status.key), which %s.backupName names,", from.BackupName, from.Field)
 	}
 	return hostingclass.KeyOutsideTenantFolder(shared, inst.Namespace, src.S3, src.Key, field)
 }

@@ -120,7 +120,7 @@ func TestRestoreFromAnotherTenantsFolderIsRefused(t *testing.T) {
 			i.Spec.ClassName = "shared-bucket-" + ns
 			conn := sharedBucketConnection("own-s3")
 			conn.Endpoint = endpoint
-			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{S3: &v1alpha1.S3Source{S3Connection: conn, Key: key}}}
+			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{S3: &v1alpha1.S3Source{S3Connection: conn, Key: key}}}
 		})
 	}
 
@@ -208,7 +208,7 @@ func TestSharedBucketKeepsItsCredentials(t *testing.T) {
 	// checksum its KintoBackup records, none being stored with the object.
 	copied := createInstance(t, ns, "copy", func(i *v1alpha1.KintoInstance) {
 		i.Spec.ClassName = className
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
 			S3Connection: sharedBucketConnection("unused"), Key: grantedKey}}}
 	})
 	markDatabaseReady(t, copied)

@@ -79,7 +79,7 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 	if errors.Is(err, errBackupNotDoneYet) {
 		// The backup's progress brings no event to this instance.
 		setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonWaitingForBackup,
-			fmt.Sprintf("KintoBackup %q is not completed yet: the restore starts once it is", inst.Spec.Bootstrap.FromBackup.BackupName))
+			fmt.Sprintf("KintoBackup %q is not completed yet: the restore starts once it is", resources.BootstrapSource(inst).BackupName))
 		p.requeueAt(r.now().Add(secretRecheckInterval))
 		return nil, nil
 	}
@@ -98,10 +98,10 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 // restoreSource is the dump spec.bootstrap.fromBackup names, or what keeps it from being
 // restored.
 func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alpha1.KintoInstance) (*resources.RestoreSource, string, error) {
-	from := inst.Spec.Bootstrap.FromBackup
+	from := resources.BootstrapSource(inst)
 	var src resources.RestoreSource
 	if from.S3 != nil {
-		src = resources.RestoreSource{S3: &from.S3.S3Connection, Key: from.S3.Key, SHA256: from.S3.SHA256}
+		src = resources.RestoreSource{S3: from.S3, Key: from.Key, SHA256: from.SHA256}
 	} else {
 		backup := &v1alpha1.KintoBackup{}
 		err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: from.BackupName}, backup)
@@ -113,14 +113,16 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 		case !backup.DeletionTimestamp.IsZero() && deletesDump(backup):
 			// Its dump may be gone already.
 			return nil, fmt.Sprintf("KintoBackup %q is being deleted with its dump", from.BackupName), nil
-		case backup.Spec.Portable():
-			return nil, fmt.Sprintf("KintoBackup %q is a Portable export, which pg_restore cannot read: load it into the running instance with kinto-wizard (README: Moving to your own server)", from.BackupName), nil
+		case backup.Spec.Portable() && !from.Portable:
+			return nil, fmt.Sprintf("KintoBackup %q is a Portable export, which pg_restore cannot read: name it in spec.bootstrap.fromPortable instead", from.BackupName), nil
+		case !backup.Spec.Portable() && from.Portable:
+			return nil, fmt.Sprintf("KintoBackup %q is a database dump, which only pg_restore reads: name it in spec.bootstrap.fromBackup instead", from.BackupName), nil
 		case backup.Status.Phase == v1alpha1.BackupFailed:
 			return nil, fmt.Sprintf("KintoBackup %q failed: only a completed backup is restored", from.BackupName), nil
 		case backup.Status.Phase != v1alpha1.BackupCompleted:
 			return nil, "", errBackupNotDoneYet
 		}
-		if v := backup.Status.KintoVersion; v != "" && olderRelease(inst.Spec.Version, v) &&
+		if v := backup.Status.KintoVersion; !from.Portable && v != "" && olderRelease(inst.Spec.Version, v) &&
 			inst.Annotations[v1alpha1.ForceDowngradeAnnotation] != inst.Spec.Version {
 			return nil, fmt.Sprintf("KintoBackup %q holds a schema of Kinto %s, newer than spec.version %s: Kinto's migrations only go forward "+
 				"(to restore it anyway, annotate the instance with %s=%s)", from.BackupName, v, inst.Spec.Version, v1alpha1.ForceDowngradeAnnotation, inst.Spec.Version), nil
@@ -147,9 +149,6 @@ const (
 	reasonDecryptionKeyRefused = "DecryptionKeyRefused"
 )
 
-// decryptionKeyField is the field the refusals name.
-const decryptionKeyField = "spec.bootstrap.fromBackup.decryptionKey"
-
 // checkDecryptionKey says why src cannot be opened with the private key spec.bootstrap names
 // (a reason and a message naming the field), "" when it can or needs none. It reads the key to
 // compare its public key with those the backup recorded, and says nothing of it. A dump
@@ -157,7 +156,8 @@ const decryptionKeyField = "spec.bootstrap.fromBackup.decryptionKey"
 // cannot open.
 func (r *KintoInstanceReconciler) checkDecryptionKey(ctx context.Context, inst *v1alpha1.KintoInstance, src *resources.RestoreSource) (string, string, error) {
 	ref := src.DecryptionKey
-	what := fmt.Sprintf("KintoBackup %q", inst.Spec.Bootstrap.FromBackup.BackupName)
+	from := resources.BootstrapSource(inst)
+	what, decryptionKeyField := fmt.Sprintf("KintoBackup %q", from.BackupName), from.Field+".decryptionKey"
 	if src.Encryption != nil && ref == nil {
 		return reasonDecryptionKeyMissing, fmt.Sprintf("%s is encrypted (for the keys %s): set %s to a Secret's key holding one of their private keys (age-keygen's key file); nothing is restored without it",
 			what, describeFingerprints(src.Encryption.Recipients), decryptionKeyField), nil

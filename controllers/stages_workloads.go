@@ -98,6 +98,16 @@ func (r *KintoInstanceReconciler) reconcileWorkloads(ctx context.Context, p *pas
 	if err := r.reconcileMigration(ctx, p, inst, children.Migration, jobInputs(children.Migration, children.ConfigHash, secrets)); err != nil {
 		return inStage(stageMigration, err)
 	}
+	if children.Import != nil {
+		objectStorage, err := r.secretsRevision(ctx, inst.Namespace, resources.ObjectStorageSecrets(inst))
+		if err != nil {
+			return inStage(stageRestore, err)
+		}
+		inputs := jobInputs(children.Import, credentials, secrets, objectStorage)
+		if err := r.reconcileImport(ctx, p, children.Import, restore, inputs); err != nil {
+			return inStage(stageRestore, err)
+		}
+	}
 	if err := r.reportServer(ctx, p, inst, children.Server); err != nil {
 		return inStage(stageServer, err)
 	}
@@ -172,7 +182,7 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 			fmt.Sprintf("the migration to Kinto %s starts when the database is ready", target))
 		return nil
 	}
-	if restorePending(p) {
+	if restorePending(p) && inst.Spec.Bootstrap.FromBackup != nil {
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "WaitingForRestore",
 			fmt.Sprintf("the migration to Kinto %s starts once the backup is restored", target))
 		return nil
@@ -248,6 +258,11 @@ func (r *KintoInstanceReconciler) deleteOtherMigrateJobs(ctx context.Context, in
 // available, to say why.
 func (r *KintoInstanceReconciler) reportServer(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, deploy *appsv1.Deployment) error {
 	p.status.URL = resources.URL(inst)
+	if deploy == nil && p.status.Version != "" {
+		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "WaitingForImport",
+			"the server starts once the portable export is imported")
+		return nil
+	}
 	if deploy == nil {
 		setCondition(p, v1alpha1.ConditionServerReady, metav1.ConditionFalse, "WaitingForMigration",
 			"the server starts once the database schema is migrated")

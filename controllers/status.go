@@ -40,7 +40,7 @@ var readyOwnReasons = map[string]bool{reasonReconcileError: true, reasonTakingFi
 var progressReasons = map[string]bool{
 	"Reconciling": true, "PostgreSQLStarting": true, "WaitingForDatabase": true, "Migrating": true,
 	"WaitingForMigration": true, "RollingOut": true, "PodsNotReady": true, reasonHibernating: true,
-	reasonWaitingForRolloutSlot: true, "Restoring": true, "WaitingForRestore": true, reasonWaitingForBackup: true, reasonTakingFinalBackup: true,
+	reasonWaitingForRolloutSlot: true, "Restoring": true, "WaitingForRestore": true, reasonImporting: true, "WaitingForImport": true, reasonWaitingForBackup: true, reasonTakingFinalBackup: true,
 	reasonNoBackupYet: true, reasonVerifying: true,
 	string(v1alpha1.UpgradeClosingWrites): true, string(v1alpha1.UpgradeBackingUp): true, string(v1alpha1.UpgradeStarting): true,
 	string(v1alpha1.UpgradeHealthGate): true,

@@ -39,7 +39,9 @@ type KintoBackupSpec struct {
 	// Credentials are the identity a Portable export reads the server as: it holds what that
 	// identity may read. To export everything, name it in the instance's settings
 	// bucket_read_principals, collection_read_principals, group_read_principals and
-	// record_read_principals (and auth.accounts.admins, for the accounts).
+	// record_read_principals (and auth.accounts.admins, for the accounts). Kinto shows an
+	// object's permissions only to its writers (those its own write permission names): the
+	// export holds the permissions of the objects this identity writes, and none of the others.
 	// +optional
 	Credentials *KintoCredentials `json:"credentials,omitempty"`
 }

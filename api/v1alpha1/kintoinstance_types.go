@@ -20,7 +20,7 @@ const ForceDowngradeAnnotation = "hosting.kinto-storage.org/force-downgrade"
 const DefaultPostgreSQLVersion = "15"
 
 // KintoInstanceSpec is the desired state of one Kinto server with its database.
-// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || (has(self.bootstrap.fromBackup.backupName) == has(oldSelf.bootstrap.fromBackup.backupName) && (!has(self.bootstrap.fromBackup.backupName) || self.bootstrap.fromBackup.backupName == oldSelf.bootstrap.fromBackup.backupName) && has(self.bootstrap.fromBackup.s3) == has(oldSelf.bootstrap.fromBackup.s3) && (!has(self.bootstrap.fromBackup.s3) || self.bootstrap.fromBackup.s3 == oldSelf.bootstrap.fromBackup.s3)))",message="spec.bootstrap is set when the instance is created and cannot change, but for fromBackup.decryptionKey (the key of an encrypted backup, given once it is asked for): restore into a new instance instead",fieldPath=".bootstrap"
+// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || (has(self.bootstrap.fromBackup) == has(oldSelf.bootstrap.fromBackup) && has(self.bootstrap.fromPortable) == has(oldSelf.bootstrap.fromPortable) && (!has(self.bootstrap.fromBackup) || (has(self.bootstrap.fromBackup.backupName) == has(oldSelf.bootstrap.fromBackup.backupName) && (!has(self.bootstrap.fromBackup.backupName) || self.bootstrap.fromBackup.backupName == oldSelf.bootstrap.fromBackup.backupName) && has(self.bootstrap.fromBackup.s3) == has(oldSelf.bootstrap.fromBackup.s3) && (!has(self.bootstrap.fromBackup.s3) || self.bootstrap.fromBackup.s3 == oldSelf.bootstrap.fromBackup.s3))) && (!has(self.bootstrap.fromPortable) || (has(self.bootstrap.fromPortable.backupName) == has(oldSelf.bootstrap.fromPortable.backupName) && (!has(self.bootstrap.fromPortable.backupName) || self.bootstrap.fromPortable.backupName == oldSelf.bootstrap.fromPortable.backupName) && has(self.bootstrap.fromPortable.s3) == has(oldSelf.bootstrap.fromPortable.s3) && (!has(self.bootstrap.fromPortable.s3) || self.bootstrap.fromPortable.s3 == oldSelf.bootstrap.fromPortable.s3)))))",message="spec.bootstrap is set when the instance is created and cannot change, but for fromBackup.decryptionKey or fromPortable.decryptionKey (the key of an encrypted backup, given once it is asked for): restore into a new instance instead",fieldPath=".bootstrap"
 // +kubebuilder:validation:XValidation:rule="!has(self.bootstrap) || !has(self.database) || has(self.database.managed)",message="spec.bootstrap restores into a managed database: restore into an external database with pg_restore yourself",fieldPath=".bootstrap"
 // +kubebuilder:validation:XValidation:rule="!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot' || (has(self.backup) && (!has(self.database) || has(self.database.managed)))",message="deletionPolicy Snapshot needs spec.backup, which says where the final backup goes, and a managed database",fieldPath=".deletionPolicy"
 // +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="spec.ingress and spec.gateway are alternatives: set one of them"
@@ -739,10 +739,60 @@ type S3Destination struct {
 }
 
 // BootstrapSpec says what a new instance's database starts with.
+// +kubebuilder:validation:XValidation:rule="has(self.fromBackup) != has(self.fromPortable)",message="exactly one of bootstrap.fromBackup and bootstrap.fromPortable must be set"
 type BootstrapSpec struct {
 	// FromBackup restores a backup into the new database, then runs `kinto migrate`, so that a
 	// backup of an older Kinto release comes up on the instance's release.
-	FromBackup BackupSource `json:"fromBackup"`
+	// +optional
+	FromBackup *BackupSource `json:"fromBackup,omitempty"`
+
+	// FromPortable loads a portable export (kinto-wizard's YAML) through Kinto's HTTP API into
+	// the new database once `kinto migrate` has made it, before the server starts: an export
+	// of any Kinto server, of any release.
+	// +optional
+	FromPortable *PortableSource `json:"fromPortable,omitempty"`
+}
+
+// PortableSource is the portable export an instance starts from: a Portable KintoBackup of the
+// namespace, or an export in object storage.
+// +kubebuilder:validation:XValidation:rule="has(self.backupName) != has(self.s3)",message="exactly one of fromPortable.backupName and fromPortable.s3 must be set"
+type PortableSource struct {
+	// BackupName is a completed Portable KintoBackup in the instance's namespace.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	BackupName string `json:"backupName,omitempty"`
+
+	// S3 is an export in S3-compatible object storage.
+	// +optional
+	S3 *PortableS3Source `json:"s3,omitempty"`
+
+	// DecryptionKey is the Secret key holding the age private key (an identity file, as
+	// age-keygen writes it) that opens an encrypted export: one of the keys
+	// spec.backup.encryption listed when it was taken. Only the import's pod reads it.
+	// +optional
+	DecryptionKey *SecretKeyRef `json:"decryptionKey,omitempty"`
+}
+
+// PortableS3Source is one portable export in a bucket.
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecure) && self.insecure && self.endpoint.startsWith('https://'))",message="an https:// endpoint cannot be insecure: drop insecure, or the scheme",fieldPath=".insecure"
+type PortableS3Source struct {
+	S3Connection `json:",inline"`
+
+	// Key of the export in the bucket: status.key of a Portable KintoBackup (such as
+	// backups/coop/notes/20261126T030000Z.dump, YAML inside), or a kinto-wizard file ending in
+	// .yaml or .yml (.age after it when encrypted with age).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9!_.*'()-]+/)*([0-9]{8}T[0-9]{6}Z\.dump|[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*\.ya?ml(\.age)?)$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '.' || s == '..')",message="key must not hold '.' or '..' as a folder"
+	Key string `json:"key"`
+
+	// SHA256 the export must have, hexadecimal, as its KintoBackup reported. Unset, the
+	// checksum stored with the object when it was uploaded is checked.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // BackupSource is the backup an instance starts from: a KintoBackup of the namespace, or a dump

@@ -260,7 +260,7 @@ func TestImmutableFieldsRefuseChanges(t *testing.T) {
 			name:    "bootstrap added",
 			initial: `{}`,
 			mutate: func(s *v1alpha1.KintoInstanceSpec) {
-				s.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "b"}}
+				s.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: "b"}}
 			},
 			wantPath: "spec.bootstrap",
 			wantMsg:  "set when the instance is created and cannot change",

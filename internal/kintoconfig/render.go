@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf16"
@@ -62,6 +63,51 @@ func Render(inst *v1alpha1.KintoInstance) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Listen on every address: Kinto's own default (127.0.0.1) is unreachable from outside the pod.
+	return render(inst, app, "0.0.0.0"), nil
+}
+
+// ImportPrincipal is whom the import server lets write everything: any request it
+// authenticates, with basic auth alone (any user and password), on 127.0.0.1 of its pod.
+const ImportPrincipal = "system.Authenticated"
+
+// RenderImport returns the kinto.ini of the server a portable import loads through: the
+// instance's own (same database, plugins and settings), private to the import's pod, on which
+// whoever authenticates may create, read and write every bucket, collection, group and record
+// by the settings alone, and with explicit permissions off. Kinto otherwise gives whoever
+// writes an object write on it, on every create and update (so no later write takes it away):
+// the loader would stay a writer of everything it loaded, a principal the source never had.
+// Here each object keeps the permissions the import puts, the source's, and nothing else.
+func RenderImport(inst *v1alpha1.KintoInstance) (string, error) {
+	app, err := appSettings(inst)
+	if err != nil {
+		return "", err
+	}
+	overrides := []setting{
+		{"kinto.explicit_permissions", "false"},
+		// Basic auth alone: the loader needs no account, and Kinto fetches the discovery
+		// document of the OpenID providers multiauth.policies lists only, so the import's pod
+		// reaches no provider.
+		{"multiauth.policies", "basicauth"},
+	}
+	for _, kind := range []string{"bucket", "collection", "group", "record"} {
+		// A setting grants its own permission only: the write of a bucket named here gives no
+		// group:create in it (inheritance runs over the objects' permissions).
+		for _, perm := range []string{"create", "read", "write"} {
+			overrides = append(overrides, setting{"kinto." + kind + "_" + perm + "_principals", ImportPrincipal})
+		}
+	}
+	replaced := map[string]bool{}
+	for _, o := range overrides {
+		replaced[SettingName(o.key)] = true
+	}
+	// Kinto refuses a setting given twice, with or without its prefix.
+	kept := slices.DeleteFunc(app, func(s setting) bool { return replaced[SettingName(s.key)] })
+	return render(inst, append(kept, overrides...), "127.0.0.1"), nil
+}
+
+// render writes the ini of inst with the [app:main] settings app, listening on host.
+func render(inst *v1alpha1.KintoInstance, app []setting, host string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Rendered by kinto-operator for KintoInstance %s/%s: edits are overwritten.\n", inst.Namespace, inst.Name)
 	b.WriteString("# Secrets and database URLs come from environment variables, not from this file.\n\n")
@@ -69,10 +115,9 @@ func Render(inst *v1alpha1.KintoInstance) (string, error) {
 	for _, s := range app {
 		fmt.Fprintf(&b, "%s = %s\n", s.key, escape(s.value))
 	}
-	// Listen on every address: Kinto's own default (127.0.0.1) is unreachable from outside the pod.
-	fmt.Fprintf(&b, "\n[server:main]\nuse = egg:waitress#main\nhost = 0.0.0.0\nport = %d\n", Port)
+	fmt.Fprintf(&b, "\n[server:main]\nuse = egg:waitress#main\nhost = %s\nport = %d\n", host, Port)
 	b.WriteString(loggingSections)
-	return b.String(), nil
+	return b.String()
 }
 
 // loggingSections log one JSON document per line to stderr, as cluster log collectors expect.

@@ -229,3 +229,56 @@ func TestOpenIDClientSecretEnv(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// TestRenderImport: the import server's ini is the instance's, but for the settings that make
+// any authenticated request an admin with explicit permissions off, each rendered once (a user's
+// own value of one of them, prefixed or not, gives way), and for listening on 127.0.0.1 only.
+func TestRenderImport(t *testing.T) {
+	inst := instance(func(s *v1alpha1.KintoInstanceSpec) {
+		s.Auth = &v1alpha1.AuthSpec{BasicAuth: true, Accounts: &v1alpha1.AccountsSpec{Enabled: true, Admins: []string{"alice"}}}
+		s.Settings = map[string]v1alpha1.SettingValue{
+			"bucket_create_principals":      "account:alice",
+			"kinto.record_write_principals": "account:bob",
+			"paginate_by":                   "50",
+		}
+	})
+	served, err := Render(inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported, err := RenderImport(inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"kinto.explicit_permissions": "false", "multiauth.policies": "basicauth"}
+	for _, kind := range []string{"bucket", "collection", "group", "record"} {
+		for _, perm := range []string{"create", "read", "write"} {
+			want["kinto."+kind+"_"+perm+"_principals"] = ImportPrincipal
+		}
+	}
+	got, base := appMain(t, imported), appMain(t, served)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	for _, gone := range []string{"bucket_create_principals", "record_write_principals"} {
+		if _, ok := got[gone]; ok {
+			t.Errorf("the user's %s stays beside the import's own", gone)
+		}
+	}
+	for k, v := range base {
+		if _, replaced := want[k]; replaced || SettingName(k) == "bucket_create_principals" || SettingName(k) == "record_write_principals" {
+			continue
+		}
+		if got[k] != v {
+			t.Errorf("%s = %q for the import, %q for the server: only the import's settings differ", k, got[k], v)
+		}
+	}
+	if !strings.Contains(imported, "\nhost = 127.0.0.1\n") || strings.Contains(imported, "0.0.0.0") {
+		t.Errorf("the import server does not listen on 127.0.0.1 alone:\n%s", imported)
+	}
+	if _, after, _ := strings.Cut(served, "[server:main]"); !strings.HasSuffix(imported, strings.Replace(after, "0.0.0.0", "127.0.0.1", 1)) {
+		t.Errorf("the import's [server:main] and logging differ from the server's beyond the host")
+	}
+}

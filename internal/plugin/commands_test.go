@@ -98,7 +98,7 @@ func TestRestoredSpec(t *testing.T) {
 	source := &v1alpha1.KintoInstance{Spec: v1alpha1.KintoInstanceSpec{
 		Version: "26.4.0", ClassName: class, Hibernate: true,
 		Ingress:   &v1alpha1.IngressSpec{Host: "notes.example.org"},
-		Bootstrap: &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "older"}},
+		Bootstrap: &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: "older"}},
 	}}
 	spec, left := restoredSpec(source, "notes-x7k2p")
 	if spec.Version != "26.4.0" || spec.ClassName != class || spec.Hibernate || spec.Ingress != nil ||

@@ -36,7 +36,7 @@ func restoredSpec(source *v1alpha1.KintoInstance, backupName string) (v1alpha1.K
 			spec.Hibernate = false
 		}
 	}
-	spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: backupName}}
+	spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: backupName}}
 	return spec, left
 }
 

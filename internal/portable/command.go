@@ -74,10 +74,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if dir == "" {
 		return subcommand.UsageErrorf("$%s is required", backupenv.DumpDir)
 	}
-	terminationLog := os.Getenv(backupenv.TerminationLog)
-	if terminationLog == "" {
-		terminationLog = "/dev/termination-log"
-	}
+	terminationLog := terminationLogPath()
 	c, err := clientFromEnv(ctx, backupenv.PortableURL, backupenv.PortableUser, backupenv.PortablePassword, backupenv.PortableBearerToken)
 	if err != nil {
 		return err
@@ -153,8 +150,34 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// The operator puts the counts in the instance's status; the termination log holds 4 KiB,
+	// so the accounts not moved are counted there, not named.
+	result, err := json.Marshal(ImportResult{Counts: loaded.Counts, AccountsNotMoved: len(loaded.AccountsNotMoved)})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(terminationLogPath(), append(result, '\n'), 0o644); err != nil {
+		return fmt.Errorf("cannot write the result to %s: %w", terminationLogPath(), err)
+	}
 	fmt.Fprintf(stdout, "import loaded: %s\n", line)
 	return nil
+}
+
+// ImportResult is what an import leaves in its termination log.
+type ImportResult struct {
+	// Counts of the objects written, by kind.
+	Counts map[string]int64 `json:"counts"`
+	// AccountsNotMoved counts the export's accounts the import did not create (Loaded).
+	AccountsNotMoved int `json:"accountsNotMoved,omitempty"`
+}
+
+// terminationLogPath is where a step leaves its result for the operator: $TERMINATION_LOG, or
+// the kubelet's default.
+func terminationLogPath() string {
+	if p := os.Getenv(backupenv.TerminationLog); p != "" {
+		return p
+	}
+	return "/dev/termination-log"
 }
 
 // runMirror syncs the source server into the server once, from and to the state file.

@@ -20,7 +20,9 @@ type Loaded struct {
 // Load writes e into the server with PUTs sent in batches: buckets first, then their groups
 // and collections, then the records. Each object is put whole, data and permissions, under its
 // own id, so loading the same export again (a retried import) writes the same objects, never
-// duplicates. Kinto adds the loading identity to the write permission of what it creates.
+// duplicates. Kinto adds the loading identity to the write permission of every object it
+// writes (kinto.explicit_permissions): loaded through a server rendered by
+// kintoconfig.RenderImport, the objects keep the export's permissions and nothing else.
 func Load(ctx context.Context, c *Client, e *Export) (Loaded, error) {
 	var reqs []Request
 	counts := map[string]int64{"buckets": 0, "groups": 0, "collections": 0, "records": 0}

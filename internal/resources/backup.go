@@ -254,42 +254,10 @@ type RestoreSource struct {
 func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage string) *batchv1.Job {
 	pod := podSpecBase(inst, postgresUID)
 	pod.RestartPolicy = corev1.RestartPolicyNever
-	var steps []corev1.Container
-	var file string
-	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
-	// The checksum of the dump restore reads: the record's, unless the dump is opened on the
-	// way (the record is then the ciphertext's, which the download checks, and the result file it
-	// writes beside the dump has the plaintext's).
-	checksum := src.SHA256
-	switch {
-	case src.S3 != nil && src.Grant != nil:
-		file = path.Join(dumpDir, path.Base(src.Key))
-		pod.Volumes = []corev1.Volume{scratchVolume(inst)}
-		steps = append(steps, presignedStep(stepDownload, operatorImage, downloadPresignedCommand(src.Key, file, src.SHA256), src.Grant, writeDumps))
-	case src.S3 != nil:
-		file = path.Join(dumpDir, path.Base(src.Key))
-		pod.Volumes = append([]corev1.Volume{scratchVolume(inst)}, objectStorageVolumes(src.S3)...)
-		steps = append(steps, objectStorageStep(stepDownload, operatorImage, downloadCommand(src.Key, file), src.S3, "", writeDumps))
-	case src.Encryption != nil && src.DecryptionKey != nil:
-		file = path.Join(dumpDir, src.File)
-		pod.Volumes = []corev1.Volume{scratchVolume(inst), claimVolume(backupVolume, src.VolumeClaimName, true)}
-		steps = append(steps, operatorStep(stepDownload, operatorImage, openFromVolumeCommand(backupDir, src.File, file, src.SHA256), nil,
-			writeDumps, corev1.VolumeMount{Name: backupVolume, MountPath: backupDir, ReadOnly: true}))
-	default:
-		file = path.Join(dumpDir, src.File)
-		pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, src.VolumeClaimName, true)}
-	}
-	if src.DecryptionKey != nil && len(steps) > 0 {
-		withDecryptionKey(&pod, &steps[0], src.DecryptionKey)
-		checksum = ""
-	}
-	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpFile, Value: file})
-	if checksum != "" {
-		env = append(env, corev1.EnvVar{Name: backupenv.DumpSHA256, Value: checksum})
-	}
+	fetched := fetchSource(inst, &pod, src, operatorImage)
+	env := append(DatabaseClientEnv(inst), fetched.env...)
 	readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
-	steps = append(steps, databaseStep(inst, stepRestore, RestoreCommand(), env, readDumps))
-	runSteps(&pod, steps)
+	runSteps(&pod, append(fetched.steps, databaseStep(inst, stepRestore, RestoreCommand(), env, readDumps)))
 	withDatabaseTools(&pod, operatorImage)
 
 	labels := Labels(inst, ComponentRestore)
@@ -298,6 +266,55 @@ func RestoreJob(inst *v1alpha1.KintoInstance, src RestoreSource, operatorImage s
 		ObjectMeta: objectMeta(inst, RestoreJobName(inst), ComponentRestore),
 		Spec:       jobSpec(labels, pod, restoreBackoffLimit, restoreDeadline),
 	}
+}
+
+// fetched is how a bootstrap Job's pod reads its source: the steps that fetch it (none when
+// it is read where it is), and the environment naming the file (and its checksum) for the step
+// that reads it, which mounts dumpVolume at dumpDir.
+type fetched struct {
+	steps []corev1.Container
+	env   []corev1.EnvVar
+}
+
+// fetchSource adds to pod the volumes of src and returns the steps that fetch it: a source in
+// S3 is downloaded, verified, to scratch space (opened on the way when encrypted); one on a
+// volume is read where it is, the volume mounted read-only, or copied out and opened when
+// encrypted.
+func fetchSource(inst *v1alpha1.KintoInstance, pod *corev1.PodSpec, src RestoreSource, operatorImage string) fetched {
+	var steps []corev1.Container
+	var file string
+	writeDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir}
+	// The checksum of the file the reading step reads: the record's, unless the file is
+	// opened on the way (the record is then the ciphertext's, which the download checks, and the
+	// result file it writes beside the file has the plaintext's).
+	checksum := src.SHA256
+	switch {
+	case src.S3 != nil && src.Grant != nil:
+		file = path.Join(dumpDir, path.Base(src.Key))
+		pod.Volumes = append(pod.Volumes, scratchVolume(inst))
+		steps = append(steps, presignedStep(stepDownload, operatorImage, downloadPresignedCommand(src.Key, file, src.SHA256), src.Grant, writeDumps))
+	case src.S3 != nil:
+		file = path.Join(dumpDir, path.Base(src.Key))
+		pod.Volumes = append(append(pod.Volumes, scratchVolume(inst)), objectStorageVolumes(src.S3)...)
+		steps = append(steps, objectStorageStep(stepDownload, operatorImage, downloadCommand(src.Key, file), src.S3, "", writeDumps))
+	case src.Encryption != nil && src.DecryptionKey != nil:
+		file = path.Join(dumpDir, src.File)
+		pod.Volumes = append(pod.Volumes, scratchVolume(inst), claimVolume(backupVolume, src.VolumeClaimName, true))
+		steps = append(steps, operatorStep(stepDownload, operatorImage, openFromVolumeCommand(backupDir, src.File, file, src.SHA256), nil,
+			writeDumps, corev1.VolumeMount{Name: backupVolume, MountPath: backupDir, ReadOnly: true}))
+	default:
+		file = path.Join(dumpDir, src.File)
+		pod.Volumes = append(pod.Volumes, claimVolume(dumpVolume, src.VolumeClaimName, true))
+	}
+	if src.DecryptionKey != nil && len(steps) > 0 {
+		withDecryptionKey(pod, &steps[0], src.DecryptionKey)
+		checksum = ""
+	}
+	env := []corev1.EnvVar{{Name: backupenv.DumpFile, Value: file}}
+	if checksum != "" {
+		env = append(env, corev1.EnvVar{Name: backupenv.DumpSHA256, Value: checksum})
+	}
+	return fetched{steps: steps, env: env}
 }
 
 // withDecryptionKey mounts the private key of key into step (the download) alone, and tells it

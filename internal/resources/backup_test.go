@@ -375,7 +375,7 @@ func TestRestoreJob(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			inst := newInstance(func(i *v1alpha1.KintoInstance) {
-				i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: "b"}}
+				i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: "b"}}
 			})
 			job := RestoreJob(inst, tc.src, testOperatorImage)
 			if job.Name != "notes-restore" || job.OwnerReferences[0].Kind != "KintoInstance" || job.Labels[ComponentLabel] != ComponentRestore {

@@ -103,6 +103,11 @@ func portableExportCommand() []string {
 	return []string{managerBinary, "portable", "export"}
 }
 
+// portableImportCommand loads $DUMP_FILE into the server $PORTABLE_URL names.
+func portableImportCommand() []string {
+	return []string{managerBinary, "portable", "import"}
+}
+
 // portableExportEnv points the export at the instance's own Service, as creds: the user as it
 // is, the password or token from its Secret.
 func portableExportEnv(inst *v1alpha1.KintoInstance, creds *v1alpha1.KintoCredentials) []corev1.EnvVar {

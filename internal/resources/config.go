@@ -21,9 +21,16 @@ func ConfigMap(inst *v1alpha1.KintoInstance) (*corev1.ConfigMap, string, error) 
 	if err != nil {
 		return nil, "", err
 	}
+	data := map[string]string{ConfigFileName: ini}
+	// The import's ini is no part of the hash: the server does not read it.
+	if b := inst.Spec.Bootstrap; b != nil && b.FromPortable != nil {
+		if data[ImportConfigFileName], err = kintoconfig.RenderImport(inst); err != nil {
+			return nil, "", err
+		}
+	}
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: objectMeta(inst, ConfigMapName(inst), ComponentServer),
-		Data:       map[string]string{ConfigFileName: ini},
+		Data:       data,
 	}, shortHash([]byte(ini), 32), nil
 }

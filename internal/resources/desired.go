@@ -105,8 +105,9 @@ type Children struct {
 	UpgradeDatabase    *appsv1.StatefulSet
 	DatabaseCopy       *batchv1.Job
 	// Jobs are created once, when their step is due: their pod template cannot change.
-	// Migration migrates the schema to spec.version; Restore restores RestoreSource.
-	Migration, Restore *batchv1.Job
+	// Migration migrates the schema to spec.version; Restore restores RestoreSource, a dump,
+	// before it; Import loads RestoreSource, a portable export, after it.
+	Migration, Restore, Import *batchv1.Job
 	// Remove are the optional children the spec does not ask for, to delete where they exist.
 	Remove []client.Object
 }
@@ -145,15 +146,20 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		c.DatabaseServices = DatabaseServices(inst)
 		c.Database = DatabaseStatefulSetKeepingTools(inst, credentials, in.OperatorImage, in.PasswordRotation, in.RunningDatabase)
 		c.BackupVolumeClaim = BackupVolumeClaim(inst)
-		if in.RestoreSource != nil {
+		switch {
+		case in.RestoreSource == nil:
+		case inst.Spec.Bootstrap != nil && inst.Spec.Bootstrap.FromPortable != nil:
 			// The API allows spec.bootstrap with a managed database only.
+			c.Import = ImportJob(withReleaseImage(inst, in.ReleaseImages, inst.Spec.Version), inst.Spec.Version, *in.RestoreSource, in.OperatorImage)
+		default:
 			c.Restore = RestoreJob(inst, *in.RestoreSource, in.OperatorImage)
 		}
 		if u := in.DatabaseUpgrade; u != nil {
 			c.withDatabaseUpgrade(inst, u, credentials, in.OperatorImage)
 		}
 	}
-	if in.SchemaVersion != "" {
+	// The server starts once the import is done: nobody writes before it.
+	if in.SchemaVersion != "" && c.Import == nil {
 		c.Server = ServerDeployment(withReleaseImage(inst, in.ReleaseImages, in.SchemaVersion), in.SchemaVersion, hash, in.SecretsRevision)
 		if in.WritesClosed || (in.DatabaseUpgrade != nil && in.DatabaseUpgrade.CloseWrites) {
 			CloseWrites(c.Server)
@@ -271,7 +277,7 @@ func (c *Children) Exposure() []client.Object {
 // Jobs. Tests iterate it to hold every child to the same rules (owned, labelled, restricted pods).
 func (c *Children) All() []client.Object {
 	all := append(c.Applied(), c.Exposure()...)
-	return append(all, nonNil(c.BackupVolumeClaim, c.BackupSchedule, c.Migration, c.Restore, c.DatabaseCopy)...)
+	return append(all, nonNil(c.BackupVolumeClaim, c.BackupSchedule, c.Migration, c.Restore, c.Import, c.DatabaseCopy)...)
 }
 
 // nonNil drops the children an instance does not have: typed nil pointers, which are not nil

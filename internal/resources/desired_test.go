@@ -96,6 +96,16 @@ func TestDesired(t *testing.T) {
 			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress"},
 			wantOthers: []string{"*v1.Job notes-restore"},
 		},
+		{
+			name: "importing a portable export: migrated, but no server before the import",
+			inst: newInstance(func(i *v1alpha1.KintoInstance) {
+				i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromPortable: &v1alpha1.PortableSource{BackupName: "p"}}
+			}),
+			in:         Inputs{SchemaVersion: v1alpha1.DefaultKintoVersion, RestoreSource: &RestoreSource{S3: &s3, Key: "k/f.yaml"}, OperatorImage: testOperatorImage},
+			wantApply:  []string{"*v1.PersistentVolumeClaim notes-pgdata", "*v1.Service notes-postgres", "*v1.Service notes-postgres-hl", "*v1.StatefulSet notes-postgres", "*v1.Service notes-server"},
+			wantRemove: []string{"*v1.CronJob notes-backup", "*v1.Ingress notes-ingress"},
+			wantOthers: []string{"*v1.Job notes-import"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,7 +165,7 @@ func TestAllHoldsEveryChild(t *testing.T) {
 	v := reflect.ValueOf(*c)
 	for i := range v.NumField() {
 		field := v.Type().Field(i)
-		if field.Name == "Remove" {
+		if field.Name == "Remove" || field.Name == "Import" { // Import: below, Restore's alternative
 			continue
 		}
 		var objs []client.Object
@@ -176,6 +186,21 @@ func TestAllHoldsEveryChild(t *testing.T) {
 				t.Errorf("Children.%s (%s) is not in All()", field.Name, kindName(o))
 			}
 		}
+	}
+}
+
+// The import of a portable export is in All, as the restore it replaces.
+func TestAllHoldsTheImport(t *testing.T) {
+	s3 := testS3Connection()
+	inst := newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromPortable: &v1alpha1.PortableSource{BackupName: "p"}}
+	})
+	c, err := Desired(inst, Inputs{SchemaVersion: inst.Spec.Version, RestoreSource: &RestoreSource{S3: &s3, Key: "k.yaml"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Import == nil || c.Restore != nil || !slices.Contains(c.All(), client.Object(c.Import)) {
+		t.Errorf("import %v, restore %v, all %v", c.Import, c.Restore, kindNames(c.All()))
 	}
 }
 

@@ -35,6 +35,8 @@ const (
 	ComponentBackup = "backup"
 	// ComponentRestore: the Job restoring spec.bootstrap's backup.
 	ComponentRestore = "restore"
+	// ComponentImport: the Job loading spec.bootstrap's portable export.
+	ComponentImport = "import"
 	// ComponentDumpDeletion: the Jobs deleting the dump of a deleted KintoBackup.
 	ComponentDumpDeletion = "dump-deletion"
 	// ComponentDumpCheck: the Jobs reading a KintoBackup's dump where it is stored, without the
@@ -154,6 +156,11 @@ func DatabaseCopyJobName(inst *v1alpha1.KintoInstance, version string) string {
 
 func RestoreJobName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "restore", maxNameLength)
+}
+
+// ImportJobName names the Job loading spec.bootstrap.fromPortable.
+func ImportJobName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "import", maxNameLength)
 }
 
 // FinalBackupName is the KintoBackup deletionPolicy Snapshot takes. The instance's UID in it

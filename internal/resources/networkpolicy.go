@@ -66,8 +66,9 @@ func (o NetworkOptions) externalPeers() []networkingv1.NetworkPolicyPeer {
 // migration) take traffic only from the ingress controller, their instance's backup pods (a
 // Portable export reads the API) and the pods of the KintoMirrors syncing the instance and reach only DNS, their database and the OpenID providers;
 // PostgreSQL takes traffic only from its instance's Kinto, backup and restore pods and reaches
-// nothing; the backup, restore and dump-deletion pods take no traffic and reach only DNS, the
-// database, object storage and (backup and restore) their instance's Kinto server. DNS is the cluster DNS pods', and
+// nothing; the backup, restore, import and dump-deletion pods take no traffic and reach only DNS, the
+// database, object storage and (backup, restore and import) their instance's Kinto server (the
+// import loads through a server of its own pod, on its loopback). DNS is the cluster DNS pods', and
 // "outside the cluster" leaves out the cluster's own ranges and link-local addresses. externalDatabasePort is the port of an external
 // database's URL; objectStoragePorts are the ports of the S3 endpoints the backup and restore
 // pods reach (ObjectStoragePort), in any order.
@@ -81,7 +82,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 	backupPods := metav1.LabelSelector{
 		MatchLabels: map[string]string{NameLabel: "kinto", InstanceLabel: inst.Name},
 		MatchExpressions: []metav1.LabelSelectorRequirement{{
-			Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentBackup, ComponentRestore, ComponentDatabaseCopy},
+			Key: ComponentLabel, Operator: metav1.LabelSelectorOpIn, Values: []string{ComponentBackup, ComponentRestore, ComponentImport, ComponentDatabaseCopy},
 		}},
 	}
 	databasePods := metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentDatabase)}

@@ -57,11 +57,11 @@ func TestExternalPeersLeaveOutTheCluster(t *testing.T) {
 }
 
 // Every pod of an instance with a managed database is selected by one of its policies: the
-// server and migration pods, PostgreSQL, and the backup, restore, dump-deletion and dump-check pods.
+// server and migration pods, PostgreSQL, and the backup, restore, import, dump-deletion and dump-check pods.
 func TestEveryPodIsSelected(t *testing.T) {
 	inst := newInstance(withS3Backup)
 	policies := NetworkPolicies(inst, testNetwork, 0, []int32{443})
-	for _, component := range []string{ComponentServer, ComponentMigrate, ComponentDatabase, ComponentBackup, ComponentRestore, ComponentDumpDeletion, ComponentDumpCheck} {
+	for _, component := range []string{ComponentServer, ComponentMigrate, ComponentDatabase, ComponentBackup, ComponentRestore, ComponentImport, ComponentDumpDeletion, ComponentDumpCheck} {
 		pod := labels.Set(Labels(inst, component))
 		selected := false
 		for _, p := range policies {
@@ -214,6 +214,7 @@ func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
 		"scheduled backup": BackupCronJob(inst, testOperatorImage).Spec.JobTemplate.Spec.Template.Labels,
 		"on-demand backup": BackupJob(inst, newBackup(inst), testOperatorImage, nil).Spec.Template.Labels,
 		"restore":          RestoreJob(inst, RestoreSource{VolumeClaimName: "c", File: "f"}, testOperatorImage).Spec.Template.Labels,
+		"portable import":  ImportJob(inst, "26.5.0", RestoreSource{VolumeClaimName: "c", File: "f.yaml"}, testOperatorImage).Spec.Template.Labels,
 	}
 	if !selects(policies[0], server) || !selects(policies[0], migrate) || selects(policies[0], database) {
 		t.Error("the Kinto policy must select the server and migration pods, not PostgreSQL")

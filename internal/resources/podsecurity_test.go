@@ -38,6 +38,11 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 		}
 	}
 	pods["mirror"] = MirrorCronJob(newMirror(inst), inst, testOperatorImage).Spec.JobTemplate.Spec.Template.Spec
+	if inst.Spec.ManagedDatabase() != nil {
+		key := &v1alpha1.SecretKeyRef{Name: "age", Key: "key.txt"}
+		pods["portable import of a volume's"] = ImportJob(inst, inst.Spec.Version, RestoreSource{VolumeClaimName: "old-backups", File: "f.yaml"}, testOperatorImage).Spec.Template.Spec
+		pods["portable import of S3's, encrypted"] = ImportJob(inst, inst.Spec.Version, RestoreSource{S3: &s3, Key: "k/f.yaml.age", DecryptionKey: key}, testOperatorImage).Spec.Template.Spec
+	}
 	if job := BackupJob(inst, newBackup(inst), testOperatorImage, nil); job != nil {
 		pods["on-demand backup"] = job.Spec.Template.Spec
 	}

@@ -49,11 +49,11 @@ func ObjectStorageSecrets(inst *v1alpha1.KintoInstance) []v1alpha1.SecretKeyRef 
 	if b := inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil {
 		add(&b.Destination.S3.S3Connection)
 	}
-	if b := inst.Spec.Bootstrap; b != nil && b.FromBackup.S3 != nil {
-		add(&b.FromBackup.S3.S3Connection)
+	if from := BootstrapSource(inst); from != nil && from.S3 != nil {
+		add(from.S3)
 	}
-	if b := inst.Spec.Bootstrap; b != nil && b.FromBackup.DecryptionKey != nil {
-		refs = append(refs, *b.FromBackup.DecryptionKey)
+	if from := BootstrapSource(inst); from != nil && from.DecryptionKey != nil {
+		refs = append(refs, *from.DecryptionKey)
 	}
 	return refs
 }

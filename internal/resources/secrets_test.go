@@ -20,7 +20,7 @@ func TestReferencedSecrets(t *testing.T) {
 			i.Spec.Auth.OpenIDConnect[0].ClientSecret.Name = "coop-db"
 		}), []string{"coop-db"}},
 		{"backups to S3, and a restore from S3", newInstance(withS3Backup, withCABundle, func(i *v1alpha1.KintoInstance) {
-			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
+			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{S3: &v1alpha1.S3Source{
 				S3Connection: v1alpha1.S3Connection{Credentials: v1alpha1.S3Credentials{
 					AccessKeyID:     v1alpha1.SecretKeyRef{Name: "old-host", Key: "id"},
 					SecretAccessKey: v1alpha1.SecretKeyRef{Name: "old-host", Key: "secret"},

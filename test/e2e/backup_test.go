@@ -318,7 +318,7 @@ func restoreInto(t *testing.T, source *v1alpha1.KintoInstance, ns, name string, 
 	carryHMACSecrets(t, source, ns, name)
 	restored := applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
 		i.Name = name
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: from}
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &from}
 	})
 	checkRestored(t, restored, source, want)
 }

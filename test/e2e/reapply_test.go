@@ -44,7 +44,7 @@ func TestReappliedRestoredInstanceServesItsData(t *testing.T) {
 	name := source.Name + "-copy"
 	manifest := func(i *v1alpha1.KintoInstance) {
 		i.Name = name
-		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: v1alpha1.BackupSource{BackupName: backup.Name}}
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromBackup: &v1alpha1.BackupSource{BackupName: backup.Name}}
 	}
 	restoreInto(t, source, ns, name, v1alpha1.BackupSource{BackupName: backup.Name}, data)
 	copied := &v1alpha1.KintoInstance{}

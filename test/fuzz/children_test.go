@@ -162,8 +162,8 @@ func FuzzAcceptedSpecYieldsAcceptedRestrictedChildren(f *testing.F) {
 			PasswordRotation: features&passwordRotation != 0, ExternalDatabasePort: 5432,
 			GatewayAPI: true, OperatorImage: "kinto-operator:fuzz",
 		}
-		if from := inst.Spec.Bootstrap; from != nil && from.FromBackup.S3 != nil {
-			in.RestoreSource = &resources.RestoreSource{S3: &from.FromBackup.S3.S3Connection, Key: from.FromBackup.S3.Key}
+		if from := resources.BootstrapSource(inst); from != nil && from.S3 != nil {
+			in.RestoreSource = &resources.RestoreSource{S3: from.S3, Key: from.Key}
 		}
 		children, err := resources.Desired(inst, in)
 		if err != nil {

@@ -253,3 +253,26 @@ func TestFindInBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadKeepsTheCounts: the counts the dump or export step recorded (a Portable export's
+// buckets, collections, groups, records and accounts) reach the upload's result line, which the
+// KintoBackup's status.counts is taken from, as they do from a volume.
+func TestUploadKeepsTheCounts(t *testing.T) {
+	startServer(t)
+	dumpDir := t.TempDir()
+	recorded := writeDump(t, dumpDir, time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC), "buckets: {}\n")
+	recorded.Counts = map[string]int64{"buckets": 1, "collections": 1, "groups": 1, "records": 6, "accounts": 3}
+	if err := os.Remove(filepath.Join(dumpDir, recorded.File+dumps.ResultSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dumps.WriteResultFile(filepath.Join(dumpDir, recorded.File+dumps.ResultSuffix), recorded); err != nil {
+		t.Fatal(err)
+	}
+	uploaded, err := dumps.ParseResult([]byte(mustRun(t, "upload", "--dump-dir", dumpDir, "--instance", "lug")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(uploaded.Counts, recorded.Counts) {
+		t.Errorf("the upload reports counts %v, want those recorded, %v", uploaded.Counts, recorded.Counts)
+	}
+}
