@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/util/csaupgrade"
+	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -40,15 +41,45 @@ const appliedHashAnnotation = "hosting.kinto-storage.org/applied-hash"
 // as read through c (the operator's cache) already is what applying would make it: it carries
 // the hash of the same applied configuration, so nothing the operator sets was added or removed
 // since, and it holds every value of that configuration, so no one edited them by hand. obj then
-// holds the object as read.
+// holds the object as read. A version of it already found so (or created), for the same obj, is
+// not compared again (verifiedChildren).
 //
 // An object the cache does not hold (and obj not conditioned on a version of) is created, with a
-// plain create: the API server takes it
-// for much less work than a server-side apply that creates (the bench's plain client took two to
-// three times as long applying than creating), and a fleet is provisioned with little else. The create's fields are then the operator's under
-// an update, not an apply, so the first apply to change the object afterwards hands them over
-// to its apply (takeOverCreated).
+// plain create: the API server takes it for much less work than a server-side apply that creates
+// (the bench's plain client took two to three times as long applying than creating), and a fleet
+// is provisioned with little else. The create's fields are then the operator's under an update,
+// not an apply, so the first apply to change the object afterwards hands them over to its apply
+// (takeOverCreated).
 func apply(ctx context.Context, c client.Client, obj client.Object) error {
+	current, ok := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
+	if !ok {
+		return fmt.Errorf("%T is not an object", obj)
+	}
+	// Any failure to read it but its absence: the apply decides.
+	err := c.Get(ctx, client.ObjectKeyFromObject(obj), current)
+	found, absent := err == nil, apierrors.IsNotFound(err)
+	kind := reflect.TypeOf(obj).Elem().Name()
+	hash, err := appliedHash(obj)
+	if err != nil {
+		return fmt.Errorf("hashing %s %s: %w", kind, obj.GetName(), err)
+	}
+	if found && verified.holds(current, hash) {
+		setTo(obj, current)
+		return nil
+	}
+	if absent && obj.GetResourceVersion() == "" {
+		// Typed, so in protobuf both ways, as the plain client sends it.
+		obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
+		err := c.Create(ctx, obj, FieldOwner)
+		if err == nil {
+			verified.record(obj, hash)
+			return nil
+		}
+		// One the cache has not seen yet: applied as any other.
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+		}
+	}
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return fmt.Errorf("converting %T: %w", obj, err)
@@ -58,26 +89,13 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
 	applied := &unstructured.Unstructured{Object: u}
-	kind := applied.GetKind()
-	hash, err := appliedHash(applied)
-	if err != nil {
-		return fmt.Errorf("hashing %s %s: %w", kind, obj.GetName(), err)
-	}
 	applied.SetAnnotations(withAnnotation(applied.GetAnnotations(), appliedHashAnnotation, hash))
-	current, err := cached(ctx, c, obj)
-	switch {
-	case err == nil && holdsApplied(current, applied):
-		return runtime.DefaultUnstructuredConverter.FromUnstructured(current, obj)
-	case apierrors.IsNotFound(err) && obj.GetResourceVersion() == "":
-		// Typed, so in protobuf both ways, as the plain client sends it.
-		obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
-		err := c.Create(ctx, obj, FieldOwner)
-		if err == nil {
+	if found && current.GetAnnotations()[appliedHashAnnotation] == hash {
+		have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(current)
+		if err == nil && holdsApplied(have, applied) {
+			verified.record(current, hash)
+			setTo(obj, current)
 			return nil
-		}
-		// One the cache has not seen yet: applied as any other.
-		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 		}
 	}
 	// An apply is the same however often it is sent: once more when the create's fields were
@@ -101,6 +119,36 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	return fmt.Errorf("applying %s %s: it changed under every hand-over of its created fields", kind, obj.GetName())
 }
 
+// setTo makes obj a copy of from, an object of the same type just read.
+func setTo(obj, from client.Object) {
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(from).Elem())
+}
+
+// verifiedChild is what apply last found a child to be: the version it read (or created) and
+// the hash of the configuration that version held.
+type verifiedChild struct {
+	resourceVersion, hash string
+}
+
+// verifiedChildren remembers, by a child's UID, the version of it that held what the operator
+// would apply (see apply), so that a later pass wanting the same, which finds that version
+// unchanged, skips converting both to maps and comparing them: most of a pass's CPU when a
+// fleet is provisioned, as every child's watch event brings its instance back. A version the
+// operator did not see (a hand edit, another manager's write) is compared in full again. Bounded:
+// a child forgotten is only compared in full.
+type verifiedChildren struct{ cache *lru.Cache }
+
+var verified = verifiedChildren{cache: lru.New(1 << 16)}
+
+func (v verifiedChildren) holds(current client.Object, hash string) bool {
+	seen, ok := v.cache.Get(current.GetUID())
+	return ok && seen.(verifiedChild) == verifiedChild{resourceVersion: current.GetResourceVersion(), hash: hash}
+}
+
+func (v verifiedChildren) record(current client.Object, hash string) {
+	v.cache.Add(current.GetUID(), verifiedChild{resourceVersion: current.GetResourceVersion(), hash: hash})
+}
+
 // takeOverCreated hands the fields of the operator's create, recorded as an update's, over to
 // its server-side apply, once, on the object as an apply returned it (a conflict if it changed
 // since), and says whether it did: the apply just sent could not remove what the create set and
@@ -116,12 +164,14 @@ func takeOverCreated(ctx context.Context, c client.Client, obj *unstructured.Uns
 	return true, c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
 }
 
-// appliedHash is the hash of the configuration applied, without the resource version a write
-// may be conditioned on.
-func appliedHash(applied *unstructured.Unstructured) (string, error) {
-	config := applied.DeepCopy()
-	config.SetResourceVersion("")
-	raw, err := json.Marshal(config.Object) // map keys in order: the same object, the same bytes
+// appliedHash is the hash of the configuration obj, without the resource version a write may
+// be conditioned on. It hashes the typed object's JSON (fields in their declared order, map keys
+// sorted: the same object, the same bytes), several times cheaper than its unstructured form.
+func appliedHash(obj client.Object) (string, error) {
+	version := obj.GetResourceVersion()
+	obj.SetResourceVersion("")
+	raw, err := json.Marshal(obj)
+	obj.SetResourceVersion(version)
 	if err != nil {
 		return "", err
 	}
@@ -135,18 +185,6 @@ func withAnnotation(annotations map[string]string, key, value string) map[string
 	}
 	annotations[key] = value
 	return annotations
-}
-
-// cached reads the object obj names through c, as a map.
-func cached(ctx context.Context, c client.Client, obj client.Object) (map[string]any, error) {
-	current, ok := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
-	if !ok {
-		return nil, fmt.Errorf("%T is not an object", obj)
-	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), current); err != nil {
-		return nil, err
-	}
-	return runtime.DefaultUnstructuredConverter.ToUnstructured(current)
 }
 
 // holdsApplied says whether applying would leave the object current as it is (see apply).
