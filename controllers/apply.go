@@ -59,26 +59,13 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	err := c.Get(ctx, client.ObjectKeyFromObject(obj), current)
 	found, absent := err == nil, apierrors.IsNotFound(err)
 	kind := reflect.TypeOf(obj).Elem().Name()
-	hash, err := appliedHash(obj)
+	digest, err := typedDigest(obj)
 	if err != nil {
 		return fmt.Errorf("hashing %s %s: %w", kind, obj.GetName(), err)
 	}
-	if found && verified.holds(current, hash) {
+	if found && verified.holds(current, digest) {
 		setTo(obj, current)
 		return nil
-	}
-	if absent && obj.GetResourceVersion() == "" {
-		// Typed, so in protobuf both ways, as the plain client sends it.
-		obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
-		err := c.Create(ctx, obj, FieldOwner)
-		if err == nil {
-			verified.record(obj, hash)
-			return nil
-		}
-		// One the cache has not seen yet: applied as any other.
-		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
-		}
 	}
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
@@ -89,13 +76,30 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
 	applied := &unstructured.Unstructured{Object: u}
+	hash, err := appliedHash(applied)
+	if err != nil {
+		return fmt.Errorf("hashing %s %s: %w", kind, obj.GetName(), err)
+	}
 	applied.SetAnnotations(withAnnotation(applied.GetAnnotations(), appliedHashAnnotation, hash))
-	if found && current.GetAnnotations()[appliedHashAnnotation] == hash {
+	switch {
+	case found && current.GetAnnotations()[appliedHashAnnotation] == hash:
 		have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(current)
 		if err == nil && holdsApplied(have, applied) {
-			verified.record(current, hash)
+			verified.record(current, digest)
 			setTo(obj, current)
 			return nil
+		}
+	case absent && obj.GetResourceVersion() == "":
+		// Typed, so in protobuf both ways, as the plain client sends it.
+		obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
+		err := c.Create(ctx, obj, FieldOwner)
+		if err == nil {
+			verified.record(obj, digest)
+			return nil
+		}
+		// One the cache has not seen yet: applied as any other.
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 		}
 	}
 	// An apply is the same however often it is sent: once more when the create's fields were
@@ -125,9 +129,10 @@ func setTo(obj, from client.Object) {
 }
 
 // verifiedChild is what apply last found a child to be: the version it read (or created) and
-// the hash of the configuration that version held.
+// the digest of the configuration that version held.
 type verifiedChild struct {
-	resourceVersion, hash string
+	resourceVersion string
+	digest          [sha256.Size]byte
 }
 
 // verifiedChildren remembers, by a child's UID, the version of it that held what the operator
@@ -140,13 +145,13 @@ type verifiedChildren struct{ cache *lru.Cache }
 
 var verified = verifiedChildren{cache: lru.New(1 << 16)}
 
-func (v verifiedChildren) holds(current client.Object, hash string) bool {
+func (v verifiedChildren) holds(current client.Object, digest [sha256.Size]byte) bool {
 	seen, ok := v.cache.Get(current.GetUID())
-	return ok && seen.(verifiedChild) == verifiedChild{resourceVersion: current.GetResourceVersion(), hash: hash}
+	return ok && seen.(verifiedChild) == verifiedChild{resourceVersion: current.GetResourceVersion(), digest: digest}
 }
 
-func (v verifiedChildren) record(current client.Object, hash string) {
-	v.cache.Add(current.GetUID(), verifiedChild{resourceVersion: current.GetResourceVersion(), hash: hash})
+func (v verifiedChildren) record(current client.Object, digest [sha256.Size]byte) {
+	v.cache.Add(current.GetUID(), verifiedChild{resourceVersion: current.GetResourceVersion(), digest: digest})
 }
 
 // takeOverCreated hands the fields of the operator's create, recorded as an update's, over to
@@ -164,19 +169,33 @@ func takeOverCreated(ctx context.Context, c client.Client, obj *unstructured.Uns
 	return true, c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
 }
 
-// appliedHash is the hash of the configuration obj, without the resource version a write may
-// be conditioned on. It hashes the typed object's JSON (fields in their declared order, map keys
-// sorted: the same object, the same bytes), several times cheaper than its unstructured form.
-func appliedHash(obj client.Object) (string, error) {
-	version := obj.GetResourceVersion()
-	obj.SetResourceVersion("")
-	raw, err := json.Marshal(obj)
-	obj.SetResourceVersion(version)
+// appliedHash is the hash of the configuration applied, without the resource version a write
+// may be conditioned on. Its form must not change: a child whose hash no longer matches is
+// applied again, and a Secret's new resource version rolls the pods that mount it.
+func appliedHash(applied *unstructured.Unstructured) (string, error) {
+	// Taken out and put back rather than hashing a deep copy without it.
+	version := applied.GetResourceVersion()
+	applied.SetResourceVersion("")
+	raw, err := json.Marshal(applied.Object) // map keys in order: the same object, the same bytes
+	if version != "" {
+		applied.SetResourceVersion(version)
+	}
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16]), nil
+}
+
+// typedDigest is a digest of obj as the builders made it, resource version included, for
+// verifiedChildren: the typed object's JSON is several times cheaper to make than its
+// unstructured form and appliedHash of it.
+func typedDigest(obj client.Object) ([sha256.Size]byte, error) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(raw), nil
 }
 
 func withAnnotation(annotations map[string]string, key, value string) map[string]string {

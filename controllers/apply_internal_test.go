@@ -82,7 +82,7 @@ func BenchmarkUnchangedCheck(b *testing.B) {
 		name string
 		run  func() bool
 	}{
-		{"hash", func() bool { _, err := appliedHash(children.Server); return err == nil }},
+		{"hash", func() bool { _, err := appliedHash(applied); return err == nil }},
 		{"compare", func() bool {
 			have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cached)
 			return err == nil && holds(have, applied.Object)
