@@ -152,8 +152,8 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 	if err != nil {
 		return nil, err
 	}
-	setCondition(p, v1alpha1.ConditionHostingClass, h.status, h.reason, h.message)
 	if h.status != metav1.ConditionTrue {
+		setCondition(p, v1alpha1.ConditionHostingClass, h.status, h.reason, h.message)
 		return nil, errHeldByClass
 	}
 	if p.inst.Spec.Replicas == nil {
@@ -167,6 +167,9 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 		}
 		h.inst.ObjectMeta = p.inst.ObjectMeta // the generation the conditions describe
 	}
+	// Set after the write above, at the generation it made: the pass its watch event brings
+	// then finds the status as it would write it, and writes nothing.
+	setCondition(p, v1alpha1.ConditionHostingClass, h.status, h.reason, h.message)
 	p.status.ClassName = h.className
 	if err := r.reconcileRelease(ctx, p, h.inst, h.updates); err != nil {
 		return nil, err

@@ -76,9 +76,9 @@ func (c Clock) now() time.Time {
 	return time.Now()
 }
 
-// RBAC, least privilege: children are written with server-side apply (create, patch) and
-// removed by the garbage collector, except migration Jobs, Ingresses, HTTPRoutes and disruption
-// budgets, which the operator deletes itself.
+// RBAC, least privilege: children are created, then written with server-side apply (create,
+// patch), and removed by the garbage collector, except migration Jobs, Ingresses, HTTPRoutes and
+// disruption budgets, which the operator deletes itself.
 // The operator patches instances' finalizers (deletionPolicy Snapshot) and deletes the database
 // volume once the final backup is taken, and a backup CronJob when spec.backup goes.
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances,verbs=get;list;watch;patch

@@ -102,7 +102,7 @@ func TestInstanceComesUpWithEveryChildOwned(t *testing.T) {
 	}
 
 	reasons := eventReasons(t, inst)
-	for _, r := range []string{"PostgreSQLReady", "Migrated", "Available", "Ready"} {
+	for _, r := range []string{"FirstStatus", "PostgreSQLReady", "Migrated", "Available", "Ready"} {
 		if _, ok := reasons[r]; !ok {
 			t.Errorf("no %s event; events: %v", r, keys(reasons))
 		}
@@ -162,6 +162,18 @@ func TestSpecChangesReachTheChildren(t *testing.T) {
 	if cur.Status.URL != "https://notes.example.org/v1/" {
 		t.Errorf("status.url = %q", cur.Status.URL)
 	}
+
+	// A field the operator stops setting goes, on an object it created (not applied) first.
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Ingress.TLS = nil })
+	eventually(t, "the Ingress without TLS", func() error {
+		if err := k8s.Get(context.Background(), key(ns, resources.IngressName(inst)), ing); err != nil {
+			return err
+		}
+		if len(ing.Spec.TLS) != 0 {
+			return fmt.Errorf("spec.tls = %+v", ing.Spec.TLS)
+		}
+		return nil
+	})
 
 	// Removing spec.ingress removes the Ingress; back to one replica, the budget goes.
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {

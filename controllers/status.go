@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,6 +32,8 @@ const (
 	// backup.
 	reasonTakingFinalBackup = "TakingFinalBackup"
 	reasonFinalBackupFailed = "FinalBackupFailed"
+	// reasonFirstStatus is the event of the conditions an instance's first status sets.
+	reasonFirstStatus = "FirstStatus"
 )
 
 // readyOwnReasons are the reasons of a false Ready that no other condition reports, so Ready's
@@ -129,7 +133,12 @@ var databaseUpgradeUnderWay = map[string]bool{
 
 // recordTransitions emits an event for every condition whose status or reason changed in this
 // pass: a Warning when it is not true, so `kubectl get events` tells what went wrong and when.
+// An instance's first status sets every condition at once: its Normal ones share one event,
+// reason FirstStatus, which names each (the status holds their messages), so that a fleet's
+// provisioning is not half events; Warnings keep their own.
 func (r *KintoInstanceReconciler) recordTransitions(inst *v1alpha1.KintoInstance, next *v1alpha1.KintoInstanceStatus) {
+	first := len(inst.Status.Conditions) == 0
+	var appeared []metav1.Condition
 	for _, c := range next.Conditions {
 		old := meta.FindStatusCondition(inst.Status.Conditions, c.Type)
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
@@ -146,7 +155,23 @@ func (r *KintoInstanceReconciler) recordTransitions(inst *v1alpha1.KintoInstance
 				eventType = corev1.EventTypeNormal
 			}
 		}
+		if first && eventType == corev1.EventTypeNormal {
+			appeared = append(appeared, c)
+			continue
+		}
 		r.Recorder.Eventf(inst, nil, eventType, c.Reason, c.Type, "%s", c.Message)
+	}
+	switch len(appeared) {
+	case 0:
+	case 1:
+		c := appeared[0]
+		r.Recorder.Eventf(inst, nil, corev1.EventTypeNormal, c.Reason, c.Type, "%s", c.Message)
+	default:
+		var each []string
+		for _, c := range appeared {
+			each = append(each, fmt.Sprintf("%s=%s (%s)", c.Type, c.Status, c.Reason))
+		}
+		r.Recorder.Eventf(inst, nil, corev1.EventTypeNormal, reasonFirstStatus, "Reconcile", "%s", strings.Join(each, ", "))
 	}
 }
 

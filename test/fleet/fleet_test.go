@@ -180,6 +180,8 @@ func TestFleet(t *testing.T) {
 	t.Logf("provisioning: operator %.1fs, baseline %.1fs, operator's requests %v", res.Provisioning.OperatorSeconds,
 		res.Provisioning.BaselineSeconds, res.Provisioning.OperatorRequests)
 	if os.Getenv("PROVISIONING_ONLY") != "" {
+		// Stopped, not killed, so that a --cpu-profile in MANAGER_ARGS is written.
+		b.stopManager(t)
 		return
 	}
 
