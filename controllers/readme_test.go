@@ -119,6 +119,7 @@ var otherProgramsFlags = map[string]string{
 	"--context":                         "kubectl's and kubectl kinto's",
 	"--namespace":                       "kubectl's and kubectl kinto's",
 	"--wait":                            "kubectl kinto backup's",
+	"--secrets-namespace":               "kubectl kinto export's",
 }
 
 // kubectlValueFlags are the kubectl flags the README uses that take the next word as value.
