@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +76,7 @@ func TestResolve(t *testing.T) {
 		window    time.Time
 		recheck   time.Time
 		outcome   v1alpha1.UpgradeOutcome // of status.updates.lastUpgrade, "" for none
+		says      string                  // in the message
 	}{{
 		name:    "a new instance starts on the newest release that is not withdrawn, whatever the window",
 		cat:     testCatalog(release("26.4.0"), release("26.5.0"), withdrawn("26.6.0")),
@@ -138,6 +140,7 @@ func TestResolve(t *testing.T) {
 		now:     sundayAt(12, 0),
 		version: "26.4.0", reason: ReasonCurrent,
 		outcome: v1alpha1.UpgradeOutcomeRolledBack,
+		says:    "the upgrade to 26.5.0 was rolled back (see the Upgraded condition): it is not started again",
 	}, {
 		name:  "a newer release than the one rolled back is",
 		cat:   testCatalog(release("26.4.0"), release("26.5.0"), release("26.5.1")),
@@ -147,6 +150,18 @@ func TestResolve(t *testing.T) {
 		now:     sundayAt(12, 0),
 		version: "26.5.1", reason: ReasonUpgrading, available: "26.5.1", within: true,
 		outcome: v1alpha1.UpgradeOutcomeInProgress,
+	}, {
+		name:  "an external database takes no update by itself: it has no way back",
+		cat:   testCatalog(release("26.4.0"), release("26.5.0")),
+		class: v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst: func() *v1alpha1.KintoInstance {
+			inst := instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil)
+			inst.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{}}
+			return inst
+		}(),
+		now:     sundayAt(12, 0),
+		version: "26.4.0", reason: ReasonCurrent, available: "26.5.0",
+		says: "not taken by itself: with an external database (spec.database.external) a failed upgrade has no way back",
 	}, {
 		name:    "running a withdrawn release is reported, not downgraded",
 		cat:     testCatalog(release("26.4.0"), withdrawn("26.5.0")),
@@ -212,6 +227,9 @@ func TestResolve(t *testing.T) {
 			if got.Version != tc.version || got.Reason != tc.reason || got.Hold != tc.hold {
 				t.Errorf("version %q, reason %s, hold %v (%s); want %q, %s, %v", got.Version, got.Reason, got.Hold, got.Message, tc.version, tc.reason, tc.hold)
 			}
+			if !strings.Contains(got.Message, tc.says) {
+				t.Errorf("message %q does not say %q", got.Message, tc.says)
+			}
 			if got.Status.Available != tc.available || got.Status.WithinPolicy != tc.within {
 				t.Errorf("available %q within policy %v, want %q %v", got.Status.Available, got.Status.WithinPolicy, tc.available, tc.within)
 			}
@@ -232,7 +250,7 @@ func TestResolve(t *testing.T) {
 			if !tc.hold && got.Version != "" && got.Images[got.Version] != "registry.example.org/kinto:"+got.Version {
 				t.Errorf("image of %s is %q", got.Version, got.Images[got.Version])
 			}
-			if tc.cat != nil && got.DatabaseImage != "registry.example.org/postgres:15.9" {
+			if tc.cat != nil && tc.inst.Spec.ManagedDatabase() != nil && got.DatabaseImage != "registry.example.org/postgres:15.9" {
 				t.Errorf("database image %q", got.DatabaseImage)
 			}
 		})
