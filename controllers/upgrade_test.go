@@ -395,8 +395,18 @@ func bringUpExternal(t *testing.T, ns, name, release string) *v1alpha1.KintoInst
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
 	finishJob(t, ns, resources.MigrateJobName(inst, release), true)
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
-	markServerAvailable(t, inst)
-	return waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
+	// The server's Deployment may still change once (its release, once migrated): marked
+	// available until the instance is Ready.
+	cur := &v1alpha1.KintoInstance{}
+	eventually(t, name+" Ready", func() error {
+		markServerAvailable(t, inst)
+		get(t, ns, name, cur)
+		if !meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady) {
+			return fmt.Errorf("not Ready: %+v", meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady))
+		}
+		return nil
+	})
+	return cur
 }
 
 // passSafeUpgrade plays the safe upgrade of inst to release to its success, as kubelet and the
