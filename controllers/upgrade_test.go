@@ -457,3 +457,51 @@ func passSafeUpgrade(t testing.TB, inst *v1alpha1.KintoInstance, release string,
 	})
 	markServerAvailable(t, inst)
 }
+
+// The upgrade's KintoBackup is a backup like any other: retention drops it in its turn, but
+// not while the upgrade it would roll back to runs.
+func TestUpgradeBackupFollowsRetention(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "kept", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Version = "26.4.0"
+		withVolumeBackups(1)(i)
+	}))
+	day := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	scheduled := func(n int) string {
+		name := fmt.Sprintf("%s-%d", resources.BackupCronJobName(inst), 29100000+n)
+		startScheduledRun(t, inst, name)
+		eventually(t, "run "+name+" recorded", func() error { return k8s.Get(context.Background(), key(ns, name), &v1alpha1.KintoBackup{}) })
+		runJob(t, ns, name, "dump", dumpResult(day.Add(time.Duration(n)*24*time.Hour), ""), false)
+		waitForBackup(t, ns, name, v1alpha1.BackupCompleted)
+		return name
+	}
+
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	markServerAvailable(t, inst)
+	u := waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp).Status.Upgrade
+	upgradeBackup := resources.UpgradeBackupName(inst, u)
+	runJob(t, ns, upgradeBackup, "dump", dumpResult(day, ""), false)
+	runJob(t, ns, resources.UpgradeSampleJobName(inst, u), "upgrade", `{}`, false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeMigrating)
+
+	// A scheduled run completes during the upgrade: retention (one kept) spares the upgrade's.
+	scheduled(1)
+	time.Sleep(2 * time.Second)
+	b := &v1alpha1.KintoBackup{}
+	if get(t, ns, upgradeBackup, b); !b.DeletionTimestamp.IsZero() {
+		t.Fatal("retention dropped the backup of the running upgrade")
+	}
+
+	finishJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), true)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeStarting)
+	eventually(t, "the new release starts", func() error { return serverImageIs(inst, "kinto/kinto-server:26.5.0") })
+	markServerAvailable(t, inst)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeHealthGate)
+	runJob(t, ns, resources.HealthGateJobName(inst, u), "upgrade", "", false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeSucceeded)
+
+	// Once it has ended, the next run's retention drops it with the others.
+	scheduled(2)
+	waitGone(t, "the upgrade's KintoBackup, dropped by retention", &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: upgradeBackup}})
+}
