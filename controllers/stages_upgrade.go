@@ -75,6 +75,12 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 	u := d.Upgrade
 	reportUpgrade(p, inst, u)
 	if !upgrade.Active(u) {
+		if upgrade.Active(o.Last) {
+			// Cleaned up from the next pass on, which reads the end recorded: a pass on a
+			// read from before it would start the deleted Jobs again.
+			p.requeueAt(p.now.Add(upgradePollInterval))
+			return nil
+		}
 		return r.cleanUpUpgrade(ctx, inst, u)
 	}
 	p.requeueAt(p.now.Add(upgradePollInterval))

@@ -395,12 +395,17 @@ func bringUpExternal(t *testing.T, ns, name, release string) *v1alpha1.KintoInst
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
 	finishJob(t, ns, resources.MigrateJobName(inst, release), true)
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
-	// The server's Deployment may still change once (its release, once migrated): marked
-	// available until the instance is Ready.
+	return markAvailableUntilReady(t, inst)
+}
+
+// markAvailableUntilReady marks the server available until the instance is Ready: its
+// Deployment may still change once after a step (its release, once migrated; writes open).
+func markAvailableUntilReady(t testing.TB, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
+	t.Helper()
 	cur := &v1alpha1.KintoInstance{}
-	eventually(t, name+" Ready", func() error {
+	eventually(t, inst.Name+" Ready", func() error {
 		markServerAvailable(t, inst)
-		get(t, ns, name, cur)
+		get(t, inst.Namespace, inst.Name, cur)
 		if !meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady) {
 			return fmt.Errorf("not Ready: %+v", meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady))
 		}
@@ -455,7 +460,7 @@ func passSafeUpgrade(t testing.TB, inst *v1alpha1.KintoInstance, release string,
 		}
 		return nil
 	})
-	markServerAvailable(t, inst)
+	markAvailableUntilReady(t, inst)
 }
 
 // The upgrade's KintoBackup is a backup like any other: retention drops it in its turn, but
