@@ -134,16 +134,12 @@ func TestCatalogueReleaseReachesFollowersInTheirWindowWithinTheCap(t *testing.T)
 	}
 	finishCatalogUpgrade := func(name string) {
 		inst := insts[name]
-		job := &batchv1.Job{}
-		eventually(t, name+"'s migration Job", func() error {
-			return k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), job)
+		passSafeUpgrade(t, inst, "26.5.0", func(job *batchv1.Job) {
+			if got := job.Spec.Template.Spec.Containers[0].Image; got != catalogImage("26.5.0") {
+				t.Errorf("%s migrates with image %s, want the catalogue's %s", name, got, catalogImage("26.5.0"))
+			}
 		})
-		if got := job.Spec.Template.Spec.Containers[0].Image; got != catalogImage("26.5.0") {
-			t.Errorf("%s migrates with image %s, want the catalogue's %s", name, got, catalogImage("26.5.0"))
-		}
-		finishJob(t, ns, job.Name, true)
-		eventually(t, name+" rolls its server to the catalogue's 26.5.0", func() error { return serverImageIs(inst, catalogImage("26.5.0")) })
-		markServerAvailable(t, inst)
+		eventually(t, name+" runs the catalogue's 26.5.0", func() error { return serverImageIs(inst, catalogImage("26.5.0")) })
 		waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
 	}
 	for _, name := range rolling {
@@ -191,6 +187,55 @@ func TestCatalogueReleaseReachesFollowersInTheirWindowWithinTheCap(t *testing.T)
 
 // A rebuilt image, pinned by a new digest, reaches the instances that run its release; an
 // instance that pins spec.version under the same class keeps its own image.
+// A catalogue upgrade whose safe upgrade rolls back is recorded RolledBack, and not started
+// again; a newer release is.
+func TestCatalogueUpgradeThatRolledBackIsRecorded(t *testing.T) {
+	ns := newNamespace(t)
+	cat := createCatalog(t, "rollback-"+ns, catalogRelease("26.4.0"))
+	class := createClass(t, "rollback-"+ns, v1alpha1.KintoHostingClassSpec{
+		Updates: &v1alpha1.ClassUpdates{Catalog: cat.Name, Automatic: v1alpha1.AutomaticMinor}})
+	inst := bringUpAt(t, createInstance(t, ns, "follower", following(class.Name)), "26.4.0")
+	updateCatalog(t, cat.Name, func(c *v1alpha1.KintoReleaseCatalog) {
+		c.Spec.Releases = append(c.Spec.Releases, catalogRelease("26.5.0"))
+	})
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	markServerAvailable(t, inst)
+	u := waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp).Status.Upgrade
+	runJob(t, ns, resources.SafetyDumpJobName(inst, u), resources.SafetyDumpResultContainer, dumpResult(time.Now(), ""), false)
+	runJob(t, ns, resources.UpgradeSampleJobName(inst, u), "upgrade", `{}`, false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeMigrating)
+	runJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), resources.MigrateContainer, "alembic: boom", true)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeRollingBack)
+	finishJob(t, ns, resources.RollbackJobName(inst, u), true)
+	markServerAvailable(t, inst)
+	cur := waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack)
+	eventually(t, "the catalogue's upgrade recorded as rolled back", func() error {
+		get(t, ns, inst.Name, cur)
+		last := cur.Status.Updates.LastUpgrade
+		if last == nil || last.To != "26.5.0" || last.Outcome != v1alpha1.UpgradeOutcomeRolledBack || last.Finished == nil {
+			return fmt.Errorf("last upgrade %+v", last)
+		}
+		return nil
+	})
+	// Not started again, a pass or two later.
+	updateCatalog(t, cat.Name, func(c *v1alpha1.KintoReleaseCatalog) { c.Labels = map[string]string{"touched": "yes"} })
+	time.Sleep(2 * time.Second)
+	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack)
+	if last := cur.Status.Updates.LastUpgrade; last.Outcome != v1alpha1.UpgradeOutcomeRolledBack || cur.Status.Version != "26.4.0" {
+		t.Errorf("version %s, last upgrade %+v after the rollback", cur.Status.Version, last)
+	}
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRelease); c == nil || !strings.Contains(c.Message, "the upgrade to 26.5.0 was rolled back") {
+		t.Errorf("Release says %+v", c)
+	}
+	updateCatalog(t, cat.Name, func(c *v1alpha1.KintoReleaseCatalog) {
+		c.Spec.Releases = append(c.Spec.Releases, catalogRelease("26.5.1"))
+	})
+	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	if u, last := cur.Status.Upgrade, cur.Status.Updates.LastUpgrade; u.To != "26.5.1" || last.To != "26.5.1" || last.Outcome != v1alpha1.UpgradeOutcomeInProgress {
+		t.Errorf("upgrade %+v, last %+v", u, last)
+	}
+}
+
 func TestCatalogueDigestReachesFollowersOnly(t *testing.T) {
 	ns := newNamespace(t)
 	cat := createCatalog(t, "digest-"+ns, catalogRelease("26.5.0"))

@@ -24,6 +24,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/backup/retention"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
 
 // KintoBackupReconciler takes the backups users ask for, records the runs of each instance's
@@ -387,6 +388,9 @@ func (r *KintoBackupReconciler) applyRetention(ctx context.Context, done *v1alph
 	for _, expired := range retention.Expired(list.Items, done.Status.Location, *inst.Spec.Backup.Retention, done.Status.CompletedAt.Time) {
 		if !expired.DeletionTimestamp.IsZero() {
 			continue
+		}
+		if u := inst.Status.Upgrade; upgrade.Active(u) && u.Backup == expired.Name {
+			continue // what the running upgrade's rollback restores: the next run drops it
 		}
 		log.FromContext(ctx).Info("retention drops a backup", "kintobackup", expired.Name, "location", expired.Status.Location)
 		// Marked first, so that its finalizer deletes the dump before the record goes.

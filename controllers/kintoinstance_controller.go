@@ -272,7 +272,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	r.setReady(p, failure)
 	r.releaseRolloutSlot(p)
-	catalog.Settle(p.status.Updates, p.status.Version, p.status.Conditions, p.now)
+	catalog.Settle(p.status, p.now)
 	p.status.ObservedGeneration = inst.Generation
 
 	if !equality.Semantic.DeepEqual(inst.Status, *p.status) {

@@ -303,9 +303,11 @@ func TestDeletePolicyRemovesDataWithTheInstance(t *testing.T) {
 	waitGone(t, "volume claim deleted", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.DataVolumeClaimName(inst)}})
 }
 
+// An instance on an external database has no safe upgrade (see upgrade_test.go): it migrates in
+// place, the server rolled once the migration succeeded.
 func TestUpgradeMigratesBeforeTheServerRolls(t *testing.T) {
-	ns := newNamespace(t)
-	inst := bringUp(t, createInstance(t, ns, "upgrade", func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.4.0" }))
+	inst := bringUpExternal(t, newNamespace(t), "upgrade", "26.4.0")
+	ns := inst.Namespace
 
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
 	cur := waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
@@ -345,8 +347,8 @@ func TestUpgradeMigratesBeforeTheServerRolls(t *testing.T) {
 }
 
 func TestFailedMigrationKeepsTheOldReleaseServing(t *testing.T) {
-	ns := newNamespace(t)
-	inst := bringUp(t, createInstance(t, ns, "failing", func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.4.0" }))
+	inst := bringUpExternal(t, newNamespace(t), "failing", "26.4.0")
+	ns := inst.Namespace
 
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")

@@ -147,7 +147,7 @@ func watchRollingOut(t testing.TB, ns string) func() int {
 // the instance is Ready with its slot given back.
 func finishUpgrade(t testing.TB, inst *v1alpha1.KintoInstance, version string) {
 	t.Helper()
-	finishJob(t, inst.Namespace, resources.MigrateJobName(inst, version), true)
+	passSafeUpgrade(t, inst, version, nil)
 	eventually(t, inst.Name+" rolls its server to "+version, func() error {
 		return serverImageIs(inst, "kinto/kinto-server:"+version)
 	})

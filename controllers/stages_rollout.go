@@ -24,6 +24,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/rollout"
+	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
 
 const (
@@ -140,9 +141,10 @@ func (r *KintoInstanceReconciler) releaseRolloutSlot(p *pass) {
 		return
 	}
 	if r.RolloutLimits != (rollout.Limits{}) && !p.inst.Spec.Hibernate &&
-		(!meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionReady) || p.rotatingPassword) {
+		(!meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionReady) || p.rotatingPassword || upgrade.Active(p.status.Upgrade)) {
 		// A password rotation rolls the database, then the server: between the two the
-		// instance is Ready, but the server must roll before anything else does.
+		// instance is Ready, but the server must roll before anything else does. So does a
+		// safe upgrade, Ready with its writes closed: the new release, then writes open, roll.
 		return
 	}
 	p.releaseSlot = true

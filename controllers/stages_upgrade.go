@@ -10,11 +10,13 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
+	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 )
@@ -23,15 +25,31 @@ import (
 // server's pods bring no event to the instance.
 const upgradePollInterval = 5 * time.Second
 
-// reasonNotProtected is Upgraded's reason when the version changes on an instance with no backup.
-const reasonNotProtected = "NotProtected"
+// Upgraded's reasons when no safe upgrade runs for a new version: the database is external
+// (it migrates in place), or the instance hibernates (the upgrade waits until it is woken).
+const (
+	reasonNotProtected   = "NotProtected"
+	reasonWaitingForWake = "WaitingForWake"
+)
 
-// upgradeProtected says whether an upgrade of the instance can be rolled back: it is backed up,
-// in the clear (the operator holds no key to an encrypted dump), into a managed database the
-// rollback restores, and runs (a hibernating instance has no server to gate).
+// upgradeProtected says whether an upgrade of the instance can be rolled back: its database is
+// managed, so the operator copies it before the migration and restores the copy if need be.
 func upgradeProtected(inst *v1alpha1.KintoInstance) bool {
+	return inst.Spec.ManagedDatabase() != nil
+}
+
+// upgradeTakesSafetyDump says whether an upgrade takes its own safety dump rather than a
+// KintoBackup: the instance has no backup destination, or seals its backups to keys the
+// operator does not hold, so that it could not read them back for a rollback.
+func upgradeTakesSafetyDump(inst *v1alpha1.KintoInstance) bool {
 	b := inst.Spec.Backup
-	return b != nil && b.Encryption == nil && inst.Spec.ManagedDatabase() != nil && !inst.Spec.Hibernate
+	return b == nil || b.Destination == nil || b.Encryption != nil
+}
+
+// upgradeWaitsForWake says whether a new version waits for the instance to be woken: it
+// hibernates, with no database to copy nor server to gate.
+func upgradeWaitsForWake(inst *v1alpha1.KintoInstance, current string) bool {
+	return inst.Spec.Hibernate && upgradeProtected(inst) && current != "" && inst.Spec.Version != current
 }
 
 // reconcileUpgrade takes the instance's upgrade one step (upgrade.Next) from what its objects
@@ -42,7 +60,7 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 	o := upgrade.Observed{
 		Now: p.now, Current: p.status.Version, Target: inst.Spec.Version, TargetImage: resources.ServerImage(inst, inst.Spec.Version),
 		Downgrade: p.status.Version != "" && olderRelease(inst.Spec.Version, p.status.Version),
-		Protected: upgradeProtected(inst), Last: p.status.Upgrade,
+		Protected: upgradeProtected(inst), Hibernating: inst.Spec.Hibernate, SafetyDump: upgradeTakesSafetyDump(inst), Last: p.status.Upgrade,
 		HealthGate: time.Duration(resources.HealthGateSeconds(inst)) * time.Second, ReadyTimeout: resources.ReadyTimeout(inst),
 	}
 	if err := r.observeUpgrade(ctx, inst, &o); err != nil {
@@ -56,16 +74,32 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 	u := d.Upgrade
 	reportUpgrade(p, inst, u)
 	if !upgrade.Active(u) {
-		if d.Changed && u.Phase == v1alpha1.UpgradeRolledBack {
-			// A new image of the same release migrates again, under a Job of the same name.
-			return r.deleteIfExists(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: resources.MigrateJobName(inst, u.To)}})
+		if upgrade.Active(o.Last) {
+			// Cleaned up from the next pass on, which reads the end recorded: a pass on a
+			// read from before it would start the deleted Jobs again.
+			p.requeueAt(p.now.Add(upgradePollInterval))
+			return nil
 		}
-		return nil
+		return r.cleanUpUpgrade(ctx, inst, u)
 	}
 	p.requeueAt(p.now.Add(upgradePollInterval))
 	switch u.Phase {
+	case v1alpha1.UpgradeClosingWrites:
+		if d.Changed {
+			// The failed migration of an earlier try of this release (another image) stayed for
+			// its logs: this try migrates again, under a Job of the same name.
+			return r.deleteIfExists(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: resources.MigrateJobName(inst, u.To)}})
+		}
 	case v1alpha1.UpgradeBackingUp:
-		if err := r.Create(ctx, resources.UpgradeBackup(inst, u)); err != nil && !apierrors.IsAlreadyExists(err) {
+		if upgradeTakesSafetyDump(inst) {
+			if err := r.Create(ctx, resources.SafetyDumpClaim(inst)); err != nil && !apierrors.IsAlreadyExists(err) {
+				return err
+			}
+			if _, err := startJob(ctx, r.Client, client.ObjectKey{Namespace: inst.Namespace, Name: resources.SafetyDumpJobName(inst, u)}, p.inst.UID,
+				func() *batchv1.Job { return resources.SafetyDumpJob(inst, u, r.OperatorImage) }); err != nil {
+				return err
+			}
+		} else if err := r.Create(ctx, resources.UpgradeBackup(inst, u)); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 		_, err := startJob(ctx, r.Client, client.ObjectKey{Namespace: inst.Namespace, Name: resources.UpgradeSampleJobName(inst, u)}, p.inst.UID,
@@ -81,6 +115,12 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 	case v1alpha1.UpgradeRollingBack:
 		key := client.ObjectKey{Namespace: inst.Namespace, Name: resources.RollbackJobName(inst, u)}
 		if err := r.Get(ctx, key, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+			return err
+		}
+		if u.SafetyDump != "" {
+			_, err := startJob(ctx, r.Client, key, p.inst.UID, func() *batchv1.Job {
+				return resources.RollbackJob(inst, u, resources.SafetyDumpSource(inst, u.SafetyDump), r.OperatorImage)
+			})
 			return err
 		}
 		backup := &v1alpha1.KintoBackup{}
@@ -112,16 +152,22 @@ func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1al
 	o.ServerVersion, o.WritesClosed, o.ServerReady = w.Version, w.Closed, w.Ready
 	switch u.Phase {
 	case v1alpha1.UpgradeBackingUp:
-		backup := &v1alpha1.KintoBackup{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.UpgradeBackupName(inst, u)}, backup)
-		if client.IgnoreNotFound(err) != nil {
-			return err
-		}
-		switch backup.Status.Phase {
-		case v1alpha1.BackupCompleted:
-			o.Backup = upgrade.Step{State: upgrade.JobSucceeded, Name: backup.Name}
-		case v1alpha1.BackupFailed:
-			o.Backup = upgrade.Step{State: upgrade.JobFailed, Failure: fmt.Sprintf("the upgrade's backup, KintoBackup %s, failed: %s", backup.Name, backup.Status.Error)}
+		if o.SafetyDump {
+			if o.Backup, err = r.observeSafetyDump(ctx, inst, u); err != nil {
+				return err
+			}
+		} else {
+			backup := &v1alpha1.KintoBackup{}
+			err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.UpgradeBackupName(inst, u)}, backup)
+			if client.IgnoreNotFound(err) != nil {
+				return err
+			}
+			switch backup.Status.Phase {
+			case v1alpha1.BackupCompleted:
+				o.Backup = upgrade.Step{State: upgrade.JobSucceeded, Name: backup.Name}
+			case v1alpha1.BackupFailed:
+				o.Backup = upgrade.Step{State: upgrade.JobFailed, Failure: fmt.Sprintf("the upgrade's backup, KintoBackup %s, failed: %s", backup.Name, backup.Status.Error)}
+			}
 		}
 		sample, err := r.upgradeJob(ctx, inst, resources.UpgradeSampleJobName(inst, u), "the baseline of the health gate")
 		if err != nil || sample.State != upgrade.JobSucceeded {
@@ -149,6 +195,65 @@ func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1al
 		o.Restore, err = r.upgradeJob(ctx, inst, resources.RollbackJobName(inst, u), "the restore of the upgrade's backup")
 	}
 	return err
+}
+
+// observeSafetyDump is the state of the upgrade's safety dump; once it succeeded, Name is its
+// file, from the dump's result (looked at again until its pod shows it).
+func (r *KintoInstanceReconciler) observeSafetyDump(ctx context.Context, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) (upgrade.Step, error) {
+	name := resources.SafetyDumpJobName(inst, u)
+	step, err := r.upgradeJob(ctx, inst, name, "the upgrade's safety dump")
+	if err != nil || step.State != upgrade.JobSucceeded {
+		return step, err
+	}
+	job := &batchv1.Job{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: name}, job); err != nil {
+		return upgrade.Step{}, err
+	}
+	result, ok, err := jobResult(ctx, r.Client, job, resources.SafetyDumpResultContainer)
+	if err != nil || !ok {
+		return upgrade.Step{State: upgrade.JobRunning}, err
+	}
+	var dump dumps.Result
+	if err := json.Unmarshal([]byte(result), &dump); err != nil || dump.File == "" {
+		return upgrade.Step{State: upgrade.JobFailed, Failure: fmt.Sprintf("the upgrade's safety dump (Job %s) reported no file: %q", name, result)}, nil
+	}
+	return upgrade.Step{State: upgrade.JobSucceeded, Name: dump.File}, nil
+}
+
+// cleanUpUpgrade removes, once the upgrade u has ended, what it no longer needs: its Jobs that
+// succeeded (a failed one stays, for its logs, until its time to live), and its safety dump
+// with the scratch volume. Its KintoBackup is a backup like any other, which retention drops in
+// its turn. Looked up in the cache each pass, so that a deletion that failed is tried again.
+func (r *KintoInstanceReconciler) cleanUpUpgrade(ctx context.Context, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) error {
+	if u == nil {
+		return nil
+	}
+	names := []string{resources.SafetyDumpJobName(inst, u), resources.UpgradeSampleJobName(inst, u), resources.HealthGateJobName(inst, u), resources.RollbackJobName(inst, u)}
+	if u.Phase == v1alpha1.UpgradeSucceeded {
+		names = append(names, resources.MigrateJobName(inst, u.To))
+	}
+	for _, name := range names {
+		job := &batchv1.Job{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: name}, job)
+		if apierrors.IsNotFound(err) || err == nil && (jobState(job) != batchv1.JobComplete || !job.DeletionTimestamp.IsZero()) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	claim := &corev1.PersistentVolumeClaim{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: inst.Namespace, Name: resources.SafetyDumpClaimName(inst)}, claim)
+	if apierrors.IsNotFound(err) || err == nil && !claim.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, claim))
 }
 
 // upgradeJob is the state of one of the upgrade's Jobs, and why it failed.
@@ -191,15 +296,20 @@ func restoreSourceOf(backup *v1alpha1.KintoBackup) resources.RestoreSource {
 
 // reportUpgrade sets Upgraded from the upgrade's phase.
 func reportUpgrade(p *pass, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) {
-	if !upgrade.Active(u) && p.status.Version != "" && inst.Spec.Version != p.status.Version && !upgradeProtected(inst) &&
-		!olderRelease(inst.Spec.Version, p.status.Version) {
-		why := "with no backup to roll back to: set spec.backup (on a managed database) for safe upgrades"
-		if b := inst.Spec.Backup; b != nil && b.Encryption != nil {
-			why = "with no backup the operator could restore: spec.backup.encryption seals them to keys it does not hold"
+	if !upgrade.Active(u) && p.status.Version != "" && inst.Spec.Version != p.status.Version && !olderRelease(inst.Spec.Version, p.status.Version) &&
+		!upgrade.Failed(u, inst.Spec.Version, resources.ServerImage(inst, inst.Spec.Version)) {
+		switch {
+		case !upgradeProtected(inst):
+			setCondition(p, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, reasonNotProtected, fmt.Sprintf(
+				"Kinto %s is migrated in place, writes open, with no way back: the database is external (spec.database.external), "+
+					"of which the operator takes no copy to restore; back it up before changing spec.version", inst.Spec.Version))
+			return
+		case upgradeWaitsForWake(inst, p.status.Version):
+			setCondition(p, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, reasonWaitingForWake, fmt.Sprintf(
+				"the upgrade from Kinto %s to %s (spec.version) waits until the instance is woken (spec.hibernate): its database and server are down",
+				p.status.Version, inst.Spec.Version))
+			return
 		}
-		setCondition(p, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, reasonNotProtected, fmt.Sprintf(
-			"Kinto %s is migrated in place, writes open, %s", inst.Spec.Version, why))
-		return
 	}
 	if u == nil {
 		return
@@ -214,15 +324,15 @@ func reportUpgrade(p *pass, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeSta
 	case v1alpha1.UpgradeClosingWrites:
 		message = fmt.Sprintf("upgrading from Kinto %s to %s: the server rolls to read-only (writes answer 405)", u.From, u.To)
 	case v1alpha1.UpgradeBackingUp:
-		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; KintoBackup %s is taken", u.From, u.To, closed, resources.UpgradeBackupName(inst, u))
+		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; %s is taken", u.From, u.To, closed, upgradeCopy(inst, u))
 	case v1alpha1.UpgradeMigrating:
-		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; the migration runs (backup %s)", u.From, u.To, closed, u.Backup)
+		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; the migration runs (%s taken)", u.From, u.To, closed, upgradeCopy(inst, u))
 	case v1alpha1.UpgradeStarting:
 		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; the new release starts", u.From, u.To, closed)
 	case v1alpha1.UpgradeHealthGate:
 		message = fmt.Sprintf("upgrading from Kinto %s to %s: writes closed%s; the health gate watches the new release for %d s", u.From, u.To, closed, resources.HealthGateSeconds(inst))
 	case v1alpha1.UpgradeRollingBack:
-		message = fmt.Sprintf("the upgrade from Kinto %s to %s failed (%s): writes closed%s; KintoBackup %s is restored, then %s runs again", u.From, u.To, u.Failure, closed, u.Backup, u.From)
+		message = fmt.Sprintf("the upgrade from Kinto %s to %s failed (%s): writes closed%s; %s is restored, then %s runs again", u.From, u.To, u.Failure, closed, upgradeCopy(inst, u), u.From)
 	case v1alpha1.UpgradeSucceeded:
 		status = metav1.ConditionTrue
 		message = fmt.Sprintf("upgraded from Kinto %s to %s; writes were closed from %s to %s", u.From, u.To,
@@ -232,4 +342,20 @@ func reportUpgrade(p *pass, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeSta
 			"This release is not tried again until spec.version or spec.image changes", u.From, u.To, u.Image, u.Failure, u.From)
 	}
 	setCondition(p, v1alpha1.ConditionUpgraded, status, string(u.Phase), message)
+}
+
+// upgradeCopy says what the upgrade u copies the database to before the migration: its
+// KintoBackup, or its safety dump (and why: the field that keeps backups from serving).
+func upgradeCopy(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string {
+	if u.Backup != "" || u.SafetyDump == "" && !upgradeTakesSafetyDump(inst) {
+		return "KintoBackup " + resources.UpgradeBackupName(inst, u)
+	}
+	why := "spec.backup is unset"
+	switch b := inst.Spec.Backup; {
+	case b != nil && b.Encryption != nil:
+		why = "spec.backup.encryption seals backups to keys the operator does not hold"
+	case b != nil:
+		why = "spec.backup.destination is unset"
+	}
+	return fmt.Sprintf("the upgrade's safety dump, on volume %s (%s; it stays in the cluster and goes once the upgrade has ended)", resources.SafetyDumpClaimName(inst), why)
 }

@@ -174,7 +174,8 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 	if target == current || current != "" && olderRelease(target, current) {
 		return nil // reconcileSchemaVersion reports it
 	}
-	if u := p.status.Upgrade; upgrade.Failed(u, target, resources.ServerImage(inst, target)) || upgrade.Active(u) && u.Phase != v1alpha1.UpgradeMigrating {
+	if u := p.status.Upgrade; upgrade.Failed(u, target, resources.ServerImage(inst, target)) || upgrade.Active(u) && u.Phase != v1alpha1.UpgradeMigrating ||
+		upgradeWaitsForWake(inst, current) {
 		return nil // The migration is a step of the upgrade (reconcileUpgrade).
 	}
 	if !meta.IsStatusConditionTrue(p.status.Conditions, v1alpha1.ConditionDatabaseReady) {

@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -21,7 +23,7 @@ import (
 )
 
 // waitForUpgrade waits for status.upgrade to reach phase, with Upgraded saying so.
-func waitForUpgrade(t *testing.T, inst *v1alpha1.KintoInstance, phase v1alpha1.UpgradePhase) *v1alpha1.KintoInstance {
+func waitForUpgrade(t testing.TB, inst *v1alpha1.KintoInstance, phase v1alpha1.UpgradePhase) *v1alpha1.KintoInstance {
 	t.Helper()
 	status := metav1.ConditionFalse
 	if phase == v1alpha1.UpgradeSucceeded {
@@ -35,7 +37,7 @@ func waitForUpgrade(t *testing.T, inst *v1alpha1.KintoInstance, phase v1alpha1.U
 }
 
 // serverTemplate is the server Deployment's image and whether it runs read-only.
-func serverTemplate(t *testing.T, inst *v1alpha1.KintoInstance) (string, bool) {
+func serverTemplate(t testing.TB, inst *v1alpha1.KintoInstance) (string, bool) {
 	t.Helper()
 	d := &appsv1.Deployment{}
 	get(t, inst.Namespace, resources.ServerName(inst), d)
@@ -166,6 +168,11 @@ func TestSafeUpgrade(t *testing.T) {
 		}
 		return nil
 	})
+	// The upgrade's Jobs go once it has ended; its KintoBackup stays, a backup like any other.
+	for _, name := range []string{resources.UpgradeSampleJobName(inst, u), gate.Name, resources.MigrateJobName(inst, "26.5.0")} {
+		waitGone(t, "Job "+name+" of the finished upgrade", &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
+	}
+	get(t, ns, resources.UpgradeBackupName(inst, u), &v1alpha1.KintoBackup{})
 }
 
 func TestFailedUpgradeRollsBack(t *testing.T) {
@@ -215,25 +222,291 @@ func TestFailedUpgradeRollsBack(t *testing.T) {
 		return nil
 	})
 
-	// The failed release is not tried again: no migration Job, the status stays.
-	eventually(t, "the failed migration Job removed", func() error {
-		err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), &batchv1.Job{})
-		if err == nil {
-			return fmt.Errorf("still there")
-		}
-		return client.IgnoreNotFound(err)
-	})
+	// The upgrade's Jobs that succeeded go; the failed migration stays, for its logs, and the
+	// failed release is not tried again: the status stays.
+	for _, name := range []string{resources.UpgradeSampleJobName(inst, u), rollback.Name} {
+		waitGone(t, "Job "+name+" of the finished upgrade", &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
+	}
 	time.Sleep(2 * time.Second)
 	waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack)
-	if err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), &batchv1.Job{}); !apierrors.IsNotFound(err) {
-		t.Errorf("the rolled-back release migrates again: %v", err)
+	failed := &batchv1.Job{}
+	get(t, ns, resources.MigrateJobName(inst, "26.5.0"), failed)
+	if failed.Status.Failed != 1 || !failed.DeletionTimestamp.IsZero() {
+		t.Errorf("the failed migration Job is not kept as it was: %+v", failed.Status)
 	}
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
 
-	// Another image of that release is tried.
+	// Another image of that release is tried: the failed Job of the same name goes first.
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Image = "registry.example/kinto:26.5.0-fixed" })
 	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
 	if cur.Status.Upgrade.Image != "registry.example/kinto:26.5.0-fixed" {
 		t.Errorf("new upgrade of image %s", cur.Status.Upgrade.Image)
 	}
+	eventually(t, "the failed migration Job removed", func() error {
+		job := &batchv1.Job{}
+		err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), job)
+		if err == nil && job.UID == failed.UID && job.DeletionTimestamp.IsZero() {
+			return fmt.Errorf("still there")
+		}
+		return client.IgnoreNotFound(err)
+	})
+}
+
+// An instance with no backups gets the same safe upgrade: its own safety dump, on a scratch
+// volume and listed nowhere as a backup, restored by the rollback, removed with its volume once
+// the upgrade has ended.
+func TestUpgradeWithoutBackupsRollsBackToItsSafetyDump(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "unsaved", func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.4.0" }))
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	markServerAvailable(t, inst)
+	cur := waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp)
+	u := cur.Status.Upgrade
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionUpgraded); !strings.Contains(c.Message, "safety dump, on volume unsaved-upgrade-dump (spec.backup is unset") {
+		t.Errorf("Upgraded says %q", c.Message)
+	}
+	claim := &corev1.PersistentVolumeClaim{}
+	get(t, ns, resources.SafetyDumpClaimName(inst), claim)
+	if !isControlledBy(claim, inst) {
+		t.Errorf("the scratch volume is not the instance's: %+v", claim.OwnerReferences)
+	}
+	backups := &v1alpha1.KintoBackupList{}
+	if err := k8s.List(ctx, backups, client.InNamespace(ns)); err != nil || len(backups.Items) != 0 {
+		t.Fatalf("the safety dump is listed as a backup: %v %v", backups.Items, err)
+	}
+	if err := k8s.Get(ctx, key(ns, resources.MigrateJobName(inst, "26.5.0")), &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the migration Job exists before the safety dump is taken: %v", err)
+	}
+	runJob(t, ns, resources.SafetyDumpJobName(inst, u), resources.SafetyDumpResultContainer, dumpResult(time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC), ""), false)
+	runJob(t, ns, resources.UpgradeSampleJobName(inst, u), "upgrade", `{"/buckets/":"abc"}`, false)
+	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeMigrating)
+	if got := cur.Status.Upgrade; got.SafetyDump != "20261207T010000Z.dump" || got.Backup != "" {
+		t.Errorf("status.upgrade records safety dump %q, backup %q", got.SafetyDump, got.Backup)
+	}
+	runJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), resources.MigrateContainer, "alembic: relation objects is broken", true)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeRollingBack)
+	rollback := &batchv1.Job{}
+	eventually(t, "the rollback Job", func() error { return k8s.Get(ctx, key(ns, resources.RollbackJobName(inst, u)), rollback) })
+	var file string
+	for _, e := range rollback.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == backupenv.DumpFile {
+			file = e.Value
+		}
+	}
+	var claims []string
+	for _, v := range rollback.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			claims = append(claims, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	if !strings.HasSuffix(file, "/20261207T010000Z.dump") || len(claims) != 1 || claims[0] != claim.Name {
+		t.Errorf("the rollback restores %q from %v", file, claims)
+	}
+	finishJob(t, ns, rollback.Name, true)
+	markServerAvailable(t, inst)
+	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack)
+	if cur.Status.Version != "26.4.0" {
+		t.Errorf("status.version %s after the rollback", cur.Status.Version)
+	}
+	waitGone(t, "the scratch volume", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: claim.Name}})
+	waitGone(t, "the safety dump Job", &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.SafetyDumpJobName(inst, u)}})
+}
+
+// Backups sealed to keys the operator does not hold cannot serve a rollback: the upgrade takes
+// its own safety dump, and says why.
+func TestUpgradeWithEncryptedBackupsTakesASafetyDump(t *testing.T) {
+	ns := newNamespace(t)
+	sealer, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := bringUp(t, createInstance(t, ns, "sealed", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Version = "26.4.0"
+		withVolumeBackups(3)(i)
+		i.Spec.Backup.Encryption = &v1alpha1.BackupEncryption{Recipients: []v1alpha1.AgeRecipient{v1alpha1.AgeRecipient(sealer.Recipient().String())}}
+	}))
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	markServerAvailable(t, inst)
+	cur := waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp)
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionUpgraded); !strings.Contains(c.Message, "spec.backup.encryption seals backups to keys the operator does not hold") {
+		t.Errorf("Upgraded says %q", c.Message)
+	}
+	get(t, ns, resources.SafetyDumpJobName(inst, cur.Status.Upgrade), &batchv1.Job{})
+	if err := k8s.Get(context.Background(), key(ns, resources.UpgradeBackupName(inst, cur.Status.Upgrade)), &v1alpha1.KintoBackup{}); !apierrors.IsNotFound(err) {
+		t.Errorf("an encrypted KintoBackup taken for the upgrade: %v", err)
+	}
+}
+
+// A hibernating instance has no database to copy nor server to gate: a new version waits until
+// it is woken, and does not migrate in place meanwhile.
+func TestUpgradeOfAHibernatingInstanceWaitsUntilWoken(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "sleepy", func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.4.0" }))
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Hibernate = true })
+	waitForCondition(t, inst, v1alpha1.ConditionHibernating, metav1.ConditionTrue, "Hibernating")
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	cur := waitForCondition(t, inst, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, "WaitingForWake")
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionUpgraded); !strings.Contains(c.Message, "spec.hibernate") {
+		t.Errorf("Upgraded says %q", c.Message)
+	}
+	time.Sleep(2 * time.Second)
+	if err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.5.0")), &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a hibernating instance migrates in place: %v", err)
+	}
+	if cur := waitForCondition(t, inst, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, "WaitingForWake"); cur.Status.Version != "26.4.0" || cur.Status.Upgrade != nil {
+		t.Fatalf("version %s, upgrade %+v while hibernating", cur.Status.Version, cur.Status.Upgrade)
+	}
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Hibernate = false })
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+}
+
+// An external database has no safe upgrade: a new version migrates in place, with a Warning
+// and a condition that say there is no way back and name the field.
+func TestUpgradeOfAnExternalDatabaseSaysThereIsNoWayBack(t *testing.T) {
+	inst := bringUpExternal(t, newNamespace(t), "outside", "26.4.0")
+	ns := inst.Namespace
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	cur := waitForCondition(t, inst, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, "NotProtected")
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionUpgraded); !strings.Contains(c.Message, "no way back: the database is external (spec.database.external)") {
+		t.Errorf("Upgraded says %q", c.Message)
+	}
+	expectWarning(t, inst, "NotProtected", "spec.database.external")
+	get(t, ns, resources.MigrateJobName(inst, "26.5.0"), &batchv1.Job{})
+	if cur.Status.Upgrade != nil {
+		t.Errorf("status.upgrade %+v with no safe upgrade", cur.Status.Upgrade)
+	}
+}
+
+// bringUpExternal takes a new instance on an external database, running release, to Ready.
+func bringUpExternal(t *testing.T, ns, name, release string) *v1alpha1.KintoInstance {
+	t.Helper()
+	db := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-db"},
+		StringData: map[string]string{"url": "postgresql://kinto:s3cret@db.example:5432/kinto"}}
+	if err := k8s.Create(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	inst := createInstance(t, ns, name, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Version = release
+		i.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{URLSecret: v1alpha1.SecretKeyRef{Name: db.Name, Key: "url"}}}
+	})
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
+	finishJob(t, ns, resources.MigrateJobName(inst, release), true)
+	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
+	return markAvailableUntilReady(t, inst)
+}
+
+// markAvailableUntilReady marks the server available until the instance is Ready: its
+// Deployment may still change once after a step (its release, once migrated; writes open).
+func markAvailableUntilReady(t testing.TB, inst *v1alpha1.KintoInstance) *v1alpha1.KintoInstance {
+	t.Helper()
+	cur := &v1alpha1.KintoInstance{}
+	eventually(t, inst.Name+" Ready", func() error {
+		markServerAvailable(t, inst)
+		get(t, inst.Namespace, inst.Name, cur)
+		if !meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady) {
+			return fmt.Errorf("not Ready: %+v", meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady))
+		}
+		return nil
+	})
+	return cur
+}
+
+// passSafeUpgrade plays the safe upgrade of inst to release to its success, as kubelet and the
+// Jobs would, once its server may roll: checkMigration looks at the migration Job first.
+func passSafeUpgrade(t testing.TB, inst *v1alpha1.KintoInstance, release string, checkMigration func(*batchv1.Job)) {
+	t.Helper()
+	ns := inst.Namespace
+	eventually(t, inst.Name+"'s server rolls read-only", func() error {
+		if _, closed := serverTemplate(t, inst); !closed {
+			return fmt.Errorf("writes open")
+		}
+		return nil
+	})
+	markServerAvailable(t, inst)
+	u := waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp).Status.Upgrade
+	if u.To != release {
+		t.Fatalf("%s upgrades to %s, want %s", inst.Name, u.To, release)
+	}
+	runJob(t, ns, resources.SafetyDumpJobName(inst, u), resources.SafetyDumpResultContainer, dumpResult(time.Now(), ""), false)
+	runJob(t, ns, resources.UpgradeSampleJobName(inst, u), "upgrade", `{}`, false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeMigrating)
+	job := &batchv1.Job{}
+	eventually(t, inst.Name+"'s migration Job", func() error {
+		return k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, release)), job)
+	})
+	if checkMigration != nil {
+		checkMigration(job)
+	}
+	finishJob(t, ns, job.Name, true)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeStarting)
+	eventually(t, inst.Name+"'s server rolls to "+release, func() error {
+		d := &appsv1.Deployment{}
+		get(t, ns, resources.ServerName(inst), d)
+		if v := d.Spec.Template.Labels[resources.VersionLabel]; v != release {
+			return fmt.Errorf("server runs %s", v)
+		}
+		return nil
+	})
+	markServerAvailable(t, inst)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeHealthGate)
+	runJob(t, ns, resources.HealthGateJobName(inst, u), "upgrade", "", false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeSucceeded)
+	eventually(t, inst.Name+"'s writes open", func() error {
+		if _, closed := serverTemplate(t, inst); closed {
+			return fmt.Errorf("writes closed")
+		}
+		return nil
+	})
+	markAvailableUntilReady(t, inst)
+}
+
+// The upgrade's KintoBackup is a backup like any other: retention drops it in its turn, but
+// not while the upgrade it would roll back to runs.
+func TestUpgradeBackupFollowsRetention(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "kept", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Version = "26.4.0"
+		withVolumeBackups(1)(i)
+	}))
+	day := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	scheduled := func(n int) string {
+		name := fmt.Sprintf("%s-%d", resources.BackupCronJobName(inst), 29100000+n)
+		startScheduledRun(t, inst, name)
+		eventually(t, "run "+name+" recorded", func() error { return k8s.Get(context.Background(), key(ns, name), &v1alpha1.KintoBackup{}) })
+		runJob(t, ns, name, "dump", dumpResult(day.Add(time.Duration(n)*24*time.Hour), ""), false)
+		waitForBackup(t, ns, name, v1alpha1.BackupCompleted)
+		return name
+	}
+
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	markServerAvailable(t, inst)
+	u := waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp).Status.Upgrade
+	upgradeBackup := resources.UpgradeBackupName(inst, u)
+	runJob(t, ns, upgradeBackup, "dump", dumpResult(day, ""), false)
+	runJob(t, ns, resources.UpgradeSampleJobName(inst, u), "upgrade", `{}`, false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeMigrating)
+
+	// A scheduled run completes during the upgrade: retention (one kept) spares the upgrade's.
+	scheduled(1)
+	time.Sleep(2 * time.Second)
+	b := &v1alpha1.KintoBackup{}
+	if get(t, ns, upgradeBackup, b); !b.DeletionTimestamp.IsZero() {
+		t.Fatal("retention dropped the backup of the running upgrade")
+	}
+
+	finishJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), true)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeStarting)
+	eventually(t, "the new release starts", func() error { return serverImageIs(inst, "kinto/kinto-server:26.5.0") })
+	markServerAvailable(t, inst)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeHealthGate)
+	runJob(t, ns, resources.HealthGateJobName(inst, u), "upgrade", "", false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeSucceeded)
+
+	// Once it has ended, the next run's retention drops it with the others.
+	scheduled(2)
+	waitGone(t, "the upgrade's KintoBackup, dropped by retention", &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: upgradeBackup}})
 }

@@ -184,10 +184,14 @@ type KintoInstanceSpec struct {
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
 
-	// Upgrade tunes the safe upgrade that a change of version (or image) goes through when the
-	// instance is backed up (spec.backup, or its class's): writes closed, a backup, the migration,
-	// the new release under a health gate, and an automatic rollback to the backup if any of it
-	// fails.
+	// Upgrade tunes the safe upgrade that a change of version (or image) of an instance with a
+	// managed database goes through: writes closed, a backup, the migration, the new release
+	// under a health gate, and an automatic rollback to the backup if any of it fails. The backup
+	// is a KintoBackup to spec.backup's destination; without one, or when backups are encrypted
+	// (the operator cannot read them back), it is the upgrade's own safety dump, kept in the
+	// cluster on a scratch volume and removed once the upgrade has ended (status.upgrade.safetyDump).
+	// A hibernating instance upgrades once woken. An external database has no safe upgrade: the
+	// release catalogue does not upgrade it, and a change of spec.version migrates it in place.
 	// +optional
 	Upgrade *UpgradeSpec `json:"upgrade,omitempty"`
 
@@ -908,8 +912,9 @@ const (
 	ConditionRelease = "Release"
 	// ConditionUpgraded is present once the instance went through a safe upgrade: false while
 	// one runs (its reason is the phase) or after it was rolled back (RolledBack), true after it
-	// succeeded (Succeeded); false (NotProtected) when the version changed on an instance that is
-	// not backed up, which then migrates in place, with no backup to roll back to.
+	// succeeded (Succeeded); false while a new version waits for a hibernating instance to be
+	// woken (WaitingForWake); false (NotProtected) when the version changed on an instance with
+	// an external database, which then migrates in place with no way back.
 	ConditionUpgraded = "Upgraded"
 )
 
@@ -922,7 +927,8 @@ type UpgradePhase string
 const (
 	// UpgradeClosingWrites: the server rolls to Kinto's read-only mode (writes answer 405).
 	UpgradeClosingWrites UpgradePhase = "ClosingWrites"
-	// UpgradeBackingUp: writes are closed; the upgrade's KintoBackup is taken.
+	// UpgradeBackingUp: writes are closed; the upgrade's KintoBackup (or its safety dump) is
+	// taken.
 	UpgradeBackingUp UpgradePhase = "BackingUp"
 	// UpgradeMigrating: the migration Job of the new release runs.
 	UpgradeMigrating UpgradePhase = "Migrating"
@@ -930,7 +936,8 @@ const (
 	UpgradeStarting UpgradePhase = "Starting"
 	// UpgradeHealthGate: the health gate Job watches the new release.
 	UpgradeHealthGate UpgradePhase = "HealthGate"
-	// UpgradeRollingBack: the upgrade's backup is restored, then the previous release runs.
+	// UpgradeRollingBack: the upgrade's backup (or safety dump) is restored, then the previous
+	// release runs.
 	UpgradeRollingBack UpgradePhase = "RollingBack"
 	// UpgradeSucceeded: the new release serves, writes are open.
 	UpgradeSucceeded UpgradePhase = "Succeeded"
@@ -960,6 +967,13 @@ type UpgradeStatus struct {
 	// Backup is the KintoBackup taken once writes were closed: what a rollback restores.
 	// +optional
 	Backup string `json:"backup,omitempty"`
+	// SafetyDump, instead of Backup when the instance's backups cannot serve a rollback (no
+	// spec.backup destination, or backups encrypted to keys the operator does not hold), is the
+	// file of the upgrade's own dump on its scratch volume, <instance>-upgrade-dump. It is not a
+	// backup: it never leaves the cluster, is listed nowhere else, and goes with its volume once
+	// the upgrade has ended.
+	// +optional
+	SafetyDump string `json:"safetyDump,omitempty"`
 	// Baseline is what a few objects anyone may read answered before the migration, by path
 	// (fingerprints of their data): the health gate compares the new release's answers to it.
 	// +optional

@@ -195,6 +195,10 @@ const (
 	// UpgradeOutcomeAbandoned: its release was withdrawn or left the catalogue before the schema moved
 	// to it; the instance keeps running the release it ran.
 	UpgradeOutcomeAbandoned UpgradeOutcome = "Abandoned"
+	// UpgradeOutcomeRolledBack: the safe upgrade to the release failed and was rolled back (see
+	// status.upgrade and the Upgraded condition); the catalogue does not start it again until it
+	// offers a newer release.
+	UpgradeOutcomeRolledBack UpgradeOutcome = "RolledBack"
 )
 
 // UpgradeRecord is one upgrade the catalogue started.

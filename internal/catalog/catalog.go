@@ -143,10 +143,13 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		if compare(v, running) <= 0 {
 			break
 		}
+		if rolledBackFrom(inst.Status.Upgrade, v) && running == inst.Status.Upgrade.From {
+			continue // failed for this instance: a newer release, or a manual spec.version, moves it on
+		}
 		if res.Status.Available == "" {
 			res.Status.Available = v
 		}
-		if allowed(automatic, running, v) {
+		if allowed(automatic, running, v) && inst.Spec.ExternalDatabase() == nil {
 			best = v
 			break
 		}
@@ -214,8 +217,14 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 			res.Message += fmt.Sprintf("; %s is available, but the class's and the instance's maintenance windows are never open together", best)
 		case best != "":
 			res.Message += fmt.Sprintf("; %s is available, and starts in the maintenance window opening at %s", best, opened.UTC().Format(time.RFC3339))
+		case res.Status.Available != "" && inst.Spec.ExternalDatabase() != nil && allowed(automatic, running, res.Status.Available):
+			res.Message += fmt.Sprintf("; %s is available, and not taken by itself: with an external database (spec.database.external) a failed upgrade has no way back. "+
+				"To upgrade, back the database up, unset spec.updates and set spec.version", res.Status.Available)
 		case res.Status.Available != "":
 			res.Message += fmt.Sprintf("; %s is available, beyond its automatic updates (%s)", res.Status.Available, automatic)
+		}
+		if u := inst.Status.Upgrade; u != nil && rolledBackFrom(u, u.To) && u.From == running && compare(u.To, running) > 0 {
+			res.Message += fmt.Sprintf("; the upgrade to %s was rolled back (see the Upgraded condition): it is not started again, a newer release is", u.To)
 		}
 	}
 	if database != "" {
@@ -273,18 +282,28 @@ func majorOf(v string) int {
 	return n
 }
 
-// Settle records the outcome of an upgrade in progress at the end of a pass: succeeded once the
-// schema is at its release (version, status.version) and the instance is Ready with its
-// rollout done (conditions).
-func Settle(status *v1alpha1.UpdatesStatus, version string, conditions []metav1.Condition, now time.Time) {
-	if status == nil || status.LastUpgrade == nil {
+// Settle records the outcome of an upgrade in progress at the end of a pass, from the status the
+// pass computed: rolled back once the safe upgrade to its release (status.upgrade) ended so;
+// succeeded once the schema is at its release (status.version) and the instance is Ready with
+// its rollout done.
+func Settle(status *v1alpha1.KintoInstanceStatus, now time.Time) {
+	if status.Updates == nil || status.Updates.LastUpgrade == nil || status.Updates.LastUpgrade.Outcome != v1alpha1.UpgradeOutcomeInProgress {
 		return
 	}
-	last := status.LastUpgrade
-	if last.Outcome == v1alpha1.UpgradeOutcomeInProgress && last.To == version && meta.IsStatusConditionTrue(conditions, v1alpha1.ConditionReady) &&
-		meta.FindStatusCondition(conditions, v1alpha1.ConditionRollingOut) == nil {
+	last := status.Updates.LastUpgrade
+	switch {
+	case rolledBackFrom(status.Upgrade, last.To) && !status.Upgrade.StartedAt.Before(&last.Started):
+		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeRolledBack, status.Upgrade.PhaseSince.DeepCopy()
+	case last.To == status.Version && meta.IsStatusConditionTrue(status.Conditions, v1alpha1.ConditionReady) &&
+		meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionRollingOut) == nil:
 		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeSucceeded, &metav1.Time{Time: now}
 	}
+}
+
+// rolledBackFrom says whether the instance's last safe upgrade (status.upgrade) was to release
+// and rolled back: the catalogue does not start that release again.
+func rolledBackFrom(u *v1alpha1.UpgradeStatus, release string) bool {
+	return u != nil && u.Phase == v1alpha1.UpgradeRolledBack && u.To == release
 }
 
 // image is the reference of a release's image, pinned by its digest when it has one.

@@ -54,6 +54,12 @@ func instance(running string, own *v1alpha1.InstanceUpdates, last *v1alpha1.Upgr
 	return inst
 }
 
+// rolledBack records in inst's status a safe upgrade from its release to release that rolled back.
+func rolledBack(inst *v1alpha1.KintoInstance, release string) *v1alpha1.KintoInstance {
+	inst.Status.Upgrade = &v1alpha1.UpgradeStatus{Phase: v1alpha1.UpgradeRolledBack, From: inst.Status.Version, To: release}
+	return inst
+}
+
 func TestResolve(t *testing.T) {
 	started := metav1.Time{Time: sundayAt(3, 10)}
 	for _, tc := range []struct {
@@ -70,6 +76,7 @@ func TestResolve(t *testing.T) {
 		window    time.Time
 		recheck   time.Time
 		outcome   v1alpha1.UpgradeOutcome // of status.updates.lastUpgrade, "" for none
+		says      string                  // in the message
 	}{{
 		name:    "a new instance starts on the newest release that is not withdrawn, whatever the window",
 		cat:     testCatalog(release("26.4.0"), release("26.5.0"), withdrawn("26.6.0")),
@@ -124,6 +131,37 @@ func TestResolve(t *testing.T) {
 		now:     sundayAt(12, 0),
 		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true,
 		outcome: v1alpha1.UpgradeOutcomeInProgress,
+	}, {
+		name:  "a release whose safe upgrade rolled back is not started again",
+		cat:   testCatalog(release("26.4.0"), release("26.5.0")),
+		class: v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst: rolledBack(instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeOutcomeRolledBack}),
+			"26.5.0"),
+		now:     sundayAt(12, 0),
+		version: "26.4.0", reason: ReasonCurrent,
+		outcome: v1alpha1.UpgradeOutcomeRolledBack,
+		says:    "the upgrade to 26.5.0 was rolled back (see the Upgraded condition): it is not started again",
+	}, {
+		name:  "a newer release than the one rolled back is",
+		cat:   testCatalog(release("26.4.0"), release("26.5.0"), release("26.5.1")),
+		class: v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst: rolledBack(instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeOutcomeRolledBack}),
+			"26.5.0"),
+		now:     sundayAt(12, 0),
+		version: "26.5.1", reason: ReasonUpgrading, available: "26.5.1", within: true,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
+	}, {
+		name:  "an external database takes no update by itself: it has no way back",
+		cat:   testCatalog(release("26.4.0"), release("26.5.0")),
+		class: v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst: func() *v1alpha1.KintoInstance {
+			inst := instance("26.4.0", &v1alpha1.InstanceUpdates{}, nil)
+			inst.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{}}
+			return inst
+		}(),
+		now:     sundayAt(12, 0),
+		version: "26.4.0", reason: ReasonCurrent, available: "26.5.0",
+		says: "not taken by itself: with an external database (spec.database.external) a failed upgrade has no way back",
 	}, {
 		name:    "running a withdrawn release is reported, not downgraded",
 		cat:     testCatalog(release("26.4.0"), withdrawn("26.5.0")),
@@ -189,6 +227,9 @@ func TestResolve(t *testing.T) {
 			if got.Version != tc.version || got.Reason != tc.reason || got.Hold != tc.hold {
 				t.Errorf("version %q, reason %s, hold %v (%s); want %q, %s, %v", got.Version, got.Reason, got.Hold, got.Message, tc.version, tc.reason, tc.hold)
 			}
+			if !strings.Contains(got.Message, tc.says) {
+				t.Errorf("message %q does not say %q", got.Message, tc.says)
+			}
 			if got.Status.Available != tc.available || got.Status.WithinPolicy != tc.within {
 				t.Errorf("available %q within policy %v, want %q %v", got.Status.Available, got.Status.WithinPolicy, tc.available, tc.within)
 			}
@@ -209,7 +250,7 @@ func TestResolve(t *testing.T) {
 			if !tc.hold && got.Version != "" && got.Images[got.Version] != "registry.example.org/kinto:"+got.Version {
 				t.Errorf("image of %s is %q", got.Version, got.Images[got.Version])
 			}
-			if tc.cat != nil && got.DatabaseImage != "registry.example.org/postgres:15.9" {
+			if tc.cat != nil && tc.inst.Spec.ManagedDatabase() != nil && got.DatabaseImage != "registry.example.org/postgres:15.9" {
 				t.Errorf("database image %q", got.DatabaseImage)
 			}
 		})
@@ -219,21 +260,36 @@ func TestResolve(t *testing.T) {
 func TestSettle(t *testing.T) {
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}
 	rolling := metav1.Condition{Type: v1alpha1.ConditionRollingOut, Status: metav1.ConditionTrue}
+	started := metav1.NewTime(sundayAt(8, 0))
+	ended := metav1.NewTime(sundayAt(8, 30))
+	upgrade := func(phase v1alpha1.UpgradePhase, to string, at metav1.Time) *v1alpha1.UpgradeStatus {
+		return &v1alpha1.UpgradeStatus{Phase: phase, From: "26.4.0", To: to, StartedAt: at, PhaseSince: ended}
+	}
 	for _, tc := range []struct {
 		name       string
 		version    string
 		conditions []metav1.Condition
+		upgrade    *v1alpha1.UpgradeStatus
 		want       v1alpha1.UpgradeOutcome
 	}{
-		{"not migrated yet", "26.4.0", []metav1.Condition{ready}, v1alpha1.UpgradeOutcomeInProgress},
-		{"migrated, still rolling", "26.5.0", []metav1.Condition{ready, rolling}, v1alpha1.UpgradeOutcomeInProgress},
-		{"migrated, not Ready", "26.5.0", nil, v1alpha1.UpgradeOutcomeInProgress},
-		{"migrated and Ready", "26.5.0", []metav1.Condition{ready}, v1alpha1.UpgradeOutcomeSucceeded},
+		{"not migrated yet", "26.4.0", []metav1.Condition{ready}, nil, v1alpha1.UpgradeOutcomeInProgress},
+		{"migrated, still rolling", "26.5.0", []metav1.Condition{ready, rolling}, nil, v1alpha1.UpgradeOutcomeInProgress},
+		{"migrated, not Ready", "26.5.0", nil, nil, v1alpha1.UpgradeOutcomeInProgress},
+		{"migrated and Ready", "26.5.0", []metav1.Condition{ready}, nil, v1alpha1.UpgradeOutcomeSucceeded},
+		{"safe upgrade rolling back", "26.4.0", nil, upgrade(v1alpha1.UpgradeRollingBack, "26.5.0", started), v1alpha1.UpgradeOutcomeInProgress},
+		{"safe upgrade rolled back", "26.4.0", []metav1.Condition{ready}, upgrade(v1alpha1.UpgradeRolledBack, "26.5.0", started), v1alpha1.UpgradeOutcomeRolledBack},
+		{"an older upgrade rolled back", "26.4.0", []metav1.Condition{ready}, upgrade(v1alpha1.UpgradeRolledBack, "26.5.0", metav1.NewTime(sundayAt(7, 0))), v1alpha1.UpgradeOutcomeInProgress},
+		{"another release rolled back", "26.4.0", []metav1.Condition{ready}, upgrade(v1alpha1.UpgradeRolledBack, "26.4.1", started), v1alpha1.UpgradeOutcomeInProgress},
 	} {
-		status := &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Outcome: v1alpha1.UpgradeOutcomeInProgress}}
-		Settle(status, tc.version, tc.conditions, sundayAt(9, 0))
-		if got := status.LastUpgrade.Outcome; got != tc.want || (got == v1alpha1.UpgradeOutcomeSucceeded) != (status.LastUpgrade.Finished != nil) {
-			t.Errorf("%s: %+v, want %s", tc.name, status.LastUpgrade, tc.want)
+		status := &v1alpha1.KintoInstanceStatus{Version: tc.version, Conditions: tc.conditions, Upgrade: tc.upgrade,
+			Updates: &v1alpha1.UpdatesStatus{LastUpgrade: &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeOutcomeInProgress}}}
+		Settle(status, sundayAt(9, 0))
+		last := status.Updates.LastUpgrade
+		if last.Outcome != tc.want || (last.Outcome == v1alpha1.UpgradeOutcomeInProgress) != (last.Finished == nil) {
+			t.Errorf("%s: %+v, want %s", tc.name, last, tc.want)
+		}
+		if last.Outcome == v1alpha1.UpgradeOutcomeRolledBack && !last.Finished.Equal(&ended) {
+			t.Errorf("%s: finished %v, want the rollback's end %v", tc.name, last.Finished, ended)
 		}
 	}
 }

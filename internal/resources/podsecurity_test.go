@@ -63,6 +63,11 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 			pods["rollback"] = RollbackJob(inst, u, RestoreSource{VolumeClaimName: "b", File: "f.dump"}, testOperatorImage).Spec.Template.Spec
 		}
 	}
+	if inst.Spec.ManagedDatabase() != nil {
+		u := &v1alpha1.UpgradeStatus{From: "26.4.0", To: "26.5.0", StartedAt: metav1.Now()}
+		pods["safety dump"] = SafetyDumpJob(inst, u, testOperatorImage).Spec.Template.Spec
+		pods["rollback to the safety dump"] = RollbackJob(inst, u, SafetyDumpSource(inst, "f.dump"), testOperatorImage).Spec.Template.Spec
+	}
 	if b := inst.Spec.Backup; b != nil && b.Destination != nil && b.Destination.S3 != nil && inst.Spec.ManagedDatabase() != nil {
 		for name, obj := range sharedBucketObjects(t, inst) {
 			if pod, ok := kintotest.PodSpecOf(obj); ok {

@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
@@ -42,6 +43,75 @@ func HealthGateJobName(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) 
 
 func RollbackJobName(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string {
 	return childName(inst.Name, "rollback-"+upgradeStamp(u.StartedAt), maxNameLength)
+}
+
+func SafetyDumpJobName(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string {
+	return childName(inst.Name, "safety-dump-"+upgradeStamp(u.StartedAt), maxNameLength)
+}
+
+// SafetyDumpClaimName names the upgrades' scratch volume, which holds a safety dump while an
+// upgrade runs.
+func SafetyDumpClaimName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "upgrade-dump", maxNameLength)
+}
+
+// upgradeJobTTL is how long a finished Job of an upgrade stays: the reconciler deletes those
+// that succeeded once the upgrade has ended; a failed one stays that long for its logs to be
+// read (the failure is quoted in status.upgrade and the Upgraded condition meanwhile).
+const upgradeJobTTL = 7 * 24 * time.Hour
+
+// withUpgradeTTL gives job, one of the upgrade u's, its time to live and u's label.
+func withUpgradeTTL(job *batchv1.Job, u *v1alpha1.UpgradeStatus) *batchv1.Job {
+	job.Labels[UpgradeLabel] = upgradeStamp(u.StartedAt)
+	job.Spec.TTLSecondsAfterFinished = ptr.To(int32(upgradeJobTTL / time.Second))
+	return job
+}
+
+// SafetyDumpClaim is the upgrades' scratch volume, as large as the database's: the upgrade of an
+// instance whose backups cannot serve a rollback dumps its database there. It belongs to the
+// instance (a scratch copy, not a backup: it goes with the instance, whatever its deletion
+// policy), and the reconciler deletes it once the upgrade has ended.
+func SafetyDumpClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim {
+	db := inst.Spec.ManagedDatabase()
+	return &corev1.PersistentVolumeClaim{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: objectMeta(inst, SafetyDumpClaimName(inst), ComponentBackup),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: db.StorageClassName,
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: *db.StorageSize},
+			},
+		},
+	}
+}
+
+// SafetyDumpJob dumps the database, writes closed, to the scratch volume (SafetyDumpClaim), in
+// the clear and nowhere else: the dump step of a backup to a volume, with no upload, no sealing
+// and no record. Its result (dumps.Result) is the dump step's termination message. Labelled as a
+// backup Job, it queues with the instance's backups and reaches the database as they do.
+func SafetyDumpJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, operatorImage string) *batchv1.Job {
+	pod := podSpecBase(inst, postgresUID)
+	pod.RestartPolicy = corev1.RestartPolicyNever
+	pod.Volumes = []corev1.Volume{claimVolume(dumpVolume, SafetyDumpClaimName(inst), false)}
+	env := append(DatabaseClientEnv(inst), corev1.EnvVar{Name: backupenv.DumpDir, Value: dumpDir})
+	runSteps(&pod, []corev1.Container{databaseStep(inst, stepDump, DumpCommand(), env, corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir})})
+	withDatabaseTools(&pod, operatorImage)
+	labels := Labels(inst, ComponentBackup)
+	return withUpgradeTTL(&batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: objectMeta(inst, SafetyDumpJobName(inst, u), ComponentBackup),
+		Spec:       jobSpec(labels, pod, backupBackoffLimit, backupDeadline),
+	}, u)
+}
+
+// SafetyDumpResultContainer is the container of SafetyDumpJob whose termination message is the
+// dump's result.
+const SafetyDumpResultContainer = stepDump
+
+// SafetyDumpSource is the safety dump file of the scratch volume, to restore.
+func SafetyDumpSource(inst *v1alpha1.KintoInstance, file string) RestoreSource {
+	return RestoreSource{VolumeClaimName: SafetyDumpClaimName(inst), File: file}
 }
 
 // UpgradeBackup is the KintoBackup an upgrade takes once writes are closed: the instance's
@@ -108,13 +178,11 @@ func healthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, name
 	pod.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageReadFile
 	labels := Labels(inst, ComponentHealthGate)
 	labels[UpgradeLabel] = upgradeStamp(u.StartedAt)
-	meta := objectMeta(inst, name, ComponentHealthGate)
-	meta.Labels = labels
-	return &batchv1.Job{
+	return withUpgradeTTL(&batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: meta,
+		ObjectMeta: objectMeta(inst, name, ComponentHealthGate),
 		Spec:       jobSpec(labels, pod, 0, deadline),
-	}
+	}, u)
 }
 
 // RollbackJob restores the upgrade's backup over the database the failed upgrade left: the
@@ -123,8 +191,7 @@ func healthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, name
 func RollbackJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, src RestoreSource, operatorImage string) *batchv1.Job {
 	job := RestoreJob(inst, src, operatorImage)
 	job.Name = RollbackJobName(inst, u)
-	job.Labels[UpgradeLabel] = upgradeStamp(u.StartedAt)
 	c := &job.Spec.Template.Spec.Containers[0]
 	c.Env = append(c.Env, corev1.EnvVar{Name: backupenv.RestoreReplace, Value: "true"})
-	return job
+	return withUpgradeTTL(job, u)
 }

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,58 @@ func TestUpgradeObjects(t *testing.T) {
 	}
 	if replace != 1 {
 		t.Errorf("the rollback's restore is not told to replace the database")
+	}
+}
+
+// The safety dump of an instance whose backups cannot serve a rollback: a plain dump to the
+// upgrade's scratch volume, as large as the database's, and nothing else.
+func TestSafetyDump(t *testing.T) {
+	started := metav1.NewTime(time.Date(2026, 12, 6, 22, 40, 5, 0, time.UTC))
+	u := &v1alpha1.UpgradeStatus{From: "26.4.0", To: "26.5.0", StartedAt: started}
+	for name, inst := range map[string]*v1alpha1.KintoInstance{
+		"no backups":        newInstance(),
+		"encrypted backups": newInstance(withS3Backup, withEncryption),
+	} {
+		t.Run(name, func(t *testing.T) {
+			claim := SafetyDumpClaim(inst)
+			db := inst.Spec.ManagedDatabase()
+			if claim.Name != inst.Name+"-upgrade-dump" || !claim.Spec.Resources.Requests.Storage().Equal(*db.StorageSize) ||
+				len(claim.OwnerReferences) != 1 || claim.OwnerReferences[0].UID != inst.UID {
+				t.Errorf("scratch volume %s of %v, owners %+v", claim.Name, claim.Spec.Resources.Requests, claim.OwnerReferences)
+			}
+			job := SafetyDumpJob(inst, u, testOperatorImage)
+			if job.Name != inst.Name+"-safety-dump-20261206t224005" || job.Labels[UpgradeLabel] != "20261206t224005" ||
+				job.Spec.Template.Labels[ComponentLabel] != ComponentBackup || *job.Spec.TTLSecondsAfterFinished != 7*24*3600 {
+				t.Errorf("safety dump Job %s, labels %v, TTL %v", job.Name, job.Spec.Template.Labels, job.Spec.TTLSecondsAfterFinished)
+			}
+			pod := job.Spec.Template.Spec
+			if steps := podSteps(pod); len(steps) != 2 || !strings.HasPrefix(steps[1], SafetyDumpResultContainer+" ") {
+				t.Errorf("steps %v: the dump alone, its result the termination message", steps)
+			}
+			for _, v := range pod.Volumes {
+				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName != claim.Name || v.Secret != nil || v.Projected != nil {
+					t.Errorf("volume %+v: the dump goes to the scratch volume only, with no credentials of a destination", v)
+				}
+			}
+			for _, c := range append(pod.InitContainers, pod.Containers...) {
+				for _, e := range c.Env {
+					if e.Name == backupenv.Recipients || strings.HasPrefix(e.Name, "AWS_") {
+						t.Errorf("%s: %s: the safety dump is neither sealed nor uploaded", c.Name, e.Name)
+					}
+				}
+			}
+			rollback := RollbackJob(inst, u, SafetyDumpSource(inst, "20261206T224010Z.dump"), testOperatorImage)
+			var file string
+			for _, c := range append(rollback.Spec.Template.Spec.InitContainers, rollback.Spec.Template.Spec.Containers...) {
+				if v, ok := envValue(&c, backupenv.DumpFile); ok {
+					file = v
+				}
+			}
+			if file != dumpDir+"/20261206T224010Z.dump" || podVolume(rollback.Spec.Template.Spec, dumpVolume).PersistentVolumeClaim.ClaimName != claim.Name ||
+				*rollback.Spec.TTLSecondsAfterFinished != 7*24*3600 {
+				t.Errorf("rollback restores %q from %+v", file, rollback.Spec.Template.Spec.Volumes)
+			}
+		})
 	}
 }
 

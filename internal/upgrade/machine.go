@@ -42,8 +42,15 @@ type Observed struct {
 	Current, Target, TargetImage string
 	// Downgrade says Target is older than Current: the migration stage refuses it.
 	Downgrade bool
-	// Protected says the instance is backed up: without a backup there is no way back.
+	// Protected says the instance's database is managed: the upgrade can copy it, and restore
+	// the copy. An external one has no way back: its version changes in place.
 	Protected bool
+	// Hibernating says the instance hibernates: with no server to gate and no database to copy,
+	// an upgrade waits until it is woken.
+	Hibernating bool
+	// SafetyDump says the backup step is the upgrade's own safety dump, whose file Backup.Name
+	// is, rather than a KintoBackup (which the instance's backups cannot be for a rollback).
+	SafetyDump bool
 	// Last is status.upgrade.
 	Last *v1alpha1.UpgradeStatus
 	// HealthGate and ReadyTimeout are spec.upgrade's, defaulted.
@@ -56,6 +63,7 @@ type Observed struct {
 	ServerVersion string
 	ServerReady   bool
 	// The steps of the upgrade that Last's phase started; Baseline is the sample's result.
+	// Backup.Name is the KintoBackup's, or the safety dump's file.
 	Backup, Sample, Migration, Gate, Restore Step
 	Baseline                                 map[string]string
 }
@@ -92,7 +100,7 @@ func Failed(u *v1alpha1.UpgradeStatus, target, image string) bool {
 func Next(o Observed) Decision {
 	u := o.Last
 	if !Active(u) {
-		if o.Current == "" || o.Target == o.Current || !o.Protected || Failed(u, o.Target, o.TargetImage) || o.Downgrade {
+		if o.Current == "" || o.Target == o.Current || !o.Protected || o.Hibernating || Failed(u, o.Target, o.TargetImage) || o.Downgrade {
 			return Decision{Upgrade: u}
 		}
 		now := metav1.NewTime(o.Now)
@@ -127,7 +135,12 @@ func Next(o Observed) Decision {
 			return to(v1alpha1.UpgradeRolledBack)
 		}
 		if o.Backup.State == JobSucceeded && o.Sample.State == JobSucceeded {
-			next.Baseline, next.Backup = o.Baseline, o.Backup.Name
+			next.Baseline = o.Baseline
+			if o.SafetyDump {
+				next.SafetyDump = o.Backup.Name
+			} else {
+				next.Backup = o.Backup.Name
+			}
 			return to(v1alpha1.UpgradeMigrating)
 		}
 	case v1alpha1.UpgradeMigrating:

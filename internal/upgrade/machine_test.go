@@ -34,7 +34,12 @@ func TestNext(t *testing.T) {
 	}{
 		{name: "same release: nothing", o: base(nil, func(o *Observed) { o.Target = "26.4.0" })},
 		{name: "first migration: not an upgrade", o: base(nil, func(o *Observed) { o.Current = "" })},
-		{name: "not backed up: no safe upgrade", o: base(nil, func(o *Observed) { o.Protected = false })},
+		{name: "external database: no safe upgrade", o: base(nil, func(o *Observed) { o.Protected = false })},
+		{name: "hibernating: waits until woken", o: base(nil, func(o *Observed) { o.Hibernating = true })},
+		{name: "hibernating after a rollback: waits too", o: base(at(v1alpha1.UpgradeRolledBack), func(o *Observed) {
+			o.TargetImage, o.Hibernating = "registry/kinto:26.5.0-fixed", true
+		}), phase: v1alpha1.UpgradeRolledBack},
+		{name: "woken: writes close", o: base(nil, func(o *Observed) { o.Hibernating = false }), phase: v1alpha1.UpgradeClosingWrites, changed: true},
 		{name: "downgrade: refused elsewhere", o: base(nil, func(o *Observed) { o.Target, o.Downgrade = "25.0.0", true })},
 		{name: "new release: writes close", o: base(nil, nil), phase: v1alpha1.UpgradeClosingWrites, changed: true},
 		{name: "after a success, the next release", o: base(at(v1alpha1.UpgradeSucceeded), func(o *Observed) { o.Current, o.Target = "26.5.0", "26.6.0" }),
@@ -50,6 +55,12 @@ func TestNext(t *testing.T) {
 		{name: "backup and baseline done: migrate", o: base(at(v1alpha1.UpgradeBackingUp), func(o *Observed) {
 			o.Backup, o.Sample.State, o.Baseline = Step{State: JobSucceeded, Name: "b"}, JobSucceeded, map[string]string{"/buckets/": "x"}
 		}), phase: v1alpha1.UpgradeMigrating, changed: true},
+		{name: "safety dump and baseline done: migrate, the dump recorded", o: base(at(v1alpha1.UpgradeBackingUp), func(o *Observed) {
+			o.SafetyDump, o.Backup, o.Sample.State, o.Baseline = true, Step{State: JobSucceeded, Name: "d.dump"}, JobSucceeded, map[string]string{"/buckets/": "x"}
+		}), phase: v1alpha1.UpgradeMigrating, changed: true},
+		{name: "safety dump failed: nothing migrated, writes reopen", o: base(at(v1alpha1.UpgradeBackingUp), func(o *Observed) {
+			o.SafetyDump, o.Backup, o.Sample.State = true, Step{State: JobFailed, Failure: "volume full"}, JobSucceeded
+		}), phase: v1alpha1.UpgradeRolledBack, changed: true, failure: "volume full"},
 		{name: "backup failed: nothing migrated, writes reopen", o: base(at(v1alpha1.UpgradeBackingUp), func(o *Observed) {
 			o.Backup = Step{State: JobFailed, Failure: "bucket unreachable"}
 		}), phase: v1alpha1.UpgradeRolledBack, changed: true, failure: "bucket unreachable"},
@@ -102,8 +113,10 @@ func TestNext(t *testing.T) {
 				t.Errorf("writes closed at %v, want now", d.Upgrade.WritesClosedAt)
 			case (phase == v1alpha1.UpgradeSucceeded || phase == v1alpha1.UpgradeRolledBack) && d.Changed && d.Upgrade.WritesOpenedAt == nil:
 				t.Error("writes opened at is not recorded")
-			case phase == v1alpha1.UpgradeMigrating && d.Changed && (d.Upgrade.Baseline["/buckets/"] != "x" || d.Upgrade.Backup != "b"):
-				t.Errorf("baseline %v or backup %q not kept", d.Upgrade.Baseline, d.Upgrade.Backup)
+			case phase == v1alpha1.UpgradeMigrating && d.Changed && !tc.o.SafetyDump && (d.Upgrade.Baseline["/buckets/"] != "x" || d.Upgrade.Backup != "b" || d.Upgrade.SafetyDump != ""):
+				t.Errorf("baseline %v or backup %q not kept (safety dump %q)", d.Upgrade.Baseline, d.Upgrade.Backup, d.Upgrade.SafetyDump)
+			case phase == v1alpha1.UpgradeMigrating && d.Changed && tc.o.SafetyDump && (d.Upgrade.Baseline["/buckets/"] != "x" || d.Upgrade.SafetyDump != "d.dump" || d.Upgrade.Backup != ""):
+				t.Errorf("baseline %v or safety dump %q not kept (backup %q)", d.Upgrade.Baseline, d.Upgrade.SafetyDump, d.Upgrade.Backup)
 			}
 			if WritesClosed(d.Upgrade) != (phase != "" && phase != v1alpha1.UpgradeSucceeded && phase != v1alpha1.UpgradeRolledBack) {
 				t.Errorf("WritesClosed in phase %q is %v", phase, WritesClosed(d.Upgrade))

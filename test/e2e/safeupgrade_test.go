@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -142,10 +144,11 @@ func logUpgrade(t *testing.T, u *v1alpha1.UpgradeStatus) {
 }
 
 // TestSafeUpgradeAndRollbacks runs a backed-up instance through a good upgrade (26.4.0 to
-// 26.5.0) and two bad ones, on images built for the test: a release whose migration fails and
-// one whose server never serves. Each bad one is rolled back automatically; through all three,
-// a writer sees only Kinto's read-only answer while writes are closed, and every write accepted
-// before, between and after is there at the end, as is the data written first.
+// 26.5.0) and, its spec.backup then removed, two bad ones, on images built for the test: a
+// release whose migration fails and one whose server never serves. Each bad one is rolled back
+// automatically, to the upgrade's own safety dump; through all three, a writer sees only Kinto's
+// read-only answer while writes are closed, and every write accepted before, between and after
+// is there at the end, as is the data written first.
 func TestSafeUpgradeAndRollbacks(t *testing.T) {
 	ns := newNamespace(t)
 	inst := waitReady(t, applySample(t, ns, defaultSample, func(i *v1alpha1.KintoInstance) {
@@ -171,13 +174,14 @@ func TestSafeUpgradeAndRollbacks(t *testing.T) {
 	w := startWriter(alice, 300*time.Millisecond)
 
 	for _, step := range []struct {
-		version string
-		phase   v1alpha1.UpgradePhase
-		running string
+		version  string
+		phase    v1alpha1.UpgradePhase
+		running  string
+		backedUp bool
 	}{
-		{v1alpha1.DefaultKintoVersion, v1alpha1.UpgradeSucceeded, v1alpha1.DefaultKintoVersion},
-		{migrationFailsVersion, v1alpha1.UpgradeRolledBack, v1alpha1.DefaultKintoVersion},
-		{neverReadyVersion, v1alpha1.UpgradeRolledBack, v1alpha1.DefaultKintoVersion},
+		{v1alpha1.DefaultKintoVersion, v1alpha1.UpgradeSucceeded, v1alpha1.DefaultKintoVersion, true},
+		{migrationFailsVersion, v1alpha1.UpgradeRolledBack, v1alpha1.DefaultKintoVersion, false},
+		{neverReadyVersion, v1alpha1.UpgradeRolledBack, v1alpha1.DefaultKintoVersion, false},
 	} {
 		cur := &v1alpha1.KintoInstance{}
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(inst), cur); err != nil {
@@ -185,6 +189,9 @@ func TestSafeUpgradeAndRollbacks(t *testing.T) {
 		}
 		patch := client.MergeFrom(cur.DeepCopy())
 		cur.Spec.Version = step.version
+		if !step.backedUp {
+			cur.Spec.Backup = nil
+		}
 		if err := k8s.Patch(context.Background(), cur, patch); err != nil {
 			t.Fatal(err)
 		}
@@ -192,6 +199,18 @@ func TestSafeUpgradeAndRollbacks(t *testing.T) {
 		logUpgrade(t, done.Status.Upgrade)
 		if done.Status.Version != step.running {
 			t.Errorf("after the upgrade to %s: status.version %s, want %s", step.version, done.Status.Version, step.running)
+		}
+		// Without spec.backup, the upgrade's copy is its safety dump, listed as no backup, and
+		// its scratch volume goes once the upgrade has ended.
+		if u := done.Status.Upgrade; step.backedUp != (u.Backup != "") || step.backedUp == (u.SafetyDump != "") {
+			t.Errorf("the upgrade to %s copied the database to backup %q, safety dump %q", step.version, u.Backup, u.SafetyDump)
+		}
+		if !step.backedUp {
+			kintotest.Eventually(t, time.Minute, pollInterval, "the scratch volume removed", func() (bool, string) {
+				claim := &corev1.PersistentVolumeClaim{}
+				err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: resources.SafetyDumpClaimName(inst)}, claim)
+				return apierrors.IsNotFound(err), fmt.Sprintf("%v (deleting since %v)", err, claim.DeletionTimestamp)
+			})
 		}
 		kintotest.Eventually(t, readyTimeout, pollInterval, "the server answers as "+step.running+", writes open", func() (bool, string) {
 			r, err := api.TryCall("GET", "/", nil)
