@@ -159,25 +159,11 @@ func verifyStored(ctx context.Context, client *minio.Client, cfg Config, what, k
 // so localPath never holds a partial or corrupted dump.
 func Download(ctx context.Context, cfg Config, key, localPath string) (Object, error) {
 	what := fmt.Sprintf("download of %q", key)
-	client, err := newClient(cfg)
+	reader, object, err := getVerifiable(ctx, cfg, key, what)
 	if err != nil {
 		return Object{}, err
 	}
-	reader, err := client.GetObject(ctx, cfg.Bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return Object{}, explain(cfg, what, err)
-	}
 	defer reader.Close()
-	// Stat sends the GET: the metadata comes from the very response whose body is read below.
-	info, err := reader.Stat()
-	if err != nil {
-		return Object{}, explain(cfg, what, err)
-	}
-	object := objectFromInfo(info)
-	if object.SHA256 == "" {
-		return Object{}, newError(cfg, ErrChecksumMismatch, nil,
-			"s3 %s: the object has no sha256 metadata, so its content cannot be verified; it was not uploaded by the backup tool", what)
-	}
 	if err := writeVerified(reader, object, localPath); err != nil {
 		return Object{}, explainDownload(cfg, what, err)
 	}
@@ -191,24 +177,11 @@ func Download(ctx context.Context, cfg Config, key, localPath string) (Object, e
 // announced length) aborts on a mismatch, and its client, short of a byte, sees a failure.
 func Stream(ctx context.Context, cfg Config, key string, w io.Writer, started func(Object) error) (Object, error) {
 	what := fmt.Sprintf("read of %q", key)
-	client, err := newClient(cfg)
+	reader, object, err := getVerifiable(ctx, cfg, key, what)
 	if err != nil {
 		return Object{}, err
 	}
-	reader, err := client.GetObject(ctx, cfg.Bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return Object{}, explain(cfg, what, err)
-	}
 	defer reader.Close()
-	info, err := reader.Stat()
-	if err != nil {
-		return Object{}, explain(cfg, what, err)
-	}
-	object := objectFromInfo(info)
-	if object.SHA256 == "" {
-		return Object{}, newError(cfg, ErrChecksumMismatch, nil,
-			"s3 %s: the object has no sha256 metadata, so its content cannot be verified; it was not uploaded by the backup tool", what)
-	}
 	if err := started(object); err != nil {
 		return object, err
 	}
@@ -225,6 +198,32 @@ func Stream(ctx context.Context, cfg Config, key string, w io.Writer, started fu
 		return object, explainDownload(cfg, what, err)
 	}
 	return object, nil
+}
+
+// getVerifiable opens the object key for reading, with the size and SHA-256 its content must
+// have: an object the backup tool did not upload carries no checksum, and is refused.
+func getVerifiable(ctx context.Context, cfg Config, key, what string) (*minio.Object, Object, error) {
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, Object{}, err
+	}
+	reader, err := client.GetObject(ctx, cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, Object{}, explain(cfg, what, err)
+	}
+	// Stat sends the GET: the metadata comes from the very response whose body is read.
+	info, err := reader.Stat()
+	if err != nil {
+		reader.Close()
+		return nil, Object{}, explain(cfg, what, err)
+	}
+	object := objectFromInfo(info)
+	if object.SHA256 == "" {
+		reader.Close()
+		return nil, Object{}, newError(cfg, ErrChecksumMismatch, nil,
+			"s3 %s: the object has no sha256 metadata, so its content cannot be verified; it was not uploaded by the backup tool", what)
+	}
+	return reader, object, nil
 }
 
 // lastByteHeld passes on to w everything written to it but the last byte so far.
