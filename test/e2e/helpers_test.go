@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,13 +51,19 @@ func newNamespace(t *testing.T) string {
 	if len(short) > 40 {
 		short = short[:40]
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: "e2e-" + strings.Trim(short, "-") + "-" + hex.EncodeToString(suffix),
-		Labels: map[string]string{
-			"pod-security.kubernetes.io/enforce": "restricted",
-			"pod-security.kubernetes.io/warn":    "restricted",
-		},
-	}}
+	return createNamespace(t, "e2e-"+strings.Trim(short, "-")+"-"+hex.EncodeToString(suffix), nil)
+}
+
+// createNamespace creates namespace name with labels, enforcing the Pod Security "restricted"
+// profile; what the test left there is dumped when it fails, and the namespace is deleted at the
+// end.
+func createNamespace(t *testing.T, name string, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+		"pod-security.kubernetes.io/warn":    "restricted",
+	}}}
+	maps.Copy(ns.Labels, labels)
 	if err := k8s.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}

@@ -156,28 +156,16 @@ func TestMembersPageOnTheCluster(t *testing.T) {
 func memberSpace(t *testing.T, user string) string {
 	t.Helper()
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-portal-" + portal.DNSLabel(user+"@example.org"), Labels: map[string]string{
-		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted", portalMemberLabel: "member"}}}
-	if err := k8s.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dump(t, ns.Name)
-		}
-		if err := k8s.Delete(context.Background(), ns); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting namespace %s: %v", ns.Name, err)
-		}
-	})
+	ns := createNamespace(t, "e2e-portal-"+portal.DNSLabel(user+"@example.org"), map[string]string{portalMemberLabel: "member"})
 	for _, role := range []string{"kinto-operator-member", "kinto-operator-backup-downloader"} {
-		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: role},
+		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "oidc:" + user + "@example.org"}}}
 		if err := k8s.Create(ctx, binding); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return ns.Name
+	return ns
 }
 
 // offerPlan makes the test members' plan, a hosting class for their namespaces only, readable by
