@@ -22,6 +22,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/downloads"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 // BackupDownloads serves the members' page the object of a completed backup (downloads.Path),
@@ -37,6 +38,9 @@ type BackupDownloads struct {
 	// the cache holds neither every namespace's backups nor those Secrets).
 	Reader        client.Reader
 	SharedBuckets SharedBuckets
+	// Network bounds the addresses of a tenant's own bucket the operator connects to, as its
+	// backup pods' egress is bounded: the endpoint is the tenant's to name.
+	Network resources.NetworkOptions
 	// Page is the page's ServiceAccount as the API server names it
 	// (system:serviceaccount:NAMESPACE:NAME): the only caller served.
 	Page string
@@ -182,7 +186,9 @@ func (d *BackupDownloads) bucket(ctx context.Context, backup *v1alpha1.KintoBack
 		return objectstore.Config{}, "", err
 	}
 	if shared == nil {
-		return bucketaccess.Config(ctx, d.Reader, backup.Namespace, conn)
+		cfg, problem, err := bucketaccess.Config(ctx, d.Reader, backup.Namespace, conn)
+		cfg.Reachable = d.Network.ReachesOutside
+		return cfg, problem, err
 	}
 	if refused := hostingclass.KeyOutsideTenantFolder(shared, backup.Namespace, conn, backup.Status.Key, "status.key"); refused != "" {
 		return objectstore.Config{}, refused, nil

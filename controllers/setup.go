@@ -204,7 +204,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		return nil, err
 	}
 	if opts.DownloadAddr != "" && opts.DownloadAddr != "0" && opts.OperatorNamespace != "" && opts.PageServiceAccount != "" {
-		handler := (&BackupDownloads{Reviews: mgr.GetClient(), Reader: mgr.GetAPIReader(), SharedBuckets: sharedBuckets,
+		handler := (&BackupDownloads{Reviews: mgr.GetClient(), Reader: mgr.GetAPIReader(), SharedBuckets: sharedBuckets, Network: opts.Network,
 			Page: "system:serviceaccount:" + opts.OperatorNamespace + ":" + opts.PageServiceAccount}).Handler()
 		if err := mgr.Add(downloadServer{addr: opts.DownloadAddr, handler: handler}); err != nil {
 			return nil, err

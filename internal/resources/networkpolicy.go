@@ -62,6 +62,36 @@ func (o NetworkOptions) externalPeers() []networkingv1.NetworkPolicyPeer {
 	return peers
 }
 
+// loopback are the loopback ranges: from a pod, itself; from the operator, its own endpoints.
+var loopback = []string{"127.0.0.0/8", "::1/128"}
+
+// ReachesOutside says whether addr is an address "outside the cluster" as externalPeers lets the
+// instance's pods reach it: within one of the ExternalCIDRs (every address when empty) and in
+// none of the cluster's ranges, link-local or loopback ranges lying strictly within that one. The
+// operator holds its own connections to an address a tenant names (its bucket's endpoint) to
+// the same bounds as the tenant's pods, so that it is never their way into the cluster.
+func (o NetworkOptions) ReachesOutside(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	cidrs := o.ExternalCIDRs
+	if len(cidrs) == 0 {
+		cidrs = []string{"0.0.0.0/0", "::/0"}
+	}
+	excluded := slices.Concat(o.ClusterCIDRs, linkLocal, loopback)
+	for _, cidr := range cidrs {
+		outer, err := netip.ParsePrefix(cidr)
+		if err != nil || !outer.Contains(addr) {
+			continue
+		}
+		if !slices.ContainsFunc(excluded, func(e string) bool {
+			inner, err := netip.ParsePrefix(e)
+			return err == nil && inner.Bits() > outer.Bits() && outer.Contains(inner.Addr()) && inner.Contains(addr)
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
 // NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
 // migration) take traffic only from the ingress controller, their instance's backup pods (a
 // Portable export reads the API) and the pods of the KintoMirrors syncing the instance and reach only DNS, their database and the OpenID providers;

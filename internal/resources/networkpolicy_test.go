@@ -2,6 +2,7 @@ package resources
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -306,6 +307,36 @@ func TestExternalCIDRs(t *testing.T) {
 			}
 			if external != 3 {
 				t.Errorf("%d rules reach outside the cluster, want 3 (OpenID, object storage for backups and for dump deletion)", external)
+			}
+		})
+	}
+}
+
+func TestReachesOutside(t *testing.T) {
+	cluster := []string{"10.0.0.0/8", "fd00::/8"}
+	tests := []struct {
+		name string
+		opts NetworkOptions
+		addr string
+		want bool
+	}{
+		{"a public address", NetworkOptions{ClusterCIDRs: cluster}, "203.0.113.7", true},
+		{"a public IPv6 address", NetworkOptions{ClusterCIDRs: cluster}, "2001:db8::7", true},
+		{"a pod of the cluster", NetworkOptions{ClusterCIDRs: cluster}, "10.1.2.3", false},
+		{"an IPv6 pod of the cluster", NetworkOptions{ClusterCIDRs: cluster}, "fd00::3", false},
+		{"the cloud metadata service", NetworkOptions{ClusterCIDRs: cluster}, "169.254.169.254", false},
+		{"loopback", NetworkOptions{ClusterCIDRs: cluster}, "127.0.0.1", false},
+		{"IPv6 loopback", NetworkOptions{}, "::1", false},
+		{"loopback, IPv4 in IPv6", NetworkOptions{}, "::ffff:127.0.0.1", false},
+		{"outside the admin's external ranges", NetworkOptions{ExternalCIDRs: []string{"198.51.100.0/24"}}, "203.0.113.7", false},
+		{"within the admin's external ranges", NetworkOptions{ExternalCIDRs: []string{"198.51.100.0/24"}}, "198.51.100.9", true},
+		{"a cluster range the admin names as external storage", NetworkOptions{ClusterCIDRs: cluster, ExternalCIDRs: []string{"10.9.0.0/16"}}, "10.9.0.4", true},
+		{"loopback named as external", NetworkOptions{ExternalCIDRs: []string{"127.0.0.0/8"}}, "127.0.0.1", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.opts.ReachesOutside(netip.MustParseAddr(tt.addr)); got != tt.want {
+				t.Errorf("ReachesOutside(%s) = %v, want %v", tt.addr, got, tt.want)
 			}
 		})
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/backup/downloads"
 	"github.com/kinto-storage/kinto-operator/internal/portal"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/test/oidcprovider"
 )
 
@@ -196,7 +197,9 @@ func startOperatorDownloads(t *testing.T) string {
 	t.Helper()
 	endpoint := &controllers.BackupDownloads{Reviews: admin, Reader: admin,
 		SharedBuckets: controllers.SharedBuckets{Namespace: operatorNamespace, Secrets: admin},
-		Page:          "system:serviceaccount:" + pageNamespace + ":" + pageAccount}
+		// The tests' S3 server listens on loopback, which a co-op's storage never is.
+		Network: resources.NetworkOptions{ExternalCIDRs: []string{"127.0.0.0/8"}},
+		Page:    "system:serviceaccount:" + pageNamespace + ":" + pageAccount}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,10 +13,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -43,6 +46,10 @@ type Config struct {
 	// CABundle holds PEM certificates trusted in addition to the system's, for endpoints whose
 	// certificate comes from a private CA.
 	CABundle []byte
+	// Reachable, when set, says which addresses the endpoint may be reached at: a connection to
+	// any other (the endpoint's name resolving into the cluster, say) is refused before it is
+	// made, whatever the name resolved to first.
+	Reachable func(netip.Addr) bool
 }
 
 // String describes the destination without the secret key, so that a Config printed by mistake
@@ -163,6 +170,19 @@ func newTransport(cfg Config) (http.RoundTripper, error) {
 	transport, err := minio.DefaultTransport(!cfg.Insecure)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Reachable != nil {
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+			addrPort, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("s3: endpoint address %q: %w", address, err)
+			}
+			if !cfg.Reachable(addrPort.Addr()) {
+				return fmt.Errorf("s3: the endpoint %s resolves to %s, which is not an address outside the cluster: refused", cfg.Endpoint, addrPort.Addr())
+			}
+			return nil
+		}}
+		transport.DialContext = dialer.DialContext
 	}
 	if len(cfg.CABundle) == 0 {
 		return transport, nil

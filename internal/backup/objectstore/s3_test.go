@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -470,5 +472,29 @@ func TestStream(t *testing.T) {
 	got.Reset()
 	if _, err := objectstore.Stream(ctx, cfg, key, &got, func(objectstore.Object) error { return nil }); !errors.Is(err, objectstore.ErrChecksumMismatch) || got.Len() >= 4096 {
 		t.Errorf("Stream of a truncated object: error %v, %d bytes written; want ErrChecksumMismatch and its last byte held back", err, got.Len())
+	}
+}
+
+// TestUnreachableEndpointIsNeverConnected names the S3 server's loopback address as one the
+// endpoint may not be reached at: the read is refused before any connection, saying why, and
+// the same read goes through once the address is allowed.
+func TestUnreachableEndpointIsNeverConnected(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	ctx := context.Background()
+	cfg := s.Config(bucket)
+	local, _ := writeRandomFile(t, 1000)
+	key := "kinto/lug/reachable.dump"
+	if _, err := objectstore.Upload(ctx, cfg, key, local); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Reachable = func(addr netip.Addr) bool { return !addr.IsLoopback() }
+	_, err := objectstore.Stream(ctx, cfg, key, io.Discard, func(objectstore.Object) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "not an address outside the cluster") {
+		t.Fatalf("read from a loopback endpoint not allowed: %v, want a refusal naming the address", err)
+	}
+	cfg.Reachable = func(netip.Addr) bool { return true }
+	if _, err := objectstore.Stream(ctx, cfg, key, io.Discard, func(objectstore.Object) error { return nil }); err != nil {
+		t.Fatalf("read from an allowed endpoint: %v", err)
 	}
 }
