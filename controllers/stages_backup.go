@@ -60,6 +60,14 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 	if !restorePending(p) {
 		return nil, nil
 	}
+	if server := resources.BootstrapSource(inst).Server; server != nil {
+		// Checked again before any pod dials it (the API server's rules may be older than
+		// this operator's); only a change of the spec, which brings the instance back, helps.
+		if _, err := resources.KintoServerURL(resources.ImportServerURLField, server.URL, server.Insecure); err != nil {
+			setCondition(p, v1alpha1.ConditionRestored, metav1.ConditionFalse, reasonServerURLRefused, err.Error()+": nothing is imported from it")
+			return nil, nil
+		}
+	}
 	src, problem, err := r.restoreSource(ctx, inst)
 	if problem == "" && err == nil {
 		var reason string
@@ -100,6 +108,9 @@ func (r *KintoInstanceReconciler) reconcileRestoreSource(ctx context.Context, p 
 func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alpha1.KintoInstance) (*resources.RestoreSource, string, error) {
 	from := resources.BootstrapSource(inst)
 	var src resources.RestoreSource
+	if from.Server != nil {
+		return &resources.RestoreSource{Server: from.Server}, "", nil
+	}
 	if from.S3 != nil {
 		src = resources.RestoreSource{S3: from.S3, Key: from.Key, SHA256: from.SHA256}
 	} else {
@@ -141,6 +152,10 @@ func (r *KintoInstanceReconciler) restoreSource(ctx context.Context, inst *v1alp
 	}
 	return &src, "", nil
 }
+
+// reasonServerURLRefused is Restored's reason when the operator refuses the URL of the server
+// spec.bootstrap.fromPortable.server names.
+const reasonServerURLRefused = "ServerURLRefused"
 
 // Restored's reasons when the private key of an encrypted backup is missing, or is not one
 // that opens it.
@@ -259,6 +274,9 @@ const reasonRestoreFailed = "RestoreFailed"
 
 // describeSource is where the dump to restore is, in the form of a KintoBackup's location.
 func describeSource(src *resources.RestoreSource) string {
+	if src.Server != nil {
+		return src.Server.URL
+	}
 	dest := &v1alpha1.BackupDestination{}
 	if src.S3 != nil {
 		dest.S3 = &v1alpha1.S3Destination{S3Connection: *src.S3}

@@ -20,7 +20,7 @@ const ForceDowngradeAnnotation = "hosting.kinto-storage.org/force-downgrade"
 const DefaultPostgreSQLVersion = "15"
 
 // KintoInstanceSpec is the desired state of one Kinto server with its database.
-// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || (has(self.bootstrap.fromBackup) == has(oldSelf.bootstrap.fromBackup) && has(self.bootstrap.fromPortable) == has(oldSelf.bootstrap.fromPortable) && (!has(self.bootstrap.fromBackup) || (has(self.bootstrap.fromBackup.backupName) == has(oldSelf.bootstrap.fromBackup.backupName) && (!has(self.bootstrap.fromBackup.backupName) || self.bootstrap.fromBackup.backupName == oldSelf.bootstrap.fromBackup.backupName) && has(self.bootstrap.fromBackup.s3) == has(oldSelf.bootstrap.fromBackup.s3) && (!has(self.bootstrap.fromBackup.s3) || self.bootstrap.fromBackup.s3 == oldSelf.bootstrap.fromBackup.s3))) && (!has(self.bootstrap.fromPortable) || (has(self.bootstrap.fromPortable.backupName) == has(oldSelf.bootstrap.fromPortable.backupName) && (!has(self.bootstrap.fromPortable.backupName) || self.bootstrap.fromPortable.backupName == oldSelf.bootstrap.fromPortable.backupName) && has(self.bootstrap.fromPortable.s3) == has(oldSelf.bootstrap.fromPortable.s3) && (!has(self.bootstrap.fromPortable.s3) || self.bootstrap.fromPortable.s3 == oldSelf.bootstrap.fromPortable.s3)))))",message="spec.bootstrap is set when the instance is created and cannot change, but for fromBackup.decryptionKey or fromPortable.decryptionKey (the key of an encrypted backup, given once it is asked for): restore into a new instance instead",fieldPath=".bootstrap"
+// +kubebuilder:validation:XValidation:rule="has(self.bootstrap) == has(oldSelf.bootstrap) && (!has(self.bootstrap) || (has(self.bootstrap.fromBackup) == has(oldSelf.bootstrap.fromBackup) && has(self.bootstrap.fromPortable) == has(oldSelf.bootstrap.fromPortable) && (!has(self.bootstrap.fromBackup) || (has(self.bootstrap.fromBackup.backupName) == has(oldSelf.bootstrap.fromBackup.backupName) && (!has(self.bootstrap.fromBackup.backupName) || self.bootstrap.fromBackup.backupName == oldSelf.bootstrap.fromBackup.backupName) && has(self.bootstrap.fromBackup.s3) == has(oldSelf.bootstrap.fromBackup.s3) && (!has(self.bootstrap.fromBackup.s3) || self.bootstrap.fromBackup.s3 == oldSelf.bootstrap.fromBackup.s3))) && (!has(self.bootstrap.fromPortable) || (has(self.bootstrap.fromPortable.backupName) == has(oldSelf.bootstrap.fromPortable.backupName) && (!has(self.bootstrap.fromPortable.backupName) || self.bootstrap.fromPortable.backupName == oldSelf.bootstrap.fromPortable.backupName) && has(self.bootstrap.fromPortable.s3) == has(oldSelf.bootstrap.fromPortable.s3) && (!has(self.bootstrap.fromPortable.s3) || self.bootstrap.fromPortable.s3 == oldSelf.bootstrap.fromPortable.s3) && has(self.bootstrap.fromPortable.server) == has(oldSelf.bootstrap.fromPortable.server) && (!has(self.bootstrap.fromPortable.server) || self.bootstrap.fromPortable.server == oldSelf.bootstrap.fromPortable.server)))))",message="spec.bootstrap is set when the instance is created and cannot change, but for fromBackup.decryptionKey or fromPortable.decryptionKey (the key of an encrypted backup, given once it is asked for): restore into a new instance instead",fieldPath=".bootstrap"
 // +kubebuilder:validation:XValidation:rule="!has(self.bootstrap) || !has(self.database) || has(self.database.managed)",message="spec.bootstrap restores into a managed database: restore into an external database with pg_restore yourself",fieldPath=".bootstrap"
 // +kubebuilder:validation:XValidation:rule="!has(self.deletionPolicy) || self.deletionPolicy != 'Snapshot' || (has(self.backup) && (!has(self.database) || has(self.database.managed)))",message="deletionPolicy Snapshot needs spec.backup, which says where the final backup goes, and a managed database",fieldPath=".deletionPolicy"
 // +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="spec.ingress and spec.gateway are alternatives: set one of them"
@@ -759,7 +759,8 @@ type BootstrapSpec struct {
 
 // PortableSource is the portable export an instance starts from: a Portable KintoBackup of the
 // namespace, or an export in object storage.
-// +kubebuilder:validation:XValidation:rule="has(self.backupName) != has(self.s3)",message="exactly one of fromPortable.backupName and fromPortable.s3 must be set"
+// +kubebuilder:validation:XValidation:rule="[has(self.backupName), has(self.s3), has(self.server)].filter(x, x).size() == 1",message="exactly one of fromPortable.backupName, fromPortable.s3 and fromPortable.server must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.server) || !has(self.decryptionKey)",message="a server is read live through its API, never encrypted: drop decryptionKey",fieldPath=".decryptionKey"
 type PortableSource struct {
 	// BackupName is a completed Portable KintoBackup in the instance's namespace.
 	// +kubebuilder:validation:MaxLength=253
@@ -771,11 +772,35 @@ type PortableSource struct {
 	// +optional
 	S3 *PortableS3Source `json:"s3,omitempty"`
 
+	// Server is another Kinto server, read live through its API as kinto-wizard dump reads it.
+	// +optional
+	Server *PortableServerSource `json:"server,omitempty"`
+
 	// DecryptionKey is the Secret key holding the age private key (an identity file, as
 	// age-keygen writes it) that opens an encrypted export: one of the keys
 	// spec.backup.encryption listed when it was taken. Only the import's pod reads it.
 	// +optional
 	DecryptionKey *SecretKeyRef `json:"decryptionKey,omitempty"`
+}
+
+// PortableServerSource is a Kinto server an instance starts from, read through its API as the
+// identity of Credentials sees it. Its URL is checked as a KintoMirror's remote url is.
+// +kubebuilder:validation:XValidation:rule="self.url.startsWith('https://') || (has(self.insecure) && self.insecure && self.url.startsWith('http://'))",message="must be an https:// URL (http:// only with insecure: true)",fieldPath=".url"
+type PortableServerSource struct {
+	// URL of the Kinto server's API, such as https://kinto.example.org/v1: https, reached
+	// outside the cluster only (its pods' and Services' addresses are refused by the import's
+	// network policy). No user, query or fragment: the identity is Credentials'.
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^https?://[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[-A-Za-z0-9._~%/]*)?$`
+	URL string `json:"url"`
+
+	// Insecure lets url be plain http: only for a server on a trusted network.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// Credentials are the identity the server is read as: what it lets that identity read is
+	// what the instance starts with.
+	Credentials KintoCredentials `json:"credentials"`
 }
 
 // PortableS3Source is one portable export in a bucket.

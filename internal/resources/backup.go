@@ -239,6 +239,8 @@ type RestoreSource struct {
 	// Grant, for a dump of a shared bucket, lets the download read that dump only, without the
 	// bucket's credentials.
 	Grant *ObjectGrant
+	// Server is a Kinto server a portable import reads live, not a dump.
+	Server *v1alpha1.PortableServerSource
 	// DecryptionKey is the Secret key of the age private key that opens an encrypted dump; the
 	// download step alone mounts it.
 	DecryptionKey *v1alpha1.SecretKeyRef

@@ -14,6 +14,8 @@ type BootstrapFrom struct {
 	BackupName  string
 	S3          *v1alpha1.S3Connection
 	Key, SHA256 string
+	// Server is a Kinto server read live (fromPortable only).
+	Server *v1alpha1.PortableServerSource
 	// DecryptionKey opens an encrypted source.
 	DecryptionKey *v1alpha1.SecretKeyRef
 }
@@ -25,7 +27,8 @@ func BootstrapSource(inst *v1alpha1.KintoInstance) *BootstrapFrom {
 	case b == nil:
 		return nil
 	case b.FromPortable != nil:
-		from := &BootstrapFrom{Field: "spec.bootstrap.fromPortable", Portable: true, BackupName: b.FromPortable.BackupName, DecryptionKey: b.FromPortable.DecryptionKey}
+		from := &BootstrapFrom{Field: "spec.bootstrap.fromPortable", Portable: true, BackupName: b.FromPortable.BackupName, Server: b.FromPortable.Server,
+			DecryptionKey: b.FromPortable.DecryptionKey}
 		if s3 := b.FromPortable.S3; s3 != nil {
 			from.S3, from.Key, from.SHA256 = &s3.S3Connection, s3.Key, s3.SHA256
 		}

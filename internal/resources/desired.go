@@ -129,6 +129,12 @@ func Desired(inst *v1alpha1.KintoInstance, in Inputs) (*Children, error) {
 		Ingress:         Ingress(inst),
 		Migration:       MigrateJob(withReleaseImage(inst, in.ReleaseImages, inst.Spec.Version), inst.Spec.Version),
 	}
+	if np := ImportNetworkPolicy(inst, in.RestoreSource, in.Network); np != nil {
+		c.NetworkPolicies = append(c.NetworkPolicies, np)
+	} else if from := BootstrapSource(inst); from != nil && from.Server != nil {
+		// Imported (or refused): the way out to the server closes.
+		c.Remove = append(c.Remove, &networkingv1.NetworkPolicy{ObjectMeta: childMeta(inst, ImportNetworkPolicyName(inst))})
+	}
 	if !in.SharedBucket {
 		c.BackupSchedule = BackupCronJob(inst, in.OperatorImage)
 	}

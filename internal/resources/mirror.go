@@ -86,24 +86,30 @@ func mirrorObjectMeta(m *v1alpha1.KintoMirror, name string) metav1.ObjectMeta {
 	}
 }
 
-// MirrorRemoteURL is the remote URL of a mirror, checked as the API server checks it: https, or
-// http with insecure; no user, query or fragment (credentials come from Secrets only).
-func MirrorRemoteURL(remote *v1alpha1.MirrorRemote) (*url.URL, error) {
-	u, err := url.Parse(remote.URL)
+// KintoServerURL is the URL of a Kinto server's API at field (a KintoMirror's remote, or the
+// server an instance starts from), checked as the API server checks it: https, or http with
+// insecure; no user, query or fragment (credentials come from Secrets only).
+func KintoServerURL(field, raw string, insecure bool) (*url.URL, error) {
+	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("spec.remote.url: %w", err)
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
 	switch {
-	case u.Scheme != "https" && !(u.Scheme == "http" && remote.Insecure):
-		return nil, fmt.Errorf("spec.remote.url: must be an https:// URL (http:// only with insecure: true)")
+	case u.Scheme != "https" && !(u.Scheme == "http" && insecure):
+		return nil, fmt.Errorf("%s: must be an https:// URL (http:// only with insecure: true)", field)
 	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("spec.remote.url: must be scheme://host[:port]/path, with no user, query or fragment")
+		return nil, fmt.Errorf("%s: must be scheme://host[:port]/path, with no user, query or fragment", field)
 	}
 	return u, nil
 }
 
-// MirrorRemotePort is the TCP port of a remote URL: the one it names, else its scheme's.
-func MirrorRemotePort(u *url.URL) int32 {
+// MirrorRemoteURL is the remote URL of a mirror, checked (KintoServerURL).
+func MirrorRemoteURL(remote *v1alpha1.MirrorRemote) (*url.URL, error) {
+	return KintoServerURL("spec.remote.url", remote.URL, remote.Insecure)
+}
+
+// KintoServerPort is the TCP port of a server's URL: the one it names, else its scheme's.
+func KintoServerPort(u *url.URL) int32 {
 	if p, err := strconv.ParseInt(u.Port(), 10, 32); err == nil {
 		return int32(p)
 	}
@@ -244,7 +250,7 @@ func MirrorNetworkPolicy(m *v1alpha1.KintoMirror, opts NetworkOptions) *networki
 		if err != nil {
 			return nil
 		}
-		remote = networkingv1.NetworkPolicyEgressRule{To: opts.externalPeers(), Ports: []networkingv1.NetworkPolicyPort{port(MirrorRemotePort(u), tcp)}}
+		remote = networkingv1.NetworkPolicyEgressRule{To: opts.externalPeers(), Ports: []networkingv1.NetworkPolicyPort{port(KintoServerPort(u), tcp)}}
 	}
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},

@@ -153,8 +153,8 @@ func TestMirrorRemoteURL(t *testing.T) {
 			t.Errorf("%s (insecure %v): error %v, want %q", tc.url, tc.insecure, err, tc.wantErr)
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%s (insecure %v): %v", tc.url, tc.insecure, err)
-		case tc.wantErr == "" && MirrorRemotePort(u) != tc.wantPort:
-			t.Errorf("%s: port %d, want %d", tc.url, MirrorRemotePort(u), tc.wantPort)
+		case tc.wantErr == "" && KintoServerPort(u) != tc.wantPort:
+			t.Errorf("%s: port %d, want %d", tc.url, KintoServerPort(u), tc.wantPort)
 		}
 	}
 }

@@ -158,6 +158,11 @@ func RestoreJobName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "restore", maxNameLength)
 }
 
+// ImportNetworkPolicyName names the policy letting an import reach the server it reads.
+func ImportNetworkPolicyName(inst *v1alpha1.KintoInstance) string {
+	return childName(inst.Name, "import", maxNameLength)
+}
+
 // ImportJobName names the Job loading spec.bootstrap.fromPortable.
 func ImportJobName(inst *v1alpha1.KintoInstance) string {
 	return childName(inst.Name, "import", maxNameLength)

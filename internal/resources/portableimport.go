@@ -6,7 +6,9 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -67,14 +69,23 @@ func ImportJob(inst *v1alpha1.KintoInstance, version string, src RestoreSource, 
 		TimeoutSeconds:   heartbeatTimeoutSeconds + 5,
 		FailureThreshold: 150,
 	}
-	fetched := fetchSource(inst, &pod, src, operatorImage)
+	var fetched fetched
+	var mounts []corev1.VolumeMount
+	if src.Server != nil {
+		// Another server is read live by the loader, as kinto-wizard dump reads it: its URL
+		// in the environment, its password or token from the Secret, never in the arguments.
+		fetched.env = kintoEndpoint{src.Server.URL, src.Server.Credentials}.env(backupenv.PortableSourceURL,
+			backupenv.PortableSourceUser, backupenv.PortableSourcePassword, backupenv.PortableSourceBearerToken)
+	} else {
+		fetched = fetchSource(inst, &pod, src, operatorImage)
+		mounts = []corev1.VolumeMount{{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}}
+	}
 	env := append(fetched.env,
 		corev1.EnvVar{Name: backupenv.PortableURL, Value: importServerURL},
 		corev1.EnvVar{Name: backupenv.PortableUser, Value: importUser},
 		corev1.EnvVar{Name: backupenv.PortablePassword, Value: importPassword})
-	readDumps := corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}
 	// The loader holds the whole export in memory.
-	load := jobStep(ImportContainer, operatorImage, portableImportCommand(), env, []corev1.VolumeMount{readDumps}, stepResources("50m", "64Mi", "1Gi"))
+	load := jobStep(ImportContainer, operatorImage, portableImportCommand(), env, mounts, stepResources("50m", "64Mi", "1Gi"))
 	pod.InitContainers = append(fetched.steps, server)
 	pod.Containers = []corev1.Container{load}
 
@@ -88,3 +99,32 @@ func ImportJob(inst *v1alpha1.KintoInstance, version string, src RestoreSource, 
 
 // importServerURL is the import server's API in its pod.
 var importServerURL = fmt.Sprintf("http://127.0.0.1:%d/v1", kintoconfig.Port)
+
+// ImportNetworkPolicy lets the import pod of a server source (src.Server) reach that server's
+// port outside the cluster, on top of the backup pods' policy it shares, which it does not
+// widen: it selects the import pod alone. Nil for any other source, or a URL KintoServerURL
+// refuses (the operator runs no import then).
+func ImportNetworkPolicy(inst *v1alpha1.KintoInstance, src *RestoreSource, opts NetworkOptions) *networkingv1.NetworkPolicy {
+	if src == nil || src.Server == nil {
+		return nil
+	}
+	u, err := KintoServerURL(ImportServerURLField, src.Server.URL, src.Server.Insecure)
+	if err != nil {
+		return nil
+	}
+	return &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: objectMeta(inst, ImportNetworkPolicyName(inst), ComponentImport),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: SelectorLabels(inst, ComponentImport)},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{
+				To:    opts.externalPeers(),
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(KintoServerPort(u)))}},
+			}},
+		},
+	}
+}
+
+// ImportServerURLField is the field of the server an instance starts from, for messages.
+const ImportServerURLField = "spec.bootstrap.fromPortable.server.url"

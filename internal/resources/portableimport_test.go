@@ -1,12 +1,16 @@
 package resources
 
 import (
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
@@ -30,6 +34,12 @@ func TestImportJob(t *testing.T) {
 			[]string{"download " + testOperatorImage, server, "import " + testOperatorImage}, "/dumps/20261126T030000Z.yaml", sum},
 		{"S3, encrypted: opened by the download, which checks the ciphertext", RestoreSource{S3: ptr.To(testS3Connection()), Key: "notes/20261126T030000Z.yaml.age", SHA256: sum, DecryptionKey: key},
 			[]string{"download " + testOperatorImage, server, "import " + testOperatorImage}, "/dumps/20261126T030000Z.yaml.age", ""},
+		{"server, read live by the loader as its user", RestoreSource{Server: &v1alpha1.PortableServerSource{URL: "https://kinto.example.org/v1",
+			Credentials: v1alpha1.KintoCredentials{User: "alice", Password: &v1alpha1.SecretKeyRef{Name: "alice-kinto", Key: "password"}}}},
+			[]string{server, "import " + testOperatorImage}, "", ""},
+		{"server, read live by the loader with a token", RestoreSource{Server: &v1alpha1.PortableServerSource{URL: "http://kinto.home.example:8888/v1", Insecure: true,
+			Credentials: v1alpha1.KintoCredentials{BearerToken: &v1alpha1.SecretKeyRef{Name: "alice-oidc", Key: "token"}}}},
+			[]string{server, "import " + testOperatorImage}, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,9 +99,10 @@ func TestImportJob(t *testing.T) {
 			if got, set := envValue(load, backupenv.DumpSHA256); got != tc.wantSum || set != (tc.wantSum != "") {
 				t.Errorf("%s = %q (set %v), want %q", backupenv.DumpSHA256, got, set, tc.wantSum)
 			}
-			if !slices.Contains(load.VolumeMounts, corev1.VolumeMount{Name: "dumps", MountPath: "/dumps", ReadOnly: true}) {
-				t.Errorf("import mounts %+v, want the dumps read-only", load.VolumeMounts)
+			if readsDumps := slices.Contains(load.VolumeMounts, corev1.VolumeMount{Name: "dumps", MountPath: "/dumps", ReadOnly: true}); readsDumps != (tc.src.Server == nil) {
+				t.Errorf("import mounts %+v: want the dumps read-only unless a server is read", load.VolumeMounts)
 			}
+			checkImportSourceEnv(t, load, tc.src.Server)
 			identity := podVolume(pod, identityVolume)
 			if (identity != nil) != (tc.src.DecryptionKey != nil) {
 				t.Errorf("identity volume %+v with decryption key %+v", identity, tc.src.DecryptionKey)
@@ -105,6 +116,37 @@ func TestImportJob(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkImportSourceEnv checks that the loader reads server (nil: none) at its URL as its
+// identity, the password or token from the Secret: never a value in the pod's spec or arguments.
+func checkImportSourceEnv(t *testing.T, load *corev1.Container, server *v1alpha1.PortableServerSource) {
+	t.Helper()
+	url, set := envValue(load, backupenv.PortableSourceURL)
+	if server == nil {
+		if set {
+			t.Errorf("%s = %q with no server to read", backupenv.PortableSourceURL, url)
+		}
+		return
+	}
+	if url != server.URL {
+		t.Errorf("%s = %q, want %q", backupenv.PortableSourceURL, url, server.URL)
+	}
+	secret, secretVar := server.Credentials.Password, backupenv.PortableSourcePassword
+	if server.Credentials.BearerToken != nil {
+		secret, secretVar = server.Credentials.BearerToken, backupenv.PortableSourceBearerToken
+	}
+	if user, _ := envValue(load, backupenv.PortableSourceUser); user != server.Credentials.User {
+		t.Errorf("%s = %q, want %q", backupenv.PortableSourceUser, user, server.Credentials.User)
+	}
+	i := slices.IndexFunc(load.Env, func(e corev1.EnvVar) bool { return e.Name == secretVar })
+	if i < 0 || load.Env[i].Value != "" || load.Env[i].ValueFrom == nil || load.Env[i].ValueFrom.SecretKeyRef == nil ||
+		load.Env[i].ValueFrom.SecretKeyRef.Name != secret.Name || load.Env[i].ValueFrom.SecretKeyRef.Key != secret.Key {
+		t.Errorf("%s is not taken from Secret %s key %s: %+v", secretVar, secret.Name, secret.Key, load.Env)
+	}
+	if len(load.Args) > 0 || slices.ContainsFunc(load.Command, func(a string) bool { return strings.Contains(a, secret.Name) }) {
+		t.Errorf("the loader's arguments name the source: %q %q", load.Command, load.Args)
 	}
 }
 
@@ -135,5 +177,77 @@ func TestConfigMapImportIni(t *testing.T) {
 	}
 	if hashPlain != hashPortable || cmPlain.Data[ConfigFileName] != cmPortable.Data[ConfigFileName] {
 		t.Errorf("the import's ini changes the server's configuration or hash: %s, %s", hashPlain, hashPortable)
+	}
+}
+
+func TestImportNetworkPolicy(t *testing.T) {
+	creds := v1alpha1.KintoCredentials{User: "alice", Password: &v1alpha1.SecretKeyRef{Name: "alice-kinto", Key: "password"}}
+	fromServer := func(url string, insecure bool) *RestoreSource {
+		return &RestoreSource{Server: &v1alpha1.PortableServerSource{URL: url, Insecure: insecure, Credentials: creds}}
+	}
+	cases := []struct {
+		name     string
+		src      *RestoreSource
+		wantPort int // 0: no policy
+	}{
+		{"no source", nil, 0},
+		{"an export in S3: the backup pods' policy reaches it", &RestoreSource{S3: ptr.To(testS3Connection()), Key: "a/20261126T030000Z.yaml"}, 0},
+		{"an https server: its port", fromServer("https://kinto.example.org/v1", false), 443},
+		{"an https server on its own port", fromServer("https://kinto.example.org:8443/v1", false), 8443},
+		{"an insecure http server: port 80", fromServer("http://kinto.lan/v1", true), 80},
+		{"http without insecure: refused, no policy", fromServer("http://kinto.lan/v1", false), 0},
+		{"a user in the URL: refused, no policy", fromServer("https://alice:secret@kinto.example.org/v1", false), 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			inst := newInstance()
+			np := ImportNetworkPolicy(inst, tc.src, testNetwork)
+			if tc.wantPort == 0 {
+				if np != nil {
+					t.Fatalf("policy %+v, want none", np.Spec)
+				}
+				return
+			}
+			if np.Name != "notes-import" || !maps.Equal(np.Spec.PodSelector.MatchLabels, SelectorLabels(inst, ComponentImport)) {
+				t.Errorf("policy %s selects %v, want the import pod alone", np.Name, np.Spec.PodSelector.MatchLabels)
+			}
+			if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}) || len(np.Spec.Ingress) != 0 {
+				t.Errorf("policy types %v ingress %+v: want an egress policy only (ingress stays the backup pods' policy's: none)", np.Spec.PolicyTypes, np.Spec.Ingress)
+			}
+			if e := np.Spec.Egress; len(e) != 1 || len(e[0].Ports) != 1 || e[0].Ports[0].Port.IntValue() != tc.wantPort ||
+				!slices.EqualFunc(e[0].To, testNetwork.externalPeers(), func(a, b networkingv1.NetworkPolicyPeer) bool {
+					return a.IPBlock != nil && b.IPBlock != nil && a.IPBlock.CIDR == b.IPBlock.CIDR && slices.Equal(a.IPBlock.Except, b.IPBlock.Except) && len(a.IPBlock.Except) > 0
+				}) {
+				t.Errorf("egress %+v, want port %d outside the cluster only", e, tc.wantPort)
+			}
+		})
+	}
+
+	// The backup pods' policy is the same whatever the server: the import's own policy widens
+	// nothing else.
+	inst := newInstance(func(i *v1alpha1.KintoInstance) {
+		i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromPortable: &v1alpha1.PortableSource{Server: fromServer("https://kinto.example.org/v1", false).Server}}
+	})
+	without, err := Desired(inst, Inputs{Network: testNetwork})
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err := Desired(inst, Inputs{Network: testNetwork, RestoreSource: fromServer("https://kinto.example.org/v1", false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(with.NetworkPolicies) != len(without.NetworkPolicies)+1 {
+		t.Fatalf("%d policies while importing, %d after: want the import's one more", len(with.NetworkPolicies), len(without.NetworkPolicies))
+	}
+	for i, np := range without.NetworkPolicies {
+		if !reflect.DeepEqual(np, with.NetworkPolicies[i]) {
+			t.Errorf("policy %s changes with the server imported from", np.Name)
+		}
+	}
+	if !slices.ContainsFunc(without.Remove, func(o client.Object) bool {
+		_, ok := o.(*networkingv1.NetworkPolicy)
+		return ok && o.GetName() == "notes-import"
+	}) {
+		t.Error("the import's policy is not removed once nothing is imported")
 	}
 }

@@ -37,7 +37,8 @@ func ReferencedSecrets(inst *v1alpha1.KintoInstance) []SecretReference {
 
 // ObjectStorageSecrets lists the keys of the user's Secrets the instance's backup and restore
 // Jobs read: the access keys (and CA bundle) of its S3 backup destination and of the S3 dump it
-// starts from, and the private key that opens an encrypted one. They roll no pod of the server.
+// starts from, the private key that opens an encrypted one, and the password or token of the
+// server it is imported from. They roll no pod of the server.
 func ObjectStorageSecrets(inst *v1alpha1.KintoInstance) []v1alpha1.SecretKeyRef {
 	var refs []v1alpha1.SecretKeyRef
 	add := func(conn *v1alpha1.S3Connection) {
@@ -51,6 +52,13 @@ func ObjectStorageSecrets(inst *v1alpha1.KintoInstance) []v1alpha1.SecretKeyRef 
 	}
 	if from := BootstrapSource(inst); from != nil && from.S3 != nil {
 		add(from.S3)
+	}
+	if from := BootstrapSource(inst); from != nil && from.Server != nil {
+		if c := from.Server.Credentials; c.BearerToken != nil {
+			refs = append(refs, *c.BearerToken)
+		} else if c.Password != nil {
+			refs = append(refs, *c.Password)
+		}
 	}
 	if from := BootstrapSource(inst); from != nil && from.DecryptionKey != nil {
 		refs = append(refs, *from.DecryptionKey)
