@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +140,81 @@ func TestPortableImportComesAfterTheMigration(t *testing.T) {
 	}
 	markServerAvailable(t, inst)
 	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionTrue, "Ready")
+}
+
+// An instance starting from another Kinto server: the API server refuses a URL as it refuses a
+// mirror's, naming the field; the import Job's loader reads the server at its URL with the
+// password from its Secret, and the import pod alone gets a way out to the URL's port, closed
+// once imported.
+func TestPortableImportFromAServer(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	creds := v1alpha1.KintoCredentials{User: "alice", Password: &v1alpha1.SecretKeyRef{Name: "alice-kinto", Key: "password"}}
+	fromServer := func(url string) func(*v1alpha1.KintoInstance) {
+		return func(i *v1alpha1.KintoInstance) {
+			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromPortable: &v1alpha1.PortableSource{Server: &v1alpha1.PortableServerSource{URL: url, Credentials: creds}}}
+		}
+	}
+	refused := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain"}}
+	fromServer("http://kinto.home.example/v1")(refused)
+	if err := k8s.Create(ctx, refused); err == nil || !strings.Contains(err.Error(), "spec.bootstrap.fromPortable.server.url") ||
+		!strings.Contains(err.Error(), "must be an https:// URL (http:// only with insecure: true)") {
+		t.Errorf("a plain http server without insecure: %v", err)
+	}
+
+	inst := createInstance(t, ns, "moved", fromServer("https://kinto.example.org:8443/v1"))
+	markDatabaseReady(t, inst)
+	finishJob(t, ns, resources.MigrateJobName(inst, inst.Spec.Version), true)
+	waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionFalse, "Importing")
+
+	job := &batchv1.Job{}
+	get(t, ns, resources.ImportJobName(inst), job)
+	pod := job.Spec.Template.Spec
+	if len(pod.Containers) != 1 || pod.Containers[0].Name != "import" || slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.PersistentVolumeClaim != nil }) {
+		t.Fatalf("import Job: containers %+v, volumes %+v", pod.Containers, pod.Volumes)
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range pod.Containers[0].Env {
+		env[e.Name] = e
+	}
+	if env["PORTABLE_SOURCE_URL"].Value != "https://kinto.example.org:8443/v1" || env["PORTABLE_SOURCE_USER"].Value != "alice" {
+		t.Errorf("the loader reads %+v as %+v", env["PORTABLE_SOURCE_URL"], env["PORTABLE_SOURCE_USER"])
+	}
+	if p := env["PORTABLE_SOURCE_PASSWORD"]; p.Value != "" || p.ValueFrom == nil || p.ValueFrom.SecretKeyRef.Name != "alice-kinto" || p.ValueFrom.SecretKeyRef.Key != "password" {
+		t.Errorf("the source's password reaches the loader as %+v, want from its Secret", p)
+	}
+	if _, ok := env["DUMP_FILE"]; ok {
+		t.Errorf("the loader of a server is given a file: %+v", env["DUMP_FILE"])
+	}
+
+	importPolicy, backupPolicy := &networkingv1.NetworkPolicy{}, &networkingv1.NetworkPolicy{}
+	get(t, ns, resources.ImportNetworkPolicyName(inst), importPolicy)
+	get(t, ns, resources.BackupNetworkPolicyName(inst), backupPolicy)
+	sel, err := metav1.LabelSelectorAsSelector(&importPolicy.Spec.PodSelector)
+	if err != nil || !sel.Matches(labels.Set(job.Spec.Template.Labels)) || sel.Matches(labels.Set(resources.SelectorLabels(inst, resources.ComponentBackup))) {
+		t.Errorf("the import policy selects %v: want the import pod %v alone (%v)", importPolicy.Spec.PodSelector, job.Spec.Template.Labels, err)
+	}
+	if e := importPolicy.Spec.Egress; len(e) != 1 || len(e[0].Ports) != 1 || e[0].Ports[0].Port.IntValue() != 8443 || len(e[0].To) == 0 || e[0].To[0].IPBlock == nil {
+		t.Errorf("import policy egress %+v, want port 8443 outside the cluster", e)
+	}
+	for _, rule := range backupPolicy.Spec.Egress {
+		for _, p := range rule.Ports {
+			if p.Port.IntValue() == 8443 {
+				t.Errorf("the backup pods' policy reaches the server imported from: %+v", rule)
+			}
+		}
+	}
+
+	runJob(t, ns, job.Name, "import", `{"counts":{"buckets":1,"collections":2,"records":7}}`, false)
+	cur := waitForCondition(t, inst, v1alpha1.ConditionRestored, metav1.ConditionTrue, "Restored")
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionRestored); !strings.Contains(c.Message, "https://kinto.example.org:8443/v1") ||
+		!strings.Contains(c.Message, "1 buckets, 2 collections, 7 records") || strings.Contains(c.Message, "alice-kinto") {
+		t.Errorf("Restored says %q, want the server and the loader's counts", c.Message)
+	}
+	eventually(t, "the import policy removed once imported", func() error {
+		if err := k8s.Get(ctx, key(ns, resources.ImportNetworkPolicyName(inst)), &networkingv1.NetworkPolicy{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there: %v", err)
+		}
+		return nil
+	})
 }
