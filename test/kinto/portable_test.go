@@ -19,6 +19,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/portable"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
@@ -354,6 +355,51 @@ func TestPortableImportOfKintoWizardDump(t *testing.T) {
 	runPortable(t, "import", backupenv.PortableURL+"="+s2.url, backupenv.PortableUser+"="+porter, backupenv.PortablePassword+"="+porterPassword,
 		backupenv.PortableSourceURL+"="+plain.api.Base(), backupenv.PortableSourceUser+"=admin", backupenv.PortableSourcePassword+"=admin-secret-1")
 	compareContent(t, "the instance imported from the plain server's URL", before, content(t, anon2.As(porter, porterPassword), "account:"+porter))
+}
+
+// TestPortableImportFromAServer runs the loader of spec.bootstrap.fromPortable.server as
+// resources.ImportJob renders it: it reads a plain Kinto server live by URL, as its admin (the
+// password from a Secret, given here as the kubelet would), loads it into a fresh instance, which
+// reads back the same, records' permissions too; a second run duplicates nothing.
+func TestPortableImportFromAServer(t *testing.T) {
+	t.Parallel()
+	plain := startPlainKinto(t)
+	populateLibrary(t, plain.api)
+	before := content(t, plain.admin, "")
+
+	inst := portableInstance("import-server")
+	inst.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromPortable: &v1alpha1.PortableSource{Server: &v1alpha1.PortableServerSource{
+		URL: plain.api.Base(), Insecure: true,
+		Credentials: v1alpha1.KintoCredentials{User: "admin", Password: &v1alpha1.SecretKeyRef{Name: "home-kinto", Key: "password"}},
+	}}}
+	from := resources.BootstrapSource(inst)
+	job := resources.ImportJob(inst, inst.Spec.Version, resources.RestoreSource{Server: from.Server}, "operator")
+	_, rendered := renderedStep(t, job.Spec.Template.Spec, resources.ImportContainer, nil)
+	if !slices.Contains(rendered, backupenv.PortableSourcePassword+"=") || !slices.Contains(rendered, backupenv.PortableSourceURL+"="+plain.api.Base()) {
+		t.Fatalf("the loader's environment %q: want the source's URL, its password from the Secret", rendered)
+	}
+
+	d := deploy(t, inst)
+	d.migrate()
+	s := d.startServer()
+	anon := newAPI(t, s)
+	anon.CreateAccount(porter, porterPassword)
+	as := anon.As(porter, porterPassword)
+	// The kubelet's part: the Secret's value, and the import server is the test's instance.
+	env := append(rendered, backupenv.PortableSourcePassword+"=admin-secret-1",
+		backupenv.PortableURL+"="+s.url, backupenv.PortableUser+"="+porter, backupenv.PortablePassword+"="+porterPassword)
+
+	for run := 1; run <= 2; run++ {
+		out := runPortable(t, "import", env...)
+		t.Logf("import %d: %s", run, lastLines(out, 1))
+		if strings.Contains(out, "admin-secret-1") {
+			t.Errorf("import %d prints the source's password", run)
+		}
+		compareContent(t, fmt.Sprintf("the instance after import %d from the server's URL", run), before, content(t, as, "account:"+porter))
+		if n := len(listAll(t, as, kintotest.BooksPath)); n != 6 {
+			t.Errorf("after import %d the collection holds %d records, want 6", run, n)
+		}
+	}
 }
 
 // TestAccountPasswordHashDoesNotMove checks, on the real server, what the README says of
