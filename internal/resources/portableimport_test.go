@@ -223,6 +223,12 @@ func TestImportNetworkPolicy(t *testing.T) {
 		})
 	}
 
+	// The operator's refusal names the field, as the API server's does.
+	if _, err := KintoServerURL(ImportServerURLField, "http://kinto.lan/v1", false); err == nil ||
+		err.Error() != "spec.bootstrap.fromPortable.server.url: must be an https:// URL (http:// only with insecure: true)" {
+		t.Errorf("refusing http without insecure: %v", err)
+	}
+
 	// The backup pods' policy is the same whatever the server: the import's own policy widens
 	// nothing else.
 	inst := newInstance(func(i *v1alpha1.KintoInstance) {

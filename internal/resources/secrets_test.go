@@ -27,6 +27,16 @@ func TestReferencedSecrets(t *testing.T) {
 				}},
 			}}}
 		}), []string{"s3-credentials", "minio-ca", "old-host"}},
+		{"an import from a server, with a token", newInstance(func(i *v1alpha1.KintoInstance) {
+			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromPortable: &v1alpha1.PortableSource{Server: &v1alpha1.PortableServerSource{
+				URL: "https://kinto.example.org/v1", Credentials: v1alpha1.KintoCredentials{BearerToken: &v1alpha1.SecretKeyRef{Name: "alice-oidc", Key: "token"}},
+			}}}
+		}), []string{"alice-oidc"}},
+		{"an import from a server, as a user", newInstance(func(i *v1alpha1.KintoInstance) {
+			i.Spec.Bootstrap = &v1alpha1.BootstrapSpec{FromPortable: &v1alpha1.PortableSource{Server: &v1alpha1.PortableServerSource{
+				URL: "https://kinto.example.org/v1", Credentials: v1alpha1.KintoCredentials{User: "alice", Password: &v1alpha1.SecretKeyRef{Name: "alice-kinto", Key: "password"}},
+			}}}
+		}), []string{"alice-kinto"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
