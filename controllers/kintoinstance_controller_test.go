@@ -303,69 +303,59 @@ func TestDeletePolicyRemovesDataWithTheInstance(t *testing.T) {
 	waitGone(t, "volume claim deleted", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: resources.DataVolumeClaimName(inst)}})
 }
 
-// An instance on an external database has no safe upgrade (see upgrade_test.go): it migrates in
-// place, the server rolled once the migration succeeded.
+// The server rolls to a new release only once its migration succeeded (in the safe upgrade, see
+// upgrade_test.go).
 func TestUpgradeMigratesBeforeTheServerRolls(t *testing.T) {
 	inst := bringUpExternal(t, newNamespace(t), "upgrade", "26.4.0")
 	ns := inst.Namespace
 
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
-	cur := waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
-	d := &appsv1.Deployment{}
-	get(t, ns, resources.ServerName(inst), d)
-	if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.4.0" {
-		t.Fatalf("server rolled to %s before the migration finished", img)
-	}
-	if cur.Status.Version != "26.4.0" {
-		t.Fatalf("status.version = %s during the migration", cur.Status.Version)
-	}
-	job := &batchv1.Job{}
-	get(t, ns, resources.MigrateJobName(inst, "26.5.0"), job)
-	if img := job.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.5.0" {
-		t.Errorf("migration runs %s", img)
-	}
-
-	finishJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), true)
-	cur = waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
-	if cur.Status.Version != "26.5.0" {
+	passSafeUpgrade(t, inst, "26.5.0", func(job *batchv1.Job) {
+		d := &appsv1.Deployment{}
+		get(t, ns, resources.ServerName(inst), d)
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.4.0" {
+			t.Fatalf("server rolled to %s before the migration finished", img)
+		}
+		cur := &v1alpha1.KintoInstance{}
+		if get(t, ns, inst.Name, cur); cur.Status.Version != "26.4.0" {
+			t.Fatalf("status.version = %s during the migration", cur.Status.Version)
+		}
+		if img := job.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.5.0" {
+			t.Errorf("migration runs %s", img)
+		}
+	})
+	cur := &v1alpha1.KintoInstance{}
+	if get(t, ns, inst.Name, cur); cur.Status.Version != "26.5.0" {
 		t.Errorf("status.version = %s after the migration", cur.Status.Version)
 	}
-	eventually(t, "server rolls to the new release and the old Job goes", func() error {
-		if err := k8s.Get(context.Background(), key(ns, resources.ServerName(inst)), d); err != nil {
-			return err
-		}
-		if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.5.0" {
-			return fmt.Errorf("server image %s", img)
-		}
-		old := &batchv1.Job{}
-		err := k8s.Get(context.Background(), key(ns, resources.MigrateJobName(inst, "26.4.0")), old)
-		if err == nil && old.DeletionTimestamp.IsZero() {
-			return fmt.Errorf("migration Job of 26.4.0 still there")
-		}
-		return client.IgnoreNotFound(err)
-	})
 }
 
-func TestFailedMigrationKeepsTheOldReleaseServing(t *testing.T) {
-	inst := bringUpExternal(t, newNamespace(t), "failing", "26.4.0")
-	ns := inst.Namespace
-
-	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+// A failed first migration (a new version goes through the safe upgrade, and rolls back) says
+// why, and runs no server.
+func TestFailedFirstMigrationRunsNoServer(t *testing.T) {
+	ns := newNamespace(t)
+	db := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "failing-db"},
+		StringData: map[string]string{"url": "postgresql://kinto:s3cret@db.example:5432/kinto"}}
+	if err := k8s.Create(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	inst := createInstance(t, ns, "failing", func(i *v1alpha1.KintoInstance) {
+		i.Spec.Version = "26.4.0"
+		i.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{URLSecret: v1alpha1.SecretKeyRef{Name: db.Name, Key: "url"}}}
+	})
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "Migrating")
-	finishJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), false)
+	finishJob(t, ns, resources.MigrateJobName(inst, "26.4.0"), false)
 	cur := waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, "MigrationFailed")
 	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionFalse, "MigrationFailed")
-	if cur.Status.Version != "26.4.0" {
+	if cur.Status.Version != "" {
 		t.Errorf("status.version = %s", cur.Status.Version)
 	}
-	d := &appsv1.Deployment{}
-	get(t, ns, resources.ServerName(inst), d)
-	if img := d.Spec.Template.Spec.Containers[0].Image; img != "kinto/kinto-server:26.4.0" {
-		t.Errorf("server image = %s after a failed migration", img)
+	if err := k8s.Get(context.Background(), key(ns, resources.ServerName(inst)), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a server runs on a database whose migration failed: %v", err)
 	}
 	eventually(t, "a warning event says why", func() error {
 		e, ok := eventReasons(t, inst)["MigrationFailed"]
-		if !ok || e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "26.5.0") {
+		if !ok || e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "26.4.0") {
 			return fmt.Errorf("no MigrationFailed warning: %+v", e)
 		}
 		return nil

@@ -25,31 +25,23 @@ import (
 // server's pods bring no event to the instance.
 const upgradePollInterval = 5 * time.Second
 
-// Upgraded's reasons when no safe upgrade runs for a new version: the database is external
-// (it migrates in place), or the instance hibernates (the upgrade waits until it is woken).
-const (
-	reasonNotProtected   = "NotProtected"
-	reasonWaitingForWake = "WaitingForWake"
-)
-
-// upgradeProtected says whether an upgrade of the instance can be rolled back: its database is
-// managed, so the operator copies it before the migration and restores the copy if need be.
-func upgradeProtected(inst *v1alpha1.KintoInstance) bool {
-	return inst.Spec.ManagedDatabase() != nil
-}
+// reasonWaitingForWake is Upgraded's reason when no safe upgrade runs yet for a new version: the
+// instance hibernates (the upgrade waits until it is woken).
+const reasonWaitingForWake = "WaitingForWake"
 
 // upgradeTakesSafetyDump says whether an upgrade takes its own safety dump rather than a
 // KintoBackup: the instance has no backup destination, or seals its backups to keys the
-// operator does not hold, so that it could not read them back for a rollback.
+// operator does not hold, so that it could not read them back for a rollback, or its database
+// is external, of which the operator takes no backups.
 func upgradeTakesSafetyDump(inst *v1alpha1.KintoInstance) bool {
 	b := inst.Spec.Backup
-	return b == nil || b.Destination == nil || b.Encryption != nil
+	return b == nil || b.Destination == nil || b.Encryption != nil || inst.Spec.ExternalDatabase() != nil
 }
 
 // upgradeWaitsForWake says whether a new version waits for the instance to be woken: it
 // hibernates, with no database to copy nor server to gate.
 func upgradeWaitsForWake(inst *v1alpha1.KintoInstance, current string) bool {
-	return inst.Spec.Hibernate && upgradeProtected(inst) && current != "" && inst.Spec.Version != current
+	return inst.Spec.Hibernate && current != "" && inst.Spec.Version != current
 }
 
 // reconcileUpgrade takes the instance's upgrade one step (upgrade.Next) from what its objects
@@ -59,8 +51,8 @@ func upgradeWaitsForWake(inst *v1alpha1.KintoInstance, current string) bool {
 func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) error {
 	o := upgrade.Observed{
 		Now: p.now, Current: p.status.Version, Target: inst.Spec.Version, TargetImage: resources.ServerImage(inst, inst.Spec.Version),
-		Downgrade: p.status.Version != "" && olderRelease(inst.Spec.Version, p.status.Version),
-		Protected: upgradeProtected(inst), Hibernating: inst.Spec.Hibernate, SafetyDump: upgradeTakesSafetyDump(inst), Last: p.status.Upgrade,
+		Downgrade:   p.status.Version != "" && olderRelease(inst.Spec.Version, p.status.Version),
+		Hibernating: inst.Spec.Hibernate, SafetyDump: upgradeTakesSafetyDump(inst), Last: p.status.Upgrade,
 		HealthGate: time.Duration(resources.HealthGateSeconds(inst)) * time.Second, ReadyTimeout: resources.ReadyTimeout(inst),
 	}
 	if err := r.observeUpgrade(ctx, inst, &o); err != nil {
@@ -298,13 +290,7 @@ func restoreSourceOf(backup *v1alpha1.KintoBackup) resources.RestoreSource {
 func reportUpgrade(p *pass, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) {
 	if !upgrade.Active(u) && p.status.Version != "" && inst.Spec.Version != p.status.Version && !olderRelease(inst.Spec.Version, p.status.Version) &&
 		!upgrade.Failed(u, inst.Spec.Version, resources.ServerImage(inst, inst.Spec.Version)) {
-		switch {
-		case !upgradeProtected(inst):
-			setCondition(p, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, reasonNotProtected, fmt.Sprintf(
-				"Kinto %s is migrated in place, writes open, with no way back: the database is external (spec.database.external), "+
-					"of which the operator takes no copy to restore; back it up before changing spec.version", inst.Spec.Version))
-			return
-		case upgradeWaitsForWake(inst, p.status.Version):
+		if upgradeWaitsForWake(inst, p.status.Version) {
 			setCondition(p, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, reasonWaitingForWake, fmt.Sprintf(
 				"the upgrade from Kinto %s to %s (spec.version) waits until the instance is woken (spec.hibernate): its database and server are down",
 				p.status.Version, inst.Spec.Version))
@@ -352,6 +338,8 @@ func upgradeCopy(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) string
 	}
 	why := "spec.backup is unset"
 	switch b := inst.Spec.Backup; {
+	case inst.Spec.ExternalDatabase() != nil:
+		why = "spec.database.external: the operator takes no backups of an external database"
 	case b != nil && b.Encryption != nil:
 		why = "spec.backup.encryption seals backups to keys the operator does not hold"
 	case b != nil:

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -363,20 +364,84 @@ func TestUpgradeOfAHibernatingInstanceWaitsUntilWoken(t *testing.T) {
 	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
 }
 
-// An external database has no safe upgrade: a new version migrates in place, with a Warning
-// and a condition that say there is no way back and name the field.
-func TestUpgradeOfAnExternalDatabaseSaysThereIsNoWayBack(t *testing.T) {
-	inst := bringUpExternal(t, newNamespace(t), "outside", "26.4.0")
-	ns := inst.Namespace
+// An instance on an external database gets the same safe upgrade: its safety dump is taken from
+// the external database, through the connection URL of its Secret, onto the scratch volume, and
+// restored into it (RESTORE_REPLACE) when the migration fails; its backup pods reach the
+// database's port as the server's do. Another upgrades when the migration succeeds.
+func TestUpgradeOfAnExternalDatabaseRollsBackToItsSafetyDump(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	inst := bringUpExternal(t, ns, "outside", "26.4.0")
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
-	cur := waitForCondition(t, inst, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, "NotProtected")
-	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionUpgraded); !strings.Contains(c.Message, "no way back: the database is external (spec.database.external)") {
+	waitForUpgrade(t, inst, v1alpha1.UpgradeClosingWrites)
+	markServerAvailable(t, inst)
+	cur := waitForUpgrade(t, inst, v1alpha1.UpgradeBackingUp)
+	u := cur.Status.Upgrade
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionUpgraded); !strings.Contains(c.Message, "safety dump, on volume outside-upgrade-dump (spec.database.external") {
 		t.Errorf("Upgraded says %q", c.Message)
 	}
-	expectWarning(t, inst, "NotProtected", "spec.database.external")
-	get(t, ns, resources.MigrateJobName(inst, "26.5.0"), &batchv1.Job{})
-	if cur.Status.Upgrade != nil {
-		t.Errorf("status.upgrade %+v with no safe upgrade", cur.Status.Upgrade)
+	reachesTheURL := func(job *batchv1.Job) {
+		t.Helper()
+		for _, c := range job.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.Name == "PGDATABASE" {
+					if ref := e.ValueFrom; ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != "outside-db" || ref.SecretKeyRef.Key != "url" {
+						t.Errorf("Job %s container %s: PGDATABASE %+v, want the URL Secret outside-db", job.Name, c.Name, e)
+					}
+					return
+				}
+			}
+		}
+		t.Errorf("Job %s has no PGDATABASE", job.Name)
+	}
+	dump := &batchv1.Job{}
+	eventually(t, "the safety dump Job", func() error { return k8s.Get(ctx, key(ns, resources.SafetyDumpJobName(inst, u)), dump) })
+	reachesTheURL(dump)
+	claim := &corev1.PersistentVolumeClaim{}
+	get(t, ns, resources.SafetyDumpClaimName(inst), claim)
+	if size := claim.Spec.Resources.Requests[corev1.ResourceStorage]; size.String() != resources.ExternalSafetyDumpSize {
+		t.Errorf("the scratch volume requests %s", size.String())
+	}
+	policy := &networkingv1.NetworkPolicy{}
+	get(t, ns, resources.BackupNetworkPolicyName(inst), policy)
+	reaches := false
+	for _, rule := range policy.Spec.Egress {
+		for _, port := range rule.Ports {
+			reaches = reaches || port.Port.IntValue() == 5432 && len(rule.To) > 0 && rule.To[0].IPBlock != nil
+		}
+	}
+	if !reaches {
+		t.Errorf("the backup pods do not reach the external database's port: %+v", policy.Spec.Egress)
+	}
+	runJob(t, ns, dump.Name, resources.SafetyDumpResultContainer, dumpResult(time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC), ""), false)
+	runJob(t, ns, resources.UpgradeSampleJobName(inst, u), "upgrade", `{}`, false)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeMigrating)
+	runJob(t, ns, resources.MigrateJobName(inst, "26.5.0"), resources.MigrateContainer, "alembic: relation objects is broken", true)
+	waitForUpgrade(t, inst, v1alpha1.UpgradeRollingBack)
+	rollback := &batchv1.Job{}
+	eventually(t, "the rollback Job", func() error { return k8s.Get(ctx, key(ns, resources.RollbackJobName(inst, u)), rollback) })
+	reachesTheURL(rollback)
+	replace := ""
+	for _, e := range rollback.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == backupenv.RestoreReplace {
+			replace = e.Value
+		}
+	}
+	if replace != "true" {
+		t.Errorf("the rollback's restore does not replace the database's content: %s=%q", backupenv.RestoreReplace, replace)
+	}
+	finishJob(t, ns, rollback.Name, true)
+	markServerAvailable(t, inst)
+	if cur = waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack); cur.Status.Version != "26.4.0" {
+		t.Errorf("status.version %s after the rollback", cur.Status.Version)
+	}
+	waitGone(t, "the scratch volume", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: claim.Name}})
+
+	upgraded := bringUpExternal(t, ns, "outside-ok", "26.4.0")
+	updateInstance(t, upgraded, func(i *v1alpha1.KintoInstance) { i.Spec.Version = "26.5.0" })
+	passSafeUpgrade(t, upgraded, "26.5.0", nil)
+	if get(t, ns, upgraded.Name, upgraded); upgraded.Status.Version != "26.5.0" {
+		t.Errorf("status.version %s after the upgrade", upgraded.Status.Version)
 	}
 }
 

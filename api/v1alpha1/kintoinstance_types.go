@@ -938,8 +938,7 @@ const (
 	// ConditionUpgraded is present once the instance went through a safe upgrade: false while
 	// one runs (its reason is the phase) or after it was rolled back (RolledBack), true after it
 	// succeeded (Succeeded); false while a new version waits for a hibernating instance to be
-	// woken (WaitingForWake); false (NotProtected) when the version changed on an instance with
-	// an external database, which then migrates in place with no way back.
+	// woken (WaitingForWake).
 	ConditionUpgraded = "Upgraded"
 )
 

@@ -149,7 +149,7 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		if res.Status.Available == "" {
 			res.Status.Available = v
 		}
-		if allowed(automatic, running, v) && inst.Spec.ExternalDatabase() == nil {
+		if allowed(automatic, running, v) {
 			best = v
 			break
 		}
@@ -217,9 +217,6 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 			res.Message += fmt.Sprintf("; %s is available, but the class's and the instance's maintenance windows are never open together", best)
 		case best != "":
 			res.Message += fmt.Sprintf("; %s is available, and starts in the maintenance window opening at %s", best, opened.UTC().Format(time.RFC3339))
-		case res.Status.Available != "" && inst.Spec.ExternalDatabase() != nil && allowed(automatic, running, res.Status.Available):
-			res.Message += fmt.Sprintf("; %s is available, and not taken by itself: with an external database (spec.database.external) a failed upgrade has no way back. "+
-				"To upgrade, back the database up, unset spec.updates and set spec.version", res.Status.Available)
 		case res.Status.Available != "":
 			res.Message += fmt.Sprintf("; %s is available, beyond its automatic updates (%s)", res.Status.Available, automatic)
 		}

@@ -151,7 +151,7 @@ func TestResolve(t *testing.T) {
 		version: "26.5.1", reason: ReasonUpgrading, available: "26.5.1", within: true,
 		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
-		name:  "an external database takes no update by itself: it has no way back",
+		name:  "an external database takes its update in its window, as a managed one",
 		cat:   testCatalog(release("26.4.0"), release("26.5.0")),
 		class: v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
 		inst: func() *v1alpha1.KintoInstance {
@@ -160,8 +160,8 @@ func TestResolve(t *testing.T) {
 			return inst
 		}(),
 		now:     sundayAt(12, 0),
-		version: "26.4.0", reason: ReasonCurrent, available: "26.5.0",
-		says: "not taken by itself: with an external database (spec.database.external) a failed upgrade has no way back",
+		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
 		name:    "running a withdrawn release is reported, not downgraded",
 		cat:     testCatalog(release("26.4.0"), withdrawn("26.5.0")),

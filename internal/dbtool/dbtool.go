@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -103,6 +105,19 @@ func requiredEnv(names ...string) ([]string, error) {
 		return nil, fmt.Errorf("%v must be set", missing)
 	}
 	return values, nil
+}
+
+// databaseLabel names the database $PGDATABASE gives, for messages: a connection URL (an
+// external database's) holds a password, and shows as its database and host only.
+func databaseLabel(database string) string {
+	if !strings.Contains(database, "://") {
+		return "database " + database
+	}
+	u, err := url.Parse(database)
+	if err != nil {
+		return "the database of the connection URL"
+	}
+	return fmt.Sprintf("database %s on %s", strings.TrimPrefix(u.Path, "/"), u.Host)
 }
 
 // stopGrace is how long a program stopped by SIGTERM has to end before it is killed.

@@ -223,3 +223,16 @@ func TestOnlyDump(t *testing.T) {
 		t.Fatalf("two dumps gave %s", got)
 	}
 }
+
+func TestDatabaseLabel(t *testing.T) {
+	for _, tc := range []struct{ database, want string }{
+		{"kinto", "database kinto"},
+		{"postgresql://kinto:s3cret@db.example.org:6432/members", "database members on db.example.org:6432"},
+		{"postgresql://kinto:s3cret@db.example.org/members?sslmode=require", "database members on db.example.org"},
+		{"postgresql://kinto:s3cret@[::1", "the database of the connection URL"},
+	} {
+		if got := databaseLabel(tc.database); got != tc.want || strings.Contains(got, "s3cret") {
+			t.Errorf("databaseLabel(%q) = %q, want %q", tc.database, got, tc.want)
+		}
+	}
+}

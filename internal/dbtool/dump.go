@@ -48,11 +48,11 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := noArguments(args); err != nil {
 		return err
 	}
-	env, err := requiredEnv(backupenv.DumpDir, "PGUSER", "PGDATABASE")
+	env, err := requiredEnv(backupenv.DumpDir, "PGDATABASE")
 	if err != nil {
 		return err
 	}
-	dir, database := env[0], env[2]
+	dir, database := env[0], env[1]
 	terminationLog := os.Getenv(backupenv.TerminationLog)
 	if terminationLog == "" {
 		terminationLog = "/dev/termination-log"

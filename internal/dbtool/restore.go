@@ -35,10 +35,39 @@ BEGIN
 END
 $$;`
 
-// replaceSQL empties the database for the rollback of an upgrade (backupenv.RestoreReplace): every
-// table, function and sequence of Kinto's schemas is in the public schema, which the database's
-// owner (the instance's role, through pg_database_owner) may drop and create again.
-const replaceSQL = `DROP SCHEMA public CASCADE; CREATE SCHEMA public;`
+// replaceSQL empties the database for the rollback of an upgrade (backupenv.RestoreReplace) of
+// what the instance's role owns in its schema (current_schema(), where Kinto's migrations
+// created their objects): its tables (with their indexes, triggers and owned sequences), views,
+// sequences, routines and types. It touches nothing of another role nor of another schema: an
+// external database may be shared, and its schema owned by another role.
+const replaceSQL = `DO $$
+DECLARE
+  drop_statement text;
+BEGIN
+  FOR drop_statement IN
+    SELECT format('DROP %s IF EXISTS %s CASCADE', CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass)
+    FROM pg_catalog.pg_class c
+    WHERE c.relnamespace = current_schema()::regnamespace AND c.relowner = current_user::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+    ORDER BY c.relkind = 'S'
+  LOOP
+    EXECUTE drop_statement;
+  END LOOP;
+  FOR drop_statement IN
+    SELECT format('DROP ROUTINE IF EXISTS %s CASCADE', p.oid::regprocedure)
+    FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = current_schema()::regnamespace AND p.proowner = current_user::regrole AND p.prokind IN ('f', 'p')
+  LOOP
+    EXECUTE drop_statement;
+  END LOOP;
+  FOR drop_statement IN
+    SELECT format('DROP TYPE IF EXISTS %s CASCADE', t.oid::regtype)
+    FROM pg_catalog.pg_type t
+    WHERE t.typnamespace = current_schema()::regnamespace AND t.typowner = current_user::regrole AND t.typtype IN ('e', 'd', 'r', 'm')
+  LOOP
+    EXECUTE drop_statement;
+  END LOOP;
+END
+$$;`
 
 // restoredMarker is the database comment that records a restore of the dump of this SHA-256.
 func restoredMarker(sha256 string) string {
@@ -64,9 +93,11 @@ var sha256HexRE = regexp.MustCompile(`^[0-9a-f]+$`)
 // and the restore succeeds without writing. The record alone, on an empty database, is what a
 // failed restore leaves: it is restored again.
 //
-// It connects as $PGUSER, which owns the database but is no superuser. Objects are created as
-// that role whoever owned them where the dump was taken (--no-owner, --role): without it, a role
-// of another name, as an external database on another host may have, fails on the dump's first
+// It connects as $PGUSER, which owns the database but is no superuser, to $PGDATABASE: a
+// database's name, or the connection URL of an external database (never printed: it holds the
+// password), whose user connects. Objects are created as the connecting role whoever owned them
+// where the dump was taken (--no-owner, and --role when $PGUSER is set): without it, a role of
+// another name, as an external database on another host may have, fails on the dump's first
 // ALTER ... OWNER TO ("must be member of role"). With $RESTORE_REPLACE=true (the rollback of a
 // failed upgrade, whose backup was taken with writes closed) a database holding tables is
 // emptied first, rather than refused. Grants are not replayed (--no-privileges):
@@ -75,11 +106,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := noArguments(args); err != nil {
 		return err
 	}
-	env, err := requiredEnv("PGUSER", "PGDATABASE")
+	env, err := requiredEnv("PGDATABASE")
 	if err != nil {
 		return refused(err)
 	}
-	role, database := env[0], env[1]
+	database, shown := env[0], databaseLabel(env[0])
 	file := os.Getenv(backupenv.DumpFile)
 	if dir := os.Getenv(backupenv.DumpDir); file == "" && dir != "" {
 		if file, err = onlyDump(dir); err != nil {
@@ -113,30 +144,30 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var tables bytes.Buffer
 	if err := runProgram(ctx, &tables, stderr, "psql", "--no-psqlrc", "--no-password", "--dbname="+database,
 		"--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1", "--command="+tablesSQL); err != nil {
-		return refused(fmt.Errorf("cannot check that database %s is empty: %w", database, err))
+		return refused(fmt.Errorf("cannot check that %s is empty: %w", shown, err))
 	}
 	marker := restoredMarker(actual)
 	if t := strings.TrimSpace(tables.String()); t != "" {
 		var comment bytes.Buffer
 		if err := runProgram(ctx, &comment, stderr, "psql", "--no-psqlrc", "--no-password", "--dbname="+database,
 			"--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1", "--command="+commentSQL); err != nil {
-			return refused(fmt.Errorf("cannot read the comment of database %s: %w", database, err))
+			return refused(fmt.Errorf("cannot read the comment of %s: %w", shown, err))
 		}
 		if strings.TrimSpace(comment.String()) == marker {
-			fmt.Fprintf(stdout, "database %s already holds the restore of %s (SHA-256 %s), kept from an earlier run: it is left as it is\n", database, file, actual)
+			fmt.Fprintf(stdout, "%s already holds the restore of %s (SHA-256 %s), kept from an earlier run: it is left as it is\n", shown, file, actual)
 			return nil
 		}
 		if os.Getenv(backupenv.RestoreReplace) != "true" {
-			return refused(fmt.Errorf("database %s already holds tables (%s), not restored from this dump: a restore fills an empty database only "+
-				"and never writes over data, which is kept as it is. Restore into a new instance, whose database is fresh, then switch to it", database, t))
+			return refused(fmt.Errorf("%s already holds tables (%s), not restored from this dump: a restore fills an empty database only "+
+				"and never writes over data, which is kept as it is. Restore into a new instance, whose database is fresh, then switch to it", shown, t))
 		}
 		// A failure after this leaves the database empty, and marked with no dump: the restore
 		// runs again on an empty database.
 		if err := runProgram(ctx, io.Discard, stderr, "psql", "--no-psqlrc", "--no-password", "--quiet", "--dbname="+database,
 			"--set=ON_ERROR_STOP=1", "--single-transaction", "--command="+replaceSQL); err != nil {
-			return refused(fmt.Errorf("cannot empty database %s to restore %s over it: %w", database, file, err))
+			return refused(fmt.Errorf("cannot empty %s to restore %s over it: %w", shown, file, err))
 		}
-		fmt.Fprintf(stdout, "emptied database %s (it held %s) to restore %s over it\n", database, t, file)
+		fmt.Fprintf(stdout, "emptied %s (it held %s) to restore %s over it\n", shown, t, file)
 	}
 
 	// Recorded before the restore, so that no crash comes between the restored rows and their
@@ -147,15 +178,18 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := cmd.Run(); ctx.Err() != nil {
 		return errInterrupted
 	} else if err := exitError("psql", err); err != nil {
-		return refused(fmt.Errorf("cannot record the restore in the comment of database %s: %w", database, err))
+		return refused(fmt.Errorf("cannot record the restore in the comment of %s: %w", shown, err))
 	}
 
-	fmt.Fprintf(stdout, "restoring %s (SHA-256 %s) into database %s\n", file, actual, database)
-	if err := runProgram(ctx, stdout, stderr, "pg_restore", "--no-password", "--dbname="+database, "--no-owner", "--role="+role,
-		"--no-privileges", "--exit-on-error", "--single-transaction", file); err != nil {
+	fmt.Fprintf(stdout, "restoring %s (SHA-256 %s) into %s\n", file, actual, shown)
+	restoreArgs := []string{"--no-password", "--dbname=" + database, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"}
+	if role := os.Getenv("PGUSER"); role != "" {
+		restoreArgs = append(restoreArgs, "--role="+role)
+	}
+	if err := runProgram(ctx, stdout, stderr, "pg_restore", append(restoreArgs, file)...); err != nil {
 		return fmt.Errorf("%w; the database is left as it was", err)
 	}
-	fmt.Fprintf(stdout, "restored %s into database %s\n", file, database)
+	fmt.Fprintf(stdout, "restored %s into %s\n", file, shown)
 	return nil
 }
 

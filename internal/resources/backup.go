@@ -399,8 +399,17 @@ func runSteps(pod *corev1.PodSpec, steps []corev1.Container) {
 // databaseStep is a step running `manager db` with the client tools of the managed database's
 // image (the pod installs the binary: withDatabaseTools).
 func databaseStep(inst *v1alpha1.KintoInstance, name string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {
+	if inst.Spec.ExternalDatabase() != nil {
+		return serverStep(v1alpha1.DatabaseServerRef{Image: ExternalDatabaseToolsImage}, name, command, env, mounts...)
+	}
 	return serverStep(ServingDatabase(inst), name, command, env, mounts...)
 }
+
+// ExternalDatabaseToolsImage holds the client tools (pg_dump, pg_restore, psql) that dump and
+// restore an external database, whose major the operator does not know: those of the newest
+// major the operator's managed databases are tested on, which read every older server. A
+// newer server is refused by pg_dump, and the upgrade stops before its migration.
+const ExternalDatabaseToolsImage = "postgres:17"
 
 // serverStep is a step running `manager db` with the client tools of one server's image.
 func serverStep(server v1alpha1.DatabaseServerRef, name string, command []string, env []corev1.EnvVar, mounts ...corev1.VolumeMount) corev1.Container {

@@ -70,11 +70,15 @@ const pgConnectTimeoutSeconds = 30
 
 // DatabaseClientEnv is the libpq environment of the dump and restore containers: the managed
 // database's client Service, the instance's role and database, and its password from the
-// credentials Secret. Nil for an external database, which the operator does not reach as a role
-// of its own.
+// credentials Secret; for an external database, its connection URL (spec.database.external's
+// Secret, as the server reads it) in PGDATABASE, which `manager db` passes as --dbname: its
+// user connects, as the server's does.
 func DatabaseClientEnv(inst *v1alpha1.KintoInstance) []corev1.EnvVar {
-	if inst.Spec.ManagedDatabase() == nil {
-		return nil
+	if ext := inst.Spec.ExternalDatabase(); ext != nil {
+		return []corev1.EnvVar{
+			secretEnv("PGDATABASE", ext.URLSecret.Name, ext.URLSecret.Key),
+			{Name: "PGCONNECT_TIMEOUT", Value: strconv.Itoa(pgConnectTimeoutSeconds)},
+		}
 	}
 	return []corev1.EnvVar{
 		{Name: "PGHOST", Value: DatabaseName(inst)},

@@ -28,8 +28,15 @@ func TestDatabaseClientEnv(t *testing.T) {
 	if len(want) != 0 || len(env) != 6 {
 		t.Errorf("missing %v; env %v", want, env)
 	}
-	if env := DatabaseClientEnv(newInstance(external)); env != nil {
-		t.Errorf("external database: env %v, want none", env)
+	// An external database: its connection URL, from its own Secret, which the server reads
+	// too; no role nor host of the operator's.
+	inst := newInstance(external)
+	env = DatabaseClientEnv(inst)
+	url := inst.Spec.ExternalDatabase().URLSecret
+	if len(env) != 2 || env[0].Name != "PGDATABASE" || env[0].Value != "" || env[0].ValueFrom == nil ||
+		env[0].ValueFrom.SecretKeyRef.Name != url.Name || env[0].ValueFrom.SecretKeyRef.Key != url.Key ||
+		env[1] != (corev1.EnvVar{Name: "PGCONNECT_TIMEOUT", Value: "30"}) {
+		t.Errorf("external database: env %+v, want PGDATABASE from Secret %s key %s and PGCONNECT_TIMEOUT", env, url.Name, url.Key)
 	}
 }
 

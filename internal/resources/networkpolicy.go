@@ -127,19 +127,19 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 		To:    []networkingv1.NetworkPolicyPeer{{NamespaceSelector: opts.DNSNamespaces.DeepCopy(), PodSelector: opts.DNSPods.DeepCopy()}},
 		Ports: []networkingv1.NetworkPolicyPort{port(53, udp), port(53, tcp)},
 	}
+	// The database, which the Kinto pods and the backup and restore pods reach alike: the
+	// managed one's pods, or an external one's port outside the cluster.
 	database := networkingv1.NetworkPolicyEgressRule{
 		To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &databasePods}},
 		Ports: []networkingv1.NetworkPolicyPort{port(DatabasePort, tcp)},
 	}
-
-	egress := []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy()}
-	if inst.Spec.ManagedDatabase() != nil {
-		egress = append(egress, *database.DeepCopy())
-	} else {
-		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
+	if inst.Spec.ManagedDatabase() == nil {
+		database = networkingv1.NetworkPolicyEgressRule{
 			To: opts.externalPeers(), Ports: []networkingv1.NetworkPolicyPort{port(externalDatabasePort, tcp)},
-		})
+		}
 	}
+
+	egress := []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy(), *database.DeepCopy()}
 	if len(inst.Spec.OpenIDConnectProviders()) > 0 {
 		egress = append(egress, networkingv1.NetworkPolicyEgressRule{
 			To: opts.externalPeers(), Ports: []networkingv1.NetworkPolicyPort{port(443, tcp)},
@@ -176,9 +176,6 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
 			}},
 		},
-	}
-	if inst.Spec.ManagedDatabase() == nil {
-		return []*networkingv1.NetworkPolicy{kinto, gate}
 	}
 	databasePolicy := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
@@ -239,6 +236,11 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Egress:      deletionEgress,
 		},
+	}
+	if inst.Spec.ManagedDatabase() == nil {
+		// No PostgreSQL pods: the upgrade's safety dump and its rollback reach the external
+		// database as the Kinto pods do.
+		return []*networkingv1.NetworkPolicy{kinto, backup, deletion, gate}
 	}
 	return []*networkingv1.NetworkPolicy{kinto, databasePolicy, backup, deletion, gate}
 }

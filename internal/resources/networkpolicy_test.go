@@ -106,25 +106,29 @@ func TestNetworkPolicies(t *testing.T) {
 		port               int32
 		objectStoragePorts []int32
 		wantEgress         []string
-		// wantBackupEgress is the egress of the backup and restore pods; nil: no such policy.
+		// wantBackupEgress is the egress of the backup and restore pods (the upgrade's safety
+		// dump and rollback among them).
 		wantBackupEgress []string
 	}{
 		{"managed database", newInstance(), 0, nil, dnsAndDatabase, backupReach},
 		{"external database on its own port", newInstance(external), 6432, nil,
-			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "6432/TCP/anywhere"}, nil},
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "6432/TCP/anywhere"},
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "6432/TCP/anywhere", "8888/TCP/pods"}},
 		{"OpenID provider", newInstance(withOpenID), 0, nil,
 			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/pods", "443/TCP/anywhere"}, backupReach},
 		{"backups on a volume", newInstance(withVolumeBackup), 0, nil, dnsAndDatabase, backupReach},
 		{"backups and restore in S3, ports sorted and deduplicated", newInstance(withS3Backup), 0, []int32{9000, 443, 9000},
 			dnsAndDatabase, append(slices.Clone(dnsAndDatabase), "443/TCP/anywhere", "9000/TCP/anywhere", "8888/TCP/pods")},
-		{"external database: no backup policy whatever the object storage", newInstance(external, withS3Backup), 5432, []int32{443},
-			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/anywhere"}, nil},
+		{"external database and object storage", newInstance(external, withS3Backup), 5432, []int32{443},
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/anywhere"},
+			[]string{"53/UDP/namespaces", "53/TCP/namespaces", "5432/TCP/anywhere", "443/TCP/anywhere", "8888/TCP/pods"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			policies := NetworkPolicies(tc.inst, testNetwork, tc.port, tc.objectStoragePorts)
-			wantPolicies := 2
-			if tc.wantBackupEgress != nil {
+			managed := tc.inst.Spec.ManagedDatabase() != nil
+			wantPolicies := 4 // no PostgreSQL pods
+			if managed {
 				wantPolicies = 5
 			}
 			if len(policies) != wantPolicies {
@@ -153,19 +157,18 @@ func TestNetworkPolicies(t *testing.T) {
 			if kinto.Spec.Ingress[0].Ports[0].Port.IntValue() != 8888 {
 				t.Errorf("kinto ingress port %v", kinto.Spec.Ingress[0].Ports[0].Port)
 			}
-			if tc.wantBackupEgress == nil {
-				return
-			}
-			db := policies[1]
-			if len(db.Spec.Egress) != 0 || !slices.Contains(db.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
-				t.Errorf("PostgreSQL may reach out: %+v", db.Spec)
-			}
-			for _, peer := range db.Spec.Ingress[0].From {
-				if peer.NamespaceSelector != nil || peer.IPBlock != nil || peer.PodSelector.MatchLabels[InstanceLabel] != tc.inst.Name {
-					t.Errorf("PostgreSQL takes traffic from %+v, want its own instance's pods only", peer)
+			if managed {
+				db := policies[1]
+				if len(db.Spec.Egress) != 0 || !slices.Contains(db.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
+					t.Errorf("PostgreSQL may reach out: %+v", db.Spec)
+				}
+				for _, peer := range db.Spec.Ingress[0].From {
+					if peer.NamespaceSelector != nil || peer.IPBlock != nil || peer.PodSelector.MatchLabels[InstanceLabel] != tc.inst.Name {
+						t.Errorf("PostgreSQL takes traffic from %+v, want its own instance's pods only", peer)
+					}
 				}
 			}
-			backup := policies[2]
+			backup := policies[len(policies)-3]
 			if backup.Name != BackupNetworkPolicyName(tc.inst) {
 				t.Errorf("backup policy named %q", backup.Name)
 			}
@@ -177,8 +180,9 @@ func TestNetworkPolicies(t *testing.T) {
 				t.Errorf("backup egress = %v, want %v", got, tc.wantBackupEgress)
 			}
 			// Dump deletion: the backup pods' reach but the database and the server.
-			deletion := policies[3]
-			wantDeletion := slices.DeleteFunc(slices.Clone(tc.wantBackupEgress), func(p string) bool { return p == "5432/TCP/pods" || p == "8888/TCP/pods" })
+			deletion := policies[len(policies)-2]
+			databaseRule := tc.wantEgress[2]
+			wantDeletion := slices.DeleteFunc(slices.Clone(tc.wantBackupEgress), func(p string) bool { return p == databaseRule || p == "8888/TCP/pods" })
 			if got := egressPorts(deletion); deletion.Name != DumpDeletionNetworkPolicyName(tc.inst) || len(deletion.Spec.Ingress) != 0 || !slices.Equal(got, wantDeletion) {
 				t.Errorf("dump deletion policy %s: ingress %+v, egress %v, want none and %v", deletion.Name, deletion.Spec.Ingress, got, wantDeletion)
 			}

@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -67,12 +68,22 @@ func withUpgradeTTL(job *batchv1.Job, u *v1alpha1.UpgradeStatus) *batchv1.Job {
 	return job
 }
 
-// SafetyDumpClaim is the upgrades' scratch volume, as large as the database's: the upgrade of an
-// instance whose backups cannot serve a rollback dumps its database there. It belongs to the
+// ExternalSafetyDumpSize is the size of the scratch volume of an instance on an external
+// database, whose size the operator does not know (a managed one's is its volume's): a dump
+// (compressed, without the cache's rows) that outgrows it fails the safety dump, and the upgrade
+// stops before its migration, with writes open again.
+const ExternalSafetyDumpSize = "10Gi"
+
+// SafetyDumpClaim is the upgrades' scratch volume, as large as the database's (ExternalSafetyDumpSize
+// for an external one, on the cluster's default storage class): the upgrade of an instance whose
+// backups cannot serve a rollback dumps its database there. It belongs to the
 // instance (a scratch copy, not a backup: it goes with the instance, whatever its deletion
 // policy), and the reconciler deletes it once the upgrade has ended.
 func SafetyDumpClaim(inst *v1alpha1.KintoInstance) *corev1.PersistentVolumeClaim {
 	db := inst.Spec.ManagedDatabase()
+	if db == nil {
+		db = &v1alpha1.ManagedDatabase{StorageSize: ptr.To(resource.MustParse(ExternalSafetyDumpSize))}
+	}
 	return &corev1.PersistentVolumeClaim{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
 		ObjectMeta: objectMeta(inst, SafetyDumpClaimName(inst), ComponentBackup),

@@ -2,11 +2,13 @@ package resources
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -83,11 +85,16 @@ func TestSafetyDump(t *testing.T) {
 	for name, inst := range map[string]*v1alpha1.KintoInstance{
 		"no backups":        newInstance(),
 		"encrypted backups": newInstance(withS3Backup, withEncryption),
+		"external database": newInstance(external),
 	} {
 		t.Run(name, func(t *testing.T) {
 			claim := SafetyDumpClaim(inst)
-			db := inst.Spec.ManagedDatabase()
-			if claim.Name != inst.Name+"-upgrade-dump" || !claim.Spec.Resources.Requests.Storage().Equal(*db.StorageSize) ||
+			size := resource.MustParse(ExternalSafetyDumpSize)
+			image := ExternalDatabaseToolsImage
+			if db := inst.Spec.ManagedDatabase(); db != nil {
+				size, image = *db.StorageSize, DatabaseImage(db)
+			}
+			if claim.Name != inst.Name+"-upgrade-dump" || !claim.Spec.Resources.Requests.Storage().Equal(size) ||
 				len(claim.OwnerReferences) != 1 || claim.OwnerReferences[0].UID != inst.UID {
 				t.Errorf("scratch volume %s of %v, owners %+v", claim.Name, claim.Spec.Resources.Requests, claim.OwnerReferences)
 			}
@@ -99,6 +106,9 @@ func TestSafetyDump(t *testing.T) {
 			pod := job.Spec.Template.Spec
 			if steps := podSteps(pod); len(steps) != 2 || !strings.HasPrefix(steps[1], SafetyDumpResultContainer+" ") {
 				t.Errorf("steps %v: the dump alone, its result the termination message", steps)
+			}
+			if dump := pod.Containers[0]; dump.Image != image || !slices.ContainsFunc(dump.Env, func(e corev1.EnvVar) bool { return e.Name == "PGDATABASE" }) {
+				t.Errorf("the dump runs %s with env %+v, want %s and the database's client environment", dump.Image, dump.Env, image)
 			}
 			for _, v := range pod.Volumes {
 				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName != claim.Name || v.Secret != nil || v.Projected != nil {

@@ -42,9 +42,6 @@ type Observed struct {
 	Current, Target, TargetImage string
 	// Downgrade says Target is older than Current: the migration stage refuses it.
 	Downgrade bool
-	// Protected says the instance's database is managed: the upgrade can copy it, and restore
-	// the copy. An external one has no way back: its version changes in place.
-	Protected bool
 	// Hibernating says the instance hibernates: with no server to gate and no database to copy,
 	// an upgrade waits until it is woken.
 	Hibernating bool
@@ -100,7 +97,7 @@ func Failed(u *v1alpha1.UpgradeStatus, target, image string) bool {
 func Next(o Observed) Decision {
 	u := o.Last
 	if !Active(u) {
-		if o.Current == "" || o.Target == o.Current || !o.Protected || o.Hibernating || Failed(u, o.Target, o.TargetImage) || o.Downgrade {
+		if o.Current == "" || o.Target == o.Current || o.Hibernating || Failed(u, o.Target, o.TargetImage) || o.Downgrade {
 			return Decision{Upgrade: u}
 		}
 		now := metav1.NewTime(o.Now)

@@ -17,7 +17,7 @@ func TestNext(t *testing.T) {
 			StartedAt: metav1.NewTime(t0), PhaseSince: metav1.NewTime(t0)}
 	}
 	base := func(last *v1alpha1.UpgradeStatus, edit func(*Observed)) Observed {
-		o := Observed{Now: now, Current: "26.4.0", Target: "26.5.0", TargetImage: "kinto/kinto-server:26.5.0", Protected: true, Last: last,
+		o := Observed{Now: now, Current: "26.4.0", Target: "26.5.0", TargetImage: "kinto/kinto-server:26.5.0", Last: last,
 			HealthGate: time.Minute, ReadyTimeout: 10 * time.Minute, ServerVersion: "26.4.0"}
 		if edit != nil {
 			edit(&o)
@@ -34,7 +34,6 @@ func TestNext(t *testing.T) {
 	}{
 		{name: "same release: nothing", o: base(nil, func(o *Observed) { o.Target = "26.4.0" })},
 		{name: "first migration: not an upgrade", o: base(nil, func(o *Observed) { o.Current = "" })},
-		{name: "external database: no safe upgrade", o: base(nil, func(o *Observed) { o.Protected = false })},
 		{name: "hibernating: waits until woken", o: base(nil, func(o *Observed) { o.Hibernating = true })},
 		{name: "hibernating after a rollback: waits too", o: base(at(v1alpha1.UpgradeRolledBack), func(o *Observed) {
 			o.TargetImage, o.Hibernating = "registry/kinto:26.5.0-fixed", true

@@ -113,8 +113,19 @@ func TestReadOnlyAndHealthGate(t *testing.T) {
 // release migrates it and writes to it, then the rollback Job's restore (resources.RollbackJob:
 // the restore told to replace) puts the backup back over it, and the previous release serves
 // exactly what it served before, with the release table saying it may run.
+// The rollback restores over a managed database, and over an external one reached through its
+// connection URL (as spec.database.external's Secret gives it), whose password no output shows.
 func TestRollbackRestoresTheUpgradeBackup(t *testing.T) {
 	t.Parallel()
+	for _, database := range []string{"managed", "external"} {
+		t.Run(database, func(t *testing.T) {
+			t.Parallel()
+			rollbackRestoresTheUpgradeBackup(t, database == "external")
+		})
+	}
+}
+
+func rollbackRestoresTheUpgradeBackup(t *testing.T, external bool) {
 	oldBin, newBin := kintoPreviousBin(t), kintoBin(t)
 	oldInst := backupInstance("rollback", func(s *v1alpha1.KintoInstanceSpec) { s.Version = previousKintoVersion })
 	d := deploy(t, oldInst)
@@ -140,11 +151,23 @@ func TestRollbackRestoresTheUpgradeBackup(t *testing.T) {
 		t.Fatalf("release table after the migration: %q", v)
 	}
 
+	migrated := d.inst
+	if external {
+		// The restore Jobs reach it as an external database: the connection URL of the server's
+		// Secret, its user connecting.
+		d.inst = newInst.DeepCopy()
+		d.inst.Spec.Database = &v1alpha1.DatabaseSpec{External: &v1alpha1.ExternalDatabase{
+			URLSecret: v1alpha1.SecretKeyRef{Name: d.creds.Name, Key: resources.SecretKeyDatabaseURL},
+		}}
+		if env := strings.Join(d.clientEnv(), " "); strings.Contains(env, "PGUSER") || !strings.Contains(env, "PGDATABASE=postgresql://") {
+			t.Fatalf("an external database's client environment: %s", env)
+		}
+	}
 	dump := filepath.Join(dir, res.File)
 	if run := d.restore(dump, backupenv.DumpSHA256+"="+res.SHA256); run.err == nil {
 		t.Fatalf("a plain restore wrote over the upgraded database:\n%s", run.out)
 	}
-	rollback := resources.RollbackJob(oldInst, &v1alpha1.UpgradeStatus{To: newInst.Spec.Version}, resources.RestoreSource{File: res.File, SHA256: res.SHA256}, "operator")
+	rollback := resources.RollbackJob(d.inst, &v1alpha1.UpgradeStatus{To: newInst.Spec.Version}, resources.RestoreSource{File: res.File, SHA256: res.SHA256}, "operator")
 	var replace []string
 	for _, e := range rollback.Spec.Template.Spec.Containers[0].Env {
 		if e.Name == backupenv.RestoreReplace {
@@ -159,6 +182,8 @@ func TestRollbackRestoresTheUpgradeBackup(t *testing.T) {
 		t.Fatalf("the rollback's restore failed (%v):\n%s", run.err, run.out)
 	}
 	t.Logf("rollback restore:\n%s", run.out)
+	d.noPasswordIn(run.out)
+	d.inst = migrated
 	if v := d.db.SQL(t, "kinto", "SELECT version FROM "+resources.ReleaseTable); v != previousKintoVersion {
 		t.Errorf("release table after the rollback: %q, want %s", v, previousKintoVersion)
 	}
