@@ -50,7 +50,7 @@ func upgradeWaitsForWake(inst *v1alpha1.KintoInstance, current string) bool {
 // the server runs read-only, and which release.
 func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) error {
 	o := upgrade.Observed{
-		Now: p.now, Current: p.status.Version, Target: inst.Spec.Version, TargetImage: resources.ServerImage(inst, inst.Spec.Version),
+		Now: p.now, Current: p.status.Version, Target: inst.Spec.Version, TargetImage: resources.ReleaseServerImage(inst, p.releaseImages, inst.Spec.Version),
 		Downgrade:   p.status.Version != "" && olderRelease(inst.Spec.Version, p.status.Version),
 		Hibernating: inst.Spec.Hibernate, SafetyDump: upgradeTakesSafetyDump(inst), Last: p.status.Upgrade,
 		HealthGate: time.Duration(resources.HealthGateSeconds(inst)) * time.Second, ReadyTimeout: resources.ReadyTimeout(inst),
@@ -289,7 +289,7 @@ func restoreSourceOf(backup *v1alpha1.KintoBackup) resources.RestoreSource {
 // reportUpgrade sets Upgraded from the upgrade's phase.
 func reportUpgrade(p *pass, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) {
 	if !upgrade.Active(u) && p.status.Version != "" && inst.Spec.Version != p.status.Version && !olderRelease(inst.Spec.Version, p.status.Version) &&
-		!upgrade.Failed(u, inst.Spec.Version, resources.ServerImage(inst, inst.Spec.Version)) {
+		!upgrade.Failed(u, inst.Spec.Version, resources.ReleaseServerImage(inst, p.releaseImages, inst.Spec.Version)) {
 		if upgradeWaitsForWake(inst, p.status.Version) {
 			setCondition(p, v1alpha1.ConditionUpgraded, metav1.ConditionFalse, reasonWaitingForWake, fmt.Sprintf(
 				"the upgrade from Kinto %s to %s (spec.version) waits until the instance is woken (spec.hibernate): its database and server are down",

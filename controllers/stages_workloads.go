@@ -130,7 +130,7 @@ func (r *KintoInstanceReconciler) reconcileSchemaVersion(ctx context.Context, p 
 	}
 	if u := p.status.Upgrade; upgrade.Active(u) {
 		return nil // The upgrade moves status.version (reconcileUpgrade).
-	} else if upgrade.Failed(u, target, resources.ServerImage(inst, target)) {
+	} else if upgrade.Failed(u, target, resources.ReleaseServerImage(inst, p.releaseImages, target)) {
 		setCondition(p, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated",
 			fmt.Sprintf("the database schema is at Kinto %s: the upgrade to %s was rolled back (see Upgraded)", current, target))
 		return nil
@@ -174,7 +174,7 @@ func (r *KintoInstanceReconciler) reconcileMigration(ctx context.Context, p *pas
 	if target == current || current != "" && olderRelease(target, current) {
 		return nil // reconcileSchemaVersion reports it
 	}
-	if u := p.status.Upgrade; upgrade.Failed(u, target, resources.ServerImage(inst, target)) || upgrade.Active(u) && u.Phase != v1alpha1.UpgradeMigrating ||
+	if u := p.status.Upgrade; upgrade.Failed(u, target, resources.ReleaseServerImage(inst, p.releaseImages, target)) || upgrade.Active(u) && u.Phase != v1alpha1.UpgradeMigrating ||
 		upgradeWaitsForWake(inst, current) {
 		return nil // The migration is a step of the upgrade (reconcileUpgrade).
 	}

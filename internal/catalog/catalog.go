@@ -143,8 +143,8 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		if compare(v, running) <= 0 {
 			break
 		}
-		if rolledBackFrom(inst.Status.Upgrade, v) && running == inst.Status.Upgrade.From {
-			continue // failed for this instance: a newer release, or a manual spec.version, moves it on
+		if rolledBackFrom(inst.Status.Upgrade, v, res.Images[v]) && running == inst.Status.Upgrade.From {
+			continue // failed for this instance: a rebuilt image, a newer release or a manual spec.version moves it on
 		}
 		if res.Status.Available == "" {
 			res.Status.Available = v
@@ -220,8 +220,8 @@ func Resolve(cat *v1alpha1.KintoReleaseCatalog, class v1alpha1.ClassUpdates, ins
 		case res.Status.Available != "":
 			res.Message += fmt.Sprintf("; %s is available, beyond its automatic updates (%s)", res.Status.Available, automatic)
 		}
-		if u := inst.Status.Upgrade; u != nil && rolledBackFrom(u, u.To) && u.From == running && compare(u.To, running) > 0 {
-			res.Message += fmt.Sprintf("; the upgrade to %s was rolled back (see the Upgraded condition): it is not started again, a newer release is", u.To)
+		if u := inst.Status.Upgrade; u != nil && rolledBackFrom(u, u.To, res.Images[u.To]) && u.From == running && compare(u.To, running) > 0 {
+			res.Message += fmt.Sprintf("; the upgrade to %s was rolled back (see the Upgraded condition): it is not started again until the catalogue rebuilds its image, a newer release is", u.To)
 		}
 	}
 	if database != "" {
@@ -289,7 +289,7 @@ func Settle(status *v1alpha1.KintoInstanceStatus, now time.Time) {
 	}
 	last := status.Updates.LastUpgrade
 	switch {
-	case rolledBackFrom(status.Upgrade, last.To) && !status.Upgrade.StartedAt.Before(&last.Started):
+	case status.Upgrade != nil && status.Upgrade.Phase == v1alpha1.UpgradeRolledBack && status.Upgrade.To == last.To && !status.Upgrade.StartedAt.Before(&last.Started):
 		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeRolledBack, status.Upgrade.PhaseSince.DeepCopy()
 	case last.To == status.Version && meta.IsStatusConditionTrue(status.Conditions, v1alpha1.ConditionReady) &&
 		meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionRollingOut) == nil:
@@ -297,10 +297,10 @@ func Settle(status *v1alpha1.KintoInstanceStatus, now time.Time) {
 	}
 }
 
-// rolledBackFrom says whether the instance's last safe upgrade (status.upgrade) was to release
-// and rolled back: the catalogue does not start that release again.
-func rolledBackFrom(u *v1alpha1.UpgradeStatus, release string) bool {
-	return u != nil && u.Phase == v1alpha1.UpgradeRolledBack && u.To == release
+// rolledBackFrom says whether the instance's last safe upgrade (status.upgrade) was to release in
+// image and rolled back: the catalogue does not start that release again until it rebuilds it.
+func rolledBackFrom(u *v1alpha1.UpgradeStatus, release, image string) bool {
+	return u != nil && u.Phase == v1alpha1.UpgradeRolledBack && u.To == release && u.Image == image
 }
 
 // image is the reference of a release's image, pinned by its digest when it has one.

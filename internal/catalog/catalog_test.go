@@ -55,9 +55,21 @@ func instance(running string, own *v1alpha1.InstanceUpdates, last *v1alpha1.Upgr
 }
 
 // rolledBack records in inst's status a safe upgrade from its release to release that rolled back.
-func rolledBack(inst *v1alpha1.KintoInstance, release string) *v1alpha1.KintoInstance {
-	inst.Status.Upgrade = &v1alpha1.UpgradeStatus{Phase: v1alpha1.UpgradeRolledBack, From: inst.Status.Version, To: release}
+// rolledBack records a safe upgrade to release to, in its image as release makes it, as rolled
+// back.
+func rolledBack(inst *v1alpha1.KintoInstance, to string) *v1alpha1.KintoInstance {
+	inst.Status.Upgrade = &v1alpha1.UpgradeStatus{Phase: v1alpha1.UpgradeRolledBack, From: inst.Status.Version, To: to, Image: image(release(to))}
 	return inst
+}
+
+// releaseIn is cat's release v.
+func releaseIn(cat *v1alpha1.KintoReleaseCatalog, v string) v1alpha1.KintoRelease {
+	for _, r := range cat.Spec.Releases {
+		if r.Version == v {
+			return r
+		}
+	}
+	return v1alpha1.KintoRelease{}
 }
 
 func TestResolve(t *testing.T) {
@@ -141,6 +153,19 @@ func TestResolve(t *testing.T) {
 		version: "26.4.0", reason: ReasonCurrent,
 		outcome: v1alpha1.UpgradeOutcomeRolledBack,
 		says:    "the upgrade to 26.5.0 was rolled back (see the Upgraded condition): it is not started again",
+	}, {
+		name: "a release rolled back is started again once the catalogue rebuilds its image",
+		cat: testCatalog(release("26.4.0"), func() v1alpha1.KintoRelease {
+			r := release("26.5.0")
+			r.Digest = "sha256:" + strings.Repeat("cd", 32)
+			return r
+		}()),
+		class: v1alpha1.ClassUpdates{Catalog: "main", Automatic: v1alpha1.AutomaticMinor},
+		inst: rolledBack(instance("26.4.0", &v1alpha1.InstanceUpdates{}, &v1alpha1.UpgradeRecord{From: "26.4.0", To: "26.5.0", Started: started, Outcome: v1alpha1.UpgradeOutcomeRolledBack}),
+			"26.5.0"),
+		now:     sundayAt(12, 0),
+		version: "26.5.0", reason: ReasonUpgrading, available: "26.5.0", within: true,
+		outcome: v1alpha1.UpgradeOutcomeInProgress,
 	}, {
 		name:  "a newer release than the one rolled back is",
 		cat:   testCatalog(release("26.4.0"), release("26.5.0"), release("26.5.1")),
@@ -247,7 +272,7 @@ func TestResolve(t *testing.T) {
 			if outcome != tc.outcome {
 				t.Errorf("last upgrade %+v, want outcome %q", got.Status.LastUpgrade, tc.outcome)
 			}
-			if !tc.hold && got.Version != "" && got.Images[got.Version] != "registry.example.org/kinto:"+got.Version {
+			if !tc.hold && got.Version != "" && got.Images[got.Version] != image(releaseIn(tc.cat, got.Version)) {
 				t.Errorf("image of %s is %q", got.Version, got.Images[got.Version])
 			}
 			if tc.cat != nil && tc.inst.Spec.ManagedDatabase() != nil && got.DatabaseImage != "registry.example.org/postgres:15.9" {

@@ -32,6 +32,12 @@ func ServerImage(inst *v1alpha1.KintoInstance, version string) string {
 	return "kinto/kinto-server:" + version
 }
 
+// ReleaseServerImage is the image the instance runs release in: its release catalogue's
+// (images, by release), else ServerImage's.
+func ReleaseServerImage(inst *v1alpha1.KintoInstance, images map[string]string, release string) string {
+	return ServerImage(withReleaseImage(inst, images, release), release)
+}
+
 // ServerCommand starts the server without migrating: the official image's default command
 // migrates on every start, from every replica at once, which Kinto's migrator does not survive.
 // The listening address is the ini's [server:main]; `kinto start --port` would not change it.

@@ -230,3 +230,28 @@ func TestHibernationScalesEverythingToZero(t *testing.T) {
 		t.Error("the volume must stay")
 	}
 }
+
+func TestReleaseServerImage(t *testing.T) {
+	images := map[string]string{"26.5.0": "registry.example.org/kinto:26.5.0@sha256:" + strings.Repeat("ab", 32)}
+	pinned := newInstance()
+	pinned.Spec.Image = "registry.example.org/own:1"
+	tests := []struct {
+		name    string
+		inst    *v1alpha1.KintoInstance
+		images  map[string]string
+		release string
+		want    string
+	}{
+		{"a release of the catalogue", newInstance(), images, "26.5.0", images["26.5.0"]},
+		{"a release the catalogue does not list", newInstance(), images, "26.4.0", "kinto/kinto-server:26.4.0"},
+		{"no catalogue", newInstance(), nil, "26.5.0", "kinto/kinto-server:26.5.0"},
+		{"spec.image, no catalogue", pinned, nil, "26.5.0", "registry.example.org/own:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ReleaseServerImage(tt.inst, tt.images, tt.release); got != tt.want {
+				t.Errorf("ReleaseServerImage = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
