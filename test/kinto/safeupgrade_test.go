@@ -30,6 +30,17 @@ func TestReadOnlyAndHealthGate(t *testing.T) {
 	open := d.startServer()
 	api := newAPI(t, open)
 	kintotest.Populate(t, api)
+	ctx := context.Background()
+	hc := &http.Client{Timeout: 15 * time.Second}
+	// A server with no bucket anyone may read, as most are: its anonymous list is refused, and
+	// the gate takes that refusal as its baseline.
+	private, err := upgrade.Sample(ctx, hc, open.root)
+	if err != nil {
+		t.Fatalf("sampling a server with no public bucket: %v", err)
+	}
+	if err := upgrade.Check(ctx, hc, open.root, v1alpha1.DefaultKintoVersion, private); err != nil {
+		t.Errorf("the gate on a server with no public bucket: %v", err)
+	}
 	alice := api.As("alice", "alice-secret-1")
 	// What the gate, which holds no credentials, reads: a bucket anyone may read, its collection
 	// and records.
@@ -75,8 +86,6 @@ func TestReadOnlyAndHealthGate(t *testing.T) {
 	roAlice.Must("GET", kintotest.BooksPath+"/changed", nil, nil, http.StatusOK)
 	roAlice.Must("GET", "/buckets/library/collections/books/records/during-upgrade", nil, nil, http.StatusForbidden, http.StatusNotFound)
 
-	ctx := context.Background()
-	hc := &http.Client{Timeout: 15 * time.Second}
 	baseline, err := upgrade.Sample(ctx, hc, ro.root)
 	if err != nil {
 		t.Fatalf("sampling the baseline: %v", err)
