@@ -92,7 +92,8 @@ func TestUpgradeToDefaultRelease(t *testing.T) {
 	if err := k8s.Patch(context.Background(), inst, patch); err != nil {
 		t.Fatal(err)
 	}
-	inst = waitReady(t, inst)
+	// A safe upgrade (a backup of its own, the gate), done once writes are open again.
+	inst = waitUpgrade(t, inst, v1alpha1.DefaultKintoVersion, v1alpha1.UpgradeSucceeded, readyTimeout)
 	newImage := resources.ServerImage(inst, inst.Spec.Version)
 	kintotest.Eventually(t, readyTimeout, pollInterval, "every server pod replaced by one of the new release", func() (bool, string) {
 		d := serverDeployment(t, inst)
