@@ -305,7 +305,7 @@ func (d *BackupDownloads) serveFromVolume(w http.ResponseWriter, r *http.Request
 		d.refuse(w, err, 0, "")
 		return
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := readerClient.Do(req)
 	if err != nil {
 		endDownload(w, backup, false, err)
 		return
@@ -372,6 +372,10 @@ func podProblem(pod *corev1.Pod) string {
 	}
 	return ""
 }
+
+// readerClient reaches a reader pod straight, never through a proxy the environment names, and
+// gives up on one that accepts the request but never answers.
+var readerClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}}
 
 // defaultReaderTimeout is below the members' page's wait for the operator's answer (a minute),
 // so that the member reads why rather than the page's own timeout.
