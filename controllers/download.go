@@ -13,7 +13,10 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,7 +47,20 @@ type BackupDownloads struct {
 	// Page is the page's ServiceAccount as the API server names it
 	// (system:serviceaccount:NAMESPACE:NAME): the only caller served.
 	Page string
+	// Readers creates and deletes the pods (and their NetworkPolicies) reading backup volumes,
+	// of OperatorImage; OperatorNamespace and OperatorPods select the operator's pods, the only
+	// ones the readers let in.
+	Readers           client.Client
+	OperatorImage     string
+	OperatorNamespace string
+	OperatorPods      metav1.LabelSelector
+	// ReaderTimeout bounds the wait for a reader to be ready (defaultReaderTimeout when 0).
+	ReaderTimeout time.Duration
 }
+
+// The readers of backup volumes: created, then deleted, by the download they serve (networkpolicies
+// are granted to the instance controller already).
+// +kubebuilder:rbac:groups="",resources=pods,verbs=create;delete
 
 // Handler routes GET downloads.Path.
 func (d *BackupDownloads) Handler() http.Handler {
@@ -103,9 +119,12 @@ func (d *BackupDownloads) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dest := backup.Status.Destination
+	if dest != nil && dest.Volume != nil {
+		d.serveFromVolume(w, r, backup)
+		return
+	}
 	if dest == nil || dest.S3 == nil || backup.Status.Key == "" {
-		http.Error(w, fmt.Sprintf("backup %s is on a volume (%s), which the operator does not hand out: ask the co-op's administrators for it",
-			name, backup.Status.Location), http.StatusNotImplemented)
+		http.Error(w, fmt.Sprintf("backup %s records no dump to download (status.destination, status.key)", name), http.StatusConflict)
 		return
 	}
 	cfg, problem, err := d.bucket(ctx, backup)
@@ -119,20 +138,30 @@ func (d *BackupDownloads) serve(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("the object %s in the bucket has sha256 %s and %d bytes, not the backup's %s and %d: it was replaced since",
 				backup.Status.Key, o.SHA256, o.Size, backup.Status.SHA256, backup.Status.Size)
 		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.FormatInt(o.Size, 10))
+		startDownload(w, o.Size)
 		started = true
 		return nil
 	})
+	endDownload(w, backup, started, err)
+}
+
+// startDownload sends the headers of a download of size bytes.
+func startDownload(w http.ResponseWriter, size int64) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+}
+
+// endDownload ends the download of backup, whose body started or not, as err says.
+func endDownload(w http.ResponseWriter, backup *v1alpha1.KintoBackup, started bool, err error) {
 	switch {
 	case err == nil:
 	case started:
 		// The page has had bytes that do not match the backup: cut the response, so that it
 		// cuts the member's in turn instead of ending a corrupted file cleanly.
-		ctrl.Log.WithName("downloads").Info("download cut short", "namespace", namespace, "backup", name, "error", err.Error())
+		ctrl.Log.WithName("downloads").Info("download cut short", "namespace", backup.Namespace, "backup", backup.Name, "error", err.Error())
 		panic(http.ErrAbortHandler)
 	default:
-		http.Error(w, fmt.Sprintf("backup %s cannot be read: %v", name, err), http.StatusBadGateway)
+		http.Error(w, fmt.Sprintf("backup %s cannot be read: %v", backup.Name, err), http.StatusBadGateway)
 	}
 }
 
@@ -235,3 +264,122 @@ func (s downloadServer) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// serveFromVolume serves the dump of backup, kept on a backup volume, through a reader pod
+// started for this download alone (resources.BackupReader): the operator mounts no tenant
+// volume itself. Two downloads of one backup start two readers; a reader not ready within
+// ReaderTimeout (its volume attached elsewhere, its image not pulled) answers 504.
+func (d *BackupDownloads) serveFromVolume(w http.ResponseWriter, r *http.Request, backup *v1alpha1.KintoBackup) {
+	ctx := r.Context()
+	reader := resources.BackupReader{ID: utilrand.String(8), OperatorNamespace: d.OperatorNamespace, OperatorPods: d.OperatorPods}
+	pod := reader.Pod(backup, d.OperatorImage)
+	if pod == nil || backup.Status.SHA256 == "" {
+		http.Error(w, fmt.Sprintf("backup %s records no dump to download (status.volumeClaimName, status.file, status.sha256)", backup.Name), http.StatusConflict)
+		return
+	}
+	policy := reader.NetworkPolicy(backup)
+	// Deleted however the download ends, even when the member's request is gone.
+	defer func() {
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for _, obj := range []client.Object{pod, policy} {
+			if err := d.Readers.Delete(cleanup, obj); err != nil && !apierrors.IsNotFound(err) {
+				ctrl.Log.WithName("downloads").Error(err, "backup reader left behind: its activeDeadlineSeconds ends it", "namespace", backup.Namespace, "name", obj.GetName())
+			}
+		}
+	}()
+	// The policy first: the reader is never reachable by others.
+	for _, obj := range []client.Object{policy, pod} {
+		if err := d.Readers.Create(ctx, obj); err != nil {
+			d.refuse(w, err, 0, "")
+			return
+		}
+	}
+	ip, code, refusal := d.awaitReader(ctx, pod)
+	if refusal != "" {
+		http.Error(w, fmt.Sprintf("backup %s cannot be read from volume %s: %s", backup.Name, backup.Status.VolumeClaimName, refusal), code)
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, strconv.Itoa(resources.BackupReaderPort))+resources.BackupReaderPath, nil)
+	if err != nil {
+		d.refuse(w, err, 0, "")
+		return
+	}
+	resp, err := readerClient.Do(req)
+	if err != nil {
+		endDownload(w, backup, false, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != backup.Status.Size {
+		endDownload(w, backup, false, fmt.Errorf("the reader answered %s with %d bytes, not the backup's %d: the file on the volume was replaced since",
+			resp.Status, resp.ContentLength, backup.Status.Size))
+		return
+	}
+	startDownload(w, backup.Status.Size)
+	err = objectstore.CopyVerified(w, resp.Body, objectstore.Object{Key: backup.Status.File, Size: backup.Status.Size, SHA256: backup.Status.SHA256})
+	endDownload(w, backup, true, err)
+}
+
+// awaitReader waits for pod to be ready and returns its address, or the status code and the
+// reason it will not serve.
+func (d *BackupDownloads) awaitReader(ctx context.Context, pod *corev1.Pod) (string, int, string) {
+	timeout := d.ReaderTimeout
+	if timeout == 0 {
+		timeout = defaultReaderTimeout
+	}
+	waiting := "it was not scheduled"
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		current := &corev1.Pod{}
+		if err := d.Reader.Get(ctx, client.ObjectKeyFromObject(pod), current); err != nil {
+			return "", http.StatusInternalServerError, err.Error()
+		}
+		if current.Status.Phase == corev1.PodFailed || current.Status.Phase == corev1.PodSucceeded {
+			return "", http.StatusBadGateway, fmt.Sprintf("the reader pod ended (%s) before serving: %s", current.Status.Phase, podProblem(current))
+		}
+		for _, c := range current.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && current.Status.PodIP != "" {
+				return current.Status.PodIP, 0, ""
+			}
+		}
+		if p := podProblem(current); p != "" {
+			waiting = p
+		}
+		select {
+		case <-ctx.Done():
+			return "", http.StatusGatewayTimeout, "the download was cancelled"
+		case <-time.After(readerPoll):
+		}
+	}
+	return "", http.StatusGatewayTimeout, fmt.Sprintf("the reader pod was not ready within %s (%s): a backup or restore may hold a ReadWriteOnce volume on another node; try again later", timeout, waiting)
+}
+
+// podProblem is why pod is not running, as its conditions and containers say ("" when they
+// say nothing).
+func podProblem(pod *corev1.Pod) string {
+	for _, s := range pod.Status.ContainerStatuses {
+		switch {
+		case s.State.Terminated != nil:
+			return strings.TrimSpace(s.State.Terminated.Reason + " " + s.State.Terminated.Message)
+		case s.State.Waiting != nil && s.State.Waiting.Reason != "":
+			return strings.TrimSpace(s.State.Waiting.Reason + " " + s.State.Waiting.Message)
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Status != corev1.ConditionTrue && c.Message != "" {
+			return c.Message
+		}
+	}
+	return ""
+}
+
+// readerClient reaches a reader pod straight, never through a proxy the environment names, and
+// gives up on one that accepts the request but never answers.
+var readerClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}}
+
+// defaultReaderTimeout is below the members' page's wait for the operator's answer (a minute),
+// so that the member reads why rather than the page's own timeout.
+const (
+	defaultReaderTimeout = 45 * time.Second
+	readerPoll           = 500 * time.Millisecond
+)

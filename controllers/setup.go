@@ -12,6 +12,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -205,7 +206,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 	}
 	if opts.DownloadAddr != "" && opts.DownloadAddr != "0" && opts.OperatorNamespace != "" && opts.PageServiceAccount != "" {
 		handler := (&BackupDownloads{Reviews: mgr.GetClient(), Reader: mgr.GetAPIReader(), SharedBuckets: sharedBuckets, Network: opts.Network,
-			Page: "system:serviceaccount:" + opts.OperatorNamespace + ":" + opts.PageServiceAccount}).Handler()
+			Page:    "system:serviceaccount:" + opts.OperatorNamespace + ":" + opts.PageServiceAccount,
+			Readers: mgr.GetClient(), OperatorImage: opts.OperatorImage, OperatorNamespace: opts.OperatorNamespace,
+			// The labels both the install bundle and the chart give the operator's pods (not the page's,
+			// which shares the name).
+			OperatorPods: metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "kinto-operator", "app.kubernetes.io/component": "manager"}}}).Handler()
 		if err := mgr.Add(downloadServer{addr: opts.DownloadAddr, handler: handler}); err != nil {
 			return nil, err
 		}

@@ -48,6 +48,9 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 	}
 	if inst.Spec.Backup != nil {
 		pods["dump deletion"] = DumpDeletionJob(completedBackup(inst), testOperatorImage, nil).Spec.Template.Spec
+		if pod := (BackupReader{ID: "x"}).Pod(completedBackup(inst), testOperatorImage); pod != nil {
+			pods["backup reader"] = pod.Spec
+		}
 		if job := VerifyJob(inst, completedBackup(inst), time.Now(), testOperatorImage); job != nil {
 			pods["verification"] = job.Spec.Template.Spec
 		}

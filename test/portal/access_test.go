@@ -84,8 +84,8 @@ func TestMembersCannotReachEachOthersInstances(t *testing.T) {
 		t.Errorf("alice downloading her backup, not granted kintobackups/download: %d\n%s", code, body)
 	}
 	allowDownloads(t, "alice")
-	if code, body := alice.get(download); code != http.StatusNotImplemented || !strings.Contains(body, backup.Name+" is on a volume") {
-		t.Errorf("alice downloading her backup from a volume, which the operator does not hand out: %d\n%s", code, body)
+	if code, body := alice.get(download); code != http.StatusConflict || !strings.Contains(body, backup.Name+" records no dump to download") {
+		t.Errorf("alice downloading her backup, which records no dump: %d\n%s", code, body)
 	}
 
 	// A member the administrators have not given a namespace yet is told so.

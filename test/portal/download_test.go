@@ -14,17 +14,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/downloads"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore"
 	"github.com/kinto-storage/kinto-operator/internal/backup/objectstore/s3testserver"
 	"github.com/kinto-storage/kinto-operator/internal/hostingclass"
+	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
 const backupsBucket = "kinto-backups"
@@ -256,19 +261,98 @@ func TestMemberDownloadsFromTheClassBucket(t *testing.T) {
 		t.Errorf("dave downloading a key of another tenant's folder: %d\n%s", code, body)
 	}
 
-	// A backup on a volume: the operator says it does not hand it out.
+	// A backup on a volume: the operator starts a reader pod for the download, which envtest (no
+	// kubelet) never runs. The member is told it was not ready in time, and once the download
+	// ends, the pod and its NetworkPolicy are gone.
 	onVolume := &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: daveNS, Name: "ledger-volume"}, Spec: v1alpha1.KintoBackupSpec{Instance: "ledger"}}
 	if err := admin.Create(ctx, onVolume); err != nil {
 		t.Fatal(err)
 	}
 	done := metav1.Now()
-	onVolume.Status = v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, CompletedAt: &done, File: "ledger-volume.dump",
-		VolumeClaimName: "ledger-backups", Location: "pvc://ledger-backups/ledger-volume.dump"}
+	onVolume.Status = v1alpha1.KintoBackupStatus{Phase: v1alpha1.BackupCompleted, CompletedAt: &done, File: "20261126T030000Z.dump",
+		Destination: &v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{Size: resource.MustParse("1Gi")}}, Size: 12, SHA256: strings.Repeat("ab", 32),
+		VolumeClaimName: "ledger-backups", Location: "pvc://ledger-backups/20261126T030000Z.dump"}
 	if err := admin.Status().Update(ctx, onVolume); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := dave.get("/instances/" + daveNS + "/ledger/backups/ledger-volume/download"); code != http.StatusNotImplemented || !strings.Contains(body, "is on a volume") {
-		t.Errorf("dave downloading a volume's backup: %d\n%s", code, body)
+	volumePath := "/instances/" + daveNS + "/ledger/backups/ledger-volume/download"
+	readers := readersOf(onVolume)
+	if code, body := dave.get(volumePath); code != http.StatusGatewayTimeout || !strings.Contains(body, "the reader pod was not ready within "+readerTimeout.String()) {
+		t.Errorf("dave downloading a volume's backup, its reader never ready: %d\n%s", code, body)
+	}
+	if seen := <-readers; len(seen) != 1 || seen[0].Spec.Volumes[0].PersistentVolumeClaim.ClaimName != "ledger-backups" {
+		t.Errorf("readers seen during the download: %d, want 1 of claim ledger-backups", len(seen))
+	}
+	assertNoReaders(t, onVolume)
+
+	// A reader that fails (its file gone from the volume) answers 502 with its message.
+	failReaders(onVolume, "open /dumps/20261126T030000Z.dump: no such file or directory")
+	if code, body := dave.get(volumePath); code != http.StatusBadGateway || !strings.Contains(body, "no such file or directory") {
+		t.Errorf("dave downloading a volume's backup whose reader failed: %d\n%s", code, body)
+	}
+	assertNoReaders(t, onVolume)
+}
+
+// readerPods lists the reader pods of backup.
+func readerPods(backup *v1alpha1.KintoBackup) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	err := admin.List(context.Background(), &pods, client.InNamespace(backup.Namespace),
+		client.MatchingLabels{resources.BackupNameLabel: backup.Name, resources.ComponentLabel: resources.ComponentBackupReader})
+	return pods.Items, err
+}
+
+// readersOf watches, until it sees one or for readerTimeout, the reader pods of backup the
+// operator starts, and sends the last seen.
+func readersOf(backup *v1alpha1.KintoBackup) chan []corev1.Pod {
+	seen := make(chan []corev1.Pod, 1)
+	go func() {
+		var pods []corev1.Pod
+		for deadline := time.Now().Add(readerTimeout); time.Now().Before(deadline) && len(pods) == 0; time.Sleep(100 * time.Millisecond) {
+			pods, _ = readerPods(backup)
+		}
+		seen <- pods
+	}()
+	return seen
+}
+
+// failReaders marks the next reader pod of backup failed, as the kubelet would when its command
+// fails with message.
+func failReaders(backup *v1alpha1.KintoBackup, message string) {
+	go func() {
+		for deadline := time.Now().Add(readerTimeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			pods, _ := readerPods(backup)
+			for _, pod := range pods {
+				pod.Status.Phase = corev1.PodFailed
+				pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: pod.Spec.Containers[0].Name, Image: pod.Spec.Containers[0].Image,
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: message}}}}
+				if err := admin.Status().Update(context.Background(), &pod); err == nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// assertNoReaders fails unless the reader pods of backup and their NetworkPolicies are deleted.
+func assertNoReaders(t *testing.T, backup *v1alpha1.KintoBackup) {
+	t.Helper()
+	var policies networkingv1.NetworkPolicyList
+	if err := admin.List(context.Background(), &policies, client.InNamespace(backup.Namespace),
+		client.MatchingLabels{resources.BackupNameLabel: backup.Name}); err != nil {
+		t.Fatal(err)
+	}
+	// Pods end gracefully: a deleted one stays, marked, until its kubelet (none here) lets it go.
+	pods, err := readerPods(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range pods {
+		if pod.DeletionTimestamp == nil {
+			t.Errorf("reader pod %s left behind after the download", pod.Name)
+		}
+	}
+	if len(policies.Items) != 0 {
+		t.Errorf("%d reader NetworkPolicies left behind after the download", len(policies.Items))
 	}
 }
 

@@ -190,6 +190,9 @@ func grant(ctx context.Context) error {
 	return nil
 }
 
+// readerTimeout is the operator's wait for a backup volume's reader pod in these tests.
+const readerTimeout = 3 * time.Second
+
 // startOperatorDownloads runs the operator's download endpoint on loopback, as the operator
 // serves it (with the test's admin client standing for the operator's ServiceAccount), until the
 // test ends; the Secrets of the hosting classes' shared buckets lie in operatorNamespace.
@@ -199,7 +202,9 @@ func startOperatorDownloads(t *testing.T) string {
 		SharedBuckets: controllers.SharedBuckets{Namespace: operatorNamespace, Secrets: admin},
 		// The tests' S3 server listens on loopback, which a co-op's storage never is.
 		Network: resources.NetworkOptions{ExternalCIDRs: []string{"127.0.0.0/8"}},
-		Page:    "system:serviceaccount:" + pageNamespace + ":" + pageAccount}
+		Page:    "system:serviceaccount:" + pageNamespace + ":" + pageAccount,
+		// envtest has no kubelet: a backup volume's reader never becomes ready.
+		Readers: admin, OperatorImage: "kinto-operator:test", OperatorNamespace: operatorNamespace, ReaderTimeout: readerTimeout}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ var tool = subcommand.Tool{
 		{Name: "list", Summary: "list the objects under the prefix (or one instance's dumps)", Run: runList},
 		{Name: "delete", Summary: "delete one dump, from the bucket or from a directory", Run: runDelete},
 		{Name: "find", Summary: "find the recorded dump started in a time window (a backup's lost result) and print its result", Run: runFind},
+		{Name: "serve-file", Summary: "serve one dump of a directory (a backup volume) to one download over HTTP, then end", Run: runServeFile},
 	},
 }
 

@@ -59,6 +59,9 @@ func TestCommandLineMistakes(t *testing.T) {
 		{"delete of a path", []string{"delete", "--dir", "d", "--file", "../20261126T030000Z.dump"}, "is not the name of a dump"},
 		{"delete of a result file", []string{"delete", "--dir", "d", "--file", "20261126T030000Z.dump.json"}, "is not the name of a dump"},
 		{"delete of a temporary file", []string{"delete", "--dir", "d", "--file", ".20261126T030000Z.dump.partial"}, "is not the name of a dump"},
+		{"serve-file without a directory", []string{"serve-file", "--file", "20261126T030000Z.dump"}, "--dir is required"},
+		{"serve-file of a path", []string{"serve-file", "--dir", "d", "--file", "../20261126T030000Z.dump"}, "is not the name of a dump"},
+		{"serve-file of a result file", []string{"serve-file", "--dir", "d", "--file", "20261126T030000Z.dump.json"}, "is not the name of a dump"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

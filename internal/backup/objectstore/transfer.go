@@ -185,19 +185,27 @@ func Stream(ctx context.Context, cfg Config, key string, w io.Writer, started fu
 	if err := started(object); err != nil {
 		return object, err
 	}
+	if err := CopyVerified(w, reader, object); err != nil {
+		return object, explainDownload(cfg, what, err)
+	}
+	return object, nil
+}
+
+// CopyVerified copies r, the content of object, to w, holding its last byte back until the
+// size and SHA-256 read match object's: a reader of w that sees the copy end early knows it
+// is not the object.
+func CopyVerified(w io.Writer, r io.Reader, object Object) error {
 	h := sha256.New()
 	held := &lastByteHeld{w: w}
-	n, err := io.Copy(io.MultiWriter(held, h), reader)
+	n, err := io.Copy(io.MultiWriter(held, h), r)
 	if err == nil {
 		err = checkContent(object, n, h)
 	}
 	if err != nil {
-		return object, explainDownload(cfg, what, err)
+		return err
 	}
-	if _, err := w.Write(held.last); err != nil {
-		return object, explainDownload(cfg, what, err)
-	}
-	return object, nil
+	_, err = w.Write(held.last)
+	return err
 }
 
 // getVerifiable opens the object key for reading, with the size and SHA-256 its content must
