@@ -300,7 +300,7 @@ func (d *BackupDownloads) serveFromVolume(w http.ResponseWriter, r *http.Request
 		http.Error(w, fmt.Sprintf("backup %s cannot be read from volume %s: %s", backup.Name, backup.Status.VolumeClaimName, refusal), code)
 		return
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, strconv.Itoa(resources.BackupReaderPort))+resources.BackupReaderPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, readerURL(ip, resources.BackupReaderPath), nil)
 	if err != nil {
 		d.refuse(w, err, 0, "")
 		return
@@ -321,7 +321,7 @@ func (d *BackupDownloads) serveFromVolume(w http.ResponseWriter, r *http.Request
 	endDownload(w, backup, true, err)
 }
 
-// awaitReader waits for pod to be ready and returns its address, or the status code and the
+// awaitReader waits for pod to serve its file and returns its address, or the status code and the
 // reason it will not serve.
 func (d *BackupDownloads) awaitReader(ctx context.Context, pod *corev1.Pod) (string, int, string) {
 	timeout := d.ReaderTimeout
@@ -337,13 +337,15 @@ func (d *BackupDownloads) awaitReader(ctx context.Context, pod *corev1.Pod) (str
 		if current.Status.Phase == corev1.PodFailed || current.Status.Phase == corev1.PodSucceeded {
 			return "", http.StatusBadGateway, fmt.Sprintf("the reader pod ended (%s) before serving: %s", current.Status.Phase, podProblem(current))
 		}
-		for _, c := range current.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && current.Status.PodIP != "" {
-				return current.Status.PodIP, 0, ""
-			}
-		}
 		if p := podProblem(current); p != "" {
 			waiting = p
+		}
+		if current.Status.Phase == corev1.PodRunning && current.Status.PodIP != "" {
+			err := readerReady(ctx, current.Status.PodIP)
+			if err == nil {
+				return current.Status.PodIP, 0, ""
+			}
+			waiting = "its file is not served yet: " + err.Error()
 		}
 		select {
 		case <-ctx.Done():
@@ -352,6 +354,32 @@ func (d *BackupDownloads) awaitReader(ctx context.Context, pod *corev1.Pod) (str
 		}
 	}
 	return "", http.StatusGatewayTimeout, fmt.Sprintf("the reader pod was not ready within %s (%s): a backup or restore may hold a ReadWriteOnce volume on another node; try again later", timeout, waiting)
+}
+
+// readerReady asks the reader at ip whether its file is open. The operator asks it rather than
+// the kubelet probing it: whether a kubelet's probes pass the reader's NetworkPolicy, which
+// admits the operator's pods alone, depends on the cluster's network plugin.
+func readerReady(ctx context.Context, ip string) error {
+	ctx, cancel := context.WithTimeout(ctx, readerPoll*4)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, readerURL(ip, resources.BackupReaderReadyPath), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := readerClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("it answered %s", resp.Status)
+	}
+	return nil
+}
+
+// readerURL is the address of path on the reader at ip.
+func readerURL(ip, path string) string {
+	return "http://" + net.JoinHostPort(ip, strconv.Itoa(resources.BackupReaderPort)) + path
 }
 
 // podProblem is why pod is not running, as its conditions and containers say ("" when they

@@ -25,7 +25,8 @@ const BackupReaderLabel = "hosting.kinto-storage.org/backup-reader"
 const BackupReaderPort = 8080
 
 // BackupReaderPath is the path of the reader's file; BackupReaderReadyPath answers once the
-// file is open.
+// file is open (the operator asks it: the reader has no kubelet probe, which its NetworkPolicy
+// might refuse).
 const (
 	BackupReaderPath      = "/dump"
 	BackupReaderReadyPath = "/ready"
@@ -82,10 +83,6 @@ func (r BackupReader) Pod(backup *v1alpha1.KintoBackup, operatorImage string) *c
 		[]string{"/manager", "backup", "serve-file", "--dir", dumpDir, "--file", status.File, "--listen", ":" + strconv.Itoa(BackupReaderPort)},
 		nil, corev1.VolumeMount{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true})
 	step.Ports = []corev1.ContainerPort{{Name: "dump", ContainerPort: BackupReaderPort, Protocol: corev1.ProtocolTCP}}
-	step.ReadinessProbe = &corev1.Probe{
-		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: BackupReaderReadyPath, Port: intstr.FromInt32(BackupReaderPort)}},
-		PeriodSeconds: 1,
-	}
 	spec.Containers = []corev1.Container{step}
 	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},

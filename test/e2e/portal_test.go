@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,7 +46,8 @@ const (
 // co-op would, signing in with a local OpenID provider that the test runs on the node's address
 // (which the page's pod reaches), and drives headless Chromium through it from this host over a
 // port-forward: alice signs in, creates an instance and sees it become Ready (a real one), backs
-// it up, downloads the backup (which the operator reads from her bucket and hands the page),
+// it up and downloads the backup twice, from a volume (which the operator reads through a reader
+// pod behind its NetworkPolicy) and from her bucket, the operator handing the bytes to the page,
 // hibernates and wakes it, and deletes it; bob, signed in meanwhile, never sees it, nor reaches
 // it or its backup by its address.
 //
@@ -94,32 +97,14 @@ func TestMembersPageOnTheCluster(t *testing.T) {
 		t.Errorf("bob opening alice's instance: status %d, want 404", code)
 	}
 
-	// The co-op gives alice a bucket of her own (its credentials in her namespace), which her
-	// backups then go to.
-	if err := k8s.Get(context.Background(), key, inst); err != nil {
-		t.Fatal(err)
-	}
-	inst.Spec.Backup = &v1alpha1.BackupSpec{Schedule: "0 3 1 1 *", // never during the test
-		Destination: &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: bucket.connection(t, aliceNS), Prefix: bucket.prefix}}}
-	if err := k8s.Update(context.Background(), inst); err != nil {
-		t.Fatal(err)
-	}
-	browsertest.Do(t, alice, "back to the instance", chromedp.Navigate(instancePage), chromedp.WaitVisible(chromedp.CSS("#state")))
-	browsertest.ClickButton(t, alice, "Back up now")
-	var backups v1alpha1.KintoBackupList
-	if err := k8s.List(context.Background(), &backups, client.InNamespace(aliceNS)); err != nil || len(backups.Items) != 1 {
-		t.Fatalf("alice's backups after Back up now: %v, %d", err, len(backups.Items))
-	}
-	backup := waitBackupCompleted(t, aliceNS, backups.Items[0].Name)
-	browsertest.Do(t, alice, "reloading", chromedp.Navigate(instancePage), chromedp.WaitVisible(chromedp.CSS(`a[href$="/download"]`)))
-	content, file := browsertest.Download(t, alice, `a[href$="/download"]`)
-	sum := sha256.Sum256(content)
-	if got := hex.EncodeToString(sum[:]); got != backup.Status.SHA256 || int64(len(content)) != backup.Status.Size ||
-		file != name+"-"+strings.TrimSuffix(backup.Status.File, ".dump")+".dump" {
-		t.Errorf("alice's browser saved %s: %d bytes, sha256 %s; want %s of %d bytes, sha256 %s",
-			file, len(content), got, backup.Status.File, backup.Status.Size, backup.Status.SHA256)
-	}
-	t.Logf("alice downloaded %s (%d bytes) through the page", file, len(content))
+	// Her backups go to a volume of the instance first: the operator reads the dump through a
+	// reader pod of its own. Then the co-op gives alice a bucket of her own (its credentials in
+	// her namespace), which her backups go to next.
+	backUpTo(t, key, v1alpha1.BackupDestination{Volume: &v1alpha1.BackupVolume{Size: resource.MustParse("1Gi")}})
+	downloadBackup(t, alice, instancePage, backUpNow(t, alice, instancePage, aliceNS))
+	backUpTo(t, key, v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: bucket.connection(t, aliceNS), Prefix: bucket.prefix}})
+	backup := backUpNow(t, alice, instancePage, aliceNS)
+	downloadBackup(t, alice, instancePage, backup)
 	download := instancePage + "/backups/" + backup.Name + "/download"
 	if code := browsertest.Follow(t, bob, "bob downloading alice's backup", chromedp.Navigate(download)); code != http.StatusNotFound {
 		t.Errorf("bob downloading alice's backup: status %d, want 404", code)
@@ -147,6 +132,59 @@ func TestMembersPageOnTheCluster(t *testing.T) {
 	if body := browsertest.Get(t, alice, "alice's list", chromedp.Text(chromedp.CSS("main"))); strings.Contains(body, instancePage[len(base):]) {
 		t.Errorf("alice's list still shows %s:\n%s", name, body)
 	}
+}
+
+// backUpTo sends the backups of instance key to dest, on a schedule that never comes during the
+// tests.
+func backUpTo(t *testing.T, key client.ObjectKey, dest v1alpha1.BackupDestination) {
+	t.Helper()
+	inst := &v1alpha1.KintoInstance{}
+	if err := k8s.Get(context.Background(), key, inst); err != nil {
+		t.Fatal(err)
+	}
+	inst.Spec.Backup = &v1alpha1.BackupSpec{Schedule: "0 3 1 1 *", Destination: &dest}
+	if err := k8s.Update(context.Background(), inst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backUpNow clicks "Back up now" on instancePage and returns the backup it made, once completed.
+func backUpNow(t *testing.T, browser context.Context, instancePage, ns string) *v1alpha1.KintoBackup {
+	t.Helper()
+	var before v1alpha1.KintoBackupList
+	if err := k8s.List(context.Background(), &before, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Do(t, browser, "back to the instance", chromedp.Navigate(instancePage), chromedp.WaitVisible(chromedp.CSS("#state")))
+	browsertest.ClickButton(t, browser, "Back up now")
+	var after v1alpha1.KintoBackupList
+	if err := k8s.List(context.Background(), &after, client.InNamespace(ns)); err != nil || len(after.Items) != len(before.Items)+1 {
+		t.Fatalf("backups after Back up now: %v, %d; want %d", err, len(after.Items), len(before.Items)+1)
+	}
+	for _, b := range after.Items {
+		if !slices.ContainsFunc(before.Items, func(o v1alpha1.KintoBackup) bool { return o.Name == b.Name }) {
+			return waitBackupCompleted(t, ns, b.Name)
+		}
+	}
+	t.Fatal("Back up now made no new backup")
+	return nil
+}
+
+// downloadBackup downloads backup through its link on instancePage and checks the file the
+// browser saved against the backup's size, SHA-256 and name.
+func downloadBackup(t *testing.T, browser context.Context, instancePage string, backup *v1alpha1.KintoBackup) {
+	t.Helper()
+	link := fmt.Sprintf(`a[href$="/backups/%s/download"]`, backup.Name)
+	browsertest.Do(t, browser, "reloading", chromedp.Navigate(instancePage), chromedp.WaitVisible(chromedp.CSS(link)))
+	start := time.Now()
+	content, file := browsertest.Download(t, browser, link)
+	sum := sha256.Sum256(content)
+	if got := hex.EncodeToString(sum[:]); got != backup.Status.SHA256 || int64(len(content)) != backup.Status.Size ||
+		file != backup.Spec.Instance+"-"+strings.TrimSuffix(backup.Status.File, ".dump")+".dump" {
+		t.Errorf("the browser saved %s: %d bytes, sha256 %s; want %s of %d bytes, sha256 %s",
+			file, len(content), got, backup.Status.File, backup.Status.Size, backup.Status.SHA256)
+	}
+	t.Logf("downloaded %s (%d bytes, %s) through the page in %s", file, len(content), backup.Status.Location, time.Since(start).Round(time.Millisecond))
 }
 
 // memberSpace makes what the co-op's administrators make for a member: their namespace (the
