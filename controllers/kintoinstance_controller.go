@@ -279,11 +279,20 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		// The status is computed from the instance as read, which the cache can show a write
 		// behind: written on that read's resource version only, so that a pass on a stale read
 		// never undoes what the pass before it recorded (the rollout slot it took, say); the
-		// pass is retried, with backoff, on a fresh read.
+		// pass is retried on a fresh read.
 		before := inst.DeepCopy()
 		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 		inst.Status = *p.status
-		if err := r.Status().Patch(ctx, inst, patch); err != nil {
+		err := r.Status().Patch(ctx, inst, patch)
+		if apierrors.IsConflict(err) && failure == nil {
+			// Soon, and not with the exponential backoff of errors: the write the cache has
+			// not seen yet is often a status write, whose watch event brings no pass (the
+			// predicates), so a backoff grown while the cache lagged (its watch broken, say)
+			// would keep the instance waiting long after the cache caught up.
+			log.FromContext(ctx).V(1).Info("status not written: the instance changed since it was read; retrying", "after", staleReadRetry)
+			return ctrl.Result{RequeueAfter: staleReadRetry}, nil
+		}
+		if err != nil {
 			countReconcileError(failure, stageStatus)
 			return ctrl.Result{}, errors.Join(failure, err)
 		}
@@ -314,6 +323,10 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 // secretNameIndex indexes instances by the names of the user's Secrets they reference.
 const secretNameIndex = ".spec.referencedSecretNames"
+
+// staleReadRetry is how soon a pass whose status write found the instance changed since it
+// was read runs again.
+const staleReadRetry = time.Second
 
 // instanceRequests asks for a reconcile of each instance of list.
 func instanceRequests(list *v1alpha1.KintoInstanceList) []reconcile.Request {
