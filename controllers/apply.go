@@ -20,8 +20,6 @@ import (
 	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
@@ -154,26 +152,6 @@ func (v verifiedChildren) holds(current client.Object, digest [sha256.Size]byte)
 
 func (v verifiedChildren) record(current client.Object, digest [sha256.Size]byte) {
 	v.cache.Add(current.GetUID(), verifiedChild{resourceVersion: current.GetResourceVersion(), digest: digest})
-}
-
-// seen says whether the operator wrote or verified this very version of obj.
-func (v verifiedChildren) seen(obj client.Object) bool {
-	seen, ok := v.cache.Get(obj.GetUID())
-	return ok && seen.(verifiedChild).resourceVersion == obj.GetResourceVersion()
-}
-
-// notSeenVersions lets through the watch events that tell the operator something new: it drops
-// a child's creation or change to a version the operator itself created, applied or verified,
-// which the pass that wrote it already knows. Provisioning a fleet, each child's creation event
-// otherwise brings its instance back for one more pass that finds nothing to do. A resync (the
-// same version again) and every other party's write still come through.
-func notSeenVersions() predicate.Funcs {
-	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return !verified.seen(e.Object) },
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			return e.ObjectOld.GetResourceVersion() == e.ObjectNew.GetResourceVersion() || !verified.seen(e.ObjectNew)
-		},
-	}
 }
 
 // takeOverCreated hands the fields of the operator's create, recorded as an update's, over to

@@ -5,7 +5,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -166,8 +165,6 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 		if err := r.Patch(ctx, p.inst, patch); err != nil {
 			return nil, err
 		}
-		// This pass goes on with that generation: its watch event needs no pass of its own.
-		verified.record(p.inst, [sha256.Size]byte{})
 		h.inst.ObjectMeta = p.inst.ObjectMeta // the generation the conditions describe
 	}
 	// Set after the write above, at the generation it made: the pass its watch event brings

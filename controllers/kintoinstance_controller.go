@@ -385,29 +385,28 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		}
 		return instanceRequests(list)
 	}
-	ownVersions := builder.WithPredicates(notSeenVersions())
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.GatewayAPI {
-		b = b.Owns(&gatewayv1.HTTPRoute{}, ownVersions).
+		b = b.Owns(&gatewayv1.HTTPRoute{}).
 			Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient())))
 	}
 	return b.
 		// Status writes change neither generation nor annotations: they need no new pass.
 		For(&v1alpha1.KintoInstance{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}), notSeenVersions())).
-		Owns(&corev1.ConfigMap{}, ownVersions).
-		Watches(&corev1.Service{}, byInstanceLabel, ownVersions).
-		Watches(&appsv1.StatefulSet{}, byInstanceLabel, ownVersions).
-		Owns(&appsv1.Deployment{}, ownVersions).
-		Owns(&batchv1.Job{}, ownVersions).
-		Owns(&batchv1.CronJob{}, ownVersions).
-		Owns(&networkingv1.Ingress{}, ownVersions).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.ConfigMap{}).
+		Watches(&corev1.Service{}, byInstanceLabel).
+		Watches(&appsv1.StatefulSet{}, byInstanceLabel).
+		Owns(&appsv1.Deployment{}).
+		Owns(&batchv1.Job{}).
+		Owns(&batchv1.CronJob{}).
+		Owns(&networkingv1.Ingress{}).
 		// An Ingress that goes frees its host for the next instance asking for it.
 		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient()))).
-		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel, ownVersions).
-		Watches(&corev1.ServiceAccount{}, byInstanceLabel, ownVersions).
-		Owns(&policyv1.PodDisruptionBudget{}, ownVersions).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing), ownVersions).
+		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel).
+		Watches(&corev1.ServiceAccount{}, byInstanceLabel).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
 		Watches(&v1alpha1.KintoReleaseCatalog{}, handler.EnqueueRequestsFromMapFunc(instancesOfCatalog(mgr.GetClient()))).
 		// A namespace's labels decide which classes its instances may have.
@@ -422,7 +421,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		// A pod that cannot be scheduled, pull its image or start changes no workload's status:
 		// its instance looks at it to say why it waits.
 		Watches(&corev1.Pod{}, byInstanceLabel).
-		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel, ownVersions).
+		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel).
 		// A backup's progress is the instance's BackupHealthy, and its final backup's, the
 		// instance's way out.
 		Watches(&v1alpha1.KintoBackup{}, handler.EnqueueRequestsFromMapFunc(
