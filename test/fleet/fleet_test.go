@@ -86,6 +86,7 @@ type results struct {
 		BaselineWorkers    int            `json:"baselineWorkers"`
 		Ratio              float64        `json:"ratio"`
 		OperatorRequests   map[string]int `json:"operatorRequestsByVerb"`
+		Reconciles         int            `json:"reconciles"`
 		BaselineObjectKind map[string]int `json:"baselineObjectsByKind"`
 	} `json:"provisioning"`
 	SteadyState struct {
@@ -176,9 +177,11 @@ func TestFleet(t *testing.T) {
 		res.Provisioning.Objects += c
 	}
 	res.Provisioning.Ratio = res.Provisioning.OperatorSeconds / res.Provisioning.BaselineSeconds
-	res.Provisioning.OperatorRequests = b.scrape(t).byVerb()
-	t.Logf("provisioning: operator %.1fs, baseline %.1fs, operator's requests %v", res.Provisioning.OperatorSeconds,
-		res.Provisioning.BaselineSeconds, res.Provisioning.OperatorRequests)
+	provisioned := b.scrape(t)
+	res.Provisioning.OperatorRequests = provisioned.byVerb()
+	res.Provisioning.Reconciles = provisioned.reconciles()
+	t.Logf("provisioning: operator %.1fs, baseline %.1fs, operator's requests %v, %d reconciles", res.Provisioning.OperatorSeconds,
+		res.Provisioning.BaselineSeconds, res.Provisioning.OperatorRequests, res.Provisioning.Reconciles)
 	if os.Getenv("PROVISIONING_ONLY") != "" {
 		// Stopped, not killed, so that a --cpu-profile in MANAGER_ARGS is written.
 		b.stopManager(t)
