@@ -102,23 +102,23 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 		}
 	}
-	// An apply is the same however often it is sent: once more when the create's fields were
-	// just handed over, or when the object changed under the hand-over.
+	// The fields of the operator's create go to its apply first: an apply that does not own them
+	// could not remove them, and one that sets another member of a one-of (a volume's source,
+	// say) would then be refused. The hand-over is conditioned on the version read, so it is
+	// read again when the object changed under it.
 	for range 4 {
-		result := applied.DeepCopy()
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(result), FieldOwner, client.ForceOwnership); err != nil {
-			return fmt.Errorf("applying %s %s: %w", kind, obj.GetName(), err)
-		}
-		took, err := takeOverCreated(ctx, c, result)
+		err := takeOverCreated(ctx, c, applied)
 		if apierrors.IsConflict(err) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("taking over the fields of %s %s: %w", kind, obj.GetName(), err)
 		}
-		if !took {
-			return runtime.DefaultUnstructuredConverter.FromUnstructured(result.Object, obj)
+		result := applied.DeepCopy()
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(result), FieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s: %w", kind, obj.GetName(), err)
 		}
+		return runtime.DefaultUnstructuredConverter.FromUnstructured(result.Object, obj)
 	}
 	return fmt.Errorf("applying %s %s: it changed under every hand-over of its created fields", kind, obj.GetName())
 }
@@ -155,18 +155,26 @@ func (v verifiedChildren) record(current client.Object, digest [sha256.Size]byte
 }
 
 // takeOverCreated hands the fields of the operator's create, recorded as an update's, over to
-// its server-side apply, once, on the object as an apply returned it (a conflict if it changed
-// since), and says whether it did: the apply just sent could not remove what the create set and
-// the configuration no longer has, so it must be sent again. The create's fields include the
-// values the API server defaulted, which the next apply then removes and the API server defaults
-// again.
-func takeOverCreated(ctx context.Context, c client.Client, obj *unstructured.Unstructured) (bool, error) {
-	patch, err := csaupgrade.UpgradeManagedFieldsPatch(obj, sets.New(string(FieldOwner)), string(FieldOwner))
-	if err != nil || patch == nil {
-		return false, err
+// its server-side apply, when the object named like applied still has them. The object is read
+// from the API server, unstructured (the cache holds no managed fields), and the hand-over is
+// conditioned on that read's version (a conflict if it changed since). The create's fields
+// include the values the API server defaulted, which the apply then removes and the API server
+// defaults again.
+func takeOverCreated(ctx context.Context, c client.Client, applied *unstructured.Unstructured) error {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(applied.GroupVersionKind())
+	err := c.Get(ctx, client.ObjectKeyFromObject(applied), live)
+	if apierrors.IsNotFound(err) {
+		return nil
 	}
-	// The patch is conditioned on the resource version the apply returned.
-	return true, c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
+	if err != nil {
+		return err
+	}
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(live, sets.New(string(FieldOwner)), string(FieldOwner))
+	if err != nil || patch == nil {
+		return err
+	}
+	return c.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch))
 }
 
 // appliedHash is the hash of the configuration applied, without the resource version a write

@@ -133,6 +133,43 @@ func createBackup(t testing.TB, ns, name, instance string, policy v1alpha1.Backu
 	return b
 }
 
+// Backups moved from the instance's volume to a bucket: the CronJob the operator created for the
+// volume now mounts no volume claim. Its dump volume changes kind (a claim, then an emptyDir), a
+// one-of that an apply not owning the create's fields could not change.
+func TestBackupsMoveFromAVolumeToABucket(t *testing.T) {
+	ns := newNamespace(t)
+	inst := bringUp(t, createInstance(t, ns, "notes", withVolumeBackups(2)))
+	waitForCondition(t, inst, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, "Scheduled")
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3"},
+		StringData: map[string]string{"id": "coop", "secret": "not-shown"}}
+	if err := k8s.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) {
+		i.Spec.Backup.Destination = &v1alpha1.BackupDestination{S3: &v1alpha1.S3Destination{S3Connection: v1alpha1.S3Connection{
+			Endpoint: "https://s3.example.org:9000", Bucket: "kinto-backups",
+			Credentials: v1alpha1.S3Credentials{
+				AccessKeyID:     v1alpha1.SecretKeyRef{Name: "s3", Key: "id"},
+				SecretAccessKey: v1alpha1.SecretKeyRef{Name: "s3", Key: "secret"},
+			},
+		}}}
+	})
+	eventually(t, "the backup CronJob without a volume claim", func() error {
+		cj := &batchv1.CronJob{}
+		get(t, ns, resources.BackupCronJobName(inst), cj)
+		for _, v := range cj.Spec.JobTemplate.Spec.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				return fmt.Errorf("volume %s still mounts claim %s", v.Name, v.PersistentVolumeClaim.ClaimName)
+			}
+		}
+		return nil
+	})
+	cur := waitForCondition(t, inst, v1alpha1.ConditionBackupHealthy, metav1.ConditionTrue, "Scheduled")
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready after the move: %+v", c)
+	}
+}
+
 func TestScheduledBackupsAreRecordedAndPruned(t *testing.T) {
 	ns := newNamespace(t)
 	inst := bringUp(t, createInstance(t, ns, "notes", withVolumeBackups(2)))

@@ -150,7 +150,7 @@ func TestSteadyStatePassWritesNothing(t *testing.T) {
 		}
 	}
 	// The ConfigMap was created, not applied: its first apply hands the create's fields over to
-	// the operator's apply and applies again (three PATCHes, of it alone).
+	// the operator's apply, then applies (two PATCHes, of it alone).
 	for _, path := range counter.patchedPaths() {
 		if !strings.HasSuffix(path, "/configmaps/"+cm.Name) {
 			t.Errorf("the pass after a hand edit of the ConfigMap patched %s, want that ConfigMap at most", path)
