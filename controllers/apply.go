@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/util/csaupgrade"
@@ -105,10 +106,11 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	// The fields of the operator's create go to its apply first: an apply that does not own them
 	// could not remove them, and one that sets another member of a one-of (a volume's source,
 	// say) would then be refused. The hand-over is conditioned on the version read, so it is
-	// read again when the object changed under it.
+	// read again when the object changed under it, unless obj is conditioned on a version: then
+	// the change is the caller's to handle.
 	for range 4 {
 		err := takeOverCreated(ctx, c, applied)
-		if apierrors.IsConflict(err) {
+		if apierrors.IsConflict(err) && applied.GetResourceVersion() == "" {
 			continue
 		}
 		if err != nil {
@@ -157,9 +159,10 @@ func (v verifiedChildren) record(current client.Object, digest [sha256.Size]byte
 // takeOverCreated hands the fields of the operator's create, recorded as an update's, over to
 // its server-side apply, when the object named like applied still has them. The object is read
 // from the API server, unstructured (the cache holds no managed fields), and the hand-over is
-// conditioned on that read's version (a conflict if it changed since). The create's fields
-// include the values the API server defaulted, which the apply then removes and the API server
-// defaults again.
+// conditioned on that read's version (a conflict if it changed since). An applied conditioned on
+// a version is a conflict unless the read is that version, and is conditioned on the hand-over's
+// version after it. The create's fields include the values the API server defaulted, which the
+// apply then removes and the API server defaults again.
 func takeOverCreated(ctx context.Context, c client.Client, applied *unstructured.Unstructured) error {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(applied.GroupVersionKind())
@@ -170,11 +173,23 @@ func takeOverCreated(ctx context.Context, c client.Client, applied *unstructured
 	if err != nil {
 		return err
 	}
+	condition := applied.GetResourceVersion()
+	if condition != "" && condition != live.GetResourceVersion() {
+		gvk := applied.GroupVersionKind()
+		return apierrors.NewConflict(schema.GroupResource{Group: gvk.Group, Resource: gvk.Kind}, applied.GetName(),
+			fmt.Errorf("it is at version %s, not %s as read", live.GetResourceVersion(), condition))
+	}
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(live, sets.New(string(FieldOwner)), string(FieldOwner))
 	if err != nil || patch == nil {
 		return err
 	}
-	return c.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch))
+	if err := c.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return err
+	}
+	if condition != "" {
+		applied.SetResourceVersion(live.GetResourceVersion())
+	}
+	return nil
 }
 
 // appliedHash is the hash of the configuration applied, without the resource version a write
