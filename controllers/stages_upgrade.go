@@ -95,7 +95,9 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 			return err
 		}
 		_, err := startJob(ctx, r.Client, client.ObjectKey{Namespace: inst.Namespace, Name: resources.UpgradeSampleJobName(inst, u)}, p.inst.UID,
-			func() *batchv1.Job { return resources.UpgradeSampleJob(inst, u, r.OperatorImage) })
+			func() *batchv1.Job {
+				return resources.UpgradeSampleJob(inst, u, resources.ReleaseServerImage(inst, p.releaseImages, u.From), r.OperatorImage)
+			})
 		return err
 	case v1alpha1.UpgradeHealthGate:
 		gate, err := resources.HealthGateJob(inst, u, r.OperatorImage)

@@ -998,8 +998,9 @@ type UpgradeStatus struct {
 	// the upgrade has ended.
 	// +optional
 	SafetyDump string `json:"safetyDump,omitempty"`
-	// Baseline is what a few objects anyone may read answered before the migration, by path
-	// (fingerprints of their data): the health gate compares the new release's answers to it.
+	// Baseline is what a few objects answered before the migration, read as their owners read
+	// them, by path (fingerprints of their data, never the data): the health gate compares the
+	// new release's answers to it.
 	// +optional
 	Baseline map[string]string `json:"baseline,omitempty"`
 	// Failure says why the upgrade was rolled back.

@@ -71,6 +71,12 @@ func Render(inst *v1alpha1.KintoInstance) (string, error) {
 // authenticates, with basic auth alone (any user and password), on 127.0.0.1 of its pod.
 const ImportPrincipal = "system.Authenticated"
 
+// ReaderPrincipal is whom the reader server lets read everything, as ImportPrincipal.
+const ReaderPrincipal = "system.Authenticated"
+
+// kinds are the kinds of Kinto objects whose permissions settings can grant.
+var kinds = []string{"bucket", "collection", "group", "record"}
+
 // RenderImport returns the kinto.ini of the server a portable import loads through: the
 // instance's own (same database, plugins and settings), private to the import's pod, on which
 // whoever authenticates may create, read and write every bucket, collection, group and record
@@ -79,23 +85,41 @@ const ImportPrincipal = "system.Authenticated"
 // the loader would stay a writer of everything it loaded, a principal the source never had.
 // Here each object keeps the permissions the import puts, the source's, and nothing else.
 func RenderImport(inst *v1alpha1.KintoInstance) (string, error) {
-	app, err := appSettings(inst)
-	if err != nil {
-		return "", err
-	}
-	overrides := []setting{
-		{"kinto.explicit_permissions", "false"},
-		// Basic auth alone: the loader needs no account, and Kinto fetches the discovery
-		// document of the OpenID providers multiauth.policies lists only, so the import's pod
-		// reaches no provider.
-		{"multiauth.policies", "basicauth"},
-	}
-	for _, kind := range []string{"bucket", "collection", "group", "record"} {
+	overrides := []setting{{"kinto.explicit_permissions", "false"}, basicAuthAlone}
+	for _, kind := range kinds {
 		// A setting grants its own permission only: the write of a bucket named here gives no
 		// group:create in it (inheritance runs over the objects' permissions).
 		for _, perm := range []string{"create", "read", "write"} {
 			overrides = append(overrides, setting{"kinto." + kind + "_" + perm + "_principals", ImportPrincipal})
 		}
+	}
+	return renderPrivate(inst, overrides)
+}
+
+// RenderReader returns the kinto.ini of the server the health gate of an upgrade reads the data
+// through, as their owners read it: the instance's own, read-only, private to the gate's pod,
+// on which whoever authenticates may read every bucket, collection, group and record. The
+// instance's own server serves no one every object: the gate, reading it anonymously, would see
+// only what is public, on most instances nothing.
+func RenderReader(inst *v1alpha1.KintoInstance) (string, error) {
+	overrides := []setting{{"kinto.readonly", "true"}, basicAuthAlone}
+	for _, kind := range kinds {
+		overrides = append(overrides, setting{"kinto." + kind + "_read_principals", ReaderPrincipal})
+	}
+	return renderPrivate(inst, overrides)
+}
+
+// basicAuthAlone is the authentication of a server private to a Job's pod: the Job's step
+// needs no account, and Kinto fetches the discovery document of the OpenID providers
+// multiauth.policies lists only, so the pod reaches no provider.
+var basicAuthAlone = setting{"multiauth.policies", "basicauth"}
+
+// renderPrivate returns the ini of a server of the instance private to a Job's pod, listening
+// on 127.0.0.1: its own settings, with overrides in place of the instance's values.
+func renderPrivate(inst *v1alpha1.KintoInstance, overrides []setting) (string, error) {
+	app, err := appSettings(inst)
+	if err != nil {
+		return "", err
 	}
 	replaced := map[string]bool{}
 	for _, o := range overrides {

@@ -1,6 +1,7 @@
 package kintoconfig
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -230,15 +231,18 @@ func TestOpenIDClientSecretEnv(t *testing.T) {
 	}
 }
 
-// TestRenderImport: the import server's ini is the instance's, but for the settings that make
-// any authenticated request an admin with explicit permissions off, each rendered once (a user's
-// own value of one of them, prefixed or not, gives way), and for listening on 127.0.0.1 only.
-func TestRenderImport(t *testing.T) {
+// TestRenderPrivate: the ini of a server private to a Job's pod (the import's, the health gate's
+// reader) is the instance's, but for the settings that make any authenticated request an admin
+// with explicit permissions off (the import) or a reader of everything on a read-only server
+// (the reader), each rendered once (a user's own value of one of them, prefixed or not, gives
+// way), and for listening on 127.0.0.1 only.
+func TestRenderPrivate(t *testing.T) {
 	inst := instance(func(s *v1alpha1.KintoInstanceSpec) {
 		s.Auth = &v1alpha1.AuthSpec{BasicAuth: true, Accounts: &v1alpha1.AccountsSpec{Enabled: true, Admins: []string{"alice"}}}
 		s.Settings = map[string]v1alpha1.SettingValue{
 			"bucket_create_principals":      "account:alice",
 			"kinto.record_write_principals": "account:bob",
+			"kinto.record_read_principals":  "account:carol",
 			"paginate_by":                   "50",
 		}
 	})
@@ -246,39 +250,58 @@ func TestRenderImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imported, err := RenderImport(inst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"kinto.explicit_permissions": "false", "multiauth.policies": "basicauth"}
-	for _, kind := range []string{"bucket", "collection", "group", "record"} {
-		for _, perm := range []string{"create", "read", "write"} {
-			want["kinto."+kind+"_"+perm+"_principals"] = ImportPrincipal
+	principals := func(principal string, perms ...string) map[string]string {
+		want := map[string]string{"multiauth.policies": "basicauth"}
+		for _, kind := range []string{"bucket", "collection", "group", "record"} {
+			for _, perm := range perms {
+				want["kinto."+kind+"_"+perm+"_principals"] = principal
+			}
 		}
+		return want
 	}
-	got, base := appMain(t, imported), appMain(t, served)
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
-		}
-	}
-	for _, gone := range []string{"bucket_create_principals", "record_write_principals"} {
-		if _, ok := got[gone]; ok {
-			t.Errorf("the user's %s stays beside the import's own", gone)
-		}
-	}
-	for k, v := range base {
-		if _, replaced := want[k]; replaced || SettingName(k) == "bucket_create_principals" || SettingName(k) == "record_write_principals" {
-			continue
-		}
-		if got[k] != v {
-			t.Errorf("%s = %q for the import, %q for the server: only the import's settings differ", k, got[k], v)
-		}
-	}
-	if !strings.Contains(imported, "\nhost = 127.0.0.1\n") || strings.Contains(imported, "0.0.0.0") {
-		t.Errorf("the import server does not listen on 127.0.0.1 alone:\n%s", imported)
-	}
-	if _, after, _ := strings.Cut(served, "[server:main]"); !strings.HasSuffix(imported, strings.Replace(after, "0.0.0.0", "127.0.0.1", 1)) {
-		t.Errorf("the import's [server:main] and logging differ from the server's beyond the host")
+	importWants := principals(ImportPrincipal, "create", "read", "write")
+	importWants["kinto.explicit_permissions"] = "false"
+	readerWants := principals(ReaderPrincipal, "read")
+	readerWants["kinto.readonly"] = "true"
+	for name, tc := range map[string]struct {
+		render func(*v1alpha1.KintoInstance) (string, error)
+		want   map[string]string
+		// gone are the user's settings the private server's own replace.
+		gone []string
+	}{
+		"import": {RenderImport, importWants, []string{"bucket_create_principals", "record_write_principals", "record_read_principals"}},
+		"reader": {RenderReader, readerWants, []string{"record_read_principals"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			private, err := tc.render(inst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, base := appMain(t, private), appMain(t, served)
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+			for _, gone := range tc.gone {
+				if _, ok := got[gone]; ok {
+					t.Errorf("the user's %s stays beside the private server's own", gone)
+				}
+			}
+			for k, v := range base {
+				if _, replaced := tc.want[k]; replaced || slices.Contains(tc.gone, SettingName(k)) {
+					continue
+				}
+				if got[k] != v {
+					t.Errorf("%s = %q for the private server, %q for the server: only the private server's settings differ", k, got[k], v)
+				}
+			}
+			if !strings.Contains(private, "\nhost = 127.0.0.1\n") || strings.Contains(private, "0.0.0.0") {
+				t.Errorf("the private server does not listen on 127.0.0.1 alone:\n%s", private)
+			}
+			if _, after, _ := strings.Cut(served, "[server:main]"); !strings.HasSuffix(private, strings.Replace(after, "0.0.0.0", "127.0.0.1", 1)) {
+				t.Errorf("the private server's [server:main] and logging differ from the server's beyond the host")
+			}
+		})
 	}
 }

@@ -21,8 +21,13 @@ func ConfigMap(inst *v1alpha1.KintoInstance) (*corev1.ConfigMap, string, error) 
 	if err != nil {
 		return nil, "", err
 	}
-	data := map[string]string{ConfigFileName: ini}
-	// The import's ini is no part of the hash: the server does not read it.
+	reader, err := kintoconfig.RenderReader(inst)
+	if err != nil {
+		return nil, "", err
+	}
+	data := map[string]string{ConfigFileName: ini, ReaderConfigFileName: reader}
+	// The ini of the import and of the reader are no part of the hash: the server does not
+	// read them.
 	if b := inst.Spec.Bootstrap; b != nil && b.FromPortable != nil {
 		if data[ImportConfigFileName], err = kintoconfig.RenderImport(inst); err != nil {
 			return nil, "", err

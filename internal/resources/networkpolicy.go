@@ -95,8 +95,9 @@ func (o NetworkOptions) ReachesOutside(addr netip.Addr) bool {
 // NetworkPolicies isolate the instance's pods, denying by default: the Kinto pods (server and
 // migration) take traffic only from the ingress controller, their instance's backup pods (a
 // Portable export reads the API) and the pods of the KintoMirrors syncing the instance and reach only DNS, their database and the OpenID providers;
-// PostgreSQL takes traffic only from its instance's Kinto, backup and restore pods and reaches
-// nothing; the backup, restore, import and dump-deletion pods take no traffic and reach only DNS, the
+// PostgreSQL takes traffic only from its instance's Kinto, backup, restore and health gate pods
+// and reaches nothing; the health gate pods take no traffic and reach only DNS, the server and
+// the database; the backup, restore, import and dump-deletion pods take no traffic and reach only DNS, the
 // database, object storage and (backup, restore and import) their instance's Kinto server (the
 // import loads through a server of its own pod, on its loopback). DNS is the cluster DNS pods', and
 // "outside the cluster" leaves out the cluster's own ranges and link-local addresses. externalDatabasePort is the port of an external
@@ -164,7 +165,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			Egress: egress,
 		},
 	}
-	// The health gate's pods reach the server only.
+	// The health gate's pods reach the server, and the database (their reader server's).
 	gate := &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 		ObjectMeta: objectMeta(inst, HealthGateNetworkPolicyName(inst), ComponentHealthGate),
@@ -174,7 +175,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			Egress: []networkingv1.NetworkPolicyEgressRule{*dns.DeepCopy(), {
 				To:    []networkingv1.NetworkPolicyPeer{{PodSelector: kintoPods.DeepCopy()}},
 				Ports: []networkingv1.NetworkPolicyPort{port(kintoconfig.Port, tcp)},
-			}},
+			}, *database.DeepCopy()},
 		},
 	}
 	databasePolicy := &networkingv1.NetworkPolicy{
@@ -185,7 +186,7 @@ func NetworkPolicies(inst *v1alpha1.KintoInstance, opts NetworkOptions, external
 			// Egress listed with no rule: PostgreSQL reaches nothing.
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: kintoPods.DeepCopy()}, {PodSelector: backupPods.DeepCopy()}},
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: kintoPods.DeepCopy()}, {PodSelector: backupPods.DeepCopy()}, {PodSelector: gatePods.DeepCopy()}},
 				Ports: []networkingv1.NetworkPolicyPort{port(DatabasePort, tcp)},
 			}},
 		},

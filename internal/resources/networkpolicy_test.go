@@ -151,7 +151,7 @@ func TestNetworkPolicies(t *testing.T) {
 			}
 			gate := policies[len(policies)-1]
 			if got := egressPorts(gate); gate.Name != HealthGateNetworkPolicyName(tc.inst) || len(gate.Spec.Ingress) != 0 ||
-				!slices.Equal(got, []string{"53/UDP/namespaces", "53/TCP/namespaces", "8888/TCP/pods"}) {
+				!slices.Equal(got, []string{"53/UDP/namespaces", "53/TCP/namespaces", "8888/TCP/pods", tc.wantEgress[2]}) {
 				t.Errorf("health gate policy %s: ingress %+v, egress %v", gate.Name, gate.Spec.Ingress, got)
 			}
 			if kinto.Spec.Ingress[0].Ports[0].Port.IntValue() != 8888 {
@@ -191,8 +191,8 @@ func TestNetworkPolicies(t *testing.T) {
 }
 
 // The policies select exactly the pods the builders make: Kinto's server and migration pods,
-// PostgreSQL's, and the backup and restore pods, of this instance only; PostgreSQL takes traffic
-// from the Kinto, backup and restore pods.
+// PostgreSQL's, the backup and restore pods, and the health gate's, of this instance only;
+// PostgreSQL takes traffic from the Kinto, backup, restore and health gate pods.
 func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
 	inst := newInstance(withS3Backup)
 	other := newInstance(withS3Backup, func(i *v1alpha1.KintoInstance) { i.Name = "other" })
@@ -240,6 +240,20 @@ func TestNetworkPoliciesSelectTheInstancePods(t *testing.T) {
 	}
 	if selects(policies[2], server) || selects(policies[2], database) {
 		t.Error("the backup policy selects the server or PostgreSQL")
+	}
+	u := &v1alpha1.UpgradeStatus{From: "26.4.0", To: "26.5.0"}
+	gate, err := HealthGateJob(inst, u, testOperatorImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatePolicy := policies[len(policies)-1]
+	for name, pod := range map[string]map[string]string{
+		"upgrade sample": UpgradeSampleJob(inst, u, "", testOperatorImage).Spec.Template.Labels,
+		"health gate":    gate.Spec.Template.Labels,
+	} {
+		if !selects(gatePolicy, pod) || !admitsToDatabase(pod) || slices.ContainsFunc(policies[:len(policies)-1], func(p *networkingv1.NetworkPolicy) bool { return selects(p, pod) }) {
+			t.Errorf("the %s pod must be selected by the health gate policy alone, and admitted to the database (its reader server's)", name)
+		}
 	}
 	if deletion := DumpDeletionJob(completedBackup(inst), testOperatorImage, nil).Spec.Template.Labels; admitsToDatabase(deletion) {
 		t.Error("the database policy admits the dump deletion pod, which has no business there")

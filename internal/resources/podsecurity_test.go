@@ -56,7 +56,7 @@ func podSpecs(t *testing.T, inst *v1alpha1.KintoInstance) map[string]corev1.PodS
 		}
 		pods["result recovery"] = ResultRecoveryJob(completedBackup(inst), time.Now(), time.Now(), nil, testOperatorImage).Spec.Template.Spec
 		u := &v1alpha1.UpgradeStatus{From: "26.4.0", To: "26.5.0", StartedAt: metav1.Now(), Baseline: map[string]string{"/buckets/": "x"}}
-		pods["upgrade sample"] = UpgradeSampleJob(inst, u, testOperatorImage).Spec.Template.Spec
+		pods["upgrade sample"] = UpgradeSampleJob(inst, u, "", testOperatorImage).Spec.Template.Spec
 		gate, err := HealthGateJob(inst, u, testOperatorImage)
 		if err != nil {
 			t.Fatal(err)

@@ -1,9 +1,6 @@
 package resources
 
 import (
-	"fmt"
-	"path"
-
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -13,7 +10,6 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
-	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 )
 
 // ImportConfigFileName is the key, in the instance's ConfigMap, of the ini of the server a
@@ -40,35 +36,12 @@ const (
 // import's ini (no loader principal left on what it writes), as a native sidecar that the
 // loader waits for; the export is fetched as a restore's dump is.
 func ImportJob(inst *v1alpha1.KintoInstance, version string, src RestoreSource, operatorImage string) *batchv1.Job {
-	importIni := path.Join(ConfigDir, ImportConfigFileName)
-	pod := kintoPodSpec(inst, version, []string{"kinto", "start", "--ini", importIni})
-	pod.RestartPolicy = corev1.RestartPolicyNever
+	pod := privateServerPod(inst, version, "", ImportConfigFileName)
 	// The steps reading the export run as the backups that wrote it (files only their owner
 	// reads), as a restore's do; Kinto runs as in the server's pods.
 	pod.SecurityContext = podSecurityContext(postgresUID)
-	server := pod.Containers[0]
-	server.SecurityContext.RunAsUser, server.SecurityContext.RunAsGroup = ptr.To[int64](kintoUID), ptr.To[int64](kintoUID)
+	server := pod.InitContainers[0]
 	server.Name = ImportServerContainer
-	server.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
-	server.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
-	if len(server.Resources.Limits) == 0 {
-		// A Job's steps are bounded, whatever the instance's server asks.
-		server.Resources = stepResources("100m", "128Mi", "1Gi")
-	}
-	for i := range server.Env {
-		if server.Env[i].Name == "KINTO_INI" {
-			server.Env[i].Value = importIni
-		}
-	}
-	// The server listens on 127.0.0.1, which the kubelet's HTTP probes (to the pod's address)
-	// do not reach: the probe runs in the container. __heartbeat__ checks the database too.
-	server.StartupProbe = &corev1.Probe{
-		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"python", "-c",
-			fmt.Sprintf("import urllib.request; urllib.request.urlopen('%s/__heartbeat__', timeout=%d)", importServerURL, heartbeatTimeoutSeconds)}}},
-		PeriodSeconds:    2,
-		TimeoutSeconds:   heartbeatTimeoutSeconds + 5,
-		FailureThreshold: 150,
-	}
 	var fetched fetched
 	var mounts []corev1.VolumeMount
 	if src.Server != nil {
@@ -81,7 +54,7 @@ func ImportJob(inst *v1alpha1.KintoInstance, version string, src RestoreSource, 
 		mounts = []corev1.VolumeMount{{Name: dumpVolume, MountPath: dumpDir, ReadOnly: true}}
 	}
 	env := append(fetched.env,
-		corev1.EnvVar{Name: backupenv.PortableURL, Value: importServerURL},
+		corev1.EnvVar{Name: backupenv.PortableURL, Value: privateServerURL},
 		corev1.EnvVar{Name: backupenv.PortableUser, Value: importUser},
 		corev1.EnvVar{Name: backupenv.PortablePassword, Value: importPassword})
 	// The loader holds the whole export in memory.
@@ -96,9 +69,6 @@ func ImportJob(inst *v1alpha1.KintoInstance, version string, src RestoreSource, 
 		Spec:       jobSpec(labels, pod, restoreBackoffLimit, restoreDeadline),
 	}
 }
-
-// importServerURL is the import server's API in its pod.
-var importServerURL = fmt.Sprintf("http://127.0.0.1:%d/v1", kintoconfig.Port)
 
 // ImportNetworkPolicy lets the import pod of a server source (src.Server) reach that server's
 // port outside the cluster, on top of the backup pods' policy it shares, which it does not

@@ -18,8 +18,22 @@ import (
 )
 
 // ComponentHealthGate labels the pods that read the server during an upgrade (`manager upgrade
-// sample|gate`): the only pods of the instance, besides the ingress controller's, that reach it.
+// sample|gate`), and its data through a reader server of their own, on the database.
 const ComponentHealthGate = "health-gate"
+
+// ReaderConfigFileName is the key, in the instance's ConfigMap, of the ini of the reader server
+// of the health gate's pods (kintoconfig.RenderReader).
+const ReaderConfigFileName = "kinto-reader.ini"
+
+// ReaderServerContainer is the health gate pods' own Kinto server.
+const ReaderServerContainer = "kinto"
+
+// The gate's identity on its reader server, which authenticates any user and password with
+// basic auth and listens on the pod's loopback only: no secret.
+const (
+	readerUser     = "kinto-operator-gate"
+	readerPassword = "gate"
+)
 
 // UpgradeLabel carries, on the objects of one upgrade, the time it started (upgradeStamp).
 const UpgradeLabel = "hosting.kinto-storage.org/upgrade"
@@ -138,16 +152,17 @@ func UpgradeBackup(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus) *v1a
 	}
 }
 
-// UpgradeSampleJob records, on the server with its writes closed, the baseline the health gate
+// UpgradeSampleJob records, with the server's writes closed, the baseline the health gate
 // compares the new release with (`manager upgrade sample`, whose result is its termination
-// message).
-func UpgradeSampleJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, operatorImage string) *batchv1.Job {
-	return healthGateJob(inst, u, UpgradeSampleJobName(inst, u), operatorImage, []string{managerBinary, "upgrade", "sample"}, nil, 10*time.Minute)
+// message): what the release upgraded from, in image (the server's), reads.
+func UpgradeSampleJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, image, operatorImage string) *batchv1.Job {
+	return healthGateJob(inst, u, UpgradeSampleJobName(inst, u), u.From, image, operatorImage, []string{managerBinary, "upgrade", "sample"}, nil, 10*time.Minute)
 }
 
 // HealthGateJob watches the new release for spec.upgrade.healthGateSeconds (`manager upgrade
-// gate`): it fails at the first look that finds the heartbeat failing, another version at the
-// root URL, or an object of the baseline answering otherwise.
+// gate`): it fails at the first look that finds the server's heartbeat failing, another
+// version at its root URL, or an object of the baseline answering otherwise when the new
+// release (u.Image) reads it.
 func HealthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, operatorImage string) (*batchv1.Job, error) {
 	baseline, err := json.Marshal(u.Baseline)
 	if err != nil {
@@ -160,7 +175,7 @@ func HealthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, oper
 		{Name: upgrade.EnvBaseline, Value: string(baseline)},
 	}
 	deadline := time.Duration(seconds)*time.Second + 5*time.Minute
-	return healthGateJob(inst, u, HealthGateJobName(inst, u), operatorImage, []string{managerBinary, "upgrade", "gate"}, env, deadline), nil
+	return healthGateJob(inst, u, HealthGateJobName(inst, u), u.To, u.Image, operatorImage, []string{managerBinary, "upgrade", "gate"}, env, deadline), nil
 }
 
 // HealthGateSeconds is spec.upgrade.healthGateSeconds, defaulted.
@@ -179,12 +194,21 @@ func ReadyTimeout(inst *v1alpha1.KintoInstance) time.Duration {
 	return v1alpha1.DefaultReadyTimeoutSeconds * time.Second
 }
 
-// healthGateJob runs `manager upgrade` against the server's Service, with no credentials (the
-// pod mounts no Secret and no token) and one try: a failed look is the gate's answer.
-func healthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, name, operatorImage string, command []string, env []corev1.EnvVar, deadline time.Duration) *batchv1.Job {
-	pod := podSpecBase(inst, kintoUID)
-	pod.RestartPolicy = corev1.RestartPolicyNever
-	env = append([]corev1.EnvVar{{Name: upgrade.EnvServerURL, Value: fmt.Sprintf("http://%s.%s.svc:%d", ServerName(inst), inst.Namespace, ServicePort)}}, env...)
+// healthGateJob runs `manager upgrade` against the server's Service, anonymously, and against
+// a reader server of its pod, the instance's at release version in image, which lets it read
+// every object (its ini, kintoconfig.RenderReader: read-only, on 127.0.0.1): the data as their
+// owners read them, which the Service serves to none of its clients. One try: a failed look is
+// the gate's answer. The step itself holds no credentials; the reader server gets the
+// database's, as the instance's server does.
+func healthGateJob(inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeStatus, name, version, image, operatorImage string, command []string, env []corev1.EnvVar, deadline time.Duration) *batchv1.Job {
+	pod := privateServerPod(inst, version, image, ReaderConfigFileName)
+	pod.InitContainers[0].Name = ReaderServerContainer
+	env = append([]corev1.EnvVar{
+		{Name: upgrade.EnvServerURL, Value: fmt.Sprintf("http://%s.%s.svc:%d", ServerName(inst), inst.Namespace, ServicePort)},
+		{Name: upgrade.EnvReaderURL, Value: privateServerRoot},
+		{Name: upgrade.EnvReaderUser, Value: readerUser},
+		{Name: upgrade.EnvReaderPassword, Value: readerPassword},
+	}, env...)
 	pod.Containers = []corev1.Container{operatorStep("upgrade", operatorImage, command, env)}
 	pod.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageReadFile
 	labels := Labels(inst, ComponentHealthGate)

@@ -26,30 +26,60 @@ func TestUpgradeObjects(t *testing.T) {
 		t.Errorf("upgrade backup %s %+v", backup.Name, backup.Spec)
 	}
 
+	u.Image = "registry.example/kinto:26.5.0-patched"
 	gate, err := HealthGateJob(inst, u, testOperatorImage)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{}
-	c := gate.Spec.Template.Spec.Containers[0]
-	for _, e := range c.Env {
-		if e.ValueFrom != nil {
-			t.Errorf("the gate reads %s from %+v: it holds no credentials", e.Name, e.ValueFrom)
+	sample := UpgradeSampleJob(inst, u, "registry.example/kinto:26.4.0", testOperatorImage)
+	for _, tc := range []struct {
+		name, version, image string
+		pod                  corev1.PodSpec
+	}{
+		{"sample", "26.4.0", "registry.example/kinto:26.4.0", sample.Spec.Template.Spec},
+		{"gate", "26.5.0", u.Image, gate.Spec.Template.Spec},
+	} {
+		// The data is read through a reader server of the pod, at the release the step
+		// judges: the one upgraded from for the sample, the new one for the gate.
+		if len(tc.pod.InitContainers) != 1 || len(tc.pod.Containers) != 1 {
+			t.Fatalf("%s pod: %d init containers, %d containers, want the reader and the step", tc.name, len(tc.pod.InitContainers), len(tc.pod.Containers))
 		}
+		reader, step := tc.pod.InitContainers[0], tc.pod.Containers[0]
+		if reader.Name != ReaderServerContainer || reader.Image != tc.image || reader.RestartPolicy == nil || *reader.RestartPolicy != corev1.ContainerRestartPolicyAlways ||
+			!slices.Equal(reader.Command, []string{"kinto", "start", "--ini", "/etc/kinto/" + ReaderConfigFileName}) {
+			t.Errorf("%s reader: %s %s restart %v command %v, want a native sidecar of %s with the reader's ini", tc.name, reader.Name, reader.Image, reader.RestartPolicy, reader.Command, tc.image)
+		}
+		if got := tc.pod.Volumes; len(got) != 2 || got[0].ConfigMap == nil || got[0].ConfigMap.Name != ConfigMapName(inst) || got[1].EmptyDir == nil {
+			t.Errorf("%s volumes %+v, want the instance's configuration and scratch space", tc.name, got)
+		}
+		env := map[string]string{}
+		for _, e := range step.Env {
+			if e.ValueFrom != nil {
+				t.Errorf("the %s step reads %s from %+v: it holds no credentials", tc.name, e.Name, e.ValueFrom)
+			}
+			env[e.Name] = e.Value
+		}
+		if env[upgrade.EnvServerURL] != "http://"+ServerName(inst)+"."+inst.Namespace+".svc:80" || env[upgrade.EnvReaderURL] != "http://127.0.0.1:8888" ||
+			env[upgrade.EnvReaderUser] == "" || env[upgrade.EnvReaderPassword] == "" {
+			t.Errorf("%s env %v", tc.name, env)
+		}
+		if step.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
+			t.Errorf("%s's termination message policy %s: its message is its result, never its log", tc.name, step.TerminationMessagePolicy)
+		}
+	}
+	env := map[string]string{}
+	for _, e := range gate.Spec.Template.Spec.Containers[0].Env {
 		env[e.Name] = e.Value
 	}
 	var baseline upgrade.Baseline
 	if err := json.Unmarshal([]byte(env[upgrade.EnvBaseline]), &baseline); err != nil || baseline["/buckets/b"] != "def" {
 		t.Errorf("baseline %q: %v", env[upgrade.EnvBaseline], err)
 	}
-	if env[upgrade.EnvVersion] != "26.5.0" || env[upgrade.EnvGateSeconds] != "60" || env[upgrade.EnvServerURL] != "http://"+ServerName(inst)+"."+inst.Namespace+".svc:80" {
+	if env[upgrade.EnvVersion] != "26.5.0" || env[upgrade.EnvGateSeconds] != "60" {
 		t.Errorf("gate env %v", env)
 	}
-	if *gate.Spec.BackoffLimit != 0 || gate.Spec.Template.Labels[ComponentLabel] != ComponentHealthGate || len(gate.Spec.Template.Spec.Volumes) != 0 {
-		t.Errorf("gate Job: backoff %d, labels %v, volumes %v", *gate.Spec.BackoffLimit, gate.Spec.Template.Labels, gate.Spec.Template.Spec.Volumes)
-	}
-	if c.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
-		t.Errorf("gate's termination message policy %s: its message is its result, never its log", c.TerminationMessagePolicy)
+	if *gate.Spec.BackoffLimit != 0 || gate.Spec.Template.Labels[ComponentLabel] != ComponentHealthGate {
+		t.Errorf("gate Job: backoff %d, labels %v", *gate.Spec.BackoffLimit, gate.Spec.Template.Labels)
 	}
 	inst.Spec.Upgrade = &v1alpha1.UpgradeSpec{HealthGateSeconds: 300, ReadyTimeoutSeconds: 120}
 	if gate, _ := HealthGateJob(inst, u, testOperatorImage); *gate.Spec.ActiveDeadlineSeconds != 600 || ReadyTimeout(inst) != 2*time.Minute {

@@ -22,19 +22,22 @@ const MaxSampled = 8
 const maxPath = 256
 
 // Baseline is what a few objects answered before the upgrade: the fingerprint of each object's
-// data by its path under /v1. The paths list the buckets, collections and records anyone may
-// read (the gate holds no credentials, and is given none), and the list of readable buckets
-// itself.
+// data by its path under /v1. The paths list buckets, collections and records as a reader of
+// everything sees them (the reader server of the gate's pod), and the list of buckets itself.
 type Baseline map[string]string
+
+// Endpoint is a Kinto server (its URL, without /v1) and the basic auth the gate reads it with;
+// no user reads it anonymously.
+type Endpoint struct{ URL, User, Password string }
 
 // bucketsPath is the list of readable buckets, always in a baseline: an empty list then says no
 // bucket was readable, and one that lost its buckets answers another list. The keys of lists
 // end in "/", which no object's path does.
 const bucketsPath = "/buckets"
 
-// Sample records the baseline of the server at base (its URL, without /v1): the list of readable
-// buckets, then up to MaxSampled buckets, collections and records, walked depth first.
-func Sample(ctx context.Context, hc *http.Client, base string) (Baseline, error) {
+// Sample records the baseline of the server at base: the list of readable buckets, then up to
+// MaxSampled buckets, collections and records, walked depth first.
+func Sample(ctx context.Context, hc *http.Client, base Endpoint) (Baseline, error) {
 	b := Baseline{}
 	ids, fp, err := list(ctx, hc, base, bucketsPath)
 	if err != nil {
@@ -74,11 +77,12 @@ func Sample(ctx context.Context, hc *http.Client, base string) (Baseline, error)
 	return b, walk(bucketsPath, ids, []string{"collections", "records"})
 }
 
-// Check is one look of the health gate at the server at base: its heartbeat answers 200 with
-// every check true, its root URL reports version, and every object of the baseline answers the
-// same data. It returns what failed.
-func Check(ctx context.Context, hc *http.Client, base, version string, baseline Baseline) error {
-	status, body, err := get(ctx, hc, base, "/__heartbeat__")
+// Check is one look of the health gate: the server at server (anonymously, as its clients'
+// load balancers) answers its heartbeat 200 with every check true and reports version at its
+// root URL, and every object of the baseline answers the same data at reader. It returns what
+// failed.
+func Check(ctx context.Context, hc *http.Client, server Endpoint, reader Endpoint, version string, baseline Baseline) error {
+	status, body, err := get(ctx, hc, server, "/__heartbeat__")
 	if err != nil {
 		return err
 	}
@@ -92,7 +96,7 @@ func Check(ctx context.Context, hc *http.Client, base, version string, baseline 
 			return fmt.Errorf("GET /v1/__heartbeat__: check %s is %v", name, ok)
 		}
 	}
-	status, body, err = get(ctx, hc, base, "/")
+	status, body, err = get(ctx, hc, server, "/")
 	if err != nil {
 		return err
 	}
@@ -113,9 +117,9 @@ func Check(ctx context.Context, hc *http.Client, base, version string, baseline 
 	for _, p := range paths {
 		var fp string
 		if strings.HasSuffix(p, "/") {
-			_, fp, err = list(ctx, hc, base, strings.TrimSuffix(p, "/"))
+			_, fp, err = list(ctx, hc, reader, strings.TrimSuffix(p, "/"))
 		} else {
-			fp, err = object(ctx, hc, base, p)
+			fp, err = object(ctx, hc, reader, p)
 		}
 		if err != nil {
 			return err
@@ -128,10 +132,10 @@ func Check(ctx context.Context, hc *http.Client, base, version string, baseline 
 }
 
 // Gate checks the server every interval for duration (Check); the first failure fails it.
-func Gate(ctx context.Context, hc *http.Client, base, version string, baseline Baseline, duration, interval time.Duration) error {
+func Gate(ctx context.Context, hc *http.Client, server, reader Endpoint, version string, baseline Baseline, duration, interval time.Duration) error {
 	end := time.Now().Add(duration)
 	for {
-		if err := Check(ctx, hc, base, version, baseline); err != nil {
+		if err := Check(ctx, hc, server, reader, version, baseline); err != nil {
 			return err
 		}
 		if !time.Now().Before(end) {
@@ -147,7 +151,7 @@ func Gate(ctx context.Context, hc *http.Client, base, version string, baseline B
 
 // object is the fingerprint of the data of the object at path; an object that does not answer
 // 200 fails.
-func object(ctx context.Context, hc *http.Client, base, path string) (string, error) {
+func object(ctx context.Context, hc *http.Client, base Endpoint, path string) (string, error) {
 	status, body, err := get(ctx, hc, base, path)
 	if err != nil {
 		return "", err
@@ -162,15 +166,10 @@ func object(ctx context.Context, hc *http.Client, base, path string) (string, er
 }
 
 // list is the ids of the list at path and the fingerprint of the list (its objects' data).
-func list(ctx context.Context, hc *http.Client, base, path string) ([]string, string, error) {
+func list(ctx context.Context, hc *http.Client, base Endpoint, path string) ([]string, string, error) {
 	status, body, err := get(ctx, hc, base, path)
 	if err != nil {
 		return nil, "", err
-	}
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
-		// Nothing there anyone may read (Kinto answers an anonymous list so on a server with
-		// no public bucket): the gate checks it stays so.
-		return nil, fmt.Sprintf("refused %d", status), nil
 	}
 	var l struct {
 		Data []map[string]any `json:"data"`
@@ -206,10 +205,13 @@ func fingerprint(data json.RawMessage) (string, error) {
 	return hex.EncodeToString(sum[:12]), nil
 }
 
-func get(ctx context.Context, hc *http.Client, base, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1"+path, nil)
+func get(ctx context.Context, hc *http.Client, base Endpoint, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base.URL, "/")+"/v1"+path, nil)
 	if err != nil {
 		return 0, nil, err
+	}
+	if base.User != "" {
+		req.SetBasicAuth(base.User, base.Password)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -14,10 +14,16 @@ import (
 )
 
 // The environment of `manager upgrade sample` and `manager upgrade gate`, as the operator's Jobs
-// set it: nothing in it is secret, as the commands hold no credentials.
+// set it: nothing in it is secret, as the reader's basic auth opens a server that listens on
+// the pod's loopback only.
 const (
 	// EnvServerURL is the server's URL inside the cluster (its Service), without /v1.
 	EnvServerURL = "KINTO_SERVER_URL"
+	// EnvReaderURL is the URL, without /v1, of the reader: a server of the instance that lets
+	// EnvReaderUser (with EnvReaderPassword) read every object (kintoconfig.RenderReader).
+	EnvReaderURL      = "KINTO_READER_URL"
+	EnvReaderUser     = "KINTO_READER_USER"
+	EnvReaderPassword = "KINTO_READER_PASSWORD"
 	// EnvVersion is the release the server must report.
 	EnvVersion = "KINTO_VERSION"
 	// EnvBaseline is the Baseline, as JSON, that `sample` recorded.
@@ -42,8 +48,8 @@ var tool = subcommand.Tool{
 		fmt.Fprintln(w, "They read their input from the environment, as the operator's Jobs set it, and write their result to the termination log.")
 	},
 	Commands: []subcommand.Command{
-		{Name: "sample", Summary: "record what a few objects anyone may read answer ($" + EnvServerURL + ") as a baseline", Run: runSample},
-		{Name: "gate", Summary: "watch the server for $" + EnvGateSeconds + " s: heartbeat green, version $" + EnvVersion + ", the baseline's objects unchanged", Run: runGate},
+		{Name: "sample", Summary: "record what a few objects answer at the reader ($" + EnvReaderURL + ") as a baseline", Run: runSample},
+		{Name: "gate", Summary: "watch the server ($" + EnvServerURL + ") for $" + EnvGateSeconds + " s: heartbeat green, version $" + EnvVersion + "; and the baseline's objects unchanged at the reader", Run: runGate},
 	},
 }
 
@@ -56,11 +62,11 @@ func runSample(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if len(args) > 0 {
 		return subcommand.UsageErrorf("no arguments expected")
 	}
-	base := os.Getenv(EnvServerURL)
-	if base == "" {
-		return subcommand.UsageErrorf("%s is not set", EnvServerURL)
+	reader, err := readerEndpoint()
+	if err != nil {
+		return err
 	}
-	b, err := Sample(ctx, &http.Client{Timeout: requestTimeout}, base)
+	b, err := Sample(ctx, &http.Client{Timeout: requestTimeout}, reader)
 	if err != nil {
 		return report(err)
 	}
@@ -80,6 +86,10 @@ func runGate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if base == "" || version == "" {
 		return subcommand.UsageErrorf("%s and %s must be set", EnvServerURL, EnvVersion)
 	}
+	reader, err := readerEndpoint()
+	if err != nil {
+		return err
+	}
 	seconds, err := strconv.Atoi(os.Getenv(EnvGateSeconds))
 	if err != nil || seconds < 0 {
 		return subcommand.UsageErrorf("%s=%q is not a number of seconds", EnvGateSeconds, os.Getenv(EnvGateSeconds))
@@ -88,12 +98,21 @@ func runGate(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := json.Unmarshal([]byte(os.Getenv(EnvBaseline)), &baseline); err != nil {
 		return subcommand.UsageErrorf("%s is not a baseline: %v", EnvBaseline, err)
 	}
-	err = Gate(ctx, &http.Client{Timeout: requestTimeout}, base, version, baseline, time.Duration(seconds)*time.Second, checkInterval)
+	err = Gate(ctx, &http.Client{Timeout: requestTimeout}, Endpoint{URL: base}, reader, version, baseline, time.Duration(seconds)*time.Second, checkInterval)
 	if err != nil {
 		return report(err)
 	}
 	fmt.Fprintf(stdout, "Kinto %s stayed healthy for %d s, with %d objects and lists answering as before\n", version, seconds, len(baseline))
 	return nil
+}
+
+// readerEndpoint is the reader the environment names.
+func readerEndpoint() (Endpoint, error) {
+	r := Endpoint{URL: os.Getenv(EnvReaderURL), User: os.Getenv(EnvReaderUser), Password: os.Getenv(EnvReaderPassword)}
+	if r.URL == "" || r.User == "" {
+		return Endpoint{}, subcommand.UsageErrorf("%s and %s must be set", EnvReaderURL, EnvReaderUser)
+	}
+	return r, nil
 }
 
 // report writes a failure to the termination log, for the operator's condition, and returns it.

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -15,8 +16,9 @@ import (
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
-// TestHibernateAndWake puts an instance with data to sleep: no pod of it runs, its volume and
-// credentials stay; woken, it serves the same data.
+// TestHibernateAndWake puts an instance with data to sleep with the administrators' plugin
+// (`kubectl kinto hibernate`): no pod of it runs, its volume and credentials stay; woken
+// (`kubectl kinto wake`), it serves the same data.
 func TestHibernateAndWake(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
@@ -24,7 +26,9 @@ func TestHibernateAndWake(t *testing.T) {
 	data := populate(t, inst)
 	volume := dataVolume(t, inst).UID
 
-	setHibernate(t, inst, true)
+	if out := kubectlKinto(t, ns, "hibernate", inst.Name); !strings.Contains(out, "hibernating") {
+		t.Errorf("kubectl kinto hibernate: %s", out)
+	}
 	kintotest.Eventually(t, readyTimeout, pollInterval, "no pod of the hibernating instance left", func() (bool, string) {
 		server, database := podsOf(t, inst, resources.ComponentServer), podsOf(t, inst, resources.ComponentDatabase)
 		return len(server)+len(database) == 0, fmt.Sprintf("%d server and %d database pods", len(server), len(database))
@@ -41,7 +45,9 @@ func TestHibernateAndWake(t *testing.T) {
 		t.Fatalf("the data volume claim was replaced while hibernating (uid %s, was %s)", got, volume)
 	}
 
-	setHibernate(t, inst, false)
+	if out := kubectlKinto(t, ns, "wake", inst.Name); !strings.Contains(out, "waking") {
+		t.Errorf("kubectl kinto wake: %s", out)
+	}
 	woken := waitReady(t, inst)
 	if meta.FindStatusCondition(woken.Status.Conditions, v1alpha1.ConditionHibernating) != nil {
 		t.Errorf("the woken instance still reports Hibernating: %s", describeStatus(woken))
@@ -49,13 +55,4 @@ func TestHibernateAndWake(t *testing.T) {
 	api := kintoAPI(t, woken)
 	waitHealthy(t, api)
 	kintotest.CompareSnapshots(t, "the woken instance", data.snapshot, kintotest.Snapshot(t, api, data.ids))
-}
-
-func setHibernate(t *testing.T, inst *v1alpha1.KintoInstance, hibernate bool) {
-	t.Helper()
-	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"hibernate":%t}}`, hibernate))
-	if err := k8s.Patch(context.Background(), inst.DeepCopy(), patch); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("spec.hibernate set to %t", hibernate)
 }

@@ -28,13 +28,7 @@ func TestKubectlKinto(t *testing.T) {
 	data := populate(t, source)
 	kinto := func(args ...string) string {
 		t.Helper()
-		var out, errOut bytes.Buffer
-		code := plugin.Run(context.Background(), append([]string{"--kubeconfig", os.Getenv("KUBECONFIG"), "-n", ns}, args...),
-			plugin.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-		if code != 0 {
-			t.Fatalf("kubectl kinto %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
-		}
-		return out.String()
+		return kubectlKinto(t, ns, args...)
 	}
 
 	if out := kinto("status", source.Name); !strings.Contains(out, "Ready:        True") {
@@ -65,4 +59,17 @@ func TestKubectlKinto(t *testing.T) {
 	}
 	restored := &v1alpha1.KintoInstance{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: source.Name + "-copy"}}
 	checkRestored(t, restored, source, data)
+}
+
+// kubectlKinto runs `kubectl kinto ARGS` in namespace ns as the plugin's binary runs it, and
+// returns what it printed; the test fails on a non-zero exit.
+func kubectlKinto(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := plugin.Run(context.Background(), append([]string{"--kubeconfig", os.Getenv("KUBECONFIG"), "-n", ns}, args...),
+		plugin.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	if code != 0 {
+		t.Fatalf("kubectl kinto %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
+	}
+	return out.String()
 }

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -19,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
-	"github.com/kinto-storage/kinto-operator/internal/plugin"
 	"github.com/kinto-storage/kinto-operator/internal/portable"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
@@ -57,14 +55,10 @@ func TestPortableExportToS3(t *testing.T) {
 	// The administrators' plugin takes it, follows it and writes it from the bucket, with the
 	// bucket's credentials Secret its kubeconfig reads.
 	file := filepath.Join(t.TempDir(), "export.yaml")
-	var out, errOut bytes.Buffer
-	if code := plugin.Run(context.Background(), []string{"--kubeconfig", os.Getenv("KUBECONFIG"), "-n", ns, "export", source.Name,
-		"--user", porter, "--password-secret", secret.Name, "-o", file}, plugin.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}); code != 0 {
-		t.Fatalf("kubectl kinto export: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
-	}
-	created := regexp.MustCompile(`kintobackup/(\S+) created`).FindStringSubmatch(out.String())
-	if created == nil || !strings.Contains(out.String(), file+" written: ") {
-		t.Fatalf("kubectl kinto export:\n%s", out.String())
+	out := kubectlKinto(t, ns, "export", source.Name, "--user", porter, "--password-secret", secret.Name, "-o", file)
+	created := regexp.MustCompile(`kintobackup/(\S+) created`).FindStringSubmatch(out)
+	if created == nil || !strings.Contains(out, file+" written: ") {
+		t.Fatalf("kubectl kinto export:\n%s", out)
 	}
 	backup := waitBackupCompleted(t, ns, created[1])
 	checkCompletedBackup(t, backup)

@@ -200,6 +200,11 @@ func TestSafeUpgradeAndRollbacks(t *testing.T) {
 		if done.Status.Version != step.running {
 			t.Errorf("after the upgrade to %s: status.version %s, want %s", step.version, done.Status.Version, step.running)
 		}
+		// The gate read alice's own buckets, which nobody reads anonymously, through its
+		// reader server.
+		if baseline := done.Status.Upgrade.Baseline; step.phase == v1alpha1.UpgradeSucceeded && baseline["/buckets/journal"] == "" {
+			t.Errorf("the upgrade's baseline holds no private bucket: %v", baseline)
+		}
 		// Without spec.backup, the upgrade's copy is its safety dump, listed as no backup, and
 		// its scratch volume goes once the upgrade has ended.
 		if u := done.Status.Upgrade; step.backedUp != (u.Backup != "") || step.backedUp == (u.SafetyDump != "") {

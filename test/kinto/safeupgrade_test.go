@@ -13,6 +13,7 @@ import (
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/backup/backupenv"
+	"github.com/kinto-storage/kinto-operator/internal/kintoconfig"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 	"github.com/kinto-storage/kinto-operator/internal/upgrade"
 	"github.com/kinto-storage/kinto-operator/test/kintotest"
@@ -20,8 +21,10 @@ import (
 
 // TestReadOnlyAndHealthGate runs what a safe upgrade relies on against the real server: the
 // server with its writes closed (resources.CloseWrites) refuses every write with Kinto's own
-// error and serves every read; the health gate's baseline, sampled from it, passes on the same
-// data at the right version, and fails at another version, or once an object is gone.
+// error and serves every read; the health gate's reader server (kintoconfig.RenderReader, on the
+// same database) lets the gate read every object, the private ones too, and write none; the
+// baseline sampled through it passes on the same data at the right version, and fails at another
+// version, or once an object is gone.
 func TestReadOnlyAndHealthGate(t *testing.T) {
 	t.Parallel()
 	inst := newInstance("gate", nil)
@@ -32,22 +35,9 @@ func TestReadOnlyAndHealthGate(t *testing.T) {
 	kintotest.Populate(t, api)
 	ctx := context.Background()
 	hc := &http.Client{Timeout: 15 * time.Second}
-	// A server with no bucket anyone may read, as most are: its anonymous list is refused, and
-	// the gate takes that refusal as its baseline.
-	private, err := upgrade.Sample(ctx, hc, open.root)
-	if err != nil {
-		t.Fatalf("sampling a server with no public bucket: %v", err)
-	}
-	if err := upgrade.Check(ctx, hc, open.root, v1alpha1.DefaultKintoVersion, private); err != nil {
-		t.Errorf("the gate on a server with no public bucket: %v", err)
-	}
-	alice := api.As("alice", "alice-secret-1")
-	// What the gate, which holds no credentials, reads: a bucket anyone may read, its collection
-	// and records.
-	alice.Must("PUT", "/buckets/public", map[string]any{"permissions": map[string]any{"read": []string{"system.Everyone"}}}, nil, http.StatusCreated)
-	alice.Must("PUT", "/buckets/public/collections/news", map[string]any{"data": map[string]any{"title": "News"}}, nil, http.StatusCreated)
-	for _, id := range []string{"a", "b", "c"} {
-		alice.Must("PUT", "/buckets/public/collections/news/records/"+id, map[string]any{"data": map[string]any{"n": id}}, nil, http.StatusCreated)
+	// Nothing of it is public but one record: anonymously, a gate would read no bucket.
+	if r := api.Call("GET", "/buckets", nil); r.Status != http.StatusUnauthorized && r.Status != http.StatusForbidden {
+		t.Fatalf("the anonymous bucket list answers %d %s: the dataset has a public bucket", r.Status, r.Body)
 	}
 	open.stop()
 
@@ -63,54 +53,77 @@ func TestReadOnlyAndHealthGate(t *testing.T) {
 	if status, checks := roAPI.Heartbeat(); status != http.StatusOK {
 		t.Fatalf("read-only server's heartbeat: %d %v", status, checks)
 	}
-	for _, w := range []struct{ method, path string }{
-		{"PUT", "/buckets/library/collections/books/records/during-upgrade"},
-		{"POST", kintotest.BooksPath},
-		{"PATCH", kintotest.BooksPath + "/changed"},
-		{"DELETE", kintotest.BooksPath + "/changed"},
-		{"PUT", "/buckets/new-bucket"},
-	} {
-		r := roAlice.Call(w.method, w.path, map[string]any{"data": map[string]any{"title": "lost?"}})
-		var kintoErr struct {
-			Code  int    `json:"code"`
-			Errno int    `json:"errno"`
-			Error string `json:"error"`
-		}
-		// Kinto's read-only mode registers no write method: 405, errno 115 (METHOD_NOT_ALLOWED).
-		if err := json.Unmarshal(r.Body, &kintoErr); err != nil || r.Status != http.StatusMethodNotAllowed || kintoErr.Code != r.Status || kintoErr.Errno != 115 {
-			t.Errorf("%s %s on the read-only server: %d %s, want Kinto's 405 errno 115", w.method, w.path, r.Status, r.Body)
-		} else {
-			t.Logf("%s %s on the read-only server: %d %s", w.method, w.path, r.Status, strings.TrimSpace(string(r.Body)))
+	refusesWrites := func(what string, as kintotest.Client) {
+		t.Helper()
+		for _, w := range []struct{ method, path string }{
+			{"PUT", "/buckets/library/collections/books/records/during-upgrade"},
+			{"POST", kintotest.BooksPath},
+			{"PATCH", kintotest.BooksPath + "/changed"},
+			{"DELETE", kintotest.BooksPath + "/changed"},
+			{"PUT", "/buckets/new-bucket"},
+		} {
+			r := as.Call(w.method, w.path, map[string]any{"data": map[string]any{"title": "lost?"}})
+			var kintoErr struct {
+				Code  int    `json:"code"`
+				Errno int    `json:"errno"`
+				Error string `json:"error"`
+			}
+			// Kinto's read-only mode registers no write method: 405, errno 115 (METHOD_NOT_ALLOWED).
+			if err := json.Unmarshal(r.Body, &kintoErr); err != nil || r.Status != http.StatusMethodNotAllowed || kintoErr.Code != r.Status || kintoErr.Errno != 115 {
+				t.Errorf("%s %s on the %s: %d %s, want Kinto's 405 errno 115", w.method, w.path, what, r.Status, r.Body)
+			} else {
+				t.Logf("%s %s on the %s: %d %s", w.method, w.path, what, r.Status, strings.TrimSpace(string(r.Body)))
+			}
 		}
 	}
+	refusesWrites("read-only server", roAlice)
 	roAlice.Must("GET", kintotest.BooksPath+"/changed", nil, nil, http.StatusOK)
 	roAlice.Must("GET", "/buckets/library/collections/books/records/during-upgrade", nil, nil, http.StatusForbidden, http.StatusNotFound)
 
-	baseline, err := upgrade.Sample(ctx, hc, ro.root)
+	// The gate's reader server, as the gate's pod runs it beside its step.
+	served := d.ini
+	readerIni, err := kintoconfig.RenderReader(d.inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// localIni moves the host to 127.0.0.1 itself, from the server's 0.0.0.0.
+	d.ini = strings.Replace(readerIni, "\nhost = 127.0.0.1\n", "\nhost = 0.0.0.0\n", 1)
+	readerServer := d.startServer()
+	d.ini = served
+	// Any user and password: basic auth alone, on a server no one else reaches.
+	reader := upgrade.Endpoint{URL: readerServer.root, User: "gate", Password: "any-password"}
+	refusesWrites("gate's reader server", newAPI(t, readerServer).As(reader.User, reader.Password))
+
+	baseline, err := upgrade.Sample(ctx, hc, reader)
 	if err != nil {
 		t.Fatalf("sampling the baseline: %v", err)
 	}
 	t.Logf("baseline: %v", baseline)
-	for _, p := range []string{"/buckets/", "/buckets/public", "/buckets/public/collections/", "/buckets/public/collections/news/records/c"} {
+	if len(baseline) != upgrade.MaxSampled {
+		t.Errorf("the baseline holds %d objects and lists, want %d", len(baseline), upgrade.MaxSampled)
+	}
+	// alice's bucket and collection, which only she and bob may read, and her records.
+	for _, p := range []string{"/buckets/", "/buckets/library", "/buckets/library/collections/", "/buckets/library/collections/books", kintotest.BooksPath + "/", kintotest.BooksPath + "/changed"} {
 		if _, ok := baseline[p]; !ok {
 			t.Errorf("baseline has no %s", p)
 		}
 	}
-	if err := upgrade.Gate(ctx, hc, ro.root, v1alpha1.DefaultKintoVersion, baseline, 2*time.Second, time.Second); err != nil {
+	server := upgrade.Endpoint{URL: ro.root}
+	if err := upgrade.Gate(ctx, hc, server, reader, v1alpha1.DefaultKintoVersion, baseline, 2*time.Second, time.Second); err != nil {
 		t.Errorf("the gate fails on a good server: %v", err)
 	}
-	if err := upgrade.Check(ctx, hc, ro.root, "26.4.0", baseline); err == nil || !strings.Contains(err.Error(), "26.4.0") {
+	if err := upgrade.Check(ctx, hc, server, reader, "26.4.0", baseline); err == nil || !strings.Contains(err.Error(), "26.4.0") {
 		t.Errorf("the gate on a server of another version: %v", err)
 	} else {
 		t.Logf("wrong version: %v", err)
 	}
 	ro.stop()
 
-	// An object gone (as a migration that lost it would leave it).
+	// A private record gone (as a migration that lost it would leave it).
 	d.serverC = resources.ServerDeployment(inst, inst.Spec.Version, "", "").Spec.Template.Spec.Containers[0]
 	rw := d.startServer()
-	newAPI(t, rw).As("alice", "alice-secret-1").Must("DELETE", "/buckets/public/collections/news/records/c", nil, nil, http.StatusOK)
-	if err := upgrade.Check(ctx, hc, rw.root, v1alpha1.DefaultKintoVersion, baseline); err == nil || !strings.Contains(err.Error(), "/records") {
+	newAPI(t, rw).As("alice", "alice-secret-1").Must("DELETE", kintotest.BooksPath+"/changed", nil, nil, http.StatusOK)
+	if err := upgrade.Check(ctx, hc, upgrade.Endpoint{URL: rw.root}, reader, v1alpha1.DefaultKintoVersion, baseline); err == nil || !strings.Contains(err.Error(), "/records") {
 		t.Errorf("the gate with a record gone: %v", err)
 	} else {
 		t.Logf("record gone: %v", err)
