@@ -76,15 +76,7 @@ func TestPortableImportLoaderPrincipal(t *testing.T) {
 	d.migrate()
 	public := newAPI(t, d.startServer())
 	public.CreateAccount(porter, porterPassword)
-	served := d.ini
-	importIni, err := kintoconfig.RenderImport(d.inst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// localIni moves the host to 127.0.0.1 itself, from the server's 0.0.0.0.
-	d.ini = strings.Replace(importIni, "\nhost = 127.0.0.1\n", "\nhost = 0.0.0.0\n", 1)
-	importServer := d.startServer()
-	d.ini = served
+	importServer := d.startPrivateServer(kintoconfig.RenderImport)
 	load := func() string {
 		// Any user and password: basic auth alone, on a server no one else reaches.
 		return runPortable(t, "import", backupenv.PortableURL+"="+importServer.url, backupenv.PortableUser+"=import",

@@ -322,6 +322,22 @@ func (d *deployment) startServer() *kintoServer {
 	}
 }
 
+// startPrivateServer starts a server of the deployment with the ini of a server private to a
+// Job's pod (render: kintoconfig.RenderImport or RenderReader), which listens on 127.0.0.1 as
+// every server of these tests does.
+func (d *deployment) startPrivateServer(render func(*v1alpha1.KintoInstance) (string, error)) *kintoServer {
+	d.t.Helper()
+	ini, err := render(d.inst)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	served := d.ini
+	defer func() { d.ini = served }()
+	// localIni moves the host to 127.0.0.1 itself, from the server's 0.0.0.0.
+	d.ini = strings.Replace(ini, "\nhost = 127.0.0.1\n", "\nhost = 0.0.0.0\n", 1)
+	return d.startServer()
+}
+
 // launchServer runs one server process on port; it reports false if the port was taken.
 func (d *deployment) launchServer(name, dir string, port int) (*kintoServer, bool) {
 	t := d.t

@@ -81,15 +81,7 @@ func TestReadOnlyAndHealthGate(t *testing.T) {
 	roAlice.Must("GET", "/buckets/library/collections/books/records/during-upgrade", nil, nil, http.StatusForbidden, http.StatusNotFound)
 
 	// The gate's reader server, as the gate's pod runs it beside its step.
-	served := d.ini
-	readerIni, err := kintoconfig.RenderReader(d.inst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// localIni moves the host to 127.0.0.1 itself, from the server's 0.0.0.0.
-	d.ini = strings.Replace(readerIni, "\nhost = 127.0.0.1\n", "\nhost = 0.0.0.0\n", 1)
-	readerServer := d.startServer()
-	d.ini = served
+	readerServer := d.startPrivateServer(kintoconfig.RenderReader)
 	// Any user and password: basic auth alone, on a server no one else reaches.
 	reader := upgrade.Endpoint{URL: readerServer.root, User: "gate", Password: "any-password"}
 	refusesWrites("gate's reader server", newAPI(t, readerServer).As(reader.User, reader.Password))
