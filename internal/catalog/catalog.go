@@ -281,17 +281,24 @@ func majorOf(v string) int {
 
 // Settle records the outcome of an upgrade in progress at the end of a pass, from the status the
 // pass computed: rolled back once the safe upgrade to its release (status.upgrade) ended so;
-// succeeded once the schema is at its release (status.version) and the instance is Ready with
-// its rollout done.
+// succeeded once the schema is at its release (status.version), the safe upgrade to it (if one
+// runs) succeeded, and the instance is Ready with its rollout done. The schema is at the release
+// from the migration on, while the safe upgrade still starts the new release and gates it, and
+// may yet roll it back.
 func Settle(status *v1alpha1.KintoInstanceStatus, now time.Time) {
 	if status.Updates == nil || status.Updates.LastUpgrade == nil || status.Updates.LastUpgrade.Outcome != v1alpha1.UpgradeOutcomeInProgress {
 		return
 	}
 	last := status.Updates.LastUpgrade
+	safe := status.Upgrade
+	if safe != nil && (safe.To != last.To || safe.StartedAt.Before(&last.Started)) {
+		safe = nil // another upgrade's
+	}
 	switch {
-	case status.Upgrade != nil && status.Upgrade.Phase == v1alpha1.UpgradeRolledBack && status.Upgrade.To == last.To && !status.Upgrade.StartedAt.Before(&last.Started):
-		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeRolledBack, status.Upgrade.PhaseSince.DeepCopy()
-	case last.To == status.Version && meta.IsStatusConditionTrue(status.Conditions, v1alpha1.ConditionReady) &&
+	case safe != nil && safe.Phase == v1alpha1.UpgradeRolledBack:
+		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeRolledBack, safe.PhaseSince.DeepCopy()
+	case last.To == status.Version && (safe == nil || safe.Phase == v1alpha1.UpgradeSucceeded) &&
+		meta.IsStatusConditionTrue(status.Conditions, v1alpha1.ConditionReady) &&
 		meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionRollingOut) == nil:
 		last.Outcome, last.Finished = v1alpha1.UpgradeOutcomeSucceeded, &metav1.Time{Time: now}
 	}

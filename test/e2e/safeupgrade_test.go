@@ -135,6 +135,24 @@ func waitUpgrade(t *testing.T, inst *v1alpha1.KintoInstance, version string, pha
 	return got
 }
 
+// waitWritesOpen waits until the server answers as version with its writes open: the pods of the
+// read-only release may serve the connections their clients keep open until they exit.
+func waitWritesOpen(t *testing.T, api kintotest.Client, version string) {
+	t.Helper()
+	kintotest.Eventually(t, readyTimeout, pollInterval, "the server answers as "+version+", writes open", func() (bool, string) {
+		r, err := api.TryCall("GET", "/", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		var hello struct {
+			ProjectVersion string         `json:"project_version"`
+			Settings       map[string]any `json:"settings"`
+		}
+		_ = json.Unmarshal(r.Body, &hello)
+		return hello.ProjectVersion == version && hello.Settings["readonly"] == false, string(r.Body)
+	})
+}
+
 // logUpgrade logs how long the upgrade took and how long writes were closed.
 func logUpgrade(t *testing.T, u *v1alpha1.UpgradeStatus) {
 	t.Helper()
@@ -217,18 +235,7 @@ func TestSafeUpgradeAndRollbacks(t *testing.T) {
 				return apierrors.IsNotFound(err), fmt.Sprintf("%v (deleting since %v)", err, claim.DeletionTimestamp)
 			})
 		}
-		kintotest.Eventually(t, readyTimeout, pollInterval, "the server answers as "+step.running+", writes open", func() (bool, string) {
-			r, err := api.TryCall("GET", "/", nil)
-			if err != nil {
-				return false, err.Error()
-			}
-			var hello struct {
-				ProjectVersion string         `json:"project_version"`
-				Settings       map[string]any `json:"settings"`
-			}
-			_ = json.Unmarshal(r.Body, &hello)
-			return hello.ProjectVersion == step.running && hello.Settings["readonly"] == false, string(r.Body)
-		})
+		waitWritesOpen(t, api, step.running)
 		kintotest.CompareSnapshots(t, "after the upgrade to "+step.version, before, kintotest.Snapshot(t, api, ids))
 		d := serverDeployment(t, inst)
 		if img := d.Spec.Template.Spec.Containers[0].Image; img != resources.ServerImage(inst, step.running) || resources.WritesClosed(&d.Spec.Template) {
