@@ -52,6 +52,11 @@ func privateServerPod(inst *v1alpha1.KintoInstance, version, image, ini string) 
 		TimeoutSeconds:   heartbeatTimeoutSeconds + 5,
 		FailureThreshold: 150,
 	}
+	// Kinto runs as its container's first process, which ignores SIGTERM: once the steps are
+	// done, it would hold the Job's end for the pod's whole grace period (30 s by default).
+	// Nothing is in flight then, nor anything to keep when the pod is deleted: the steps' own
+	// work is retried whole.
+	pod.TerminationGracePeriodSeconds = ptr.To[int64](1)
 	pod.InitContainers = []corev1.Container{server}
 	pod.Containers = nil
 	return pod

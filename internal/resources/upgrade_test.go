@@ -49,6 +49,9 @@ func TestUpgradeObjects(t *testing.T) {
 			!slices.Equal(reader.Command, []string{"kinto", "start", "--ini", "/etc/kinto/" + ReaderConfigFileName}) {
 			t.Errorf("%s reader: %s %s restart %v command %v, want a native sidecar of %s with the reader's ini", tc.name, reader.Name, reader.Image, reader.RestartPolicy, reader.Command, tc.image)
 		}
+		if g := tc.pod.TerminationGracePeriodSeconds; g == nil || *g > 1 {
+			t.Errorf("%s grace period %v: the reader ignores SIGTERM, and would hold the Job's end that long", tc.name, g)
+		}
 		if got := tc.pod.Volumes; len(got) != 2 || got[0].ConfigMap == nil || got[0].ConfigMap.Name != ConfigMapName(inst) || got[1].EmptyDir == nil {
 			t.Errorf("%s volumes %+v, want the instance's configuration and scratch space", tc.name, got)
 		}
