@@ -62,6 +62,17 @@ func TestCatalogueUpgradeInItsWindow(t *testing.T) {
 		})
 	}
 	edit(class, func() { class.Spec.Updates.MaintenanceWindow = window })
+	// The release is published once the instance shows the window: the operator reads the
+	// class and the catalogue from two caches, and a class with no window takes updates at
+	// any time.
+	kintotest.Eventually(t, time.Minute, pollInterval, "the window shown", func() (bool, string) {
+		cur := &v1alpha1.KintoInstance{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(inst), cur); err != nil {
+			return false, err.Error()
+		}
+		u := cur.Status.Updates
+		return u != nil && u.NextWindow != nil && u.NextWindow.Time.Equal(opens), fmt.Sprintf("status.updates %+v, want the window at %s", u, opens)
+	})
 	edit(cat, func() {
 		cat.Spec.Releases = append(cat.Spec.Releases, v1alpha1.KintoRelease{Version: v1alpha1.DefaultKintoVersion, Image: image(v1alpha1.DefaultKintoVersion)})
 	})
