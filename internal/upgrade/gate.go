@@ -26,8 +26,8 @@ const maxPath = 256
 // everything sees them (the reader server of the gate's pod), and the list of buckets itself.
 type Baseline map[string]string
 
-// Endpoint is a Kinto server (its URL, without /v1) and the basic auth the gate reads it with;
-// no user reads it anonymously.
+// Endpoint is a Kinto server (its URL, without /v1) and the basic auth the gate reads it with,
+// anonymously when User is empty.
 type Endpoint struct{ URL, User, Password string }
 
 // bucketsPath is the list of readable buckets, always in a baseline: an empty list then says no
