@@ -71,6 +71,15 @@ func TestServerDeployment(t *testing.T) {
 			if slices.Contains(c.Command, "migrate") || c.Command[0] != "kinto" || c.Command[1] != "start" {
 				t.Errorf("command %q must start the server without migrating", c.Command)
 			}
+			// Kinto must not be the first process, which would never see SIGTERM.
+			pod := d.Spec.Template.Spec
+			if !ptr.Deref(pod.ShareProcessNamespace, false) {
+				t.Error("the server pod does not share its process namespace: Kinto would be its first process")
+			}
+			if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil ||
+				c.Lifecycle.PreStop.Sleep.Seconds <= 0 || c.Lifecycle.PreStop.Sleep.Seconds >= *pod.TerminationGracePeriodSeconds {
+				t.Errorf("preStop %+v: the server must keep serving a few seconds, within its grace period, once told to stop", c.Lifecycle)
+			}
 			env := map[string]string{}
 			for _, e := range c.Env {
 				if e.Value != "" && strings.Contains(strings.ToLower(e.Name), "secret") {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -145,6 +146,7 @@ func TestSelfHealing(t *testing.T) {
 		if err := k8s.Delete(context.Background(), &pods[0]); err != nil {
 			t.Fatal(err)
 		}
+		deleted := time.Now()
 		t.Logf("deleted %s pod %s", component, pods[0].Name)
 		kintotest.Eventually(t, readyTimeout, pollInterval, "a new "+component+" pod ready", func() (bool, string) {
 			var state []string
@@ -156,6 +158,19 @@ func TestSelfHealing(t *testing.T) {
 			}
 			return false, fmt.Sprint(state)
 		})
+		if component == resources.ComponentServer {
+			// Kinto stops on SIGTERM, a few seconds after its pod left the endpoints: not at the
+			// end of its 30 s grace period, as it did when it was the pod's first process.
+			kintotest.Eventually(t, time.Minute, pollInterval, "the deleted server pod gone", func() (bool, string) {
+				err := k8s.Get(context.Background(), client.ObjectKeyFromObject(&pods[0]), &corev1.Pod{})
+				return apierrors.IsNotFound(err), fmt.Sprint(err)
+			})
+			took := time.Since(deleted)
+			t.Logf("the deleted server pod was gone %.1fs after its deletion", took.Seconds())
+			if took > 20*time.Second {
+				t.Errorf("the deleted server pod took %.1fs to go: Kinto did not stop on SIGTERM", took.Seconds())
+			}
+		}
 		waitHealthy(t, api)
 		kintotest.CompareSnapshots(t, "the instance after its "+component+" pod was killed", before, kintotest.Snapshot(t, api, ids))
 	}
