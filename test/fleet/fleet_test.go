@@ -88,6 +88,10 @@ type results struct {
 		OperatorRequests   map[string]int `json:"operatorRequestsByVerb"`
 		Reconciles         int            `json:"reconciles"`
 		BaselineObjectKind map[string]int `json:"baselineObjectsByKind"`
+		// The CPU each process used, in seconds, while the objects were created: what limits
+		// both times on a machine whose cores they all share.
+		OperatorCPUSeconds cpuUse `json:"operatorCPUSeconds"`
+		BaselineCPUSeconds cpuUse `json:"baselineCPUSeconds"`
 	} `json:"provisioning"`
 	SteadyState struct {
 		Instances          int            `json:"instances"`
@@ -166,11 +170,13 @@ func TestFleet(t *testing.T) {
 	res.Provisioning.BaselineSeconds = baseline.seconds
 	res.Provisioning.BaselineWorkers = baseline.workers
 	res.Provisioning.BaselineObjectKind = baseline.byKind
+	res.Provisioning.BaselineCPUSeconds = baseline.cpu
 	b.startManager(t)
-	start := time.Now()
+	start, cpuBefore := time.Now(), b.cpuUse(t)
 	fleet := b.createInstances(t, ctx, "fleet", 0, n, releaseBefore)
 	b.waitChildren(t, fleet, baseline.perInstance, 30*time.Minute)
 	res.Provisioning.OperatorSeconds = time.Since(start).Seconds()
+	res.Provisioning.OperatorCPUSeconds = b.cpuUse(t).since(cpuBefore)
 	res.Provisioning.Instances = n
 	res.Provisioning.ObjectsByKind = b.childrenByKind(t, "fleet-")
 	for _, c := range res.Provisioning.ObjectsByKind {
@@ -180,8 +186,9 @@ func TestFleet(t *testing.T) {
 	provisioned := b.scrape(t)
 	res.Provisioning.OperatorRequests = provisioned.byVerb()
 	res.Provisioning.Reconciles = provisioned.reconciles()
-	t.Logf("provisioning: operator %.1fs, baseline %.1fs, operator's requests %v, %d reconciles", res.Provisioning.OperatorSeconds,
-		res.Provisioning.BaselineSeconds, res.Provisioning.OperatorRequests, res.Provisioning.Reconciles)
+	t.Logf("provisioning: operator %.1fs, baseline %.1fs, operator's requests %v, %d reconciles; CPU seconds %v, baseline's %v", res.Provisioning.OperatorSeconds,
+		res.Provisioning.BaselineSeconds, res.Provisioning.OperatorRequests, res.Provisioning.Reconciles,
+		res.Provisioning.OperatorCPUSeconds, res.Provisioning.BaselineCPUSeconds)
 	if os.Getenv("PROVISIONING_ONLY") != "" {
 		// Stopped, not killed, so that a --cpu-profile in MANAGER_ARGS is written.
 		b.stopManager(t)
@@ -289,6 +296,8 @@ func formatTable(r *results) string {
 	p := r.Provisioning
 	row(fmt.Sprintf("1. provisioning %d instances (%d objects)", p.Instances, p.Objects),
 		"operator %.1f s, plain client %.1f s (%d workers): ratio %.2f (goal <= 1.3)", p.OperatorSeconds, p.BaselineSeconds, p.BaselineWorkers, p.Ratio)
+	row("   CPU used meanwhile, operator's run", "%s", p.OperatorCPUSeconds)
+	row("   CPU used meanwhile, plain client's run", "%s", p.BaselineCPUSeconds)
 	ss := r.SteadyState
 	row(fmt.Sprintf("2. steady state, %d instances, after restart", ss.Instances),
 		"%d writes (goal 0); %d reconciles to settle, %d in the next 10 s; requests %v, of which %d POSTs authorise the scrapes", ss.Writes, ss.ReconcilesToSettle, ss.ReconcilesAfter, ss.RequestsByVerb, ss.ScrapeReviews)
@@ -550,6 +559,7 @@ func parallel(t *testing.T, workers, count int, do func(i int) error) {
 
 type baselineResult struct {
 	seconds     float64
+	cpu         cpuUse
 	workers     int
 	perInstance int
 	byKind      map[string]int
@@ -578,7 +588,7 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 	b.ensureNamespaces(t, ctx, keys)
 	workers := 16
 	created := make([][]client.Object, n)
-	start := time.Now()
+	start, cpuBefore := time.Now(), b.cpuUse(t)
 	parallel(t, workers, n, func(i int) error {
 		inst := newInstance(keys[i].Namespace, keys[i].Name, releaseBefore)
 		if err := c.Create(ctx, inst); err != nil {
@@ -610,7 +620,7 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 		}
 		return nil
 	})
-	res := baselineResult{seconds: time.Since(start).Seconds(), workers: workers, byKind: map[string]int{}}
+	res := baselineResult{seconds: time.Since(start).Seconds(), cpu: b.cpuUse(t).since(cpuBefore), workers: workers, byKind: map[string]int{}}
 	res.perInstance = len(created[0]) - 1
 	for _, objs := range created {
 		for _, o := range objs[1:] {
@@ -1063,4 +1073,77 @@ func (b *bench) memory(t *testing.T) (rss, heap float64) {
 		}
 	}
 	return rss, heap
+}
+
+// cpuUse is the CPU time, in seconds, that each process of the bench has used: the API server,
+// etcd, the operator and the bench itself (the plain client, the instances' creation, its
+// cache). The first three are the bench's child processes.
+type cpuUse map[string]float64
+
+var benchProcesses = map[string]string{"kube-apiserver": "apiServer", "etcd": "etcd", "manager": "operator"}
+
+// cpuUse reads each process's use from /proc (Linux's clock ticks are 1/100 s for every
+// process).
+func (b *bench) cpuUse(t *testing.T) cpuUse {
+	use := cpuUse{"bench": 0}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		name, parent, ticks, ok := procStat(pid)
+		if !ok {
+			continue
+		}
+		if pid == os.Getpid() {
+			use["bench"] += ticks / 100
+		} else if key, mine := benchProcesses[name]; mine && parent == os.Getpid() {
+			use[key] += ticks / 100
+		}
+	}
+	return use
+}
+
+// procStat reads a process's name, parent and CPU ticks (user and system) from /proc.
+func procStat(pid int) (name string, parent int, ticks float64, ok bool) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	// pid (name) state ppid ... utime stime: the name may hold spaces and parentheses.
+	open, end := strings.IndexByte(string(raw), '('), strings.LastIndexByte(string(raw), ')')
+	if open < 0 || end < open {
+		return "", 0, 0, false
+	}
+	fields := strings.Fields(string(raw[end+1:]))
+	if len(fields) < 13 {
+		return "", 0, 0, false
+	}
+	parent, _ = strconv.Atoi(fields[1])
+	user, _ := strconv.ParseFloat(fields[11], 64)
+	system, _ := strconv.ParseFloat(fields[12], 64)
+	return string(raw[open+1 : end]), parent, user + system, true
+}
+
+// since is the use from before to u.
+func (u cpuUse) since(before cpuUse) cpuUse {
+	d := cpuUse{}
+	for k, v := range u {
+		d[k] = v - before[k]
+	}
+	return d
+}
+
+func (u cpuUse) String() string {
+	var parts []string
+	for _, k := range []string{"apiServer", "etcd", "operator", "bench"} {
+		if v, ok := u[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f s", k, v))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
