@@ -66,6 +66,10 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 	u := d.Upgrade
 	reportUpgrade(p, inst, u)
 	if !upgrade.Active(u) {
+		if upgrade.WaitsForWrites(u) {
+			// The pods' events bring it back as they roll; this in case one is missed.
+			p.requeueAt(p.now.Add(upgradePollInterval))
+		}
 		if upgrade.Active(o.Last) {
 			// Cleaned up from the next pass on, which reads the end recorded: a pass on a
 			// read from before it would start the deleted Jobs again.
@@ -136,7 +140,7 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 // objects of the phase's step.
 func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1alpha1.KintoInstance, o *upgrade.Observed) error {
 	u := o.Last
-	if !upgrade.Active(u) {
+	if !upgrade.Active(u) && !upgrade.WaitsForWrites(u) {
 		return nil
 	}
 	w, err := r.serverWrites(ctx, inst)
@@ -144,6 +148,7 @@ func (r *KintoInstanceReconciler) observeUpgrade(ctx context.Context, inst *v1al
 		return err
 	}
 	o.ServerVersion, o.WritesClosed, o.ServerReady = w.Version, w.Closed, w.Ready
+	o.WritesOpen = w.Ready && !w.Closed
 	switch u.Phase {
 	case v1alpha1.UpgradeBackingUp:
 		if o.SafetyDump {
@@ -323,13 +328,24 @@ func reportUpgrade(p *pass, inst *v1alpha1.KintoInstance, u *v1alpha1.UpgradeSta
 		message = fmt.Sprintf("the upgrade from Kinto %s to %s failed (%s): writes closed%s; %s is restored, then %s runs again", u.From, u.To, u.Failure, closed, upgradeCopy(inst, u), u.From)
 	case v1alpha1.UpgradeSucceeded:
 		status = metav1.ConditionTrue
-		message = fmt.Sprintf("upgraded from Kinto %s to %s; writes were closed from %s to %s", u.From, u.To,
-			u.WritesClosedAt.UTC().Format(time.RFC3339), u.WritesOpenedAt.UTC().Format(time.RFC3339))
+		message = fmt.Sprintf("upgraded from Kinto %s to %s; %s", u.From, u.To, writesReopening(u))
 	case v1alpha1.UpgradeRolledBack:
-		message = fmt.Sprintf("the upgrade from Kinto %s to %s (image %s) was rolled back: %s. Kinto %s serves the data as it was; writes are open again. "+
-			"This release is not tried again until spec.version or spec.image changes", u.From, u.To, u.Image, u.Failure, u.From)
+		message = fmt.Sprintf("the upgrade from Kinto %s to %s (image %s) was rolled back: %s. Kinto %s serves the data as it was; %s. "+
+			"This release is not tried again until spec.version or spec.image changes", u.From, u.To, u.Image, u.Failure, u.From, writesReopening(u))
 	}
 	setCondition(p, v1alpha1.ConditionUpgraded, status, string(u.Phase), message)
+}
+
+// writesReopening says when the writes of an upgrade that has ended were closed, and whether
+// they are open again: the server's pods roll back to read-write once it has ended.
+func writesReopening(u *v1alpha1.UpgradeStatus) string {
+	switch {
+	case u.WritesClosedAt == nil:
+		return "writes were never closed"
+	case u.WritesOpenedAt == nil:
+		return "writes, closed since " + u.WritesClosedAt.UTC().Format(time.RFC3339) + ", open again once the server's pods have rolled to read-write"
+	}
+	return "writes were closed from " + u.WritesClosedAt.UTC().Format(time.RFC3339) + " to " + u.WritesOpenedAt.UTC().Format(time.RFC3339)
 }
 
 // upgradeCopy says what the upgrade u copies the database to before the migration: its

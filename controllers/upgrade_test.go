@@ -154,8 +154,8 @@ func TestSafeUpgrade(t *testing.T) {
 	}
 	runJob(t, ns, gate.Name, "upgrade", "", false)
 	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeSucceeded)
-	if w := cur.Status.Upgrade.WritesOpenedAt; w == nil || w.Before(cur.Status.Upgrade.WritesClosedAt) {
-		t.Errorf("writes opened at %v", w)
+	if w := cur.Status.Upgrade.WritesOpenedAt; w != nil {
+		t.Errorf("writes opened at %v, before the server's pods took writes again", w)
 	}
 	eventually(t, "writes open again on the new release", func() error {
 		if img, closed := serverTemplate(t, inst); img != "kinto/kinto-server:26.5.0" || closed {
@@ -163,6 +163,7 @@ func TestSafeUpgrade(t *testing.T) {
 		}
 		return nil
 	})
+	waitWritesOpened(t, inst)
 	eventually(t, "the success counted", func() error {
 		if got := counter(t, "kinto_operator_upgrades_total", map[string]string{"result": "succeeded"}); got != succeeded+1 {
 			return fmt.Errorf("kinto_operator_upgrades_total{result=succeeded} = %v, was %v", got, succeeded)
@@ -201,8 +202,8 @@ func TestFailedUpgradeRollsBack(t *testing.T) {
 	finishJob(t, ns, rollback.Name, true)
 	markServerAvailable(t, inst)
 	cur = waitForUpgrade(t, inst, v1alpha1.UpgradeRolledBack)
-	if cur.Status.Version != "26.4.0" || cur.Status.Upgrade.WritesOpenedAt == nil {
-		t.Errorf("after the rollback: version %s, writes opened at %v", cur.Status.Version, cur.Status.Upgrade.WritesOpenedAt)
+	if cur.Status.Version != "26.4.0" || cur.Status.Upgrade.WritesOpenedAt != nil {
+		t.Errorf("after the rollback: version %s, writes opened at %v before the server's pods took writes again", cur.Status.Version, cur.Status.Upgrade.WritesOpenedAt)
 	}
 	eventually(t, "the previous release serves, writes open", func() error {
 		if img, closed := serverTemplate(t, inst); img != "kinto/kinto-server:26.4.0" || closed {
@@ -210,6 +211,7 @@ func TestFailedUpgradeRollsBack(t *testing.T) {
 		}
 		return nil
 	})
+	waitWritesOpened(t, inst)
 	eventually(t, "warning events, the rollback counted", func() error {
 		events := eventReasons(t, inst)
 		for _, reason := range []string{"RollingBack", "RolledBack"} {
@@ -574,4 +576,21 @@ func TestUpgradeBackupFollowsRetention(t *testing.T) {
 	// Once it has ended, the next run's retention drops it with the others.
 	scheduled(2)
 	waitGone(t, "the upgrade's KintoBackup, dropped by retention", &v1alpha1.KintoBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: upgradeBackup}})
+}
+
+// waitWritesOpened marks the server's read-write pods available, then waits for the ended
+// upgrade to record its writes open again, after they closed.
+func waitWritesOpened(t *testing.T, inst *v1alpha1.KintoInstance) {
+	t.Helper()
+	markServerAvailable(t, inst)
+	eventually(t, "the upgrade records its writes open again", func() error {
+		cur := &v1alpha1.KintoInstance{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(inst), cur); err != nil {
+			return err
+		}
+		if u := cur.Status.Upgrade; u.WritesOpenedAt == nil || u.WritesOpenedAt.Before(u.WritesClosedAt) {
+			return fmt.Errorf("writes closed at %v, opened at %v", u.WritesClosedAt, u.WritesOpenedAt)
+		}
+		return nil
+	})
 }

@@ -982,8 +982,8 @@ type UpgradeStatus struct {
 	// StartedAt is when the upgrade began; PhaseSince when its phase did.
 	StartedAt  metav1.Time `json:"startedAt"`
 	PhaseSince metav1.Time `json:"phaseSince"`
-	// WritesClosedAt is when the last pod taking writes was gone; WritesOpenedAt when writes
-	// opened again (after success or rollback).
+	// WritesClosedAt is when the last pod taking writes was gone; WritesOpenedAt when, after
+	// success or rollback, every server pod was ready and took writes again.
 	// +optional
 	WritesClosedAt *metav1.Time `json:"writesClosedAt,omitempty"`
 	// +optional

@@ -53,8 +53,10 @@ type Observed struct {
 	// HealthGate and ReadyTimeout are spec.upgrade's, defaulted.
 	HealthGate, ReadyTimeout time.Duration
 
-	// WritesClosed: no server pod takes writes (every one runs read-only).
-	WritesClosed bool
+	// WritesClosed: no server pod takes writes (every one runs read-only). WritesOpen: every
+	// server pod takes writes and is ready (looked at once an upgrade has ended, until it records
+	// when its writes opened again).
+	WritesClosed, WritesOpen bool
 	// ServerVersion is the release the server Deployment runs; ServerReady says every pod of its
 	// current template is available.
 	ServerVersion string
@@ -92,10 +94,21 @@ func Failed(u *v1alpha1.UpgradeStatus, target, image string) bool {
 	return u != nil && u.Phase == v1alpha1.UpgradeRolledBack && u.To == target && u.Image == image
 }
 
+// WaitsForWrites says whether an upgrade has ended but not yet seen its writes open again: the
+// server's pods roll back to read-write after its last phase.
+func WaitsForWrites(u *v1alpha1.UpgradeStatus) bool {
+	return !Active(u) && u != nil && u.WritesClosedAt != nil && u.WritesOpenedAt == nil
+}
+
 // Next is the step an upgrade takes from what o shows. It is pure: the reconciler applies the
 // decision (writes the status, whose phase says which objects exist) and looks again.
 func Next(o Observed) Decision {
 	u := o.Last
+	if WaitsForWrites(u) && o.WritesOpen {
+		next := u.DeepCopy()
+		next.WritesOpenedAt = &metav1.Time{Time: o.Now}
+		return Decision{Upgrade: next}
+	}
 	if !Active(u) {
 		if o.Current == "" || o.Target == o.Current || o.Hibernating || Failed(u, o.Target, o.TargetImage) || o.Downgrade {
 			return Decision{Upgrade: u}
@@ -109,9 +122,6 @@ func Next(o Observed) Decision {
 	next := u.DeepCopy()
 	to := func(phase v1alpha1.UpgradePhase) Decision {
 		next.Phase, next.PhaseSince = phase, metav1.NewTime(o.Now)
-		if phase == v1alpha1.UpgradeSucceeded || phase == v1alpha1.UpgradeRolledBack {
-			next.WritesOpenedAt = &next.PhaseSince
-		}
 		return Decision{Upgrade: next, Changed: true}
 	}
 	rollBack := func(failure string) Decision {

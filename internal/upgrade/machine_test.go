@@ -16,6 +16,15 @@ func TestNext(t *testing.T) {
 		return &v1alpha1.UpgradeStatus{Phase: phase, From: "26.4.0", To: "26.5.0", Image: "kinto/kinto-server:26.5.0",
 			StartedAt: metav1.NewTime(t0), PhaseSince: metav1.NewTime(t0)}
 	}
+	// ended is an upgrade in its final phase, its writes closed at t0 and opened at opened.
+	ended := func(phase v1alpha1.UpgradePhase, opened *time.Time) *v1alpha1.UpgradeStatus {
+		u := at(phase)
+		u.WritesClosedAt = &metav1.Time{Time: t0}
+		if opened != nil {
+			u.WritesOpenedAt = &metav1.Time{Time: *opened}
+		}
+		return u
+	}
 	base := func(last *v1alpha1.UpgradeStatus, edit func(*Observed)) Observed {
 		o := Observed{Now: now, Current: "26.4.0", Target: "26.5.0", TargetImage: "kinto/kinto-server:26.5.0", Last: last,
 			HealthGate: time.Minute, ReadyTimeout: 10 * time.Minute, ServerVersion: "26.4.0"}
@@ -31,6 +40,8 @@ func TestNext(t *testing.T) {
 		version string
 		changed bool
 		failure string
+		// writesOpened, when set, is the WritesOpenedAt the decision records.
+		writesOpened *time.Time
 	}{
 		{name: "same release: nothing", o: base(nil, func(o *Observed) { o.Target = "26.4.0" })},
 		{name: "first migration: not an upgrade", o: base(nil, func(o *Observed) { o.Current = "" })},
@@ -44,6 +55,14 @@ func TestNext(t *testing.T) {
 		{name: "after a success, the next release", o: base(at(v1alpha1.UpgradeSucceeded), func(o *Observed) { o.Current, o.Target = "26.5.0", "26.6.0" }),
 			phase: v1alpha1.UpgradeClosingWrites, changed: true},
 		{name: "rolled-back release is not retried", o: base(at(v1alpha1.UpgradeRolledBack), nil), phase: v1alpha1.UpgradeRolledBack},
+		{name: "ended, the pods still read-only: writes not open yet", o: base(ended(v1alpha1.UpgradeSucceeded, nil), func(o *Observed) { o.Current = "26.5.0" }),
+			phase: v1alpha1.UpgradeSucceeded},
+		{name: "ended, the pods take writes: writes opened now", o: base(ended(v1alpha1.UpgradeSucceeded, nil), func(o *Observed) { o.Current, o.WritesOpen = "26.5.0", true }),
+			phase: v1alpha1.UpgradeSucceeded, writesOpened: &now},
+		{name: "rolled back, the pods take writes: writes opened now", o: base(ended(v1alpha1.UpgradeRolledBack, nil), func(o *Observed) { o.WritesOpen = true }),
+			phase: v1alpha1.UpgradeRolledBack, writesOpened: &now},
+		{name: "writes opened already: kept", o: base(ended(v1alpha1.UpgradeSucceeded, &t0), func(o *Observed) { o.Current, o.WritesOpen = "26.5.0", true }),
+			phase: v1alpha1.UpgradeSucceeded, writesOpened: &t0},
 		{name: "rolled-back release with another image is", o: base(at(v1alpha1.UpgradeRolledBack), func(o *Observed) { o.TargetImage = "registry/kinto:26.5.0-fixed" }),
 			phase: v1alpha1.UpgradeClosingWrites, changed: true},
 		{name: "pods still take writes", o: base(at(v1alpha1.UpgradeClosingWrites), nil), phase: v1alpha1.UpgradeClosingWrites},
@@ -99,6 +118,12 @@ func TestNext(t *testing.T) {
 			if phase != tc.phase || d.Version != tc.version || d.Changed != tc.changed {
 				t.Fatalf("Next = phase %q version %q changed %v, want %q %q %v", phase, d.Version, d.Changed, tc.phase, tc.version, tc.changed)
 			}
+			switch got := d.Upgrade; {
+			case tc.writesOpened != nil && (got.WritesOpenedAt == nil || !got.WritesOpenedAt.Time.Equal(*tc.writesOpened)):
+				t.Errorf("writes opened at %v, want %v", got.WritesOpenedAt, *tc.writesOpened)
+			case tc.writesOpened == nil && got != nil && got.WritesOpenedAt != nil:
+				t.Errorf("writes opened at %v, not seen open", got.WritesOpenedAt)
+			}
 			if tc.failure != "" && d.Upgrade.Failure != tc.failure {
 				t.Errorf("failure %q, want %q", d.Upgrade.Failure, tc.failure)
 			}
@@ -110,8 +135,8 @@ func TestNext(t *testing.T) {
 				t.Errorf("phase since %v, want now", d.Upgrade.PhaseSince)
 			case phase == v1alpha1.UpgradeBackingUp && d.Changed && (d.Upgrade.WritesClosedAt == nil || !d.Upgrade.WritesClosedAt.Time.Equal(now)):
 				t.Errorf("writes closed at %v, want now", d.Upgrade.WritesClosedAt)
-			case (phase == v1alpha1.UpgradeSucceeded || phase == v1alpha1.UpgradeRolledBack) && d.Changed && d.Upgrade.WritesOpenedAt == nil:
-				t.Error("writes opened at is not recorded")
+			case (phase == v1alpha1.UpgradeSucceeded || phase == v1alpha1.UpgradeRolledBack) && d.Changed && d.Upgrade.WritesOpenedAt != nil:
+				t.Error("writes opened at is recorded before the pods took writes again")
 			case phase == v1alpha1.UpgradeMigrating && d.Changed && !tc.o.SafetyDump && (d.Upgrade.Baseline["/buckets/"] != "x" || d.Upgrade.Backup != "b" || d.Upgrade.SafetyDump != ""):
 				t.Errorf("baseline %v or backup %q not kept (safety dump %q)", d.Upgrade.Baseline, d.Upgrade.Backup, d.Upgrade.SafetyDump)
 			case phase == v1alpha1.UpgradeMigrating && d.Changed && tc.o.SafetyDump && (d.Upgrade.Baseline["/buckets/"] != "x" || d.Upgrade.SafetyDump != "d.dump" || d.Upgrade.Backup != ""):

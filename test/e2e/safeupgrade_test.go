@@ -120,7 +120,8 @@ func watchPhases(t *testing.T, inst *v1alpha1.KintoInstance, stop <-chan struct{
 	return p
 }
 
-// waitUpgrade waits for the instance's upgrade to version to end in phase, and returns it.
+// waitUpgrade waits for the instance's upgrade to version to end in phase, its writes seen open
+// again, and returns it.
 func waitUpgrade(t *testing.T, inst *v1alpha1.KintoInstance, version string, phase v1alpha1.UpgradePhase, timeout time.Duration) *v1alpha1.KintoInstance {
 	t.Helper()
 	got := &v1alpha1.KintoInstance{}
@@ -130,7 +131,7 @@ func waitUpgrade(t *testing.T, inst *v1alpha1.KintoInstance, version string, pha
 		}
 		u := got.Status.Upgrade
 		ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
-		return u != nil && u.To == version && u.Phase == phase && ready != nil && ready.Status == metav1.ConditionTrue, describeStatus(got)
+		return u != nil && u.To == version && u.Phase == phase && u.WritesOpenedAt != nil && ready != nil && ready.Status == metav1.ConditionTrue, describeStatus(got)
 	})
 	return got
 }
