@@ -66,10 +66,6 @@ func (r *KintoInstanceReconciler) reconcileUpgrade(ctx context.Context, p *pass,
 	u := d.Upgrade
 	reportUpgrade(p, inst, u)
 	if !upgrade.Active(u) {
-		if upgrade.WaitsForWrites(u) {
-			// The pods' events bring it back as they roll; this in case one is missed.
-			p.requeueAt(p.now.Add(upgradePollInterval))
-		}
 		if upgrade.Active(o.Last) {
 			// Cleaned up from the next pass on, which reads the end recorded: a pass on a
 			// read from before it would start the deleted Jobs again.
