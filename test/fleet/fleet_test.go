@@ -852,19 +852,26 @@ func (b *bench) publishRelease(t *testing.T, ctx context.Context, release string
 	}
 }
 
-// upgradesSucceeded counts the instances whose last upgrade, to release, succeeded.
+// upgradesSucceeded counts the instances whose last upgrade, to release, succeeded, once they
+// all have or a minute has passed: an instance Ready at the release records its upgrade's
+// outcome once its rollout slot is given back, a pass later.
 func (b *bench) upgradesSucceeded(t *testing.T, keys []client.ObjectKey, release string) int {
 	n := 0
-	for _, k := range keys {
-		inst := &v1alpha1.KintoInstance{}
-		if err := b.cache.Get(context.Background(), k, inst); err != nil {
-			t.Fatal(err)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		n = 0
+		for _, k := range keys {
+			inst := &v1alpha1.KintoInstance{}
+			if err := b.cache.Get(context.Background(), k, inst); err != nil {
+				t.Fatal(err)
+			}
+			if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.To == release && u.LastUpgrade.Outcome == v1alpha1.UpgradeOutcomeSucceeded {
+				n++
+			}
 		}
-		if u := inst.Status.Updates; u != nil && u.LastUpgrade != nil && u.LastUpgrade.To == release && u.LastUpgrade.Outcome == v1alpha1.UpgradeOutcomeSucceeded {
-			n++
+		if n == len(keys) || time.Now().After(deadline) {
+			return n
 		}
 	}
-	return n
 }
 
 // sampleRollingOut records the most instances seen holding a rollout slot at once.
