@@ -47,6 +47,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -332,17 +334,19 @@ func settingsLine(settings map[string]string) string {
 
 // bench holds the API server, the operator's process and what reads them.
 type bench struct {
-	env        *envtest.Environment
-	admin      client.Client
-	adminCfg   *rest.Config
-	cache      cache.Cache
-	managerBin string
-	kubeconfig string
-	logDir     string
-	manager    *exec.Cmd
-	starts     int
-	metrics    string
-	token      string
+	env      *envtest.Environment
+	admin    client.Client
+	adminCfg *rest.Config
+	// baselineCfg is the plain client's (see runBaseline).
+	baselineCfg *rest.Config
+	cache       cache.Cache
+	managerBin  string
+	kubeconfig  string
+	logDir      string
+	manager     *exec.Cmd
+	starts      int
+	metrics     string
+	token       string
 	// args are the manager's flags besides the bench's own (MANAGER_ARGS), settings the values
 	// in force, for the table.
 	args     []string
@@ -378,46 +382,52 @@ func startBench(t *testing.T, ctx context.Context, managerBin string) *bench {
 		}
 	}
 
-	// The operator as its own user, with exactly its generated role.
+	// The operator runs as a ServiceAccount, as installed, with exactly its generated role; the
+	// plain client as another, which may do anything: the API server's priority and fairness
+	// then puts both at the same level (a ServiceAccount's), where the bench's own admin would be
+	// exempt from it.
 	role := &rbacv1.ClusterRole{}
 	readYAML(t, "../../config/rbac/role.yaml", role)
-	user, err := env.AddUser(envtest.User{Name: "kinto-operator"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.kubeconfig = filepath.Join(b.logDir, "kubeconfig")
-	if err := os.WriteFile(b.kubeconfig, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	reader := &rbacv1.ClusterRole{}
 	readYAML(t, "../../config/rbac/metrics_reader_role.yaml", reader)
-	scraper := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "scraper"}}
-	for _, o := range []client.Object{
-		role, reader, scraper,
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "kinto-operator"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "kinto-operator"}},
-		},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "scraper"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader.Name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "default", Name: "scraper"}},
-		},
-	} {
-		if err := admin.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)}}
-	if err := admin.SubResource("token").Create(ctx, scraper, request); err != nil {
+	accounts := map[string]string{"kinto-operator": role.Name, "baseline": "cluster-admin", "scraper": reader.Name}
+	if err := admin.Create(ctx, role); err != nil {
 		t.Fatal(err)
 	}
-	b.token = request.Status.Token
+	if err := admin.Create(ctx, reader); err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for name, roleName := range accounts {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
+		binding := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: roleName},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: sa.Namespace, Name: sa.Name}},
+		}
+		if err := admin.Create(ctx, sa); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.Create(ctx, binding); err != nil {
+			t.Fatal(err)
+		}
+		request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)}}
+		if err := admin.SubResource("token").Create(ctx, sa, request); err != nil {
+			t.Fatal(err)
+		}
+		tokens[name] = request.Status.Token
+	}
+	b.token = tokens["scraper"]
+	b.baselineCfg = &rest.Config{Host: cfg.Host, BearerToken: tokens["baseline"], TLSClientConfig: rest.TLSClientConfig{CAData: cfg.CAData}}
+	kubeconfig := clientcmdapi.NewConfig()
+	kubeconfig.Clusters["bench"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kubeconfig.AuthInfos["kinto-operator"] = &clientcmdapi.AuthInfo{Token: tokens["kinto-operator"]}
+	kubeconfig.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "kinto-operator"}
+	kubeconfig.CurrentContext = "bench"
+	b.kubeconfig = filepath.Join(b.logDir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kubeconfig, b.kubeconfig); err != nil {
+		t.Fatal(err)
+	}
 
 	// The bench's own view of the operator's objects, to tell when a figure is done.
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagedBy})}
@@ -566,12 +576,13 @@ type baselineResult struct {
 	byKind      map[string]int
 }
 
-// runBaseline creates, with a plain client under the operator's own client limits, the
-// instances and the objects the operator's first pass makes for them, rendered by the same
+// runBaseline creates, with a plain client under the operator's own client limits and at the
+// same priority level of the API server, the instances and the objects the operator's first
+// pass makes for them, rendered by the same
 // builders, as fast as the API server takes them; then deletes them all, so that the operator
 // never sees them.
 func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineResult {
-	cfg := rest.CopyConfig(b.adminCfg)
+	cfg := rest.CopyConfig(b.baselineCfg)
 	qps, _ := strconv.ParseFloat(b.settings["kube-api-qps"], 32)
 	burst, _ := strconv.Atoi(b.settings["kube-api-burst"])
 	cfg.QPS, cfg.Burst = float32(qps), burst
