@@ -39,7 +39,9 @@ fi
 
 echo "install-kinto: installing $requirement into $dir"
 rm -f "$marker"
-"$python" -m venv "$dir"
+# From scratch: a venv left by another install (or moved: its scripts name their interpreter by
+# path) keeps its console scripts, which pip would not write again.
+"$python" -m venv --clear "$dir"
 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$requirement"
 
