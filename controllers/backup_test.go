@@ -22,6 +22,7 @@ import (
 	"github.com/kinto-storage/kinto-operator/controllers"
 	"github.com/kinto-storage/kinto-operator/internal/backup/dumps"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
+	"github.com/kinto-storage/kinto-operator/test/kintotest"
 )
 
 const testSHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -62,38 +63,20 @@ func runJob(t testing.TB, ns, name, container, message string, failing bool) {
 	ctx := context.Background()
 	job := &batchv1.Job{}
 	eventually(t, "Job "+name, func() error { return k8s.Get(ctx, key(ns, name), job) })
-	tmpl := job.Spec.Template
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-" + string(job.UID)[:5], Labels: map[string]string{batchv1.JobNameLabel: name}},
-		Spec:       *tmpl.Spec.DeepCopy(),
-	}
-	for k, v := range tmpl.Labels {
-		pod.Labels[k] = v
-	}
+	pod := kintotest.JobPod(job, name+"-"+string(job.UID)[:5])
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatalf("creating the pod of Job %s: %v", name, err)
 	}
-	now := metav1.Now()
-	exit := func(c corev1.Container) corev1.ContainerStatus {
-		state := &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}
-		if c.Name == container {
-			state.Message = message
-			if failing {
-				state.ExitCode, state.Reason = 1, "Error"
-			}
-		}
-		return corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, State: corev1.ContainerState{Terminated: state}}
-	}
-	pod.Status.Phase = corev1.PodSucceeded
+	failed := ""
 	if failing {
-		pod.Status.Phase = corev1.PodFailed
+		failed = container
 	}
-	for _, c := range pod.Spec.InitContainers {
-		pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, exit(c))
-	}
-	for _, c := range pod.Spec.Containers {
-		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, exit(c))
-	}
+	kintotest.EndPod(pod, failed, func(c string) string {
+		if c == container {
+			return message
+		}
+		return ""
+	})
 	if err := k8s.Status().Update(ctx, pod); err != nil {
 		t.Fatalf("reporting the pod of Job %s: %v", name, err)
 	}

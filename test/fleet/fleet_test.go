@@ -773,13 +773,7 @@ func (b *bench) runWorkloads(ctx context.Context) {
 				if err := b.reportJobPod(ctx, j); err != nil {
 					continue
 				}
-				now := metav1.NewTime(time.Now())
-				start := metav1.NewTime(now.Add(-time.Second))
-				j.Status.StartTime, j.Status.CompletionTime, j.Status.Succeeded = &start, &now, 1
-				j.Status.Conditions = []batchv1.JobCondition{
-					{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
-					{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
-				}
+				kintotest.EndJob(j, true)
 				_ = b.admin.Status().Update(ctx, j)
 			}
 		}
@@ -791,40 +785,23 @@ func (b *bench) runWorkloads(ctx context.Context) {
 // kubelet would, each container's termination message the result the operator reads from that
 // container: a dump's (a backup's, the upgrade's safety dump) or the upgrade's baseline.
 func (b *bench) reportJobPod(ctx context.Context, job *batchv1.Job) error {
-	tmpl := job.Spec.Template
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: job.Namespace, Name: job.Name + "-bench", Labels: map[string]string{batchv1.JobNameLabel: job.Name}},
-		Spec:       *tmpl.Spec.DeepCopy(),
-	}
-	for k, v := range tmpl.Labels {
-		pod.Labels[k] = v
-	}
+	pod := kintotest.JobPod(job, job.Name+"-bench")
 	if err := b.admin.Create(ctx, pod); client.IgnoreAlreadyExists(err) != nil {
 		return err
 	}
 	if err := b.admin.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
 		return err
 	}
-	now := metav1.Now()
-	dump, err := json.Marshal(dumps.Result{File: dumps.FileName(now.Time), Size: 1, SHA256: strings.Repeat("0", 64)})
+	dump, err := json.Marshal(dumps.Result{File: dumps.FileName(time.Now()), Size: 1, SHA256: strings.Repeat("0", 64)})
 	if err != nil {
 		return err
 	}
-	exit := func(c corev1.Container) corev1.ContainerStatus {
-		message := string(dump)
-		if c.Name == "upgrade" {
-			message = "{}" // the sample's baseline: the fleet's instances hold no data
+	kintotest.EndPod(pod, "", func(container string) string {
+		if container == "upgrade" {
+			return "{}" // the sample's baseline: the fleet's instances hold no data
 		}
-		return corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: 0, Reason: "Completed", Message: message, StartedAt: now, FinishedAt: now}}}
-	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodSucceeded}
-	for _, c := range pod.Spec.InitContainers {
-		pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, exit(c))
-	}
-	for _, c := range pod.Spec.Containers {
-		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, exit(c))
-	}
+		return string(dump)
+	})
 	return b.admin.Status().Update(ctx, pod)
 }
 
