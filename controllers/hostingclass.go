@@ -157,15 +157,10 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 		return nil, errHeldByClass
 	}
 	if p.inst.Spec.Replicas == nil {
-		// The scale subresource, which a HorizontalPodAutoscaler reads, needs spec.replicas: the
-		// class's default (or the built-in one) is written into the spec once, as the API server
-		// writes its own defaults, at the instance's first pass.
-		patch := client.MergeFromWithOptions(p.inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		p.inst.Spec.Replicas = ptr.To(*h.inst.Spec.Replicas)
-		if err := r.Patch(ctx, p.inst, patch); err != nil {
+		if err := r.pinReplicasForAutoscaler(ctx, p.inst, *h.inst.Spec.Replicas); err != nil {
 			return nil, err
 		}
-		h.inst.ObjectMeta = p.inst.ObjectMeta // the generation the conditions describe
+		h.inst.ObjectMeta = p.inst.ObjectMeta // the generation the conditions describe, if written
 	}
 	// Set after the write above, at the generation it made: the pass its watch event brings
 	// then finds the status as it would write it, and writes nothing.
@@ -175,6 +170,21 @@ func (r *KintoInstanceReconciler) reconcileHostingClass(ctx context.Context, p *
 		return nil, err
 	}
 	return h.inst, nil
+}
+
+// pinReplicasForAutoscaler writes replicas, the effective number of server pods, into the
+// spec of an instance that leaves it to its class, once an autoscaler scales the instance: the
+// autoscaler reads the scale subresource, whose spec.replicas is 0 while the spec has none, and
+// leaves alone a target at 0. Other instances keep following their class's default, and cost no
+// write to create.
+func (r *KintoInstanceReconciler) pinReplicasForAutoscaler(ctx context.Context, inst *v1alpha1.KintoInstance, replicas int32) error {
+	scaled, err := autoscaled(ctx, r.Client, inst)
+	if err != nil || !scaled {
+		return err
+	}
+	patch := client.MergeFromWithOptions(inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	inst.Spec.Replicas = ptr.To(replicas)
+	return r.Patch(ctx, inst, patch)
 }
 
 // instancesOfClass maps a class to the instances it hosts: those that name it and, while it is

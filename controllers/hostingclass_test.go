@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -369,27 +370,64 @@ func TestClassOfferedToSomeNamespaces(t *testing.T) {
 	}
 }
 
-// An instance that leaves replicas to its class gets the class's default written into its spec
-// once, so that its scale subresource, which a HorizontalPodAutoscaler reads, works.
-func TestReplicasDefaultIsWrittenForTheScaleSubresource(t *testing.T) {
+// An instance that leaves replicas to its class follows the class's default, with nothing
+// written into its spec, until an autoscaler scales it: the autoscaler reads the scale
+// subresource, which is 0 while spec.replicas is unset, so the class's default is written there
+// then. An autoscaler of something else with the instance's name changes nothing.
+func TestReplicasArePinnedForAnAutoscaler(t *testing.T) {
 	ns := newNamespace(t)
 	createClass(t, "plan-scaled", plan())
-	inst := createInstance(t, ns, "scaled", inClass("plan-scaled"))
-	if inst.Spec.Replicas != nil {
-		t.Fatalf("the test instance sets spec.replicas %d", *inst.Spec.Replicas)
+	autoscaler := func(name string, target autoscalingv2.CrossVersionObjectReference) *autoscalingv2.HorizontalPodAutoscaler {
+		hpa := &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec:       autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: target, MinReplicas: ptr.To[int32](1), MaxReplicas: 3},
+		}
+		if err := k8s.Create(context.Background(), hpa); err != nil {
+			t.Fatal(err)
+		}
+		return hpa
 	}
+	autoscaler("deployment", autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "scaled"})
+	inst := createInstance(t, ns, "scaled", inClass("plan-scaled"))
+	bringUp(t, inst)
+	serverReplicas := func(want int32) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%d server pods", want), func() error {
+			d := &appsv1.Deployment{}
+			get(t, ns, resources.ServerName(inst), d)
+			if *d.Spec.Replicas != want {
+				return fmt.Errorf("server replicas = %d", *d.Spec.Replicas)
+			}
+			return nil
+		})
+	}
+	serverReplicas(2)
+	updateClass(t, "plan-scaled", func(c *v1alpha1.KintoHostingClass) { c.Spec.Replicas.Default = ptr.To[int32](3) })
+	serverReplicas(3)
+	cur := &v1alpha1.KintoInstance{}
+	get(t, ns, inst.Name, cur)
+	if cur.Spec.Replicas != nil {
+		t.Fatalf("spec.replicas = %d with no autoscaler of the instance, want it unset", *cur.Spec.Replicas)
+	}
+
+	autoscaler("kinto", autoscalingv2.CrossVersionObjectReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "KintoInstance", Name: inst.Name})
 	eventually(t, "spec.replicas written", func() error {
-		cur := &v1alpha1.KintoInstance{}
 		get(t, ns, inst.Name, cur)
-		if cur.Spec.Replicas == nil || *cur.Spec.Replicas != *plan().Replicas.Default {
-			return fmt.Errorf("spec.replicas = %v, want the class's default %d", cur.Spec.Replicas, *plan().Replicas.Default)
+		if cur.Spec.Replicas == nil || *cur.Spec.Replicas != 3 {
+			return fmt.Errorf("spec.replicas = %v, want the class's default 3", cur.Spec.Replicas)
 		}
 		return nil
 	})
 	scale := &autoscalingv1.Scale{}
-	if err := k8s.SubResource("scale").Get(context.Background(), inst, scale); err != nil || scale.Spec.Replicas != *plan().Replicas.Default {
+	if err := k8s.SubResource("scale").Get(context.Background(), inst, scale); err != nil || scale.Spec.Replicas != 3 {
 		t.Errorf("scale = %+v, %v", scale.Spec, err)
 	}
+	// The autoscaler's writes reach the server, and the operator leaves them.
+	scale.Spec.Replicas = 2
+	if err := k8s.SubResource("scale").Update(context.Background(), cur, client.WithSubResourceBody(scale)); err != nil {
+		t.Fatal(err)
+	}
+	serverReplicas(2)
 }
 
 // recordedEvents keeps the reasons of the events a reconciler records.

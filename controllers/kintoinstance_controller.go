@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -406,6 +407,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel).
 		Watches(&corev1.ServiceAccount{}, byInstanceLabel).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(instanceAutoscaled)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
 		Watches(&v1alpha1.KintoReleaseCatalog{}, handler.EnqueueRequestsFromMapFunc(instancesOfCatalog(mgr.GetClient()))).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -254,6 +255,8 @@ func CacheByObject(gatewayAPI bool) map[client.Object]cache.ByObject {
 		&networkingv1.NetworkPolicy{}:   owned,
 		&corev1.ServiceAccount{}:        owned,
 		&policyv1.PodDisruptionBudget{}: owned,
+		// Every autoscaler, for what it scales only (see pinReplicasForAutoscaler).
+		&autoscalingv2.HorizontalPodAutoscaler{}: {Transform: keepScaleTarget},
 	}
 	if gatewayAPI {
 		byObject[&gatewayv1.HTTPRoute{}] = owned

@@ -623,7 +623,8 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 		if err != nil {
 			return err
 		}
-		objs := append(children.Applied(), children.BackupVolumeClaim, children.BackupSchedule)
+		objs := append(children.Applied(), children.Exposure()...)
+		objs = append(objs, children.BackupVolumeClaim, children.BackupSchedule)
 		for _, o := range objs {
 			if err := c.Create(ctx, o); err != nil {
 				return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
