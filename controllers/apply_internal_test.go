@@ -1,11 +1,15 @@
 package controllers
 
 import (
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/lru"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -54,6 +58,40 @@ func TestHolds(t *testing.T) {
 		if got := holds(tc.have, applied); got != tc.want {
 			t.Errorf("%s: holds = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// The watch event of a child's creation is the operator's own echo only for the version it
+// created (or found verified), or while its create is under way; any other version, or another
+// object of the name, is news.
+func TestVerifiedCreated(t *testing.T) {
+	children := verifiedChildren{cache: lru.New(8), creating: &sync.Map{}}
+	mine := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "config", UID: "u1", ResourceVersion: "10"}}
+	if children.created(mine) {
+		t.Error("a child never seen counts as created")
+	}
+	children.record(mine, [32]byte{1})
+	if !children.created(mine) {
+		t.Error("the version created is not known")
+	}
+	later := mine.DeepCopy()
+	later.ResourceVersion = "11"
+	if children.created(later) {
+		t.Error("a later version counts as the operator's creation")
+	}
+	other := mine.DeepCopy()
+	other.UID = "u2"
+	if children.created(other) {
+		t.Error("another object of the name counts as the operator's creation")
+	}
+	// While the create is under way, by kind, namespace and name: not a Secret of the name.
+	pending := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new", UID: "u3", ResourceVersion: "12"}}
+	children.creating.Store(keyOf(pending), struct{}{})
+	if !children.created(pending) {
+		t.Error("the creation under way is not known")
+	}
+	if children.created(&corev1.Secret{ObjectMeta: pending.ObjectMeta}) {
+		t.Error("a Secret counts as the ConfigMap under way")
 	}
 }
 

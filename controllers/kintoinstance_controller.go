@@ -376,6 +376,9 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })
 	referencing := func(ctx context.Context, secret client.Object) []reconcile.Request {
 		if own := instanceOf(secret); own != nil {
+			if verified.created(secret) {
+				return nil // the operator's own creation: see notOwnCreation
+			}
 			return own
 		}
 		list := &v1alpha1.KintoInstanceList{}
@@ -386,27 +389,32 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		}
 		return instanceRequests(list)
 	}
+	// The creation of a child by the operator itself needs no new pass (verifiedChildren.created):
+	// without these echoes, a fleet being provisioned takes one pass an instance, not three.
+	notOwnCreation := builder.WithPredicates(predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !verified.created(e.Object) },
+	})
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.GatewayAPI {
-		b = b.Owns(&gatewayv1.HTTPRoute{}).
+		b = b.Owns(&gatewayv1.HTTPRoute{}, notOwnCreation).
 			Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient())))
 	}
 	return b.
 		// Status writes change neither generation nor annotations: they need no new pass.
 		For(&v1alpha1.KintoInstance{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.ConfigMap{}).
-		Watches(&corev1.Service{}, byInstanceLabel).
-		Watches(&appsv1.StatefulSet{}, byInstanceLabel).
-		Owns(&appsv1.Deployment{}).
-		Owns(&batchv1.Job{}).
-		Owns(&batchv1.CronJob{}).
-		Owns(&networkingv1.Ingress{}).
+		Owns(&corev1.ConfigMap{}, notOwnCreation).
+		Watches(&corev1.Service{}, byInstanceLabel, notOwnCreation).
+		Watches(&appsv1.StatefulSet{}, byInstanceLabel, notOwnCreation).
+		Owns(&appsv1.Deployment{}, notOwnCreation).
+		Owns(&batchv1.Job{}, notOwnCreation).
+		Owns(&batchv1.CronJob{}, notOwnCreation).
+		Owns(&networkingv1.Ingress{}, notOwnCreation).
 		// An Ingress that goes frees its host for the next instance asking for it.
 		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient()))).
-		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel).
-		Watches(&corev1.ServiceAccount{}, byInstanceLabel).
-		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel, notOwnCreation).
+		Watches(&corev1.ServiceAccount{}, byInstanceLabel, notOwnCreation).
+		Owns(&policyv1.PodDisruptionBudget{}, notOwnCreation).
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(instanceAutoscaled)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
@@ -423,7 +431,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		// A pod that cannot be scheduled, pull its image or start changes no workload's status:
 		// its instance looks at it to say why it waits.
 		Watches(&corev1.Pod{}, byInstanceLabel).
-		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel).
+		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel, notOwnCreation).
 		// A backup's progress is the instance's BackupHealthy, and its final backup's, the
 		// instance's way out.
 		Watches(&v1alpha1.KintoBackup{}, handler.EnqueueRequestsFromMapFunc(

@@ -46,6 +46,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -643,6 +644,12 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 	t.Logf("baseline: %d instances, %d objects each, in %.1fs", n, res.perInstance, res.seconds)
 	parallel(t, workers, n, func(i int) error {
 		for _, o := range created[i] {
+			if _, ok := o.(*corev1.PersistentVolumeClaim); ok {
+				// Its protection finalizer, which no controller here takes off, would keep it.
+				if err := b.admin.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))); err != nil {
+					return err
+				}
+			}
 			if err := client.IgnoreNotFound(b.admin.Delete(ctx, o)); err != nil {
 				return err
 			}
