@@ -74,14 +74,9 @@ func servedHosts(o client.Object) []string {
 }
 
 // instancesAskingForHosts maps an Ingress or HTTPRoute to the instances that ask for one of its
-// hosts: when one that served a host goes, the next instance asking for it takes it. Its own
-// instance is left out of the operator's own creation of it (see notOwnCreation).
+// hosts: when one that served a host goes, the next instance asking for it takes it.
 func instancesAskingForHosts(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		own := types.NamespacedName{}
-		if verified.created(o) {
-			own = types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetLabels()[resources.InstanceLabel]}
-		}
 		var reqs []reconcile.Request
 		for _, host := range servedHosts(o) {
 			list := &v1alpha1.KintoInstanceList{}
@@ -89,11 +84,7 @@ func instancesAskingForHosts(c client.Reader) handler.MapFunc {
 				log.FromContext(ctx).Error(err, "listing the instances that ask for a host", "host", host)
 				continue
 			}
-			for _, req := range instanceRequests(list) {
-				if req.NamespacedName != own {
-					reqs = append(reqs, req)
-				}
-			}
+			reqs = append(reqs, instanceRequests(list)...)
 		}
 		return reqs
 	}

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -329,6 +330,30 @@ const secretNameIndex = ".spec.referencedSecretNames"
 // was read runs again.
 const staleReadRetry = time.Second
 
+// exceptOwnCreation enqueues what mapping gives for each event of an object, but leaves the
+// object's own instance out of the event of the operator's own creation of it (see
+// verifiedChildren.created); other instances the object concerns still get it, and every other
+// event goes to all.
+func exceptOwnCreation(mapping handler.MapFunc) handler.EventHandler {
+	all := handler.EnqueueRequestsFromMapFunc(mapping)
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			own := types.NamespacedName{}
+			if verified.created(e.Object) {
+				own = types.NamespacedName{Namespace: e.Object.GetNamespace(), Name: e.Object.GetLabels()[resources.InstanceLabel]}
+			}
+			for _, req := range mapping(ctx, e.Object) {
+				if req.NamespacedName != own {
+					q.Add(req)
+				}
+			}
+		},
+		UpdateFunc:  all.Update,
+		DeleteFunc:  all.Delete,
+		GenericFunc: all.Generic,
+	}
+}
+
 // instanceRequests asks for a reconcile of each instance of list.
 func instanceRequests(list *v1alpha1.KintoInstanceList) []reconcile.Request {
 	reqs := make([]reconcile.Request, 0, len(list.Items))
@@ -376,9 +401,6 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		func(_ context.Context, o client.Object) []reconcile.Request { return instanceOf(o) })
 	referencing := func(ctx context.Context, secret client.Object) []reconcile.Request {
 		if own := instanceOf(secret); own != nil {
-			if verified.created(secret) {
-				return nil // the operator's own creation: see notOwnCreation
-			}
 			return own
 		}
 		list := &v1alpha1.KintoInstanceList{}
@@ -397,7 +419,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.GatewayAPI {
 		b = b.Owns(&gatewayv1.HTTPRoute{}, notOwnCreation).
-			Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient())))
+			Watches(&gatewayv1.HTTPRoute{}, exceptOwnCreation(instancesAskingForHosts(mgr.GetClient())))
 	}
 	return b.
 		// Status writes change neither generation nor annotations: they need no new pass.
@@ -411,12 +433,12 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&batchv1.CronJob{}, notOwnCreation).
 		Owns(&networkingv1.Ingress{}, notOwnCreation).
 		// An Ingress that goes frees its host for the next instance asking for it.
-		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient()))).
+		Watches(&networkingv1.Ingress{}, exceptOwnCreation(instancesAskingForHosts(mgr.GetClient()))).
 		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel, notOwnCreation).
 		Watches(&corev1.ServiceAccount{}, byInstanceLabel, notOwnCreation).
 		Owns(&policyv1.PodDisruptionBudget{}, notOwnCreation).
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(instanceAutoscaled)).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
+		Watches(&corev1.Secret{}, exceptOwnCreation(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
 		Watches(&v1alpha1.KintoReleaseCatalog{}, handler.EnqueueRequestsFromMapFunc(instancesOfCatalog(mgr.GetClient()))).
 		// A namespace's labels decide which classes its instances may have.
