@@ -1,11 +1,15 @@
 package controllers
 
 import (
+	"crypto/sha256"
+	"maps"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -57,6 +61,56 @@ func TestHolds(t *testing.T) {
 	}
 }
 
+func TestTypedDigest(t *testing.T) {
+	inst := &v1alpha1.KintoInstance{}
+	inst.Namespace, inst.Name, inst.UID = "tenant", "notes", "uid"
+	inst.Spec.Version = v1alpha1.DefaultKintoVersion
+	render := func() *appsv1.Deployment {
+		children, err := resources.Desired(inst, resources.Inputs{SchemaVersion: v1alpha1.DefaultKintoVersion, OperatorImage: "operator"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return children.Server
+	}
+	digest := func(obj client.Object) [sha256.Size]byte {
+		d, err := typedDigest(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	want := digest(render())
+	for i := range 20 {
+		// Maps are walked in a new order each time: the digest must not follow it.
+		d := render()
+		d.Labels = maps.Clone(d.Labels)
+		if digest(d) != want {
+			t.Fatalf("rendering %d: another digest of the same Deployment", i)
+		}
+	}
+	for name, change := range map[string]func(d *appsv1.Deployment){
+		"resource version": func(d *appsv1.Deployment) { d.ResourceVersion = "7" },
+		"a label":          func(d *appsv1.Deployment) { d.Labels["extra"] = "x" },
+		"the image":        func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "kinto:other" },
+		"replicas":         func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To[int32](7) },
+	} {
+		d := render()
+		change(d)
+		if digest(d) == want {
+			t.Errorf("%s changed, the digest did not", name)
+		}
+	}
+	// A type without a protobuf encoding is hashed as JSON.
+	other := inst.DeepCopy()
+	if digest(other) != digest(inst) {
+		t.Error("two digests of the same instance")
+	}
+	other.Spec.Version = "26.4.0"
+	if digest(other) == digest(inst) {
+		t.Error("the instance's version changed, its digest did not")
+	}
+}
+
 // BenchmarkUnchangedCheck measures what apply spends to find that a child needs no request: the
 // hash of the configuration, and the comparison of every applied value with the cached object
 // (the server Deployment, the largest child). A server-side apply that changes nothing costs a
@@ -82,6 +136,7 @@ func BenchmarkUnchangedCheck(b *testing.B) {
 		name string
 		run  func() bool
 	}{
+		{"digest", func() bool { _, err := typedDigest(children.Server); return err == nil }},
 		{"hash", func() bool { _, err := appliedHash(applied); return err == nil }},
 		{"compare", func() bool {
 			have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cached)
