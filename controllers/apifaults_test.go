@@ -8,11 +8,13 @@ package controllers_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -22,19 +24,73 @@ import (
 	"github.com/kinto-storage/kinto-operator/internal/resources"
 )
 
-// laggingCache reads the instance as it was at one moment, as an informer cache a few writes
-// behind does; every other read and every write goes to the API server.
+// laggingCache reads the instance as stale holds it, while it holds one, as an informer cache a
+// few writes behind does; every other read, and every write, goes to the API server. It counts
+// the writes.
 type laggingCache struct {
 	client.Client
-	stale *v1alpha1.KintoInstance
+	stale  *atomic.Pointer[v1alpha1.KintoInstance]
+	writes *atomic.Int64
+}
+
+func newLaggingCache(stale *v1alpha1.KintoInstance) laggingCache {
+	c := laggingCache{Client: k8s, stale: &atomic.Pointer[v1alpha1.KintoInstance]{}, writes: &atomic.Int64{}}
+	c.stale.Store(stale)
+	return c
 }
 
 func (c laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if inst, ok := obj.(*v1alpha1.KintoInstance); ok && key == client.ObjectKeyFromObject(c.stale) {
-		c.stale.DeepCopyInto(inst)
-		return nil
+	if inst, ok := obj.(*v1alpha1.KintoInstance); ok {
+		if stale := c.stale.Load(); stale != nil && key == client.ObjectKeyFromObject(stale) {
+			stale.DeepCopyInto(inst)
+			return nil
+		}
 	}
 	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func (c laggingCache) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	c.writes.Add(1)
+	return c.Client.Create(ctx, obj, opts...)
+}
+
+func (c laggingCache) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	c.writes.Add(1)
+	return c.Client.Update(ctx, obj, opts...)
+}
+
+func (c laggingCache) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	c.writes.Add(1)
+	return c.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (c laggingCache) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+	c.writes.Add(1)
+	return c.Client.Apply(ctx, obj, opts...)
+}
+
+func (c laggingCache) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	c.writes.Add(1)
+	return c.Client.Delete(ctx, obj, opts...)
+}
+
+func (c laggingCache) Status() client.SubResourceWriter {
+	return countedStatus{SubResourceWriter: c.Client.Status(), writes: c.writes}
+}
+
+type countedStatus struct {
+	client.SubResourceWriter
+	writes *atomic.Int64
+}
+
+func (s countedStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	s.writes.Add(1)
+	return s.SubResourceWriter.Update(ctx, obj, opts...)
+}
+
+func (s countedStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	s.writes.Add(1)
+	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
 // A pass on a stale read of the instance (written since by a newer pass) computes a status from
@@ -47,7 +103,7 @@ func TestWriteConflictOfAStalePassKeepsTheNewerStatus(t *testing.T) {
 	stale := waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting")
 	bringUp(t, inst)
 
-	r := &controllers.KintoInstanceReconciler{Client: laggingCache{Client: k8s, stale: stale}, APIReader: k8s,
+	r := &controllers.KintoInstanceReconciler{Client: newLaggingCache(stale), APIReader: k8s,
 		Recorder: discardEvents{}, Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage}
 	result, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)})
 	if err != nil || result.RequeueAfter != time.Second {
@@ -58,6 +114,61 @@ func TestWriteConflictOfAStalePassKeepsTheNewerStatus(t *testing.T) {
 	if !meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady) || cur.Status.Version != inst.Spec.Version {
 		t.Errorf("the stale pass undid the newer status: Ready %+v, version %q",
 			meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady), cur.Status.Version)
+	}
+}
+
+// A pass on a cached read older than the operator's own last write to the instance (its watch
+// event not in yet) runs no stage and writes nothing: it runs again shortly, once the cache has
+// caught up. A reconciler that did not make the write cannot tell, and goes as far as the
+// status write, which the API server refuses (above).
+func TestPassWaitsForTheCacheToShowItsOwnWrite(t *testing.T) {
+	ns := newNamespace(t)
+	inst := createInstance(t, ns, "ownwrite", nil)
+	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting")
+	bringUp(t, inst)
+	// The status cleared, so that the pass below has one to write; a status write brings the
+	// manager no pass, and nothing else changes here.
+	cleared := &v1alpha1.KintoInstance{}
+	get(t, ns, inst.Name, cleared)
+	cleared.Status = v1alpha1.KintoInstanceStatus{}
+	if err := k8s.Status().Update(context.Background(), cleared); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newLaggingCache(nil)
+	r := &controllers.KintoInstanceReconciler{Client: c, APIReader: k8s,
+		Recorder: discardEvents{}, Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage}
+	pass := func(r *controllers.KintoInstanceReconciler) (ctrl.Result, int64) {
+		t.Helper()
+		c.writes.Store(0)
+		result, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(inst)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return result, c.writes.Load()
+	}
+	if _, writes := pass(r); writes == 0 {
+		t.Fatal("the pass wrote no status over the cleared one")
+	}
+
+	c.stale.Store(cleared)
+	if result, writes := pass(r); result.RequeueAfter != 100*time.Millisecond || writes != 0 {
+		t.Errorf("a pass on the version its own write replaced returned %+v after %d writes; want no write and another pass in 100ms", result, writes)
+	}
+	other := &controllers.KintoInstanceReconciler{Client: c, APIReader: k8s,
+		Recorder: discardEvents{}, Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage}
+	if result, writes := pass(other); result.RequeueAfter != time.Second || writes == 0 {
+		t.Errorf("another reconciler's pass on the same read returned %+v after %d writes; want its status write refused", result, writes)
+	}
+
+	c.stale.Store(nil)
+	if result, writes := pass(r); result.RequeueAfter == 100*time.Millisecond || writes != 0 {
+		t.Errorf("the pass once the cache caught up returned %+v after %d writes; want a full pass that changes nothing", result, writes)
+	}
+	cur := &v1alpha1.KintoInstance{}
+	get(t, ns, inst.Name, cur)
+	if !meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionReady) {
+		t.Errorf("Ready = %+v", meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady))
 	}
 }
 

@@ -37,7 +37,7 @@ func (r *KintoInstanceReconciler) reconcileFinalizer(ctx context.Context, inst *
 	} else {
 		controllerutil.RemoveFinalizer(inst, FinalBackupFinalizer)
 	}
-	return r.Patch(ctx, inst, patch)
+	return r.patchInstance(ctx, inst, patch, false)
 }
 
 // finalizeDeletion takes the final backup of an instance deleted under the Snapshot policy,
@@ -124,7 +124,7 @@ func (r *KintoInstanceReconciler) writeDeletionStatus(ctx context.Context, inst 
 	}
 	patch := client.MergeFrom(inst.DeepCopy())
 	inst.Status = *p.status
-	return r.Status().Patch(ctx, inst, patch)
+	return r.patchInstance(ctx, inst, patch, true)
 }
 
 // removeFinalBackupFinalizer lets an instance go, with the children its final backup needed,
@@ -137,5 +137,5 @@ func (r *KintoInstanceReconciler) removeFinalBackupFinalizer(ctx context.Context
 	}
 	patch := client.MergeFromWithOptions(inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(inst, FinalBackupFinalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, inst, patch))
+	return client.IgnoreNotFound(r.patchInstance(ctx, inst, patch, false))
 }

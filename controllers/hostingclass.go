@@ -184,7 +184,7 @@ func (r *KintoInstanceReconciler) pinReplicasForAutoscaler(ctx context.Context, 
 	}
 	patch := client.MergeFromWithOptions(inst.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	inst.Spec.Replicas = ptr.To(replicas)
-	return r.Patch(ctx, inst, patch)
+	return r.patchInstance(ctx, inst, patch, false)
 }
 
 // instancesOfClass maps a class to the instances it hosts: those that name it and, while it is

@@ -62,6 +62,8 @@ type KintoInstanceReconciler struct {
 	SharedBuckets SharedBuckets
 	// Clock judges backup health.
 	Clock
+	// ownWrites keeps passes off cached reads older than the operator's own writes.
+	ownWrites ownWrites
 }
 
 // Clock is the time a reconciler judges by: its timeouts and deadlines can then be tested.
@@ -247,7 +249,14 @@ func failureReason(err error) string {
 func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	inst := &v1alpha1.KintoInstance{}
 	if err := r.Get(ctx, req.NamespacedName, inst); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.ownWrites.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.ownWrites.behind(inst) {
+		log.FromContext(ctx).V(1).Info("the cache has not shown the operator's last write to the instance yet; retrying", "after", cacheLagRetry)
+		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
 	}
 	if !inst.DeletionTimestamp.IsZero() {
 		// Children go with the garbage collector; data-holding ones stay unless owned. Under
@@ -284,7 +293,7 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		before := inst.DeepCopy()
 		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 		inst.Status = *p.status
-		err := r.Status().Patch(ctx, inst, patch)
+		err := r.patchInstance(ctx, inst, patch, true)
 		if apierrors.IsConflict(err) && failure == nil {
 			// Soon, and not with the exponential backoff of errors: the write the cache has
 			// not seen yet is often a status write, whose watch event brings no pass (the
