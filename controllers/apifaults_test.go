@@ -126,15 +126,6 @@ func TestPassWaitsForTheCacheToShowItsOwnWrite(t *testing.T) {
 	inst := createInstance(t, ns, "ownwrite", nil)
 	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting")
 	bringUp(t, inst)
-	// The status cleared, so that the pass below has one to write; a status write brings the
-	// manager no pass, and nothing else changes here.
-	cleared := &v1alpha1.KintoInstance{}
-	get(t, ns, inst.Name, cleared)
-	cleared.Status = v1alpha1.KintoInstanceStatus{}
-	if err := k8s.Status().Update(context.Background(), cleared); err != nil {
-		t.Fatal(err)
-	}
-
 	c := newLaggingCache(nil)
 	r := &controllers.KintoInstanceReconciler{Client: c, APIReader: k8s,
 		Recorder: discardEvents{}, Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage}
@@ -147,8 +138,21 @@ func TestPassWaitsForTheCacheToShowItsOwnWrite(t *testing.T) {
 		}
 		return result, c.writes.Load()
 	}
-	if _, writes := pass(r); writes == 0 {
-		t.Fatal("the pass wrote no status over the cleared one")
+	// The status cleared, so that r's pass has one to write. A status write brings the manager
+	// no pass, but a child's late event could, and write the status first: then again.
+	cleared := &v1alpha1.KintoInstance{}
+	for try := 1; ; try++ {
+		get(t, ns, inst.Name, cleared)
+		cleared.Status = v1alpha1.KintoInstanceStatus{}
+		if err := k8s.Status().Update(context.Background(), cleared); err != nil {
+			t.Fatal(err)
+		}
+		if _, writes := pass(r); writes > 0 {
+			break
+		}
+		if try == 3 {
+			t.Fatal("the pass wrote no status over the cleared one, 3 times")
+		}
 	}
 
 	c.stale.Store(cleared)
