@@ -838,7 +838,7 @@ func (p *progress) update(do func()) {
 
 // childHandler counts an instance's children by the instance label.
 func (p *progress) childHandler() toolscache.ResourceEventHandler {
-	set := func(obj any, present bool) {
+	return presence(func(obj any, present bool) {
 		o, ok := obj.(client.Object)
 		if !ok {
 			return
@@ -854,22 +854,12 @@ func (p *progress) childHandler() toolscache.ResourceEventHandler {
 			}
 			p.children[k][o.GetUID()] = true
 		})
-	}
-	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { set(obj, true) },
-		UpdateFunc: func(_, obj any) { set(obj, true) },
-		DeleteFunc: func(obj any) {
-			if gone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = gone.Obj
-			}
-			set(obj, false)
-		},
-	}
+	})
 }
 
 // instanceHandler records whether each instance's status is for its generation.
 func (p *progress) instanceHandler() toolscache.ResourceEventHandler {
-	set := func(obj any, present bool) {
+	return presence(func(obj any, present bool) {
 		inst, ok := obj.(*v1alpha1.KintoInstance)
 		if !ok {
 			return
@@ -882,7 +872,11 @@ func (p *progress) instanceHandler() toolscache.ResourceEventHandler {
 				delete(p.current, k)
 			}
 		})
-	}
+	})
+}
+
+// presence calls set with each object an informer adds or updates (present) or deletes.
+func presence(set func(obj any, present bool)) toolscache.ResourceEventHandler {
 	return toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { set(obj, true) },
 		UpdateFunc: func(_, obj any) { set(obj, true) },
