@@ -15,7 +15,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -81,9 +80,7 @@ func TestPassWaitsForTheCacheToShowItsOwnWrite(t *testing.T) {
 	inst := createInstance(t, ns, "ownwrite", nil)
 	waitForCondition(t, inst, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "PostgreSQLStarting")
 	bringUp(t, inst)
-	counter := &requestCounter{namespace: ns, byMethod: map[string]int{}}
-	cfg := rest.CopyConfig(restConfig)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	counter, cfg := countRequests(ns)
 	api, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,15 @@ type requestCounter struct {
 	patched   []string
 }
 
+// countRequests returns a counter of the requests about namespace ns, and the administrator's
+// configuration with its requests going through it.
+func countRequests(ns string) (*requestCounter, *rest.Config) {
+	counter := &requestCounter{namespace: ns, byMethod: map[string]int{}}
+	cfg := rest.CopyConfig(restConfig)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	return counter, cfg
+}
+
 func (c *requestCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.Contains(req.URL.Path, "/namespaces/"+c.namespace+"/") {
 		what := req.Method
@@ -74,9 +83,7 @@ func TestSteadyStatePassWritesNothing(t *testing.T) {
 	ns := newNamespace(t)
 	inst := bringUp(t, createInstance(t, ns, "steady", nil))
 
-	counter := &requestCounter{namespace: ns, byMethod: map[string]int{}}
-	cfg := rest.CopyConfig(restConfig)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	counter, cfg := countRequests(ns)
 	r := &controllers.KintoInstanceReconciler{
 		Client: cachedClient(t, cfg), APIReader: k8s, Recorder: discardEvents{},
 		Network: testNetwork, GatewayAPI: true, OperatorImage: testOperatorImage,
