@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -36,19 +37,27 @@ func TestRefusedIngressStopsNoOtherStage(t *testing.T) {
 		i.Spec.Ingress = &v1alpha1.IngressSpec{Host: "refused.example.org", ClassName: ptr.To("forbidden")}
 	})
 	cur := waitForCondition(t, inst, v1alpha1.ConditionExposed, metav1.ConditionFalse, "Refused")
-	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionExposed); !strings.Contains(c.Message, "ingress class forbidden is not offered") {
-		t.Errorf("Exposed says %q, not the API server's refusal", c.Message)
+	refused := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionExposed)
+	if !strings.Contains(refused.Message, "ingress class forbidden is not offered") {
+		t.Errorf("Exposed says %q, not the API server's refusal", refused.Message)
 	}
 	expectWarning(t, inst, "Refused", "ingress class forbidden is not offered")
 	eventually(t, "the backup CronJob", func() error {
 		return k8s.Get(ctx, key(ns, resources.BackupCronJobName(inst)), &batchv1.CronJob{})
 	})
+	// The passes to come fall in a later second than the refusal, which the stored time keeps.
+	time.Sleep(time.Until(refused.LastTransitionTime.Add(time.Second)))
 	markDatabaseReady(t, inst)
 	finishJob(t, ns, resources.MigrateJobName(inst, inst.Spec.Version), true)
 	waitForCondition(t, inst, v1alpha1.ConditionSchemaMigrated, metav1.ConditionTrue, "Migrated")
 	markServerAvailable(t, inst)
 	waitForCondition(t, inst, v1alpha1.ConditionServerReady, metav1.ConditionTrue, "Available")
-	waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonReconcileError)
+	cur = waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonReconcileError)
+	// Every pass claims the host (Exposed true) before its Ingress is refused (false again):
+	// that is no transition.
+	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionExposed); !c.LastTransitionTime.Equal(&refused.LastTransitionTime) {
+		t.Errorf("Exposed, still refused, says it transitioned at %s, not %s", c.LastTransitionTime, refused.LastTransitionTime)
+	}
 
 	updateInstance(t, inst, func(i *v1alpha1.KintoInstance) { i.Spec.Ingress.ClassName = ptr.To("public") })
 	waitForCondition(t, inst, v1alpha1.ConditionExposed, metav1.ConditionTrue, "Exposed")

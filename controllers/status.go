@@ -54,6 +54,12 @@ var progressReasons = map[string]bool{
 }
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {
+	since := metav1.NewTime(p.now)
+	// A condition one stage of the pass turned and a later one turned back (Exposed, its host
+	// claimed and then its Ingress refused) has not transitioned since the pass began.
+	if before := meta.FindStatusCondition(p.inst.Status.Conditions, condType); before != nil && before.Status == status {
+		since = before.LastTransitionTime
+	}
 	meta.SetStatusCondition(&p.status.Conditions, metav1.Condition{
 		Type:               condType,
 		Status:             status,
@@ -61,7 +67,7 @@ func setCondition(p *pass, condType string, status metav1.ConditionStatus, reaso
 		Message:            message,
 		ObservedGeneration: p.inst.Generation,
 		// Kept as it was unless the status changes.
-		LastTransitionTime: metav1.NewTime(p.now),
+		LastTransitionTime: since,
 	})
 }
 
