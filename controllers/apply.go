@@ -3,9 +3,9 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
 
@@ -68,22 +68,16 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 		setTo(obj, current)
 		return nil
 	}
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return fmt.Errorf("converting %T: %w", obj, err)
-	}
-	// A typed object converts with zero-valued fields the operator has no opinion on.
-	delete(u, "status")
-	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
-	applied := &unstructured.Unstructured{Object: u}
-	hash, err := appliedHash(applied)
+	hash, err := appliedHash(obj)
 	if err != nil {
 		return fmt.Errorf("hashing %s %s: %w", kind, obj.GetName(), err)
 	}
-	applied.SetAnnotations(withAnnotation(applied.GetAnnotations(), appliedHashAnnotation, hash))
+	var applied *unstructured.Unstructured
 	switch {
 	case found && current.GetAnnotations()[appliedHashAnnotation] == hash:
+		if applied, err = appliedObject(obj, hash); err != nil {
+			return err
+		}
 		have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(current)
 		if err == nil && holdsApplied(have, applied) {
 			verified.record(current, digest)
@@ -101,6 +95,11 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 		// One the cache has not seen yet: applied as any other.
 		if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+		}
+	}
+	if applied == nil {
+		if applied, err = appliedObject(obj, hash); err != nil {
+			return err
 		}
 	}
 	// The fields of the operator's create go to its apply first: an apply that does not own them
@@ -192,28 +191,25 @@ func takeOverCreated(ctx context.Context, c client.Client, applied *unstructured
 	return nil
 }
 
-// appliedHash is the hash of the configuration applied, without the resource version a write
-// may be conditioned on. Its form must not change: a child whose hash no longer matches is
-// applied again, and a Secret's new resource version rolls the pods that mount it.
-func appliedHash(applied *unstructured.Unstructured) (string, error) {
-	// Taken out and put back rather than hashing a deep copy without it.
-	version := applied.GetResourceVersion()
-	applied.SetResourceVersion("")
-	raw, err := json.Marshal(applied.Object) // map keys in order: the same object, the same bytes
-	if version != "" {
-		applied.SetResourceVersion(version)
-	}
+// appliedObject is obj as apply sends it, unstructured, with the hash of that (appliedHash).
+func appliedObject(obj client.Object, hash string) (*unstructured.Unstructured, error) {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("converting %T: %w", obj, err)
 	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:16]), nil
+	// A typed object converts with zero-valued fields the operator has no opinion on.
+	delete(u, "status")
+	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
+	applied := &unstructured.Unstructured{Object: u}
+	applied.SetAnnotations(withAnnotation(applied.GetAnnotations(), appliedHashAnnotation, hash))
+	return applied, nil
 }
 
 // typedDigest is a digest of obj as the builders made it, resource version included, for
 // verifiedChildren. A built-in type's protobuf encoding, deterministic (its generated code sorts
-// map keys), is several times cheaper to make than its JSON, itself several times cheaper than
-// the unstructured form and appliedHash of it; other types are hashed as JSON.
+// map keys), is several times cheaper to make than its JSON with sorted keys (appliedHash);
+// other types are hashed as JSON.
 func typedDigest(obj client.Object) ([sha256.Size]byte, error) {
 	var raw []byte
 	var err error
@@ -228,7 +224,10 @@ func typedDigest(obj client.Object) ([sha256.Size]byte, error) {
 	return sha256.Sum256(raw), nil
 }
 
+// withAnnotation is a copy of annotations with key set to value: a builder's map may be another
+// object's too.
 func withAnnotation(annotations map[string]string, key, value string) map[string]string {
+	annotations = maps.Clone(annotations)
 	if annotations == nil {
 		annotations = map[string]string{}
 	}

@@ -137,7 +137,7 @@ func BenchmarkUnchangedCheck(b *testing.B) {
 		run  func() bool
 	}{
 		{"digest", func() bool { _, err := typedDigest(children.Server); return err == nil }},
-		{"hash", func() bool { _, err := appliedHash(applied); return err == nil }},
+		{"hash", func() bool { _, err := appliedHash(children.Server); return err == nil }},
 		{"compare", func() bool {
 			have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cached)
 			return err == nil && holds(have, applied.Object)
