@@ -26,6 +26,8 @@ func appliedHash(obj client.Object) (string, error) {
 	}
 	s := sorters.Get().(*jsonSorter)
 	defer sorters.Put(s)
+	// Empty, unless the sorter's last value was malformed.
+	s.members, s.written = s.members[:0], s.written[:0]
 	sorted, rest, err := s.sorted(s.out[:0], raw, notApplied)
 	if err == nil && len(rest) != 0 {
 		err = errors.New("more after the object")
