@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -126,16 +127,28 @@ func postgresCredential(t *testing.T) *syscall.Credential {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
-// freePort returns a TCP port of 127.0.0.1 that nothing listens on right now.
+// freePort returns a TCP port of 127.0.0.1 that nothing listens on right now, and that it has
+// not returned before: the kernel hands a port just closed out again, and two parallel tests
+// given the same one would each take the other's server for its own.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, given := portsGiven.LoadOrStore(port, true); !given {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port that was not given before")
+	return 0
 }
+
+// portsGiven are the ports freePort returned.
+var portsGiven sync.Map
 
 // tempDir is a directory removed when the test ends, owned by cred (nil: the test's user) and
 // reachable by it, unlike t.TempDir whose parent only the test's user may enter.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,7 +218,9 @@ func (p *postgresCluster) startServer() bool {
 		}
 		c := exec.Command(probe[0], probe[1:]...)
 		c.Dir = p.dir
-		if c.Run() == nil {
+		// The probe may reach another test's server that took the port first, while this one
+		// fails to bind it: the server is this one when its own postmaster.pid says so.
+		if c.Run() == nil && p.serving(cmd.Process.Pid) {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -225,6 +228,18 @@ func (p *postgresCluster) startServer() bool {
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// serving says whether the postmaster pid is ready on p.port, by its postmaster.pid: its PID on
+// the first line, its port on the fourth and its status, once it listens, on the eighth.
+func (p *postgresCluster) serving(pid int) bool {
+	b, err := os.ReadFile(filepath.Join(p.dataDir, "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(string(b), "\n")
+	return len(lines) >= 8 && lines[0] == strconv.Itoa(pid) && lines[3] == strconv.Itoa(p.port) &&
+		strings.TrimSpace(lines[7]) == "ready"
 }
 
 // Stop shuts the server down the way the official postgres image's STOPSIGNAL (SIGINT, a fast
