@@ -121,21 +121,27 @@ func (r *KintoInstanceReconciler) claimHost(ctx context.Context, p *pass, inst *
 			fmt.Sprintf("host %s is already served by instance %s, which keeps it: this instance gets no Ingress or route until it asks for another host", host, owner))
 		return nil
 	}
-	setCondition(p, v1alpha1.ConditionExposed, metav1.ConditionTrue, reasonExposed, fmt.Sprintf("host %s is this instance's", host))
 	return nil
 }
 
 // reconcileExposure applies the instance's Ingress or route, apart from its other children: a
 // public host the API server refuses (an ingress class an admission policy rejects, say) turns
-// Exposed false with the refusal, and stops no other stage.
-func (r *KintoInstanceReconciler) reconcileExposure(ctx context.Context, inst *v1alpha1.KintoInstance, children *resources.Children) error {
+// Exposed false with the refusal, and stops no other stage. Exposed turns true only here, once
+// they are applied: a pass that ends before this stage (waiting for a rollout slot, say) leaves
+// it as it was.
+func (r *KintoInstanceReconciler) reconcileExposure(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, children *resources.Children) error {
 	if inst.Spec.Gateway != nil && !r.GatewayAPI {
 		return errors.New("spec.gateway needs the Gateway API (HTTPRoute, gateway.networking.k8s.io/v1) installed in the cluster")
 	}
-	for _, obj := range children.Exposure() {
+	exposure := children.Exposure()
+	for _, obj := range exposure {
 		if err := apply(ctx, r.Client, obj); err != nil {
 			return err
 		}
+	}
+	if len(exposure) > 0 {
+		_, host := inst.Spec.PublicEndpoint()
+		setCondition(p, v1alpha1.ConditionExposed, metav1.ConditionTrue, reasonExposed, fmt.Sprintf("host %s is this instance's", host))
 	}
 	return nil
 }

@@ -202,7 +202,7 @@ func (r *KintoInstanceReconciler) runStages(ctx context.Context, p *pass) error 
 		stage{"", func() error {
 			return r.reconcileWorkloads(ctx, p, inst, children, restore, credentials, secrets)
 		}},
-		stage{v1alpha1.ConditionExposed, func() error { return inStage(stageExposure, r.reconcileExposure(ctx, inst, children)) }},
+		stage{v1alpha1.ConditionExposed, func() error { return inStage(stageExposure, r.reconcileExposure(ctx, p, inst, children)) }},
 		stage{v1alpha1.ConditionBackupHealthy, func() error {
 			return inStage(stageBackups, r.reconcileBackups(ctx, p, inst, children, sharedBucket))
 		}},

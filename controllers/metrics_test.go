@@ -17,11 +17,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
@@ -57,15 +60,22 @@ func TestMetricsNeedAuthorisation(t *testing.T) {
 	go func() { _ = server.Start(ctx) }()
 
 	ns := newNamespace(t)
-	scraper := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prometheus"}}
-	if err := k8s.Create(ctx, scraper); err != nil {
-		t.Fatal(err)
+	// Two scrapers, one bound to the role before either scrapes: the endpoint remembers a refusal
+	// for 30 s (its authoriser's cache), so the refused one must not be the served one.
+	token := func(name string) string {
+		t.Helper()
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		if err := k8s.Create(ctx, sa); err != nil {
+			t.Fatal(err)
+		}
+		request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+		if err := k8s.SubResource("token").Create(ctx, sa, request); err != nil {
+			t.Fatal(err)
+		}
+		return request.Status.Token
 	}
-	request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
-	if err := k8s.SubResource("token").Create(ctx, scraper, request); err != nil {
-		t.Fatal(err)
-	}
-	token := request.Status.Token
+	scraper, stranger := token("prometheus"), token("stranger")
+	bindMetricsReader(t, ns, "prometheus")
 
 	// Over https only, and with a certificate of its own making.
 	web := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
@@ -98,8 +108,15 @@ func TestMetricsNeedAuthorisation(t *testing.T) {
 		})
 	}
 	expect("an anonymous scrape refused", "", http.StatusUnauthorized)
-	expect("a scrape by a ServiceAccount without the role refused", token, http.StatusForbidden)
+	expect("a scrape by a ServiceAccount without the role refused", stranger, http.StatusForbidden)
+	expect("a scrape by a ServiceAccount bound to metrics-reader served", scraper, http.StatusOK)
+}
 
+// bindMetricsReader binds config/rbac's metrics-reader role (a copy named for the namespace) to
+// a ServiceAccount of ns, and waits until the API server's authoriser says it may get /metrics.
+func bindMetricsReader(t *testing.T, ns, serviceAccount string) {
+	t.Helper()
+	ctx := context.Background()
 	raw, err := os.ReadFile("../config/rbac/metrics_reader_role.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -112,17 +129,28 @@ func TestMetricsNeedAuthorisation(t *testing.T) {
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: scraper.Name}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: serviceAccount}},
 	}
-	if err := k8s.Create(ctx, role); err != nil {
-		t.Fatal(err)
+	for _, o := range []client.Object{role, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
 	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), role) })
-	if err := k8s.Create(ctx, binding); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), binding) })
-	expect("a scrape by a ServiceAccount bound to metrics-reader served", token, http.StatusOK)
+	user := serviceaccount.MakeUsername(ns, serviceAccount)
+	eventually(t, user+" may get /metrics", func() error {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: serviceaccount.MakeGroupNames(ns),
+			NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+		}}
+		if err := k8s.Create(ctx, review); err != nil {
+			return err
+		}
+		if !review.Status.Allowed {
+			return fmt.Errorf("not allowed: %s", review.Status.Reason)
+		}
+		return nil
+	})
 }
 
 // scrape gathers the operator's registry, as its metrics endpoint serves it.

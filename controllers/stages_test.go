@@ -53,8 +53,7 @@ func TestRefusedIngressStopsNoOtherStage(t *testing.T) {
 	markServerAvailable(t, inst)
 	waitForCondition(t, inst, v1alpha1.ConditionServerReady, metav1.ConditionTrue, "Available")
 	cur = waitForCondition(t, inst, v1alpha1.ConditionReady, metav1.ConditionFalse, reasonReconcileError)
-	// Every pass claims the host (Exposed true) before its Ingress is refused (false again):
-	// that is no transition.
+	// Exposed, refused on every pass, never transitioned again.
 	if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionExposed); !c.LastTransitionTime.Equal(&refused.LastTransitionTime) {
 		t.Errorf("Exposed, still refused, says it transitioned at %s, not %s", c.LastTransitionTime, refused.LastTransitionTime)
 	}
