@@ -56,9 +56,17 @@ func apply(ctx context.Context, c client.Client, obj client.Object) error {
 	if !ok {
 		return fmt.Errorf("%T is not an object", obj)
 	}
+	return applyOver(ctx, c, obj, current, c.Get(ctx, client.ObjectKeyFromObject(obj), current))
+}
+
+// applyOver is apply, for a caller that has read the child itself: current is what it read, and
+// readErr how the read ended (nil, NotFound, another failure). A child read past the cache (one
+// the cache may not show yet, such as the credentials Secret just created) is then compared as
+// it is, instead of being applied again for the cache's lag: that apply would hand the create's
+// fields over, a write that gives the child a new version.
+func applyOver(ctx context.Context, c client.Client, obj, current client.Object, readErr error) error {
 	// Any failure to read it but its absence: the apply decides.
-	err := c.Get(ctx, client.ObjectKeyFromObject(obj), current)
-	found, absent := err == nil, apierrors.IsNotFound(err)
+	found, absent := readErr == nil, apierrors.IsNotFound(readErr)
 	kind := reflect.TypeOf(obj).Elem().Name()
 	digest, err := typedDigest(obj)
 	if err != nil {

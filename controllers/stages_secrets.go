@@ -28,16 +28,18 @@ import (
 func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance) (string, error) {
 	existing := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: resources.CredentialsSecretName(inst)}
-	err := r.Get(ctx, key, existing)
-	if apierrors.IsNotFound(err) {
+	readErr := r.Get(ctx, key, existing)
+	if apierrors.IsNotFound(readErr) {
 		// One the user made (to carry an instance's HMAC secrets over from another host) is
-		// not labelled yet, so not in the cache: its values must be kept, not drawn anew.
-		err = r.APIReader.Get(ctx, key, existing)
+		// not labelled yet, so not in the cache: its values must be kept, not drawn anew. So is
+		// the one a pass just created, until the cache shows it.
+		readErr = r.APIReader.Get(ctx, key, existing)
 	}
-	if client.IgnoreNotFound(err) != nil {
-		return "", err
+	if client.IgnoreNotFound(readErr) != nil {
+		return "", readErr
 	}
 	holdsData := false
+	var err error
 	// An external database's needs no I/O, and ends the HMAC secrets' drawn mark.
 	if !resources.HasHMACSecrets(existing.Data) || inst.Spec.ExternalDatabase() != nil {
 		if holdsData, err = r.holdsData(ctx, p, inst); err != nil {
@@ -61,9 +63,12 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 		return "", err
 	}
 	// Applied on the condition that it is still the Secret read: one deleted meanwhile must not
-	// come back with values from a stale read, nor new ones over data.
+	// come back with values from a stale read, nor new ones over data. Its version is the
+	// workloads' credentials revision, so the Secret as read is what the apply compares with
+	// (the cache may not show it yet): applied again for nothing, it would take a new version
+	// and roll every pod of the instance.
 	secret.ResourceVersion = existing.ResourceVersion
-	if err := apply(ctx, r.Client, secret); err != nil {
+	if err := applyOver(ctx, r.Client, secret, existing, readErr); err != nil {
 		return "", err
 	}
 	p.rotatingPassword = len(secret.Data[resources.SecretKeyDatabasePasswordNext]) > 0
