@@ -85,7 +85,7 @@ func (c Clock) now() time.Time {
 // The operator patches instances' finalizers (deletionPolicy Snapshot) and deletes the database
 // volume once the final backup is taken, and a backup CronJob when spec.backup goes.
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/status,verbs=get;patch
+// +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/status,verbs=get;patch;update
 // Owner references that block owner deletion need update on the owner's finalizers.
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch;create;patch
@@ -291,9 +291,8 @@ func (r *KintoInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		// never undoes what the pass before it recorded (the rollout slot it took, say); the
 		// pass is retried on a fresh read.
 		before := inst.DeepCopy()
-		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 		inst.Status = *p.status
-		err := r.patchInstance(ctx, inst, patch, true)
+		err := r.updateStatus(ctx, inst)
 		if apierrors.IsConflict(err) && failure == nil {
 			// Soon, and not with the exponential backoff of errors: the write the cache has
 			// not seen yet is often a status write, whose watch event brings no pass (the

@@ -19,7 +19,7 @@ import (
 )
 
 // requestCounter counts the HTTP requests a client sends to the API server about one namespace,
-// by method, writes of a status apart ("PATCH status").
+// by method, writes of a status apart ("PUT status").
 type requestCounter struct {
 	namespace string
 	next      http.RoundTripper
