@@ -90,8 +90,6 @@ type results struct {
 		provisioningRun
 		Runs               []provisioningRun `json:"runs"`
 		BaselineWorkers    int               `json:"baselineWorkers"`
-		OperatorRequests   map[string]int    `json:"operatorRequestsByVerb"`
-		Reconciles         int               `json:"reconciles"`
 		BaselineObjectKind map[string]int    `json:"baselineObjectsByKind"`
 	} `json:"provisioning"`
 	SteadyState struct {
@@ -140,6 +138,9 @@ type provisioningRun struct {
 	Ratio           float64 `json:"ratio"`
 	// OperatorFirst says the operator's side ran before the plain client's (every other run).
 	OperatorFirst bool `json:"operatorFirst"`
+	// The operator's requests and reconciles in its side of the run, until its end.
+	OperatorRequests map[string]int `json:"operatorRequestsByVerb"`
+	Reconciles       int            `json:"reconciles"`
 	// The CPU each process used, in seconds, while the objects were created: what limits
 	// both times on a machine whose cores they all share.
 	OperatorCPUSeconds cpuUse `json:"operatorCPUSeconds"`
@@ -204,6 +205,9 @@ func TestFleet(t *testing.T) {
 		// The first run is the baseline's first: it says how many children an instance has.
 		done := b.waitChildren(t, fleet, baseline.perInstance, 30*time.Minute)
 		run.OperatorSeconds, run.OperatorCPUSeconds = done.Sub(start).Seconds(), b.cpuUse(t).since(cpuBefore)
+		// The manager started for this run: its counts are this run's, up to the figure's end.
+		m := b.scrape(t)
+		run.OperatorRequests, run.Reconciles = m.byVerb(), m.reconciles()
 		if operatorFirst {
 			b.stopManager(t)
 			b.removeInstances(t, ctx, fleet)
@@ -212,8 +216,8 @@ func TestFleet(t *testing.T) {
 		run.BaselineSeconds, run.BaselineCPUSeconds, run.OperatorFirst = baseline.seconds, baseline.cpu, operatorFirst
 		run.Ratio = run.OperatorSeconds / run.BaselineSeconds
 		res.Provisioning.Runs = append(res.Provisioning.Runs, run)
-		t.Logf("provisioning, run %d (operator first: %t): operator %.1fs, baseline %.1fs, ratio %.2f; CPU seconds %v, baseline's %v", r+1,
-			operatorFirst, run.OperatorSeconds, run.BaselineSeconds, run.Ratio, run.OperatorCPUSeconds, run.BaselineCPUSeconds)
+		t.Logf("provisioning, run %d (operator first: %t): operator %.1fs, baseline %.1fs, ratio %.2f; CPU seconds %v, baseline's %v; operator's requests %v, %d reconciles", r+1,
+			operatorFirst, run.OperatorSeconds, run.BaselineSeconds, run.Ratio, run.OperatorCPUSeconds, run.BaselineCPUSeconds, run.OperatorRequests, run.Reconciles)
 	}
 	byRatio := slices.SortedFunc(slices.Values(res.Provisioning.Runs), func(a, b provisioningRun) int { return cmp.Compare(a.Ratio, b.Ratio) })
 	res.Provisioning.provisioningRun = byRatio[len(byRatio)/2]
@@ -224,11 +228,7 @@ func TestFleet(t *testing.T) {
 	for _, c := range res.Provisioning.ObjectsByKind {
 		res.Provisioning.Objects += c
 	}
-	provisioned := b.scrape(t)
-	res.Provisioning.OperatorRequests = provisioned.byVerb()
-	res.Provisioning.Reconciles = provisioned.reconciles()
-	t.Logf("provisioning: median ratio %.2f; the last run's requests %v, %d reconciles", res.Provisioning.Ratio,
-		res.Provisioning.OperatorRequests, res.Provisioning.Reconciles)
+	t.Logf("provisioning: median ratio %.2f", res.Provisioning.Ratio)
 	if os.Getenv("PROVISIONING_ONLY") != "" {
 		// Stopped, not killed, so that a --cpu-profile in MANAGER_ARGS is written.
 		b.stopManager(t)
@@ -347,6 +347,7 @@ func formatTable(r *results) string {
 	row("   the median run", "operator %.1f s, plain client %.1f s (%d workers)", p.OperatorSeconds, p.BaselineSeconds, p.BaselineWorkers)
 	row("   CPU used meanwhile, operator's run", "%s", p.OperatorCPUSeconds)
 	row("   CPU used meanwhile, plain client's run", "%s", p.BaselineCPUSeconds)
+	row("   the operator's requests in that run", "%v, %d reconciles", p.OperatorRequests, p.Reconciles)
 	ss := r.SteadyState
 	row(fmt.Sprintf("2. steady state, %d instances, after restart", ss.Instances),
 		"%d writes (goal 0); %d reconciles to settle, %d in the next 10 s; requests %v, of which %d POSTs authorise the scrapes", ss.Writes, ss.ReconcilesToSettle, ss.ReconcilesAfter, ss.RequestsByVerb, ss.ScrapeReviews)
