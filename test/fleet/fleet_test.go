@@ -180,11 +180,11 @@ func TestFleet(t *testing.T) {
 	res.Settings = b.settings
 	res.Note = "envtest's kube-apiserver and etcd, no kubelet: the bench reports workloads available and Jobs complete itself (figures 2-5); the machine is shared, so figures vary between runs"
 
-	// 1. Provisioning, PROVISIONING_RUNS times, each side on an empty server (the other's
-	// objects removed, and seen gone). The side that goes first alternates, so that the
-	// machine's drift within a pair (another process, the caches, the heat) does not always
-	// favour the same side; the last run ends with the operator, whose fleet stays for the next
-	// figures. The run of the median ratio is reported, beside every run.
+	// 1. Provisioning, PROVISIONING_RUNS times, each side on an empty and quiet server (the
+	// other's objects removed, and seen gone; see waitQuiet). The side that goes first
+	// alternates, so that the machine's drift within a pair does not always favour the same
+	// side; the last run ends with the operator, whose fleet stays for the next figures. The
+	// run of the median ratio is reported, beside every run.
 	var fleet []client.ObjectKey
 	var baseline baselineResult
 	runs := envInt("PROVISIONING_RUNS", 5)
@@ -199,7 +199,7 @@ func TestFleet(t *testing.T) {
 			baseline = b.runBaseline(t, ctx, n)
 		}
 		b.startManager(t)
-		time.Sleep(settleBeforeRun)
+		b.waitQuiet(t)
 		start, cpuBefore := time.Now(), b.cpuUse(t)
 		fleet = b.createInstances(t, ctx, "fleet", 0, n, releaseBefore)
 		// The first run is the baseline's first: it says how many children an instance has.
@@ -659,7 +659,7 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 	b.ensureNamespaces(t, ctx, keys)
 	workers := 16
 	created := make([][]client.Object, n)
-	time.Sleep(settleBeforeRun)
+	b.waitQuiet(t)
 	start, cpuBefore := time.Now(), b.cpuUse(t)
 	parallel(t, workers, n, func(i int) error {
 		inst := newInstance(keys[i].Namespace, keys[i].Name, releaseBefore)
@@ -713,9 +713,29 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 	return res
 }
 
-// settleBeforeRun is the pause before each timed side of figure 1, so that neither starts while
-// the server still digests the removal of the other's objects (its watchers, the bench's cache).
-const settleBeforeRun = 2 * time.Second
+// waitQuiet waits, before each timed side of figure 1, until the bench's processes have used less
+// than a tenth of a core for a second, or quietTimeout: a side that starts while the API server
+// and etcd still digest the removal of the other side's objects (or the manager its start) pays
+// for them, and the side that went second was slower, whichever it was.
+func (b *bench) waitQuiet(t *testing.T) {
+	deadline := time.Now().Add(quietTimeout)
+	last := b.cpuUse(t)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		now := b.cpuUse(t)
+		busy := 0.0
+		for _, seconds := range now.since(last) {
+			busy += seconds
+		}
+		if busy < 0.1 {
+			return
+		}
+		last = now
+	}
+	t.Logf("the API server, etcd and the manager were still busy after %s", quietTimeout)
+}
+
+const quietTimeout = 30 * time.Second
 
 // removeInstances deletes the instances of keys and their children (no garbage collector runs
 // here), the operator stopped, and waits until the bench has seen them go.
