@@ -83,7 +83,8 @@ func (c Clock) now() time.Time {
 // patch), and removed by the garbage collector, except migration Jobs, Ingresses, HTTPRoutes and
 // disruption budgets, which the operator deletes itself.
 // The operator patches instances' finalizers (deletionPolicy Snapshot) and deletes the database
-// volume once the final backup is taken, and a backup CronJob when spec.backup goes.
+// volume once the final backup is taken, and a backup CronJob when spec.backup goes. It updates
+// an instance's status (patches it while the instance is deleted).
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=hosting.kinto-storage.org,resources=kintoinstances/status,verbs=get;patch;update
 // Owner references that block owner deletion need update on the owner's finalizers.

@@ -55,8 +55,8 @@ var progressReasons = map[string]bool{
 
 func setCondition(p *pass, condType string, status metav1.ConditionStatus, reason, message string) {
 	since := metav1.NewTime(p.now)
-	// A condition one stage of the pass turned and a later one turned back (Exposed, its host
-	// claimed and then its Ingress refused) has not transitioned since the pass began.
+	// A condition one stage of the pass turned and a later one turned back has not
+	// transitioned since the pass began.
 	if before := meta.FindStatusCondition(p.inst.Status.Conditions, condType); before != nil && before.Status == status {
 		since = before.LastTransitionTime
 	}
