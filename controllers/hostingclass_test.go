@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -422,9 +423,17 @@ func TestReplicasArePinnedForAnAutoscaler(t *testing.T) {
 	if err := k8s.SubResource("scale").Get(context.Background(), inst, scale); err != nil || scale.Spec.Replicas != 3 {
 		t.Errorf("scale = %+v, %v", scale.Spec, err)
 	}
-	// The autoscaler's writes reach the server, and the operator leaves them.
-	scale.Spec.Replicas = 2
-	if err := k8s.SubResource("scale").Update(context.Background(), cur, client.WithSubResourceBody(scale)); err != nil {
+	// The autoscaler's writes reach the server, and the operator leaves them. Like the
+	// autoscaler, the write is made again on a conflict: the operator's status writes change
+	// the instance's version meanwhile.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.SubResource("scale").Get(context.Background(), inst, scale); err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 2
+		return k8s.SubResource("scale").Update(context.Background(), cur, client.WithSubResourceBody(scale))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	serverReplicas(2)
