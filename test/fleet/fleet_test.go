@@ -716,7 +716,7 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 // waitQuiet waits, before each timed side of figure 1, until the bench's processes have used less
 // than a tenth of a core for a second, or quietTimeout: a side that starts while the API server
 // and etcd still digest the removal of the other side's objects (or the manager its start) pays
-// for them, and the side that went second was slower, whichever it was.
+// for them: the side that went second was the slower in most series, whichever it was.
 func (b *bench) waitQuiet(t *testing.T) {
 	deadline := time.Now().Add(quietTimeout)
 	last := b.cpuUse(t)
