@@ -95,7 +95,10 @@ func applyOver(ctx context.Context, c client.Client, obj, current client.Object,
 	case absent && obj.GetResourceVersion() == "":
 		// Typed, so in protobuf both ways, as the plain client sends it.
 		obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
+		key := keyOf(obj)
+		verified.creating.Store(key, struct{}{})
 		err := c.Create(ctx, obj, FieldOwner)
+		defer verified.creating.Delete(key)
 		if err == nil {
 			verified.record(obj, digest)
 			return nil
@@ -150,13 +153,38 @@ type verifiedChild struct {
 // fleet is provisioned, as every child's watch event brings its instance back. A version the
 // operator did not see (a hand edit, another manager's write) is compared in full again. Bounded:
 // a child forgotten is only compared in full.
-type verifiedChildren struct{ cache *lru.Cache }
+//
+// It also tells the watch events of the operator's own creations (created), which bring
+// nothing new: the children being created, by kind, namespace and name, are held apart
+// (creating), since the event of a creation may come before the API server's answer to it.
+type verifiedChildren struct {
+	cache    *lru.Cache
+	creating *sync.Map // of childKey
+}
 
-var verified = verifiedChildren{cache: lru.New(1 << 16)}
+var verified = verifiedChildren{cache: lru.New(1 << 16), creating: &sync.Map{}}
+
+// childKey names a child: the Go type of the object, its namespace and name.
+type childKey struct{ kind, namespace, name string }
+
+func keyOf(obj client.Object) childKey {
+	return childKey{reflect.TypeOf(obj).Elem().Name(), obj.GetNamespace(), obj.GetName()}
+}
 
 func (v verifiedChildren) holds(current client.Object, digest [sha256.Size]byte) bool {
 	seen, ok := v.cache.Get(current.GetUID())
 	return ok && seen.(verifiedChild) == verifiedChild{resourceVersion: current.GetResourceVersion(), digest: digest}
+}
+
+// created says whether obj is a child that apply is creating, or the version of one it created
+// or found holding what it applies: the watch event of its creation then brings its instance
+// nothing new, as the pass that created it has it as the API server returned it.
+func (v verifiedChildren) created(obj client.Object) bool {
+	if _, ok := v.creating.Load(keyOf(obj)); ok {
+		return true
+	}
+	seen, ok := v.cache.Get(obj.GetUID())
+	return ok && seen.(verifiedChild).resourceVersion == obj.GetResourceVersion()
 }
 
 func (v verifiedChildren) record(current client.Object, digest [sha256.Size]byte) {

@@ -1,15 +1,26 @@
 package controllers
 
 import (
+	"context"
 	"crypto/sha256"
 	"maps"
+	"slices"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/lru"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
 	"github.com/kinto-storage/kinto-operator/internal/resources"
@@ -108,6 +119,80 @@ func TestTypedDigest(t *testing.T) {
 	other.Spec.Version = "26.4.0"
 	if digest(other) == digest(inst) {
 		t.Error("the instance's version changed, its digest did not")
+	}
+}
+
+// The watch event of a child's creation is the operator's own echo only for the version it
+// created (or found verified), or while its create is under way; any other version, or another
+// object of the name, is news.
+func TestVerifiedCreated(t *testing.T) {
+	children := verifiedChildren{cache: lru.New(8), creating: &sync.Map{}}
+	mine := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "config", UID: "u1", ResourceVersion: "10"}}
+	if children.created(mine) {
+		t.Error("a child never seen counts as created")
+	}
+	children.record(mine, [32]byte{1})
+	if !children.created(mine) {
+		t.Error("the version created is not known")
+	}
+	later := mine.DeepCopy()
+	later.ResourceVersion = "11"
+	if children.created(later) {
+		t.Error("a later version counts as the operator's creation")
+	}
+	other := mine.DeepCopy()
+	other.UID = "u2"
+	if children.created(other) {
+		t.Error("another object of the name counts as the operator's creation")
+	}
+	// While the create is under way, by kind, namespace and name: not a Secret of the name.
+	pending := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new", UID: "u3", ResourceVersion: "12"}}
+	children.creating.Store(keyOf(pending), struct{}{})
+	if !children.created(pending) {
+		t.Error("the creation under way is not known")
+	}
+	if children.created(&corev1.Secret{ObjectMeta: pending.ObjectMeta}) {
+		t.Error("a Secret counts as the ConfigMap under way")
+	}
+}
+
+// The operator's own creation of an Ingress brings no pass to its instance, but still to another
+// instance asking for its host; its deletion, to both.
+func TestExceptOwnCreation(t *testing.T) {
+	ingress := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: "except-own-creation",
+		ResourceVersion: "5", Labels: map[string]string{resources.InstanceLabel: "a"}}}
+	asking := func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "a"}}, {NamespacedName: types.NamespacedName{Namespace: "ns", Name: "b"}}}
+	}
+	h := exceptOwnCreation(asking)
+	queued := func(send func(workqueue.TypedRateLimitingInterface[reconcile.Request])) []string {
+		q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+		defer q.ShutDown()
+		send(q)
+		var names []string
+		for q.Len() > 0 {
+			req, _ := q.Get()
+			names = append(names, req.Name)
+			q.Done(req)
+		}
+		slices.Sort(names)
+		return names
+	}
+	create := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		h.Create(context.Background(), event.CreateEvent{Object: ingress}, q)
+	}
+	if got := queued(create); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("a creation not the operator's queued %v, want a and b", got)
+	}
+	verified.record(ingress, [32]byte{})
+	if got := queued(create); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("the operator's own creation queued %v, want b only", got)
+	}
+	remove := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		h.Delete(context.Background(), event.DeleteEvent{Object: ingress}, q)
+	}
+	if got := queued(remove); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("a deletion queued %v, want a and b", got)
 	}
 }
 

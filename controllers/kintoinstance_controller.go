@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -338,6 +339,30 @@ const secretNameIndex = ".spec.referencedSecretNames"
 // was read runs again.
 const staleReadRetry = time.Second
 
+// exceptOwnCreation enqueues what mapping gives for each event of an object, but leaves the
+// object's own instance out of the event of the operator's own creation of it (see
+// verifiedChildren.created); other instances the object concerns still get it, and every other
+// event goes to all.
+func exceptOwnCreation(mapping handler.MapFunc) handler.EventHandler {
+	all := handler.EnqueueRequestsFromMapFunc(mapping)
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			own := types.NamespacedName{}
+			if verified.created(e.Object) {
+				own = types.NamespacedName{Namespace: e.Object.GetNamespace(), Name: e.Object.GetLabels()[resources.InstanceLabel]}
+			}
+			for _, req := range mapping(ctx, e.Object) {
+				if req.NamespacedName != own {
+					q.Add(req)
+				}
+			}
+		},
+		UpdateFunc:  all.Update,
+		DeleteFunc:  all.Delete,
+		GenericFunc: all.Generic,
+	}
+}
+
 // instanceRequests asks for a reconcile of each instance of list.
 func instanceRequests(list *v1alpha1.KintoInstanceList) []reconcile.Request {
 	reqs := make([]reconcile.Request, 0, len(list.Items))
@@ -395,29 +420,34 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		}
 		return instanceRequests(list)
 	}
+	// The creation of a child by the operator itself needs no new pass (verifiedChildren.created):
+	// without these echoes, a fleet being provisioned takes one pass an instance, not three.
+	notOwnCreation := builder.WithPredicates(predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !verified.created(e.Object) },
+	})
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.GatewayAPI {
-		b = b.Owns(&gatewayv1.HTTPRoute{}).
-			Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient())))
+		b = b.Owns(&gatewayv1.HTTPRoute{}, notOwnCreation).
+			Watches(&gatewayv1.HTTPRoute{}, exceptOwnCreation(instancesAskingForHosts(mgr.GetClient())))
 	}
 	return b.
 		// Status writes change neither generation nor annotations: they need no new pass.
 		For(&v1alpha1.KintoInstance{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.ConfigMap{}).
-		Watches(&corev1.Service{}, byInstanceLabel).
-		Watches(&appsv1.StatefulSet{}, byInstanceLabel).
-		Owns(&appsv1.Deployment{}).
-		Owns(&batchv1.Job{}).
-		Owns(&batchv1.CronJob{}).
-		Owns(&networkingv1.Ingress{}).
+		Owns(&corev1.ConfigMap{}, notOwnCreation).
+		Watches(&corev1.Service{}, byInstanceLabel, notOwnCreation).
+		Watches(&appsv1.StatefulSet{}, byInstanceLabel, notOwnCreation).
+		Owns(&appsv1.Deployment{}, notOwnCreation).
+		Owns(&batchv1.Job{}, notOwnCreation).
+		Owns(&batchv1.CronJob{}, notOwnCreation).
+		Owns(&networkingv1.Ingress{}, notOwnCreation).
 		// An Ingress that goes frees its host for the next instance asking for it.
-		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(instancesAskingForHosts(mgr.GetClient()))).
-		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel).
-		Watches(&corev1.ServiceAccount{}, byInstanceLabel).
-		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&networkingv1.Ingress{}, exceptOwnCreation(instancesAskingForHosts(mgr.GetClient()))).
+		Watches(&networkingv1.NetworkPolicy{}, byInstanceLabel, notOwnCreation).
+		Watches(&corev1.ServiceAccount{}, byInstanceLabel, notOwnCreation).
+		Owns(&policyv1.PodDisruptionBudget{}, notOwnCreation).
 		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(instanceAutoscaled)).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(referencing)).
+		Watches(&corev1.Secret{}, exceptOwnCreation(referencing)).
 		Watches(&v1alpha1.KintoHostingClass{}, handler.EnqueueRequestsFromMapFunc(instancesOfClass(mgr.GetClient()))).
 		Watches(&v1alpha1.KintoReleaseCatalog{}, handler.EnqueueRequestsFromMapFunc(instancesOfCatalog(mgr.GetClient()))).
 		// A namespace's labels decide which classes its instances may have.
@@ -432,7 +462,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		// A pod that cannot be scheduled, pull its image or start changes no workload's status:
 		// its instance looks at it to say why it waits.
 		Watches(&corev1.Pod{}, byInstanceLabel).
-		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel).
+		Watches(&corev1.PersistentVolumeClaim{}, byInstanceLabel, notOwnCreation).
 		// A backup's progress is the instance's BackupHealthy, and its final backup's, the
 		// instance's way out.
 		Watches(&v1alpha1.KintoBackup{}, handler.EnqueueRequestsFromMapFunc(
