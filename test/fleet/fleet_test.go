@@ -200,6 +200,7 @@ func TestFleet(t *testing.T) {
 		}
 		b.startManager(t)
 		b.waitQuiet(t)
+		b.profileAPIServer(t, "operator")
 		start, cpuBefore := time.Now(), b.cpuUse(t)
 		fleet = b.createInstances(t, ctx, "fleet", 0, n, releaseBefore)
 		// The first run is the baseline's first: it says how many children an instance has.
@@ -208,6 +209,7 @@ func TestFleet(t *testing.T) {
 		// The manager started for this run: its counts are this run's, up to the figure's end.
 		m := b.scrape(t)
 		run.OperatorRequests, run.Reconciles = m.byVerb(), m.reconciles()
+		b.profiles.Wait()
 		if operatorFirst {
 			b.stopManager(t)
 			b.removeInstances(t, ctx, fleet)
@@ -399,6 +401,11 @@ type bench struct {
 	// in force, for the table.
 	args     []string
 	settings map[string]string
+	// profiles are the API server's CPU profiles being taken, profiled how many of each side
+	// (see profileAPIServer).
+	profiles    sync.WaitGroup
+	profiled    map[string]int
+	debugSocket string
 }
 
 func startBench(t *testing.T, ctx context.Context, managerBin string) *bench {
@@ -406,6 +413,17 @@ func startBench(t *testing.T, ctx context.Context, managerBin string) *bench {
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}, ErrorIfCRDPathMissing: true}
 	// Room for the Services of thousands of instances (envtest's default range has 256).
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
+	var debugSocket string
+	if os.Getenv("APISERVER_PROFILE") != "" {
+		// A short path: a socket's may not be longer than 107 bytes.
+		dir, err := os.MkdirTemp("", "apiserver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+		debugSocket = filepath.Join(dir, "debug.sock")
+		env.ControlPlane.GetAPIServer().Configure().Set("debug-socket-path", debugSocket)
+	}
 	cfg, err := env.Start()
 	t.Cleanup(func() { _ = env.Stop() })
 	if err != nil {
@@ -416,7 +434,7 @@ func startBench(t *testing.T, ctx context.Context, managerBin string) *bench {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bench{env: env, admin: admin, adminCfg: cfg, managerBin: managerBin, logDir: t.TempDir()}
+	b := &bench{env: env, admin: admin, adminCfg: cfg, managerBin: managerBin, logDir: t.TempDir(), debugSocket: debugSocket}
 	b.args = strings.Fields(os.Getenv("MANAGER_ARGS"))
 	b.settings = map[string]string{
 		"max-concurrent-reconciles": strconv.Itoa(controllers.DefaultMaxConcurrentReconciles),
@@ -660,6 +678,7 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 	workers := 16
 	created := make([][]client.Object, n)
 	b.waitQuiet(t)
+	b.profileAPIServer(t, "baseline")
 	start, cpuBefore := time.Now(), b.cpuUse(t)
 	parallel(t, workers, n, func(i int) error {
 		inst := newInstance(keys[i].Namespace, keys[i].Name, releaseBefore)
@@ -701,6 +720,7 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 		}
 	}
 	t.Logf("baseline: %d instances, %d objects each, in %.1fs", n, res.perInstance, res.seconds)
+	b.profiles.Wait() // before the removal, which is not the baseline's work
 	parallel(t, workers, n, func(i int) error {
 		for _, o := range created[i] {
 			if err := b.remove(ctx, o); err != nil {
@@ -1347,6 +1367,47 @@ func (b *bench) memory(t *testing.T) (rss, heap float64) {
 type cpuUse map[string]float64
 
 var benchProcesses = map[string]string{"kube-apiserver": "apiServer", "etcd": "etcd", "manager": "operator"}
+
+// profileAPIServer, when APISERVER_PROFILE names a file prefix, takes a CPU profile of the API
+// server (its /debug/pprof, on its debug socket) for APISERVER_PROFILE_SECONDS (30) from
+// now, into PREFIX-side-N.prof (the side's Nth run): where the API server's CPU goes during
+// each side of a provisioning run, for `go tool pprof -diff_base`. A window longer than either
+// side takes holds the whole of each: the next step waits for it.
+func (b *bench) profileAPIServer(t *testing.T, side string) {
+	prefix := os.Getenv("APISERVER_PROFILE")
+	if prefix == "" {
+		return
+	}
+	httpClient := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", b.debugSocket)
+	}}}
+	url := fmt.Sprintf("http://apiserver/debug/pprof/profile?seconds=%d", envInt("APISERVER_PROFILE_SECONDS", 30))
+	if b.profiled == nil {
+		b.profiled = map[string]int{}
+	}
+	b.profiled[side]++
+	file := fmt.Sprintf("%s-%s-%d.prof", prefix, side, b.profiled[side])
+	b.profiles.Add(1)
+	go func() {
+		defer b.profiles.Done()
+		resp, err := httpClient.Get(url)
+		if err != nil {
+			t.Errorf("profiling the API server: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, raw)
+		}
+		if err == nil {
+			err = os.WriteFile(file, raw, 0o644)
+		}
+		if err != nil {
+			t.Errorf("profiling the API server: %v", err)
+		}
+	}()
+}
 
 // cpuUse reads each process's use from /proc (Linux's clock ticks are 1/100 s for every
 // process).
