@@ -93,14 +93,8 @@ func applyOver(ctx context.Context, c client.Client, obj, current client.Object,
 			return nil
 		}
 	case absent && obj.GetResourceVersion() == "":
-		// Typed, so in protobuf both ways, as the plain client sends it.
-		obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
-		key := keyOf(obj)
-		verified.creating.Store(key, struct{}{})
-		err := c.Create(ctx, obj, FieldOwner)
-		defer verified.creating.Delete(key)
+		err := createChild(ctx, c, obj, hash, digest)
 		if err == nil {
-			verified.record(obj, digest)
 			return nil
 		}
 		// One the cache has not seen yet: applied as any other.
@@ -140,6 +134,35 @@ func setTo(obj, from client.Object) {
 	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(from).Elem())
 }
 
+// createChild creates a child the cache does not show, with the hash of what it holds: typed, so
+// in protobuf both ways, as a plain client sends it. Its watch event is then known as the
+// operator's own (verifiedChildren.created). The API server's error is returned as it is.
+func createChild(ctx context.Context, c client.Client, obj client.Object, hash string, digest [sha256.Size]byte) error {
+	obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
+	key := keyOf(obj)
+	verified.creating.Store(key, struct{}{})
+	defer verified.creating.Delete(key)
+	if err := c.Create(ctx, obj, FieldOwner); err != nil {
+		return err
+	}
+	verified.record(obj, digest)
+	return nil
+}
+
+// createAbsent creates a child that must not exist yet, as apply would create it; unlike apply,
+// it never writes over one that exists: the API server's AlreadyExists says so.
+func createAbsent(ctx context.Context, c client.Client, obj client.Object) error {
+	digest, err := typedDigest(obj)
+	if err != nil {
+		return err
+	}
+	hash, err := appliedHash(obj)
+	if err != nil {
+		return err
+	}
+	return createChild(ctx, c, obj, hash, digest)
+}
+
 // verifiedChild is what apply last found a child to be: the version it read (or created) and
 // the digest of the configuration that version held.
 type verifiedChild struct {
@@ -150,7 +173,8 @@ type verifiedChild struct {
 // verifiedChildren remembers, by a child's UID, the version of it that held what the operator
 // would apply (see apply), so that a later pass wanting the same, which finds that version
 // unchanged, skips converting both to maps and comparing them: most of a pass's CPU when a
-// fleet is provisioned, as every child's watch event brings its instance back. A version the
+// fleet is provisioned, as the later events of its children (their status) bring an instance
+// back. A version the
 // operator did not see (a hand edit, another manager's write) is compared in full again. Bounded:
 // a child forgotten is only compared in full.
 //

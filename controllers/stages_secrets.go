@@ -30,27 +30,20 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 	key := types.NamespacedName{Namespace: inst.Namespace, Name: resources.CredentialsSecretName(inst)}
 	readErr := r.Get(ctx, key, existing)
 	if apierrors.IsNotFound(readErr) {
-		// One the user made (to carry an instance's HMAC secrets over from another host) is
-		// not labelled yet, so not in the cache: its values must be kept, not drawn anew. So is
-		// the one a pass just created, until the cache shows it.
+		// Most often a new instance's, which a create makes without a read. One the user made
+		// (to carry an instance's HMAC secrets over from another host) is not labelled yet, so
+		// not in the cache, and neither is the one a pass just created until the cache shows
+		// it: the create fails on those (or the values cannot be drawn), and they are read past
+		// the cache, their values kept, not drawn anew.
+		if secret, err := r.credentials(ctx, p, inst, existing); err == nil && createAbsent(ctx, r.Client, secret) == nil {
+			return credentialsApplied(p, secret), nil
+		}
 		readErr = r.APIReader.Get(ctx, key, existing)
 	}
 	if client.IgnoreNotFound(readErr) != nil {
 		return "", readErr
 	}
-	holdsData := false
-	var err error
-	// An external database's needs no I/O, and ends the HMAC secrets' drawn mark.
-	if !resources.HasHMACSecrets(existing.Data) || inst.Spec.ExternalDatabase() != nil {
-		if holdsData, err = r.holdsData(ctx, p, inst); err != nil {
-			return "", err
-		}
-	}
-	taken, err := r.passwordTaken(ctx, inst, existing)
-	if err != nil {
-		return "", err
-	}
-	secret, err := resources.CredentialsSecret(inst, existing.Data, resources.RandomSource, holdsData, taken)
+	secret, err := r.credentials(ctx, p, inst, existing)
 	switch {
 	case errors.Is(err, resources.ErrHMACSecretsLost):
 		setCondition(p, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, "CredentialsMissing",
@@ -71,9 +64,33 @@ func (r *KintoInstanceReconciler) reconcileCredentials(ctx context.Context, p *p
 	if err := applyOver(ctx, r.Client, secret, existing, readErr); err != nil {
 		return "", err
 	}
+	return credentialsApplied(p, secret), nil
+}
+
+// credentials are the generated credentials the instance needs, keeping every value existing
+// holds.
+func (r *KintoInstanceReconciler) credentials(ctx context.Context, p *pass, inst *v1alpha1.KintoInstance, existing *corev1.Secret) (*corev1.Secret, error) {
+	holdsData := false
+	var err error
+	// An external database's needs no I/O, and ends the HMAC secrets' drawn mark.
+	if !resources.HasHMACSecrets(existing.Data) || inst.Spec.ExternalDatabase() != nil {
+		if holdsData, err = r.holdsData(ctx, p, inst); err != nil {
+			return nil, err
+		}
+	}
+	taken, err := r.passwordTaken(ctx, inst, existing)
+	if err != nil {
+		return nil, err
+	}
+	return resources.CredentialsSecret(inst, existing.Data, resources.RandomSource, holdsData, taken)
+}
+
+// credentialsApplied notes what the pass must know of the credentials Secret as applied, and
+// returns its version.
+func credentialsApplied(p *pass, secret *corev1.Secret) string {
 	p.rotatingPassword = len(secret.Data[resources.SecretKeyDatabasePasswordNext]) > 0
 	p.hmacSecretsDrawn = len(secret.Data[resources.SecretKeyHMACSecretsDrawn]) > 0
-	return secret.ResourceVersion, nil
+	return secret.ResourceVersion
 }
 
 // passwordTaken says whether PostgreSQL has taken the database password waiting in the
