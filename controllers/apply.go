@@ -174,9 +174,8 @@ type verifiedChild struct {
 // would apply (see apply), so that a later pass wanting the same, which finds that version
 // unchanged, skips converting both to maps and comparing them: most of a pass's CPU when a
 // fleet is provisioned, as the later events of its children (their status) bring an instance
-// back. A version the
-// operator did not see (a hand edit, another manager's write) is compared in full again. Bounded:
-// a child forgotten is only compared in full.
+// back. A version the operator did not see (a hand edit, another manager's write) is compared
+// in full again. Bounded: a child forgotten is only compared in full.
 //
 // It also tells the watch events of the operator's own creations (created), which bring
 // nothing new: the children being created, by kind, namespace and name, are held apart

@@ -421,7 +421,7 @@ func (r *KintoInstanceReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		return instanceRequests(list)
 	}
 	// The creation of a child by the operator itself needs no new pass (verifiedChildren.created):
-	// without these echoes, a fleet being provisioned takes one pass an instance, not three.
+	// without these echoes, a fleet being provisioned takes one pass an instance, not two.
 	notOwnCreation := builder.WithPredicates(predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return !verified.created(e.Object) },
 	})
