@@ -190,6 +190,9 @@ func TestFleet(t *testing.T) {
 	// run of the median ratio is reported, beside every run.
 	var fleet []client.ObjectKey
 	var baseline baselineResult
+	if os.Getenv("BASELINE_STATUS") != "0" {
+		b.modelStatus(t, ctx)
+	}
 	runs := envInt("PROVISIONING_RUNS", 5)
 	for r := range runs {
 		if r > 0 && b.manager != nil {
@@ -415,7 +418,14 @@ type bench struct {
 	profiles    sync.WaitGroup
 	profiled    map[string]int
 	debugSocket string
+	// statusModel is the status the operator wrote to a model instance (modelKey), in JSON:
+	// the plain client writes it to each of its instances, with their names (see runBaseline).
+	statusModel string
 }
+
+// modelKey names the model instance whose status the plain client copies: neither name holds
+// the other, so each can be replaced in its status.
+var modelKey = client.ObjectKey{Namespace: "modelns", Name: "modelinst"}
 
 func startBench(t *testing.T, ctx context.Context, managerBin string) *bench {
 	log.SetLogger(zap.New(zap.WriteTo(io.Discard))) // the bench's own cache has nothing to say; the manager logs to its file
@@ -664,9 +674,9 @@ type baselineResult struct {
 
 // runBaseline creates, with a plain client under the operator's own client limits and at the
 // same priority level of the API server, the instances and the objects the operator's first
-// pass makes for them, rendered by the same
-// builders, as fast as the API server takes them; then deletes them all, so that the operator
-// never sees them.
+// pass makes for them, rendered by the same builders, and writes each instance's status (the
+// model's, see modelStatus; not with BASELINE_STATUS=0), as fast as the API server takes them;
+// then deletes them all, so that the operator never sees them.
 func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineResult {
 	cfg := rest.CopyConfig(b.baselineCfg)
 	qps, _ := strconv.ParseFloat(b.settings["kube-api-qps"], 32)
@@ -719,7 +729,13 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 			}
 			created[i] = append(created[i], o)
 		}
-		return nil
+		if b.statusModel == "" {
+			return nil
+		}
+		if err := json.Unmarshal([]byte(b.statusFor(keys[i])), &inst.Status); err != nil {
+			return err
+		}
+		return c.Status().Update(ctx, inst)
 	})
 	res := baselineResult{seconds: time.Since(start).Seconds(), cpu: b.cpuUse(t).since(cpuBefore), workers: workers, byKind: map[string]int{}}
 	res.perInstance = len(created[0]) - 1
@@ -729,6 +745,10 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 		}
 	}
 	t.Logf("baseline: %d instances, %d objects each, in %.1fs", n, res.perInstance, res.seconds)
+	if b.statusModel != "" {
+		// The same end as the operator's side, seen the same way.
+		b.waitChildren(t, keys, res.perInstance, time.Minute)
+	}
 	b.profiles.Wait() // before the removal, which is not the baseline's work
 	parallel(t, workers, n, func(i int) error {
 		for _, o := range created[i] {
@@ -740,6 +760,37 @@ func (b *bench) runBaseline(t *testing.T, ctx context.Context, n int) baselineRe
 	})
 	b.waitGone(t, keys, 5*time.Minute)
 	return res
+}
+
+// modelStatus has the operator provision one instance, as the fleet's, and keeps the status it
+// wrote (statusModel): the figure's end is every child there and every status at its
+// generation, so the plain client, to reach the same objects, writes that status too, one
+// update on the version it created, where the operator's first pass writes its own.
+func (b *bench) modelStatus(t *testing.T, ctx context.Context) {
+	keys := []client.ObjectKey{modelKey}
+	b.ensureNamespaces(t, ctx, keys)
+	b.startManager(t)
+	if err := b.admin.Create(ctx, newInstance(modelKey.Namespace, modelKey.Name, releaseBefore)); err != nil {
+		t.Fatal(err)
+	}
+	b.waitChildren(t, keys, 0, 5*time.Minute)
+	inst := &v1alpha1.KintoInstance{}
+	if err := b.admin.Get(ctx, modelKey, inst); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(inst.Status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.statusModel = string(raw)
+	t.Logf("the model's status: %s", b.statusModel)
+	b.stopManager(t)
+	b.removeInstances(t, ctx, keys)
+}
+
+// statusFor is the model's status with the names of instance k.
+func (b *bench) statusFor(k client.ObjectKey) string {
+	return strings.NewReplacer(modelKey.Namespace, k.Namespace, modelKey.Name, k.Name).Replace(b.statusModel)
 }
 
 // waitQuiet waits, before each timed side of figure 1, until the bench's processes have used less
