@@ -36,8 +36,7 @@ const appliedHashAnnotation = "hosting.kinto-storage.org/applied-hash"
 // apply makes the cluster hold obj as the operator wants it, with server-side apply: the fields
 // in obj are set (taking them over from any other manager, so a hand edit is undone), fields the
 // operator applied before and no longer sets are removed, and fields others own are left alone.
-// On success obj holds the object as the API server returned it, status included; but for one
-// just created, which holds what was sent with the API server's metadata (see createChild).
+// On success obj holds the object as the API server returned it, status included.
 //
 // A converged fleet must cost the API server nothing, so the request is skipped when the object
 // as read through c (the operator's cache) already is what applying would make it: it carries
@@ -136,20 +135,14 @@ func setTo(obj, from client.Object) {
 }
 
 // createChild creates a child the cache does not show, with the hash of what it holds: typed, so
-// in protobuf, as a plain client sends it. The operator's client (creatingClient) has only the
-// child's metadata answered, which obj then holds beside what was sent; another client (a
-// test's) reads the whole object back. Its watch event is then known as the operator's own
-// (verifiedChildren.created). The API server's error is returned as it is.
+// in protobuf both ways, as a plain client sends it. Its watch event is then known as the
+// operator's own (verifiedChildren.created). The API server's error is returned as it is.
 func createChild(ctx context.Context, c client.Client, obj client.Object, hash string, digest [sha256.Size]byte) error {
 	obj.SetAnnotations(withAnnotation(obj.GetAnnotations(), appliedHashAnnotation, hash))
 	key := keyOf(obj)
 	verified.creating.Store(key, struct{}{})
 	defer verified.creating.Delete(key)
-	create := func() error { return c.Create(ctx, obj, FieldOwner) }
-	if creator, ok := c.(metadataCreator); ok {
-		create = func() error { return creator.createForMetadata(ctx, obj) }
-	}
-	if err := create(); err != nil {
+	if err := c.Create(ctx, obj, FieldOwner); err != nil {
 		return err
 	}
 	verified.record(obj, digest)

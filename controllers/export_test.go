@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kinto-storage/kinto-operator/api/v1alpha1"
@@ -42,14 +41,4 @@ func (c cacheWithoutSecrets) Get(ctx context.Context, key client.ObjectKey, obj 
 		return apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
 	}
 	return c.Client.Get(ctx, key, obj, opts...)
-}
-
-// CreateAnsweredWithMetadata creates obj, which must not exist yet, as the operator's manager
-// creates a child: through c with only its metadata answered (see creatingClient).
-func CreateAnsweredWithMetadata(ctx context.Context, c client.Client, cfg *rest.Config, obj client.Object) error {
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return err
-	}
-	return createAbsent(ctx, newCreatingClient(c, cfg, httpClient), obj)
 }

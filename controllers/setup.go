@@ -168,10 +168,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 		return nil, err
 	}
 	recorder := mgr.GetEventRecorder("kinto-operator")
-	children := newCreatingClient(mgr.GetClient(), mgr.GetConfig(), mgr.GetHTTPClient())
 	sharedBuckets := SharedBuckets{Namespace: opts.OperatorNamespace, Secrets: mgr.GetAPIReader()}
 	r := &KintoInstanceReconciler{
-		Client:        children,
+		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		Recorder:      recorder,
 		Network:       opts.Network,
@@ -196,12 +195,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manag
 			return nil, fmt.Errorf("registering the instances' metrics: %w", err)
 		}
 	}
-	backups := &KintoBackupReconciler{Client: children, APIReader: mgr.GetAPIReader(), Recorder: recorder,
+	backups := &KintoBackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		OperatorImage: opts.OperatorImage, SharedBuckets: sharedBuckets, Clock: Clock{Now: opts.Now}}
 	if err := backups.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	mirrors := &KintoMirrorReconciler{Client: children, APIReader: mgr.GetAPIReader(), Recorder: recorder,
+	mirrors := &KintoMirrorReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		Network: opts.Network, OperatorImage: opts.OperatorImage}
 	if err := mirrors.SetupWithManager(mgr); err != nil {
 		return nil, err
